@@ -1,0 +1,28 @@
+import { createDefaultEsmPreset } from 'ts-jest';
+
+// Two projects: unit tests sit beside the code and need nothing; integration and
+// e2e tests under test/ share one real control plane that globalSetup starts.
+const preset = createDefaultEsmPreset({ tsconfig: 'tsconfig.json' });
+const common = {
+  ...preset,
+  testEnvironment: 'node',
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+};
+
+export default {
+  projects: [
+    {
+      ...common,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/test/cluster/**/*.unit.test.ts'],
+    },
+    {
+      ...common,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/test/**/*.e2e.test.ts'],
+      globalSetup: '<rootDir>/test/cluster/jest-global-setup.ts',
+      globalTeardown: '<rootDir>/test/cluster/jest-global-teardown.ts',
+      testTimeout: 300000,
+    },
+  ],
+};

@@ -1,0 +1,17 @@
+// Runs jest with the flags ESM TypeScript needs, on whatever node npm put first
+// on PATH (the pinned node@24 devDependency). e2e suites run one file at a time:
+// they share one control plane and, on 2 cores, parallel suites only fight.
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const jestBin = require.resolve('jest/bin/jest.js');
+const args = [jestBin, '--runInBand', ...process.argv.slice(2)];
+const env = {
+  ...process.env,
+  NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', '--experimental-vm-modules', '--disable-warning=ExperimentalWarning']
+    .join(' ')
+    .trim(),
+};
+const result = spawnSync(process.execPath, args, { stdio: 'inherit', env });
+process.exit(result.status ?? 1);
