@@ -1,0 +1,20 @@
+// Starts one control plane for every e2e suite of a jest run, in its own directory
+// (so it never collides with a cluster from `npm run cluster:up`), and hands its
+// kubeconfig and binaries to the test workers through the environment.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startCluster, stopCluster } from './cluster.js';
+
+export default async function globalSetup(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'certrotator-e2e-'));
+  const log = (m: string): void => void process.stderr.write(`[e2e cluster] ${m}\n`);
+  const stopOnSignal = (): void => void stopCluster(dir).finally(() => process.exit(130));
+  process.once('SIGINT', stopOnSignal);
+  process.once('SIGTERM', stopOnSignal);
+  const state = await startCluster({ dir, onProgress: log });
+  process.env.KUBECONFIG = state.kubeconfig;
+  process.env.CERTROTATOR_BIN_DIR = state.binDir;
+  process.env.CERTROTATOR_E2E_CLUSTER_DIR = dir;
+  process.env.CERTROTATOR_E2E_NODES = JSON.stringify(state.nodes);
+}
