@@ -1,0 +1,214 @@
+// CertificateRotation: what a person or a GitOps pipeline asks for (spec) and
+// what the controller reports (status). design.md §1.1 is the contract.
+//
+// The schema below is the single source of truth: the TypeScript types are
+// inferred from it and crds/certificaterotations.certrotator.io.yaml is
+// generated from it (npm run gen:crds).
+
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+import {
+  DISTRIBUTIONS,
+  SERVICES_BY_DISTRIBUTION,
+  type Distribution,
+} from '../distributions/services.js';
+import {
+  API_VERSION,
+  CERTIFICATE_ROTATION,
+  FAILURE_POLICIES,
+  MODES,
+  NODE_PHASES,
+  ROTATION_PHASES,
+  SCOPES,
+} from './constants.js';
+import { conditionsSchema, durationSchema, labelSelectorSchema, roleSchema } from './common.js';
+import { s, type CelRule, type In, type Out } from './schema.js';
+
+const DISPLAY_NAME: Record<Distribution, string> = { rke2: 'RKE2', rke: 'RKE' };
+
+function celList(values: readonly string[]): string {
+  return `[${values.map((v) => `'${v}'`).join(', ')}]`;
+}
+
+/** Every service name some supported distribution accepts, sorted, without duplicates. */
+export function allServiceNames(): string[] {
+  return [...new Set(DISTRIBUTIONS.flatMap((d) => SERVICES_BY_DISTRIBUTION[d]))].sort();
+}
+
+/**
+ * CEL rules that a service name belongs to the named distribution, generated
+ * from src/distributions/services.ts so the API server and the controller can
+ * never disagree about a name. Without spec.distribution the name must exist
+ * in at least one distribution; the controller re-checks it against the
+ * detected one (Stalled, reason ServiceNotInDistribution).
+ */
+export function serviceRules(): CelRule[] {
+  const perDistribution = DISTRIBUTIONS.map((d): CelRule => {
+    const names = SERVICES_BY_DISTRIBUTION[d];
+    return {
+      rule: `!has(self.service) || !has(self.distribution) || self.distribution != '${d}' || self.service in ${celList(names)}`,
+      message: `spec.service must be one of the ${DISPLAY_NAME[d]} services: ${names.join(', ')}`,
+      messageExpression: `'spec.service "' + self.service + '" is not an ${DISPLAY_NAME[d]} service; ${DISPLAY_NAME[d]} services are: ${names.join(', ')}'`,
+      fieldPath: '.service',
+      reason: 'FieldValueInvalid',
+    };
+  });
+  const any = allServiceNames();
+  const anyDistribution: CelRule = {
+    rule: `has(self.distribution) || !has(self.service) || self.service in ${celList(any)}`,
+    message: `spec.service must be a service of a supported distribution: ${DISTRIBUTIONS.map((d) => `${DISPLAY_NAME[d]}: ${SERVICES_BY_DISTRIBUTION[d].join(', ')}`).join('; ')}`,
+    messageExpression: `'spec.service "' + self.service + '" is not a service of any supported distribution (${DISTRIBUTIONS.map((d) => `${DISPLAY_NAME[d]}: ${SERVICES_BY_DISTRIBUTION[d].join(', ')}`).join('; ')})'`,
+    fieldPath: '.service',
+    reason: 'FieldValueInvalid',
+  };
+  return [...perDistribution, anyDistribution];
+}
+
+export const SCOPE_RULES: CelRule[] = [
+  {
+    rule: "!has(self.scope) || self.scope != 'Service' || has(self.service)",
+    message: 'spec.service is required when spec.scope is Service: name the one service to rotate',
+    fieldPath: '.service',
+    reason: 'FieldValueRequired',
+  },
+  {
+    rule: "(has(self.scope) && self.scope == 'Service') || !has(self.service)",
+    message:
+      'spec.service is only allowed with spec.scope: Service; scope All (the default) rotates every service, so remove spec.service or set spec.scope: Service',
+    fieldPath: '.service',
+    reason: 'FieldValueForbidden',
+  },
+];
+
+export const strategySchema = s.object({
+  maxUnavailable: s
+    .int32({
+      minimum: 1,
+      description: 'Worker nodes restarted at once. Server and etcd nodes always go one at a time.',
+    })
+    .validate({
+      rule: 'self >= 1',
+      message: 'spec.strategy.maxUnavailable must be at least 1 (worker nodes restarted at once)',
+    })
+    .default(1),
+  nodeSelector: labelSelectorSchema
+    .describe('Narrows the nodes the rotation touches. Empty or absent: every node of the cluster.')
+    .optional(),
+  nodeTimeout: durationSchema(
+    'spec.strategy.nodeTimeout',
+    'A node step that takes longer than this has failed. Go duration syntax, e.g. 10m.',
+  ).default('10m'),
+  onFailure: s
+    .enum(FAILURE_POLICIES, {
+      description:
+        "Rollback: restore the failed node's backup, restart, stop the run. Halt: stop the run and touch nothing.",
+    })
+    .default('Rollback'),
+});
+
+export const certificateRotationSpecSchema = s
+  .object({
+    distribution: s
+      .enum(DISTRIBUTIONS, { description: 'The cluster distribution. Absent: detected from the nodes.' })
+      .optional(),
+    scope: s
+      .enum(SCOPES, { description: 'All: every service certificate, same CA. Service: only spec.service.' })
+      .default('All'),
+    service: s
+      .string({
+        maxLength: 63,
+        description: "The one service to rotate when scope is Service; one of the distribution's service names.",
+      })
+      .optional(),
+    mode: s
+      .enum(MODES, { description: 'Apply: rotate. Plan: publish the ordered plan and current expiry, change nothing.' })
+      .default('Apply'),
+    paused: s.boolean('Stop starting new nodes; nodes in flight finish.').default(false),
+    strategy: strategySchema.default({}),
+  })
+  .validate(...SCOPE_RULES, ...serviceRules());
+
+export const nodeStatusSchema = s.object({
+  name: s.string({ maxLength: 253 }),
+  role: roleSchema,
+  phase: s.enum(NODE_PHASES),
+  startedAt: s.time().optional(),
+  finishedAt: s.time().optional(),
+  message: s.string({ maxLength: 1024 }).optional(),
+});
+
+export const plannedNodeSchema = s.object({
+  name: s.string({ maxLength: 253 }),
+  role: roleSchema,
+  batch: s.int32({ minimum: 0, description: 'Nodes with the same batch may be in flight together.' }),
+  services: s.array(s.string({ maxLength: 63 }), { maxItems: 32 }),
+  files: s
+    .array(s.string({ maxLength: 4096 }), { maxItems: 256 })
+    .describe('Certificate files this node would renew, when known.')
+    .optional(),
+});
+
+export const serviceExpirySchema = s.object({
+  service: s.string({ maxLength: 63 }),
+  notAfter: s.time('The earliest notAfter of this service across the planned nodes.'),
+  node: s.string({ maxLength: 253 }).optional(),
+  path: s.string({ maxLength: 4096 }).optional(),
+});
+
+export const certificateRotationStatusSchema = s
+  .object({
+    observedGeneration: s
+      .int64({
+        description:
+          'The spec generation this status describes. -1 until the controller first sees the object, so a new object never looks done.',
+      })
+      .default(-1),
+    distribution: s.enum(DISTRIBUTIONS, { description: 'The distribution in use: spec.distribution or detected.' }).optional(),
+    phase: s.enum(ROTATION_PHASES).optional(),
+    progress: s.string({ maxLength: 32, description: 'Finished nodes / planned nodes, e.g. 4/6.' }).optional(),
+    current: s.string({ maxLength: 256, description: 'The node(s) in flight, for the printer column.' }).optional(),
+    runGeneration: s
+      .int64({ description: 'The spec generation whose run status.nodes belongs to.' })
+      .optional(),
+    startedAt: s.time().optional(),
+    completedAt: s.time().optional(),
+    conditions: conditionsSchema.optional(),
+    nodes: s
+      .listMap(nodeStatusSchema, 'name', { maxItems: 5000 })
+      .describe('One compact entry per planned node, in plan order.')
+      .optional(),
+    plan: s
+      .object({
+        nodes: s.listMap(plannedNodeSchema, 'name', { maxItems: 5000 }),
+        earliestExpiry: s.listMap(serviceExpirySchema, 'service', { maxItems: 64 }).optional(),
+      })
+      .describe('Plan mode: the ordered plan and the earliest notAfter per service.')
+      .optional(),
+  })
+  // Applied on every read from storage, so even before the controller writes
+  // anything `status.observedGeneration` is -1 (the Flux practice).
+  .default({ observedGeneration: -1 });
+
+export type CertificateRotationSpec = Out<typeof certificateRotationSpecSchema>;
+export type CertificateRotationSpecInput = In<typeof certificateRotationSpecSchema>;
+export type RotationStrategy = Out<typeof strategySchema>;
+export type CertificateRotationStatus = Out<typeof certificateRotationStatusSchema>;
+export type NodeStatus = Out<typeof nodeStatusSchema>;
+export type PlannedNodeStatus = Out<typeof plannedNodeSchema>;
+export type ServiceExpiry = Out<typeof serviceExpirySchema>;
+
+/** A CertificateRotation as read from the API server (defaults applied). */
+export interface CertificateRotation {
+  apiVersion: typeof API_VERSION;
+  kind: typeof CERTIFICATE_ROTATION.kind;
+  metadata: V1ObjectMeta;
+  spec: CertificateRotationSpec;
+  status?: CertificateRotationStatus;
+}
+
+/** A CertificateRotation as a user writes it. */
+export interface CertificateRotationInput {
+  apiVersion: typeof API_VERSION;
+  kind: typeof CERTIFICATE_ROTATION.kind;
+  metadata: V1ObjectMeta;
+  spec: CertificateRotationSpecInput;
+}

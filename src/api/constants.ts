@@ -1,0 +1,118 @@
+// Names that appear on the wire: group, version, kinds, labels, condition types
+// and reasons. Everything that reads or writes our objects imports them from
+// here, so a typo is a compile error instead of a silent mismatch.
+
+import type { NodeRole } from '../distributions/services.js';
+
+export const GROUP = 'certrotator.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}` as const;
+export const CATEGORY = 'certrotator';
+
+export const CERTIFICATE_ROTATION = {
+  kind: 'CertificateRotation',
+  listKind: 'CertificateRotationList',
+  plural: 'certificaterotations',
+  singular: 'certificaterotation',
+  shortNames: ['certrotation', 'certrotations', 'crot'],
+} as const;
+
+export const NODE_ROTATION = {
+  kind: 'NodeRotation',
+  listKind: 'NodeRotationList',
+  plural: 'noderotations',
+  singular: 'noderotation',
+  shortNames: ['noderot', 'nrot'],
+} as const;
+
+/** Labels the controller puts on every NodeRotation so agents and people can select them. */
+export const LABELS = {
+  /** Name of the owning CertificateRotation. */
+  rotation: `${GROUP}/rotation`,
+  /** Node the NodeRotation is addressed to; an agent watches only its own. */
+  node: `${GROUP}/node`,
+  /** CertificateRotation generation (= run) the NodeRotation belongs to. */
+  generation: `${GROUP}/generation`,
+} as const;
+
+/** Finalizer that holds a CertificateRotation until its node in flight finishes. */
+export const FINALIZER = `${GROUP}/node-in-flight`;
+
+export const SCOPES = ['All', 'Service'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export const MODES = ['Apply', 'Plan'] as const;
+export type Mode = (typeof MODES)[number];
+
+export const FAILURE_POLICIES = ['Rollback', 'Halt'] as const;
+export type FailurePolicy = (typeof FAILURE_POLICIES)[number];
+
+export const ROTATION_PHASES = ['Pending', 'Planned', 'Progressing', 'Paused', 'Succeeded', 'Failed'] as const;
+export type RotationPhase = (typeof ROTATION_PHASES)[number];
+
+export const NODE_PHASES = ['Pending', 'Updating', 'Rotated', 'Failed', 'RolledBack', 'Skipped'] as const;
+export type NodePhase = (typeof NODE_PHASES)[number];
+/** Phases after which a node is never touched again in the same run. */
+export const FINISHED_NODE_PHASES: readonly NodePhase[] = ['Rotated', 'Failed', 'RolledBack', 'Skipped'];
+
+/** Where an agent is within one node's rotation; resumable from the host journal. */
+export const NODE_STEPS = ['BackingUp', 'Renewing', 'Restarting', 'Verifying', 'RollingBack', 'Done'] as const;
+export type NodeStep = (typeof NODE_STEPS)[number];
+
+/** Role order inside a role string: `etcd,controlplane`, never `controlplane,etcd`. */
+export const ROLE_ORDER: readonly NodeRole[] = ['etcd', 'controlplane', 'worker'];
+
+/** Every non-empty role combination, written in ROLE_ORDER and joined by commas. */
+export const ROLE_STRINGS: readonly string[] = [1, 2, 3].flatMap((size) =>
+  combinations(ROLE_ORDER, size).map((roles) => roles.join(',')),
+);
+
+function combinations<T>(items: readonly T[], size: number): T[][] {
+  if (size === 0) return [[]];
+  return items.flatMap((item, i) => combinations(items.slice(i + 1), size - 1).map((rest) => [item, ...rest]));
+}
+
+export const CONDITION_TYPES = {
+  /** kstatus: True when the run finished (or the plan is published). */
+  ready: 'Ready',
+  /** kstatus "abnormal-true": True while the controller is still working. */
+  reconciling: 'Reconciling',
+  /** kstatus "abnormal-true": True when the run cannot finish without a person. */
+  stalled: 'Stalled',
+  /** Cascade: every etcd and control-plane node in the plan is rotated. */
+  serversRotated: 'ServersRotated',
+  /** Cascade: every worker node in the plan is restarted with fresh certificates. */
+  workersRestarted: 'WorkersRestarted',
+} as const;
+export type ConditionType = (typeof CONDITION_TYPES)[keyof typeof CONDITION_TYPES];
+
+/** Condition reasons (CamelCase, as metav1.Condition requires). */
+export const REASONS = {
+  // Reconciling=True
+  planning: 'Planning',
+  progressing: 'Progressing',
+  queued: 'Queued',
+  paused: 'Paused',
+  finishingInFlight: 'FinishingInFlight',
+  // Ready=True
+  succeeded: 'Succeeded',
+  planned: 'Planned',
+  // Stalled=True (never a silent hang: each names what a person must fix)
+  nodeFailed: 'NodeFailed',
+  nodeRolledBack: 'NodeRolledBack',
+  nodeTimeout: 'NodeTimeout',
+  serviceNotInDistribution: 'ServiceNotInDistribution',
+  distributionUnknown: 'DistributionUnknown',
+  noNodesSelected: 'NoNodesSelected',
+  // Cascade conditions
+  pending: 'Pending',
+  inProgress: 'InProgress',
+  rotated: 'Rotated',
+  restarted: 'Restarted',
+  noneInPlan: 'NoneInPlan',
+  failed: 'Failed',
+  // Generic "the opposite is true" reason for False conditions.
+  notReady: 'NotReady',
+  asExpected: 'AsExpected',
+} as const;
+export type Reason = (typeof REASONS)[keyof typeof REASONS];

@@ -1,0 +1,152 @@
+// The two CustomResourceDefinitions, built from the schemas in this folder.
+// `npm run gen:crds` writes them to crds/; crds.test.ts fails when the
+// committed YAML differs from what this file renders.
+
+import { stringify } from 'yaml';
+import { certificateRotationSpecSchema, certificateRotationStatusSchema } from './certificaterotation.js';
+import { CATEGORY, CERTIFICATE_ROTATION, GROUP, NODE_ROTATION, VERSION } from './constants.js';
+import { nodeRotationSpecSchema, nodeRotationStatusSchema } from './noderotation.js';
+import { s, type AnySchema, type OpenAPISchema } from './schema.js';
+
+interface PrinterColumn {
+  name: string;
+  type: 'string' | 'integer' | 'date' | 'boolean' | 'number';
+  jsonPath: string;
+  description?: string;
+  priority?: number;
+}
+
+interface Names {
+  kind: string;
+  listKind: string;
+  plural: string;
+  singular: string;
+  shortNames: readonly string[];
+}
+
+export interface CustomResourceDefinition {
+  apiVersion: 'apiextensions.k8s.io/v1';
+  kind: 'CustomResourceDefinition';
+  metadata: { name: string };
+  spec: {
+    group: string;
+    names: Omit<Names, 'shortNames'> & { shortNames: string[]; categories: string[] };
+    scope: 'Cluster';
+    versions: {
+      name: string;
+      served: true;
+      storage: true;
+      subresources: { status: Record<string, never> };
+      additionalPrinterColumns: PrinterColumn[];
+      schema: { openAPIV3Schema: OpenAPISchema };
+    }[];
+  };
+}
+
+const READY_MESSAGE = '.status.conditions[?(@.type=="Ready")].message';
+
+export const CERTIFICATE_ROTATION_COLUMNS: PrinterColumn[] = [
+  { name: 'Scope', type: 'string', jsonPath: '.spec.scope' },
+  { name: 'Service', type: 'string', jsonPath: '.spec.service' },
+  { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+  { name: 'Progress', type: 'string', jsonPath: '.status.progress', description: 'Finished nodes / planned nodes' },
+  { name: 'Current', type: 'string', jsonPath: '.status.current', description: 'Node(s) in flight' },
+  { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  { name: 'Distribution', type: 'string', jsonPath: '.status.distribution', priority: 1 },
+  { name: 'Message', type: 'string', jsonPath: READY_MESSAGE, priority: 1 },
+];
+
+export const NODE_ROTATION_COLUMNS: PrinterColumn[] = [
+  { name: 'Node', type: 'string', jsonPath: '.spec.nodeName' },
+  { name: 'Role', type: 'string', jsonPath: '.spec.role' },
+  { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+  { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  { name: 'Rotation', type: 'string', jsonPath: '.spec.rotation', priority: 1 },
+  { name: 'Step', type: 'string', jsonPath: '.status.step', priority: 1 },
+  { name: 'Message', type: 'string', jsonPath: '.status.message', priority: 1 },
+];
+
+function rootSchema(spec: AnySchema, status: AnySchema, description: string): OpenAPISchema {
+  // apiVersion/kind/metadata are validated by the API server itself; the
+  // schema only declares them (metadata must be a bare `type: object`).
+  const root = s
+    .object({
+      apiVersion: s.string().optional(),
+      kind: s.string().optional(),
+      metadata: s.object({}).optional(),
+      spec,
+      status,
+    })
+    .describe(description).openAPI;
+  return { ...root, properties: { ...root.properties, metadata: { type: 'object' } } };
+}
+
+function crd(names: Names, columns: PrinterColumn[], schema: OpenAPISchema): CustomResourceDefinition {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${names.plural}.${GROUP}` },
+    spec: {
+      group: GROUP,
+      names: {
+        kind: names.kind,
+        listKind: names.listKind,
+        plural: names.plural,
+        singular: names.singular,
+        shortNames: [...names.shortNames],
+        categories: [CATEGORY],
+      },
+      scope: 'Cluster',
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: columns,
+          schema: { openAPIV3Schema: schema },
+        },
+      ],
+    },
+  };
+}
+
+export function certificateRotationCRD(): CustomResourceDefinition {
+  return crd(
+    CERTIFICATE_ROTATION,
+    CERTIFICATE_ROTATION_COLUMNS,
+    rootSchema(
+      // An object with no spec rotates every service, distribution detected.
+      certificateRotationSpecSchema.default({}),
+      certificateRotationStatusSchema,
+      'CertificateRotation rotates the certificates of the cluster’s own components, node by node. One spec generation is one run.',
+    ),
+  );
+}
+
+export function nodeRotationCRD(): CustomResourceDefinition {
+  return crd(
+    NODE_ROTATION,
+    NODE_ROTATION_COLUMNS,
+    rootSchema(
+      nodeRotationSpecSchema,
+      nodeRotationStatusSchema,
+      'NodeRotation is the controller’s instruction to one node for one run, and that node’s report. Created by the controller; never key material.',
+    ),
+  );
+}
+
+const HEADER = '# Generated by `npm run gen:crds` from src/api/*.ts. Do not edit: change the TypeScript and regenerate.\n';
+
+export function renderCRD(doc: CustomResourceDefinition): string {
+  return HEADER + stringify(doc, { lineWidth: 0 });
+}
+
+/** File name under crds/ → YAML text. */
+export function renderAllCRDs(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const doc of [certificateRotationCRD(), nodeRotationCRD()]) {
+    out[`${doc.metadata.name}.yaml`] = renderCRD(doc);
+  }
+  return out;
+}
