@@ -38,10 +38,13 @@ export interface CustomResourceDefinition {
       storage: true;
       subresources: { status: Record<string, never> };
       additionalPrinterColumns: PrinterColumn[];
+      selectableFields?: { jsonPath: string }[];
       schema: { openAPIV3Schema: OpenAPISchema };
     }[];
   };
 }
+
+export const NODE_ROTATION_SELECTABLE_FIELDS = ['.spec.nodeName', '.spec.rotation'];
 
 const READY_MESSAGE = '.status.conditions[?(@.type=="Ready")].message';
 
@@ -81,7 +84,12 @@ function rootSchema(spec: AnySchema, status: AnySchema, description: string): Op
   return { ...root, properties: { ...root.properties, metadata: { type: 'object' } } };
 }
 
-function crd(names: Names, columns: PrinterColumn[], schema: OpenAPISchema): CustomResourceDefinition {
+function crd(
+  names: Names,
+  columns: PrinterColumn[],
+  schema: OpenAPISchema,
+  selectableFields: string[] = [],
+): CustomResourceDefinition {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
@@ -104,6 +112,7 @@ function crd(names: Names, columns: PrinterColumn[], schema: OpenAPISchema): Cus
           storage: true,
           subresources: { status: {} },
           additionalPrinterColumns: columns,
+          ...(selectableFields.length > 0 ? { selectableFields: selectableFields.map((jsonPath) => ({ jsonPath })) } : {}),
           schema: { openAPIV3Schema: schema },
         },
       ],
@@ -133,6 +142,9 @@ export function nodeRotationCRD(): CustomResourceDefinition {
       nodeRotationStatusSchema,
       'NodeRotation is the controller’s instruction to one node for one run, and that node’s report. Created by the controller; never key material.',
     ),
+    // An agent lists and watches only its own node's instructions with a field
+    // selector (spec.nodeName=<node>); labels would need hashing for long node names.
+    NODE_ROTATION_SELECTABLE_FIELDS,
   );
 }
 
