@@ -1,0 +1,47 @@
+// Small builders for unit tests of the pure controller functions. Not used by
+// production code.
+import type { V1Node } from '@kubernetes/client-node';
+
+export interface NodeShape {
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  kubelet?: string;
+}
+
+export function makeNode(name: string, shape: NodeShape = {}): V1Node {
+  return {
+    metadata: { name, labels: shape.labels ?? {}, annotations: shape.annotations ?? {} },
+    status: shape.kubelet ? { nodeInfo: { kubeletVersion: shape.kubelet } as never } : {},
+  };
+}
+
+const CP = { 'node-role.kubernetes.io/control-plane': 'true', 'node-role.kubernetes.io/master': 'true' };
+const ETCD = { 'node-role.kubernetes.io/etcd': 'true' };
+const RKE2_ANN = { 'rke2.io/node-args': '["server"]', 'rke2.io/hostname': 'h', 'rke2.io/internal-ip': '10.0.0.1' };
+const RKE_ANN = { 'rke.cattle.io/internal-ip': '10.0.0.1', 'rke.cattle.io/external-ip': '1.2.3.4' };
+
+/** An RKE2 node as RKE2 labels it: servers get control-plane/master and/or etcd; agents nothing. */
+export function rke2Node(name: string, roles: { etcd?: boolean; cp?: boolean; workerLabel?: boolean } = {}): V1Node {
+  return makeNode(name, {
+    kubelet: 'v1.31.4+rke2r1',
+    annotations: RKE2_ANN,
+    labels: {
+      ...(roles.cp ? CP : {}),
+      ...(roles.etcd ? ETCD : {}),
+      ...(roles.workerLabel ? { 'node-role.kubernetes.io/worker': 'true' } : {}),
+    },
+  });
+}
+
+/** An RKE node as RKE labels it: one label per role. */
+export function rkeNode(name: string, roles: { etcd?: boolean; cp?: boolean; worker?: boolean }): V1Node {
+  return makeNode(name, {
+    kubelet: 'v1.27.16',
+    annotations: RKE_ANN,
+    labels: {
+      ...(roles.cp ? { 'node-role.kubernetes.io/controlplane': 'true' } : {}),
+      ...(roles.etcd ? ETCD : {}),
+      ...(roles.worker ? { 'node-role.kubernetes.io/worker': 'true' } : {}),
+    },
+  });
+}
