@@ -1,0 +1,154 @@
+// RKE (v1): which /etc/kubernetes/ssl files each `rke cert rotate --service` name
+// owns. Source: shared/reference/rke-rke2-kubeadm-certificates.md §2
+// (rancher/rke pki/constants.go, pki/services.go, pki/util.go, cluster/plan.go).
+import type { CaFiles, CertFile, DistributionCatalog, NodeRole, ServiceEntry, SubjectTemplate } from '../types.js';
+
+const SSL = 'etc/kubernetes/ssl';
+const EVERY_NODE: readonly NodeRole[] = ['etcd', 'controlplane', 'worker'];
+
+const KUBE_CA: CaFiles = { cert: `${SSL}/kube-ca.pem`, key: `${SSL}/kube-ca-key.pem` };
+const REQUESTHEADER_CA: CaFiles = {
+  cert: `${SSL}/kube-apiserver-requestheader-ca.pem`,
+  key: `${SSL}/kube-apiserver-requestheader-ca-key.pem`,
+};
+
+// RKE's own newSignedCert: RSA-2048 (PKCS#1 PEM), NotBefore = the CA's NotBefore,
+// NotAfter = now + 10 years (rancher/rke pki/util.go, read at HEAD), leaf-only .pem.
+const LEAF = {
+  format: 'pem',
+  chained: false,
+  keyAlgorithm: { name: 'RSA', modulusLength: 2048 },
+  keyEncoding: 'pkcs1',
+  validity: { days: 3650, notBefore: 'ca-not-before' },
+} as const;
+
+// GetAltNames for the apiserver; the etcd certs get the etcd hosts plus the same names.
+const KUBERNETES_DNS = ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'];
+const KUBERNETES_IPS = ['{nodeIP}', '127.0.0.1', '10.43.0.1'];
+
+function pem(id: string, name: string, caFiles: CaFiles, template: SubjectTemplate, extra: Partial<CertFile>): CertFile {
+  return {
+    ...LEAF,
+    id,
+    cert: `${SSL}/${name}.pem`,
+    key: `${SSL}/${name}-key.pem`,
+    renewal: { kind: 'sign', ca: caFiles },
+    template,
+    consumers: [],
+    roles: EVERY_NODE,
+    ...extra,
+  };
+}
+
+const FULL_CLUSTER_STATE = {
+  kind: 'Secret',
+  namespace: 'kube-system',
+  name: 'full-cluster-state',
+  why: 'RKE keeps every certificate (CA key included) in the cluster state; if it is not renewed too, the next `rke up` deploys the old certificates again (ConfigMap of the same name before RKE 1.6)',
+} as const;
+
+const services: Record<string, ServiceEntry> = {
+  etcd: {
+    name: 'etcd',
+    files: [
+      // Every etcd node holds every etcd node's kube-etcd-<ip> pair (getCertKeys);
+      // each node serves its own on 2379/2380.
+      pem(
+        'kube-etcd',
+        'kube-etcd-{host}',
+        KUBE_CA,
+        { cn: 'kube-etcd', dns: KUBERNETES_DNS, ips: KUBERNETES_IPS, eku: ['clientAuth', 'serverAuth'] },
+        { consumers: ['etcd'], servedOn: [2379, 2380], roles: ['etcd'] },
+      ),
+    ],
+  },
+  'kube-apiserver': {
+    name: 'kube-apiserver',
+    files: [
+      pem(
+        'kube-apiserver',
+        'kube-apiserver',
+        KUBE_CA,
+        { cn: 'kube-apiserver', dns: KUBERNETES_DNS, ips: KUBERNETES_IPS, eku: ['clientAuth', 'serverAuth'] },
+        // --tls-cert-file and --kubelet-client-certificate (cluster/plan.go)
+        { consumers: ['kube-apiserver'], servedOn: [6443], roles: ['controlplane'] },
+      ),
+    ],
+  },
+  'kube-controller-manager': {
+    name: 'kube-controller-manager',
+    files: [
+      pem('kube-controller-manager', 'kube-controller-manager', KUBE_CA, { cn: 'system:kube-controller-manager', eku: ['clientAuth'] }, {
+        consumers: ['kube-controller-manager'],
+        roles: ['controlplane'],
+      }),
+    ],
+  },
+  'kube-scheduler': {
+    name: 'kube-scheduler',
+    files: [
+      pem('kube-scheduler', 'kube-scheduler', KUBE_CA, { cn: 'system:kube-scheduler', eku: ['clientAuth'] }, {
+        consumers: ['kube-scheduler'],
+        roles: ['controlplane'],
+      }),
+    ],
+  },
+  'kube-proxy': {
+    name: 'kube-proxy',
+    files: [pem('kube-proxy', 'kube-proxy', KUBE_CA, { cn: 'system:kube-proxy', eku: ['clientAuth'] }, { consumers: ['kube-proxy'] })],
+  },
+  kubelet: {
+    name: 'kubelet',
+    files: [
+      // One kube-node pair shared by all nodes; the apiserver also uses it as its
+      // etcd client certificate (--etcd-certfile), so it restarts too.
+      pem('kube-node', 'kube-node', KUBE_CA, { cn: 'system:node', o: ['system:nodes'], eku: ['clientAuth'] }, {
+        consumers: ['kubelet', 'kube-apiserver'],
+      }),
+      // Only with services.kubelet.generate_serving_certificate: true.
+      pem(
+        'kube-kubelet',
+        'kube-kubelet-{host}',
+        KUBE_CA,
+        { cn: 'kube-kubelet-{nodeIPDashes}', ips: ['{nodeIP}'], eku: ['clientAuth', 'serverAuth'] },
+        { consumers: ['kubelet'], servedOn: [10250], optional: true },
+      ),
+    ],
+  },
+};
+
+export const rkeCatalog: DistributionCatalog = {
+  distribution: 'rke',
+  defaultDataDir: 'etc/kubernetes',
+  services,
+  // Regenerated only when every service is rotated (rke cert rotate with no --service).
+  allOnlyFiles: [
+    pem('kube-apiserver-proxy-client', 'kube-apiserver-proxy-client', REQUESTHEADER_CA, { cn: 'kube-apiserver-proxy-client', eku: ['clientAuth', 'serverAuth'] }, {
+      consumers: ['kube-apiserver'],
+      roles: ['controlplane'],
+    }),
+  ],
+  clusterObjects: [FULL_CLUSTER_STATE],
+  cas: [
+    // The CA key is stripped on non-controlplane hosts (pki/deploy.go): such hosts cannot sign.
+    { files: KUBE_CA, cn: 'kube-ca', keyAlgorithm: LEAF.keyAlgorithm, keyEncoding: 'pkcs1', roles: EVERY_NODE },
+    { files: REQUESTHEADER_CA, cn: 'kube-apiserver-requestheader-ca', keyAlgorithm: LEAF.keyAlgorithm, keyEncoding: 'pkcs1', roles: ['controlplane'] },
+  ],
+  restart: [{ whenRoleIn: EVERY_NODE, plan: { kind: 'docker-restart' } }],
+  probes: [
+    { component: 'etcd', scheme: 'https', port: 2379, path: '/health', roles: ['etcd'], clientCert: { cert: `${SSL}/kube-node.pem`, key: `${SSL}/kube-node-key.pem` } },
+    { component: 'kube-apiserver', scheme: 'https', port: 6443, path: '/healthz', roles: ['controlplane'] },
+    { component: 'kubelet', scheme: 'http', port: 10248, path: '/healthz', roles: EVERY_NODE },
+  ],
+  // Beside ssl/, not inside it: RKE's cert-deployer owns ssl/ and every component
+  // container mounts it, so old keys must not sit there; same filesystem so a
+  // restore is a rename-speed copy. Only files in scope are copied: the kube-ca
+  // key is never duplicated.
+  backup: { kind: 'files-in-scope', parent: 'etc/kubernetes', prefix: 'ssl-backup-' },
+  roleMarkers: [
+    { role: 'controlplane', path: `${SSL}/kube-apiserver.pem` },
+    { role: 'etcd', path: `${SSL}/kube-etcd-{host}.pem` },
+  ],
+  defaultRoles: ['worker'],
+  writableDirs: [SSL, 'etc/kubernetes'],
+};

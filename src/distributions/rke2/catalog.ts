@@ -1,0 +1,255 @@
+// RKE2: which files each `rke2 certificate rotate --service` name owns, who signs
+// them and how RKE2 picks them up. Source of every fact:
+// shared/reference/rke-rke2-kubeadm-certificates.md §1 (k3s pkg/util/services,
+// pkg/daemons/control/deps/deps.go, rancher/dynamiclistener cert/*).
+import type {
+  CaFiles,
+  CertFile,
+  DistributionCatalog,
+  NodeRole,
+  ServiceEntry,
+  SubjectTemplate,
+} from '../types.js';
+
+const S = '{dataDir}/server/tls';
+const A = '{dataDir}/agent';
+
+const SERVER: readonly NodeRole[] = ['etcd', 'controlplane'];
+const EVERY_NODE: readonly NodeRole[] = ['etcd', 'controlplane', 'worker'];
+
+const ca = (name: string): CaFiles => ({ cert: `${S}/${name}.crt`, key: `${S}/${name}.key` });
+const CLIENT_CA = ca('client-ca');
+const SERVER_CA = ca('server-ca');
+const REQUEST_HEADER_CA = ca('request-header-ca');
+const ETCD_SERVER_CA = ca('etcd/server-ca');
+const ETCD_PEER_CA = ca('etcd/peer-ca');
+
+// dynamiclistener: ECDSA P-256 keys written by MakeEllipticPrivateKeyPEM, 365-day
+// leaves with NotBefore one hour back (clamped to the CA), .crt = leaf + CA chain.
+const LEAF = {
+  format: 'pem',
+  chained: true,
+  keyAlgorithm: { name: 'ECDSA', namedCurve: 'P-256' },
+  keyEncoding: 'sec1',
+  validity: { days: 365, notBefore: 'one-hour-back-clamped-to-ca' },
+} as const;
+
+// config.SANs in k3s pkg/cli/server/server.go: 127.0.0.1, ::1, localhost, the node
+// name, the node IPs and the first service IP.
+const SERVER_SANS = { dns: ['localhost', '{nodeName}'], ips: ['127.0.0.1', '::1', '{nodeIP}', '10.43.0.1'] };
+const KUBERNETES_NAMES = ['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'];
+
+function signed(
+  id: string,
+  base: string,
+  caFiles: CaFiles,
+  template: SubjectTemplate,
+  extra: Partial<CertFile> = {},
+): CertFile {
+  return {
+    ...LEAF,
+    id,
+    cert: `${base}.crt`,
+    key: `${base}.key`,
+    renewal: { kind: 'sign', ca: caFiles },
+    template,
+    consumers: ['rke2-server'],
+    roles: SERVER,
+    ...extra,
+  };
+}
+
+const client = (cn: string, o?: string[]): SubjectTemplate => ({ cn, o, eku: ['clientAuth'] });
+
+// Agent files are rewritten by rke2 itself at every agent start: kubelet serving
+// and client certificates are signed fresh for this node; the kube-proxy and
+// rke2-controller pairs are the server's own files handed out as-is ("not unique
+// to this node", k3s pkg/agent/config/config.go get(), verified @001a6d94).
+function agentFile(id: string, name: string, caFile: string, template: SubjectTemplate, copyOf?: string, extra: Partial<CertFile> = {}): CertFile {
+  return {
+    ...LEAF,
+    id,
+    cert: `${A}/${name}.crt`,
+    key: `${A}/${name}.key`,
+    renewal: { kind: 'reissued-on-start', ca: caFile, ...(copyOf ? { copyOf } : {}) },
+    template,
+    consumers: ['rke2-agent'],
+    roles: EVERY_NODE,
+    rewrittenOnEveryStart: true,
+    ...extra,
+  };
+}
+
+const keyOnly = (id: string, path: string): CertFile => ({
+  ...LEAF,
+  id,
+  key: path,
+  renewal: { kind: 'new-key' },
+  consumers: ['rke2-server'],
+  roles: SERVER,
+});
+
+// kube-controller-manager / kube-scheduler make their own self-signed serving
+// certificate in --cert-dir (Rancher sets cert-dir under server/tls). rke2 never
+// rotates them (k3s#10176); Rancher deletes them so they are regenerated at start
+// (rancher/rancher#41398). Not signed by an RKE2 CA: 'remove-to-regenerate'.
+function certDirFile(id: string, component: string, port: number): CertFile {
+  return {
+    ...LEAF,
+    id,
+    cert: `${S}/${component}/${component}.crt`,
+    key: `${S}/${component}/${component}.key`,
+    renewal: { kind: 'remove-to-regenerate' },
+    template: { cn: `{nodeIP}@{unix}`, dns: ['localhost'], ips: ['127.0.0.1'], eku: ['serverAuth'] },
+    consumers: [component],
+    servedOn: [port],
+    roles: ['controlplane'],
+    optional: true,
+  };
+}
+
+const files = (name: string, list: CertFile[], extra: Partial<ServiceEntry> = {}): ServiceEntry => ({
+  name,
+  files: list,
+  ...extra,
+});
+
+const services: Record<string, ServiceEntry> = {
+  admin: files('admin', [signed('client-admin', `${S}/client-admin`, CLIENT_CA, client('system:admin', ['system:masters']))]),
+  'api-server': files('api-server', [
+    signed('client-kube-apiserver', `${S}/client-kube-apiserver`, CLIENT_CA, client('system:apiserver', ['system:masters'])),
+    signed(
+      'serving-kube-apiserver',
+      `${S}/serving-kube-apiserver`,
+      SERVER_CA,
+      { cn: 'kube-apiserver', dns: [...KUBERNETES_NAMES, ...SERVER_SANS.dns], ips: SERVER_SANS.ips, eku: ['serverAuth'] },
+      { servedOn: [6443], roles: ['controlplane'] },
+    ),
+  ]),
+  'controller-manager': files('controller-manager', [
+    signed('client-controller', `${S}/client-controller`, CLIENT_CA, client('system:kube-controller-manager')),
+    certDirFile('kube-controller-manager-cert-dir', 'kube-controller-manager', 10257),
+  ]),
+  scheduler: files('scheduler', [
+    signed('client-scheduler', `${S}/client-scheduler`, CLIENT_CA, client('system:kube-scheduler')),
+    certDirFile('kube-scheduler-cert-dir', 'kube-scheduler', 10259),
+  ]),
+  'cloud-controller': files('cloud-controller', [
+    signed('client-rke2-cloud-controller', `${S}/client-rke2-cloud-controller`, CLIENT_CA, client('rke2-cloud-controller-manager')),
+  ]),
+  etcd: files('etcd', [
+    signed('etcd-client', `${S}/etcd/client`, ETCD_SERVER_CA, client('etcd-client')),
+    signed(
+      'etcd-server-client',
+      `${S}/etcd/server-client`,
+      ETCD_SERVER_CA,
+      { cn: 'etcd-server', dns: ['kine.sock', ...SERVER_SANS.dns], ips: SERVER_SANS.ips, eku: ['serverAuth', 'clientAuth'] },
+      { servedOn: [2379], roles: ['etcd'] },
+    ),
+    signed(
+      'etcd-peer-server-client',
+      `${S}/etcd/peer-server-client`,
+      ETCD_PEER_CA,
+      { cn: 'etcd-peer', dns: ['kine.sock', ...SERVER_SANS.dns], ips: SERVER_SANS.ips, eku: ['serverAuth', 'clientAuth'] },
+      { servedOn: [2380], roles: ['etcd'] },
+    ),
+  ]),
+  'auth-proxy': files('auth-proxy', [
+    signed('client-auth-proxy', `${S}/client-auth-proxy`, REQUEST_HEADER_CA, client('system:auth-proxy')),
+  ]),
+  // Added to rke2 in 2024 (rke2#5652 / k3s#9831); older tooling forgets it.
+  supervisor: files('supervisor', [
+    signed('client-supervisor', `${S}/client-supervisor`, CLIENT_CA, client('system:rke2-supervisor', ['system:masters'])),
+  ]),
+  // The supervisor listener (:9345) certificate is dynamiclistener's: it cannot
+  // be edited on disk because the listener also keeps it in a Secret and would
+  // write the old one back. rke2 writes a trigger and the listener regenerates.
+  'rke2-server': files(
+    'rke2-server',
+    [
+      {
+        ...LEAF,
+        id: 'dynamic-cert',
+        cert: `${S}/dynamic-cert.json`,
+        format: 'dynamiclistener-json',
+        renewal: { kind: 'trigger', trigger: `${S}/dynamic-cert-regenerate`, ca: SERVER_CA.cert },
+        template: { cn: 'rke2', o: ['rke2'], dns: [...KUBERNETES_NAMES, ...SERVER_SANS.dns], ips: SERVER_SANS.ips, eku: ['serverAuth'] },
+        consumers: ['rke2-server'],
+        servedOn: [9345],
+        roles: SERVER,
+      },
+    ],
+    {
+      clusterObjects: [
+        {
+          kind: 'Secret',
+          namespace: 'kube-system',
+          name: 'rke2-serving',
+          why: 'dynamiclistener stores the supervisor certificate here too; after the regenerate it must hold the new certificate or a restart restores the old one (rke2#4372, k3s#3144)',
+        },
+      ],
+    },
+  ),
+  'rke2-controller': files('rke2-controller', [
+    signed('client-rke2-controller', `${S}/client-rke2-controller`, CLIENT_CA, client('system:rke2-controller')),
+    agentFile('agent-client-rke2-controller', 'client-rke2-controller', `${A}/client-ca.crt`, client('system:rke2-controller'), `${S}/client-rke2-controller`),
+  ]),
+  kubelet: files('kubelet', [
+    keyOnly('server-client-kubelet-key', `${S}/client-kubelet.key`),
+    keyOnly('server-serving-kubelet-key', `${S}/serving-kubelet.key`),
+    agentFile('agent-client-kubelet', 'client-kubelet', `${A}/client-ca.crt`, client('system:node:{nodeName}', ['system:nodes'])),
+    agentFile(
+      'agent-serving-kubelet',
+      'serving-kubelet',
+      `${A}/server-ca.crt`,
+      { cn: '{nodeName}', dns: ['{nodeName}', 'localhost'], ips: ['127.0.0.1', '{nodeIP}'], eku: ['serverAuth'] },
+      undefined,
+      { servedOn: [10250] },
+    ),
+  ]),
+  'kube-proxy': files('kube-proxy', [
+    signed('client-kube-proxy', `${S}/client-kube-proxy`, CLIENT_CA, client('system:kube-proxy')),
+    agentFile('agent-client-kube-proxy', 'client-kube-proxy', `${A}/client-ca.crt`, client('system:kube-proxy'), `${S}/client-kube-proxy`),
+  ]),
+};
+
+const P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+
+export const rke2Catalog: DistributionCatalog = {
+  distribution: 'rke2',
+  defaultDataDir: 'var/lib/rancher/rke2',
+  services,
+  allOnlyFiles: [],
+  clusterObjects: [],
+  cas: [
+    { files: CLIENT_CA, cn: 'rke2-client-ca@{unix}', keyAlgorithm: P256, keyEncoding: 'sec1', roles: SERVER },
+    { files: SERVER_CA, cn: 'rke2-server-ca@{unix}', keyAlgorithm: P256, keyEncoding: 'sec1', roles: SERVER },
+    { files: REQUEST_HEADER_CA, cn: 'rke2-request-header-ca@{unix}', keyAlgorithm: P256, keyEncoding: 'sec1', roles: SERVER },
+    { files: ETCD_SERVER_CA, cn: 'etcd-server-ca@{unix}', keyAlgorithm: P256, keyEncoding: 'sec1', roles: SERVER },
+    { files: ETCD_PEER_CA, cn: 'etcd-peer-ca@{unix}', keyAlgorithm: P256, keyEncoding: 'sec1', roles: SERVER },
+  ],
+  restart: [
+    // rke2-docs: stop rke2-server, rotate, start. force-restart makes rke2 delete the
+    // control-plane static pod manifests and clean their old pods at start
+    // (rancher/rke2 pkg/rke2/rke2_linux.go), so they come back with the new files.
+    { whenRoleIn: SERVER, plan: { kind: 'systemd-stop-start', unit: 'rke2-server', markerFiles: ['{dataDir}/force-restart'] } },
+    // Rancher's worker rotation is only `systemctl restart rke2-agent` (capr planner).
+    { whenRoleIn: ['worker'], plan: { kind: 'systemd-restart', unit: 'rke2-agent' } },
+  ],
+  // Rancher's rotation probes (pkg/capr/planner/probe.go), plus the supervisor.
+  probes: [
+    { component: 'etcd', scheme: 'http', port: 2381, path: '/health', roles: ['etcd'] },
+    { component: 'kube-apiserver', scheme: 'https', port: 6443, path: '/readyz', roles: ['controlplane'] },
+    { component: 'kube-controller-manager', scheme: 'https', port: 10257, path: '/healthz', roles: ['controlplane'] },
+    { component: 'kube-scheduler', scheme: 'https', port: 10259, path: '/healthz', roles: ['controlplane'] },
+    { component: 'rke2-supervisor', scheme: 'https', port: 9345, path: '/ping', roles: SERVER },
+    { component: 'kubelet', scheme: 'http', port: 10248, path: '/healthz', roles: EVERY_NODE },
+  ],
+  backup: { kind: 'copy-dir-plus-flattened', dir: S, fallbackParent: A, prefix: 'tls-' },
+  roleMarkers: [
+    { role: 'etcd', path: '{dataDir}/server/db/etcd' },
+    { role: 'controlplane', path: '{dataDir}/agent/pod-manifests/kube-apiserver.yaml' },
+  ],
+  defaultRoles: ['worker'],
+  writableDirs: ['{dataDir}/server', '{dataDir}/agent', '{dataDir}'],
+};

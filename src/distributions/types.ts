@@ -1,0 +1,167 @@
+// The shape of a distribution catalog: everything certrotator knows about where a
+// distribution keeps a node's certificates, who signs them, how long they live and
+// how the distribution picks up new ones. Catalogs are plain data so a third
+// distribution (kubeadm) is a new data file, not new branches in the engine.
+//
+// Paths are relative to the host root and may contain placeholders:
+//   {dataDir}   the distribution's data dir (RKE2: var/lib/rancher/rke2)
+//   {nodeName}  the node's name (fixtures only)
+//   {nodeIP}    the node's IP (fixtures only)
+//   {host}      a per-host name part, e.g. the IP with dots as dashes in RKE's
+//               kube-etcd-<ip>.pem; the planner expands it by listing the directory.
+import type { Distribution, NodeRole } from './services.js';
+
+export type { Distribution, NodeRole };
+
+export type KeyAlgorithm =
+  | { readonly name: 'ECDSA'; readonly namedCurve: 'P-256' }
+  | { readonly name: 'RSA'; readonly modulusLength: 2048 };
+
+// How a private key file is PEM-encoded. Go writes ECDSA keys as SEC1
+// ("EC PRIVATE KEY", MakeEllipticPrivateKeyPEM) and RSA keys as PKCS#1
+// ("RSA PRIVATE KEY"); PKCS#8 is "PRIVATE KEY". The engine keeps whatever the
+// original file used; the catalog value is what the fixture generator writes.
+export type KeyEncoding = 'sec1' | 'pkcs1' | 'pkcs8';
+
+export type ExtKeyUsageName = 'serverAuth' | 'clientAuth';
+
+export interface ValidityProfile {
+  readonly days: number;
+  // 'one-hour-back-clamped-to-ca': dynamiclistener's CalculateNotBefore (RKE2).
+  // 'ca-not-before': RKE's newSignedCert copies the CA's NotBefore.
+  readonly notBefore: 'one-hour-back-clamped-to-ca' | 'ca-not-before';
+}
+
+export interface CaFiles {
+  readonly cert: string;
+  readonly key: string;
+}
+
+// What the fixture generator puts in a certificate. Renewal never reads this:
+// it copies subject, SANs and usages from the certificate it replaces, exactly
+// like `kubeadm certs renew` and RKE2's own regeneration keep the existing identity.
+export interface SubjectTemplate {
+  readonly cn: string;
+  readonly o?: readonly string[];
+  readonly dns?: readonly string[];
+  readonly ips?: readonly string[];
+  readonly eku: readonly ExtKeyUsageName[];
+}
+
+// How a file gets its replacement.
+export type Renewal =
+  // certrotator signs a new certificate in place from the on-disk CA.
+  | { readonly kind: 'sign'; readonly ca: CaFiles }
+  // A key-only file (RKE2's shared legacy signing keys): a fresh key of the same type.
+  | { readonly kind: 'new-key' }
+  // The distribution rewrites the file itself on every start of the service
+  // (RKE2 agent files, k3s pkg/agent/config/config.go get()). `copyOf` names the
+  // server file the supervisor hands out as-is (not unique per node).
+  | { readonly kind: 'reissued-on-start'; readonly ca: string; readonly copyOf?: string }
+  // Remove the files so the component makes new ones at start (the
+  // kube-controller-manager / kube-scheduler cert-dir certificates that Rancher deletes).
+  | { readonly kind: 'remove-to-regenerate' }
+  // Write a trigger file; the distribution regenerates the certificate at start
+  // (RKE2 dynamiclistener: server/tls/dynamic-cert-regenerate).
+  | { readonly kind: 'trigger'; readonly trigger: string; readonly ca: string };
+
+// 'pem': a cert file and a key file. 'dynamiclistener-json': a Kubernetes Secret
+// serialised as JSON holding tls.crt / tls.key (dynamiclistener's file storage).
+export type FileFormat = 'pem' | 'dynamiclistener-json';
+
+export interface CertFile {
+  // Stable name, unique within the catalog, used in reports and the journal.
+  readonly id: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly format: FileFormat;
+  readonly renewal: Renewal;
+  // The .crt holds the leaf followed by the CA file's certificates (RKE2: EncodeCertsPEM(cert, caCerts)).
+  readonly chained: boolean;
+  readonly keyAlgorithm: KeyAlgorithm;
+  readonly keyEncoding: KeyEncoding;
+  readonly validity: ValidityProfile;
+  readonly template?: SubjectTemplate;
+  // Components that read the file; RKE restarts exactly these containers.
+  readonly consumers: readonly string[];
+  // Ports where this certificate is the served one.
+  readonly servedOn?: readonly number[];
+  // Node roles on which the file exists.
+  readonly roles: readonly NodeRole[];
+  // Exists only on some installs (e.g. Rancher-provisioned cert-dir certs); skipped when absent.
+  readonly optional?: boolean;
+  // The distribution rewrites this file on every start even when it is not in scope.
+  readonly rewrittenOnEveryStart?: boolean;
+}
+
+// Something in the cluster, not on the host, that holds a copy of these
+// certificates and must be renewed by whoever has API access (controller/agent).
+export interface ClusterObject {
+  readonly kind: 'Secret' | 'ConfigMap';
+  readonly namespace: string;
+  readonly name: string;
+  readonly why: string;
+}
+
+export interface ServiceEntry {
+  readonly name: string;
+  readonly files: readonly CertFile[];
+  readonly clusterObjects?: readonly ClusterObject[];
+}
+
+// How the node picks up new certificates, chosen by node role (first match wins).
+export type RestartPlan =
+  // RKE2 server: stop the unit, write marker files (force-restart), start.
+  | { readonly kind: 'systemd-stop-start'; readonly unit: string; readonly markerFiles: readonly string[] }
+  // RKE2 agent: a plain restart; the agent re-fetches its certificates at start.
+  | { readonly kind: 'systemd-restart'; readonly unit: string }
+  // RKE: docker restart of the containers that read a changed file.
+  | { readonly kind: 'docker-restart' };
+
+export interface RestartRule {
+  readonly whenRoleIn: readonly NodeRole[];
+  readonly plan: RestartPlan;
+}
+
+export interface HealthProbe {
+  readonly component: string;
+  readonly scheme: 'http' | 'https';
+  readonly port: number;
+  readonly path: string;
+  readonly roles: readonly NodeRole[];
+  // Client certificate the probe presents (RKE's etcd /health needs one).
+  readonly clientCert?: { readonly cert: string; readonly key: string };
+}
+
+export type BackupLayout =
+  // `rke2 certificate rotate`: copy the whole server/tls dir (or create agent/tls-<unix>
+  // on an agent) and flatten the other files in scope into it.
+  | { readonly kind: 'copy-dir-plus-flattened'; readonly dir: string; readonly fallbackParent: string; readonly prefix: string }
+  // Copy only the files in scope into <parent>/<prefix><unix>/ by path.
+  | { readonly kind: 'files-in-scope'; readonly parent: string; readonly prefix: string };
+
+export interface RoleMarker {
+  readonly role: NodeRole;
+  // The role is present when a file matching this path exists.
+  readonly path: string;
+}
+
+export interface DistributionCatalog {
+  readonly distribution: Distribution;
+  readonly defaultDataDir: string;
+  readonly services: Readonly<Record<string, ServiceEntry>>;
+  // Files renewed only by a rotation of all services (RKE's proxy-client).
+  readonly allOnlyFiles: readonly CertFile[];
+  // Cluster objects every rotation of this distribution must also renew.
+  readonly clusterObjects: readonly ClusterObject[];
+  // CA files the fixture generator creates (never renewed by a rotation).
+  readonly cas: readonly { readonly files: CaFiles; readonly cn: string; readonly keyAlgorithm: KeyAlgorithm; readonly keyEncoding: KeyEncoding; readonly roles: readonly NodeRole[] }[];
+  readonly restart: readonly RestartRule[];
+  readonly probes: readonly HealthProbe[];
+  readonly backup: BackupLayout;
+  readonly roleMarkers: readonly RoleMarker[];
+  // Roles assumed when no marker matches (an RKE2 agent, an RKE worker).
+  readonly defaultRoles: readonly NodeRole[];
+  // Directories (with placeholders) that certrotator may write in.
+  readonly writableDirs: readonly string[];
+}

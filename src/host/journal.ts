@@ -1,0 +1,90 @@
+// The journal makes a node rotation resumable: it lives inside the backup
+// directory and is rewritten atomically after every step, so a process killed at
+// any point finds on restart exactly which step was last completed. New keys are
+// staged next to it (0600, in a 0700 dir) before any live file is replaced, so a
+// resumed run installs the same material instead of renewing twice.
+import { posix } from 'node:path';
+import type { NodeRole } from '../distributions/types.js';
+import type { HostRoot } from './root.js';
+
+export const JOURNAL_DIR = 'certrotator';
+export const JOURNAL_FILE = 'journal.json';
+
+export type JournalStep =
+  | 'staged' // backup complete, new material staged, nothing live changed yet
+  | 'installing'
+  | 'installed'
+  | 'restarting'
+  | 'restarted'
+  | 'done'
+  | 'rolling-back'
+  | 'rolled-back';
+
+export interface OwnerAndMode {
+  readonly uid: number;
+  readonly gid: number;
+  readonly mode: number;
+}
+
+export interface JournalFile {
+  readonly service: string;
+  readonly id: string;
+  // The catalog entry this file was planned from.
+  readonly specId: string;
+  readonly renewal: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly certMeta?: OwnerAndMode;
+  readonly keyMeta?: OwnerAndMode;
+  // Host-relative paths of the original bytes inside the backup dir.
+  readonly backupCert?: string;
+  readonly backupKey?: string;
+  // Host-relative paths of the staged replacement inside the journal dir.
+  readonly stagedCert?: string;
+  readonly stagedKey?: string;
+  readonly trigger?: string;
+  readonly caCert?: string;
+  readonly oldSerial?: string;
+  newSerial?: string;
+  notAfter?: string;
+  servedVerified?: boolean;
+  readonly servedOn?: readonly number[];
+}
+
+export interface Journal {
+  readonly version: 1;
+  readonly runId: string;
+  readonly distribution: string;
+  readonly scope: string;
+  readonly roles: readonly NodeRole[];
+  readonly restart: boolean;
+  readonly backupDir: string;
+  readonly startedAt: string;
+  step: JournalStep;
+  // Marker files written for the restart (force-restart), removed on rollback.
+  markers: string[];
+  // Set once a restart began: a rollback must then restart again to load the old files.
+  restartAttempted?: boolean;
+  files: JournalFile[];
+  failure?: { step: string; message: string };
+  updatedAt?: string;
+}
+
+export function journalPath(backupDir: string): string {
+  return posix.join(backupDir, JOURNAL_DIR, JOURNAL_FILE);
+}
+
+export async function saveJournal(host: HostRoot, journal: Journal): Promise<void> {
+  journal.updatedAt = new Date().toISOString();
+  await host.writeFileAtomic(journalPath(journal.backupDir), `${JSON.stringify(journal, null, 2)}\n`, 0o600);
+}
+
+export async function readJournal(host: HostRoot, backupDir: string): Promise<Journal | undefined> {
+  const path = journalPath(backupDir);
+  if (!(await host.exists(path))) return undefined;
+  const journal = JSON.parse((await host.readFile(path)).toString('utf8')) as Journal;
+  if (journal.version !== 1) throw new Error(`${path}: unknown journal version ${String(journal.version)}`);
+  return journal;
+}
+
+export const isFinished = (j: Journal): boolean => j.step === 'done' || j.step === 'rolled-back';

@@ -1,0 +1,118 @@
+// Which files a rotation of a scope touches on one node: the catalog entries for
+// the services in scope whose roles match the node, with paths filled in and
+// per-host names ({host}) expanded from what is on disk.
+import { posix } from 'node:path';
+import { fillPath } from '../distributions/index.js';
+import { isServiceOf, SERVICES_BY_DISTRIBUTION } from '../distributions/services.js';
+import type { CaFiles, CertFile, DistributionCatalog, NodeRole } from '../distributions/types.js';
+import type { HostRoot } from './root.js';
+
+export type Scope = { readonly all: true } | { readonly services: readonly string[] };
+
+export interface PlannedFile {
+  readonly service: string;
+  readonly spec: CertFile;
+  // Unique per node: the catalog id plus the expanded {host} part.
+  readonly id: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly ca?: CaFiles;
+  readonly caCert?: string;
+  readonly trigger?: string;
+  readonly copyOf?: { readonly cert: string; readonly key: string };
+}
+
+export class PlanError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PlanError';
+  }
+}
+
+export function scopeServices(catalog: DistributionCatalog, scope: Scope): string[] {
+  if ('all' in scope) return SERVICES_BY_DISTRIBUTION[catalog.distribution].filter((s) => s in catalog.services);
+  for (const s of scope.services) {
+    if (!isServiceOf(catalog.distribution, s) || !(s in catalog.services)) {
+      throw new PlanError(
+        `service "${s}" is not a ${catalog.distribution} service (valid: ${SERVICES_BY_DISTRIBUTION[catalog.distribution].join(', ')})`,
+      );
+    }
+  }
+  return [...new Set(scope.services)];
+}
+
+export async function detectRoles(catalog: DistributionCatalog, host: HostRoot, vars: Record<string, string>): Promise<NodeRole[]> {
+  const roles = new Set<NodeRole>(catalog.defaultRoles);
+  for (const marker of catalog.roleMarkers) {
+    const path = fillPath(marker.path, vars);
+    if (path.includes('{host}') ? (await expandHosts(host, path)).length > 0 : await host.exists(path)) roles.add(marker.role);
+  }
+  return [...roles];
+}
+
+async function expandHosts(host: HostRoot, pathWithHost: string): Promise<string[]> {
+  const dir = posix.dirname(pathWithHost);
+  const [prefix, suffix] = posix.basename(pathWithHost).split('{host}') as [string, string];
+  return (await host.list(dir))
+    .filter((n) => n.startsWith(prefix) && n.endsWith(suffix) && n.length > prefix.length + suffix.length)
+    .map((n) => n.slice(prefix.length, n.length - suffix.length));
+}
+
+export interface PlanOptions {
+  readonly dataDir: string;
+}
+
+export async function planNode(
+  catalog: DistributionCatalog,
+  host: HostRoot,
+  scope: Scope,
+  roles: readonly NodeRole[],
+  opts: PlanOptions,
+): Promise<PlannedFile[]> {
+  const vars = { dataDir: opts.dataDir };
+  const services = scopeServices(catalog, scope);
+  const entries: { service: string; spec: CertFile }[] = services.flatMap((service) =>
+    catalog.services[service]!.files.map((spec) => ({ service, spec })),
+  );
+  if ('all' in scope) entries.push(...catalog.allOnlyFiles.map((spec) => ({ service: 'all', spec })));
+
+  const planned: PlannedFile[] = [];
+  for (const { service, spec } of entries) {
+    if (!spec.roles.some((r) => roles.includes(r))) continue;
+    const certT = spec.cert && fillPath(spec.cert, vars);
+    const keyT = spec.key && fillPath(spec.key, vars);
+    const hosts = (certT ?? keyT)!.includes('{host}') ? await expandHosts(host, (certT ?? keyT)!) : [undefined];
+    let found = false;
+    for (const h of hosts) {
+      const cert = certT && (h === undefined ? certT : certT.replace('{host}', h));
+      const key = keyT && (h === undefined ? keyT : keyT.replace('{host}', h));
+      // A per-host pattern also matches "<name>-key.pem"; only complete pairs count.
+      if (h !== undefined && !((!cert || (await host.exists(cert))) && (!key || (await host.exists(key))))) continue;
+      const present = (!cert || (await host.exists(cert))) && (!key || (await host.exists(key)));
+      if (!present) {
+        if (spec.optional) continue;
+        const missing = cert && !(await host.exists(cert)) ? cert : key!;
+        throw new PlanError(`${missing}: missing (service ${service}, ${spec.id})`);
+      }
+      found = true;
+      const r = spec.renewal;
+      planned.push({
+        service,
+        spec,
+        id: h === undefined ? spec.id : `${spec.id}-${h}`,
+        ...(cert ? { cert } : {}),
+        ...(key ? { key } : {}),
+        ...(r.kind === 'sign' ? { ca: { cert: fillPath(r.ca.cert, vars), key: fillPath(r.ca.key, vars) } } : {}),
+        ...(r.kind === 'reissued-on-start' || r.kind === 'trigger' ? { caCert: fillPath(r.ca, vars) } : {}),
+        ...(r.kind === 'trigger' ? { trigger: fillPath(r.trigger, vars) } : {}),
+        ...(r.kind === 'reissued-on-start' && r.copyOf
+          ? { copyOf: { cert: `${fillPath(r.copyOf, vars)}.crt`, key: `${fillPath(r.copyOf, vars)}.key` } }
+          : {}),
+      });
+    }
+    if (!found && !spec.optional && hosts.length === 0) {
+      throw new PlanError(`${certT ?? keyT}: no file matches (service ${service}, ${spec.id})`);
+    }
+  }
+  return planned;
+}

@@ -1,0 +1,194 @@
+// Every path certrotator touches on a node goes through a HostRoot: the node's
+// filesystem as mounted at `root` (/ for the CLI on the node, /host in the agent's
+// pod). Symlinks are resolved the way the host itself would (an absolute link
+// target is relative to the host root, not to our container), and nothing may
+// resolve outside the root or be written outside the catalog's directories.
+import { constants, promises as fs } from 'node:fs';
+import { dirname, join, posix, sep } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+export class HostPathError extends Error {
+  constructor(
+    readonly path: string,
+    reason: string,
+  ) {
+    super(`${path}: ${reason}`);
+    this.name = 'HostPathError';
+  }
+}
+
+export interface FileOwner {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+const MAX_SYMLINKS = 40;
+
+export class HostRoot {
+  readonly root: string;
+  private readonly writable: readonly string[];
+
+  // `writableDirs` are host-relative directories (no placeholders) under which writes are allowed.
+  constructor(root: string, writableDirs: readonly string[] = []) {
+    this.root = root.replace(/\/+$/, '') || '/';
+    this.writable = writableDirs.map((d) => normalizeRelative(d));
+  }
+
+  // Host-relative path → absolute path on this machine, all symlinks resolved inside the root.
+  async resolve(rel: string): Promise<string> {
+    const parts = normalizeRelative(rel).split('/').filter(Boolean);
+    const resolved: string[] = [];
+    let hops = 0;
+    while (parts.length) {
+      const part = parts.shift()!;
+      if (part === '..') {
+        if (!resolved.length) throw new HostPathError(rel, 'resolves outside the host root');
+        resolved.pop();
+        continue;
+      }
+      const candidate = [...resolved, part];
+      const abs = this.abs(candidate.join('/'));
+      let st;
+      try {
+        st = await fs.lstat(abs);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+          resolved.push(part, ...parts);
+          parts.length = 0;
+          break;
+        }
+        throw e;
+      }
+      if (st.isSymbolicLink()) {
+        if (++hops > MAX_SYMLINKS) throw new HostPathError(rel, 'too many symlinks');
+        const target = await fs.readlink(abs);
+        const targetParts = target.split('/').filter(Boolean);
+        if (target.startsWith('/')) resolved.length = 0;
+        parts.unshift(...targetParts);
+      } else {
+        resolved.push(part);
+      }
+    }
+    return this.abs(resolved.join('/'));
+  }
+
+  // Host-relative path with symlinks resolved (for the writable-dir check).
+  async canonical(rel: string): Promise<string> {
+    const abs = await this.resolve(rel);
+    const base = this.root === '/' ? '' : this.root;
+    return abs.slice(base.length).replace(/^\/+/, '');
+  }
+
+  private abs(rel: string): string {
+    return this.root === '/' ? `/${rel}` : join(this.root, rel);
+  }
+
+  async assertWritable(rel: string): Promise<string> {
+    const canon = await this.canonical(rel);
+    const ok = this.writable.some((d) => canon === d || canon.startsWith(`${d}/`));
+    if (!ok) throw new HostPathError(rel, `refusing to write outside ${this.writable.join(', ') || '(no writable dirs)'}`);
+    return this.abs(canon);
+  }
+
+  async exists(rel: string): Promise<boolean> {
+    try {
+      await fs.stat(await this.resolve(rel));
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw e;
+    }
+  }
+
+  async readFile(rel: string): Promise<Buffer> {
+    return fs.readFile(await this.resolve(rel));
+  }
+
+  async list(relDir: string): Promise<string[]> {
+    try {
+      return (await fs.readdir(await this.resolve(relDir))).sort();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+  }
+
+  async stat(rel: string) {
+    return fs.stat(await this.resolve(rel));
+  }
+
+  // Atomic replace: a reader (or a crash) sees the old file or the new one, never
+  // half of either. Temp file in the same directory (same filesystem for rename),
+  // created with the final mode so a key is never readable by others even briefly.
+  async writeFileAtomic(rel: string, data: string | Buffer, mode: number, owner?: FileOwner): Promise<void> {
+    const target = await this.assertWritable(rel);
+    await writeAtomic(target, data, mode, owner);
+  }
+
+  async remove(rel: string): Promise<void> {
+    const target = await this.assertWritable(rel);
+    await fs.rm(target, { force: true });
+    await fsyncDir(dirname(target));
+  }
+
+  async mkdir(rel: string, mode = 0o700): Promise<string> {
+    const target = await this.assertWritable(rel);
+    await fs.mkdir(target, { recursive: true, mode });
+    return target;
+  }
+
+  // Temp files left by a process killed between write and rename.
+  async removeStaleTempFiles(relDir: string): Promise<void> {
+    for (const name of await this.list(relDir)) {
+      if (name.includes(TEMP_MARK)) await this.remove(posix.join(relDir, name));
+    }
+  }
+}
+
+export const TEMP_MARK = '.certrotator-tmp-';
+
+export async function writeAtomic(target: string, data: string | Buffer, mode: number, owner?: FileOwner): Promise<void> {
+  const dir = dirname(target);
+  const tmp = join(dir, `.${target.split(sep).pop()}${TEMP_MARK}${randomBytes(6).toString('hex')}`);
+  const fh = await fs.open(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode);
+  try {
+    await fh.writeFile(data);
+    await fh.chmod(mode);
+    if (owner) await chownKeepingOurs(fh, owner);
+    await fh.sync();
+  } catch (e) {
+    await fh.close();
+    await fs.rm(tmp, { force: true });
+    throw e;
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+  await fs.rename(tmp, target);
+  await fsyncDir(dir);
+}
+
+async function chownKeepingOurs(fh: fs.FileHandle, owner: FileOwner): Promise<void> {
+  try {
+    await fh.chown(owner.uid, owner.gid);
+  } catch (e) {
+    // Unprivileged (tests, demo): only an error if we were asked to change owner.
+    const self = { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 };
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM' || owner.uid !== self.uid) throw e;
+  }
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function normalizeRelative(p: string): string {
+  if (p.startsWith('/')) p = p.replace(/^\/+/, '');
+  const norm = posix.normalize(p || '.');
+  if (norm === '..' || norm.startsWith('../')) throw new HostPathError(p, 'resolves outside the host root');
+  return norm === '.' ? '' : norm.replace(/\/$/, '');
+}

@@ -1,0 +1,400 @@
+// One node's rotation: back up → stage → install → restart → verify, each step
+// recorded in the journal so a killed run resumes where it stopped, and any
+// failure after the first live change restores the backup byte for byte.
+import { randomUUID, X509Certificate } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { posix } from 'node:path';
+import { allFiles, fillPath } from '../distributions/index.js';
+import type { CertFile, ClusterObject, DistributionCatalog, NodeRole } from '../distributions/types.js';
+import { readCertificateFile, serialOf } from '../pki/certfile.js';
+import {
+  backupParents,
+  chooseBackupLocation,
+  copyFileKeepingMeta,
+  copyTree,
+  PARTIAL_PREFIX,
+  publishBackup,
+  removeStalePartials,
+} from './backup.js';
+import { isFinished, JOURNAL_DIR, readJournal, saveJournal, type Journal, type JournalFile } from './journal.js';
+import { planNode, scopeServices, type Scope } from './plan.js';
+import { prepareFiles } from './prepare.js';
+import { performRestart, restartPlanFor, type RestartExecutor } from './restart.js';
+import { HostRoot } from './root.js';
+import { pausePoint } from './testhooks.js';
+import { eventually, probe, servedSerial } from './verify.js';
+
+export type RotationStep = 'plan' | 'prepare' | 'backup' | 'install' | 'restart' | 'verify' | 'rollback' | 'done';
+
+export interface ProgressEvent {
+  readonly step: RotationStep;
+  readonly message: string;
+}
+
+export interface NodeRotationOptions {
+  readonly catalog: DistributionCatalog;
+  readonly host: HostRoot;
+  readonly scope: Scope;
+  readonly roles: readonly NodeRole[];
+  readonly dataDir: string;
+  // Address the node's endpoints are reached at (probes and served-certificate checks).
+  readonly nodeIP: string;
+  readonly restart: boolean;
+  readonly executor?: RestartExecutor;
+  readonly verifyTimeoutMs?: number;
+  readonly now?: Date;
+  readonly onProgress?: (e: ProgressEvent) => void;
+}
+
+export interface FileResult {
+  readonly service: string;
+  readonly id: string;
+  readonly path: string;
+  readonly renewal: string;
+  readonly oldSerial?: string;
+  readonly newSerial?: string;
+  readonly notAfter?: string;
+  readonly servedVerified: boolean;
+  readonly backupPath?: string;
+  // 'pending-restart': the distribution makes the new certificate at its next start.
+  readonly status: 'renewed' | 'pending-restart';
+}
+
+export interface NodeRotationResult {
+  readonly backupDir?: string;
+  readonly resumed: boolean;
+  readonly files: FileResult[];
+  // Copies in the cluster that an API-connected caller must renew as well.
+  readonly clusterObjects: readonly ClusterObject[];
+}
+
+export class NodeRotationError extends Error {
+  constructor(
+    readonly step: RotationStep,
+    message: string,
+    readonly rolledBack: boolean,
+    readonly backupDir?: string,
+  ) {
+    super(`${step}: ${message}${rolledBack ? ` (rolled back from ${backupDir})` : ''}`);
+    this.name = 'NodeRotationError';
+  }
+}
+
+// A HostRoot limited to the directories this catalog may write.
+export function openHost(catalog: DistributionCatalog, root: string, dataDir: string): HostRoot {
+  return new HostRoot(root, catalog.writableDirs.map((d) => fillPath(d, { dataDir })));
+}
+
+const scopeKey = (catalog: DistributionCatalog, scope: Scope): string => ('all' in scope ? 'all' : scopeServices(catalog, scope).sort().join(','));
+
+export async function findUnfinishedJournal(o: Pick<NodeRotationOptions, 'catalog' | 'host' | 'dataDir'>): Promise<Journal | undefined> {
+  const vars = { dataDir: o.dataDir };
+  const prefix = o.catalog.backup.prefix;
+  for (const parent of await backupParents(o.catalog.backup, o.host, vars)) {
+    for (const name of await o.host.list(parent)) {
+      if (!name.startsWith(prefix)) continue;
+      const j = await readJournal(o.host, posix.join(parent, name));
+      if (j && !isFinished(j)) return j;
+    }
+  }
+  return undefined;
+}
+
+export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotationResult> {
+  const progress = (step: RotationStep, message: string) => o.onProgress?.({ step, message });
+  const vars = { dataDir: o.dataDir };
+  const key = scopeKey(o.catalog, o.scope);
+  const clusterObjects = [
+    ...o.catalog.clusterObjects,
+    ...scopeServices(o.catalog, o.scope).flatMap((s) => o.catalog.services[s]?.clusterObjects ?? []),
+  ];
+
+  for (const parent of await backupParents(o.catalog.backup, o.host, vars)) await removeStalePartials(o.host, parent);
+  const unfinished = await findUnfinishedJournal(o);
+  if (unfinished) {
+    if (unfinished.scope !== key || unfinished.restart !== o.restart) {
+      throw new NodeRotationError(
+        'plan',
+        `an unfinished rotation (scope ${unfinished.scope}${unfinished.restart ? '' : ', no restart'}) is recorded in ${unfinished.backupDir}; run it again with the same scope to finish it`,
+        false,
+      );
+    }
+    progress('plan', `resuming the rotation recorded in ${unfinished.backupDir} at step ${unfinished.step}`);
+    return { ...(await continueRun(o, unfinished)), resumed: true, clusterObjects };
+  }
+
+  progress('plan', `planning ${key} for roles ${o.roles.join(',')}`);
+  const plan = await wrap('plan', () => planNode(o.catalog, o.host, o.scope, o.roles, { dataDir: o.dataDir }));
+  if (plan.length === 0) return { resumed: false, files: [], clusterObjects };
+
+  progress('prepare', `checking ${plan.length} files and signing replacements`);
+  const now = o.now ?? new Date();
+  const prepared = await wrap('prepare', () => prepareFiles(o.host, plan, now));
+
+  progress('backup', 'backing up');
+  const journal = await wrap('backup', async () => {
+    const loc = await chooseBackupLocation(o.catalog.backup, o.host, vars, now);
+    const partialRel = posix.join(loc.parent, `${PARTIAL_PREFIX}${loc.name}`);
+    const partialAbs = await o.host.assertWritable(partialRel);
+    if (loc.copyDir) await copyTree(await o.host.resolve(loc.copyDir), partialAbs);
+    else await fs.mkdir(partialAbs, { mode: 0o700 });
+    await fs.mkdir(posix.join(partialAbs, JOURNAL_DIR, 'staged'), { recursive: true, mode: 0o700 });
+    const finalDir = posix.join(loc.parent, loc.name);
+    const taken = new Set(await fs.readdir(partialAbs));
+    const backupOf = async (path: string | undefined): Promise<string | undefined> => {
+      if (!path || !(await o.host.exists(path))) return undefined;
+      if (loc.copyDir && path.startsWith(`${loc.copyDir}/`)) return posix.join(finalDir, path.slice(loc.copyDir.length + 1));
+      // rke2 flattens files from outside server/tls into the backup by base name;
+      // agent/client-kubelet.key would overwrite server/tls/client-kubelet.key there,
+      // so a clash gets the parent dir's name as a prefix instead of losing a file.
+      let name = posix.basename(path);
+      if (taken.has(name)) name = `${posix.basename(posix.dirname(path))}-${name}`;
+      taken.add(name);
+      await copyFileKeepingMeta(await o.host.resolve(path), posix.join(partialAbs, name));
+      return posix.join(finalDir, name);
+    };
+    const files: JournalFile[] = [];
+    for (const p of prepared) {
+      const pl = p.planned;
+      const stage = async (suffix: string, data: string | undefined) => {
+        if (data === undefined) return undefined;
+        const name = `${pl.id}.${suffix}`;
+        await fs.writeFile(posix.join(partialAbs, JOURNAL_DIR, 'staged', name), data, { mode: 0o600 });
+        return posix.join(finalDir, JOURNAL_DIR, 'staged', name);
+      };
+      const [backupCert, backupKey, stagedCert, stagedKey] = [
+        await backupOf(pl.cert),
+        await backupOf(pl.key),
+        await stage('crt', p.certPem),
+        await stage('key', p.keyPem),
+      ];
+      files.push({
+        service: pl.service,
+        id: pl.id,
+        specId: pl.spec.id,
+        renewal: pl.spec.renewal.kind,
+        ...(pl.cert ? { cert: pl.cert } : {}),
+        ...(pl.key ? { key: pl.key } : {}),
+        ...(p.certMeta ? { certMeta: p.certMeta } : {}),
+        ...(p.keyMeta ? { keyMeta: p.keyMeta } : {}),
+        ...(backupCert ? { backupCert } : {}),
+        ...(backupKey ? { backupKey } : {}),
+        ...(stagedCert ? { stagedCert } : {}),
+        ...(stagedKey ? { stagedKey } : {}),
+        ...(pl.trigger ? { trigger: pl.trigger } : {}),
+        ...(pl.caCert ? { caCert: pl.caCert } : {}),
+        ...(p.oldSerial ? { oldSerial: p.oldSerial } : {}),
+        ...(p.newSerial ? { newSerial: p.newSerial } : {}),
+        ...(p.notAfter ? { notAfter: p.notAfter.toISOString() } : {}),
+        ...(pl.spec.servedOn ? { servedOn: pl.spec.servedOn } : {}),
+      });
+    }
+    const j: Journal = {
+      version: 1,
+      runId: randomUUID(),
+      distribution: o.catalog.distribution,
+      scope: key,
+      roles: [...o.roles],
+      restart: o.restart,
+      backupDir: finalDir,
+      startedAt: now.toISOString(),
+      step: 'staged',
+      markers: [],
+      files,
+    };
+    await fs.writeFile(posix.join(partialAbs, JOURNAL_DIR, 'journal.json'), `${JSON.stringify(j, null, 2)}\n`, { mode: 0o600 });
+    await publishBackup(o.host, loc, partialAbs);
+    return j;
+  });
+  progress('backup', `backed up to ${journal.backupDir}`);
+  await pausePoint('after-backup');
+  return { ...(await continueRun(o, journal)), resumed: false, clusterObjects };
+}
+
+async function wrap<T>(step: RotationStep, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof NodeRotationError) throw e;
+    throw new NodeRotationError(step, (e as Error).message, false);
+  }
+}
+
+async function continueRun(o: NodeRotationOptions, j: Journal): Promise<Omit<NodeRotationResult, 'resumed' | 'clusterObjects'>> {
+  const progress = (step: RotationStep, message: string) => o.onProgress?.({ step, message });
+  let current: RotationStep = 'install';
+  try {
+    if (j.step === 'rolling-back') throw new ResumedRollback();
+    if (j.step === 'staged' || j.step === 'installing') {
+      j.step = 'installing';
+      await saveJournal(o.host, j);
+      progress('install', `installing ${j.files.length} files`);
+      await install(o.host, j);
+      j.step = 'installed';
+      await saveJournal(o.host, j);
+      await pausePoint('after-install');
+    }
+    const restartPlan = restartPlanFor(o.catalog, j.roles);
+    let components: readonly string[] | undefined;
+    if (j.restart && (j.step === 'installed' || j.step === 'restarting')) {
+      current = 'restart';
+      j.step = 'restarting';
+      j.restartAttempted = true;
+      await saveJournal(o.host, j);
+      progress('restart', `restarting (${restartPlan.kind})`);
+      components = (await restartNode(o, j)).components;
+      j.step = 'restarted';
+      await saveJournal(o.host, j);
+      await pausePoint('after-restart');
+    }
+    current = 'verify';
+    progress('verify', j.restart ? 'checking files, served certificates and health probes' : 'checking files');
+    await verifyNode(o, j, components);
+    await fs.rm(await o.host.resolve(posix.join(j.backupDir, JOURNAL_DIR, 'staged')), { recursive: true, force: true });
+    j.step = 'done';
+    await saveJournal(o.host, j);
+    progress('done', `rotated ${j.files.length} files; backup in ${j.backupDir}`);
+    return { backupDir: j.backupDir, files: results(j) };
+  } catch (e) {
+    const failedStep: RotationStep = e instanceof ResumedRollback ? (j.failure?.step as RotationStep) ?? 'rollback' : current;
+    const message = e instanceof ResumedRollback ? j.failure?.message ?? 'interrupted rollback' : (e as Error).message;
+    j.failure ??= { step: failedStep, message };
+    j.step = 'rolling-back';
+    await saveJournal(o.host, j);
+    progress('rollback', `${failedStep} failed (${message}); restoring ${j.backupDir}`);
+    try {
+      await rollback(o, j);
+    } catch (re) {
+      throw new NodeRotationError(failedStep, `${message}; ROLLBACK FAILED: ${(re as Error).message} — restore by hand from ${j.backupDir}`, false, j.backupDir);
+    }
+    throw new NodeRotationError(failedStep, message, true, j.backupDir);
+  }
+}
+
+class ResumedRollback extends Error {}
+
+async function install(host: HostRoot, j: Journal): Promise<void> {
+  const dirs = new Set(j.files.flatMap((f) => [f.cert, f.key].filter((p): p is string => !!p).map((p) => posix.dirname(p))));
+  for (const d of dirs) await host.removeStaleTempFiles(d);
+  let n = 0;
+  for (const f of j.files) {
+    switch (f.renewal) {
+      case 'sign':
+      case 'new-key':
+        // Key first: a cert is only useful with its key, and a crash in between is
+        // healed by the resume reinstalling both from the staged copies.
+        if (f.stagedKey) await host.writeFileAtomic(f.key!, await host.readFile(f.stagedKey), 0o600, f.keyMeta);
+        if (f.stagedCert) await host.writeFileAtomic(f.cert!, await host.readFile(f.stagedCert), 0o644, f.certMeta);
+        break;
+      case 'trigger':
+        await host.writeFileAtomic(f.trigger!, '', 0o600);
+        break;
+      case 'remove-to-regenerate':
+        if (f.cert) await host.remove(f.cert);
+        if (f.key) await host.remove(f.key);
+        break;
+      case 'reissued-on-start':
+        break;
+    }
+    if (++n === 1) await pausePoint('mid-install');
+  }
+}
+
+async function restartNode(o: NodeRotationOptions, j: Journal) {
+  if (!o.executor) throw new Error('no restart executor configured');
+  const consumers = j.files.flatMap((f) => specOf(o.catalog, f).consumers);
+  return performRestart(restartPlanFor(o.catalog, j.roles), o.executor, o.host, { dataDir: o.dataDir }, consumers, async (markers) => {
+    j.markers = [...new Set([...j.markers, ...markers])];
+    await saveJournal(o.host, j);
+  });
+}
+
+function specOf(catalog: DistributionCatalog, f: JournalFile): CertFile {
+  const spec = allFiles(catalog).find((s) => s.id === f.specId);
+  if (!spec) throw new Error(`journal names catalog entry ${f.specId}, which this version does not know`);
+  return spec;
+}
+
+async function currentSerial(o: NodeRotationOptions, f: JournalFile): Promise<{ serial: string; notAfter: string; cert: X509Certificate }> {
+  const file = readCertificateFile((await o.host.readFile(f.cert!)).toString('utf8'), f.cert!, specOf(o.catalog, f).format);
+  return { serial: serialOf(file.leaf), notAfter: new Date(file.leaf.validTo).toISOString(), cert: file.leaf };
+}
+
+async function verifyNode(o: NodeRotationOptions, j: Journal, components: readonly string[] | undefined): Promise<void> {
+  const timeout = o.verifyTimeoutMs ?? 120_000;
+  for (const f of j.files) {
+    if (f.renewal === 'sign') {
+      const { serial } = await currentSerial(o, f);
+      if (serial !== f.newSerial) throw new Error(`${f.cert}: holds serial ${serial}, expected the new ${f.newSerial ?? '?'}`);
+    } else if (f.renewal === 'new-key') {
+      if ((await o.host.readFile(f.key!)).equals(await o.host.readFile(f.backupKey!))) throw new Error(`${f.key}: still the old key`);
+    } else if (j.restart) {
+      // Files the distribution makes at start: they must be back, new, and from the right CA.
+      const check = async () => {
+        if (!(await o.host.exists(f.cert!))) throw new Error(`${f.cert}: not regenerated after the restart`);
+        if (f.trigger && (await o.host.exists(f.trigger))) throw new Error(`${f.trigger}: still present, the regeneration did not run`);
+        const cur = await currentSerial(o, f);
+        // A copy of a server file (kube-proxy, rke2-controller) only changes once the server's did.
+        const renewal = specOf(o.catalog, f).renewal;
+        const isCopy = renewal.kind === 'reissued-on-start' && !!renewal.copyOf;
+        if (!isCopy && cur.serial === f.oldSerial) throw new Error(`${f.cert}: still serial ${cur.serial} after the restart`);
+        if (f.caCert && !cur.cert.verify(new X509Certificate(await o.host.readFile(f.caCert)).publicKey)) {
+          throw new Error(`${f.cert}: regenerated certificate is not signed by ${f.caCert}`);
+        }
+        return cur;
+      };
+      const cur = await eventually(check, timeout);
+      f.newSerial = cur.serial;
+      f.notAfter = cur.notAfter;
+    }
+  }
+  await saveJournal(o.host, j);
+  if (!j.restart) return;
+
+  // Each serving port must present a certificate that is now on disk and new.
+  const ports = new Map<number, JournalFile[]>();
+  for (const f of j.files) for (const port of f.servedOn ?? []) ports.set(port, [...(ports.get(port) ?? []), f]);
+  for (const [port, files] of ports) {
+    const expected = new Set(files.map((f) => f.newSerial).filter((s): s is string => !!s));
+    const seen = await eventually(async () => {
+      const s = await servedSerial(o.nodeIP, port);
+      if (!expected.has(s)) throw new Error(`${o.nodeIP}:${port} serves serial ${s}, expected ${[...expected].join(' or ')} (${files.map((f) => f.cert).join(', ')})`);
+      return s;
+    }, timeout);
+    for (const f of files) if (f.newSerial === seen) f.servedVerified = true;
+  }
+  const probes = o.catalog.probes.filter((p) => p.roles.some((r) => j.roles.includes(r)) && (!components || components.includes(p.component)));
+  for (const p of probes) await eventually(() => probe(p, o.nodeIP, o.host), timeout);
+  await saveJournal(o.host, j);
+}
+
+async function rollback(o: NodeRotationOptions, j: Journal): Promise<void> {
+  for (const f of j.files) {
+    if (f.backupKey) await o.host.writeFileAtomic(f.key!, await o.host.readFile(f.backupKey), f.keyMeta?.mode ?? 0o600, f.keyMeta);
+    if (f.backupCert) await o.host.writeFileAtomic(f.cert!, await o.host.readFile(f.backupCert), f.certMeta?.mode ?? 0o644, f.certMeta);
+    if (f.trigger) await o.host.remove(f.trigger);
+  }
+  await pausePoint('mid-rollback');
+  if (j.restartAttempted) {
+    await restartNode(o, j);
+  }
+  for (const m of j.markers) await o.host.remove(m);
+  await fs.rm(await o.host.resolve(posix.join(j.backupDir, JOURNAL_DIR, 'staged')), { recursive: true, force: true });
+  j.step = 'rolled-back';
+  await saveJournal(o.host, j);
+}
+
+function results(j: Journal): FileResult[] {
+  return j.files.map((f) => ({
+    service: f.service,
+    id: f.id,
+    path: f.cert ?? f.key!,
+    renewal: f.renewal,
+    ...(f.oldSerial ? { oldSerial: f.oldSerial } : {}),
+    ...(f.newSerial ? { newSerial: f.newSerial } : {}),
+    ...(f.notAfter ? { notAfter: f.notAfter } : {}),
+    servedVerified: f.servedVerified ?? false,
+    ...(f.backupCert || f.backupKey ? { backupPath: (f.backupCert ?? f.backupKey)! } : {}),
+    status: f.renewal === 'sign' || f.renewal === 'new-key' || j.restart ? 'renewed' : 'pending-restart',
+  }));
+}

@@ -1,0 +1,8 @@
+// A test-only pause point: with CERTROTATOR_TEST_PAUSE_AT=<name>, the process
+// announces the point on stderr and waits forever, so a test can SIGKILL it at an
+// exact step and then check that a resumed run finishes cleanly.
+export async function pausePoint(name: string): Promise<void> {
+  if (process.env.CERTROTATOR_TEST_PAUSE_AT !== name) return;
+  process.stderr.write(`certrotator: paused at ${name}\n`);
+  await new Promise<never>(() => setInterval(() => undefined, 1 << 30));
+}
