@@ -1,0 +1,287 @@
+// API access shared by the controller and the agent: one KubeConfig, typed
+// clients, and the write helpers that make every write to our custom
+// resources fenced (optimistic concurrency on metadata.resourceVersion).
+//
+// Errors: client-node 2.x throws ApiException with the HTTP status in
+// `.code` and the Status object as a JSON *string* in `.body`; transport
+// failures are `TypeError: fetch failed` with `cause.code`. Everything here
+// classifies errors by those fields, never by message text.
+import {
+  ApiException,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  EventsV1Api,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+
+export const CERTROTATOR_GROUP = 'certrotator.io';
+export const CERTROTATOR_VERSION = 'v1alpha1';
+export const CERTIFICATE_ROTATIONS = 'certificaterotations';
+export const NODE_ROTATIONS = 'noderotations';
+
+export interface LoadKubeConfigOptions {
+  /** Explicit kubeconfig file (the `--kubeconfig` flag); wins over everything. */
+  kubeconfig?: string;
+}
+
+/**
+ * Builds a KubeConfig the way kubectl and client-go do: `--kubeconfig`, then
+ * `$KUBECONFIG`, then in-cluster service account. In a pod there is usually
+ * no kubeconfig, so `loadFromDefault` would fall through to `~/.kube/config`
+ * only if one was mounted, then to the service account; we prefer the
+ * service account explicitly when KUBERNETES_SERVICE_HOST is set, because it
+ * re-reads the projected token file (bound tokens rotate hourly).
+ */
+export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): KubeConfig {
+  const env = process.env;
+  const kc = new KubeConfig();
+  if (opts.kubeconfig) {
+    kc.loadFromFile(opts.kubeconfig);
+  } else if (env.KUBECONFIG) {
+    // loadFromDefault handles the colon-separated list semantics of KUBECONFIG.
+    kc.loadFromDefault();
+  } else if (env.KUBERNETES_SERVICE_HOST) {
+    kc.loadFromCluster();
+  } else {
+    kc.loadFromDefault();
+  }
+  if (!kc.getCurrentCluster()) throw new Error('no Kubernetes cluster configured (in-cluster, KUBECONFIG or --kubeconfig)');
+  return kc;
+}
+
+/** The typed clients a component needs, built once from one KubeConfig. */
+export interface KubeClients {
+  kc: KubeConfig;
+  core: CoreV1Api;
+  coordination: CoordinationV1Api;
+  events: EventsV1Api;
+  custom: CustomObjectsApi;
+  certificateRotations: ClusterCustomResource;
+  nodeRotations: ClusterCustomResource;
+}
+
+export function makeClients(kc: KubeConfig): KubeClients {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  return {
+    kc,
+    core: kc.makeApiClient(CoreV1Api),
+    coordination: kc.makeApiClient(CoordinationV1Api),
+    events: kc.makeApiClient(EventsV1Api),
+    custom,
+    certificateRotations: new ClusterCustomResource(custom, CERTROTATOR_GROUP, CERTROTATOR_VERSION, CERTIFICATE_ROTATIONS),
+    nodeRotations: new ClusterCustomResource(custom, CERTROTATOR_GROUP, CERTROTATOR_VERSION, NODE_ROTATIONS),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+/** A write lost an optimistic-concurrency race (HTTP 409). The caller requeues; nothing is lost. */
+export class ConflictError extends Error {
+  override readonly name = 'ConflictError';
+  constructor(
+    readonly resource: string,
+    readonly objectName: string,
+    readonly resourceVersion: string | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(`conflict writing ${resource}/${objectName} at resourceVersion ${resourceVersion ?? '(none)'}: the object changed, requeue`, options);
+  }
+}
+
+/** The HTTP status of a client-node 2.x error, if it carries one. */
+export function statusCode(err: unknown): number | undefined {
+  if (err instanceof ApiException) return err.code;
+  if (err && typeof err === 'object') {
+    const e = err as { code?: unknown; statusCode?: unknown };
+    // Watch errors carry `statusCode`; ApiException from another module copy carries `code`.
+    if (typeof e.statusCode === 'number') return e.statusCode;
+    if (typeof e.code === 'number') return e.code;
+  }
+  return undefined;
+}
+
+export function isNotFound(err: unknown): boolean {
+  return statusCode(err) === 404;
+}
+
+export function isConflict(err: unknown): boolean {
+  return err instanceof ConflictError || statusCode(err) === 409;
+}
+
+export function isAlreadyExists(err: unknown): boolean {
+  // Create of an existing name is a 409 with reason AlreadyExists; an update
+  // conflict is 409 with reason Conflict. Only the reason tells them apart.
+  return statusCode(err) === 409 && statusReason(err) === 'AlreadyExists';
+}
+
+/** The `reason` of the Status object in an ApiException body (a JSON string in 2.x). */
+export function statusReason(err: unknown): string | undefined {
+  if (!(err instanceof ApiException)) return undefined;
+  const body: unknown = err.body;
+  try {
+    const status = (typeof body === 'string' ? JSON.parse(body) : body) as { reason?: string } | undefined;
+    return status?.reason;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A short description of an error for logs and Events: never the whole response. */
+export function describeError(err: unknown): string {
+  if (err instanceof ApiException) {
+    const body: unknown = err.body;
+    try {
+      const status = (typeof body === 'string' ? JSON.parse(body) : body) as { message?: string } | undefined;
+      if (status?.message) return `HTTP ${err.code}: ${status.message}`;
+    } catch {
+      /* not JSON */
+    }
+    return `HTTP ${err.code}`;
+  }
+  if (err instanceof Error) {
+    const cause = (err as { cause?: { code?: string } }).cause;
+    return cause?.code ? `${err.message} (${cause.code})` : err.message;
+  }
+  return String(err);
+}
+
+// ---------------------------------------------------------------------------
+// Custom resources
+
+/** Minimal shape of our cluster-scoped custom objects. */
+export interface CustomObject<Spec = unknown, Status = unknown> extends KubernetesObject {
+  spec?: Spec;
+  status?: Status;
+}
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/**
+ * One cluster-scoped custom resource (CustomObjectsApi returns `any`; this is
+ * where the cast happens, once). Writes that replace state require the
+ * object's resourceVersion, so a stale cache can never overwrite a newer
+ * write: the API server answers 409 and we throw ConflictError.
+ */
+export class ClusterCustomResource<T extends CustomObject = CustomObject> {
+  constructor(
+    readonly api: CustomObjectsApi,
+    readonly group: string,
+    readonly version: string,
+    readonly plural: string,
+  ) {}
+
+  /** The API path of the collection, as informers need it. */
+  get path(): string {
+    return `/apis/${this.group}/${this.version}/${this.plural}`;
+  }
+
+  private params(name: string): { group: string; version: string; plural: string; name: string } {
+    return { group: this.group, version: this.version, plural: this.plural, name };
+  }
+
+  async get(name: string): Promise<T> {
+    return (await this.api.getClusterCustomObject(this.params(name))) as T;
+  }
+
+  /** Like `get`, but `undefined` for a missing object. */
+  async tryGet(name: string): Promise<T | undefined> {
+    try {
+      return await this.get(name);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async list(labelSelector?: string): Promise<KubernetesListObject<T>> {
+    return (await this.api.listClusterCustomObject({
+      group: this.group,
+      version: this.version,
+      plural: this.plural,
+      labelSelector,
+    })) as KubernetesListObject<T>;
+  }
+
+  async create(body: T): Promise<T> {
+    return (await this.api.createClusterCustomObject({ group: this.group, version: this.version, plural: this.plural, body })) as T;
+  }
+
+  /** Deletes; a missing object counts as deleted. Pass `resourceVersion` to delete only that version. */
+  async delete(name: string, opts: { resourceVersion?: string } = {}): Promise<void> {
+    try {
+      await this.api.deleteClusterCustomObject({
+        ...this.params(name),
+        body: opts.resourceVersion ? { preconditions: { resourceVersion: opts.resourceVersion } } : undefined,
+      });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      if (statusCode(err) === 409) throw new ConflictError(this.plural, name, opts.resourceVersion, { cause: err });
+      throw err;
+    }
+  }
+
+  /** Replaces the whole object (spec, metadata); fenced by `obj.metadata.resourceVersion`. */
+  async replace(obj: T): Promise<T> {
+    const name = requireName(obj);
+    const rv = requireResourceVersion(obj, this.plural);
+    return this.fenced(name, rv, async () => (await this.api.replaceClusterCustomObject({ ...this.params(name), body: obj })) as T);
+  }
+
+  /**
+   * Replaces the status subresource with `status`, fenced by `resourceVersion`
+   * (the version the caller read and based its decision on). A 409 becomes a
+   * ConflictError: the caller requeues and recomputes from fresh state instead
+   * of losing someone else's write.
+   */
+  async replaceStatus(obj: T, status: T['status']): Promise<T> {
+    const name = requireName(obj);
+    const rv = requireResourceVersion(obj, this.plural);
+    const body = { apiVersion: obj.apiVersion, kind: obj.kind, metadata: { name, resourceVersion: rv }, status } as T;
+    return this.fenced(name, rv, async () => (await this.api.replaceClusterCustomObjectStatus({ ...this.params(name), body })) as T);
+  }
+
+  /**
+   * JSON merge patch of the object (metadata/spec). Set
+   * `patch.metadata.resourceVersion` to fence it: the API server then refuses
+   * the patch with 409 unless the object is still at that version.
+   */
+  async mergePatch(name: string, patch: Record<string, unknown>): Promise<T> {
+    const rv = (patch.metadata as { resourceVersion?: string } | undefined)?.resourceVersion;
+    return this.fenced(name, rv, async () => (await this.api.patchClusterCustomObject({ ...this.params(name), body: patch }, mergePatch)) as T);
+  }
+
+  /** JSON merge patch of the status subresource; fenced the same way as `mergePatch`. */
+  async mergePatchStatus(name: string, patch: Record<string, unknown>): Promise<T> {
+    const rv = (patch.metadata as { resourceVersion?: string } | undefined)?.resourceVersion;
+    return this.fenced(name, rv, async () => (await this.api.patchClusterCustomObjectStatus({ ...this.params(name), body: patch }, mergePatch)) as T);
+  }
+
+  private async fenced(name: string, rv: string | undefined, write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } catch (err) {
+      if (statusCode(err) === 409) throw new ConflictError(this.plural, name, rv, { cause: err });
+      throw err;
+    }
+  }
+}
+
+function requireName(obj: KubernetesObject): string {
+  const name = obj.metadata?.name;
+  if (!name) throw new Error('object has no metadata.name');
+  return name;
+}
+
+function requireResourceVersion(obj: KubernetesObject, resource: string): string {
+  const rv = obj.metadata?.resourceVersion;
+  // Without a resourceVersion the API server would accept the write
+  // unconditionally: that is exactly the lost update we fence against.
+  if (!rv) throw new Error(`refusing an unfenced write to ${resource}/${obj.metadata?.name}: no metadata.resourceVersion`);
+  return rv;
+}
