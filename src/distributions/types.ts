@@ -57,13 +57,15 @@ export type Renewal =
   // The distribution rewrites the file itself on every start of the service
   // (RKE2 agent files, k3s pkg/agent/config/config.go get()). `copyOf` names the
   // server file the supervisor hands out as-is (not unique per node).
-  | { readonly kind: 'reissued-on-start'; readonly ca: string; readonly copyOf?: string }
+  // `ca` is the CA certificate on this node to check the result against; `signer`
+  // the CA files on the server that sign it (the simulation signs with them).
+  | { readonly kind: 'reissued-on-start'; readonly ca: string; readonly signer: CaFiles; readonly copyOf?: string }
   // Remove the files so the component makes new ones at start (the
   // kube-controller-manager / kube-scheduler cert-dir certificates that Rancher deletes).
   | { readonly kind: 'remove-to-regenerate' }
   // Write a trigger file; the distribution regenerates the certificate at start
   // (RKE2 dynamiclistener: server/tls/dynamic-cert-regenerate).
-  | { readonly kind: 'trigger'; readonly trigger: string; readonly ca: string };
+  | { readonly kind: 'trigger'; readonly trigger: string; readonly ca: CaFiles };
 
 // 'pem': a cert file and a key file. 'dynamiclistener-json': a Kubernetes Secret
 // serialised as JSON holding tls.crt / tls.key (dynamiclistener's file storage).
@@ -146,6 +148,16 @@ export interface RoleMarker {
   readonly path: string;
 }
 
+export interface CaSpec {
+  readonly files: CaFiles;
+  readonly cn: string;
+  readonly keyAlgorithm: KeyAlgorithm;
+  readonly keyEncoding: KeyEncoding;
+  // Roles whose nodes hold the CA certificate, and (a subset) the CA key.
+  readonly roles: readonly NodeRole[];
+  readonly keyRoles: readonly NodeRole[];
+}
+
 export interface DistributionCatalog {
   readonly distribution: Distribution;
   readonly defaultDataDir: string;
@@ -155,7 +167,7 @@ export interface DistributionCatalog {
   // Cluster objects every rotation of this distribution must also renew.
   readonly clusterObjects: readonly ClusterObject[];
   // CA files the fixture generator creates (never renewed by a rotation).
-  readonly cas: readonly { readonly files: CaFiles; readonly cn: string; readonly keyAlgorithm: KeyAlgorithm; readonly keyEncoding: KeyEncoding; readonly roles: readonly NodeRole[] }[];
+  readonly cas: readonly CaSpec[];
   readonly restart: readonly RestartRule[];
   readonly probes: readonly HealthProbe[];
   readonly backup: BackupLayout;

@@ -103,7 +103,8 @@ export async function planNode(
         ...(cert ? { cert } : {}),
         ...(key ? { key } : {}),
         ...(r.kind === 'sign' ? { ca: { cert: fillPath(r.ca.cert, vars), key: fillPath(r.ca.key, vars) } } : {}),
-        ...(r.kind === 'reissued-on-start' || r.kind === 'trigger' ? { caCert: fillPath(r.ca, vars) } : {}),
+        ...(r.kind === 'reissued-on-start' ? { caCert: fillPath(r.ca, vars) } : {}),
+        ...(r.kind === 'trigger' ? { caCert: fillPath(r.ca.cert, vars) } : {}),
         ...(r.kind === 'trigger' ? { trigger: fillPath(r.trigger, vars) } : {}),
         ...(r.kind === 'reissued-on-start' && r.copyOf
           ? { copyOf: { cert: `${fillPath(r.copyOf, vars)}.crt`, key: `${fillPath(r.copyOf, vars)}.key` } }

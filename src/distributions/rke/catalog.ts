@@ -131,8 +131,8 @@ export const rkeCatalog: DistributionCatalog = {
   clusterObjects: [FULL_CLUSTER_STATE],
   cas: [
     // The CA key is stripped on non-controlplane hosts (pki/deploy.go): such hosts cannot sign.
-    { files: KUBE_CA, cn: 'kube-ca', keyAlgorithm: LEAF.keyAlgorithm, keyEncoding: 'pkcs1', roles: EVERY_NODE },
-    { files: REQUESTHEADER_CA, cn: 'kube-apiserver-requestheader-ca', keyAlgorithm: LEAF.keyAlgorithm, keyEncoding: 'pkcs1', roles: ['controlplane'] },
+    { files: KUBE_CA, cn: 'kube-ca', keyAlgorithm: LEAF.keyAlgorithm, keyEncoding: 'pkcs1', roles: EVERY_NODE, keyRoles: ['controlplane'] },
+    { files: REQUESTHEADER_CA, cn: 'kube-apiserver-requestheader-ca', keyAlgorithm: LEAF.keyAlgorithm, keyEncoding: 'pkcs1', roles: ['controlplane'], keyRoles: ['controlplane'] },
   ],
   restart: [{ whenRoleIn: EVERY_NODE, plan: { kind: 'docker-restart' } }],
   probes: [

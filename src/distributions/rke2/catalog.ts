@@ -65,13 +65,13 @@ const client = (cn: string, o?: string[]): SubjectTemplate => ({ cn, o, eku: ['c
 // and client certificates are signed fresh for this node; the kube-proxy and
 // rke2-controller pairs are the server's own files handed out as-is ("not unique
 // to this node", k3s pkg/agent/config/config.go get(), verified @001a6d94).
-function agentFile(id: string, name: string, caFile: string, template: SubjectTemplate, copyOf?: string, extra: Partial<CertFile> = {}): CertFile {
+function agentFile(id: string, name: string, caFile: string, signer: CaFiles, template: SubjectTemplate, copyOf?: string, extra: Partial<CertFile> = {}): CertFile {
   return {
     ...LEAF,
     id,
     cert: `${A}/${name}.crt`,
     key: `${A}/${name}.key`,
-    renewal: { kind: 'reissued-on-start', ca: caFile, ...(copyOf ? { copyOf } : {}) },
+    renewal: { kind: 'reissued-on-start', ca: caFile, signer, ...(copyOf ? { copyOf } : {}) },
     template,
     consumers: ['rke2-agent'],
     roles: EVERY_NODE,
@@ -172,7 +172,7 @@ const services: Record<string, ServiceEntry> = {
         id: 'dynamic-cert',
         cert: `${S}/dynamic-cert.json`,
         format: 'dynamiclistener-json',
-        renewal: { kind: 'trigger', trigger: `${S}/dynamic-cert-regenerate`, ca: SERVER_CA.cert },
+        renewal: { kind: 'trigger', trigger: `${S}/dynamic-cert-regenerate`, ca: SERVER_CA },
         template: { cn: 'rke2', o: ['rke2'], dns: [...KUBERNETES_NAMES, ...SERVER_SANS.dns], ips: SERVER_SANS.ips, eku: ['serverAuth'] },
         consumers: ['rke2-server'],
         servedOn: [9345],
@@ -192,16 +192,17 @@ const services: Record<string, ServiceEntry> = {
   ),
   'rke2-controller': files('rke2-controller', [
     signed('client-rke2-controller', `${S}/client-rke2-controller`, CLIENT_CA, client('system:rke2-controller')),
-    agentFile('agent-client-rke2-controller', 'client-rke2-controller', `${A}/client-ca.crt`, client('system:rke2-controller'), `${S}/client-rke2-controller`),
+    agentFile('agent-client-rke2-controller', 'client-rke2-controller', `${A}/client-ca.crt`, CLIENT_CA, client('system:rke2-controller'), `${S}/client-rke2-controller`),
   ]),
   kubelet: files('kubelet', [
     keyOnly('server-client-kubelet-key', `${S}/client-kubelet.key`),
     keyOnly('server-serving-kubelet-key', `${S}/serving-kubelet.key`),
-    agentFile('agent-client-kubelet', 'client-kubelet', `${A}/client-ca.crt`, client('system:node:{nodeName}', ['system:nodes'])),
+    agentFile('agent-client-kubelet', 'client-kubelet', `${A}/client-ca.crt`, CLIENT_CA, client('system:node:{nodeName}', ['system:nodes'])),
     agentFile(
       'agent-serving-kubelet',
       'serving-kubelet',
       `${A}/server-ca.crt`,
+      SERVER_CA,
       { cn: '{nodeName}', dns: ['{nodeName}', 'localhost'], ips: ['127.0.0.1', '{nodeIP}'], eku: ['serverAuth'] },
       undefined,
       { servedOn: [10250] },
@@ -209,7 +210,7 @@ const services: Record<string, ServiceEntry> = {
   ]),
   'kube-proxy': files('kube-proxy', [
     signed('client-kube-proxy', `${S}/client-kube-proxy`, CLIENT_CA, client('system:kube-proxy')),
-    agentFile('agent-client-kube-proxy', 'client-kube-proxy', `${A}/client-ca.crt`, client('system:kube-proxy'), `${S}/client-kube-proxy`),
+    agentFile('agent-client-kube-proxy', 'client-kube-proxy', `${A}/client-ca.crt`, CLIENT_CA, client('system:kube-proxy'), `${S}/client-kube-proxy`),
   ]),
 };
 
@@ -222,11 +223,11 @@ export const rke2Catalog: DistributionCatalog = {
   allOnlyFiles: [],
   clusterObjects: [],
   cas: [
-    { files: CLIENT_CA, cn: 'rke2-client-ca@{unix}', keyAlgorithm: P256, keyEncoding: 'sec1', roles: SERVER },
-    { files: SERVER_CA, cn: 'rke2-server-ca@{unix}', keyAlgorithm: P256, keyEncoding: 'sec1', roles: SERVER },
-    { files: REQUEST_HEADER_CA, cn: 'rke2-request-header-ca@{unix}', keyAlgorithm: P256, keyEncoding: 'sec1', roles: SERVER },
-    { files: ETCD_SERVER_CA, cn: 'etcd-server-ca@{unix}', keyAlgorithm: P256, keyEncoding: 'sec1', roles: SERVER },
-    { files: ETCD_PEER_CA, cn: 'etcd-peer-ca@{unix}', keyAlgorithm: P256, keyEncoding: 'sec1', roles: SERVER },
+    { files: CLIENT_CA, cn: 'rke2-client-ca@{unix}', keyAlgorithm: P256, keyEncoding: 'sec1', roles: SERVER, keyRoles: SERVER },
+    { files: SERVER_CA, cn: 'rke2-server-ca@{unix}', keyAlgorithm: P256, keyEncoding: 'sec1', roles: SERVER, keyRoles: SERVER },
+    { files: REQUEST_HEADER_CA, cn: 'rke2-request-header-ca@{unix}', keyAlgorithm: P256, keyEncoding: 'sec1', roles: SERVER, keyRoles: SERVER },
+    { files: ETCD_SERVER_CA, cn: 'etcd-server-ca@{unix}', keyAlgorithm: P256, keyEncoding: 'sec1', roles: SERVER, keyRoles: SERVER },
+    { files: ETCD_PEER_CA, cn: 'etcd-peer-ca@{unix}', keyAlgorithm: P256, keyEncoding: 'sec1', roles: SERVER, keyRoles: SERVER },
   ],
   restart: [
     // rke2-docs: stop rke2-server, rotate, start. force-restart makes rke2 delete the
