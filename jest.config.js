@@ -20,9 +20,9 @@ export default {
       ...common,
       displayName: 'e2e',
       testMatch: ['<rootDir>/test/**/*.e2e.test.ts'],
-      globalSetup: '<rootDir>/test/cluster/jest-global-setup.ts',
-      globalTeardown: '<rootDir>/test/cluster/jest-global-teardown.ts',
-      testTimeout: 300000,
+      globalSetup: '<rootDir>/test/cluster/jest-global-setup.mjs',
+      globalTeardown: '<rootDir>/test/cluster/jest-global-teardown.mjs',
+      setupFilesAfterEnv: ['<rootDir>/test/cluster/jest-e2e-setup.ts'],
     },
   ],
 };

@@ -6,7 +6,13 @@ import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const jestBin = require.resolve('jest/bin/jest');
-const args = [jestBin, '--runInBand', ...process.argv.slice(2)];
+// `--project=NAME` selects a jest project. It is put last because jest's
+// --selectProjects takes every following word as a project name, which would
+// swallow the test path patterns a person adds (`npm run test:e2e -- smoke`).
+const userArgs = process.argv.slice(2);
+const project = userArgs.find((a) => a.startsWith('--project='));
+const args = [jestBin, '--runInBand', ...userArgs.filter((a) => a !== project)];
+if (project) args.push('--selectProjects', project.slice('--project='.length));
 const env = {
   ...process.env,
   NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', '--experimental-vm-modules', '--disable-warning=ExperimentalWarning']

@@ -5,7 +5,11 @@
 #   - does nothing when the cache is complete (stamp present, checksums match);
 #   - a half-built cache (no stamp, or a binary changed) is wiped and rebuilt;
 #   - progress goes to stderr: one line per component and a heartbeat every 30 s.
+# With --check it only reports: exit 0 when the cache is complete, 3 when it
+# would build (nothing missing is built, nothing incomplete is removed).
 set -euo pipefail
+check_only=false
+[ "${1:-}" = "--check" ] && check_only=true
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
 . "$here/versions.env"
@@ -30,7 +34,12 @@ if [ -f "$stamp" ] && [ "$(stamp_body 2>/dev/null)" = "$(cat "$stamp")" ]; then
 fi
 if [ -d "$out" ]; then
   log "cache at $out is incomplete or changed; rebuilding it"
+  $check_only && exit 3
   rm -rf "$out"
+fi
+if $check_only; then
+  log "no cache at $out; a build is needed"
+  exit 3
 fi
 avail_kb=$(df -Pk "$cache" 2>/dev/null | awk 'NR==2{print $4}' || echo 0)
 [ -z "$avail_kb" ] && avail_kb=0

@@ -27,6 +27,11 @@ export function writeKwokConfig(path: string): void {
       'options:',
       '  cidr: 10.244.0.0/16',
       '  nodeLeaseDurationSeconds: 40',
+      // kwok leaves these at zero when a config file is given and then refuses to start.
+      '  nodeLeaseParallelism: 4',
+      '  nodePlayStageParallelism: 4',
+      '  podPlayStageParallelism: 4',
+      '  podsOnNodeSyncParallelism: 1',
     ].join('\n'),
   ];
   if (!existsSync(stageDir)) {

@@ -3,7 +3,7 @@
 // signalled, after checking that the PID still runs the binary we started
 // (a PID can be reused by an unrelated process after ours exits).
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -65,8 +65,9 @@ export function startProcess(name: string, bin: string, args: string[], log: str
 
 export function isRunning(proc: RecordedProcess): boolean {
   try {
-    const cmdline = readFileSync(`/proc/${proc.pid}/cmdline`, 'utf8');
-    return cmdline.split('\0')[0] === proc.bin;
+    // argv[0] for a binary, argv[1] when an interpreter runs a script; empty for a zombie.
+    const argv = readFileSync(`/proc/${proc.pid}/cmdline`, 'utf8').split('\0');
+    return argv[0] === proc.bin || argv[1] === proc.bin;
   } catch {
     return false;
   }
@@ -135,5 +136,6 @@ export function readPids(dir: string): RecordedProcess[] {
 }
 
 export function writePids(dir: string, procs: RecordedProcess[]): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   writeFileSync(join(dir, PIDS_FILE), JSON.stringify(procs, null, 2));
 }
