@@ -104,9 +104,12 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
   const progress = (step: RotationStep, message: string) => o.onProgress?.({ step, message });
   const vars = { dataDir: o.dataDir };
   const key = scopeKey(o.catalog, o.scope);
+  // Only services that have files on this node (rke2-serving is a server matter, not an agent's).
   const clusterObjects = [
     ...o.catalog.clusterObjects,
-    ...scopeServices(o.catalog, o.scope).flatMap((s) => o.catalog.services[s]?.clusterObjects ?? []),
+    ...scopeServices(o.catalog, o.scope)
+      .filter((s) => o.catalog.services[s]?.files.some((f) => f.roles.some((r) => o.roles.includes(r))))
+      .flatMap((s) => o.catalog.services[s]?.clusterObjects ?? []),
   ];
 
   for (const parent of await backupParents(o.catalog.backup, o.host, vars)) await removeStalePartials(o.host, parent);
