@@ -1,0 +1,241 @@
+// The CRDs in crds/ against a real kube-apiserver: bad objects are refused at
+// admission with a message a person understands, good objects get their
+// defaults, status.observedGeneration reads -1 before any controller wrote it,
+// the printer columns show, and unknown fields are refused under strict field
+// validation.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { kubectl, kubectlOk } from '../cluster/kubectl.js';
+
+const CRDS_DIR = join(process.cwd(), 'crds');
+const API_VERSION = 'certrotator.io/v1alpha1';
+const PREFIX = 'adm-';
+
+function rotation(name: string, spec?: Record<string, unknown>): string {
+  return stringify({ apiVersion: API_VERSION, kind: 'CertificateRotation', metadata: { name: PREFIX + name }, ...(spec ? { spec } : {}) });
+}
+
+const nodeSpec = {
+  rotation: 'r',
+  generation: 1,
+  runID: 'uid-g1',
+  nodeName: 'server-1',
+  role: 'etcd,controlplane',
+  distribution: 'rke2',
+  scope: 'Service',
+  services: ['etcd'],
+};
+function nodeRotation(name: string, spec: Record<string, unknown>): string {
+  return stringify({ apiVersion: API_VERSION, kind: 'NodeRotation', metadata: { name: PREFIX + name }, spec });
+}
+
+async function create(manifest: string, extra: string[] = []) {
+  return kubectl(['create', ...extra, '-f', '-'], { input: manifest });
+}
+
+/** Collapse kubectl's line wrapping so a message can be matched as one string. */
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ');
+}
+
+beforeAll(async () => {
+  await kubectlOk(['apply', '--server-side', '--force-conflicts', '-f', CRDS_DIR]);
+  await kubectlOk([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd/certificaterotations.certrotator.io',
+    'crd/noderotations.certrotator.io',
+  ]);
+});
+
+afterAll(async () => {
+  const list = async (kind: string): Promise<string[]> =>
+    (await kubectlOk(['get', kind, '-o', 'name'])).split('\n').filter((n) => n.includes(`/${PREFIX}`));
+  for (const kind of ['certificaterotations', 'noderotations']) {
+    const names = await list(kind);
+    if (names.length > 0) await kubectlOk(['delete', '--wait=false', ...names]);
+  }
+});
+
+describe('CertificateRotation admission: refused with a readable message', () => {
+  it.each<[string, Record<string, unknown>, string]>([
+    ['scope Service without a service', { scope: 'Service' }, 'spec.service: Required value: spec.service is required when spec.scope is Service: name the one service to rotate'],
+    ['a service with scope All (the default)', { service: 'kubelet' }, 'spec.service: Forbidden: spec.service is only allowed with spec.scope: Service'],
+    ['a service with scope All, said explicitly', { scope: 'All', service: 'etcd' }, 'scope All (the default) rotates every service, so remove spec.service or set spec.scope: Service'],
+    ['an RKE service name on RKE2', { distribution: 'rke2', scope: 'Service', service: 'kube-apiserver' }, 'spec.service "kube-apiserver" is not an RKE2 service; RKE2 services are: admin, api-server,'],
+    ['an RKE2 service name on RKE', { distribution: 'rke', scope: 'Service', service: 'api-server' }, 'spec.service "api-server" is not an RKE service; RKE services are: etcd, kubelet, kube-apiserver,'],
+    ['rke2-server on RKE', { distribution: 'rke', scope: 'Service', service: 'rke2-server' }, 'spec.service "rke2-server" is not an RKE service'],
+    ['a name no distribution has', { scope: 'Service', service: 'kube-dns' }, 'spec.service "kube-dns" is not a service of any supported distribution (RKE2: admin,'],
+    ['an unsupported distribution', { distribution: 'kubeadm' }, 'spec.distribution: Unsupported value: "kubeadm": supported values: "rke2", "rke"'],
+    ['an unknown scope', { scope: 'Everything' }, 'spec.scope: Unsupported value: "Everything": supported values: "All", "Service"'],
+    ['an unknown mode', { mode: 'DryRun' }, 'spec.mode: Unsupported value: "DryRun": supported values: "Apply", "Plan"'],
+    ['maxUnavailable 0', { strategy: { maxUnavailable: 0 } }, 'spec.strategy.maxUnavailable must be at least 1 (worker nodes restarted at once)'],
+    ['maxUnavailable negative', { strategy: { maxUnavailable: -2 } }, 'spec.strategy.maxUnavailable must be at least 1'],
+    ['nodeTimeout in words', { strategy: { nodeTimeout: '10 minutes' } }, 'spec.strategy.nodeTimeout: Invalid value: "10 minutes": spec.strategy.nodeTimeout must be a duration such as 10m, 90s or 1h30m'],
+    ['nodeTimeout without a unit', { strategy: { nodeTimeout: '600' } }, 'spec.strategy.nodeTimeout must be a duration such as 10m, 90s or 1h30m'],
+    ['nodeTimeout beyond a day', { strategy: { nodeTimeout: '48h' } }, 'spec.strategy.nodeTimeout must be between 1s and 24h'],
+    ['an unknown onFailure', { strategy: { onFailure: 'Ignore' } }, 'spec.strategy.onFailure: Unsupported value: "Ignore": supported values: "Rollback", "Halt"'],
+    ['nodeSelector In without values', { strategy: { nodeSelector: { matchExpressions: [{ key: 'pool', operator: 'In' }] } } }, 'matchExpressions with operator In or NotIn need at least one value'],
+    ['nodeSelector Exists with values', { strategy: { nodeSelector: { matchExpressions: [{ key: 'pool', operator: 'Exists', values: ['a'] }] } } }, 'matchExpressions with operator Exists or DoesNotExist must not list values'],
+    // Not "yes": kubectl reads YAML 1.1, where an unquoted yes is a boolean.
+    ['paused as a string', { paused: 'sometimes' }, 'spec.paused: Invalid value: "string": spec.paused in body must be of type boolean'],
+  ])('%s', async (name, spec, message) => {
+    const result = await create(rotation(name.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 40), spec));
+    expect(result.code).not.toBe(0);
+    expect(oneLine(result.stderr)).toContain(message);
+  });
+});
+
+describe('NodeRotation admission', () => {
+  it('refuses an instruction with missing fields', async () => {
+    const result = await create(nodeRotation('missing', { rotation: 'r', nodeName: 'n' }));
+    expect(result.code).not.toBe(0);
+    const err = oneLine(result.stderr);
+    for (const field of ['generation', 'runID', 'role', 'distribution', 'scope', 'services']) {
+      expect(err).toContain(`spec.${field}: Required value`);
+    }
+  });
+
+  it('refuses an RKE service in an RKE2 instruction', async () => {
+    const result = await create(nodeRotation('wrong-service', { ...nodeSpec, services: ['kube-apiserver'] }));
+    expect(oneLine(result.stderr)).toContain('spec.services must all be rke2 services: admin, api-server');
+  });
+
+  it('refuses an unknown role combination', async () => {
+    const result = await create(nodeRotation('bad-role', { ...nodeSpec, role: 'controlplane,etcd' }));
+    expect(oneLine(result.stderr)).toContain('spec.role: Unsupported value: "controlplane,etcd"');
+  });
+
+  it('refuses a timeout that is not a duration', async () => {
+    const result = await create(nodeRotation('bad-timeout', { ...nodeSpec, timeout: 'soon' }));
+    expect(oneLine(result.stderr)).toContain('spec.timeout must be a duration such as 10m, 90s or 1h30m');
+  });
+
+  it('accepts a valid instruction with defaults, shows Node/Role/Phase, and keeps its spec immutable', async () => {
+    await kubectlOk(['create', '-f', '-'], { input: nodeRotation('ok', nodeSpec) });
+    const obj = JSON.parse(await kubectlOk(['get', 'noderotation', `${PREFIX}ok`, '-o', 'json'])) as {
+      spec: Record<string, unknown>;
+      status: Record<string, unknown>;
+    };
+    expect(obj.spec).toMatchObject({ restart: true, timeout: '10m', onFailure: 'Rollback' });
+    expect(obj.status).toEqual({ phase: 'Pending' });
+
+    const table = await kubectlOk(['get', 'noderotations', `${PREFIX}ok`]);
+    expect(table.split('\n')[0]!.split(/\s+/).filter(Boolean)).toEqual(['NAME', 'NODE', 'ROLE', 'PHASE', 'AGE']);
+    expect(table.split('\n')[1]).toMatch(/^adm-ok\s+server-1\s+etcd,controlplane\s+Pending\s+\d+s/);
+
+    const patch = await kubectl(['patch', 'noderotation', `${PREFIX}ok`, '--type=merge', '-p', '{"spec":{"services":["kubelet"]}}']);
+    expect(patch.code).not.toBe(0);
+    expect(oneLine(patch.stderr)).toContain('NodeRotation spec is immutable: an agent may already be acting on it');
+
+    // The agent's report goes through the status subresource and is not blocked.
+    await kubectlOk(['patch', 'noderotation', `${PREFIX}ok`, '--subresource=status', '--type=merge', '-p', '{"status":{"phase":"Updating","step":"Renewing"}}']);
+    expect(await kubectlOk(['get', 'noderotation', `${PREFIX}ok`, '-o', 'jsonpath={.status.phase}/{.status.step}'])).toBe('Updating/Renewing');
+  });
+
+  it('an agent can select its own instructions by spec.nodeName', async () => {
+    const out = await kubectlOk(['get', 'noderotations', '--field-selector', 'spec.nodeName=server-1', '-o', 'name']);
+    expect(out.trim().split('\n')).toContain(`noderotation.certrotator.io/${PREFIX}ok`);
+    const none = await kubectlOk(['get', 'noderotations', '--field-selector', 'spec.nodeName=nobody', '-o', 'name']);
+    expect(none.trim()).toBe('');
+  });
+});
+
+describe('strict field validation', () => {
+  const withUnknown = stringify({
+    apiVersion: API_VERSION,
+    kind: 'CertificateRotation',
+    metadata: { name: `${PREFIX}unknown-field` },
+    spec: { scope: 'All', bogus: true, strategy: { maxUnavailabel: 2 } },
+  });
+
+  it('kubectl create --validate=strict refuses unknown fields, naming them', async () => {
+    const result = await create(withUnknown, ['--validate=strict']);
+    expect(result.code).not.toBe(0);
+    expect(oneLine(result.stderr)).toContain('unknown field "spec.bogus"');
+    expect(oneLine(result.stderr)).toContain('unknown field "spec.strategy.maxUnavailabel"');
+  });
+
+  it('server-side apply with strict validation refuses them too', async () => {
+    const result = await kubectl(['apply', '--server-side', '--validate=strict', '-f', '-'], { input: withUnknown });
+    expect(result.code).not.toBe(0);
+    expect(oneLine(result.stderr)).toContain('.spec.bogus: field not declared in schema');
+  });
+
+  it('with validation off, the structural schema prunes them instead of storing them', async () => {
+    await kubectlOk(['create', '--validate=false', '-f', '-'], { input: withUnknown });
+    const spec = JSON.parse(await kubectlOk(['get', 'crot', `${PREFIX}unknown-field`, '-o', 'jsonpath={.spec}'])) as Record<string, unknown>;
+    expect(spec).not.toHaveProperty('bogus');
+    expect(spec.strategy).not.toHaveProperty('maxUnavailabel');
+  });
+});
+
+describe('CertificateRotation: accepted objects', () => {
+  it('an object with no spec gets every default, and status.observedGeneration is -1 on a status read', async () => {
+    await kubectlOk(['create', '-f', '-'], { input: rotation('minimal') });
+    const spec = JSON.parse(await kubectlOk(['get', 'certificaterotation', `${PREFIX}minimal`, '-o', 'jsonpath={.spec}'])) as unknown;
+    expect(spec).toEqual({
+      scope: 'All',
+      mode: 'Apply',
+      paused: false,
+      strategy: { maxUnavailable: 1, nodeTimeout: '10m', onFailure: 'Rollback' },
+    });
+    const status = JSON.parse(
+      await kubectlOk(['get', '--raw', `/apis/certrotator.io/v1alpha1/certificaterotations/${PREFIX}minimal/status`]),
+    ) as { status: unknown };
+    expect(status.status).toEqual({ observedGeneration: -1 });
+  });
+
+  it.each<[string, Record<string, unknown>]>([
+    ['rke2-api-server', { distribution: 'rke2', scope: 'Service', service: 'api-server' }],
+    ['rke2-supervisor', { distribution: 'rke2', scope: 'Service', service: 'supervisor' }],
+    ['rke-kube-apiserver', { distribution: 'rke', scope: 'Service', service: 'kube-apiserver' }],
+    ['detect-etcd', { scope: 'Service', service: 'etcd' }],
+    ['detect-kube-scheduler', { scope: 'Service', service: 'kube-scheduler' }],
+    ['full-strategy', { mode: 'Plan', paused: true, strategy: { maxUnavailable: 50, nodeTimeout: '1h30m', onFailure: 'Halt', nodeSelector: { matchLabels: { pool: 'a' }, matchExpressions: [{ key: 'zone', operator: 'NotIn', values: ['z9'] }, { key: 'gpu', operator: 'DoesNotExist' }] } } }],
+  ])('accepts %s', async (name, spec) => {
+    const result = await create(rotation(name, spec));
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+  });
+
+  it('kubectl get certrotations shows Scope, Service, Phase, Progress, Current, Age; -o wide adds Distribution, Message', async () => {
+    const name = `${PREFIX}rke2-api-server`;
+    await kubectlOk([
+      'patch', 'certificaterotation', name, '--subresource=status', '--type=merge', '-p',
+      JSON.stringify({
+        status: {
+          observedGeneration: 1,
+          distribution: 'rke2',
+          phase: 'Progressing',
+          progress: '2/6',
+          current: 'server-3',
+          conditions: [{ type: 'Ready', status: 'False', reason: 'Progressing', message: 'rotating server-3', lastTransitionTime: '2026-01-01T00:00:00Z' }],
+        },
+      }),
+    ]);
+    const table = (await kubectlOk(['get', 'certrotations', name])).split('\n');
+    expect(table[0]!.split(/\s+/).filter(Boolean)).toEqual(['NAME', 'SCOPE', 'SERVICE', 'PHASE', 'PROGRESS', 'CURRENT', 'AGE']);
+    expect(table[1]).toMatch(new RegExp(`^${name}\\s+Service\\s+api-server\\s+Progressing\\s+2/6\\s+server-3\\s+\\d+s`));
+
+    const wide = (await kubectlOk(['get', 'crot', name, '-o', 'wide'])).split('\n');
+    expect(wide[0]!.split(/\s+/).filter(Boolean)).toEqual(['NAME', 'SCOPE', 'SERVICE', 'PHASE', 'PROGRESS', 'CURRENT', 'AGE', 'DISTRIBUTION', 'MESSAGE']);
+    expect(wide[1]).toMatch(/rke2\s+rotating server-3$/);
+  });
+
+  it('the short names and the category list the rotations', async () => {
+    for (const resource of ['certrotation', 'certrotations', 'crot', 'certrotator']) {
+      const out = await kubectlOk(['get', resource, '-o', 'name']);
+      expect(out).toContain(`certificaterotation.certrotator.io/${PREFIX}minimal`);
+    }
+  });
+
+  it('a status write cannot change the spec, and a spec write cannot change the status', async () => {
+    const name = `${PREFIX}detect-etcd`;
+    await kubectlOk(['patch', 'crot', name, '--type=merge', '-p', '{"status":{"phase":"Succeeded"}}']);
+    expect(await kubectlOk(['get', 'crot', name, '-o', 'jsonpath={.status.phase}'])).toBe('');
+    await kubectlOk(['patch', 'crot', name, '--subresource=status', '--type=merge', '-p', '{"spec":{"paused":true}}']);
+    expect(await kubectlOk(['get', 'crot', name, '-o', 'jsonpath={.spec.paused}'])).toBe('false');
+  });
+});
