@@ -1,0 +1,108 @@
+// Prometheus metrics (design.md §3): certificate expiry per node and
+// service, rotations and node steps by result, durations; plus the
+// controller-runtime style runtime metrics (work queue, reconciles, watch
+// errors, leadership) that tell an operator whether the controller itself is
+// healthy. Defined here once; controller and agent record into them.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { WorkQueue, WorkQueueHooks } from '../kube/workqueue.js';
+
+export interface CertrotatorMetrics {
+  registry: Registry;
+  /** Unix seconds of a certificate's notAfter; alert on `… - time() < 30*86400`. */
+  certificateNotAfter: Gauge<'node' | 'service'>;
+  /** Finished CertificateRotation runs by result (succeeded, failed, rolled_back, cancelled). */
+  rotationsTotal: Counter<'result'>;
+  /** Wall time of a whole run, start to Ready/Stalled. */
+  rotationDuration: Histogram<'result'>;
+  /** Node steps (backup, renew, restart, verify, rollback…) by result. */
+  nodeStepsTotal: Counter<'step' | 'result'>;
+  nodeStepDuration: Histogram<'step' | 'result'>;
+  /** Reconciles by controller and outcome (success, error, requeue). */
+  reconcileTotal: Counter<'controller' | 'result'>;
+  reconcileDuration: Histogram<'controller'>;
+  workqueueDepth: Gauge<'name'>;
+  workqueueAddsTotal: Counter<'name'>;
+  workqueueRetriesTotal: Counter<'name'>;
+  /** List/watch failures per informer (each one is followed by a restart). */
+  watchErrorsTotal: Counter<'resource'>;
+  /** 1 while this replica holds the Lease. */
+  leader: Gauge<'lease'>;
+  /** Reports `queue.len()` as workqueue_depth{name=queue.name} at every scrape. */
+  observeQueueDepth(queue: Pick<WorkQueue, 'name' | 'len'>): void;
+}
+
+export interface MetricsOptions {
+  registry?: Registry;
+  /** process_* and nodejs_* metrics (open fds, heap, event-loop lag). Default true. */
+  defaultMetrics?: boolean;
+  prefix?: string;
+}
+
+export function createMetrics(opts: MetricsOptions = {}): CertrotatorMetrics {
+  const registry = opts.registry ?? new Registry();
+  const p = opts.prefix ?? 'certrotator_';
+  const registers = [registry];
+  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  // Depth is sampled at scrape time (prom-client calls collect), so it is exact and costs nothing between scrapes.
+  const queues = new Map<string, Pick<WorkQueue, 'name' | 'len'>>();
+  return {
+    observeQueueDepth: (queue) => void queues.set(queue.name, queue),
+    registry,
+    certificateNotAfter: new Gauge({
+      name: `${p}certificate_not_after_timestamp_seconds`,
+      help: 'notAfter of a component certificate, as Unix seconds, per node and service',
+      labelNames: ['node', 'service'],
+      registers,
+    }),
+    rotationsTotal: new Counter({ name: `${p}rotations_total`, help: 'Finished rotation runs by result', labelNames: ['result'], registers }),
+    rotationDuration: new Histogram({
+      name: `${p}rotation_duration_seconds`,
+      help: 'Duration of a rotation run from start to its final condition',
+      labelNames: ['result'],
+      // A run spans seconds (single worker service) to hours (500 nodes, slow restarts).
+      buckets: [10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400],
+      registers,
+    }),
+    nodeStepsTotal: new Counter({ name: `${p}node_steps_total`, help: 'Node steps by step and result', labelNames: ['step', 'result'], registers }),
+    nodeStepDuration: new Histogram({
+      name: `${p}node_step_duration_seconds`,
+      help: 'Duration of one node step',
+      labelNames: ['step', 'result'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+      registers,
+    }),
+    reconcileTotal: new Counter({ name: `${p}reconcile_total`, help: 'Reconciles by controller and result', labelNames: ['controller', 'result'], registers }),
+    reconcileDuration: new Histogram({
+      name: `${p}reconcile_duration_seconds`,
+      help: 'Duration of one reconcile',
+      labelNames: ['controller'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    workqueueDepth: new Gauge({
+      name: `${p}workqueue_depth`,
+      help: 'Keys ready to be processed',
+      labelNames: ['name'],
+      registers,
+      collect() {
+        for (const [name, q] of queues) this.set({ name }, q.len());
+      },
+    }),
+    workqueueAddsTotal: new Counter({ name: `${p}workqueue_adds_total`, help: 'Keys added to the work queue', labelNames: ['name'], registers }),
+    workqueueRetriesTotal: new Counter({ name: `${p}workqueue_retries_total`, help: 'Rate-limited re-adds', labelNames: ['name'], registers }),
+    watchErrorsTotal: new Counter({ name: `${p}watch_errors_total`, help: 'List/watch errors per informer', labelNames: ['resource'], registers }),
+    leader: new Gauge({ name: `${p}leader`, help: '1 while this replica holds the leader Lease', labelNames: ['lease'], registers }),
+  };
+}
+
+/** Hooks that record a work queue's adds, retries and reconciles (pass to `new WorkQueue({ hooks })`). */
+export function workQueueHooks(m: CertrotatorMetrics, queueName: string): WorkQueueHooks {
+  return {
+    onAdd: () => m.workqueueAddsTotal.inc({ name: queueName }),
+    onRetry: () => m.workqueueRetriesTotal.inc({ name: queueName }),
+    onReconcile: (_key, outcome, ms) => {
+      m.reconcileTotal.inc({ controller: queueName, result: outcome });
+      m.reconcileDuration.observe({ controller: queueName }, ms / 1000);
+    },
+  };
+}
