@@ -1,0 +1,106 @@
+// The custom-resource helpers against the real API server, on a throwaway
+// cluster-scoped CRD shaped like ours (status subresource): writes fenced by
+// resourceVersion succeed at the current version and fail with ConflictError
+// at a stale one; the agent-style informer sees only its node's objects.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { kubectl, kubectlOk } from '../cluster/kubectl.js';
+import { ClusterCustomResource, ConflictError, isAlreadyExists, isConflict, isNotFound, loadKubeConfig, type CustomObject } from '../../src/kube/client.js';
+import { customResourceInformer } from '../../src/kube/informer.js';
+
+const GROUP = 'kube-e2e.certrotator.test';
+const CRD = `
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: { name: steps.${GROUP} }
+spec:
+  group: ${GROUP}
+  scope: Cluster
+  names: { plural: steps, singular: step, kind: Step }
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: { status: {} }
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: { type: object, x-kubernetes-preserve-unknown-fields: true }
+          status: { type: object, x-kubernetes-preserve-unknown-fields: true }
+`;
+
+type Step = CustomObject<{ node: string }, { phase?: string; attempt?: number }>;
+
+function step(name: string, node: string): Step {
+  return { apiVersion: `${GROUP}/v1`, kind: 'Step', metadata: { name, labels: { 'certrotator.io/node': node } }, spec: { node } };
+}
+
+describe('ClusterCustomResource against the real API server', () => {
+  let steps: ClusterCustomResource<Step>;
+  beforeAll(async () => {
+    await kubectlOk(['apply', '-f', '-'], { input: CRD });
+    await kubectlOk(['wait', '--for=condition=Established', `crd/steps.${GROUP}`, '--timeout=60s']);
+    const kc = loadKubeConfig();
+    steps = new ClusterCustomResource<Step>(kc.makeApiClient(CustomObjectsApi), GROUP, 'v1', 'steps');
+  });
+  afterAll(async () => {
+    await kubectl(['delete', 'crd', `steps.${GROUP}`, '--wait=false']);
+  });
+
+  it('fences status and merge-patch writes by resourceVersion; a stale write is a ConflictError', async () => {
+    const created = await steps.create(step('s1', 'rke2-worker-1'));
+    const rv0 = created.metadata!.resourceVersion!;
+    const updated = await steps.replaceStatus(created, { phase: 'Renewing', attempt: 1 });
+    expect(updated.status).toEqual({ phase: 'Renewing', attempt: 1 });
+    expect(updated.metadata!.resourceVersion).not.toBe(rv0);
+
+    // Another writer based its decision on the old version: refused, typed, nothing overwritten.
+    const stale = await steps.replaceStatus(created, { phase: 'Failed' }).catch((e: unknown) => e);
+    expect(stale).toBeInstanceOf(ConflictError);
+    expect(isConflict(stale)).toBe(true);
+    expect((stale as ConflictError).resourceVersion).toBe(rv0);
+    expect((await steps.get('s1')).status).toEqual({ phase: 'Renewing', attempt: 1 });
+
+    const stalePatch = await steps.mergePatch('s1', { metadata: { resourceVersion: rv0, annotations: { a: 'b' } } }).catch((e: unknown) => e);
+    expect(stalePatch).toBeInstanceOf(ConflictError);
+    const patched = await steps.mergePatch('s1', { metadata: { resourceVersion: updated.metadata!.resourceVersion, annotations: { a: 'b' } } });
+    expect(patched.metadata!.annotations).toEqual({ a: 'b' });
+    const statusPatched = await steps.mergePatchStatus('s1', { status: { phase: 'Done' } });
+    expect(statusPatched.status).toEqual({ phase: 'Done', attempt: 1 });
+    // the status subresource ignores spec changes and vice versa
+    expect(statusPatched.spec).toEqual({ node: 'rke2-worker-1' });
+
+    await expect(steps.replaceStatus({ ...created, metadata: { name: 's1' } }, {})).rejects.toThrow(/unfenced write/);
+    const dup = await steps.create(step('s1', 'x')).catch((e: unknown) => e);
+    expect(isAlreadyExists(dup)).toBe(true);
+    expect(isConflict(dup)).toBe(true);
+
+    await steps.delete('s1', { resourceVersion: rv0 }).catch((e: unknown) => expect(e).toBeInstanceOf(ConflictError));
+    await steps.delete('s1');
+    await steps.delete('s1'); // already gone: fine
+    expect(await steps.tryGet('s1')).toBeUndefined();
+    expect(isNotFound(await steps.get('s1').catch((e: unknown) => e))).toBe(true);
+  });
+
+  it('an agent-style informer (label selector on its node) caches and enqueues only its node', async () => {
+    const kc = loadKubeConfig();
+    const keys: string[] = [];
+    await steps.create(step('mine-1', 'rke2-worker-2'));
+    await steps.create(step('other-1', 'rke2-worker-3'));
+    const inf = customResourceInformer(kc, steps, { labelSelector: 'certrotator.io/node=rke2-worker-2' }).enqueueTo({ add: (k) => keys.push(k) });
+    try {
+      inf.start();
+      await inf.waitForSync();
+      expect(inf.keys()).toEqual(['mine-1']);
+      await steps.create(step('other-2', 'rke2-worker-3'));
+      await steps.create(step('mine-2', 'rke2-worker-2'));
+      const deadline = Date.now() + 15_000;
+      while (!keys.includes('mine-2') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(keys).toEqual(['mine-1', 'mine-2']);
+      expect(inf.get('other-2')).toBeUndefined();
+    } finally {
+      inf.stop();
+    }
+  });
+});
