@@ -76,7 +76,7 @@ describe('ClusterCustomResource against the real API server', () => {
     expect(isAlreadyExists(dup)).toBe(true);
     expect(isConflict(dup)).toBe(true);
 
-    await steps.delete('s1', { resourceVersion: rv0 }).catch((e: unknown) => expect(e).toBeInstanceOf(ConflictError));
+    await expect(steps.delete('s1', { resourceVersion: rv0 })).rejects.toBeInstanceOf(ConflictError);
     await steps.delete('s1');
     await steps.delete('s1'); // already gone: fine
     expect(await steps.tryGet('s1')).toBeUndefined();
