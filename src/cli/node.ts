@@ -81,7 +81,7 @@ async function check(argv: string[], io: Io): Promise<number> {
   return reports.some((r) => r.error) ? 1 : 0;
 }
 
-function executorFor(kind: string, hostRoot: string, simulationUrl: string | undefined): RestartExecutor {
+export function executorFor(kind: string, hostRoot: string, simulationUrl: string | undefined): RestartExecutor {
   if (kind === 'host') return new HostCommandExecutor(hostRoot);
   if (kind === 'simulation') {
     if (!simulationUrl) throw new UsageError('--restarter simulation needs --simulation-url');

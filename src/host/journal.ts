@@ -18,7 +18,9 @@ export type JournalStep =
   | 'restarted'
   | 'done'
   | 'rolling-back'
-  | 'rolled-back';
+  | 'rolled-back'
+  // Failed with onFailure Halt: left as it is for a person, never rolled back or resumed.
+  | 'halted';
 
 export interface OwnerAndMode {
   readonly uid: number;
@@ -87,4 +89,4 @@ export async function readJournal(host: HostRoot, backupDir: string): Promise<Jo
   return journal;
 }
 
-export const isFinished = (j: Journal): boolean => j.step === 'done' || j.step === 'rolled-back';
+export const isFinished = (j: Journal): boolean => j.step === 'done' || j.step === 'rolled-back' || j.step === 'halted';

@@ -44,6 +44,13 @@ export interface NodeRotationOptions {
   readonly verifyTimeoutMs?: number;
   readonly now?: Date;
   readonly onProgress?: (e: ProgressEvent) => void;
+  // The caller's identity for this run (an agent passes the NodeRotation's
+  // runID). A run with the same id is never done twice: a finished one is only
+  // read back, an unfinished one is continued.
+  readonly runId?: string;
+  // false (onFailure Halt): a failure leaves the node as it is instead of
+  // restoring the backup. Default true.
+  readonly rollbackOnFailure?: boolean;
 }
 
 export interface FileResult {
@@ -87,17 +94,31 @@ export function openHost(catalog: DistributionCatalog, root: string, dataDir: st
 
 const scopeKey = (catalog: DistributionCatalog, scope: Scope): string => ('all' in scope ? 'all' : scopeServices(catalog, scope).sort().join(','));
 
-export async function findUnfinishedJournal(o: Pick<NodeRotationOptions, 'catalog' | 'host' | 'dataDir'>): Promise<Journal | undefined> {
+async function findJournal(
+  o: Pick<NodeRotationOptions, 'catalog' | 'host' | 'dataDir'>,
+  matches: (j: Journal) => boolean,
+): Promise<Journal | undefined> {
   const vars = { dataDir: o.dataDir };
   const prefix = o.catalog.backup.prefix;
   for (const parent of await backupParents(o.catalog.backup, o.host, vars)) {
     for (const name of await o.host.list(parent)) {
       if (!name.startsWith(prefix)) continue;
       const j = await readJournal(o.host, posix.join(parent, name));
-      if (j && !isFinished(j)) return j;
+      if (j && matches(j)) return j;
     }
   }
   return undefined;
+}
+
+export function findUnfinishedJournal(o: Pick<NodeRotationOptions, 'catalog' | 'host' | 'dataDir'>): Promise<Journal | undefined> {
+  return findJournal(o, (j) => !isFinished(j));
+}
+
+/** The outcome of a run that already finished, read back from its journal. */
+function finishedOutcome(j: Journal): Omit<NodeRotationResult, 'resumed' | 'clusterObjects'> {
+  if (j.step === 'done') return { backupDir: j.backupDir, files: results(j) };
+  const step = (j.failure?.step ?? 'rollback') as RotationStep;
+  throw new NodeRotationError(step, j.failure?.message ?? 'the run failed', j.step === 'rolled-back', j.backupDir);
 }
 
 export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotationResult> {
@@ -113,6 +134,17 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
   ];
 
   for (const parent of await backupParents(o.catalog.backup, o.host, vars)) await removeStalePartials(o.host, parent);
+  if (o.runId) {
+    const same = await findJournal(o, (j) => j.runId === o.runId);
+    if (same && isFinished(same)) {
+      progress('plan', `run ${o.runId} already finished (${same.step}); reporting its outcome from ${same.backupDir}`);
+      return { ...finishedOutcome(same), resumed: true, clusterObjects };
+    }
+    if (same) {
+      progress('plan', `resuming run ${o.runId} recorded in ${same.backupDir} at step ${same.step}`);
+      return { ...(await continueRun(o, same)), resumed: true, clusterObjects };
+    }
+  }
   const unfinished = await findUnfinishedJournal(o);
   if (unfinished) {
     if (unfinished.scope !== key || unfinished.restart !== o.restart) {
@@ -194,7 +226,7 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
     }
     const j: Journal = {
       version: 1,
-      runId: randomUUID(),
+      runId: o.runId ?? randomUUID(),
       distribution: o.catalog.distribution,
       scope: key,
       roles: [...o.roles],
@@ -262,6 +294,12 @@ async function continueRun(o: NodeRotationOptions, j: Journal): Promise<Omit<Nod
     const failedStep: RotationStep = e instanceof ResumedRollback ? (j.failure?.step as RotationStep) ?? 'rollback' : current;
     const message = e instanceof ResumedRollback ? j.failure?.message ?? 'interrupted rollback' : (e as Error).message;
     j.failure ??= { step: failedStep, message };
+    if (o.rollbackOnFailure === false && !(e instanceof ResumedRollback)) {
+      j.step = 'halted';
+      await saveJournal(o.host, j);
+      progress(failedStep, `${failedStep} failed (${message}); halted without rolling back — the backup is in ${j.backupDir}`);
+      throw new NodeRotationError(failedStep, message, false, j.backupDir);
+    }
     j.step = 'rolling-back';
     await saveJournal(o.host, j);
     progress('rollback', `${failedStep} failed (${message}); restoring ${j.backupDir}`);

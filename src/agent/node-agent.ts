@@ -1,0 +1,66 @@
+// The agent process's wiring: an informer over this node's NodeRotations that
+// only enqueues names, a work queue that runs one at a time (a node is rotated
+// by one instruction at a time), and the reconcile function.
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { LABELS } from '../api/constants.js';
+import { labelValue } from '../api/names.js';
+import type { NodeRotation, NodeRotationStatus } from '../api/noderotation.js';
+import { makeClients, type ClusterCustomResource } from '../kube/client.js';
+import { customResourceInformer, objectKey, type Informer } from '../kube/informer.js';
+import { WorkQueue } from '../kube/workqueue.js';
+import type { HostRunner } from './host-runner.js';
+import { reconcileNodeRotation } from './reconcile.js';
+
+export interface NodeAgentOptions {
+  kc: KubeConfig;
+  nodeName: string;
+  agentName: string;
+  runner: HostRunner;
+  log: Logger;
+}
+
+export class NodeAgent {
+  readonly informer: Informer<NodeRotation>;
+  private readonly queue = new WorkQueue();
+  private readonly nodeRotations: ClusterCustomResource<NodeRotation>;
+  private running?: Promise<void>;
+
+  constructor(private readonly o: NodeAgentOptions) {
+    this.nodeRotations = makeClients(o.kc).nodeRotations as unknown as ClusterCustomResource<NodeRotation>;
+    this.informer = customResourceInformer(o.kc, this.nodeRotations, {
+      name: 'noderotations',
+      labelSelector: `${LABELS.node}=${labelValue(o.nodeName)}`,
+      logger: o.log,
+    }).enqueueTo(this.queue, objectKey);
+  }
+
+  async start(): Promise<void> {
+    this.informer.start();
+    await this.informer.waitForSync();
+    this.o.log.info({ node: this.o.nodeName }, 'watching this node\'s NodeRotations');
+    this.running = this.queue.run(1, (key) =>
+      reconcileNodeRotation(
+        {
+          nodeName: this.o.nodeName,
+          agentName: this.o.agentName,
+          get: (name) => this.informer.get(name),
+          patchStatus: async (name, status: Partial<NodeRotationStatus>) => {
+            await this.nodeRotations.mergePatchStatus(name, { status });
+          },
+          runner: this.o.runner,
+          now: () => new Date(),
+          log: this.o.log.child({ noderotation: key }),
+        },
+        key,
+      ),
+    );
+  }
+
+  /** Stops taking new work and waits for the instruction in hand to finish its current call. */
+  async stop(): Promise<void> {
+    this.informer.stop();
+    await this.queue.shutDown();
+    await this.running;
+  }
+}

@@ -1,0 +1,166 @@
+import { describe, expect, it } from '@jest/globals';
+import { pino } from 'pino';
+import type { NodeRotation, NodeRotationStatus } from '../api/noderotation.js';
+import { NodeRotationError, type NodeRotationResult, type ProgressEvent } from '../host/rotation.js';
+import type { HostRunner } from './host-runner.js';
+import { reconcileNodeRotation, type AgentDeps } from './reconcile.js';
+
+const NOW = new Date('2026-11-27T12:00:00Z');
+
+function instruction(over: Partial<NodeRotation['spec']> = {}, status?: NodeRotationStatus): NodeRotation {
+  return {
+    apiVersion: 'certrotator.io/v1alpha1',
+    kind: 'NodeRotation',
+    metadata: { name: 'r-g1-node-a', resourceVersion: '7' },
+    spec: {
+      rotation: 'r',
+      generation: 1,
+      runID: 'uid-g1',
+      nodeName: 'node-a',
+      role: 'etcd,controlplane',
+      distribution: 'rke2',
+      scope: 'Service',
+      services: ['api-server'],
+      restart: true,
+      timeout: '10m',
+      onFailure: 'Rollback',
+      ...over,
+    },
+    ...(status ? { status } : {}),
+  };
+}
+
+const ok: NodeRotationResult = {
+  resumed: false,
+  backupDir: 'var/lib/rancher/rke2/server/tls-1795000000',
+  clusterObjects: [],
+  files: [
+    {
+      service: 'api-server',
+      id: 'serving-kube-apiserver',
+      path: 'var/lib/rancher/rke2/server/tls/serving-kube-apiserver.crt',
+      renewal: 'sign',
+      oldSerial: 'aa',
+      newSerial: 'bb',
+      notAfter: '2027-11-27T11:00:00.000Z',
+      servedVerified: true,
+      backupPath: 'var/lib/rancher/rke2/server/tls-1795000000/serving-kube-apiserver.crt',
+      status: 'renewed',
+    },
+  ],
+};
+
+function harness(nr: NodeRotation | undefined, run: HostRunner['run']) {
+  const patches: Partial<NodeRotationStatus>[] = [];
+  let runs = 0;
+  const deps: AgentDeps = {
+    nodeName: 'node-a',
+    agentName: 'agent-pod',
+    get: (name) => (nr?.metadata.name === name ? nr : undefined),
+    patchStatus: async (_name, status) => void patches.push(status),
+    runner: {
+      run: async (spec, onProgress) => {
+        runs++;
+        return run(spec, onProgress);
+      },
+    },
+    now: () => NOW,
+    log: pino({ level: 'silent' }),
+  };
+  return { deps, patches, runs: () => runs };
+}
+
+const steps = (events: ProgressEvent['step'][]) => async (_spec: unknown, onProgress: (e: ProgressEvent) => void) => {
+  for (const step of events) onProgress({ step, message: `${step} message` });
+  return ok;
+};
+
+describe('reconcileNodeRotation', () => {
+  it('marks the node Updating before the host is touched, reports each step, then every file', async () => {
+    const h = harness(instruction(), steps(['plan', 'prepare', 'backup', 'install', 'restart', 'verify', 'done']));
+    await reconcileNodeRotation(h.deps, 'r-g1-node-a');
+    expect(h.patches[0]).toMatchObject({ phase: 'Updating', runID: 'uid-g1', agent: 'agent-pod', step: 'BackingUp', startedAt: NOW.toISOString() });
+    expect(h.patches.slice(1, -1).map((p) => p.step)).toEqual(['Renewing', 'Restarting', 'Verifying']);
+    expect(h.patches.at(-1)).toEqual({
+      phase: 'Rotated',
+      step: 'Done',
+      message: 'node node-a: 1 files rotated',
+      backupPath: '/var/lib/rancher/rke2/server/tls-1795000000',
+      finishedAt: NOW.toISOString(),
+      files: [
+        {
+          service: 'api-server',
+          path: '/var/lib/rancher/rke2/server/tls/serving-kube-apiserver.crt',
+          oldSerial: 'aa',
+          newSerial: 'bb',
+          newNotAfter: '2027-11-27T11:00:00.000Z',
+          servedVerified: true,
+          backupPath: '/var/lib/rancher/rke2/server/tls-1795000000/serving-kube-apiserver.crt',
+        },
+      ],
+    });
+  });
+
+  const nothingToDo: [string, NodeRotation | undefined][] = [
+    ['a deleted instruction', undefined],
+    ['an instruction for another node', instruction({ nodeName: 'node-b' })],
+    ['a run already reported Rotated', instruction({}, { phase: 'Rotated', runID: 'uid-g1' })],
+    ['a run already reported RolledBack', instruction({}, { phase: 'RolledBack', runID: 'uid-g1' })],
+    ['a run already reported Failed', instruction({}, { phase: 'Failed', runID: 'uid-g1' })],
+  ];
+  it.each(nothingToDo)('does nothing for %s', async (_what, nr) => {
+    const h = harness(nr, steps(['done']));
+    await reconcileNodeRotation(h.deps, 'r-g1-node-a');
+    expect(h.runs()).toBe(0);
+    expect(h.patches).toEqual([]);
+  });
+
+  it('resumes an Updating run of the same runID, keeping its start time and step', async () => {
+    const h = harness(
+      instruction({}, { phase: 'Updating', runID: 'uid-g1', step: 'Restarting', startedAt: '2026-11-27T11:59:00Z' }),
+      steps(['restart', 'verify', 'done']),
+    );
+    await reconcileNodeRotation(h.deps, 'r-g1-node-a');
+    expect(h.runs()).toBe(1);
+    expect(h.patches[0]).toMatchObject({ phase: 'Updating', startedAt: '2026-11-27T11:59:00Z', step: 'Restarting', message: 'resuming on node-a' });
+    expect(h.patches.at(-1)?.phase).toBe('Rotated');
+  });
+
+  it('treats a report of an older run as not done', async () => {
+    const h = harness(instruction({}, { phase: 'Rotated', runID: 'uid-g0' }), steps(['done']));
+    await reconcileNodeRotation(h.deps, 'r-g1-node-a');
+    expect(h.runs()).toBe(1);
+    expect(h.patches.at(-1)?.phase).toBe('Rotated');
+  });
+
+  const failures: [string, NodeRotationError, string, RegExp][] = [
+    [
+      'rolled back',
+      new NodeRotationError('verify', '127.0.1.1:6443 serves serial aa, expected bb', true, 'var/lib/rancher/rke2/server/tls-1'),
+      'RolledBack',
+      /^node node-a: step Verifying failed: verify: 127\.0\.1\.1:6443 serves serial aa, expected bb \(rolled back from .*\); rolled back from \/var\/lib\/rancher\/rke2\/server\/tls-1$/,
+    ],
+    [
+      'not rolled back',
+      new NodeRotationError('restart', 'systemctl start rke2-server: exit 1', false, 'var/lib/rancher/rke2/server/tls-1'),
+      'Failed',
+      /^node node-a: step Restarting failed: restart: systemctl start rke2-server: exit 1; not rolled back$/,
+    ],
+  ];
+  it.each(failures)('reports a failure that was %s with the node and the step', async (_what, error, phase, message) => {
+    const h = harness(instruction(), async () => {
+      throw error;
+    });
+    await reconcileNodeRotation(h.deps, 'r-g1-node-a');
+    expect(h.patches.at(-1)).toMatchObject({ phase, backupPath: '/var/lib/rancher/rke2/server/tls-1', finishedAt: NOW.toISOString() });
+    expect(h.patches.at(-1)?.message).toMatch(message);
+  });
+
+  it('lets the queue retry an error that is not a host-step failure, without a final report', async () => {
+    const h = harness(instruction(), async () => {
+      throw new Error('connection reset');
+    });
+    await expect(reconcileNodeRotation(h.deps, 'r-g1-node-a')).rejects.toThrow('connection reset');
+    expect(h.patches.map((p) => p.phase)).toEqual(['Updating']);
+  });
+});

@@ -1,0 +1,104 @@
+// The agent's sync function for one NodeRotation, as a checklist with early
+// returns. Level-based: it reads the object from the informer cache, compares
+// the report with the instruction, and does whatever is still missing. Running
+// it twice for the same object is harmless: a finished run is recognised by its
+// runID in status, and the host steps resume from their journal.
+import type { Logger } from 'pino';
+import { FINISHED_NODE_PHASES, type NodeStep } from '../api/constants.js';
+import type { NodeRotation, NodeRotationStatus } from '../api/noderotation.js';
+import { NodeRotationError } from '../host/rotation.js';
+import type { ReconcileResult } from '../kube/workqueue.js';
+import type { HostRunner } from './host-runner.js';
+import { failureMessage, fileReports, hostPath, isReported, statusStep } from './report.js';
+
+export interface AgentDeps {
+  nodeName: string;
+  /** Who writes the report (the pod name), shown in status.agent. */
+  agentName: string;
+  /** The NodeRotation as the informer last saw it. */
+  get(name: string): NodeRotation | undefined;
+  /** Merge-patches status; only this node's agent writes a NodeRotation's status. */
+  patchStatus(name: string, status: Partial<NodeRotationStatus>): Promise<void>;
+  runner: HostRunner;
+  now(): Date;
+  log: Logger;
+}
+
+export async function reconcileNodeRotation(deps: AgentDeps, name: string): Promise<ReconcileResult | void> {
+  // 1. Deleted: the controller withdrew the instruction (the rotation was deleted).
+  //    It only does so once this node is not in flight, so nothing is abandoned here.
+  const nr = deps.get(name);
+  if (!nr) return;
+
+  // 2. Addressed to another node: the label selector already filters, but a
+  //    label is shortened for long node names, so the spec is what decides.
+  const { spec } = nr;
+  if (spec.nodeName !== deps.nodeName) return;
+
+  // 3. Already reported: this run is finished on this node; never do it twice.
+  if (isReported(spec, nr.status, FINISHED_NODE_PHASES)) return;
+
+  // 4. Say that the node is being worked on before the host is touched, so a
+  //    crash from here on is visible as Updating rather than as a silent Pending.
+  const sameRun = nr.status?.runID === spec.runID;
+  const startedAt = sameRun && nr.status?.startedAt ? nr.status.startedAt : deps.now().toISOString();
+  let step: NodeStep = sameRun && nr.status?.step ? nr.status.step : 'BackingUp';
+  await deps.patchStatus(name, {
+    phase: 'Updating',
+    runID: spec.runID,
+    agent: deps.agentName,
+    startedAt,
+    step,
+    message: sameRun ? `resuming on ${spec.nodeName}` : `rotating ${spec.scope === 'All' ? 'all services' : spec.services.join(', ')} on ${spec.nodeName}`,
+  });
+
+  // 5. Run (or resume, or read back) the host steps, reporting each step change.
+  //    Step reports are best effort: the final report below is what counts.
+  const progress: Promise<void>[] = [];
+  let result;
+  try {
+    result = await deps.runner.run(spec, (e) => {
+      deps.log.info({ step: e.step }, e.message);
+      const next = statusStep(e.step);
+      if (next === step || next === 'Done') return;
+      step = next;
+      progress.push(deps.patchStatus(name, { step: next, message: e.message.slice(0, 4000) }).catch((err: unknown) => {
+        deps.log.warn({ err: String(err) }, 'could not report the step; the final report follows');
+      }));
+    });
+  } catch (err) {
+    await Promise.all(progress);
+    // 6a. Failed: say which step, whether the node was put back, and where the backup is.
+    if (err instanceof NodeRotationError) {
+      const failedStep = statusStep(err.step);
+      deps.log.error({ step: err.step, rolledBack: err.rolledBack }, err.message);
+      await deps.patchStatus(name, {
+        phase: err.rolledBack ? 'RolledBack' : 'Failed',
+        step: failedStep,
+        message: failureMessage(spec.nodeName, failedStep, err.message, err.rolledBack, err.backupDir),
+        ...(err.backupDir ? { backupPath: hostPath(err.backupDir) } : {}),
+        finishedAt: deps.now().toISOString(),
+      });
+      return;
+    }
+    // Anything else (the API, a bug) is retried with backoff by the queue: the
+    // journal makes the retry continue where this attempt stopped.
+    throw err;
+  }
+  await Promise.all(progress);
+
+  // 6b. Rotated: every file with its old and new serial, notAfter, whether the
+  //     new certificate was seen served, and the backup.
+  const files = fileReports(result.files);
+  await deps.patchStatus(name, {
+    phase: 'Rotated',
+    step: 'Done',
+    message:
+      files.length === 0
+        ? `node ${spec.nodeName}: no certificate of this scope lives on this node`
+        : `node ${spec.nodeName}: ${files.length} files rotated${result.resumed ? ' (resumed after an interruption)' : ''}`,
+    files,
+    ...(result.backupDir ? { backupPath: hostPath(result.backupDir) } : {}),
+    finishedAt: deps.now().toISOString(),
+  });
+}

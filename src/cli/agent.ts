@@ -1,0 +1,97 @@
+// `certrotator agent`: runs on every node (DaemonSet), watches the NodeRotations
+// addressed to its node and carries them out with the host steps.
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { CatalogHostRunner } from '../agent/host-runner.js';
+import { NodeAgent } from '../agent/node-agent.js';
+import { loadKubeConfig, makeClients } from '../kube/client.js';
+import { createLogger } from '../observability/logger.js';
+import { startObservabilityServer } from '../observability/server.js';
+import { UsageError, type Command, type Io } from './command.js';
+import { executorFor } from './node.js';
+
+const USAGE = `usage: certrotator agent --node-name NAME [options]
+
+Watches the NodeRotations of one node and renews, restarts and verifies that
+node's certificates as they instruct, reporting each step in their status.
+
+  --node-name NAME       this node (default: $NODE_NAME)
+  --host-root DIR        where the node's filesystem is mounted (default /)
+  --data-dir DIR         the distribution's data dir on the host (default: the catalog's)
+  --node-ip IP           where this node's endpoints answer (default: the Node's InternalIP)
+  --restarter KIND       host (systemctl/docker, via nsenter when --host-root is not /)
+                         or simulation (--simulation-url URL of a simulated node)
+  --simulation-url URL
+  --kubeconfig FILE      default: in-cluster, or $KUBECONFIG
+  --health-port PORT     /healthz, /readyz, /metrics (default 8081; 0 picks a free port)
+  --health-host ADDR     default 0.0.0.0
+`;
+
+async function run(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      'node-name': { type: 'string', default: process.env.NODE_NAME },
+      'host-root': { type: 'string', default: '/' },
+      'data-dir': { type: 'string' },
+      'node-ip': { type: 'string' },
+      restarter: { type: 'string', default: 'host' },
+      'simulation-url': { type: 'string' },
+      kubeconfig: { type: 'string' },
+      'health-port': { type: 'string', default: '8081' },
+      'health-host': { type: 'string', default: '0.0.0.0' },
+    },
+  });
+  if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
+  const nodeName = values['node-name'];
+  if (!nodeName) throw new UsageError('--node-name (or $NODE_NAME) is required');
+  const healthPort = Number(values['health-port']);
+  if (!Number.isInteger(healthPort) || healthPort < 0) throw new UsageError('--health-port must be a port number');
+  const executor = executorFor(values.restarter, values['host-root'], values['simulation-url']);
+
+  const log = createLogger({ name: 'certrotator-agent', base: { node: nodeName } });
+  const kc = loadKubeConfig({ kubeconfig: values.kubeconfig });
+  const nodeIP = values['node-ip'] ?? (await internalIP(kc, nodeName));
+  const agent = new NodeAgent({
+    kc,
+    nodeName,
+    agentName: process.env.POD_NAME ?? hostname(),
+    runner: new CatalogHostRunner({
+      hostRoot: values['host-root'],
+      ...(values['data-dir'] ? { dataDir: values['data-dir'].replace(/^\/+/, '') } : {}),
+      nodeIP,
+      executor,
+    }),
+    log,
+  });
+  const health = await startObservabilityServer({ port: healthPort, host: values['health-host'], informers: [agent.informer] });
+  log.info({ nodeIP, healthPort: health.port }, 'agent starting');
+  await agent.start();
+  io.err(`certrotator agent: watching NodeRotations of node ${nodeName} (health on port ${health.port})\n`);
+
+  // SIGTERM (pod deletion, node drain): finish the call in hand, then exit. A
+  // rotation cut off anyway is resumed from the host journal by the next agent.
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  log.info('stopping');
+  await agent.stop();
+  await health.close();
+  return 0;
+}
+
+async function internalIP(kc: ReturnType<typeof loadKubeConfig>, nodeName: string): Promise<string> {
+  const node = await makeClients(kc).core.readNode({ name: nodeName });
+  const ip = node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
+  if (!ip) throw new Error(`node ${nodeName} has no InternalIP; pass --node-ip`);
+  return ip;
+}
+
+export const agentCommand: Command = {
+  name: 'agent',
+  summary: 'run on a node: carry out the NodeRotations addressed to it',
+  usage: USAGE,
+  run,
+};
