@@ -17,6 +17,7 @@ import {
   FAILURE_POLICIES,
   MODES,
   NODE_PHASES,
+  NODE_STEPS,
   ROTATION_PHASES,
   SCOPES,
 } from './constants.js';
@@ -134,6 +135,10 @@ export const nodeStatusSchema = s.object({
   startedAt: s.time().optional(),
   finishedAt: s.time().optional(),
   message: s.string({ maxLength: 1024 }).optional(),
+  step: s.enum(NODE_STEPS, { description: "The agent's step when the node stopped (from its NodeRotation)." }).optional(),
+  reason: s
+    .string({ maxLength: 64, description: 'Why the node stopped when not Rotated, e.g. NodeTimeout (the controller gave up waiting).' })
+    .optional(),
 });
 
 export const plannedNodeSchema = s.object({
@@ -167,7 +172,14 @@ export const certificateRotationStatusSchema = s
     progress: s.string({ maxLength: 32, description: 'Finished nodes / planned nodes, e.g. 4/6.' }).optional(),
     current: s.string({ maxLength: 256, description: 'The node(s) in flight, for the printer column.' }).optional(),
     runGeneration: s
-      .int64({ description: 'The spec generation whose run status.nodes belongs to.' })
+      .int64({ description: 'The spec generation whose run status.nodes belongs to (NodeRotation names carry it).' })
+      .optional(),
+    runFingerprint: s
+      .string({
+        maxLength: 64,
+        description:
+          'Hash of what the run rotates (distribution, scope, service, nodeSelector, mode). A spec change mid-run that keeps it (paused, maxUnavailable, nodeTimeout, onFailure) steers the running run; one that changes it starts a new run after this one ends.',
+      })
       .optional(),
     startedAt: s.time().optional(),
     completedAt: s.time().optional(),

@@ -1,0 +1,110 @@
+// decideCascade: one pass of the cascade as a table of (recorded nodes,
+// agent reports, clock) → (new node phases, objects to create).
+import { describe, expect, it } from '@jest/globals';
+import type { CertificateRotation, NodeStatus } from '../api/certificaterotation.js';
+import type { NodeRotation, NodeRotationStatus } from '../api/noderotation.js';
+import { decideCascade } from './cascade.js';
+import { buildNodeRotation } from './node-rotation.js';
+import { planFromStatus } from './run-state.js';
+
+const NOW = new Date('2026-09-01T10:00:00Z');
+const T0 = '2026-09-01T09:59:00Z';
+
+function rotation(strategy: Partial<CertificateRotation['spec']['strategy']> = {}, paused = false): CertificateRotation {
+  return {
+    apiVersion: 'certrotator.io/v1alpha1',
+    kind: 'CertificateRotation',
+    metadata: { name: 'r', uid: 'u', generation: 1, resourceVersion: '1' },
+    spec: { scope: 'All', mode: 'Apply', paused, strategy: { maxUnavailable: 2, nodeTimeout: '10m', onFailure: 'Rollback', ...strategy } },
+  };
+}
+
+const S = 'etcd,controlplane';
+const W = 'worker';
+function n(name: string, role: string, phase: NodeStatus['phase'], startedAt?: string): NodeStatus {
+  return { name, role, phase, ...(startedAt ? { startedAt } : {}) };
+}
+
+function nr(r: CertificateRotation, node: NodeStatus, status?: Partial<NodeRotationStatus>): NodeRotation {
+  const plan = planFromStatus('rke2', r.spec, [node]);
+  const obj = buildNodeRotation(r, 1, 'rke2', plan.nodes[0]!);
+  return status ? { ...obj, status: { phase: 'Pending', ...status } } : obj;
+}
+
+interface Row {
+  name: string;
+  nodes: NodeStatus[];
+  reports?: [string, Partial<NodeRotationStatus> | undefined][];
+  rotation?: CertificateRotation;
+  now?: Date;
+  phases: string[];
+  create: string[];
+  events?: string[];
+}
+
+const rows: Row[] = [
+  { name: 'first pass starts the first server only', nodes: [n('s1', S, 'Pending'), n('s2', S, 'Pending'), n('w1', W, 'Pending')], phases: ['Updating', 'Pending', 'Pending'], create: ['r-g1-s1'], events: ['NodeStarted'] },
+  { name: 'a server in flight without a report: wait', nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], reports: [['s1', { phase: 'Updating', step: 'Renewing' }]], phases: ['Updating', 'Pending'], create: [] },
+  { name: 'server rotated: the hand-off starts the next server in the same pass', nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], reports: [['s1', { phase: 'Rotated', step: 'Done' }]], phases: ['Rotated', 'Updating'], create: ['r-g1-s2'], events: ['NodeRotated', 'NodeStarted'] },
+  { name: 'last server rotated: workers start maxUnavailable at a time', nodes: [n('s1', S, 'Updating', T0), n('w1', W, 'Pending'), n('w2', W, 'Pending'), n('w3', W, 'Pending')], reports: [['s1', { phase: 'Rotated' }]], phases: ['Rotated', 'Updating', 'Updating', 'Pending'], create: ['r-g1-w1', 'r-g1-w2'] },
+  { name: 'one worker slot frees: one more starts (rolling window)', nodes: [n('w1', W, 'Updating', T0), n('w2', W, 'Updating', T0), n('w3', W, 'Pending')], reports: [['w1', { phase: 'Rotated' }], ['w2', { phase: 'Updating' }]], phases: ['Rotated', 'Updating', 'Updating'], create: ['r-g1-w3'] },
+  { name: 'intent recorded, object missing (crash between writes): create it again', nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], phases: ['Updating', 'Pending'], create: ['r-g1-s1'] },
+  { name: 'rolled back: nothing more starts', nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], reports: [['s1', { phase: 'RolledBack', step: 'Verifying', message: 'no' }]], phases: ['RolledBack', 'Pending'], create: [], events: ['NodeRolledBack'] },
+  { name: 'a worker failed while others fly: they finish, nothing new', nodes: [n('w1', W, 'Updating', T0), n('w2', W, 'Updating', T0), n('w3', W, 'Pending')], reports: [['w1', { phase: 'Failed' }], ['w2', { phase: 'Updating' }]], phases: ['Failed', 'Updating', 'Pending'], create: [], events: ['NodeFailed'] },
+  { name: 'paused: the finished node is recorded, nothing starts', rotation: rotation({}, true), nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], reports: [['s1', { phase: 'Rotated' }]], phases: ['Rotated', 'Pending'], create: [] },
+  { name: 'overran nodeTimeout: Failed, nothing starts', now: new Date('2026-09-01T10:10:01Z'), nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], reports: [['s1', { phase: 'Updating', step: 'Restarting' }]], phases: ['Failed', 'Pending'], create: [], events: ['NodeTimedOut'] },
+  { name: 'a report about another run is not taken', nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], reports: [['s1', { phase: 'Rotated', runID: 'other-g7' }]], phases: ['Updating', 'Pending'], create: [] },
+  { name: 'all done: nothing to do', nodes: [n('s1', S, 'Rotated'), n('w1', W, 'Rotated')], phases: ['Rotated', 'Rotated'], create: [] },
+];
+
+describe('decideCascade', () => {
+  it.each(rows)('$name', (row) => {
+    const r = row.rotation ?? rotation();
+    const byName = new Map(row.nodes.map((x) => [x.name, x]));
+    const reports = (row.reports ?? []).map(([name, st]) => nr(r, byName.get(name)!, st));
+    // Nodes in flight with no row in `reports` that are not "missing" cases get a Pending object.
+    for (const x of row.nodes) {
+      if (x.phase === 'Updating' && !row.reports?.some(([name]) => name === x.name) && !row.name.startsWith('intent')) reports.push(nr(r, x, {}));
+    }
+    const before = structuredClone(row.nodes);
+    const d = decideCascade({ rotation: r, distribution: 'rke2', runGeneration: 1, nodes: row.nodes, nodeRotations: reports, now: row.now ?? NOW });
+    expect(d.nodes.map((x) => x.phase)).toEqual(row.phases);
+    expect(d.create.map((x) => x.metadata.name)).toEqual(row.create);
+    if (row.events) expect(d.events.map((e) => e.reason)).toEqual(row.events);
+    // Input is never mutated: the caller may retry with it after a conflict.
+    expect(row.nodes).toEqual(before);
+  });
+
+  it('records the agent step and message on the node, and a timeout with its reason and last step', () => {
+    const r = rotation();
+    const failed = decideCascade({
+      rotation: r, distribution: 'rke2', runGeneration: 1, now: NOW,
+      nodes: [n('s1', S, 'Updating', T0)],
+      nodeRotations: [nr(r, n('s1', S, 'Updating'), { phase: 'RolledBack', step: 'Verifying', message: 'kube-apiserver served the old serial' })],
+    });
+    expect(failed.nodes[0]).toMatchObject({ phase: 'RolledBack', step: 'Verifying', message: 'kube-apiserver served the old serial' });
+    const timedOut = decideCascade({
+      rotation: r, distribution: 'rke2', runGeneration: 1, now: new Date('2026-09-01T10:20:00Z'),
+      nodes: [n('s1', S, 'Updating', T0)],
+      nodeRotations: [nr(r, n('s1', S, 'Updating'), { phase: 'Updating', step: 'Restarting' })],
+    });
+    expect(timedOut.nodes[0]).toMatchObject({ phase: 'Failed', reason: 'NodeTimeout', step: 'Restarting', finishedAt: '2026-09-01T10:20:00Z' });
+    expect(timedOut.nodes[0]!.message).toContain('nodeTimeout (10m)');
+  });
+
+  it('asks to be woken at the earliest deadline of a node in flight', () => {
+    const r = rotation({ nodeTimeout: '5m' });
+    const d = decideCascade({ rotation: r, distribution: 'rke2', runGeneration: 1, now: NOW, nodes: [n('s1', S, 'Updating', T0)], nodeRotations: [nr(r, n('s1', S, 'Updating'), {})] });
+    expect(d.requeueAfterMs).toBe(4 * 60_000 + 1000);
+  });
+
+  it('builds the NodeRotation the agent contract needs: owner, labels, runID, services, timeout, onFailure', () => {
+    const r = rotation({ onFailure: 'Halt', nodeTimeout: '3m' });
+    const d = decideCascade({ rotation: r, distribution: 'rke2', runGeneration: 1, now: NOW, nodes: [n('s1', S, 'Pending')], nodeRotations: [] });
+    const obj = d.create[0]!;
+    expect(obj.metadata.labels).toEqual({ 'certrotator.io/rotation': 'r', 'certrotator.io/generation': '1', 'certrotator.io/node': 's1' });
+    expect(obj.metadata.ownerReferences).toEqual([{ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', name: 'r', uid: 'u', controller: true }]);
+    expect(obj.spec).toMatchObject({ rotation: 'r', generation: 1, runID: 'u-g1', nodeName: 's1', role: S, distribution: 'rke2', scope: 'All', timeout: '3m', onFailure: 'Halt', restart: true });
+    expect(obj.spec.services).toContain('etcd');
+  });
+});

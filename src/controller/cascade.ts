@@ -1,0 +1,168 @@
+// One step of the cascade, as a pure function of the run's recorded state
+// (status.nodes), the NodeRotations the agents report on, and the clock.
+//
+// The caller applies the decision in this order, and that order is the
+// crash-safety argument:
+//   1. write status.nodes (fenced by resourceVersion): finished nodes AND the
+//      intent for the nodes about to start, in ONE write;
+//   2. only then create their NodeRotations.
+// A crash after 1 leaves a node Updating without a NodeRotation: the next pass
+// sees exactly that and creates it (same deterministic name). A crash before
+// 1 leaves nothing. A pass on a stale cache decides from old status and its
+// write is refused (409), so two passes can never both start a server.
+import type { CertificateRotation, NodeStatus } from '../api/certificaterotation.js';
+import { REASONS } from '../api/constants.js';
+import { parseDuration } from '../api/duration.js';
+import type { FileReport, NodeRotation } from '../api/noderotation.js';
+import type { Distribution } from '../distributions/services.js';
+import { EVENT_REASONS } from './event-reasons.js';
+import { buildNodeRotation } from './node-rotation.js';
+import { nextStep, type Plan } from './plan.js';
+import { FINISHED_BY_AGENT, planFromStatus, progressFromStatus } from './run-state.js';
+
+export interface CascadeInput {
+  rotation: CertificateRotation;
+  distribution: Distribution;
+  runGeneration: number;
+  /** status.nodes: the frozen plan and each node's recorded phase. */
+  nodes: readonly NodeStatus[];
+  /** The NodeRotations of this run (spec.generation === runGeneration). */
+  nodeRotations: readonly NodeRotation[];
+  now: Date;
+}
+
+export interface NodeEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+export interface FinishedNode {
+  name: string;
+  phase: string;
+  durationSeconds: number;
+  files: readonly FileReport[];
+}
+
+export interface CascadeDecision {
+  plan: Plan;
+  nodes: NodeStatus[];
+  /** NodeRotations to create AFTER the status write succeeded. */
+  create: NodeRotation[];
+  events: NodeEvent[];
+  finished: FinishedNode[];
+  /** Come back by then even if nothing reports (the earliest node deadline). */
+  requeueAfterMs?: number;
+}
+
+const MAX_MESSAGE = 1024;
+
+/** metav1.Time has second precision; writing the same so a round trip compares equal. */
+export function rfc3339(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function clip(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE - 3)}...` : text;
+}
+
+function withoutUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+export function decideCascade(input: CascadeInput): CascadeDecision {
+  const { rotation, distribution, runGeneration, now } = input;
+  const spec = rotation.spec;
+  const nodeTimeoutMs = parseDuration(spec.strategy.nodeTimeout);
+  const plan = planFromStatus(distribution, spec, input.nodes);
+  const planned = new Map(plan.nodes.map((n) => [n.name, n]));
+  const entries = input.nodes.map((n) => ({ ...n }));
+  const byName = new Map(entries.map((e) => [e.name, e]));
+  const reports = new Map(input.nodeRotations.map((nr) => [nr.spec.nodeName, nr]));
+  const decision: CascadeDecision = { plan, nodes: entries, create: [], events: [], finished: [] };
+  const nowText = rfc3339(now);
+
+  // 1. Take in what the agents reported for the nodes in flight.
+  for (const e of entries) {
+    if (e.phase !== 'Updating') continue;
+    const nr = reports.get(e.name);
+    if (!nr) {
+      // Intent recorded, object missing: we crashed (or someone deleted it) between the two writes.
+      decision.create.push(buildNodeRotation(rotation, runGeneration, distribution, planned.get(e.name)!));
+      continue;
+    }
+    const st = nr.status;
+    if (!st || !FINISHED_BY_AGENT.includes(st.phase)) continue;
+    if (st.runID !== undefined && st.runID !== nr.spec.runID) continue; // a report about another run: not ours to take
+    Object.assign(e, withoutUndefined({ phase: st.phase, finishedAt: st.finishedAt ?? nowText, message: clip(st.message), step: st.step }));
+    delete e.reason;
+    const seconds = e.startedAt ? Math.max(0, (Date.parse(e.finishedAt!) - Date.parse(e.startedAt)) / 1000) : 0;
+    decision.finished.push({ name: e.name, phase: st.phase, durationSeconds: seconds, files: st.files ?? [] });
+    const at = st.step ? ` at step ${st.step}` : '';
+    const why = st.message ? `: ${st.message}` : '';
+    if (st.phase === 'Rotated') {
+      decision.events.push({ type: 'Normal', reason: EVENT_REASONS.nodeRotated, message: `node ${e.name} (${e.role}) rotated in ${Math.round(seconds)}s` });
+    } else if (st.phase === 'RolledBack') {
+      decision.events.push({ type: 'Warning', reason: EVENT_REASONS.nodeRolledBack, message: `node ${e.name} (${e.role}) failed${at} and was rolled back${why}` });
+    } else {
+      decision.events.push({ type: 'Warning', reason: EVENT_REASONS.nodeFailed, message: `node ${e.name} (${e.role}) failed${at}${why}` });
+    }
+  }
+
+  const cascadeInput = () => ({
+    plan,
+    progress: progressFromStatus(entries),
+    paused: spec.paused,
+    onFailure: spec.strategy.onFailure,
+    nodeTimeoutMs,
+    now,
+  });
+  let step = nextStep(cascadeInput());
+
+  // 2. Nodes that overran nodeTimeout have failed: recorded so the run stops and says which and where.
+  if (step.kind === 'timedOut') {
+    for (const name of step.nodes) {
+      const e = byName.get(name)!;
+      const lastStep = reports.get(name)?.status?.step;
+      e.phase = 'Failed';
+      e.reason = REASONS.nodeTimeout;
+      e.finishedAt = nowText;
+      e.message = `no result within spec.strategy.nodeTimeout (${spec.strategy.nodeTimeout})${lastStep ? `; last reported step ${lastStep}` : '; the agent never reported'}`;
+      if (lastStep) e.step = lastStep;
+      decision.finished.push({ name, phase: 'Failed', durationSeconds: nodeTimeoutMs / 1000, files: [] });
+      decision.events.push({
+        type: 'Warning',
+        reason: EVENT_REASONS.nodeTimedOut,
+        message: `node ${name} (${e.role}) timed out after ${spec.strategy.nodeTimeout}${lastStep ? ` at step ${lastStep}` : ''}`,
+      });
+    }
+    step = nextStep(cascadeInput());
+  }
+
+  // 3. Start what the rules allow: record intent here; the caller creates after writing it.
+  if (step.kind === 'start') {
+    for (const node of step.nodes) {
+      const e = byName.get(node.name)!;
+      e.phase = 'Updating';
+      e.startedAt = nowText;
+      delete e.finishedAt;
+      delete e.message;
+      delete e.step;
+      delete e.reason;
+      decision.create.push(buildNodeRotation(rotation, runGeneration, distribution, node));
+      decision.events.push({
+        type: 'Normal',
+        reason: EVENT_REASONS.nodeStarted,
+        message: `rotating node ${node.name} (${node.role}): ${node.services.join(', ')}`,
+      });
+    }
+  }
+
+  // 4. Wake up at the earliest deadline of a node in flight (+1 s: startedAt has second precision).
+  const deadlines = entries
+    .filter((e) => e.phase === 'Updating' && e.startedAt)
+    .map((e) => Date.parse(e.startedAt!) + nodeTimeoutMs - now.getTime() + 1000);
+  if (deadlines.length > 0) decision.requeueAfterMs = Math.max(1000, Math.min(...deadlines));
+  return decision;
+}

@@ -1,0 +1,60 @@
+// What a reconcile of a CertificateRotation may touch, as narrow interfaces:
+// reads come from the informer caches (never the API server directly, except
+// to refresh after a conflict), writes go through `ControllerWriter`, whose
+// every method is one API request. The process wires the real ones (run.ts,
+// kube-adapter.ts); unit tests pass the in-memory fake (fake-cluster.ts).
+import type { V1Node } from '@kubernetes/client-node';
+import type { CertificateRotation, CertificateRotationStatus } from '../api/certificaterotation.js';
+import type { NodeRotation } from '../api/noderotation.js';
+
+/** The cache view: what the informers hold, plus our own writes they have not delivered yet. */
+export interface ClusterReader {
+  rotation(name: string): CertificateRotation | undefined;
+  rotations(): readonly CertificateRotation[];
+  /** Every NodeRotation of this rotation (all generations). */
+  nodeRotationsOf(rotation: string): readonly NodeRotation[];
+  nodes(): readonly V1Node[];
+}
+
+/** One API write per call. Fenced writes throw ConflictError (src/kube/client.ts) on a stale resourceVersion. */
+export interface ControllerWriter {
+  /** Replaces status, fenced by `rotation.metadata.resourceVersion`; returns the stored object. */
+  replaceStatus(rotation: CertificateRotation, status: CertificateRotationStatus): Promise<CertificateRotation>;
+  /** Sets metadata.finalizers, fenced by `rotation.metadata.resourceVersion`. */
+  setFinalizers(rotation: CertificateRotation, finalizers: string[]): Promise<CertificateRotation>;
+  /** Creates; an existing object of that name is not an error ('exists'): names are deterministic. */
+  createNodeRotation(nr: NodeRotation): Promise<'created' | 'exists'>;
+  /** Deletes; a missing object counts as deleted. */
+  deleteNodeRotation(name: string): Promise<void>;
+  /** A fresh read (after a conflict), bypassing the cache. */
+  getRotation(name: string): Promise<CertificateRotation | undefined>;
+}
+
+export interface EventSink {
+  normal(obj: CertificateRotation, reason: string, message: string): void;
+  warning(obj: CertificateRotation, reason: string, message: string): void;
+}
+
+/** What the controller reports to metrics; all optional so tests need not care. */
+export interface ControllerMetricsSink {
+  runFinished?(result: 'succeeded' | 'failed', durationSeconds: number): void;
+  nodeFinished?(phase: string, durationSeconds: number): void;
+  /** Earliest new notAfter a node reported for a service (Unix seconds). */
+  certificateNotAfter?(node: string, service: string, unixSeconds: number): void;
+}
+
+export interface Logger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface ControllerDeps {
+  read: ClusterReader;
+  write: ControllerWriter;
+  events: EventSink;
+  now: () => Date;
+  log: Logger;
+  metrics?: ControllerMetricsSink;
+}

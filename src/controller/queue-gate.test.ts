@@ -1,0 +1,39 @@
+import { describe, expect, it } from '@jest/globals';
+import type { CertificateRotation, CertificateRotationStatus } from '../api/certificaterotation.js';
+import { slotHolder, wantsToRun } from './queue-gate.js';
+
+function rot(name: string, minute: number, status: Partial<CertificateRotationStatus> = {}, extra: Partial<CertificateRotation['spec']> = {}, generation = 1): CertificateRotation {
+  return {
+    apiVersion: 'certrotator.io/v1alpha1',
+    kind: 'CertificateRotation',
+    metadata: { name, generation, creationTimestamp: new Date(Date.UTC(2026, 8, 1, 10, minute)) },
+    spec: { scope: 'All', mode: 'Apply', paused: false, strategy: { maxUnavailable: 1, nodeTimeout: '10m', onFailure: 'Rollback' }, ...extra },
+    status: { observedGeneration: -1, ...status },
+  };
+}
+const stalled = (reason: string) => [{ type: 'Stalled', status: 'True' as const, reason, message: 'm', lastTransitionTime: '2026-09-01T10:00:00Z' }];
+
+describe('slotHolder', () => {
+  it.each<[string, CertificateRotation, CertificateRotation[], string | undefined]>([
+    ['alone: may run', rot('me', 5), [], undefined],
+    ['an older one running: wait for it', rot('me', 1), [rot('old', 0, { runGeneration: 1, phase: 'Progressing' })], 'old'],
+    ['a NEWER one running holds the slot too', rot('me', 1), [rot('new', 9, { runGeneration: 1, phase: 'Progressing' })], 'new'],
+    ['a paused run holds the slot', rot('me', 5), [rot('p', 9, { runGeneration: 1, phase: 'Paused' })], 'p'],
+    ['an older one not started yet goes first', rot('me', 5), [rot('old', 0)], 'old'],
+    ['a newer one not started yet waits for me', rot('me', 5), [rot('new', 9)], undefined],
+    ['same second: by name', rot('b', 5), [rot('a', 5)], 'a'],
+    ['a finished older one does not hold', rot('me', 5), [rot('done', 0, { runGeneration: 1, phase: 'Succeeded', observedGeneration: 1 })], undefined],
+    ['a failed older one does not hold', rot('me', 5), [rot('f', 0, { runGeneration: 1, phase: 'Failed', observedGeneration: 1 })], undefined],
+    ['an older one stuck on a pre-run problem does not hold', rot('me', 5), [rot('bad', 0, { phase: 'Failed', observedGeneration: 1, conditions: stalled('ServiceNotInDistribution') })], undefined],
+    ['an older Plan-mode one does not hold', rot('me', 5), [rot('plan', 0, {}, { mode: 'Plan' })], undefined],
+    ['an older finished one whose spec changed wants to run again', rot('me', 5), [rot('again', 0, { runGeneration: 1, phase: 'Succeeded', observedGeneration: 1 }, {}, 2)], 'again'],
+  ])('%s', (_name, me, others, holder) => {
+    expect(slotHolder(me, [me, ...others])).toBe(holder);
+  });
+
+  it('a rotation being deleted does not want to run', () => {
+    const r = rot('d', 0);
+    r.metadata.deletionTimestamp = new Date();
+    expect(wantsToRun(r)).toBe(false);
+  });
+});

@@ -1,0 +1,47 @@
+// One rotation at a time, cluster-wide (design.md §1.1): restarting the
+// control plane for two rotations at once could take two servers down
+// together, which is exactly what the cascade exists to prevent.
+//
+// The slot is decided from the CertificateRotations themselves, no lock
+// object: the controller is the only writer of their status and processes one
+// rotation at a time (one worker), and its reads include its own latest writes
+// (run.ts), so two rotations can never both see the slot free.
+import type { CertificateRotation } from '../api/certificaterotation.js';
+import { preRunProblem, runActive, settled } from './run-state.js';
+
+function createdAt(r: CertificateRotation): number {
+  const t = r.metadata.creationTimestamp;
+  return t ? new Date(t as unknown as string).getTime() : 0;
+}
+
+/** Oldest first; by name when created in the same second, so every replica agrees. */
+export function queueOrder(a: CertificateRotation, b: CertificateRotation): number {
+  const d = createdAt(a) - createdAt(b);
+  if (d !== 0) return d;
+  const an = a.metadata.name ?? '';
+  const bn = b.metadata.name ?? '';
+  return an < bn ? -1 : an > bn ? 1 : 0;
+}
+
+/** Would this rotation start a run if the slot were free? */
+export function wantsToRun(r: CertificateRotation): boolean {
+  if (r.metadata.deletionTimestamp) return false;
+  if (r.spec.mode !== 'Apply') return false;
+  if (runActive(r.status)) return true;
+  if (settled(r)) return false;
+  // A pre-run problem (bad service, no nodes…) waits for a person, not for the slot.
+  return !(preRunProblem(r.status) && r.status?.observedGeneration === r.metadata.generation);
+}
+
+/**
+ * The rotation `me` must wait for, or undefined when `me` may run now:
+ * first any rotation with a run in progress (paused ones included: their
+ * cluster is half-rotated), else any older rotation that also wants to run.
+ */
+export function slotHolder(me: CertificateRotation, all: readonly CertificateRotation[]): string | undefined {
+  const others = all.filter((r) => r.metadata.name !== me.metadata.name);
+  const running = others.filter((r) => runActive(r.status)).sort(queueOrder)[0];
+  if (running) return running.metadata.name;
+  const ahead = others.filter((r) => wantsToRun(r) && queueOrder(r, me) < 0).sort(queueOrder)[0];
+  return ahead?.metadata.name;
+}

@@ -1,0 +1,384 @@
+// The reconcile loop end to end against the in-memory fake API server:
+// whole runs, crashes between any two writes, stale caches, queueing, pause,
+// spec changes, deletion, problems. Invariants are checked over EVERY status
+// the controller wrote, not just the final one.
+import { describe, expect, it } from '@jest/globals';
+import type { CertificateRotationStatus } from '../api/certificaterotation.js';
+import type { NodeRotationStatus, NodeRotation } from '../api/noderotation.js';
+import { FINALIZER } from '../api/constants.js';
+import { isConflict } from '../kube/client.js';
+import { CrashError, FakeCluster } from './fake-cluster.js';
+import { reconcileRotation } from './reconcile-rotation.js';
+import { rke2Node } from './testing.js';
+
+const SERVERS = ['s1', 's2', 's3'];
+const WORKERS = ['w1', 'w2', 'w3', 'w4'];
+
+function cluster(): FakeCluster {
+  return new FakeCluster([
+    ...SERVERS.map((n) => rke2Node(n, { etcd: true, cp: true })),
+    ...WORKERS.map((n) => rke2Node(n)),
+  ]);
+}
+
+type Agent = (nr: NodeRotation) => Partial<NodeRotationStatus> | undefined;
+const rotateAll: Agent = () => ({ phase: 'Rotated', step: 'Done', finishedAt: '2026-09-01T10:00:00Z' });
+
+/** Reconcile (swallowing conflicts and simulated crashes like the work queue's retry would) until nothing moves. */
+async function drive(fake: FakeCluster, names: string[], agent: Agent | undefined = rotateAll, maxPasses = 200): Promise<void> {
+  for (let pass = 0; pass < maxPasses; pass++) {
+    const writesBefore = fake.writes.length;
+    let agentActed = false;
+    let retry = false;
+    for (const name of names) {
+      try {
+        await reconcileRotation(fake.deps(), name);
+      } catch (err) {
+        if (!(err instanceof CrashError) && !isConflict(err)) throw err;
+        retry = true;
+      }
+      checkInFlightObjects(fake);
+    }
+    for (const nr of fake.nodeRotationsByName.values()) {
+      if (nr.status?.phase !== 'Pending' || !agent) continue;
+      const report = agent(nr);
+      if (report) {
+        fake.report(nr.metadata.name!, report);
+        agentActed = true;
+      }
+    }
+    if (!agentActed && !retry && fake.writes.length === writesBefore) return;
+  }
+  throw new Error('did not settle');
+}
+
+const isServerRole = (role: string): boolean => role.includes('etcd') || role.includes('controlplane');
+
+/** Never two servers in flight, never a server next to anything else, never more workers than maxUnavailable. */
+function checkStatus(status: CertificateRotationStatus, maxUnavailable: number): void {
+  const flying = (status.nodes ?? []).filter((n) => n.phase === 'Updating');
+  const servers = flying.filter((n) => isServerRole(n.role));
+  expect(servers.length).toBeLessThanOrEqual(1);
+  if (servers.length === 1) expect(flying).toHaveLength(1);
+  expect(flying.length).toBeLessThanOrEqual(maxUnavailable);
+}
+
+/** The same, over the NodeRotation objects themselves (what agents act on). */
+function checkInFlightObjects(fake: FakeCluster): void {
+  const open = [...fake.nodeRotationsByName.values()].filter((nr) => !['Rotated', 'Failed', 'RolledBack'].includes(nr.status?.phase ?? 'Pending'));
+  const servers = open.filter((nr) => isServerRole(nr.spec.role));
+  expect(servers.length).toBeLessThanOrEqual(1);
+  if (servers.length === 1) expect(open).toHaveLength(1);
+}
+
+function phases(fake: FakeCluster, name: string): Record<string, string> {
+  return Object.fromEntries((fake.rotation(name)!.status!.nodes ?? []).map((n) => [n.name, n.phase]));
+}
+
+function condition(fake: FakeCluster, name: string, type: string) {
+  return fake.rotation(name)!.status!.conditions!.find((c) => c.type === type)!;
+}
+
+describe('a whole run', () => {
+  it.each([1, 2, 10])('rotates 3 servers one at a time, then 4 workers %i at a time, and ends Ready', async (maxUnavailable) => {
+    const fake = cluster();
+    fake.apply('all', { strategy: { maxUnavailable } });
+    await drive(fake, ['all']);
+    const r = fake.rotation('all')!;
+    expect(r.status).toMatchObject({ phase: 'Succeeded', progress: '7/7', observedGeneration: 1, runGeneration: 1, distribution: 'rke2' });
+    expect(r.status!.current).toBeUndefined();
+    expect(r.metadata.finalizers).toEqual([FINALIZER]);
+    expect(Object.values(phases(fake, 'all'))).toEqual(Array(7).fill('Rotated'));
+    for (const s of fake.statusHistory) checkStatus(s, maxUnavailable);
+    // Servers in Rancher's order before any worker; each node instructed exactly once.
+    expect(fake.created).toEqual([...SERVERS, ...WORKERS].map((n) => `all-g1-${n}`));
+    expect(condition(fake, 'all', 'Ready')).toMatchObject({ status: 'True', reason: 'Succeeded', observedGeneration: 1 });
+    expect(condition(fake, 'all', 'ServersRotated')).toMatchObject({ status: 'True' });
+    expect(condition(fake, 'all', 'WorkersRestarted')).toMatchObject({ status: 'True' });
+    const reasons = fake.events.map((e) => e.reason);
+    expect(reasons.filter((r) => r === 'NodeStarted')).toHaveLength(7);
+    expect(reasons.filter((r) => r === 'NodeRotated')).toHaveLength(7);
+    expect(reasons[0]).toBe('RunStarted');
+    expect(reasons.at(-1)).toBe('RunSucceeded');
+  });
+
+  it('writes few times per node: one status write per hand-off, one create per node', async () => {
+    const fake = cluster();
+    fake.apply('all', { strategy: { maxUnavailable: 4 } });
+    await drive(fake, ['all']);
+    const statusWrites = fake.writes.filter((w) => w.startsWith('status')).length;
+    const creates = fake.writes.filter((w) => w.startsWith('create')).length;
+    expect(creates).toBe(7);
+    // start+s1, s1→s2, s2→s3, s3→workers, workers done (batched by the fake agent) = 5; at most one per node + 1.
+    expect(statusWrites).toBeLessThanOrEqual(7 + 1);
+    expect(fake.writes.length / 7).toBeLessThanOrEqual(3);
+  });
+
+  it('a single-service rotation touches only the nodes the service is relevant to', async () => {
+    const fake = cluster();
+    fake.apply('api', { scope: 'Service', service: 'scheduler' });
+    await drive(fake, ['api']);
+    expect(Object.keys(phases(fake, 'api'))).toEqual(SERVERS);
+    const nr = fake.nodeRotationsByName.get('api-g1-s1')!;
+    expect(nr.spec).toMatchObject({ scope: 'Service', services: ['scheduler'], role: 'etcd,controlplane', generation: 1, runID: 'uid-api-g1' });
+    expect(condition(fake, 'api', 'WorkersRestarted')).toMatchObject({ status: 'True', reason: 'NoneInPlan' });
+  });
+
+  it('re-reconciling a finished run writes nothing', async () => {
+    const fake = cluster();
+    fake.apply('all');
+    await drive(fake, ['all']);
+    const writes = fake.writes.length;
+    for (let i = 0; i < 3; i++) await reconcileRotation(fake.deps(), 'all');
+    expect(fake.writes.length).toBe(writes);
+  });
+});
+
+describe('restarts and races', () => {
+  it('a crash before ANY single write resumes to the same end: each node once, never two servers in flight', async () => {
+    const reference = cluster();
+    reference.apply('all', { strategy: { maxUnavailable: 2 } });
+    await drive(reference, ['all']);
+    const total = reference.writes.length;
+    for (let k = 1; k <= total; k++) {
+      const fake = cluster();
+      fake.apply('all', { strategy: { maxUnavailable: 2 } });
+      fake.crashAtWrite = k;
+      await drive(fake, ['all']);
+      expect(fake.rotation('all')!.status!.phase).toBe('Succeeded');
+      expect(new Set(fake.created).size).toBe(fake.created.length);
+      expect(fake.created).toHaveLength(7);
+      for (const s of fake.statusHistory) checkStatus(s, 2);
+    }
+  });
+
+  it('intent recorded but NodeRotation not created (crash between the two): the next pass creates it', async () => {
+    const fake = cluster();
+    fake.apply('all');
+    fake.crashAtWrite = 3; // 1 finalizer, 2 status (intent for s1), 3 create s1
+    await expect(reconcileRotation(fake.deps(), 'all')).rejects.toThrow(CrashError);
+    expect(phases(fake, 'all').s1).toBe('Updating');
+    expect(fake.nodeRotationsByName.size).toBe(0);
+    await reconcileRotation(fake.deps(), 'all');
+    expect([...fake.nodeRotationsByName.keys()]).toEqual(['all-g1-s1']);
+  });
+
+  it('a pass on a stale cache is refused by the fence and creates nothing', async () => {
+    const fake = cluster();
+    fake.apply('all');
+    await reconcileRotation(fake.deps(), 'all'); // s1 in flight
+    const stale = fake.rotation('all')!;
+    fake.report('all-g1-s1', { phase: 'Rotated' });
+    await reconcileRotation(fake.deps(), 'all'); // s2 in flight
+    // Now a pass that still sees s1 in flight and s1 finished: it would start s2 — or, worse, s3.
+    const deps = fake.deps();
+    deps.read = { ...fake, rotation: () => structuredClone(stale), rotations: () => [stale], nodeRotationsOf: (n: string) => fake.nodeRotationsOf(n), nodes: () => fake.nodes() };
+    const before = fake.created.length;
+    const err = await reconcileRotation(deps, 'all').then(() => undefined, (e: unknown) => e);
+    expect(isConflict(err)).toBe(true);
+    expect(fake.created.length).toBe(before);
+  });
+});
+
+describe('failure', () => {
+  it.each<['Rollback' | 'Halt', 'RolledBack' | 'Failed', string]>([
+    ['Rollback', 'RolledBack', 'NodeRolledBack'],
+    ['Halt', 'Failed', 'NodeFailed'],
+  ])('onFailure %s: the failed node stops the run; Stalled names the node and the step', async (onFailure, phase, reason) => {
+    const fake = cluster();
+    fake.apply('f', { strategy: { onFailure } });
+    await drive(fake, ['f'], (nr) =>
+      nr.spec.nodeName === 's2' ? { phase, step: 'Verifying', message: 'kube-apiserver did not serve the new certificate' } : { phase: 'Rotated' },
+    );
+    const r = fake.rotation('f')!;
+    expect(r.status!.phase).toBe('Failed');
+    expect(phases(fake, 'f')).toMatchObject({ s1: 'Rotated', s2: phase, s3: 'Pending', w1: 'Pending' });
+    expect(fake.created).toEqual(['f-g1-s1', 'f-g1-s2']);
+    const stalled = condition(fake, 'f', 'Stalled');
+    expect(stalled).toMatchObject({ status: 'True', reason });
+    expect(stalled.message).toContain('node s2 (etcd,controlplane)');
+    expect(stalled.message).toContain('at step Verifying');
+    expect(condition(fake, 'f', 'Ready').status).toBe('False');
+    expect(condition(fake, 'f', 'Reconciling').status).toBe('False');
+    expect(fake.events.map((e) => e.reason)).toEqual(expect.arrayContaining([reason, 'RunFailed']));
+  });
+
+  it('a node that overruns nodeTimeout is marked Failed (NodeTimeout) with its last step; nothing else starts', async () => {
+    const fake = cluster();
+    fake.apply('t', { strategy: { nodeTimeout: '1m' } });
+    const first = await reconcileRotation(fake.deps(), 't');
+    expect(first?.requeueAfterMs).toBeGreaterThan(60_000);
+    fake.report('t-g1-s1', { phase: 'Updating', step: 'Restarting' });
+    fake.advance(30_000);
+    await reconcileRotation(fake.deps(), 't');
+    expect(phases(fake, 't').s1).toBe('Updating');
+    fake.advance(31_000);
+    await reconcileRotation(fake.deps(), 't');
+    const s1 = fake.rotation('t')!.status!.nodes![0]!;
+    expect(s1).toMatchObject({ name: 's1', phase: 'Failed', reason: 'NodeTimeout', step: 'Restarting' });
+    expect(condition(fake, 't', 'Stalled')).toMatchObject({ status: 'True', reason: 'NodeTimeout' });
+    expect(condition(fake, 't', 'Stalled').message).toContain('node s1 (etcd,controlplane) timed out at step Restarting');
+    expect(fake.created).toEqual(['t-g1-s1']);
+  });
+});
+
+describe('spec changes', () => {
+  it('pause stops starting nodes (the one in flight finishes); resume continues the same run', async () => {
+    const fake = cluster();
+    fake.apply('p');
+    await reconcileRotation(fake.deps(), 'p'); // s1 in flight
+    fake.updateSpec('p', (s) => (s.paused = true));
+    await drive(fake, ['p']);
+    let r = fake.rotation('p')!;
+    expect(r.status).toMatchObject({ phase: 'Paused', progress: '1/7', runGeneration: 1, observedGeneration: 2 });
+    expect(condition(fake, 'p', 'Reconciling')).toMatchObject({ status: 'True', reason: 'Paused' });
+    expect(fake.created).toEqual(['p-g1-s1']);
+    fake.updateSpec('p', (s) => (s.paused = false));
+    await drive(fake, ['p']);
+    r = fake.rotation('p')!;
+    // Same run (generation 1 names), now covering generation 3.
+    expect(r.status).toMatchObject({ phase: 'Succeeded', progress: '7/7', runGeneration: 1, observedGeneration: 3 });
+    expect(fake.created.every((n) => n.startsWith('p-g1-'))).toBe(true);
+    expect(fake.created).toHaveLength(7);
+    expect(fake.events.map((e) => e.reason)).toEqual(expect.arrayContaining(['RunPaused', 'RunResumed']));
+  });
+
+  it('a spec change after completion starts a new run; re-applying the same spec does not', async () => {
+    const fake = cluster();
+    fake.apply('again', { scope: 'Service', service: 'etcd' });
+    await drive(fake, ['again']);
+    expect(fake.created).toHaveLength(3);
+    fake.updateSpec('again', (s) => (s.service = 'kubelet'));
+    await drive(fake, ['again']);
+    const r = fake.rotation('again')!;
+    expect(r.status).toMatchObject({ phase: 'Succeeded', runGeneration: 2, observedGeneration: 2, progress: '7/7' });
+    expect(fake.created.filter((n) => n.startsWith('again-g2-'))).toHaveLength(7);
+  });
+
+  it('changing WHAT is rotated mid-run finishes the running run first, then runs the new spec', async () => {
+    const fake = cluster();
+    fake.apply('mid', { scope: 'Service', service: 'etcd' });
+    await reconcileRotation(fake.deps(), 'mid');
+    fake.updateSpec('mid', (s) => (s.service = 'scheduler'));
+    await reconcileRotation(fake.deps(), 'mid');
+    // Not observed yet: kstatus must not read the old run as the new spec's result.
+    expect(fake.rotation('mid')!.status!.observedGeneration).toBe(1);
+    await drive(fake, ['mid']);
+    expect(fake.rotation('mid')!.status).toMatchObject({ phase: 'Succeeded', runGeneration: 2, observedGeneration: 2 });
+    expect(fake.created).toEqual(['mid-g1-s1', 'mid-g1-s2', 'mid-g1-s3', 'mid-g2-s1', 'mid-g2-s2', 'mid-g2-s3']);
+  });
+
+  it('a node added mid-run does not join or reorder the run (the plan is frozen in status)', async () => {
+    const fake = cluster();
+    fake.apply('frozen');
+    await reconcileRotation(fake.deps(), 'frozen');
+    fake.nodeList = [rke2Node('a0', { etcd: true }), ...fake.nodeList];
+    await drive(fake, ['frozen']);
+    expect(Object.keys(phases(fake, 'frozen'))).toEqual([...SERVERS, ...WORKERS]);
+  });
+});
+
+describe('one rotation at a time', () => {
+  it('a second rotation waits with Reconciling=True reason Queued, then runs', async () => {
+    const fake = cluster();
+    fake.apply('first', { scope: 'Service', service: 'etcd' }, new Date('2026-09-01T09:00:00Z'));
+    await reconcileRotation(fake.deps(), 'first');
+    fake.apply('second', { scope: 'Service', service: 'api-server' }, new Date('2026-09-01T09:01:00Z'));
+    await reconcileRotation(fake.deps(), 'second');
+    expect(fake.rotation('second')!.status).toMatchObject({ phase: 'Pending', observedGeneration: 1 });
+    expect(condition(fake, 'second', 'Reconciling')).toMatchObject({ status: 'True', reason: 'Queued' });
+    expect(condition(fake, 'second', 'Reconciling').message).toContain('first');
+    let maxRunning = 0;
+    for (let i = 0; i < 40; i++) {
+      for (const n of ['first', 'second']) await reconcileRotation(fake.deps(), n).catch(() => undefined);
+      const running = fake.rotations().filter((r) => r.status?.phase === 'Progressing').length;
+      maxRunning = Math.max(maxRunning, running);
+      for (const nr of fake.nodeRotationsByName.values()) if (nr.status?.phase === 'Pending') fake.report(nr.metadata.name!, { phase: 'Rotated' });
+    }
+    expect(maxRunning).toBe(1);
+    expect(fake.rotation('first')!.status!.phase).toBe('Succeeded');
+    expect(fake.rotation('second')!.status!.phase).toBe('Succeeded');
+    expect(fake.events.some((e) => e.reason === 'Queued')).toBe(true);
+  });
+
+  it('a Plan-mode rotation takes no slot and never waits', async () => {
+    const fake = cluster();
+    fake.apply('busy');
+    await reconcileRotation(fake.deps(), 'busy');
+    fake.apply('preview', { mode: 'Plan' });
+    await reconcileRotation(fake.deps(), 'preview');
+    expect(fake.rotation('preview')!.status!.phase).toBe('Planned');
+  });
+});
+
+describe('problems a person must fix', () => {
+  it.each<[string, FakeCluster, Parameters<FakeCluster['apply']>[1], string, string]>([
+    ['an RKE service on detected RKE2', cluster(), { scope: 'Service', service: 'kube-apiserver' }, 'ServiceNotInDistribution', 'spec.service "kube-apiserver" is not a service of rke2'],
+    ['no nodes at all', new FakeCluster([]), {}, 'DistributionUnknown', 'no nodes to detect the distribution from'],
+    ['a selector matching nothing', cluster(), { strategy: { nodeSelector: { matchLabels: { pool: 'none' } } } }, 'NoNodesSelected', ''],
+  ])('%s: Stalled=True with reason and message, nothing created', async (_name, fake, spec, reason, message) => {
+    fake.apply('bad', spec);
+    await reconcileRotation(fake.deps(), 'bad');
+    const stalled = condition(fake, 'bad', 'Stalled');
+    expect(stalled).toMatchObject({ status: 'True', reason, observedGeneration: 1 });
+    expect(stalled.message).toContain(message);
+    expect(fake.rotation('bad')!.status!.phase).toBe('Failed');
+    expect(fake.nodeRotationsByName.size).toBe(0);
+    const writes = fake.writes.length;
+    await reconcileRotation(fake.deps(), 'bad');
+    expect(fake.writes.length).toBe(writes);
+  });
+});
+
+describe('Plan mode', () => {
+  it('publishes the ordered plan and changes nothing', async () => {
+    const fake = cluster();
+    fake.apply('plan', { mode: 'Plan', strategy: { maxUnavailable: 2 } });
+    await reconcileRotation(fake.deps(), 'plan');
+    const r = fake.rotation('plan')!;
+    expect(r.status).toMatchObject({ phase: 'Planned', distribution: 'rke2', observedGeneration: 1 });
+    expect(r.status!.plan!.nodes.map((n) => [n.name, n.batch])).toEqual([
+      ['s1', 0], ['s2', 1], ['s3', 2], ['w1', 3], ['w2', 3], ['w3', 4], ['w4', 4],
+    ]);
+    expect(r.status!.plan!.nodes[3]!.services).toEqual(expect.arrayContaining(['kubelet', 'kube-proxy']));
+    expect(r.status!.plan!.nodes[3]!.services).not.toContain('etcd');
+    expect(condition(fake, 'plan', 'Ready')).toMatchObject({ status: 'True', reason: 'Planned' });
+    expect(fake.nodeRotationsByName.size).toBe(0);
+    expect(r.metadata.finalizers ?? []).toEqual([]);
+  });
+});
+
+describe('deletion mid-run', () => {
+  it('waits for the node in flight, then deletes every NodeRotation and releases the finalizer', async () => {
+    const fake = cluster();
+    fake.apply('del');
+    await reconcileRotation(fake.deps(), 'del');
+    fake.report('del-g1-s1', { phase: 'Rotated' });
+    await reconcileRotation(fake.deps(), 'del'); // s2 in flight
+    fake.report('del-g1-s2', { phase: 'Updating', step: 'Restarting' });
+    fake.deleteRotation('del');
+    const wait = await reconcileRotation(fake.deps(), 'del');
+    expect(wait?.requeueAfterMs).toBeGreaterThan(0);
+    expect(fake.rotation('del')).toBeDefined();
+    expect(condition(fake, 'del', 'Reconciling')).toMatchObject({ reason: 'FinishingInFlight' });
+    expect(condition(fake, 'del', 'Reconciling').message).toContain('s2');
+    expect(fake.created).toEqual(['del-g1-s1', 'del-g1-s2']); // nothing new starts
+    fake.report('del-g1-s2', { phase: 'Rotated' });
+    await reconcileRotation(fake.deps(), 'del');
+    expect(fake.rotation('del')).toBeUndefined();
+    expect(fake.nodeRotationsByName.size).toBe(0);
+  });
+
+  it('an agent that never answers blocks deletion only until nodeTimeout', async () => {
+    const fake = cluster();
+    fake.apply('dead', { strategy: { nodeTimeout: '2m' } });
+    await reconcileRotation(fake.deps(), 'dead');
+    fake.deleteRotation('dead');
+    await reconcileRotation(fake.deps(), 'dead');
+    expect(fake.rotation('dead')).toBeDefined();
+    fake.advance(121_000);
+    await reconcileRotation(fake.deps(), 'dead');
+    expect(fake.rotation('dead')).toBeUndefined();
+    expect(fake.nodeRotationsByName.size).toBe(0);
+  });
+});

@@ -1,0 +1,236 @@
+// The sync function of the CertificateRotation controller (sample-controller
+// shape): read everything from the cache, do the NEXT step only, return.
+// It is level-based: nothing depends on which event woke it, so a pass after
+// a crash, a lost watch event or a leader change decides the same thing.
+//
+// The checklist, top to bottom, each step an early return:
+//   1. gone                    → nothing (NodeRotations left with it)
+//   2. being deleted           → finalizer: wait for the node in flight, clean up
+//   3. no finalizer yet        → add it (Apply mode)
+//   4. a run in progress       → continue it (the cascade), whatever else changed
+//   5. this generation settled → nothing
+//   6. distribution            → spec, or detected from the Nodes; else Stalled
+//   7. plan                    → select/order nodes; else Stalled
+//   8. mode Plan               → publish the plan, change nothing
+//   9. another rotation runs   → Queued
+//  10. start the run           → freeze the plan into status, first node in the same write
+import type { CertificateRotation, CertificateRotationStatus } from '../api/certificaterotation.js';
+import { REASONS } from '../api/constants.js';
+import type { ReconcileResult } from '../kube/workqueue.js';
+import { decideCascade, rfc3339 } from './cascade.js';
+import { mergeConditions, summarizeRun, type RunState } from './conditions.js';
+import type { ControllerDeps } from './deps.js';
+import { detectDistribution } from './detect.js';
+import { EVENT_REASONS } from './event-reasons.js';
+import { addFinalizer, finalizeRotation, hasFinalizer } from './finalizer.js';
+import { planRotation, type Plan } from './plan.js';
+import { planStatus } from './plan-mode.js';
+import { slotHolder } from './queue-gate.js';
+import { progressFromStatus, runActive, runFingerprint, settled } from './run-state.js';
+import { writeStatus } from './status-writer.js';
+
+/** How many NodeRotations to create at once after one status write (a batch of maxUnavailable workers). */
+const CREATE_CONCURRENCY = 16;
+
+export async function reconcileRotation(deps: ControllerDeps, name: string): Promise<ReconcileResult | void> {
+  let rotation = deps.read.rotation(name);
+  // 1. Gone: the finalizer already removed its NodeRotations.
+  if (!rotation) return;
+
+  // 2. Being deleted: never start anything; wait for the node in flight, clean up, release.
+  if (rotation.metadata.deletionTimestamp) return finalizeRotation(deps, rotation);
+
+  // 3. An Apply rotation may create NodeRotations: hold a finalizer before the first one exists.
+  if (rotation.spec.mode === 'Apply' && !hasFinalizer(rotation)) rotation = await addFinalizer(deps, rotation);
+
+  const status: CertificateRotationStatus = rotation.status ?? { observedGeneration: -1 };
+  // 4. A started run continues first: a spec change mid-run steers it (paused,
+  //    strategy) or waits for it to end (what to rotate), never forks a second run.
+  if (runActive(status)) return continueRun(deps, rotation, status, false);
+
+  // 5. This generation's run (or plan) is over and the spec has not changed since.
+  if (settled(rotation)) return;
+
+  const generation = rotation.metadata.generation!;
+  const spec = rotation.spec;
+  const nodes = deps.read.nodes();
+
+  // 6. The distribution: as the spec says, or as the Nodes show.
+  let distribution = spec.distribution;
+  if (!distribution) {
+    const detection = detectDistribution(nodes);
+    if (!detection.ok) return writeProblem(deps, rotation, { reason: REASONS.distributionUnknown, message: detection.message });
+    distribution = detection.distribution;
+  }
+
+  // 7. The plan (a service this distribution lacks, or no node to touch, stalls here).
+  const planned = planRotation({
+    nodes,
+    distribution,
+    scope: spec.scope,
+    service: spec.service,
+    maxUnavailable: spec.strategy.maxUnavailable,
+    nodeSelector: spec.strategy.nodeSelector,
+  });
+  if (!planned.ok) return writeProblem(deps, rotation, { reason: planned.reason, message: planned.message }, distribution);
+  const plan = planned.plan;
+
+  // 8. Plan mode: publish and stop. Holds no slot, creates nothing.
+  if (spec.mode === 'Plan') return publishPlan(deps, rotation, plan);
+
+  // 9. One rotation at a time.
+  const holder = slotHolder(rotation, deps.read.rotations());
+  if (holder) return writeQueued(deps, rotation, holder, distribution);
+
+  // 10. Start: the plan is frozen into status.nodes here and never recomputed for this run.
+  const now = rfc3339(deps.now());
+  const start: CertificateRotationStatus = {
+    ...status,
+    observedGeneration: generation,
+    distribution,
+    runGeneration: generation,
+    runFingerprint: runFingerprint(spec),
+    phase: 'Progressing',
+    startedAt: now,
+    completedAt: undefined,
+    plan: undefined,
+    nodes: plan.nodes.map((n) => ({ name: n.name, role: n.role, phase: 'Pending' })),
+  };
+  deps.log.info({ generation, nodes: plan.nodes.length, distribution }, 'starting a rotation run');
+  return continueRun(deps, rotation, start, true);
+}
+
+/** One step of the cascade for the run recorded in `base` (see cascade.ts for the write order). */
+async function continueRun(
+  deps: ControllerDeps,
+  rotation: CertificateRotation,
+  base: CertificateRotationStatus,
+  starting: boolean,
+): Promise<ReconcileResult | void> {
+  const name = rotation.metadata.name!;
+  const spec = rotation.spec;
+  const now = deps.now();
+  const runGeneration = base.runGeneration!;
+  const distribution = base.distribution!;
+  const nodeRotations = deps.read.nodeRotationsOf(name).filter((nr) => nr.spec.generation === runGeneration && nr.spec.rotation === name);
+  const d = decideCascade({ rotation, distribution, runGeneration, nodes: base.nodes ?? [], nodeRotations, now });
+
+  // A spec change that keeps WHAT is rotated is absorbed into this run; one
+  // that changes it is not observed yet (kstatus then reads "in progress"),
+  // and starts its own run when this one ends.
+  const absorbed = base.runFingerprint === runFingerprint(spec);
+  const observedGeneration = absorbed ? rotation.metadata.generation! : base.observedGeneration;
+  const summary = summarizeRun({
+    generation: observedGeneration,
+    mode: 'Apply',
+    paused: spec.paused,
+    plan: d.plan,
+    progress: progressFromStatus(d.nodes),
+  });
+  const terminal = summary.phase === 'Succeeded' || summary.phase === 'Failed';
+  const next: CertificateRotationStatus = {
+    ...base,
+    observedGeneration,
+    phase: summary.phase,
+    progress: summary.progress,
+    current: summary.current,
+    nodes: d.nodes,
+    conditions: mergeConditions(base.conditions, summary.conditions, { now, observedGeneration }),
+    completedAt: terminal ? (base.completedAt ?? rfc3339(now)) : undefined,
+  };
+
+  // Intent first (fenced), then the objects it announces.
+  const { rotation: stored, written } = await writeStatus(deps, rotation, next);
+  await createAll(deps, d.create);
+
+  if (!written) return { requeueAfterMs: d.requeueAfterMs };
+  // Events and metrics only for what is now persisted (a refused write re-decides and re-reports).
+  if (starting) {
+    const servers = d.plan.nodes.filter((n) => n.kind === 'server').length;
+    deps.events.normal(
+      stored,
+      EVENT_REASONS.runStarted,
+      `run of generation ${runGeneration} started: ${servers} server node(s) one at a time, then ${d.plan.nodes.length - servers} worker node(s) ${d.plan.maxUnavailable} at a time`,
+    );
+  }
+  for (const e of d.events) deps.events[e.type === 'Normal' ? 'normal' : 'warning'](stored, e.reason, e.message);
+  for (const f of d.finished) {
+    deps.metrics?.nodeFinished?.(f.phase, f.durationSeconds);
+    const earliest = new Map<string, number>();
+    for (const file of f.files) {
+      if (!file.newNotAfter) continue;
+      const t = Date.parse(file.newNotAfter) / 1000;
+      earliest.set(file.service, Math.min(t, earliest.get(file.service) ?? Infinity));
+    }
+    for (const [service, t] of earliest) deps.metrics?.certificateNotAfter?.(f.name, service, t);
+  }
+  const before = base.phase;
+  if (summary.phase === 'Paused' && before !== 'Paused') deps.events.normal(stored, EVENT_REASONS.runPaused, summary.conditions[0]!.message);
+  if (before === 'Paused' && summary.phase === 'Progressing') deps.events.normal(stored, EVENT_REASONS.runResumed, `resumed at ${summary.progress}`);
+  if (terminal && before !== summary.phase) {
+    const seconds = base.startedAt ? (now.getTime() - Date.parse(base.startedAt)) / 1000 : 0;
+    const ready = summary.conditions.find((c) => c.type === 'Ready')!;
+    const stalled = summary.conditions.find((c) => c.type === 'Stalled')!;
+    if (summary.phase === 'Succeeded') deps.events.normal(stored, EVENT_REASONS.runSucceeded, ready.message);
+    else deps.events.warning(stored, EVENT_REASONS.runFailed, stalled.message);
+    deps.metrics?.runFinished?.(summary.phase === 'Succeeded' ? 'succeeded' : 'failed', seconds);
+    deps.log.info({ phase: summary.phase, progress: summary.progress, seconds }, 'rotation run finished');
+  }
+  return { requeueAfterMs: d.requeueAfterMs };
+}
+
+async function createAll(deps: ControllerDeps, objects: readonly import('../api/noderotation.js').NodeRotation[]): Promise<void> {
+  for (let i = 0; i < objects.length; i += CREATE_CONCURRENCY) {
+    await Promise.all(objects.slice(i, i + CREATE_CONCURRENCY).map((nr) => deps.write.createNodeRotation(nr)));
+  }
+}
+
+/** Status for a generation that cannot start until a person acts: Stalled, naming what is wrong. */
+async function writeProblem(
+  deps: ControllerDeps,
+  rotation: CertificateRotation,
+  problem: { reason: string; message: string },
+  distribution?: CertificateRotationStatus['distribution'],
+): Promise<void> {
+  const state: RunState = { generation: rotation.metadata.generation!, mode: rotation.spec.mode, paused: rotation.spec.paused, problem, progress: new Map() };
+  const { rotation: stored, written } = await writeSummary(deps, rotation, state, { distribution });
+  if (written) deps.events.warning(stored, EVENT_REASONS.invalid, problem.message);
+}
+
+async function writeQueued(
+  deps: ControllerDeps,
+  rotation: CertificateRotation,
+  holder: string,
+  distribution: CertificateRotationStatus['distribution'],
+): Promise<void> {
+  const state: RunState = { generation: rotation.metadata.generation!, mode: 'Apply', paused: rotation.spec.paused, queuedBehind: holder, progress: new Map() };
+  const { rotation: stored, written } = await writeSummary(deps, rotation, state, { distribution });
+  if (written) deps.events.normal(stored, EVENT_REASONS.queued, `waiting for CertificateRotation ${holder}: one rotation runs at a time`);
+}
+
+async function publishPlan(deps: ControllerDeps, rotation: CertificateRotation, plan: Plan): Promise<void> {
+  const state: RunState = { generation: rotation.metadata.generation!, mode: 'Plan', paused: rotation.spec.paused, plan, progress: new Map() };
+  const { rotation: stored, written } = await writeSummary(deps, rotation, state, { distribution: plan.distribution, plan: planStatus(plan) });
+  if (written) deps.events.normal(stored, EVENT_REASONS.planned, `planned ${plan.nodes.length} node(s); nothing changed`);
+}
+
+/** Status from summarizeRun for a generation with no run in progress. Earlier run's nodes stay as the record. */
+async function writeSummary(
+  deps: ControllerDeps,
+  rotation: CertificateRotation,
+  state: RunState,
+  extra: Partial<CertificateRotationStatus>,
+) {
+  const now = deps.now();
+  const summary = summarizeRun(state);
+  const prev = rotation.status ?? { observedGeneration: -1 };
+  return writeStatus(deps, rotation, {
+    ...prev,
+    ...extra,
+    observedGeneration: summary.observedGeneration,
+    phase: summary.phase,
+    progress: summary.progress,
+    current: summary.current,
+    conditions: mergeConditions(prev.conditions, summary.conditions, { now, observedGeneration: summary.observedGeneration }),
+  });
+}
