@@ -4,9 +4,10 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { UsageError, type Command, type Io } from './command.js';
 import { agentCommand } from './agent.js';
+import { controllerCommand } from './controller.js';
 import { nodeCommand } from './node.js';
 
-const COMMANDS: readonly Command[] = [nodeCommand, agentCommand];
+const COMMANDS: readonly Command[] = [nodeCommand, agentCommand, controllerCommand];
 
 export async function main(argv: string[], io: Io): Promise<number> {
   const [name, ...rest] = argv;

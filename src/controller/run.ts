@@ -1,0 +1,211 @@
+// The controller process: informers on CertificateRotation, NodeRotation and
+// Node; one keyed work queue; leader election on a Lease; /metrics, /healthz,
+// /readyz; graceful SIGTERM.
+//
+// Only the leader reconciles. A standby runs its informers too (warm caches:
+// when it takes over it can act at once) but enqueues nothing. The queue runs
+// ONE worker: rotations are serialised cluster-wide anyway (one at a time),
+// and a single worker is what makes the one-at-a-time gate race-free without
+// a lock object.
+import type { V1Node } from '@kubernetes/client-node';
+import { Counter } from 'prom-client';
+import type { CertificateRotation } from '../api/certificaterotation.js';
+import type { NodeRotation } from '../api/noderotation.js';
+import { describeError, isConflict, loadKubeConfig, makeClients, type ClusterCustomResource, type CustomObject } from '../kube/client.js';
+import { EventRecorder, type EventClient } from '../kube/events.js';
+import { customResourceInformer, nodeInformer, type Informer } from '../kube/informer.js';
+import { LeaderElector } from '../kube/leader-election.js';
+import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
+import { createLogger, reconcileLogger, type Logger } from '../observability/logger.js';
+import { createMetrics, workQueueHooks, type CertrotatorMetrics } from '../observability/metrics.js';
+import { startObservabilityServer, type ObservabilityServer } from '../observability/server.js';
+import type { ControllerDeps, ControllerMetricsSink } from './deps.js';
+import { KubeReader, KubeWriter, type WriteCounter } from './kube-adapter.js';
+import { reconcileRotation } from './reconcile-rotation.js';
+import { runActive, settled } from './run-state.js';
+
+export const CONTROLLER_NAME = 'certificaterotation';
+export const COMPONENT = 'certrotator-controller';
+
+export interface ControllerOptions {
+  kubeconfig?: string;
+  /** `host:port`; port 0 picks a free one (logged); undefined disables the server. */
+  metricsAddr?: string;
+  leaderElect: boolean;
+  leaseNamespace: string;
+  leaseName: string;
+  identity?: string;
+  logLevel?: string;
+  /** Aborting it stops the controller gracefully (SIGTERM does this in the CLI). */
+  signal: AbortSignal;
+  logger?: Logger;
+}
+
+type Rot = CertificateRotation & CustomObject;
+type NR = NodeRotation & CustomObject;
+
+function metricsSink(m: CertrotatorMetrics): ControllerMetricsSink {
+  return {
+    runFinished: (result, seconds) => {
+      m.rotationsTotal.inc({ result });
+      m.rotationDuration.observe({ result }, seconds);
+    },
+    nodeFinished: (phase, seconds) => {
+      m.nodeStepsTotal.inc({ step: 'node', result: phase.toLowerCase() });
+      m.nodeStepDuration.observe({ step: 'node', result: phase.toLowerCase() }, seconds);
+    },
+    certificateNotAfter: (node, service, t) => m.certificateNotAfter.set({ node, service }, t),
+  };
+}
+
+function parseAddr(addr: string): { host: string; port: number } {
+  const i = addr.lastIndexOf(':');
+  const host = i > 0 ? addr.slice(0, i) : '0.0.0.0';
+  const port = Number(addr.slice(i + 1));
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--metrics-addr ${addr}: expected host:port`);
+  return { host, port };
+}
+
+/** Runs until `signal` aborts (exit code 0) or leadership is lost (exit code 1: client-go's convention, the pod restarts). */
+export async function runController(opts: ControllerOptions): Promise<number> {
+  const log = opts.logger ?? createLogger({ name: COMPONENT, level: opts.logLevel });
+  const kc = loadKubeConfig({ kubeconfig: opts.kubeconfig });
+  const clients = makeClients(kc);
+  const metrics = createMetrics();
+  const apiWrites = new Counter({
+    name: 'certrotator_controller_api_writes_total',
+    help: 'API write requests the controller sent, by verb and resource (Events included)',
+    labelNames: ['verb', 'resource'],
+    registers: [metrics.registry],
+  });
+  const countWrite: WriteCounter = (verb, resource) => apiWrites.inc({ verb, resource });
+
+  let queue: WorkQueue | undefined;
+  const enqueue = { add: (key: string) => queue?.add(key) };
+  const onError = (resource: string) => () => metrics.watchErrorsTotal.inc({ resource });
+  const rotationsClient = clients.certificateRotations as unknown as ClusterCustomResource<Rot>;
+  const nodeRotationsClient = clients.nodeRotations as unknown as ClusterCustomResource<NR>;
+  const rotations: Informer<Rot> = customResourceInformer(kc, rotationsClient, { logger: log, onError: onError('certificaterotations') });
+  const nodeRotations: Informer<NR> = customResourceInformer(kc, nodeRotationsClient, { logger: log, onError: onError('noderotations') });
+  const nodes: Informer<V1Node> = nodeInformer(kc, { logger: log, onError: onError('nodes') });
+
+  // Handlers only map an object to the rotation keys it concerns.
+  rotations.enqueueTo(enqueue, (r) => [
+    r.metadata!.name!,
+    // A rotation that ends or goes away frees the slot: wake the ones queued behind it.
+    ...rotations.list().filter((o) => o.status?.conditions?.some((c) => c.type === 'Reconciling' && c.reason === 'Queued')).map((o) => o.metadata!.name!),
+  ]);
+  nodeRotations.enqueueTo(enqueue, (nr) => nr.spec?.rotation);
+  // Nodes matter only before a run starts (a running run's plan is frozen).
+  nodes.enqueueTo(enqueue, () => rotations.list().filter((r) => !runActive(r.status) && !settled(r)).map((r) => r.metadata!.name!));
+
+  const reader = new KubeReader({ rotations, nodeRotations, nodes });
+  const writer = new KubeWriter(rotationsClient, nodeRotationsClient, reader, countWrite);
+  const countingEvents: EventClient = {
+    createNamespacedEvent: (p) => (countWrite('create', 'events'), clients.core.createNamespacedEvent(p)),
+    patchNamespacedEvent: (p, o) => (countWrite('patch', 'events'), clients.core.patchNamespacedEvent(p, o)),
+  };
+  const recorder = new EventRecorder({ client: countingEvents, component: COMPONENT, logger: log });
+  const baseDeps: Omit<ControllerDeps, 'log'> = {
+    read: reader,
+    write: writer,
+    events: { normal: (o, r, m) => recorder.normal(o, r, m), warning: (o, r, m) => recorder.warning(o, r, m) },
+    now: () => new Date(),
+    metrics: metricsSink(metrics),
+  };
+
+  const reconcile = async (key: string): Promise<ReconcileResult | void> => {
+    const rlog = reconcileLogger(log, CONTROLLER_NAME, key);
+    try {
+      return await reconcileRotation({ ...baseDeps, log: rlog }, key);
+    } catch (err) {
+      if (isConflict(err)) {
+        // Lost an optimistic-concurrency race: refresh from the API server and decide again, soon.
+        rlog.debug({ err: describeError(err) }, 'conflict; retrying with fresh state');
+        await writer.getRotation(key).catch(() => undefined);
+        return { requeueAfterMs: 10 };
+      }
+      rlog.error({ err: describeError(err) }, 'reconcile failed; will retry with backoff');
+      throw err;
+    }
+  };
+
+  let server: ObservabilityServer | undefined;
+  let elector: LeaderElector | undefined;
+  let lost = false;
+  let workers: Promise<void> | undefined;
+
+  const lead = async (signal: AbortSignal): Promise<void> => {
+    await Promise.all([rotations.waitForSync(), nodeRotations.waitForSync(), nodes.waitForSync()]);
+    if (signal.aborted) return;
+    const q = new WorkQueue({ name: CONTROLLER_NAME, hooks: workQueueHooks(metrics, CONTROLLER_NAME) });
+    metrics.observeQueueDepth(q);
+    queue = q;
+    metrics.leader.set({ lease: opts.leaseName }, 1);
+    log.info({ identity: elector?.identity }, 'leading: reconciling');
+    for (const key of rotations.keys()) q.add(key);
+    workers = q.run(1, reconcile);
+    signal.addEventListener('abort', () => void stopWork(), { once: true });
+  };
+
+  const stopWork = async (): Promise<void> => {
+    const q = queue;
+    queue = undefined;
+    metrics.leader.set({ lease: opts.leaseName }, 0);
+    if (q) await q.shutDown(); // waits for the reconcile in flight: no write after this
+    await workers;
+  };
+
+  rotations.start();
+  nodeRotations.start();
+  nodes.start();
+  if (opts.metricsAddr !== undefined) {
+    const { host, port } = parseAddr(opts.metricsAddr);
+    server = await startObservabilityServer({
+      port,
+      host,
+      registry: metrics.registry,
+      informers: [rotations, nodeRotations, nodes],
+      readiness: [{ name: 'leader-election', check: () => !lost || 'leadership lost' }],
+    });
+    log.info({ port: server.port, host }, 'serving /metrics, /healthz, /readyz');
+  }
+
+  const done = new Promise<number>((resolve) => {
+    const shutdown = async (code: number): Promise<void> => {
+      // Stop reconciling first, then give up the lease: nobody acts while a successor leads.
+      await stopWork();
+      if (elector) await elector.stop();
+      await recorder.close();
+      rotations.stop();
+      nodeRotations.stop();
+      nodes.stop();
+      await server?.close();
+      log.info({ code }, 'controller stopped');
+      resolve(code);
+    };
+    opts.signal.addEventListener('abort', () => void shutdown(0), { once: true });
+    if (opts.leaderElect) {
+      elector = new LeaderElector({
+        kc,
+        namespace: opts.leaseNamespace,
+        name: opts.leaseName,
+        identity: opts.identity,
+        logger: log,
+        onStartedLeading: (signal) => lead(signal),
+        onStoppedLeading: (reason) => {
+          if (reason === 'lost') {
+            lost = true;
+            log.error({}, 'leadership lost; exiting');
+            void shutdown(1);
+          }
+        },
+        onNewLeader: (leader) => log.info({ leader }, 'leader observed'),
+      });
+      void elector.run();
+    } else {
+      void lead(new AbortController().signal);
+    }
+  });
+  return done;
+}
