@@ -29,8 +29,12 @@ import { slotHolder } from './queue-gate.js';
 import { progressFromStatus, runActive, runFingerprint, settled } from './run-state.js';
 import { writeStatus } from './status-writer.js';
 
-/** How many NodeRotations to create at once after one status write (a batch of maxUnavailable workers). */
-const CREATE_CONCURRENCY = 16;
+/**
+ * How many NodeRotations to create at once after one status write. A whole
+ * worker batch (maxUnavailable) goes out together: the next hand-off waits for
+ * this pass, so sequential creates would add up on the hand-off latency.
+ */
+const CREATE_CONCURRENCY = 64;
 
 export async function reconcileRotation(deps: ControllerDeps, name: string): Promise<ReconcileResult | void> {
   let rotation = deps.read.rotation(name);

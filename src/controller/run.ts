@@ -20,6 +20,7 @@ import { createLogger, reconcileLogger, type Logger } from '../observability/log
 import { createMetrics, workQueueHooks, type CertrotatorMetrics } from '../observability/metrics.js';
 import { startObservabilityServer, type ObservabilityServer } from '../observability/server.js';
 import type { ControllerDeps, ControllerMetricsSink } from './deps.js';
+import { reuseConnections } from './connection-reuse.js';
 import { KubeReader, KubeWriter, type WriteCounter } from './kube-adapter.js';
 import { reconcileRotation } from './reconcile-rotation.js';
 import { runActive, settled } from './run-state.js';
@@ -69,7 +70,7 @@ function parseAddr(addr: string): { host: string; port: number } {
 /** Runs until `signal` aborts (exit code 0) or leadership is lost (exit code 1: client-go's convention, the pod restarts). */
 export async function runController(opts: ControllerOptions): Promise<number> {
   const log = opts.logger ?? createLogger({ name: COMPONENT, level: opts.logLevel });
-  const kc = loadKubeConfig({ kubeconfig: opts.kubeconfig });
+  const kc = reuseConnections(loadKubeConfig({ kubeconfig: opts.kubeconfig }));
   const clients = makeClients(kc);
   const metrics = createMetrics();
   const apiWrites = new Counter({

@@ -1,0 +1,199 @@
+// Scale benchmark of the controller (npm run bench:scale): a separate control
+// plane with 3 RKE2 servers + 500 workers (kwok), one CertificateRotation of
+// all services with maxUnavailable 50, and "agents" whose host step takes no
+// time: this process watches every NodeRotation and reports it Rotated the
+// moment it appears (one status write per node, like a real agent's final
+// report; a real agent also writes Updating first).
+//
+// Measured:
+// - total wall time from `kubectl apply` to Ready=True;
+// - hand-off latency: from the API server accepting a node's Rotated report
+//   to this process seeing the NodeRotation of the node that report freed a
+//   slot for (both on this process's clock);
+// - controller API writes per node, from its own counter
+//   (certrotator_controller_api_writes_total, Events included), cross-checked
+//   against the API server's apiserver_request_total for mutating verbs;
+// - controller peak RSS (VmHWM of the controller process).
+//
+// Usage: npm run bench:scale [-- --workers 500 --max-unavailable 50 --keep]
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createInterface } from 'node:readline';
+import { stringify } from 'yaml';
+import type { NodeRotation } from '../src/api/noderotation.js';
+import { loadKubeConfig, makeClients, type ClusterCustomResource, type CustomObject } from '../src/kube/client.js';
+import { customResourceInformer } from '../src/kube/informer.js';
+import { reuseConnections } from '../src/controller/connection-reuse.js';
+import { startCluster, stopCluster } from '../test/cluster/cluster.js';
+import { kubectlOk } from '../test/cluster/kubectl.js';
+
+const { values } = parseArgs({
+  options: {
+    workers: { type: 'string', default: '500' },
+    servers: { type: 'string', default: '3' },
+    'max-unavailable': { type: 'string', default: '50' },
+    keep: { type: 'boolean', default: false },
+    /** Reuse a cluster kept by an earlier `--keep` run. */
+    dir: { type: 'string' },
+  },
+});
+const SERVERS = Number(values.servers);
+const WORKERS = Number(values.workers);
+const M = Number(values['max-unavailable']);
+const TOTAL = SERVERS + WORKERS;
+const NAME = `bench-scale-${Date.now().toString(36)}`;
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function metricSum(text: string, name: string, filter: (labels: string) => boolean = () => true): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = line.match(new RegExp(`^${name}\\{([^}]*)\\} ([0-9.e+]+)$`));
+    if (m && filter(m[1]!)) sum += Number(m[2]);
+  }
+  return sum;
+}
+
+/** The API server's own /metrics (the admin kubeconfig may read it). */
+function apiserverMetrics(): Promise<string> {
+  return kubectlOk(['get', '--raw', '/metrics']);
+}
+
+async function main(): Promise<void> {
+  const dir = values.dir ?? mkdtempSync(join(tmpdir(), 'certrotator-bench-'));
+  const log = (m: string): void => void process.stderr.write(`[bench] ${m}\n`);
+  log(`starting a control plane with ${SERVERS} servers + ${WORKERS} workers in ${dir}`);
+  const state = await startCluster({ dir, topology: { distribution: 'rke2', servers: SERVERS, workers: WORKERS, ipPrefix: '127.2' }, onProgress: log });
+  process.env.KUBECONFIG = state.kubeconfig;
+  process.env.CERTROTATOR_BIN_DIR = state.binDir;
+  let controller: ReturnType<typeof spawn> | undefined;
+  try {
+    await kubectlOk(['apply', '--server-side', '--force-conflicts', '-f', 'crds']);
+    await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/certificaterotations.certrotator.io', 'crd/noderotations.certrotator.io']);
+
+    // The controller, as its own process (its RSS is what we measure).
+    controller = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'controller', `--kubeconfig=${state.kubeconfig}`, '--metrics-addr=127.0.0.1:0', '--leader-elect=false'],
+      { env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let port: number | undefined;
+    createInterface(controller.stdout!).on('line', (line) => {
+      try {
+        const l = JSON.parse(line) as { msg: string; port?: number };
+        if (l.msg.startsWith('serving /metrics')) port = l.port;
+        if ((l as { level?: string }).level !== 'info') process.stderr.write(`[controller] ${line}\n`);
+      } catch {
+        /* ignore */
+      }
+    });
+    const kc = reuseConnections(loadKubeConfig({ kubeconfig: state.kubeconfig }));
+    const clients = makeClients(kc);
+    const nrClient = clients.nodeRotations as unknown as ClusterCustomResource<NodeRotation & CustomObject>;
+
+    // The zero-time agents: report Rotated as soon as a NodeRotation appears.
+    const seenAt = new Map<string, number>();
+    const finishedAt = new Map<string, number>();
+    const startOrder: string[] = [];
+    let agentWrites = 0;
+    const inFlightReports = new Set<Promise<void>>();
+    const sink = {
+      add: (name: string) => {
+        const nr = informer.get(name);
+        if (!nr || seenAt.has(name)) return;
+        seenAt.set(name, performance.now());
+        startOrder.push(name);
+        const p = (async () => {
+          agentWrites++;
+          await nrClient.mergePatchStatus(name, { status: { phase: 'Rotated', step: 'Done', runID: nr.spec.runID, message: 'bench: zero-time host step' } });
+          finishedAt.set(name, performance.now());
+        })().catch((e: unknown) => log(`report ${name} failed: ${String(e)}`));
+        inFlightReports.add(p);
+        void p.finally(() => inFlightReports.delete(p));
+      },
+    };
+    const informer = customResourceInformer(kc, nrClient, { resyncPeriodMs: 0 });
+    informer.enqueueTo(sink);
+    informer.start();
+    await informer.waitForSync();
+
+    const before = await apiserverMetrics();
+    const t0 = performance.now();
+    await kubectlOk(['apply', '-f', '-'], {
+      input: stringify({ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name: NAME }, spec: { strategy: { maxUnavailable: M } } }),
+    });
+    let peakRssKb = 0;
+    const rss = setInterval(() => {
+      try {
+        const status = readFileSync(`/proc/${controller!.pid}/status`, 'utf8');
+        peakRssKb = Math.max(peakRssKb, Number(status.match(/VmHWM:\s+(\d+)/)?.[1] ?? 0));
+      } catch {
+        /* exited */
+      }
+    }, 200);
+    // Ready=True is the finish line, read the same way kubectl wait reads it.
+    await kubectlOk(['wait', '--for=condition=Ready', '--timeout=900s', `certificaterotation/${NAME}`]);
+    const wall = (performance.now() - t0) / 1000;
+    clearInterval(rss);
+    const statusText = readFileSync(`/proc/${controller.pid}/status`, 'utf8');
+    peakRssKb = Math.max(peakRssKb, Number(statusText.match(/VmHWM:\s+(\d+)/)?.[1] ?? 0));
+    await Promise.all([...inFlightReports]);
+    // Let the last Events flush (they are written in the background), then count.
+    await new Promise((r) => setTimeout(r, 2000));
+
+    // Hand-off pairing: server i+1 is freed by server i's report; the first M
+    // workers by the last server's; worker j (j ≥ M) by the (j-M)th worker report.
+    const starts = startOrder.map((n) => seenAt.get(n)!);
+    const finishes = [...finishedAt.values()].sort((a, b) => a - b);
+    const handoffs: number[] = [];
+    for (let j = 1; j < starts.length; j++) {
+      const enabling = j < SERVERS ? finishes[j - 1] : j < SERVERS + M ? finishes[SERVERS - 1] : finishes[j - M];
+      if (enabling !== undefined) handoffs.push(starts[j]! - enabling);
+    }
+    handoffs.sort((a, b) => a - b);
+
+    if (port === undefined) throw new Error('the controller never said where it serves /metrics');
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const writes = metricSum(text, 'certrotator_controller_api_writes_total');
+    const eventWrites = metricSum(text, 'certrotator_controller_api_writes_total', (l) => l.includes('resource="events"'));
+    const after = await apiserverMetrics();
+    const mutating = (t: string): number =>
+      metricSum(t, 'apiserver_request_total', (l) => /verb="(POST|PUT|PATCH|DELETE|CREATE|UPDATE|APPLY)"/i.test(l) && /resource="(certificaterotations|noderotations|events)"/.test(l));
+    const serverSide = mutating(after) - mutating(before);
+
+    const result = {
+      nodes: TOTAL,
+      maxUnavailable: M,
+      nodeRotationsSeen: startOrder.length,
+      wallSeconds: Number(wall.toFixed(2)),
+      handoffMs: { p50: Number(percentile(handoffs, 50).toFixed(1)), p99: Number(percentile(handoffs, 99).toFixed(1)), max: Number((handoffs.at(-1) ?? NaN).toFixed(1)), samples: handoffs.length },
+      controllerWritesPerNode: Number((writes / TOTAL).toFixed(2)),
+      controllerWritesPerNodeWithoutEvents: Number(((writes - eventWrites) / TOTAL).toFixed(2)),
+      agentWritesPerNode: Number((agentWrites / TOTAL).toFixed(2)),
+      apiserverMutatingRequestsPerNode: Number((serverSide / TOTAL).toFixed(2)),
+      controllerPeakRssMB: Number((peakRssKb / 1024).toFixed(1)),
+      targets: { handoffP99Ms: 250, writesPerNode: 6, peakRssMB: 200 },
+    };
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    informer.stop();
+    const ok = result.handoffMs.p99 < 250 && result.controllerWritesPerNode <= 6 && result.controllerPeakRssMB < 200 && startOrder.length === TOTAL;
+    process.exitCode = ok ? 0 : 1;
+  } finally {
+    if (controller?.pid !== undefined && controller.exitCode === null) process.kill(controller.pid, 'SIGTERM');
+    if (!values.keep) {
+      await stopCluster(dir);
+      rmSync(dir, { recursive: true, force: true });
+    } else log(`cluster kept in ${dir}`);
+  }
+}
+
+void main().catch((e: unknown) => {
+  process.stderr.write(`[bench] failed: ${e instanceof Error ? e.stack : String(e)}\n`);
+  process.exit(1);
+});
