@@ -118,7 +118,8 @@ async function main(): Promise<void> {
         void p.finally(() => inFlightReports.delete(p));
       },
     };
-    const informer = customResourceInformer(kc, nrClient, { resyncPeriodMs: 0 });
+    // Only this run's objects: a reused cluster (--dir) still holds earlier runs' NodeRotations.
+    const informer = customResourceInformer(kc, nrClient, { resyncPeriodMs: 0, labelSelector: `certrotator.io/rotation=${NAME}` });
     informer.enqueueTo(sink);
     informer.start();
     await informer.waitForSync();
