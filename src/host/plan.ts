@@ -60,6 +60,10 @@ async function expandHosts(host: HostRoot, pathWithHost: string): Promise<string
 
 export interface PlanOptions {
   readonly dataDir: string;
+  // Also plan the files the distribution rewrites at every start (RKE2's agent
+  // kubelet pairs), whatever the scope: a restart changes them, so they must be
+  // backed up, restored on rollback and reported.
+  readonly withRestartSideEffects?: boolean;
 }
 
 export async function planNode(
@@ -75,7 +79,24 @@ export async function planNode(
     catalog.services[service]!.files.map((spec) => ({ service, spec })),
   );
   if ('all' in scope) entries.push(...catalog.allOnlyFiles.map((spec) => ({ service: 'all', spec })));
+  const planned = await planEntries(host, entries, roles, vars);
+  // Only a node that is restarted anyway gets the side effects; an irrelevant
+  // service must leave the node alone.
+  if (planned.length && opts.withRestartSideEffects) {
+    const extra = Object.entries(catalog.services).flatMap(([service, entry]) =>
+      entry.files.filter((spec) => spec.rewrittenOnEveryStart && !entries.some((e) => e.spec === spec)).map((spec) => ({ service, spec })),
+    );
+    planned.push(...(await planEntries(host, extra, roles, vars)));
+  }
+  return planned;
+}
 
+async function planEntries(
+  host: HostRoot,
+  entries: readonly { service: string; spec: CertFile }[],
+  roles: readonly NodeRole[],
+  vars: Record<string, string>,
+): Promise<PlannedFile[]> {
   const planned: PlannedFile[] = [];
   for (const { service, spec } of entries) {
     if (!spec.roles.some((r) => roles.includes(r))) continue;

@@ -78,11 +78,12 @@ export interface NodeRotationResult {
 export class NodeRotationError extends Error {
   constructor(
     readonly step: RotationStep,
-    message: string,
+    // What went wrong, without the step and rollback wording the message adds.
+    readonly detail: string,
     readonly rolledBack: boolean,
     readonly backupDir?: string,
   ) {
-    super(`${step}: ${message}${rolledBack ? ` (rolled back from ${backupDir})` : ''}`);
+    super(`${step}: ${detail}${rolledBack ? ` (rolled back from ${backupDir})` : ''}`);
     this.name = 'NodeRotationError';
   }
 }
@@ -159,7 +160,7 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
   }
 
   progress('plan', `planning ${key} for roles ${o.roles.join(',')}`);
-  const plan = await wrap('plan', () => planNode(o.catalog, o.host, o.scope, o.roles, { dataDir: o.dataDir }));
+  const plan = await wrap('plan', () => planNode(o.catalog, o.host, o.scope, o.roles, { dataDir: o.dataDir, withRestartSideEffects: o.restart }));
   if (plan.length === 0) return { resumed: false, files: [], clusterObjects };
 
   progress('prepare', `checking ${plan.length} files and signing replacements`);

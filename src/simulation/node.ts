@@ -45,16 +45,23 @@ export class SimulatedNode {
   private running = false;
   private readonly sockets = new Set<Socket>();
 
+  // Where the components listen: the node's IP unless told otherwise (tests give
+  // each run its own loopback address while the files keep the fixture's identity).
+  readonly address: string;
+  private readonly controlPort: number;
+
   constructor(
     readonly node: FixtureNode,
-    private readonly controlPort = 19_000,
+    opts: { address?: string; controlPort?: number } = {},
   ) {
     this.catalog = catalogFor(node.distribution);
     this.vars = templateVars(node);
+    this.address = opts.address ?? node.nodeIP;
+    this.controlPort = opts.controlPort ?? 19_000;
   }
 
   get controlUrl(): string {
-    return `http://${this.node.nodeIP}:${(this.control?.address() as AddressInfo | null)?.port ?? this.controlPort}`;
+    return `http://${this.address}:${(this.control?.address() as AddressInfo | null)?.port ?? this.controlPort}`;
   }
 
   private has(roles: readonly string[]): boolean {
@@ -91,6 +98,16 @@ export class SimulatedNode {
   }
 
   async start(): Promise<void> {
+    try {
+      await this.listenAll();
+    } catch (e) {
+      // A port already taken (a real apiserver on 0.0.0.0:6443, say): close what opened.
+      await this.stop();
+      throw e;
+    }
+  }
+
+  private async listenAll(): Promise<void> {
     const ports = new Set<number>();
     for (const spec of allFiles(this.catalog)) if (this.has(spec.roles)) for (const p of spec.servedOn ?? []) ports.add(p);
     const probes = this.catalog.probes.filter((p) => this.has(p.roles));
@@ -111,11 +128,14 @@ export class SimulatedNode {
         // A stopped component does not answer at all.
         if (!this.running) s.destroy();
       });
-      await listen(server, port, this.node.nodeIP);
       this.listeners.push({ port, server, ...(file ? { file } : {}) });
+      await listen(server, port, this.address);
     }
     this.control = createHttpServer((req, res) => void this.onControl(req, res));
-    await listen(this.control, this.controlPort, this.node.nodeIP);
+    await listen(this.control, this.controlPort, this.address).catch((e: unknown) => {
+      this.control = undefined;
+      throw e;
+    });
     this.running = true;
   }
 
@@ -218,6 +238,7 @@ function listen(server: HttpServer | HttpsServer, port: number, host: string): P
 }
 
 function close(server: HttpServer | HttpsServer): Promise<void> {
+  if (!server.listening) return Promise.resolve();
   return new Promise((resolve) => {
     server.closeAllConnections?.();
     server.close(() => resolve());

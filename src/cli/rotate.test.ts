@@ -1,0 +1,267 @@
+// `certrotator node rotate` per service, for both distributions, on real host
+// trees with the simulated distribution restarting and serving over TLS. The
+// expected file lists below are written from the reference (§1.3, §2.2), not
+// derived from the catalog, so a catalog mistake fails here.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { rke2Agent, rke2Server, rkeNode, type FixtureNode } from '../simulation/fixtures.js';
+import { opensslPublicKeyOfPrivate, opensslVerify, opensslX509, runCli, type CliRun } from '../simulation/harness.js';
+import { SimulatedNode } from '../simulation/node.js';
+import { changedPaths, copyDir, snapshotTree } from '../simulation/tree.js';
+
+const D = 'var/lib/rancher/rke2';
+const S = `${D}/server/tls`;
+const A = `${D}/agent`;
+const SSL = 'etc/kubernetes/ssl';
+const pair = (base: string, crt = '.crt', key = '.key') => [`${base}${crt}`, `${base}${key}`];
+const rkePair = (name: string) => [`${SSL}/${name}.pem`, `${SSL}/${name}-key.pem`];
+
+// RKE2 agents rewrite the kubelet pairs at every start (k3s agent config get()).
+const KUBELET_AGENT = [...pair(`${A}/client-kubelet`), ...pair(`${A}/serving-kubelet`)];
+
+// Which CA file must verify each renewed certificate (the unchanged CA on disk).
+const RKE2_CA: Record<string, string> = {
+  'client-admin': `${S}/client-ca.crt`,
+  'client-kube-apiserver': `${S}/client-ca.crt`,
+  'serving-kube-apiserver': `${S}/server-ca.crt`,
+  'client-controller': `${S}/client-ca.crt`,
+  'client-scheduler': `${S}/client-ca.crt`,
+  'client-rke2-cloud-controller': `${S}/client-ca.crt`,
+  client: `${S}/etcd/server-ca.crt`,
+  'server-client': `${S}/etcd/server-ca.crt`,
+  'peer-server-client': `${S}/etcd/peer-ca.crt`,
+  'client-auth-proxy': `${S}/request-header-ca.crt`,
+  'client-supervisor': `${S}/client-ca.crt`,
+  'client-rke2-controller': `${S}/client-ca.crt`,
+  'client-kube-proxy': `${S}/client-ca.crt`,
+  'client-kubelet': `${S}/client-ca.crt`,
+  'serving-kubelet': `${S}/server-ca.crt`,
+};
+
+const RKE2_SERVER: Record<string, string[]> = {
+  admin: pair(`${S}/client-admin`),
+  'api-server': [...pair(`${S}/client-kube-apiserver`), ...pair(`${S}/serving-kube-apiserver`)],
+  'controller-manager': [...pair(`${S}/client-controller`), ...pair(`${S}/kube-controller-manager/kube-controller-manager`)],
+  scheduler: [...pair(`${S}/client-scheduler`), ...pair(`${S}/kube-scheduler/kube-scheduler`)],
+  'cloud-controller': pair(`${S}/client-rke2-cloud-controller`),
+  etcd: [...pair(`${S}/etcd/client`), ...pair(`${S}/etcd/server-client`), ...pair(`${S}/etcd/peer-server-client`)],
+  'auth-proxy': pair(`${S}/client-auth-proxy`),
+  supervisor: pair(`${S}/client-supervisor`),
+  'rke2-server': [`${S}/dynamic-cert.json`],
+  'rke2-controller': [...pair(`${S}/client-rke2-controller`), ...pair(`${A}/client-rke2-controller`)],
+  kubelet: [`${S}/client-kubelet.key`, `${S}/serving-kubelet.key`, ...KUBELET_AGENT],
+  'kube-proxy': [...pair(`${S}/client-kube-proxy`), ...pair(`${A}/client-kube-proxy`)],
+};
+
+// On a worker only the agent files exist; kube-proxy and rke2-controller are copies
+// of the server's pairs, so they change only after the server's did.
+const RKE2_WORKER: Record<string, string[]> = {
+  kubelet: KUBELET_AGENT,
+  'kube-proxy': [],
+  'rke2-controller': [],
+};
+
+const RKE: Record<string, string[]> = {
+  etcd: [...rkePair('kube-etcd-127-0-3-1'), ...rkePair('kube-etcd-127-0-3-99')],
+  'kube-apiserver': rkePair('kube-apiserver'),
+  'kube-controller-manager': rkePair('kube-controller-manager'),
+  'kube-scheduler': rkePair('kube-scheduler'),
+  'kube-proxy': rkePair('kube-proxy'),
+  kubelet: [...rkePair('kube-node'), ...rkePair('kube-kubelet-127-0-3-1')],
+};
+
+let work: string;
+let rke2ServerFixture: FixtureNode;
+let rke2AgentFixture: FixtureNode;
+let rkeFixture: FixtureNode;
+let ipCounter = 10;
+const outputs: CliRun[] = [];
+
+beforeAll(async () => {
+  work = await fs.mkdtemp(join(tmpdir(), 'certrotator-rotate-'));
+  rke2ServerFixture = await rke2Server(join(work, 'fixture-rke2-server'), { nodeName: 'server-1', nodeIP: '127.0.3.1' });
+  rke2AgentFixture = await rke2Agent(join(work, 'fixture-rke2-agent'), { nodeName: 'agent-1', nodeIP: '127.0.3.2', supervisorRoot: rke2ServerFixture.root });
+  rkeFixture = await rkeNode(join(work, 'fixture-rke'), {
+    nodeName: 'rke-1',
+    nodeIP: '127.0.3.1',
+    roles: ['etcd', 'controlplane', 'worker'],
+    etcdIPs: ['127.0.3.1', '127.0.3.99'],
+    withOptional: true,
+  });
+}, 60_000);
+
+afterAll(async () => {
+  // No run, successful or not, may ever print key material.
+  for (const o of outputs) expect(`${o.stdout}${o.stderr}`).not.toContain('PRIVATE KEY');
+  await fs.rm(work, { recursive: true, force: true });
+});
+
+interface Case {
+  readonly fixture: () => FixtureNode;
+  readonly distribution: 'rke2' | 'rke';
+  readonly args: string[];
+  readonly expected: string[];
+  readonly backupPrefix: string;
+}
+
+// Copies the fixture, starts its simulated components on a fresh loopback address,
+// runs the CLI, and checks the tree.
+async function rotateAndCheck(c: Case): Promise<void> {
+  const fixture = c.fixture();
+  const root = join(work, `run-${ipCounter}`);
+  await copyDir(fixture.root, root);
+  const nodeIP = `127.0.4.${ipCounter++}`;
+  const node: FixtureNode = { ...fixture, root };
+  const sim = new SimulatedNode(node, { address: nodeIP });
+  await sim.start();
+  const isBackup = (rel: string) => rel.startsWith(`${c.backupPrefix}`);
+  const before = await snapshotTree(root);
+  let run: CliRun;
+  try {
+    run = await runCli([
+      'node', 'rotate', '--host-root', root, '--distribution', c.distribution, ...c.args,
+      '--restarter', 'simulation', '--simulation-url', sim.controlUrl, '--node-ip', nodeIP, '--verify-timeout', '10', '-o', 'json',
+    ]);
+  } finally {
+    await sim.stop();
+  }
+  outputs.push(run);
+  expect(run.stderr).not.toContain('error');
+  expect(run.code).toBe(0);
+  const after = await snapshotTree(root, isBackup);
+  expect(changedPaths(before, after)).toEqual([...c.expected].sort());
+
+  const report = JSON.parse(run.stdout) as { backupDir?: string; files: { path: string; newSerial?: string; servedVerified: boolean }[] };
+  if (c.expected.length === 0) {
+    expect(report.files).toEqual([]);
+    return;
+  }
+  // The backup holds the original bytes of every changed file.
+  const backupFiles = await snapshotTree(join(root, report.backupDir!));
+  const backupHashes = new Set([...backupFiles.values()].map((e) => e.sha256));
+  for (const p of c.expected) expect(backupHashes.has(before.get(p)!.sha256)).toBe(true);
+
+  for (const certPath of c.expected.filter((p) => /\.(crt|pem)$/.test(p) && !p.endsWith('-key.pem'))) {
+    const keyPath = certPath.endsWith('.crt') ? certPath.replace(/\.crt$/, '.key') : certPath.replace(/\.pem$/, '-key.pem');
+    const oldCertFile = join(work, `old-${ipCounter}-${certPath.replace(/\//g, '_')}`);
+    await fs.writeFile(oldCertFile, await fs.readFile(join(fixture.root, certPath)));
+    const [oldCert, newCert] = await Promise.all([opensslX509(oldCertFile), opensslX509(join(root, certPath))]);
+    if (/kube-(controller-manager|scheduler)\/kube-/.test(certPath)) {
+      // cert-dir certificates are self-signed and regenerated by the component itself
+      // (its CN carries the time), so only "new and served" applies.
+      expect(newCert.serial).not.toBe(oldCert.serial);
+      expect(newCert.subject).toMatch(/^CN = 127\.0\.3\.1@\d+$/);
+      continue;
+    }
+    // Same identity and usages, same algorithm, new serial and key.
+    expect(newCert.subject).toBe(oldCert.subject);
+    expect(newCert.san).toBe(oldCert.san);
+    expect(newCert.keyUsage).toBe(oldCert.keyUsage);
+    expect(newCert.extKeyUsage).toBe(oldCert.extKeyUsage);
+    expect(newCert.basicConstraints).toBe(oldCert.basicConstraints);
+    expect(newCert.publicKeyAlgorithm).toBe(oldCert.publicKeyAlgorithm);
+    expect(newCert.publicKeySize).toBe(oldCert.publicKeySize);
+    expect(newCert.curve).toBe(oldCert.curve);
+    expect(newCert.serial).not.toBe(oldCert.serial);
+    expect(newCert.publicKeyPem).not.toBe(oldCert.publicKeyPem);
+    expect(await opensslPublicKeyOfPrivate(join(root, keyPath))).toBe(newCert.publicKeyPem);
+    // The key keeps its PEM type (SEC1 "EC PRIVATE KEY", PKCS#1 "RSA PRIVATE KEY").
+    const [oldKey, newKey] = [await fs.readFile(join(fixture.root, keyPath), 'utf8'), await fs.readFile(join(root, keyPath), 'utf8')];
+    expect(newKey.split('\n')[0]).toBe(oldKey.split('\n')[0]);
+    expect(after.get(keyPath)!.mode).toBe(0o600);
+    // Signed by the unchanged CA, proven by openssl's signature check.
+    const base = certPath.split('/').pop()!.replace(/\.(crt|pem)$/, '');
+    // Agent files are checked against the agent's own copies of the CAs.
+    const agentCa = base === 'serving-kubelet' ? `${A}/server-ca.crt` : `${A}/client-ca.crt`;
+    const ca =
+      c.distribution === 'rke'
+        ? base.includes('proxy-client')
+          ? `${SSL}/kube-apiserver-requestheader-ca.pem`
+          : `${SSL}/kube-ca.pem`
+        : certPath.startsWith(A)
+          ? agentCa
+          : RKE2_CA[base];
+    expect(ca).toBeDefined();
+    {
+      const verified = await opensslVerify(join(root, ca!), join(root, certPath));
+      expect(verified.output).toMatch(/: OK$/);
+      expect(after.get(ca!)).toEqual(before.get(ca!));
+      const rke2Signed = c.distribution === 'rke2' && certPath.startsWith(S);
+      if (rke2Signed) {
+        // RKE2 .crt files carry the CA after the leaf; the rest of the file is the CA file.
+        const text = await fs.readFile(join(root, certPath), 'utf8');
+        expect(text.endsWith(await fs.readFile(join(root, ca!), 'utf8'))).toBe(true);
+        expect(after.get(certPath)!.mode).toBe(0o644);
+        const days = (newCert.notAfter.getTime() - Date.now()) / 86_400_000;
+        expect(days).toBeGreaterThan(364);
+        expect(days).toBeLessThanOrEqual(365);
+      }
+      if (c.distribution === 'rke') {
+        const caCert = await opensslX509(join(root, ca!));
+        expect(newCert.notBefore).toEqual(caCert.notBefore);
+        expect((newCert.notAfter.getTime() - Date.now()) / 86_400_000).toBeGreaterThan(3649);
+      }
+    }
+  }
+  // Every serving certificate was seen on its port.
+  const served = report.files.filter(
+    (f) =>
+      !c.args.includes('--no-restart') &&
+      /(serving-kube-apiserver\.crt|server-client\.crt|serving-kubelet\.crt|dynamic-cert\.json|kube-etcd-127-0-3-1\.pem|kube-kubelet-.*\.pem|kube-apiserver\.pem|\/kube-controller-manager\.crt|\/kube-scheduler\.crt)$/.test(f.path),
+  );
+  if (c.expected.some((p) => /serving|server-client|dynamic-cert|kube-etcd|kube-kubelet|kube-apiserver\.pem/.test(p)) && !c.args.includes('--no-restart')) {
+    expect(served.length).toBeGreaterThan(0);
+  }
+  for (const f of served) expect({ path: f.path, served: f.servedVerified }).toEqual({ path: f.path, served: true });
+}
+
+describe('node rotate, RKE2 server', () => {
+  test.each(Object.entries(RKE2_SERVER))('--service %s changes exactly its files', async (service, expected) => {
+    // A server restart always re-issues the agent's kubelet pairs (rke2-server runs the agent too).
+    const all = [...new Set([...expected, ...KUBELET_AGENT])];
+    await rotateAndCheck({ fixture: () => rke2ServerFixture, distribution: 'rke2', args: ['--service', service], expected: all, backupPrefix: `${D}/server/tls-` });
+  }, 60_000);
+
+  test('--all changes every service file and nothing else', async () => {
+    const all = [...new Set([...Object.values(RKE2_SERVER).flat()])];
+    await rotateAndCheck({ fixture: () => rke2ServerFixture, distribution: 'rke2', args: ['--all'], expected: all, backupPrefix: `${D}/server/tls-` });
+  }, 60_000);
+});
+
+describe('node rotate, RKE2 worker', () => {
+  test.each(Object.entries(RKE2_WORKER))('--service %s (agent restart re-issues from the server CA)', async (service, expected) => {
+    await rotateAndCheck({
+      fixture: () => rke2AgentFixture,
+      distribution: 'rke2',
+      args: ['--service', service],
+      expected: [...new Set([...expected, ...KUBELET_AGENT])],
+      backupPrefix: `${A}/tls-`,
+    });
+  }, 60_000);
+
+  test('a server-only service is nothing to do on a worker and changes nothing', async () => {
+    await rotateAndCheck({ fixture: () => rke2AgentFixture, distribution: 'rke2', args: ['--service', 'api-server'], expected: [], backupPrefix: `${A}/tls-` });
+  }, 60_000);
+});
+
+describe('node rotate, RKE', () => {
+  test.each(Object.entries(RKE))('--service %s changes exactly its files', async (service, expected) => {
+    await rotateAndCheck({ fixture: () => rkeFixture, distribution: 'rke', args: ['--service', service], expected, backupPrefix: 'etc/kubernetes/ssl-backup-' });
+  }, 60_000);
+
+  test('--all also renews the proxy-client certificate', async () => {
+    await rotateAndCheck({
+      fixture: () => rkeFixture,
+      distribution: 'rke',
+      args: ['--all'],
+      expected: [...Object.values(RKE).flat(), ...rkePair('kube-apiserver-proxy-client')],
+      backupPrefix: 'etc/kubernetes/ssl-backup-',
+    });
+  }, 60_000);
+
+  test('--no-restart renews in place without asking for a restart', async () => {
+    await rotateAndCheck({ fixture: () => rkeFixture, distribution: 'rke', args: ['--service', 'kube-proxy', '--no-restart'], expected: rkePair('kube-proxy'), backupPrefix: 'etc/kubernetes/ssl-backup-' });
+  }, 60_000);
+});
