@@ -45,6 +45,7 @@ export class NodeAgent {
           nodeName: this.o.nodeName,
           agentName: this.o.agentName,
           get: (name) => this.informer.get(name),
+          getFresh: (name) => this.nodeRotations.tryGet(name),
           patchStatus: async (name, status: Partial<NodeRotationStatus>) => {
             await this.nodeRotations.mergePatchStatus(name, { status });
           },

@@ -50,13 +50,15 @@ const ok: NodeRotationResult = {
   ],
 };
 
-function harness(nr: NodeRotation | undefined, run: HostRunner['run']) {
+// `fresh` is what the API server has, which can be ahead of the cache (`nr`).
+function harness(nr: NodeRotation | undefined, run: HostRunner['run'], fresh: NodeRotation | undefined = nr) {
   const patches: Partial<NodeRotationStatus>[] = [];
   let runs = 0;
   const deps: AgentDeps = {
     nodeName: 'node-a',
     agentName: 'agent-pod',
     get: (name) => (nr?.metadata.name === name ? nr : undefined),
+    getFresh: async (name) => (fresh?.metadata.name === name ? fresh : undefined),
     patchStatus: async (_name, status) => void patches.push(status),
     runner: {
       run: async (spec, onProgress) => {
@@ -126,6 +128,26 @@ describe('reconcileNodeRotation', () => {
     expect(h.patches.at(-1)?.phase).toBe('Rotated');
   });
 
+  it('does nothing when the cache lags and the API server already has the final report', async () => {
+    const cached = instruction({}, { phase: 'Updating', runID: 'uid-g1', step: 'Verifying' });
+    const h = harness(cached, steps(['done']), instruction({}, { phase: 'Rotated', runID: 'uid-g1' }));
+    await reconcileNodeRotation(h.deps, 'r-g1-node-a');
+    expect(h.runs()).toBe(0);
+    expect(h.patches).toEqual([]);
+  });
+
+  it('does not call a run that had already finished on the host "resumed"', async () => {
+    const h = harness(instruction(), async () => ({ ...ok, resumed: true, alreadyFinished: true }));
+    await reconcileNodeRotation(h.deps, 'r-g1-node-a');
+    expect(h.patches.at(-1)?.message).toBe('node node-a: 1 files rotated');
+  });
+
+  it('says a run continued from its journal was resumed', async () => {
+    const h = harness(instruction(), async () => ({ ...ok, resumed: true }));
+    await reconcileNodeRotation(h.deps, 'r-g1-node-a');
+    expect(h.patches.at(-1)?.message).toBe('node node-a: 1 files rotated (resumed after an interruption)');
+  });
+
   it('treats a report of an older run as not done', async () => {
     const h = harness(instruction({}, { phase: 'Rotated', runID: 'uid-g0' }), steps(['done']));
     await reconcileNodeRotation(h.deps, 'r-g1-node-a');
@@ -138,13 +160,13 @@ describe('reconcileNodeRotation', () => {
       'rolled back',
       new NodeRotationError('verify', '127.0.1.1:6443 serves serial aa, expected bb', true, 'var/lib/rancher/rke2/server/tls-1'),
       'RolledBack',
-      /^node node-a: step Verifying failed: verify: 127\.0\.1\.1:6443 serves serial aa, expected bb \(rolled back from .*\); rolled back from \/var\/lib\/rancher\/rke2\/server\/tls-1$/,
+      /^node node-a: step Verifying failed: 127\.0\.1\.1:6443 serves serial aa, expected bb; rolled back from \/var\/lib\/rancher\/rke2\/server\/tls-1$/,
     ],
     [
       'not rolled back',
       new NodeRotationError('restart', 'systemctl start rke2-server: exit 1', false, 'var/lib/rancher/rke2/server/tls-1'),
       'Failed',
-      /^node node-a: step Restarting failed: restart: systemctl start rke2-server: exit 1; not rolled back$/,
+      /^node node-a: step Restarting failed: systemctl start rke2-server: exit 1; not rolled back$/,
     ],
   ];
   it.each(failures)('reports a failure that was %s with the node and the step', async (_what, error, phase, message) => {

@@ -17,6 +17,8 @@ export interface AgentDeps {
   agentName: string;
   /** The NodeRotation as the informer last saw it. */
   get(name: string): NodeRotation | undefined;
+  /** The NodeRotation as the API server has it now (undefined when gone). */
+  getFresh(name: string): Promise<NodeRotation | undefined>;
   /** Merge-patches status; only this node's agent writes a NodeRotation's status. */
   patchStatus(name: string, status: Partial<NodeRotationStatus>): Promise<void>;
   runner: HostRunner;
@@ -36,13 +38,17 @@ export async function reconcileNodeRotation(deps: AgentDeps, name: string): Prom
   if (spec.nodeName !== deps.nodeName) return;
 
   // 3. Already reported: this run is finished on this node; never do it twice.
+  //    The cache can lag our own last write (a watch event of the Updating
+  //    report arriving after the final one), so before acting, ask the API server.
   if (isReported(spec, nr.status, FINISHED_NODE_PHASES)) return;
+  const fresh = await deps.getFresh(name);
+  if (!fresh || isReported(fresh.spec, fresh.status, FINISHED_NODE_PHASES)) return;
 
   // 4. Say that the node is being worked on before the host is touched, so a
   //    crash from here on is visible as Updating rather than as a silent Pending.
-  const sameRun = nr.status?.runID === spec.runID;
-  const startedAt = sameRun && nr.status?.startedAt ? nr.status.startedAt : deps.now().toISOString();
-  let step: NodeStep = sameRun && nr.status?.step ? nr.status.step : 'BackingUp';
+  const sameRun = fresh.status?.runID === spec.runID;
+  const startedAt = sameRun && fresh.status?.startedAt ? fresh.status.startedAt : deps.now().toISOString();
+  let step: NodeStep = sameRun && fresh.status?.step ? fresh.status.step : 'BackingUp';
   await deps.patchStatus(name, {
     phase: 'Updating',
     runID: spec.runID,
@@ -75,7 +81,7 @@ export async function reconcileNodeRotation(deps: AgentDeps, name: string): Prom
       await deps.patchStatus(name, {
         phase: err.rolledBack ? 'RolledBack' : 'Failed',
         step: failedStep,
-        message: failureMessage(spec.nodeName, failedStep, err.message, err.rolledBack, err.backupDir),
+        message: failureMessage(spec.nodeName, failedStep, err.detail, err.rolledBack, err.backupDir),
         ...(err.backupDir ? { backupPath: hostPath(err.backupDir) } : {}),
         finishedAt: deps.now().toISOString(),
       });
@@ -96,7 +102,7 @@ export async function reconcileNodeRotation(deps: AgentDeps, name: string): Prom
     message:
       files.length === 0
         ? `node ${spec.nodeName}: no certificate of this scope lives on this node`
-        : `node ${spec.nodeName}: ${files.length} files rotated${result.resumed ? ' (resumed after an interruption)' : ''}`,
+        : `node ${spec.nodeName}: ${files.length} files rotated${result.resumed && !result.alreadyFinished ? ' (resumed after an interruption)' : ''}`,
     files,
     ...(result.backupDir ? { backupPath: hostPath(result.backupDir) } : {}),
     finishedAt: deps.now().toISOString(),

@@ -70,6 +70,8 @@ export interface FileResult {
 export interface NodeRotationResult {
   readonly backupDir?: string;
   readonly resumed: boolean;
+  // The run (by runId) had already finished: nothing was done, this is its recorded outcome.
+  readonly alreadyFinished?: boolean;
   readonly files: FileResult[];
   // Copies in the cluster that an API-connected caller must renew as well.
   readonly clusterObjects: readonly ClusterObject[];
@@ -139,7 +141,7 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
     const same = await findJournal(o, (j) => j.runId === o.runId);
     if (same && isFinished(same)) {
       progress('plan', `run ${o.runId} already finished (${same.step}); reporting its outcome from ${same.backupDir}`);
-      return { ...finishedOutcome(same), resumed: true, clusterObjects };
+      return { ...finishedOutcome(same), resumed: true, alreadyFinished: true, clusterObjects };
     }
     if (same) {
       progress('plan', `resuming run ${o.runId} recorded in ${same.backupDir} at step ${same.step}`);
@@ -259,6 +261,7 @@ async function wrap<T>(step: RotationStep, fn: () => Promise<T>): Promise<T> {
 async function continueRun(o: NodeRotationOptions, j: Journal): Promise<Omit<NodeRotationResult, 'resumed' | 'clusterObjects'>> {
   const progress = (step: RotationStep, message: string) => o.onProgress?.({ step, message });
   let current: RotationStep = 'install';
+  await o.host.removeStaleTempFiles(posix.join(j.backupDir, JOURNAL_DIR));
   try {
     if (j.step === 'rolling-back') throw new ResumedRollback();
     if (j.step === 'staged' || j.step === 'installing') {

@@ -1,0 +1,177 @@
+// The node agent against the real API server: real `certrotator agent`
+// processes watch NodeRotations created with kubectl and rotate simulated RKE2
+// host trees whose components serve over TLS on the nodes' loopback IPs.
+// openssl is the judge of what was written and what is served.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { nodeRotationLabels, nodeRotationName } from '../../src/api/names.js';
+import type { NodeRotation } from '../../src/api/noderotation.js';
+import { SimulatedFleet } from '../../src/simulation/fleet.js';
+import { snapshotTree, changedPaths } from '../../src/simulation/tree.js';
+import { kubectlOk } from '../cluster/kubectl.js';
+import type { SimulatedNode as ClusterNode } from '../cluster/nodes.js';
+import { installCrds } from './support/crds.js';
+
+const TLS = 'var/lib/rancher/rke2/server/tls';
+const nodes = JSON.parse(process.env.CERTROTATOR_E2E_NODES ?? '[]') as ClusterNode[];
+const ipOf = (name: string): string => nodes.find((n) => n.name === name)!.ip;
+let work: string;
+let fleet: SimulatedFleet;
+let run = 0;
+
+beforeAll(async () => {
+  await installCrds();
+  work = mkdtempSync(join(tmpdir(), 'agent-e2e-'));
+  fleet = await SimulatedFleet.create({
+    workDir: work,
+    distribution: 'rke2',
+    nodes: nodes.map((n) => ({ name: n.name, ip: n.ip, roles: n.roles })),
+    kubeconfig: process.env.KUBECONFIG!,
+  });
+  await fleet.start();
+}, 180_000);
+
+afterAll(async () => {
+  await fleet?.stop();
+  // No agent ever logs key material, whatever happened.
+  for (const name of fleet?.nodeNames() ?? []) expect(fleet.agentLog(name)).not.toContain('PRIVATE KEY');
+  await kubectlOk(['delete', 'noderotations', '-l', 'certrotator.io/rotation=agent-e2e', '--wait=false']);
+  rmSync(work, { recursive: true, force: true });
+});
+
+async function instruct(node: string, spec: Partial<NodeRotation['spec']>): Promise<string> {
+  const generation = ++run;
+  const name = nodeRotationName('agent-e2e', generation, node);
+  const role = nodes.find((n) => n.name === node)!.roles.join(',');
+  await kubectlOk(['create', '-f', '-'], {
+    input: stringify({
+      apiVersion: 'certrotator.io/v1alpha1',
+      kind: 'NodeRotation',
+      metadata: { name, labels: nodeRotationLabels('agent-e2e', generation, node) },
+      spec: { rotation: 'agent-e2e', generation, runID: `agent-e2e-uid-g${generation}`, nodeName: node, role, distribution: 'rke2', scope: 'All', services: [], timeout: '60s', ...spec },
+    }),
+  });
+  return name;
+}
+
+async function waitFinished(name: string, timeoutMs = 90_000): Promise<NodeRotation> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const nr = JSON.parse(await kubectlOk(['get', 'noderotation', name, '-o', 'json'])) as NodeRotation;
+    if (nr.status && ['Rotated', 'Failed', 'RolledBack'].includes(nr.status.phase)) return nr;
+    if (Date.now() > deadline) throw new Error(`${name} not finished: ${JSON.stringify(nr.status)}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+/**
+ * The serial openssl sees served at ip:port. Asynchronous on purpose: the
+ * simulated components serve from this very process, so a synchronous child
+ * would block the event loop that has to answer it.
+ */
+async function servedSerial(ip: string, port: number): Promise<string> {
+  const pem = await new Promise<string>((resolve, reject) => {
+    const child = spawn('openssl', ['s_client', '-connect', `${ip}:${port}`, '-servername', 'localhost'], { stdio: ['pipe', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', () => resolve(out));
+    child.stdin.end();
+  });
+  const out = execFileSync('openssl', ['x509', '-noout', '-serial'], { input: pem }).toString();
+  // certrotator reports serials in hex without leading zeros; openssl pads to whole bytes.
+  return out.trim().replace(/^serial=/, '').replace(/^0+(?=.)/, '').toLowerCase();
+}
+
+function backups(node: string): string[] {
+  return readdirSync(join(fleet.hostRoot(node), 'var/lib/rancher/rke2/server')).filter((n) => n.startsWith('tls-'));
+}
+
+describe('certrotator agent', () => {
+  it('rotates api-server on a server: new serial on disk, signed by the unchanged CA, and served on :6443', async () => {
+    const node = 'rke2-server-1';
+    const before = await servedSerial(ipOf(node), 6443);
+    const name = await instruct(node, { scope: 'Service', services: ['api-server'] });
+    const nr = await waitFinished(name);
+    expect(nr.status?.message).toMatch(/^node rke2-server-1: \d+ files rotated$/);
+    expect(nr.status).toMatchObject({ phase: 'Rotated', step: 'Done', runID: nr.spec.runID });
+    const serving = nr.status!.files!.find((f) => f.path === `/${TLS}/serving-kube-apiserver.crt`)!;
+    expect(serving).toMatchObject({ service: 'api-server', servedVerified: true });
+    expect(serving.oldSerial?.toLowerCase()).toBe(before);
+    expect(serving.newSerial).not.toBe(serving.oldSerial);
+    expect(await servedSerial(ipOf(node), 6443)).toBe(serving.newSerial!.toLowerCase());
+    const root = fleet.hostRoot(node);
+    const verify = execFileSync('openssl', ['verify', '-CAfile', join(root, TLS, 'server-ca.crt'), join(root, TLS, 'serving-kube-apiserver.crt')]).toString();
+    expect(verify.trim()).toMatch(/: OK$/);
+    expect(nr.status?.backupPath).toMatch(new RegExp(`^/${TLS}-\\d+$`));
+  });
+
+  it('rotates a worker by restarting rke2-agent, which re-issues the kubelet certificates from the server CA', async () => {
+    const node = 'rke2-worker-1';
+    const before = await servedSerial(ipOf(node), 10250);
+    const nr = await waitFinished(await instruct(node, { scope: 'All' }));
+    expect(nr.status?.phase).toBe('Rotated');
+    const serving = nr.status!.files!.find((f) => f.path.endsWith('/agent/serving-kubelet.crt'))!;
+    expect(serving.servedVerified).toBe(true);
+    expect(serving.newSerial?.toLowerCase()).not.toBe(before);
+    expect(await servedSerial(ipOf(node), 10250)).toBe(serving.newSerial!.toLowerCase());
+    const server = fleet.hostRoot('rke2-server-1');
+    const verify = execFileSync('openssl', ['verify', '-CAfile', join(server, TLS, 'server-ca.crt'), join(fleet.hostRoot(node), 'var/lib/rancher/rke2/agent/serving-kubelet.crt')]).toString();
+    expect(verify.trim()).toMatch(/: OK$/);
+  });
+
+  it('resumes after the agent is killed mid-step, without rotating the node twice', async () => {
+    const node = 'rke2-server-2';
+    await fleet.stopAgent(node);
+    await fleet.startAgent(node, { CERTROTATOR_TEST_PAUSE_AT: 'after-install' });
+    const backupsBefore = backups(node);
+    const name = await instruct(node, { scope: 'Service', services: ['etcd'] });
+    const deadline = Date.now() + 60_000;
+    while (!fleet.agentLog(node).includes('paused at after-install')) {
+      if (Date.now() > deadline) throw new Error(`agent never reached after-install:\n${fleet.agentLog(node).slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const midway = JSON.parse(await kubectlOk(['get', 'noderotation', name, '-o', 'json'])) as NodeRotation;
+    expect(midway.status).toMatchObject({ phase: 'Updating', step: 'Renewing' });
+    await fleet.stopAgent(node, 'SIGKILL');
+
+    await fleet.startAgent(node);
+    const nr = await waitFinished(name);
+    expect(nr.status?.phase).toBe('Rotated');
+    expect(nr.status?.message).toContain('resumed after an interruption');
+    // One backup: the resumed run continued the first one instead of starting over.
+    expect(backups(node).filter((b) => !backupsBefore.includes(b))).toHaveLength(1);
+    const peer = nr.status!.files!.find((f) => f.path.endsWith('/etcd/peer-server-client.crt'))!;
+    expect(peer.servedVerified).toBe(true);
+    expect(await servedSerial(ipOf(node), 2380)).toBe(peer.newSerial!.toLowerCase());
+
+    // The agent restarting once more must not touch the node again.
+    const settled = await snapshotTree(fleet.hostRoot(node));
+    await fleet.stopAgent(node);
+    await fleet.startAgent(node);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(changedPaths(settled, await snapshotTree(fleet.hostRoot(node)))).toEqual([]);
+  });
+
+  it('rolls back a node whose component keeps serving the old certificate, naming the node and the step', async () => {
+    const node = 'rke2-server-3';
+    const root = fleet.hostRoot(node);
+    const before = await snapshotTree(root);
+    fleet.sim(node).faults.serveStale = true;
+    try {
+      const nr = await waitFinished(await instruct(node, { scope: 'Service', services: ['api-server'], timeout: '10s' }));
+      expect(nr.status?.phase).toBe('RolledBack');
+      expect(nr.status?.step).toBe('Verifying');
+      expect(nr.status?.message).toMatch(/^node rke2-server-3: step Verifying failed: 127\.0\.1\.3:6443 serves serial [0-9A-F]+, expected [0-9A-F]+ \(var\/lib\/rancher\/rke2\/server\/tls\/serving-kube-apiserver\.crt\); rolled back from \/var\/lib\/rancher\/rke2\/server\/tls-\d+$/);
+      const reissuedAtStart = /\/agent\/(client|serving)-kubelet\.(crt|key)$/;
+      const changed = changedPaths(before, await snapshotTree(root, (p) => p.startsWith(`${TLS}-`)));
+      expect(changed.filter((p) => !reissuedAtStart.test(`/${p}`))).toEqual([]);
+    } finally {
+      fleet.sim(node).faults.serveStale = false;
+    }
+  });
+});

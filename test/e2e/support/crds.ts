@@ -1,0 +1,12 @@
+// Installs the CRDs from crds/ into the e2e cluster (idempotent across suites).
+import { join } from 'node:path';
+import { kubectlOk } from '../../cluster/kubectl.js';
+import { REPO_ROOT } from '../../cluster/paths.js';
+
+export async function installCrds(): Promise<void> {
+  await kubectlOk(['apply', '--server-side', '--force-conflicts', '-f', join(REPO_ROOT, 'crds')]);
+  await kubectlOk([
+    'wait', '--for=condition=Established', '--timeout=60s',
+    'crd/certificaterotations.certrotator.io', 'crd/noderotations.certrotator.io',
+  ]);
+}
