@@ -6,6 +6,7 @@
 import { constants, promises as fs } from 'node:fs';
 import { dirname, join, posix, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { pausePoint } from './testhooks.js';
 
 export class HostPathError extends Error {
   constructor(
@@ -163,6 +164,7 @@ export async function writeAtomic(target: string, data: string | Buffer, mode: n
   } finally {
     await fh.close().catch(() => undefined);
   }
+  await pausePoint(`temp-written:${target.split(sep).pop()}`);
   await fs.rename(tmp, target);
   await fsyncDir(dir);
 }

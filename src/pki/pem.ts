@@ -30,8 +30,11 @@ export function parsePem(text: string, file: string): PemBlock[] {
     blocks.push({ type: begin, der });
     last = (m.index ?? 0) + m[0].length;
   }
+  if (blocks.length === 0 && text.includes('-----BEGIN ')) {
+    throw new CertificateFileError(file, 'corrupt PEM: a block is not terminated (truncated file?)');
+  }
   if (text.slice(last).trim() !== '') {
-    throw new CertificateFileError(file, blocks.length ? 'unexpected or truncated data after the last PEM block' : 'no PEM block found');
+    throw new CertificateFileError(file, blocks.length ? 'corrupt PEM: unexpected or truncated data after the last block' : 'no PEM block found');
   }
   if (blocks.length === 0) throw new CertificateFileError(file, 'no PEM block found');
   return blocks;

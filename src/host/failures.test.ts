@@ -1,0 +1,282 @@
+// Failure paths of `node rotate`: every one must end in a clear error that names
+// the file or step, with nothing changed (refusals) or everything restored byte
+// for byte (rollbacks), never a half-written file and never key material in output.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCa, caFromMaterial, issueLeaf } from '../simulation/issue.js';
+import { rke2Server, rkeNode, type FixtureNode } from '../simulation/fixtures.js';
+import { runCli, type CliRun } from '../simulation/harness.js';
+import { SimulatedNode } from '../simulation/node.js';
+import { changedPaths, copyDir, snapshotTree } from '../simulation/tree.js';
+import { readCertificateFile, serialOf } from '../pki/certfile.js';
+
+const D = 'var/lib/rancher/rke2';
+const S = `${D}/server/tls`;
+const isBackup = (rel: string) => /^var\/lib\/rancher\/rke2\/server\/tls-\d+/.test(rel);
+// rke2 rewrites the agent's kubelet pairs at every start, the rollback's restart included:
+// after a rollback that restarted, these (and only these) differ from before.
+const REWRITTEN_BY_ANY_RESTART = ['client-kubelet', 'serving-kubelet'].flatMap((b) => [`${D}/agent/${b}.crt`, `${D}/agent/${b}.key`]).sort();
+
+let work: string;
+let server: FixtureNode;
+let rkeWorker: FixtureNode;
+let n = 0;
+const outputs: CliRun[] = [];
+
+beforeAll(async () => {
+  work = await fs.mkdtemp(join(tmpdir(), 'certrotator-failures-'));
+  server = await rke2Server(join(work, 'fixture-server'), { nodeName: 'server-1', nodeIP: '127.0.5.1' });
+  rkeWorker = await rkeNode(join(work, 'fixture-rke-worker'), { nodeName: 'w1', nodeIP: '127.0.5.2', roles: ['worker'] });
+}, 60_000);
+
+afterAll(async () => {
+  for (const o of outputs) expect(`${o.stdout}${o.stderr}`).not.toContain('PRIVATE KEY');
+  await fs.rm(work, { recursive: true, force: true });
+});
+
+async function copyOf(fixture: FixtureNode): Promise<FixtureNode> {
+  const root = join(work, `run-${++n}`);
+  await copyDir(fixture.root, root);
+  return { ...fixture, root };
+}
+
+async function cli(args: string[]): Promise<CliRun> {
+  const run = await runCli(args);
+  outputs.push(run);
+  return run;
+}
+
+const rotateArgs = (node: FixtureNode, extra: string[]) => ['node', 'rotate', '--host-root', node.root, '--distribution', node.distribution, ...extra];
+
+describe('refusals change nothing on disk', () => {
+  const cases: [string, (node: FixtureNode) => Promise<void>, string[], RegExp][] = [
+    ['a missing CA key', (node) => fs.rm(join(node.root, S, 'client-ca.key')), ['--service', 'admin'], /server\/tls\/client-ca\.key: missing \(CA key needed to sign .*client-admin\.crt\)/],
+    [
+      'a CA key that does not belong to the CA certificate',
+      async (node) => fs.copyFile(join(node.root, S, 'server-ca.key'), join(node.root, S, 'client-ca.key')),
+      ['--service', 'supervisor'],
+      /client-ca\.key: private key does not match CA certificate .*client-ca\.crt/,
+    ],
+    [
+      'a certificate signed by another CA of the same name',
+      async (node) => {
+        // Every RKE2 cluster's client CA is called rke2-client-ca@<ts>: same name, other key.
+        const caCn = readCertificateFile(await fs.readFile(join(node.root, S, 'client-ca.crt'), 'utf8'), 'ca', 'pem').leaf.subject.replace(/^CN=/, '');
+        const impostor = await caFromMaterial(await createCa(caCn, { name: 'ECDSA', namedCurve: 'P-256' }, 'sec1'));
+        const leaf = await issueLeaf({
+          template: { cn: 'system:admin', o: ['system:masters'], eku: ['clientAuth'] },
+          ca: impostor,
+          validity: { days: 365, notBefore: 'one-hour-back-clamped-to-ca' },
+          algorithm: { name: 'ECDSA', namedCurve: 'P-256' },
+          encoding: 'sec1',
+          chained: true,
+        });
+        await fs.writeFile(join(node.root, S, 'client-admin.crt'), leaf.certPem);
+        await fs.writeFile(join(node.root, S, 'client-admin.key'), leaf.keyPem, { mode: 0o600 });
+      },
+      ['--service', 'admin'],
+      /client-admin\.crt: is not signed by the CA .*client-ca\.crt/,
+    ],
+    [
+      'a truncated certificate',
+      async (node) => {
+        const p = join(node.root, S, 'serving-kube-apiserver.crt');
+        const text = await fs.readFile(p, 'utf8');
+        await fs.writeFile(p, text.slice(0, 300));
+      },
+      ['--service', 'api-server'],
+      /serving-kube-apiserver\.crt: corrupt PEM: a block is not terminated \(truncated file\?\)/,
+    ],
+    [
+      'a certificate with invalid base64',
+      async (node) => {
+        const p = join(node.root, S, 'etcd/client.crt');
+        const text = await fs.readFile(p, 'utf8');
+        await fs.writeFile(p, text.replace(/\n[A-Za-z0-9+/]{10}/, '\n!!!!!!!!!!'));
+      },
+      ['--service', 'etcd'],
+      /etcd\/client\.crt: corrupt PEM: invalid base64/,
+    ],
+    [
+      'a key file holding a certificate',
+      async (node) => fs.copyFile(join(node.root, S, 'client-scheduler.crt'), join(node.root, S, 'client-scheduler.key')),
+      ['--service', 'scheduler'],
+      /client-scheduler\.key: (expected one private key PEM block|unexpected PEM block type CERTIFICATE)/,
+    ],
+    ['a missing certificate', (node) => fs.rm(join(node.root, S, 'client-auth-proxy.crt')), ['--service', 'auth-proxy'], /client-auth-proxy\.crt: missing \(service auth-proxy/],
+  ];
+
+  test.each(cases)('%s', async (_name, damage, args, message) => {
+    const node = await copyOf(server);
+    await damage(node);
+    const before = await snapshotTree(node.root);
+    const run = await cli(rotateArgs(node, [...args, '--no-restart']));
+    expect(run.stderr).toMatch(message);
+    expect(run.code).toBe(1);
+    expect(changedPaths(before, await snapshotTree(node.root))).toEqual([]);
+  });
+
+  test('an RKE worker has no kube-ca key: signing is refused, naming the key', async () => {
+    const node = await copyOf(rkeWorker);
+    const before = await snapshotTree(node.root);
+    const run = await cli(rotateArgs(node, ['--service', 'kube-proxy', '--no-restart']));
+    expect(run.stderr).toMatch(/etc\/kubernetes\/ssl\/kube-ca-key\.pem: missing \(CA key needed to sign etc\/kubernetes\/ssl\/kube-proxy\.pem\)/);
+    expect(run.code).toBe(1);
+    expect(changedPaths(before, await snapshotTree(node.root))).toEqual([]);
+  });
+
+  test.each([
+    [['--service', 'bogus'], /unknown rke2 service "bogus"/],
+    [['--service', 'kube-apiserver'], /unknown rke2 service "kube-apiserver"/],
+    [[], /either --service S \(repeatable\) or --all/],
+    [['--all', '--service', 'admin'], /either --service S/],
+  ])('usage error %j exits 2 and changes nothing', async (args, message) => {
+    const node = await copyOf(server);
+    const before = await snapshotTree(node.root);
+    const run = await cli(rotateArgs(node, args as string[]));
+    expect(run.stderr).toMatch(message);
+    expect(run.code).toBe(2);
+    expect(changedPaths(before, await snapshotTree(node.root))).toEqual([]);
+  });
+});
+
+describe('failures after the first change roll back byte for byte', () => {
+  async function withSimulation(configure: (sim: SimulatedNode) => void, args: string[]) {
+    const node = await copyOf(server);
+    const address = `127.0.6.${n}`;
+    const sim = new SimulatedNode(node, { address });
+    await sim.start();
+    configure(sim);
+    const before = await snapshotTree(node.root);
+    try {
+      const run = await cli(rotateArgs(node, [...args, '--restarter', 'simulation', '--simulation-url', sim.controlUrl, '--node-ip', address, '--verify-timeout', '2']));
+      return { node, sim, before, run, after: await snapshotTree(node.root, isBackup) };
+    } finally {
+      await sim.stop();
+    }
+  }
+
+  test('a restart that fails', async () => {
+    const { run, before, after, sim, node } = await withSimulation((sim) => (sim.faults.failRestarts = 1), ['--service', 'api-server']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/error: restart: simulated start failed: .*\(rolled back from var\/lib\/rancher\/rke2\/server\/tls-\d+\)/);
+    expect(changedPaths(before, after)).toEqual(REWRITTEN_BY_ANY_RESTART);
+    // Stopped, failed to start, then the rollback's own stop/start brought the old files back.
+    expect(sim.events).toEqual(['stop', 'start', 'stop', 'start']);
+    const journal = await readJournalOf(node);
+    expect(journal.step).toBe('rolled-back');
+    expect(journal.failure.step).toBe('restart');
+  }, 60_000);
+
+  test('a component that keeps serving the old certificate', async () => {
+    const { run, before, after } = await withSimulation((sim) => (sim.faults.serveStale = true), ['--service', 'etcd']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/error: verify: 127\.0\.6\.\d+:2379 serves serial [0-9A-F]+, expected [0-9A-F]+ \(.*etcd\/server-client\.crt\) \(rolled back/);
+    expect(changedPaths(before, after)).toEqual(REWRITTEN_BY_ANY_RESTART);
+  }, 60_000);
+
+  test('a distribution that does not regenerate what it should', async () => {
+    const { run, before, after } = await withSimulation((sim) => (sim.faults.skipRegeneration = true), ['--service', 'rke2-server']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/error: verify: .*dynamic-cert-regenerate: still present, the regeneration did not run \(rolled back/);
+    // skipRegeneration also stops the agent re-issue, so here nothing differs at all.
+    expect(changedPaths(before, after)).toEqual([]);
+  }, 60_000);
+});
+
+async function readJournalOf(node: FixtureNode) {
+  const dirs = (await fs.readdir(join(node.root, D, 'server'))).filter((d) => d.startsWith('tls-'));
+  expect(dirs).toHaveLength(1);
+  return JSON.parse(await fs.readFile(join(node.root, D, 'server', dirs[0]!, 'certrotator', 'journal.json'), 'utf8'));
+}
+
+// Runs the real CLI as a child process that pauses at `point`, then SIGKILLs it.
+async function killAt(point: string, args: string[]): Promise<string> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    cwd: process.cwd(),
+    env: { ...process.env, CERTROTATOR_TEST_PAUSE_AT: point, NODE_OPTIONS: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`child never reached ${point}: ${out}`)), 30_000);
+    const check = () => {
+      if (out.includes(`paused at ${point}`)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stderr.on('data', check);
+    child.on('exit', () => {
+      clearTimeout(timer);
+      reject(new Error(`child exited before ${point}: ${out}`));
+    });
+  });
+  child.kill('SIGKILL');
+  await exited;
+  outputs.push({ code: -1, stdout: out, stderr: '' });
+  return out;
+}
+
+describe('a run killed at any step resumes without renewing twice', () => {
+  const points = ['after-backup', 'temp-written:client-admin.crt', 'mid-install', 'after-install', 'after-restart'];
+  test.each(points)('killed at %s', async (point) => {
+    const node = await copyOf(server);
+    const address = `127.0.7.${n}`;
+    const sim = new SimulatedNode(node, { address });
+    await sim.start();
+    const before = await snapshotTree(node.root);
+    const args = rotateArgs(node, ['--service', 'admin', '--service', 'api-server', '--restarter', 'simulation', '--simulation-url', sim.controlUrl, '--node-ip', address, '--verify-timeout', '10']);
+    try {
+      await killAt(point, args);
+      const staged = await readJournalOf(node);
+      const stagedSerials = Object.fromEntries(staged.files.filter((f: { renewal: string }) => f.renewal === 'sign').map((f: { cert: string; newSerial: string }) => [f.cert, f.newSerial]));
+      const resumed = await cli(args);
+      expect(resumed.stderr).toMatch(/resuming the rotation recorded in .*tls-\d+ at step/);
+      expect(resumed.code).toBe(0);
+      // The certificates on disk are the ones staged before the kill: no second renewal.
+      for (const [cert, serial] of Object.entries(stagedSerials)) {
+        const onDisk = serialOf(readCertificateFile(await fs.readFile(join(node.root, cert), 'utf8'), cert, 'pem').leaf);
+        expect({ cert, serial: onDisk }).toEqual({ cert, serial });
+      }
+      const after = await snapshotTree(node.root, isBackup);
+      expect(changedPaths(before, after)).toEqual(
+        [
+          ...['client-admin', 'client-kube-apiserver', 'serving-kube-apiserver'].flatMap((b) => [`${S}/${b}.crt`, `${S}/${b}.key`]),
+          ...['client-kubelet', 'serving-kubelet'].flatMap((b) => [`${D}/agent/${b}.crt`, `${D}/agent/${b}.key`]),
+        ].sort(),
+      );
+      // No temp file or half-built backup is left anywhere.
+      expect([...after.keys()].filter((p) => p.includes('.certrotator-'))).toEqual([]);
+      expect((await readJournalOf(node)).step).toBe('done');
+    } finally {
+      await sim.stop();
+    }
+  }, 90_000);
+
+  test('killed in the middle of a rollback, the resumed run finishes the rollback', async () => {
+    const node = await copyOf(server);
+    const address = `127.0.7.${n}`;
+    const sim = new SimulatedNode(node, { address });
+    await sim.start();
+    sim.faults.failRestarts = 1;
+    const before = await snapshotTree(node.root);
+    const args = rotateArgs(node, ['--service', 'supervisor', '--restarter', 'simulation', '--simulation-url', sim.controlUrl, '--node-ip', address, '--verify-timeout', '5']);
+    try {
+      await killAt('mid-rollback', args);
+      const resumed = await cli(args);
+      expect(resumed.code).toBe(1);
+      expect(resumed.stderr).toMatch(/error: restart: simulated start failed.*\(rolled back from/);
+      expect(changedPaths(before, await snapshotTree(node.root, isBackup))).toEqual(REWRITTEN_BY_ANY_RESTART);
+      expect((await readJournalOf(node)).step).toBe('rolled-back');
+    } finally {
+      await sim.stop();
+    }
+  }, 90_000);
+});
