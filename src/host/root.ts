@@ -86,7 +86,10 @@ export class HostRoot {
 
   async assertWritable(rel: string): Promise<string> {
     const canon = await this.canonical(rel);
-    const ok = this.writable.some((d) => canon === d || canon.startsWith(`${d}/`));
+    // The allowed dirs may themselves be symlinks (a data dir moved to another disk):
+    // compare resolved with resolved.
+    const allowed = (await Promise.all(this.writable.map(async (d) => [d, await this.canonical(d)]))).flat().filter((d) => d !== '');
+    const ok = allowed.some((d) => canon === d || canon.startsWith(`${d}/`));
     if (!ok) throw new HostPathError(rel, `refusing to write outside ${this.writable.join(', ') || '(no writable dirs)'}`);
     return this.abs(canon);
   }
