@@ -1,0 +1,223 @@
+// Issue 4 end to end with real agents: CertificateRotations applied with
+// kubectl, `certrotator controller` as a child process, and one real
+// `certrotator agent` per kwok node over a simulated RKE2 host tree whose
+// components serve over TLS on the node's loopback IP. openssl is the judge.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SimulatedFleet } from '../../src/simulation/fleet.js';
+import { changedPaths, snapshotTree, type TreeEntry } from '../../src/simulation/tree.js';
+import { kubectlOk } from '../cluster/kubectl.js';
+import type { SimulatedNode as ClusterNode } from '../cluster/nodes.js';
+import { ControllerProcess, waitFor } from './support/controller.js';
+import { installCrds } from './support/crds.js';
+import {
+  applyRotation,
+  condition,
+  deleteRotations,
+  getJson,
+  intervals,
+  nodeRotations,
+  opensslVerify,
+  overlappingServers,
+  pemSerial,
+  rke2Backups,
+  servedPem,
+} from './support/rotation.js';
+
+const P = 'rot-';
+const TLS = 'var/lib/rancher/rke2/server/tls';
+const AGENT = 'var/lib/rancher/rke2/agent';
+const nodes = JSON.parse(process.env.CERTROTATOR_E2E_NODES ?? '[]') as ClusterNode[];
+const SERVERS = nodes.filter((n) => n.roles.includes('etcd') || n.roles.includes('controlplane')).map((n) => n.name).sort();
+const WORKERS = nodes.filter((n) => !SERVERS.includes(n.name)).map((n) => n.name).sort();
+// Where each node's simulated components answer (the agent's --node-ip). The kwok
+// nodes' InternalIPs are 127.0.x.y; other processes on a shared machine (the agent
+// suite, the demo) simulate those very addresses, so this suite takes its own range.
+const hostIP = (ip: string): string => ip.replace(/^127\.0\./, '127.41.');
+const ipOf = (name: string): string => hostIP(nodes.find((n) => n.name === name)!.ip);
+
+// Which CA signs what each server serves on a port; undefined: self-signed cert-dir certificate.
+const SERVER_PORTS: Record<number, string | undefined> = {
+  6443: `${TLS}/server-ca.crt`,
+  2379: `${TLS}/etcd/server-ca.crt`,
+  2380: `${TLS}/etcd/peer-ca.crt`,
+  9345: `${TLS}/server-ca.crt`,
+  10250: `${TLS}/server-ca.crt`,
+  10257: undefined,
+  10259: undefined,
+};
+
+let work: string;
+let fleet: SimulatedFleet;
+let controller: ControllerProcess;
+
+const debug = (): string => `${controller?.debug() ?? ''}\n${nodes.map((n) => `--- ${n.name}\n${fleet?.agentLog(n.name).split('\n').slice(-6).join('\n')}`).join('\n')}`;
+
+// A host tree snapshot without the per-run bookkeeping (backups, with the journal inside them).
+const snapshot = (node: string): Promise<Map<string, TreeEntry>> => snapshotTree(fleet.hostRoot(node), (p) => /(^|\/)tls-\d+$/.test(p));
+const caFiles = (node: string): Map<string, string> => {
+  const out = new Map<string, string>();
+  for (const f of ['server-ca', 'client-ca', 'request-header-ca', 'etcd/server-ca', 'etcd/peer-ca']) {
+    for (const ext of ['crt', 'key']) {
+      try {
+        out.set(`${f}.${ext}`, createHash('sha256').update(readFileSync(join(fleet.hostRoot(node), TLS, `${f}.${ext}`))).digest('hex'));
+      } catch {
+        /* agents have no CA keys */
+      }
+    }
+  }
+  for (const f of ['server-ca.crt', 'client-ca.crt']) out.set(`agent/${f}`, createHash('sha256').update(readFileSync(join(fleet.hostRoot(node), AGENT, f))).digest('hex'));
+  return out;
+};
+
+async function waitReady(name: string, timeout = '150s'): Promise<void> {
+  try {
+    await kubectlOk(['wait', '--for=condition=Ready', `--timeout=${timeout}`, `certrotation/${name}`]);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${JSON.stringify((await getJson('certrotation', name))?.status, null, 1)}\n${debug()}`);
+  }
+}
+
+beforeAll(async () => {
+  await installCrds();
+  work = mkdtempSync(join(tmpdir(), 'rotation-e2e-'));
+  fleet = await SimulatedFleet.create({ workDir: work, distribution: 'rke2', nodes: nodes.map((n) => ({ name: n.name, ip: hostIP(n.ip), roles: n.roles })), kubeconfig: process.env.KUBECONFIG! });
+  await fleet.start();
+  controller = new ControllerProcess('rot-a', { leaseName: 'rot-controller' });
+  await waitFor('controller leading', () => controller.leading(), 40_000, () => controller.debug());
+  await deleteRotations(P);
+}, 180_000);
+
+afterAll(async () => {
+  try {
+    if (controller) await deleteRotations(P);
+  } finally {
+    await controller?.stop();
+    await fleet?.stop();
+    for (const name of fleet?.nodeNames() ?? []) expect(fleet.agentLog(name)).not.toContain('PRIVATE KEY');
+    if (work) rmSync(work, { recursive: true, force: true });
+  }
+}, 120_000);
+
+describe('CertificateRotation with real agents on 3 RKE2 servers + 3 workers', () => {
+  it('rotates every service: servers one at a time by name, then workers; new serials served and verified against the unchanged CAs', async () => {
+    expect(SERVERS).toHaveLength(3);
+    expect(WORKERS).toHaveLength(3);
+    const servedBefore = new Map<string, string>();
+    for (const n of SERVERS) for (const port of Object.keys(SERVER_PORTS)) servedBefore.set(`${n}:${port}`, await pemSerial(await servedPem(ipOf(n), Number(port))));
+    for (const n of WORKERS) servedBefore.set(`${n}:10250`, await pemSerial(await servedPem(ipOf(n), 10250)));
+    const casBefore = new Map(nodes.map((n) => [n.name, caFiles(n.name)]));
+    const backupsBefore = new Map(nodes.map((n) => [n.name, rke2Backups(fleet.hostRoot(n.name))]));
+
+    const t0 = Date.now();
+    await applyRotation(`${P}all`, { strategy: { maxUnavailable: 2 } });
+    await waitReady(`${P}all`);
+    const took = Date.now() - t0;
+
+    const r = await getJson(`certrotation`, `${P}all`);
+    expect(r.status).toMatchObject({ phase: 'Succeeded', progress: '6/6', distribution: 'rke2', observedGeneration: 1 });
+    expect(r.status.nodes.map((n: any) => [n.name, n.phase])).toEqual([...SERVERS, ...WORKERS].map((n) => [n, 'Rotated']));
+    expect(condition(r, 'ServersRotated').status).toBe('True');
+    expect(condition(r, 'WorkersRestarted').status).toBe('True');
+    expect(condition(r, 'Stalled').status).toBe('False');
+
+    // One NodeRotation per node, every one Rotated by its own agent.
+    const nrs = await nodeRotations(`${P}all`);
+    expect(nrs.map((n) => n.spec.nodeName).sort()).toEqual([...SERVERS, ...WORKERS].sort());
+    for (const nr of nrs) expect(nr.status).toMatchObject({ phase: 'Rotated', step: 'Done', runID: nr.spec.runID });
+    // Order and concurrency from the agents' own timestamps: servers by name,
+    // strictly one after another, every server done before any worker started.
+    const iv = intervals(nrs);
+    expect(iv.slice(0, 3).map((i) => i.node)).toEqual(SERVERS);
+    expect(overlappingServers(iv)).toEqual([]);
+    const lastServerEnd = Math.max(...iv.filter((i) => SERVERS.includes(i.node)).map((i) => i.end));
+    for (const w of iv.filter((i) => WORKERS.includes(i.node))) expect(w.start).toBeGreaterThanOrEqual(lastServerEnd);
+
+    // Exactly one backup per node for the one run.
+    for (const n of nodes) expect(rke2Backups(fleet.hostRoot(n.name)).filter((b) => !backupsBefore.get(n.name)!.includes(b))).toHaveLength(1);
+
+    // What the nodes serve now: new serials, the ones the agents reported, chaining to the CA files that did not change.
+    for (const n of SERVERS) {
+      const nr = nrs.find((x) => x.spec.nodeName === n)!;
+      for (const [port, ca] of Object.entries(SERVER_PORTS)) {
+        const pem = await servedPem(ipOf(n), Number(port));
+        const serial = await pemSerial(pem);
+        expect([`${n}:${port}`, serial]).not.toEqual([`${n}:${port}`, servedBefore.get(`${n}:${port}`)]);
+        const verify = await opensslVerify(ca ? join(fleet.hostRoot(n), ca) : '/dev/null', pem);
+        if (ca) expect(verify).toMatch(/: OK$/);
+        const reported = nr.status!.files!.filter((f) => f.newSerial && f.newSerial.toLowerCase().replace(/^0+(?=.)/, '') === serial);
+        if (ca) expect([`${n}:${port}`, reported.length]).toEqual([`${n}:${port}`, 1]);
+      }
+    }
+    for (const n of WORKERS) {
+      const pem = await servedPem(ipOf(n), 10250);
+      expect(await pemSerial(pem)).not.toBe(servedBefore.get(`${n}:10250`));
+      expect(await opensslVerify(join(fleet.hostRoot(SERVERS[0]!), `${TLS}/server-ca.crt`), pem)).toMatch(/: OK$/);
+    }
+    for (const n of nodes) expect(caFiles(n.name)).toEqual(casBefore.get(n.name));
+
+    // What a person sees.
+    const table = await kubectlOk(['get', 'certrotations', `${P}all`]);
+    const [header, row] = table.trim().split('\n');
+    expect(header!.split(/\s{2,}/)).toEqual(['NAME', 'SCOPE', 'SERVICE', 'PHASE', 'PROGRESS', 'CURRENT', 'AGE']);
+    expect(row).toMatch(new RegExp(`^${P}all\\s+All\\s+Succeeded\\s+6/6\\s+\\d+[sm]`));
+    const wide = (await kubectlOk(['get', 'certrotations', `${P}all`, '-o', 'wide'])).trim().split('\n');
+    expect(wide[0]!.split(/\s{2,}/)).toEqual(['NAME', 'SCOPE', 'SERVICE', 'PHASE', 'PROGRESS', 'CURRENT', 'AGE', 'DISTRIBUTION', 'MESSAGE']);
+    expect(wide[1]).toMatch(new RegExp(`^${P}all\\s+All\\s+Succeeded\\s+6/6\\s+\\S+\\s+rke2\\s+rotated 6/6 node\\(s\\)`));
+    const nrTable = (await kubectlOk(['get', 'noderotations', '-l', `certrotator.io/rotation=${P}all`])).trim().split('\n');
+    expect(nrTable[0]!.split(/\s{2,}/)).toEqual(['NAME', 'NODE', 'ROLE', 'PHASE', 'AGE']);
+    expect(nrTable.slice(1).filter((l) => /\sRotated\s/.test(l))).toHaveLength(6);
+
+    const events = await kubectlOk(['get', 'events', '-n', 'default', '--field-selector', `involvedObject.name=${P}all`, '-o', 'jsonpath={range .items[*]}{.reason}|{.message}{"\\n"}{end}']);
+    for (const reason of ['RunStarted', 'RunSucceeded']) expect(events).toContain(`${reason}|`);
+    for (const n of nodes) {
+      expect(events).toMatch(new RegExp(`NodeStarted\\|.*${n.name}`));
+      expect(events).toMatch(new RegExp(`NodeRotated\\|.*${n.name}`));
+    }
+    process.stderr.write(`full rotation of 6 nodes took ${took} ms\n`);
+  }, 200_000);
+
+  it('etcd: only the servers get a NodeRotation, and only etcd files change on them; workers untouched', async () => {
+    const before = new Map(await Promise.all(nodes.map(async (n) => [n.name, await snapshot(n.name)] as const)));
+    await applyRotation(`${P}etcd`, { scope: 'Service', service: 'etcd' });
+    await waitReady(`${P}etcd`, '120s');
+    const nrs = await nodeRotations(`${P}etcd`);
+    expect(nrs.map((n) => n.spec.nodeName).sort()).toEqual(SERVERS);
+    expect(nrs.every((n) => n.spec.scope === 'Service' && n.spec.services.join() === 'etcd' && n.status?.phase === 'Rotated')).toBe(true);
+    expect(overlappingServers(intervals(nrs))).toEqual([]);
+    const r = await getJson('certrotation', `${P}etcd`);
+    expect(r.status).toMatchObject({ phase: 'Succeeded', progress: '3/3' });
+    expect(condition(r, 'WorkersRestarted')).toMatchObject({ status: 'True', reason: 'NoneInPlan' });
+
+    // An RKE2 server restart re-issues the agent kubelet pairs on every start (by design).
+    const reissuedAtStart = /^var\/lib\/rancher\/rke2\/agent\/(client|serving)-kubelet\.(crt|key)$/;
+    for (const n of SERVERS) {
+      const changed = changedPaths(before.get(n)!, await snapshot(n)).filter((p) => !reissuedAtStart.test(p));
+      expect([n, changed]).toEqual([n, [`${TLS}/etcd/client.crt`, `${TLS}/etcd/client.key`, `${TLS}/etcd/peer-server-client.crt`, `${TLS}/etcd/peer-server-client.key`, `${TLS}/etcd/server-client.crt`, `${TLS}/etcd/server-client.key`]]);
+    }
+    for (const n of WORKERS) expect([n, changedPaths(before.get(n)!, await snapshot(n))]).toEqual([n, []]);
+  }, 150_000);
+
+  it('kubelet: every node gets a NodeRotation; each kubelet serves a new certificate from the server CA', async () => {
+    const servedBefore = new Map(await Promise.all(nodes.map(async (n) => [n.name, await pemSerial(await servedPem(ipOf(n.name), 10250))] as const)));
+    const before = new Map(await Promise.all(nodes.map(async (n) => [n.name, await snapshot(n.name)] as const)));
+    await applyRotation(`${P}kubelet`, { scope: 'Service', service: 'kubelet', strategy: { maxUnavailable: 3 } });
+    await waitReady(`${P}kubelet`);
+    const nrs = await nodeRotations(`${P}kubelet`);
+    expect(nrs.map((n) => n.spec.nodeName).sort()).toEqual([...SERVERS, ...WORKERS].sort());
+    expect(overlappingServers(intervals(nrs))).toEqual([]);
+    for (const n of nodes) {
+      const pem = await servedPem(ipOf(n.name), 10250);
+      expect([n.name, await pemSerial(pem)]).not.toEqual([n.name, servedBefore.get(n.name)]);
+      expect(await opensslVerify(join(fleet.hostRoot(SERVERS[0]!), `${TLS}/server-ca.crt`), pem)).toMatch(/: OK$/);
+      const changed = changedPaths(before.get(n.name)!, await snapshot(n.name));
+      // Only kubelet material: the agent pairs, and on servers the kubelet keys the supervisor signs from.
+      const kubelet = /^var\/lib\/rancher\/rke2\/(agent\/(client|serving)-kubelet\.(crt|key)|server\/tls\/(client|serving)-kubelet\.key)$/;
+      expect([n.name, changed.filter((p) => !kubelet.test(p))]).toEqual([n.name, []]);
+      expect(changed).toEqual(expect.arrayContaining([`${AGENT}/serving-kubelet.crt`, `${AGENT}/client-kubelet.crt`]));
+    }
+  }, 200_000);
+});

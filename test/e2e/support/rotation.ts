@@ -1,0 +1,140 @@
+// Helpers for the end-to-end rotation suites: a real controller process, real
+// agents over a simulated fleet, CertificateRotations applied with kubectl,
+// and openssl as the judge of what the nodes serve.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import type { NodeRotation } from '../../../src/api/noderotation.js';
+import { kubectl, kubectlOk } from '../../cluster/kubectl.js';
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Any command, asynchronously: the simulated components serve from this process, so nothing here may block its event loop. */
+export function run(cmd: string, args: string[], input = ''): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
+/** The certificate openssl s_client sees served at ip:port (PEM). */
+export async function servedPem(ip: string, port: number): Promise<string> {
+  const r = await run('openssl', ['s_client', '-connect', `${ip}:${port}`, '-servername', 'localhost', '-showcerts']);
+  const m = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/.exec(r.stdout);
+  if (!m) throw new Error(`openssl s_client ${ip}:${port} showed no certificate: ${r.stderr.slice(-500)}`);
+  return m[0];
+}
+
+/** certrotator reports serials in hex without leading zeros; openssl pads to whole bytes. */
+export function normSerial(s: string): string {
+  return s.trim().replace(/^serial=/, '').replace(/^0+(?=.)/, '').toLowerCase();
+}
+
+export async function pemSerial(pem: string): Promise<string> {
+  const r = await run('openssl', ['x509', '-noout', '-serial'], pem);
+  if (r.code !== 0) throw new Error(`openssl x509: ${r.stderr}`);
+  return normSerial(r.stdout);
+}
+
+export async function servedSerial(ip: string, port: number): Promise<string> {
+  return pemSerial(await servedPem(ip, port));
+}
+
+/** `openssl verify -CAfile ca cert` on a PEM; returns openssl's output (": OK" on success). */
+export async function opensslVerify(caFile: string, pem: string): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'verify-'));
+  try {
+    const file = join(dir, 'served.crt');
+    writeFileSync(file, pem);
+    const r = await run('openssl', ['verify', '-CAfile', caFile, file]);
+    return (r.stdout + r.stderr).trim();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function applyRotation(name: string, spec: Record<string, unknown>, kubeconfig?: string): Promise<string> {
+  return kubectlOk(['apply', '-f', '-'], {
+    input: stringify({ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name }, spec }),
+    ...(kubeconfig ? { kubeconfig } : {}),
+  });
+}
+
+export async function getJson<T = any>(kind: string, name: string, kubeconfig?: string): Promise<T | undefined> {
+  const r = await kubectl(['get', kind, name, '-o', 'json'], kubeconfig ? { kubeconfig } : {});
+  return r.code === 0 ? (JSON.parse(r.stdout) as T) : undefined;
+}
+
+export async function nodeRotations(rotation: string, kubeconfig?: string): Promise<NodeRotation[]> {
+  const out = await kubectlOk(['get', 'noderotations', '-l', `certrotator.io/rotation=${rotation}`, '-o', 'json'], kubeconfig ? { kubeconfig } : {});
+  return (JSON.parse(out) as { items: NodeRotation[] }).items;
+}
+
+export function condition(obj: any, type: string): any {
+  return obj?.status?.conditions?.find((c: any) => c.type === type);
+}
+
+/** Deletes the CertificateRotations whose names start with `prefix` (the controller must be running to release finalizers). */
+export async function deleteRotations(prefix: string, kubeconfig?: string): Promise<void> {
+  const opts = kubeconfig ? { kubeconfig } : {};
+  const names = (await kubectlOk(['get', 'certificaterotations', '-o', 'name'], opts)).split('\n').filter((n) => n.startsWith(`certificaterotation.certrotator.io/${prefix}`));
+  if (names.length > 0) await kubectlOk(['delete', '--wait=true', '--timeout=90s', ...names], opts);
+}
+
+const SERVER_DIR = 'var/lib/rancher/rke2/server';
+const AGENT_DIR = 'var/lib/rancher/rke2/agent';
+
+/** RKE2 backup dirs (`tls-<unix>`) on a node: beside server/tls on servers, in agent/ on agents. */
+export function rke2Backups(hostRoot: string): string[] {
+  const list = (dir: string): string[] => {
+    try {
+      return readdirSync(join(hostRoot, dir)).filter((n) => n.startsWith('tls-')).map((n) => `${dir}/${n}`);
+    } catch {
+      return [];
+    }
+  };
+  return [...list(SERVER_DIR), ...list(AGENT_DIR)].sort();
+}
+
+export interface Interval {
+  node: string;
+  role: string;
+  start: number;
+  end: number;
+}
+
+/** Each NodeRotation's [startedAt, finishedAt] as the agents reported it (ms precision). */
+export function intervals(nrs: NodeRotation[]): Interval[] {
+  const out = nrs.map((nr) => ({
+    node: nr.spec.nodeName,
+    role: nr.spec.role,
+    start: Date.parse(nr.status?.startedAt ?? ''),
+    end: Date.parse(nr.status?.finishedAt ?? ''),
+  }));
+  // A missing timestamp would make every overlap comparison false: refuse it instead.
+  const bad = out.filter((i) => !Number.isFinite(i.start) || !Number.isFinite(i.end) || i.end < i.start);
+  if (bad.length > 0) throw new Error(`NodeRotations without a started/finished interval: ${bad.map((i) => i.node).join(', ')}`);
+  return out.sort((a, b) => a.start - b.start);
+}
+
+export const isServerRole = (role: string): boolean => role.includes('etcd') || role.includes('controlplane');
+
+/** Pairs of server nodes whose reported intervals overlap (must be empty). */
+export function overlappingServers(list: Interval[]): string[] {
+  const servers = list.filter((i) => isServerRole(i.role));
+  const out: string[] = [];
+  for (const a of servers) for (const b of servers) if (a.node < b.node && a.start < b.end && b.start < a.end) out.push(`${a.node}/${b.node}`);
+  return out;
+}
