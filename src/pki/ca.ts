@@ -5,6 +5,7 @@ import { parseCertificates } from './certfile.js';
 import { importSigningKey, parsePrivateKey, spkiOf } from './keys.js';
 import { encodePem } from './pem.js';
 import type { KeyAlgorithm } from '../distributions/types.js';
+import { x509 } from './x509.js';
 
 export interface SigningCa {
   readonly certFile: string;
@@ -15,6 +16,9 @@ export interface SigningCa {
   readonly chainPem: string;
   readonly signingKey: CryptoKey;
   readonly algorithm: KeyAlgorithm;
+  // Parsed once: every renewal names the CA as issuer and takes its key identifier.
+  readonly parsed: x509.X509Certificate;
+  readonly subjectKeyId?: string;
 }
 
 export async function loadSigningCa(certText: string, certFile: string, keyText: string, keyFile: string): Promise<SigningCa> {
@@ -25,7 +29,11 @@ export async function loadSigningCa(certText: string, certFile: string, keyText:
   if (!spkiOf(key.keyObject).equals(spkiOf(cert.publicKey))) {
     throw new CertificateFileError(keyFile, `private key does not match CA certificate ${certFile}`);
   }
+  const parsed = new x509.X509Certificate(new Uint8Array(blocks[0]!.der));
+  const ski = parsed.getExtension(x509.SubjectKeyIdentifierExtension);
   return {
+    parsed,
+    ...(ski ? { subjectKeyId: ski.keyId } : {}),
     certFile,
     keyFile,
     cert,

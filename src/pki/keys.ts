@@ -1,5 +1,6 @@
 // Private keys: parse, generate and encode in the format the original file used.
-import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPair as generateNodeKeyPair, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
 import type { KeyAlgorithm, KeyEncoding } from '../distributions/types.js';
 import { CertificateFileError } from './errors.js';
 import { encodePem, parsePem } from './pem.js';
@@ -53,12 +54,30 @@ export function signingAlgorithm(algorithm: KeyAlgorithm): Algorithm | EcdsaPara
   return algorithm.name === 'ECDSA' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as Algorithm;
 }
 
-export async function generateKeyPair(algorithm: KeyAlgorithm): Promise<CryptoKeyPair> {
-  const params =
+export interface GeneratedKey {
+  // For @peculiar/x509 (the certificate's public key).
+  readonly publicKey: CryptoKey;
+  // For encoding the key file without a WebCrypto round trip.
+  readonly privateKeyObject: KeyObject;
+  readonly privateKey: CryptoKey;
+}
+
+const generateNode = promisify(generateNodeKeyPair);
+
+// Node's async keygen runs on the libuv threadpool (RSA takes ~100 ms: it must not
+// run on the event loop); the KeyObjects convert to CryptoKeys without re-encoding.
+export async function generateKeyPair(algorithm: KeyAlgorithm): Promise<GeneratedKey> {
+  const { publicKey, privateKey } =
     algorithm.name === 'ECDSA'
-      ? { name: 'ECDSA', namedCurve: algorithm.namedCurve }
-      : { name: 'RSASSA-PKCS1-v1_5', modulusLength: algorithm.modulusLength, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' };
-  return (await globalThis.crypto.subtle.generateKey(params, true, ['sign', 'verify'])) as CryptoKeyPair;
+      ? await generateNode('ec', { namedCurve: algorithm.namedCurve })
+      : await generateNode('rsa', { modulusLength: algorithm.modulusLength, publicExponent: 0x10001 });
+  const params = webCryptoParams(algorithm);
+  return {
+    // Node's webcrypto types and the DOM lib's differ only in newer usage names.
+    publicKey: publicKey.toCryptoKey(params, true, ['verify']) as unknown as CryptoKey,
+    privateKey: privateKey.toCryptoKey(params, false, ['sign']) as unknown as CryptoKey,
+    privateKeyObject: privateKey,
+  };
 }
 
 export async function importSigningKey(key: LoadedKey): Promise<CryptoKey> {
@@ -66,11 +85,9 @@ export async function importSigningKey(key: LoadedKey): Promise<CryptoKey> {
   return globalThis.crypto.subtle.importKey('pkcs8', pkcs8, webCryptoParams(key.algorithm), false, ['sign']);
 }
 
-export async function encodePrivateKey(privateKey: CryptoKey, encoding: KeyEncoding): Promise<string> {
-  const pkcs8 = Buffer.from(await globalThis.crypto.subtle.exportKey('pkcs8', privateKey));
-  if (encoding === 'pkcs8') return encodePem('PRIVATE KEY', pkcs8);
-  const der = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }).export({ type: encoding, format: 'der' });
-  return encodePem(encoding === 'sec1' ? 'EC PRIVATE KEY' : 'RSA PRIVATE KEY', der);
+export function encodePrivateKey(key: GeneratedKey, encoding: KeyEncoding): string {
+  const type = { sec1: 'EC PRIVATE KEY', pkcs1: 'RSA PRIVATE KEY', pkcs8: 'PRIVATE KEY' }[encoding];
+  return encodePem(type, key.privateKeyObject.export({ type: encoding, format: 'der' }));
 }
 
 export function spkiOf(key: KeyObject): Buffer {

@@ -76,11 +76,10 @@ export interface SignParams {
 
 export async function signCertificate(p: SignParams): Promise<{ der: Buffer; serial: string }> {
   const serial = randomSerialHex();
-  const caCert = new x509.X509Certificate(bytes(p.ca.certDer));
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial,
     subject: p.subject,
-    issuer: caCert.subjectName,
+    issuer: p.ca.parsed.subjectName,
     notBefore: p.notBefore,
     notAfter: p.notAfter,
     publicKey: p.publicKey,
@@ -98,8 +97,7 @@ async function carriedExtensions(old: x509.X509Certificate, publicKey: CryptoKey
     if (ext.type === SUBJECT_KEY_IDENTIFIER) {
       out.push(await x509.SubjectKeyIdentifierExtension.create(publicKey, ext.critical));
     } else if (ext.type === AUTHORITY_KEY_IDENTIFIER) {
-      const caSki = new x509.X509Certificate(bytes(ca.certDer)).getExtension(x509.SubjectKeyIdentifierExtension);
-      out.push(caSki ? new x509.AuthorityKeyIdentifierExtension(caSki.keyId, ext.critical) : new x509.Extension(ext.rawData));
+      out.push(ca.subjectKeyId ? new x509.AuthorityKeyIdentifierExtension(ca.subjectKeyId, ext.critical) : new x509.Extension(ext.rawData));
     } else {
       out.push(new x509.Extension(ext.rawData));
     }
@@ -127,7 +125,7 @@ export async function renewCertificate(req: RenewRequest): Promise<RenewedCertif
   });
   return {
     certPem: encodePem('CERTIFICATE', der) + (req.chained ? req.ca.chainPem : ''),
-    keyPem: await encodePrivateKey(keys.privateKey, oldKey.encoding),
+    keyPem: encodePrivateKey(keys, oldKey.encoding),
     oldSerial: serialOf(old.leaf),
     serial,
     ...window,
@@ -138,5 +136,5 @@ export async function renewCertificate(req: RenewRequest): Promise<RenewedCertif
 export async function renewKeyOnly(keyText: string, keyFile: string): Promise<string> {
   const old = parsePrivateKey(keyText, keyFile);
   const keys = await generateKeyPair(old.algorithm);
-  return encodePrivateKey(keys.privateKey, old.encoding satisfies KeyEncoding);
+  return encodePrivateKey(keys, old.encoding satisfies KeyEncoding);
 }

@@ -99,7 +99,7 @@ export async function materialise(
     }
     case 'new-key': {
       const keys = await generateKeyPair(spec.keyAlgorithm);
-      await writeHostFile(root, key!, await encodePrivateKey(keys.privateKey, spec.keyEncoding), 0o600);
+      await writeHostFile(root, key!, encodePrivateKey(keys, spec.keyEncoding), 0o600);
       return;
     }
     case 'reissued-on-start': {

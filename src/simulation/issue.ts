@@ -23,7 +23,7 @@ export async function createCa(cn: string, algorithm: KeyAlgorithm, encoding: Ke
     name: [{ CN: [cn] }],
     notBefore: nb,
     notAfter: new Date(nb.getTime() + 10 * YEAR),
-    keys,
+    keys: { publicKey: keys.publicKey, privateKey: keys.privateKey },
     signingAlgorithm: signingAlgorithm(algorithm),
     extensions: [
       new x509.BasicConstraintsExtension(true, undefined, true),
@@ -31,7 +31,7 @@ export async function createCa(cn: string, algorithm: KeyAlgorithm, encoding: Ke
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { certPem: encodePem('CERTIFICATE', new Uint8Array(cert.rawData)), keyPem: await encodePrivateKey(keys.privateKey, encoding) };
+  return { certPem: encodePem('CERTIFICATE', new Uint8Array(cert.rawData)), keyPem: encodePrivateKey(keys, encoding) };
 }
 
 export function caFromMaterial(m: CaMaterial, name = 'ca'): Promise<SigningCa> {
@@ -72,8 +72,7 @@ export async function issueLeaf(o: LeafOptions): Promise<{ certPem: string; keyP
     new x509.ExtendedKeyUsageExtension(t.eku.map((e) => EKU_OID[e])),
     new x509.BasicConstraintsExtension(false, undefined, true),
   ];
-  const caSki = new x509.X509Certificate(new Uint8Array(o.ca.certDer)).getExtension(x509.SubjectKeyIdentifierExtension);
-  if (caSki) extensions.push(new x509.AuthorityKeyIdentifierExtension(caSki.keyId));
+  if (o.ca.subjectKeyId) extensions.push(new x509.AuthorityKeyIdentifierExtension(o.ca.subjectKeyId));
   const names = [...(t.dns ?? []).map((value) => ({ type: 'dns' as const, value })), ...(t.ips ?? []).map((value) => ({ type: 'ip' as const, value }))];
   if (names.length) extensions.push(new x509.SubjectAlternativeNameExtension(names));
   // Organization before CommonName, as Go's pkix.Name marshals it.
@@ -83,7 +82,7 @@ export async function issueLeaf(o: LeafOptions): Promise<{ certPem: string; keyP
   const { der, serial } = await signCertificate({ subject: name, extensions, publicKey: keys.publicKey, ca: o.ca, ...window });
   return {
     certPem: encodePem('CERTIFICATE', der) + (o.chained ? o.ca.chainPem : ''),
-    keyPem: await encodePrivateKey(keys.privateKey, o.encoding),
+    keyPem: encodePrivateKey(keys, o.encoding),
     serial,
   };
 }
