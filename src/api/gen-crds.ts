@@ -1,4 +1,5 @@
-// `npm run gen:crds`: writes crds/*.yaml from the TypeScript schemas.
+// `npm run gen:crds`: writes crds/*.yaml from the TypeScript schemas, and the
+// same bytes into the Helm chart's crds/ (Helm installs CRDs only from there).
 // `npm run gen:crds -- --check` exits 1 when the committed files are stale.
 
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -7,13 +8,14 @@ import { fileURLToPath } from 'node:url';
 import { renderAllCRDs } from './crds.js';
 
 export const CRDS_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../crds');
+export const CHART_CRDS_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../charts/certrotator/crds');
 
 function main(): void {
   const check = process.argv.includes('--check');
   let stale = 0;
-  mkdirSync(CRDS_DIR, { recursive: true });
-  for (const [name, text] of Object.entries(renderAllCRDs())) {
-    const path = join(CRDS_DIR, name);
+  for (const dir of [CRDS_DIR, CHART_CRDS_DIR]) mkdirSync(dir, { recursive: true });
+  const files = Object.entries(renderAllCRDs()).flatMap(([name, text]) => [CRDS_DIR, CHART_CRDS_DIR].map((dir) => [join(dir, name), text] as const));
+  for (const [path, text] of files) {
     let current = '';
     try {
       current = readFileSync(path, 'utf8');
