@@ -12,6 +12,7 @@ export const COMPONENT_BINARIES = [
   'kube-scheduler',
   'kubectl',
   'kwok',
+  'helm',
 ] as const;
 
 /**

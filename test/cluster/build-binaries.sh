@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the test control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok) from the Go module proxy into a cache outside
-# the repo keyed by the pinned versions. Prints the directory on stdout's last line.
+# kube-scheduler, kubectl, kwok) and helm (for the chart's tests) from the Go
+# module proxy into a cache outside the repo keyed by the pinned versions. Prints the directory on stdout's last line.
 #   - does nothing when the cache is complete (stamp present, checksums match);
 #   - a half-built cache (no stamp, or a binary changed) is wiped and rebuilt;
 #   - progress goes to stderr: one line per component and a heartbeat every 30 s.
@@ -17,14 +17,14 @@ export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 cache=${CERTROTATOR_CACHE:-$HOME/.cache/certrotator}
 export GOMODCACHE=${GOMODCACHE_OVERRIDE:-$cache/gomod} GOCACHE=${GOCACHE_OVERRIDE:-$cache/gocache}
 gover=$(go env GOVERSION)
-out="$cache/bin/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_${gover}"
+out="$cache/bin/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}_${gover}"
 stamp="$out/.complete"
-bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
+bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
 
 log() { printf '[build-binaries] %s\n' "$*" >&2; }
 
 stamp_body() {
-  echo "k8s=$K8S_VERSION etcd=$ETCD_VERSION kwok=$KWOK_VERSION go=$gover"
+  echo "k8s=$K8S_VERSION etcd=$ETCD_VERSION kwok=$KWOK_VERSION helm=$HELM_VERSION go=$gover"
   (cd "$out" && sha256sum "${bins[@]}")
 }
 
@@ -77,6 +77,15 @@ build etcd "$here/etcd" \
 
 build kwok "$here/kwok" -ldflags="-s -w" -o "$out.partial/kwok" sigs.k8s.io/kwok/cmd/kwok
 
+# As helm's Makefile stamps it: its version, and the Kubernetes version lint and
+# template assume, taken from the client-go the wrapper module resolved.
+hk=$(cd "$here/helm" && go list -m -f '{{.Version}}' k8s.io/client-go)
+hk=${hk#v0.}; hk=${hk%%.*}
+build helm "$here/helm" -ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION \
+-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$hk \
+-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$hk" \
+  -o "$out.partial/helm" helm.sh/helm/v3/cmd/helm
+
 # Version stamping as upstream's hack/lib/version.sh does; gitVersion must be semver
 # because component-base parses it at start-up.
 minor=$(echo "$K8S_VERSION" | cut -d. -f2)
@@ -91,6 +100,7 @@ build kubernetes "$here/k8s" -tags=selinux,notest,grpcnotrace -ldflags="-s -w $v
 
 "$out.partial/kube-apiserver" --version >&2
 "$out.partial/etcd" --version | head -1 >&2
+"$out.partial/helm" version --short >&2
 mv "$out.partial" "$out"
 trap - EXIT
 stamp_body >"$stamp.tmp" && mv "$stamp.tmp" "$stamp"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the wrapper Go modules (k8s/, etcd/, kwok/) from versions.env.
+# Regenerates the wrapper Go modules (k8s/, etcd/, kwok/, helm/) from versions.env.
 # Only needed after a version bump; the generated go.mod/go.sum are committed.
 # k8s.io/kubernetes requires its staging modules at v0.0.0 and maps them to
 # ./staging with replace directives that do not apply to a dependency, so the
@@ -36,4 +36,8 @@ mkdir -p "$here/kwok" && cd "$here/kwok"
 rm -f go.mod go.sum
 go mod init certrotator.invalid/test-cluster/kwok
 go get -tool "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
-echo "wrappers regenerated for k8s $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION"
+mkdir -p "$here/helm" && cd "$here/helm"
+rm -f go.mod go.sum
+go mod init certrotator.invalid/test-cluster/helm
+go get -tool "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
+echo "wrappers regenerated for k8s $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION, helm $HELM_VERSION"
