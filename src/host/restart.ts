@@ -69,13 +69,16 @@ export async function performRestart(
 export class HostCommandExecutor implements RestartExecutor {
   constructor(
     private readonly hostRoot: string,
-    private readonly timeoutMs = 300_000,
+    private readonly options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
   ) {}
 
   private async run(argv: string[]): Promise<string> {
     const full = this.hostRoot === '/' ? argv : ['nsenter', '-t', '1', '-m', '-u', '-i', '-n', '-p', '--', ...argv];
     try {
-      const { stdout } = await execFileAsync(full[0]!, full.slice(1), { timeout: this.timeoutMs });
+      const { stdout } = await execFileAsync(full[0]!, full.slice(1), {
+        timeout: this.options.timeoutMs ?? 300_000,
+        ...(this.options.env ? { env: this.options.env } : {}),
+      });
       return stdout;
     } catch (e) {
       const err = e as { stderr?: string; message: string };
