@@ -21,7 +21,19 @@ interface Row {
   seconds: number;
   perSecond: number;
   msEach: number;
+  cpuMsEach: number;
+  p99BlockMs: number;
   maxBlockMs: number;
+}
+
+// CPU time of this process (all threads: the event loop and the libuv threadpool)
+// plus its waited-for children (the openssl processes), from /proc/self/stat.
+// On a shared machine wall-clock rates fall with the load; CPU time per renewal
+// is what one uncontended core would take.
+async function cpuMs(): Promise<number> {
+  const fields = (await fs.readFile('/proc/self/stat', 'utf8')).split(') ')[1]!.split(' ');
+  const ticks = [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
+  return (ticks * 1000) / 100;
 }
 
 // Runs `one` repeatedly (with `inFlight` concurrent) for up to `budgetMs` or `max` renewals,
@@ -30,6 +42,7 @@ async function measure(name: string, one: () => Promise<unknown>, inFlight: numb
   await one(); // warm-up (JIT, key import)
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
+  const cpuStart = await cpuMs();
   const start = performance.now();
   let done = 0;
   let started = 0;
@@ -45,10 +58,14 @@ async function measure(name: string, one: () => Promise<unknown>, inFlight: numb
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
   const seconds = (performance.now() - start) / 1000;
+  const cpu = (await cpuMs()) - cpuStart;
   h.disable();
-  // The histogram's max is the worst delay beyond the 1 ms resolution tick.
+  // The histogram's values are delays beyond the 1 ms resolution tick. Time the OS
+  // spends running other processes counts as delay too (see the openssl rows, where
+  // this process only waits): compare rows, and read p99 next to max.
   const maxBlockMs = Math.max(0, h.max / 1e6 - 1);
-  return { name, renewals: done, seconds, perSecond: done / seconds, msEach: (seconds * 1000) / done, maxBlockMs };
+  const p99BlockMs = Math.max(0, h.percentile(99) / 1e6 - 1);
+  return { name, renewals: done, seconds, perSecond: done / seconds, msEach: (seconds * 1000) / done, cpuMsEach: cpu / done, p99BlockMs, maxBlockMs };
 }
 
 async function engineCase(algorithm: KeyAlgorithm, encoding: KeyEncoding, validity: ValidityProfile, chained: boolean) {
@@ -150,16 +167,28 @@ async function main(): Promise<void> {
   await run(measure('openssl CLI RSA-2048, sequential', await opensslCase(dir, 'rsa'), 1, BUDGET_MS, 200));
   await fs.rm(dir, { recursive: true, force: true });
 
-  const header = ['case', 'renewals', 'seconds', 'renewals/s', 'ms each', 'max event-loop block ms'];
-  const lines = rows.map((r) => [r.name, String(r.renewals), r.seconds.toFixed(2), r.perSecond.toFixed(1), r.msEach.toFixed(2), r.maxBlockMs.toFixed(1)]);
+  const header = ['case', 'renewals', 'seconds', 'renewals/s', 'ms each', 'CPU ms each', 'per CPU-second', 'loop block p99 ms', 'max ms'];
+  const lines = rows.map((r) => [
+    r.name,
+    String(r.renewals),
+    r.seconds.toFixed(2),
+    r.perSecond.toFixed(1),
+    r.msEach.toFixed(2),
+    r.cpuMsEach.toFixed(2),
+    (1000 / r.cpuMsEach).toFixed(0),
+    r.p99BlockMs.toFixed(1),
+    r.maxBlockMs.toFixed(1),
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const fmt = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   console.log(fmt(header));
   for (const l of lines) console.log(fmt(l));
   const best = rows.filter((r) => r.name.startsWith('certrotator P-256'));
   const fastest = Math.max(...best.map((r) => r.perSecond));
+  const perCpu = Math.max(...best.map((r) => 1000 / r.cpuMsEach));
   const worstBlock = Math.max(...rows.filter((r) => r.name.startsWith('certrotator')).map((r) => r.maxBlockMs));
-  console.log(`\ntarget: >= 500 P-256 renewals/s -> ${fastest.toFixed(0)}/s ${fastest >= 500 ? 'MET' : 'NOT MET'}; ` +
+  console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`\ntarget: >= 500 P-256 renewals/s -> ${fastest.toFixed(0)}/s wall clock, ${perCpu.toFixed(0)} per CPU-second ${fastest >= 500 ? 'MET' : perCpu >= 500 ? 'MET per CPU-second only' : 'NOT MET'}; ` +
     `no event-loop block over 5 ms -> worst ${worstBlock.toFixed(1)} ms ${worstBlock <= 5 ? 'MET' : 'NOT MET'}`);
 }
 
