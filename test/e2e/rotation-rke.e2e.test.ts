@@ -1,0 +1,128 @@
+// Issue 4 on RKE: a second control plane whose kwok nodes are RKE nodes (2
+// etcd+controlplane servers, 2 workers on 127.30.x.y), the controller as a
+// child process, and real agents over simulated RKE host trees.
+//
+// What works today and what does not: RKE keeps the kube-ca key only on
+// controlplane hosts, so only those can sign on the host. A worker's
+// certificates (kube-node, kube-proxy) must come from the controller-issued
+// bundle (NodeRotation spec.bundleSecretRef), which the controller does not
+// issue yet. These tests rotate what the controlplane nodes can sign, and prove
+// that a worker asked to rotate without a bundle refuses before touching anything
+// and stalls the run with a message that says so.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SimulatedFleet } from '../../src/simulation/fleet.js';
+import { changedPaths, snapshotTree, type TreeEntry } from '../../src/simulation/tree.js';
+import { startCluster, stopCluster, type ClusterState } from '../cluster/cluster.js';
+import { kubectlOk } from '../cluster/kubectl.js';
+import { REPO_ROOT } from '../cluster/paths.js';
+import { ControllerProcess, waitFor } from './support/controller.js';
+import { applyRotation, condition, deleteRotations, getJson, intervals, nodeRotations, opensslVerify, overlappingServers, pemSerial, servedPem } from './support/rotation.js';
+
+const P = 'rotrke-';
+const SSL = 'etc/kubernetes/ssl';
+let dir: string;
+let cluster: ClusterState;
+let fleet: SimulatedFleet;
+let controller: ControllerProcess;
+let kubeconfig: string;
+
+const names = (): { servers: string[]; workers: string[] } => ({
+  servers: cluster.nodes.filter((n) => n.roles.includes('controlplane')).map((n) => n.name).sort(),
+  workers: cluster.nodes.filter((n) => !n.roles.includes('controlplane')).map((n) => n.name).sort(),
+});
+const ipOf = (name: string): string => cluster.nodes.find((n) => n.name === name)!.ip;
+const dashes = (ip: string): string => ip.replace(/\./g, '-');
+const snapshot = (node: string): Promise<Map<string, TreeEntry>> => snapshotTree(fleet.hostRoot(node), (p) => /(^|\/)ssl-backup-\d+$/.test(p));
+const debug = (): string => `${controller?.debug() ?? ''}\n${(cluster?.nodes ?? []).map((n) => `--- ${n.name}\n${fleet?.agentLog(n.name).split('\n').slice(-6).join('\n')}`).join('\n')}`;
+
+async function waitCondition(cond: 'Ready' | 'Stalled', name: string): Promise<void> {
+  try {
+    await kubectlOk(['wait', `--for=condition=${cond}`, '--timeout=120s', `certrotation/${name}`], { kubeconfig });
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${JSON.stringify((await getJson('certrotation', name, kubeconfig))?.status, null, 1)}\n${debug()}`);
+  }
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'rotation-rke-e2e-'));
+  cluster = await startCluster({ dir, binDir: process.env.CERTROTATOR_BIN_DIR!, topology: { distribution: 'rke', servers: 2, workers: 2, ipPrefix: '127.30' } });
+  kubeconfig = cluster.kubeconfig;
+  await kubectlOk(['apply', '--server-side', '-f', join(REPO_ROOT, 'crds')], { kubeconfig });
+  await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/certificaterotations.certrotator.io', 'crd/noderotations.certrotator.io'], { kubeconfig });
+  fleet = await SimulatedFleet.create({ workDir: join(dir, 'fleet'), distribution: 'rke', nodes: cluster.nodes.map((n) => ({ name: n.name, ip: n.ip, roles: n.roles })), kubeconfig });
+  await fleet.start();
+  controller = new ControllerProcess('rotrke-a', { leaseName: 'rotrke-controller', extraArgs: [`--kubeconfig=${kubeconfig}`] });
+  await waitFor('controller leading', () => controller.leading(), 40_000, () => controller.debug());
+}, 240_000);
+
+afterAll(async () => {
+  try {
+    if (controller) await deleteRotations(P, kubeconfig);
+  } finally {
+    await controller?.stop();
+    await fleet?.stop();
+    for (const name of fleet?.nodeNames() ?? []) expect(fleet.agentLog(name)).not.toContain('PRIVATE KEY');
+    if (dir) {
+      await stopCluster(dir);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}, 120_000);
+
+describe('CertificateRotation on an RKE cluster with real agents', () => {
+  it('detects rke and rotates every service on the controlplane nodes one at a time: new serials served on 6443/2379/2380, verified against the unchanged kube-ca', async () => {
+    const { servers, workers } = names();
+    expect(servers).toHaveLength(2);
+    const ports = [6443, 2379, 2380];
+    const before = new Map<string, string>();
+    for (const n of servers) for (const port of ports) before.set(`${n}:${port}`, await pemSerial(await servedPem(ipOf(n), port)));
+    const trees = new Map(await Promise.all(cluster.nodes.map(async (n) => [n.name, await snapshot(n.name)] as const)));
+
+    await applyRotation(`${P}cp`, { scope: 'All', strategy: { nodeSelector: { matchLabels: { 'node-role.kubernetes.io/controlplane': 'true' } } } }, kubeconfig);
+    await waitCondition('Ready', `${P}cp`);
+    const r = await getJson('certrotation', `${P}cp`, kubeconfig);
+    expect(r.status).toMatchObject({ phase: 'Succeeded', distribution: 'rke', progress: '2/2' });
+    expect(r.status.nodes.map((n: any) => [n.name, n.phase])).toEqual(servers.map((n) => [n, 'Rotated']));
+    const nrs = await nodeRotations(`${P}cp`, kubeconfig);
+    expect(nrs.map((n) => n.spec.nodeName).sort()).toEqual(servers);
+    expect(nrs.every((n) => n.spec.distribution === 'rke' && n.status?.phase === 'Rotated')).toBe(true);
+    const iv = intervals(nrs);
+    expect(iv.map((i) => i.node)).toEqual(servers);
+    expect(overlappingServers(iv)).toEqual([]);
+
+    for (const n of servers) {
+      const caFile = join(fleet.hostRoot(n), SSL, 'kube-ca.pem');
+      for (const port of ports) {
+        const pem = await servedPem(ipOf(n), port);
+        expect([`${n}:${port}`, await pemSerial(pem)]).not.toEqual([`${n}:${port}`, before.get(`${n}:${port}`)]);
+        expect(await opensslVerify(caFile, pem)).toMatch(/: OK$/);
+      }
+      const changed = changedPaths(trees.get(n)!, await snapshot(n));
+      // The CAs stay; the node's own leaf pairs are renewed (etcd's for this node among them).
+      expect(changed.filter((p) => /kube-ca|requestheader-ca/.test(p))).toEqual([]);
+      for (const f of ['kube-apiserver', 'kube-node', 'kube-proxy', 'kube-scheduler', 'kube-controller-manager', `kube-etcd-${dashes(ipOf(n))}`, 'kube-apiserver-proxy-client']) {
+        expect(changed).toContain(`${SSL}/${f}.pem`);
+        expect(changed).toContain(`${SSL}/${f}-key.pem`);
+      }
+    }
+    for (const n of workers) expect([n, changedPaths(trees.get(n)!, await snapshot(n))]).toEqual([n, []]);
+  }, 180_000);
+
+  it('a worker cannot sign without the controller-issued bundle: it refuses before touching its files and the run stalls naming it', async () => {
+    const { workers } = names();
+    const trees = new Map(await Promise.all(workers.map(async (n) => [n, await snapshot(n)] as const)));
+    await applyRotation(`${P}proxy`, { scope: 'Service', service: 'kube-proxy', strategy: { nodeSelector: { matchExpressions: [{ key: 'node-role.kubernetes.io/controlplane', operator: 'DoesNotExist' }] } } }, kubeconfig);
+    await waitCondition('Stalled', `${P}proxy`);
+    await new Promise((r) => setTimeout(r, 1500));
+    const r = await getJson('certrotation', `${P}proxy`, kubeconfig);
+    const stalled = condition(r, 'Stalled');
+    expect(stalled.message).toContain(`node ${workers[0]} (worker)`);
+    expect(stalled.message).toMatch(/kube-ca-key\.pem/);
+    const nrs = await nodeRotations(`${P}proxy`, kubeconfig);
+    expect(nrs.map((n) => n.spec.nodeName)).toEqual([workers[0]]);
+    for (const n of workers) expect([n, changedPaths(trees.get(n)!, await snapshot(n))]).toEqual([n, []]);
+  }, 120_000);
+});
