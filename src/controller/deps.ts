@@ -6,6 +6,7 @@
 import type { V1Node } from '@kubernetes/client-node';
 import type { CertificateRotation, CertificateRotationStatus } from '../api/certificaterotation.js';
 import type { NodeRotation } from '../api/noderotation.js';
+import type { CreatePipeline } from './create-pipeline.js';
 
 /** The cache view: what the informers hold, plus our own writes they have not delivered yet. */
 export interface ClusterReader {
@@ -57,4 +58,10 @@ export interface ControllerDeps {
   now: () => Date;
   log: Logger;
   metrics?: ControllerMetricsSink;
+  /**
+   * When set, the NodeRotation creates that follow a status write run in the
+   * background (create-pipeline.ts) and the pass returns after the write;
+   * without it a pass awaits its creates.
+   */
+  creates?: CreatePipeline;
 }

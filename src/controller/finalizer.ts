@@ -36,6 +36,8 @@ export function inFlightFor(nr: NodeRotation, now: Date, timeoutMs: number): num
 export async function finalizeRotation(deps: ControllerDeps, rotation: CertificateRotation): Promise<ReconcileResult | void> {
   if (!hasFinalizer(rotation)) return;
   const name = rotation.metadata.name!;
+  // A create still in flight would land after the deletes below: let it finish first.
+  if (deps.creates) await deps.creates.settled(name);
   const now = deps.now();
   const nodeRotations = deps.read.nodeRotationsOf(name);
   const timeoutMs = parseDuration(rotation.spec.strategy.nodeTimeout);

@@ -143,9 +143,12 @@ async function continueRun(
     completedAt: terminal ? (base.completedAt ?? rfc3339(now)) : undefined,
   };
 
-  // Intent first (fenced), then the objects it announces.
+  // Intent first (fenced), then the objects it announces: in the background
+  // when the process has a create pipeline, so the next pass (the next
+  // hand-off) need not wait for this pass's creates.
   const { rotation: stored, written } = await writeStatus(deps, rotation, next);
-  await createAll(deps, d.create);
+  if (deps.creates) deps.creates.start(name, d.create);
+  else await createAll(deps, d.create);
 
   if (!written) return { requeueAfterMs: d.requeueAfterMs };
   // Events and metrics only for what is now persisted (a refused write re-decides and re-reports).

@@ -21,6 +21,7 @@ import { createMetrics, workQueueHooks, type CertrotatorMetrics } from '../obser
 import { startObservabilityServer, type ObservabilityServer } from '../observability/server.js';
 import type { ControllerDeps, ControllerMetricsSink } from './deps.js';
 import { reuseConnections } from './connection-reuse.js';
+import { CreatePipeline } from './create-pipeline.js';
 import { KubeReader, KubeWriter, type WriteCounter } from './kube-adapter.js';
 import { reconcileRotation } from './reconcile-rotation.js';
 import { runActive, settled } from './run-state.js';
@@ -107,12 +108,21 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     patchNamespacedEvent: (p, o) => (countWrite('patch', 'events'), clients.core.patchNamespacedEvent(p, o)),
   };
   const recorder = new EventRecorder({ client: countingEvents, component: COMPONENT, logger: log });
+  // NodeRotation creates run behind the pass that recorded their intent (create-pipeline.ts).
+  const creates = new CreatePipeline({
+    create: (nr) => writer.createNodeRotation(nr),
+    onError: (rotation, nodeRotation, err) => {
+      log.warn({ rotation, nodeRotation, err: describeError(err) }, 'creating a NodeRotation failed; the next pass creates it');
+      queue?.addRateLimited(rotation);
+    },
+  });
   const baseDeps: Omit<ControllerDeps, 'log'> = {
     read: reader,
     write: writer,
     events: { normal: (o, r, m) => recorder.normal(o, r, m), warning: (o, r, m) => recorder.warning(o, r, m) },
     now: () => new Date(),
     metrics: metricsSink(metrics),
+    creates,
   };
 
   const reconcile = async (key: string): Promise<ReconcileResult | void> => {
@@ -153,8 +163,9 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     const q = queue;
     queue = undefined;
     metrics.leader.set({ lease: opts.leaseName }, 0);
-    if (q) await q.shutDown(); // waits for the reconcile in flight: no write after this
+    if (q) await q.shutDown(); // waits for the reconcile in flight
     await workers;
+    await creates.settled(); // and for the creates it started: no write after this
   };
 
   rotations.start();
