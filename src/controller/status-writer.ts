@@ -5,7 +5,7 @@
 import type { CertificateRotation, CertificateRotationStatus } from '../api/certificaterotation.js';
 import type { ControllerDeps } from './deps.js';
 
-/** JSON with sorted keys and no undefined: two statuses that say the same thing compare equal. */
+/** JSON with sorted keys and no undefined: two statuses that say the same thing give the same text. */
 export function canonical(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => {
     if (v && typeof v === 'object' && !Array.isArray(v)) {
@@ -19,13 +19,55 @@ export function canonical(value: unknown): string {
   });
 }
 
-export function statusEqual(a: CertificateRotationStatus | undefined, b: CertificateRotationStatus | undefined): boolean {
-  return canonical(a ?? {}) === canonical(b ?? {});
+/** A plain object (what JSON.parse makes); a Date or a class instance is not. */
+function isRecord(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
 }
 
-/** Drops undefined fields (a replace must not carry `"x": undefined` noise). */
-export function compact(status: CertificateRotationStatus): CertificateRotationStatus {
-  return JSON.parse(JSON.stringify(status)) as CertificateRotationStatus;
+/**
+ * Deep equality of JSON values where key order and undefined fields do not
+ * matter (what `canonical(a) === canonical(b)` says), without building either
+ * text: a status of 500 nodes is compared on every pass, and most passes
+ * change one entry or none.
+ */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!jsonEqual(a[i] ?? null, b[i] ?? null)) return false; // JSON writes undefined items as null
+    return true;
+  }
+  if (!isRecord(a) || !isRecord(b)) {
+    // Not plain JSON (a Date, say): compare what JSON would say.
+    const objects = (typeof a === 'object' && a !== null) || (typeof b === 'object' && b !== null);
+    return objects && canonical(a) === canonical(b);
+  }
+  let defined = 0;
+  for (const k in a) {
+    if (a[k] === undefined) continue;
+    defined++;
+    if (!jsonEqual(a[k], b[k])) return false;
+  }
+  for (const k in b) if (b[k] !== undefined) defined--;
+  return defined === 0;
+}
+
+export function statusEqual(a: CertificateRotationStatus | undefined, b: CertificateRotationStatus | undefined): boolean {
+  return jsonEqual(a ?? {}, b ?? {});
+}
+
+/** Drops undefined fields (a replace must not carry `"x": undefined` noise); a copy, like a JSON round trip, without the text. */
+export function compact<T>(value: T): T {
+  if (Array.isArray(value)) return value.map((v: unknown) => (v === undefined ? null : compact(v))) as T;
+  if (!isRecord(value)) return (typeof value === 'object' && value !== null ? JSON.parse(JSON.stringify(value)) : value) as T;
+  const out: Record<string, unknown> = {};
+  for (const k in value) {
+    const v = value[k];
+    if (v !== undefined) out[k] = compact(v);
+  }
+  return out as T;
 }
 
 /**
