@@ -280,3 +280,15 @@ describe('a run killed at any step resumes without renewing twice', () => {
     }
   }, 90_000);
 });
+
+test('a renewal keeps each file\'s owner and the key/cert modes', async () => {
+  const node = await copyOf(server);
+  const [crt, key] = [join(node.root, S, 'client-admin.crt'), join(node.root, S, 'client-admin.key')];
+  await fs.chown(crt, 1001, 1002);
+  await fs.chown(key, 1001, 1002);
+  await fs.chmod(crt, 0o640);
+  const run = await cli(rotateArgs(node, ['--service', 'admin', '--no-restart']));
+  expect(run.code).toBe(0);
+  const [c, k] = [await fs.stat(crt), await fs.stat(key)];
+  expect([c.uid, c.gid, c.mode & 0o777, k.uid, k.gid, k.mode & 0o777]).toEqual([1001, 1002, 0o644, 1001, 1002, 0o600]);
+});

@@ -53,4 +53,10 @@ describe('HostRoot', () => {
     expect((await fs.stat(join(root, 'data/rke2/server/tls/a.crt'))).mode & 0o777).toBe(0o644);
     expect((await fs.readdir(join(root, 'data/rke2/server/tls'))).filter((n) => n.includes('certrotator'))).toEqual([]);
   });
+
+  test('keeps the owner it is given (root can chown)', async () => {
+    await host.writeFileAtomic('var/lib/rancher/rke2/server/tls/owned.key', 'k', 0o600, { uid: 1234, gid: 2345 });
+    const st = await fs.stat(join(root, 'data/rke2/server/tls/owned.key'));
+    expect([st.uid, st.gid]).toEqual([1234, 2345]);
+  });
 });

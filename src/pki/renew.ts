@@ -90,16 +90,17 @@ export async function signCertificate(p: SignParams): Promise<{ der: Buffer; ser
   return { der: Buffer.from(cert.rawData), serial: serial.toUpperCase().replace(/^0+(?=.)/, '') };
 }
 
-// The old certificate's extensions, verbatim, except the two that name keys.
+// The old certificate's extensions, verbatim (the parsed objects are reused, not
+// re-encoded), except the two that name keys.
 async function carriedExtensions(old: x509.X509Certificate, publicKey: CryptoKey, ca: SigningCa): Promise<x509.Extension[]> {
   const out: x509.Extension[] = [];
   for (const ext of old.extensions) {
     if (ext.type === SUBJECT_KEY_IDENTIFIER) {
       out.push(await x509.SubjectKeyIdentifierExtension.create(publicKey, ext.critical));
-    } else if (ext.type === AUTHORITY_KEY_IDENTIFIER) {
-      out.push(ca.subjectKeyId ? new x509.AuthorityKeyIdentifierExtension(ca.subjectKeyId, ext.critical) : new x509.Extension(ext.rawData));
+    } else if (ext.type === AUTHORITY_KEY_IDENTIFIER && ca.subjectKeyId) {
+      out.push(new x509.AuthorityKeyIdentifierExtension(ca.subjectKeyId, ext.critical));
     } else {
-      out.push(new x509.Extension(ext.rawData));
+      out.push(ext);
     }
   }
   return out;
