@@ -1,0 +1,437 @@
+// The Helm chart, deploy/ and examples/ against the real control plane, and the
+// chart's RBAC proven sufficient and minimal: the controller and an agent run
+// with tokens of the chart's ServiceAccounts (TokenRequest) and complete a
+// rotation; the same tokens are refused what they must not do.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse, parseAllDocuments, stringify } from 'yaml';
+import { HELM_ONLY_LABELS, helmTemplate, NAMESPACE, renderDeploy } from '../../scripts/deploy-render.js';
+import { describeError, loadKubeConfig, makeClients, type ClusterCustomResource } from '../../src/kube/client.js';
+import { SimulatedFleet } from '../../src/simulation/fleet.js';
+import { kubectl, kubectlOk } from '../cluster/kubectl.js';
+import { REPO_ROOT } from '../cluster/paths.js';
+import type { SimulatedNode as ClusterNode } from '../cluster/nodes.js';
+import { argoHealth } from '../gitops/health.js';
+import { kstatus } from '../gitops/kstatus.js';
+import { ControllerProcess, getRotation, waitFor } from './support/controller.js';
+import { installCrds } from './support/crds.js';
+
+const HELM = join(process.env.CERTROTATOR_BIN_DIR ?? '', 'helm');
+const CHART = join(REPO_ROOT, 'charts', 'certrotator');
+const CONTROLLER_SA = 'certrotator-controller';
+const AGENT_SA = 'certrotator-agent';
+const LEASE = 'certrotator-controller';
+const nodes = JSON.parse(process.env.CERTROTATOR_E2E_NODES ?? '[]') as ClusterNode[];
+const NODE = 'rke2-server-1';
+const OTHER_NODE = 'rke2-server-2';
+
+const work = mkdtempSync(join(tmpdir(), 'chart-e2e-'));
+let rendered = '';
+
+function helm(args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(HELM, args, { encoding: 'utf8' });
+  if (r.error) throw r.error;
+  return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
+}
+
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [k: string]: any };
+const docs = (text: string): Obj[] => parseAllDocuments(text).map((d) => d.toJS() as Obj).filter((o) => o && o.kind);
+const key = (o: Obj): string => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+const find = (objs: Obj[], kind: string, name: string): Obj => {
+  const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
+  if (!o) throw new Error(`no ${kind}/${name} among ${objs.map(key).join(', ')}`);
+  return o;
+};
+
+/** A kubeconfig for the test cluster that authenticates with `token` (nothing else). */
+function tokenKubeconfig(name: string, token: string): string {
+  const admin = parse(readFileSync(process.env.KUBECONFIG!, 'utf8')) as any;
+  const path = join(work, `${name}.kubeconfig`);
+  writeFileSync(
+    path,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: admin.clusters,
+      users: [{ name, user: { token } }],
+      contexts: [{ name, context: { cluster: admin.clusters[0].name, user: name } }],
+      'current-context': name,
+    }),
+    { mode: 0o600 },
+  );
+  return path;
+}
+
+async function agentPodOn(node: string): Promise<string> {
+  const out = await kubectlOk(['get', 'pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/component=agent', '--field-selector', `spec.nodeName=${node}`, '-o', 'name']);
+  const pod = out.trim().split('\n').filter(Boolean)[0];
+  if (!pod) throw new Error(`no agent pod on ${node}`);
+  return pod.replace(/^pod\//, '');
+}
+
+/** A TokenRequest for the agent's ServiceAccount bound to its DaemonSet pod on `node`, as the kubelet mounts it. */
+async function agentToken(node: string): Promise<string> {
+  const pod = await agentPodOn(node);
+  return (await kubectlOk(['create', 'token', AGENT_SA, '-n', NAMESPACE, '--bound-object-kind=Pod', `--bound-object-name=${pod}`, '--duration=1h'])).trim();
+}
+
+async function canI(kubeconfig: string, ...args: string[]): Promise<boolean> {
+  const r = await kubectl(['auth', 'can-i', ...args], { kubeconfig });
+  if (r.code !== 0 && r.stdout.trim() !== 'no') throw new Error(`can-i ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout.trim() === 'yes';
+}
+
+beforeAll(async () => {
+  await installCrds();
+  rendered = helmTemplate(HELM);
+}, 60_000);
+
+afterAll(async () => {
+  await kubectl(['delete', 'certificaterotations', '-l', 'certrotator.io/test=chart-e2e', '--wait=false']);
+  await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: rendered });
+  await kubectl(['delete', 'namespace', NAMESPACE, '--ignore-not-found', '--wait=false']);
+  rmSync(work, { recursive: true, force: true });
+}, 60_000);
+
+describe('charts/certrotator', () => {
+  it('passes helm lint --strict, for rke2 and for rke with the capability-only agent', () => {
+    for (const extra of [[], ['--set', 'distribution=rke,agent.privileged=false']]) {
+      const r = helm(['lint', '--strict', CHART, ...extra]);
+      expect({ code: r.code, out: r.stdout + r.stderr }).toMatchObject({ code: 0 });
+      expect(r.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+    }
+  });
+
+  it('values.schema.json refuses values the chart cannot honour', () => {
+    for (const [set, why] of [
+      ['distribution=k3s', "value must be one of 'rke2', 'rke'"],
+      ['controller.replicas=0', 'minimum'],
+      ['rke2.dataDir=var/lib/rancher/rke2', 'does not match pattern'],
+      ['agent.hostNetwrk=true', 'additional properties'],
+    ] as const) {
+      const r = helm(['template', 'x', CHART, '--set', set]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr.toLowerCase()).toContain(why.toLowerCase());
+    }
+  });
+
+  it('renders the controller and agent as specified', () => {
+    const objs = docs(rendered);
+    const deploy = find(objs, 'Deployment', 'certrotator-controller');
+    expect(deploy.spec.replicas).toBe(2);
+    const pod = deploy.spec.template.spec;
+    const c = pod.containers[0];
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532 });
+    expect(c.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(c.livenessProbe.httpGet.path).toBe('/healthz');
+    expect(c.readinessProbe.httpGet.path).toBe('/readyz');
+    expect(c.resources.requests && c.resources.limits).toBeTruthy();
+    expect(c.args).toEqual(expect.arrayContaining(['controller', '--leader-elect=true', `--lease-name=${LEASE}`]));
+    // The Role may touch exactly the Lease the controller is told to use.
+    const leaseRole = find(objs, 'Role', 'certrotator-controller-leader-election');
+    expect(leaseRole.rules[1].resourceNames).toEqual([LEASE]);
+
+    const ds = find(objs, 'DaemonSet', 'certrotator-agent');
+    const apod = ds.spec.template.spec;
+    expect(apod.tolerations).toEqual([{ operator: 'Exists' }]);
+    expect(apod.hostPID).toBe(true);
+    expect(apod.hostNetwork).toBeUndefined();
+    expect(apod.volumes[0].hostPath).toEqual({ path: '/var/lib/rancher/rke2', type: 'Directory' });
+    expect(apod.containers[0].volumeMounts[0]).toEqual({ name: 'host-data', mountPath: '/host/var/lib/rancher/rke2' });
+    expect(apod.containers[0].securityContext).toMatchObject({ privileged: true, readOnlyRootFilesystem: true });
+    const rke = docs(helmTemplate(HELM, ['--set', 'distribution=rke,agent.privileged=false']));
+    const rpod = find(rke, 'DaemonSet', 'certrotator-agent').spec.template.spec;
+    expect(rpod.volumes[0].hostPath.path).toBe('/etc/kubernetes');
+    expect(rpod.containers[0].args).toContain('--data-dir=/etc/kubernetes');
+    expect(rpod.containers[0].securityContext).toMatchObject({ privileged: false, capabilities: { drop: ['ALL'] } });
+    expect(find(objs, 'Service', 'certrotator-controller-metrics').spec.ports[0]).toMatchObject({ port: 8080, targetPort: 'metrics' });
+  });
+
+  it('applies with --dry-run=server, then for real; the controller and every agent pod are scheduled', async () => {
+    await kubectlOk(['apply', '-f', join(REPO_ROOT, 'deploy', 'namespace.yaml')]);
+    const dry = await kubectlOk(['apply', '--dry-run=server', '-f', '-'], { input: rendered });
+    expect(dry).toContain('daemonset.apps/certrotator-agent created (server dry run)');
+    expect(await kubectl(['get', 'daemonset', '-n', NAMESPACE, 'certrotator-agent'])).toMatchObject({ code: 1 });
+    await kubectlOk(['apply', '-f', '-'], { input: rendered });
+    await kubectlOk(['rollout', 'status', '-n', NAMESPACE, 'deployment/certrotator-controller', '--timeout=120s']);
+    await kubectlOk(['rollout', 'status', '-n', NAMESPACE, 'daemonset/certrotator-agent', '--timeout=120s']);
+    const ds = JSON.parse(await kubectlOk(['get', 'daemonset', '-n', NAMESPACE, 'certrotator-agent', '-o', 'json']));
+    expect(ds.status.desiredNumberScheduled).toBe(nodes.length);
+    // The policy compiled (a CEL error would show here and fail every agent write).
+    const vap = JSON.parse(await kubectlOk(['get', 'validatingadmissionpolicy', 'certrotator-agent-own-node-only', '-o', 'json']));
+    expect(vap.status?.typeChecking?.expressionWarnings ?? []).toEqual([]);
+  });
+});
+
+describe('deploy/ (plain manifests)', () => {
+  it('is what gen:deploy writes from the chart now', () => {
+    const want = renderDeploy(HELM);
+    const have = new Map<string, string>();
+    const walk = (dir: string, rel = ''): void => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        if (e.isDirectory()) walk(join(dir, e.name), `${rel}${e.name}/`);
+        else have.set(`${rel}${e.name}`, readFileSync(join(dir, e.name), 'utf8'));
+      }
+    };
+    walk(join(REPO_ROOT, 'deploy'));
+    expect([...have.keys()].sort()).toEqual(Object.keys(want).sort());
+    for (const [k, text] of Object.entries(want)) expect({ k, text: have.get(k) }).toEqual({ k, text });
+  });
+
+  it('`kubectl kustomize deploy/` gives the chart\'s default objects, plus its namespace and CRDs', async () => {
+    const kustomized = docs(await kubectlOk(['kustomize', join(REPO_ROOT, 'deploy')]));
+    const strip = (o: Obj): Obj => {
+      const c = structuredClone(o);
+      for (const l of HELM_ONLY_LABELS) delete c.metadata.labels?.[l];
+      return c;
+    };
+    const chart = docs(rendered).map(strip);
+    const crds = docs(helmTemplate(HELM, ['--include-crds'])).filter((o) => o.kind === 'CustomResourceDefinition');
+    expect(crds.length).toBe(2);
+    const expected = new Map([...chart, ...crds].map((o) => [key(o), o]));
+    const got = new Map(kustomized.filter((o) => o.kind !== 'Namespace').map((o) => [key(o), o]));
+    expect([...got.keys()].sort()).toEqual([...expected.keys()].sort());
+    for (const [k, o] of expected) expect(got.get(k)).toEqual(o);
+    expect(kustomized.filter((o) => o.kind === 'Namespace').map((o) => o.metadata.name)).toEqual([NAMESPACE]);
+  });
+});
+
+describe('examples/', () => {
+  const examples = readdirSync(join(REPO_ROOT, 'examples')).filter((n) => n.endsWith('.yaml')).sort();
+
+  it('all four are accepted by the API server (schema and CEL) with --dry-run=server', async () => {
+    expect(examples).toEqual(['paused.yaml', 'plan.yaml', 'rotate-all.yaml', 'rotate-one-service.yaml']);
+    for (const e of examples) {
+      const out = await kubectlOk(['apply', '--dry-run=server', '--validate=strict', '-f', join(REPO_ROOT, 'examples', e)]);
+      expect(out).toMatch(/certificaterotation\.certrotator\.io\/\S+ created \(server dry run\)/);
+    }
+  });
+
+  it('the same dry run refuses an example made invalid (the check is real)', async () => {
+    const broken = parse(readFileSync(join(REPO_ROOT, 'examples', 'rotate-one-service.yaml'), 'utf8'));
+    delete broken.spec.service;
+    const r = await kubectl(['apply', '--dry-run=server', '-f', '-'], { input: stringify(broken) });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('spec.service is required when spec.scope is Service');
+  });
+});
+
+describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () => {
+  let controllerKc: string;
+  let agentKc: string;
+  let otherAgentKc: string;
+  let unboundAgentKc: string;
+
+  beforeAll(async () => {
+    controllerKc = tokenKubeconfig('controller', (await kubectlOk(['create', 'token', CONTROLLER_SA, '-n', NAMESPACE, '--duration=1h'])).trim());
+    agentKc = tokenKubeconfig('agent', await agentToken(NODE));
+    otherAgentKc = tokenKubeconfig('other-agent', await agentToken(OTHER_NODE));
+    unboundAgentKc = tokenKubeconfig('unbound-agent', (await kubectlOk(['create', 'token', AGENT_SA, '-n', NAMESPACE, '--duration=1h'])).trim());
+  }, 60_000);
+
+  it('the tokens are the ServiceAccounts, and the pod-bound one carries its node', async () => {
+    const who = JSON.parse(await kubectlOk(['auth', 'whoami', '-o', 'json'], { kubeconfig: agentKc }));
+    expect(who.status.userInfo.username).toBe(`system:serviceaccount:${NAMESPACE}:${AGENT_SA}`);
+    expect(who.status.userInfo.extra['authentication.kubernetes.io/node-name']).toEqual([NODE]);
+    const c = JSON.parse(await kubectlOk(['auth', 'whoami', '-o', 'json'], { kubeconfig: controllerKc }));
+    expect(c.status.userInfo.username).toBe(`system:serviceaccount:${NAMESPACE}:${CONTROLLER_SA}`);
+  });
+
+  it('grants exactly what the code calls', async () => {
+    const granted: [string, string[]][] = [
+      [controllerKc, ['get', 'certificaterotations']], [controllerKc, ['list', 'certificaterotations']],
+      [controllerKc, ['watch', 'certificaterotations']], [controllerKc, ['patch', 'certificaterotations']],
+      [controllerKc, ['update', 'certificaterotations', '--subresource=status']],
+      [controllerKc, ['list', 'noderotations']], [controllerKc, ['watch', 'noderotations']],
+      [controllerKc, ['create', 'noderotations']], [controllerKc, ['delete', 'noderotations']],
+      [controllerKc, ['list', 'nodes']], [controllerKc, ['watch', 'nodes']],
+      [controllerKc, ['create', 'events', '-n', 'default']], [controllerKc, ['patch', 'events', '-n', 'default']],
+      [controllerKc, ['create', 'leases', '-n', NAMESPACE]], [controllerKc, ['get', `leases/${LEASE}`, '-n', NAMESPACE]],
+      [controllerKc, ['update', `leases/${LEASE}`, '-n', NAMESPACE]],
+      [agentKc, ['get', 'noderotations']], [agentKc, ['list', 'noderotations']], [agentKc, ['watch', 'noderotations']],
+      [agentKc, ['patch', 'noderotations', '--subresource=status']], [agentKc, ['get', `nodes/${NODE}`]],
+    ];
+    const answers = await Promise.all(granted.map(async ([kc, args]) => ({ args, allowed: await canI(kc, ...args) })));
+    expect(answers.filter((a) => !a.allowed)).toEqual([]);
+    expect(answers.length).toBe(21);
+  });
+
+  it('refuses what they must not do: Secrets, CRDs, pods, other Leases, spec writes, other namespaces', async () => {
+    const asks: [string, string, string[]][] = [];
+    for (const [who, kc] of [['controller', controllerKc], ['agent', agentKc]] as const) {
+      for (const args of [
+        ['get', 'secrets', '-A'], ['list', 'secrets', '-A'], ['get', 'secrets', '-n', NAMESPACE], ['get', 'secrets', '-n', 'kube-system'],
+        ['create', 'customresourcedefinitions'], ['patch', 'customresourcedefinitions'], ['delete', 'customresourcedefinitions'],
+        ['create', 'pods', '-n', NAMESPACE], ['create', 'pods/exec', '-n', NAMESPACE], ['patch', 'nodes'], ['delete', 'nodes'],
+        ['update', 'leases/other-lease', '-n', NAMESPACE], ['get', 'leases', '-n', 'kube-system'], ['create', 'events', '-n', 'kube-system'],
+        ['delete', 'certificaterotations'], ['create', 'certificaterotations'], ['update', 'noderotations'],
+        ['create', 'validatingadmissionpolicies'], ['delete', 'validatingadmissionpolicybindings'],
+        ['create', 'serviceaccounts/token', '-n', NAMESPACE], ['escalate', 'clusterroles'], ['bind', 'clusterroles'],
+      ]) asks.push([who, kc, args]);
+    }
+    for (const args of [
+      ['patch', 'noderotations'], ['create', 'noderotations'], ['delete', 'noderotations'], ['list', 'nodes'],
+      ['patch', 'certificaterotations'], ['update', 'certificaterotations', '--subresource=status'], ['create', 'events', '-n', 'default'],
+    ]) asks.push(['agent', agentKc, args]);
+    for (const args of [['patch', 'noderotations', '--subresource=status'], ['update', 'noderotations']]) asks.push(['controller', controllerKc, args]);
+    const allowed = await Promise.all(asks.map(async ([who, kc, args]) => ((await canI(kc, ...args)) ? `${who}: ${args.join(' ')}` : '')));
+    expect(allowed.filter(Boolean)).toEqual([]);
+    expect(asks.length).toBe(53);
+    // And a real request, not only the access review: reading Secrets is a 403.
+    const r = await kubectl(['get', 'secrets', '-A'], { kubeconfig: controllerKc });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/forbidden: User "system:serviceaccount:certrotator-system:certrotator-controller" cannot list resource "secrets"/);
+    const crd = await kubectl(['delete', 'crd', 'noderotations.certrotator.io', '--dry-run=server'], { kubeconfig: agentKc });
+    expect(crd.stderr).toMatch(/forbidden/);
+  });
+
+  it("an agent may report only on its own node's NodeRotations (ValidatingAdmissionPolicy on the token's node)", async () => {
+    const name = 'chart-e2e-vap-other-node';
+    await kubectlOk(['apply', '-f', '-'], {
+      input: stringify({
+        apiVersion: 'certrotator.io/v1alpha1',
+        kind: 'NodeRotation',
+        metadata: { name, labels: { 'certrotator.io/node': OTHER_NODE, 'certrotator.io/rotation': 'chart-e2e-vap' } },
+        spec: { rotation: 'chart-e2e-vap', generation: 1, runID: 'chart-e2e-vap-g1', nodeName: OTHER_NODE, role: 'etcd,controlplane', distribution: 'rke2', scope: 'All', services: [], timeout: '60s' },
+      }),
+    });
+    try {
+      // The agent's own call (src/agent/node-agent.ts): a merge patch of the status subresource.
+      // (kubectl patch would GET the subresource first, which the agent has no need for.)
+      const patch = async (kc: string, message: string): Promise<string> => {
+        const client = makeClients(loadKubeConfig({ kubeconfig: kc })).nodeRotations as unknown as ClusterCustomResource<any>;
+        try {
+          await client.mergePatchStatus(name, { status: { message } });
+          return 'ok';
+        } catch (err) {
+          return describeError(err);
+        }
+      };
+      expect(await patch(agentKc, 'written by the agent of another node')).toContain(
+        `may only report on NodeRotations of its own node (this token is for node ${NODE}, the object is for node ${OTHER_NODE})`,
+      );
+      expect(await patch(unboundAgentKc, 'written with a token bound to no pod')).toContain('none: not bound to a scheduled pod');
+      // RBAC allowed both requests; only the policy refused them: the owner's agent gets through.
+      expect(await patch(otherAgentKc, 'written by its own agent')).toBe('ok');
+      const nr = JSON.parse(await kubectlOk(['get', 'noderotation', name, '-o', 'json']));
+      expect(nr.status.message).toBe('written by its own agent');
+    } finally {
+      await kubectlOk(['delete', 'noderotation', name, '--ignore-not-found']);
+    }
+  });
+
+  describe('a controller and an agent on these tokens', () => {
+    let controller: ControllerProcess;
+    let fleet: SimulatedFleet;
+    const node = nodes.find((n) => n.name === NODE)!;
+
+    beforeAll(async () => {
+      const others = JSON.parse(await kubectlOk(['get', 'certificaterotations', '-o', 'json'])).items.filter(
+        (r: any) => r.status?.phase && !['Succeeded', 'Failed', 'Planned'].includes(r.status.phase),
+      );
+      expect(others.map((r: any) => r.metadata.name)).toEqual([]); // one rotation at a time: nothing may be queued ahead of ours
+      controller = new ControllerProcess('chart-e2e', {
+        leaseName: LEASE,
+        extraArgs: [`--kubeconfig=${controllerKc}`, `--lease-namespace=${NAMESPACE}`],
+      });
+      fleet = await SimulatedFleet.create({
+        workDir: join(work, 'fleet'),
+        distribution: 'rke2',
+        nodes: [{ name: node.name, ip: node.ip, roles: node.roles }],
+        kubeconfig: agentKc,
+      });
+      await fleet.start();
+      await waitFor('controller leading', () => controller.leading(), 40_000, () => controller.debug());
+    }, 180_000);
+
+    afterAll(async () => {
+      // Delete while the controller runs, so it lets go of its finalizers.
+      await kubectl(['delete', 'certificaterotations', '-l', 'certrotator.io/test=chart-e2e', '--wait=true', '--timeout=60s']);
+      await controller?.stop();
+      await fleet?.stop();
+      for (const n of fleet?.nodeNames() ?? []) expect(fleet.agentLog(n)).not.toContain('PRIVATE KEY');
+    }, 120_000);
+
+    async function applyExample(file: string, patch: (o: any) => void = () => {}): Promise<string> {
+      const o = parse(readFileSync(join(REPO_ROOT, 'examples', file), 'utf8'));
+      o.metadata.name = `chart-e2e-${o.metadata.name}`;
+      o.metadata.labels = { 'certrotator.io/test': 'chart-e2e' };
+      patch(o);
+      await kubectlOk(['apply', '-f', '-'], { input: stringify(o) });
+      return o.metadata.name;
+    }
+
+    /** Polls the object until `done`, checking every distinct status seen against kstatus and the Argo CD health check. */
+    async function follow(name: string, done: (o: any) => boolean, timeoutMs = 120_000): Promise<{ final: any; seen: string[] }> {
+      const seen: string[] = [];
+      let last = '';
+      let final: any;
+      await waitFor(`${name} to finish`, async () => {
+        final = await getRotation(name);
+        const k = kstatus(final);
+        const h = argoHealth(final);
+        const sig = `${final.status?.phase}|${k.status}|${h.status}`;
+        if (sig !== last) {
+          seen.push(sig);
+          last = sig;
+          // Never "done" for a GitOps tool before the controller saw this generation.
+          if (final.status?.observedGeneration !== final.metadata.generation) expect([k.status, h.status]).toEqual(['InProgress', 'Progressing']);
+          // kstatus Current exactly when Ready=True (what kubectl wait --for=condition=Ready waits for).
+          const ready = final.status?.conditions?.find((c: any) => c.type === 'Ready')?.status === 'True';
+          expect({ sig, current: k.status === 'Current' }).toEqual({ sig, current: ready && final.status.observedGeneration === final.metadata.generation });
+        }
+        return done(final);
+      }, timeoutMs, () => `${controller.debug()}\n${fleet.agentLog(NODE).slice(-2000)}`);
+      return { final, seen };
+    }
+
+    it('rotates one service on one node end to end (example rotate-one-service, narrowed to one node)', async () => {
+      const name = await applyExample('rotate-one-service.yaml', (o) => {
+        o.spec.strategy = { nodeSelector: { matchLabels: { 'kubernetes.io/hostname': NODE } }, nodeTimeout: '2m' };
+      });
+      const { final, seen } = await follow(name, (o) => ['Succeeded', 'Failed'].includes(o?.status?.phase));
+      expect(final.status.phase).toBe('Succeeded');
+      expect(final.status.nodes).toEqual([expect.objectContaining({ name: NODE, phase: 'Rotated' })]);
+      expect(seen[0]).toMatch(/\|InProgress\|Progressing$/);
+      expect(seen.at(-1)).toBe('Succeeded|Current|Healthy');
+      await kubectlOk(['wait', `certificaterotation/${name}`, '--for=condition=Ready', '--timeout=10s']);
+      const nr = JSON.parse(await kubectlOk(['get', 'noderotations', '-l', `certrotator.io/rotation=${name}`, '-o', 'json'])).items;
+      expect(nr.map((x: any) => [x.spec.nodeName, x.status.phase])).toEqual([[NODE, 'Rotated']]);
+      expect(nr[0].status.files.some((f: any) => f.service === 'api-server' && f.servedVerified === true)).toBe(true);
+      // Events went to `default` through the events Role; the Lease through the leader-election Role.
+      const events = JSON.parse(await kubectlOk(['get', 'events', '-n', 'default', '--field-selector', `involvedObject.name=${name}`, '-o', 'json'])).items;
+      expect(events.length).toBeGreaterThan(0);
+      const lease = JSON.parse(await kubectlOk(['get', 'lease', '-n', NAMESPACE, LEASE, '-o', 'json']));
+      expect(lease.spec.holderIdentity).toBe('chart-e2e');
+      // No RBAC refusal anywhere in the controller's log.
+      expect(JSON.stringify(controller.lines)).not.toMatch(/forbidden/i);
+      expect(fleet.agentLog(NODE)).not.toMatch(/forbidden/i);
+    });
+
+    it('plan mode (example plan): Ready with reason Planned, nothing created; Healthy and Current', async () => {
+      const name = await applyExample('plan.yaml');
+      const { final } = await follow(name, (o) => o?.status?.phase === 'Planned');
+      expect(final.status.conditions.find((c: any) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'Planned' });
+      expect(argoHealth(final).status).toBe('Healthy');
+      expect(JSON.parse(await kubectlOk(['get', 'noderotations', '-l', `certrotator.io/rotation=${name}`, '-o', 'json'])).items).toEqual([]);
+    });
+
+    it('a paused rotation (example paused) starts no node and reads Suspended; unpaused, the spec change is seen', async () => {
+      const name = await applyExample('paused.yaml', (o) => {
+        o.spec.strategy.nodeSelector = { matchLabels: { 'kubernetes.io/hostname': NODE } };
+        o.spec.service = 'api-server';
+      });
+      const { final } = await follow(name, (o) => o?.status?.phase === 'Paused' && o.status.observedGeneration === o.metadata.generation);
+      expect(argoHealth(final).status).toBe('Suspended');
+      expect(kstatus(final).status).toBe('InProgress');
+      expect(JSON.parse(await kubectlOk(['get', 'noderotations', '-l', `certrotator.io/rotation=${name}`, '-o', 'json'])).items).toEqual([]);
+      await kubectlOk(['patch', 'certificaterotation', name, '--type=merge', '-p', '{"spec":{"paused":false}}']);
+      const { final: done } = await follow(name, (o) => ['Succeeded', 'Failed'].includes(o?.status?.phase));
+      expect(done.status.phase).toBe('Succeeded');
+      expect(argoHealth(done).status).toBe('Healthy');
+    });
+  });
+});
