@@ -130,6 +130,8 @@ describe('the controller SIGKILLed mid-run', () => {
     // First kill: rke2-server-2 in flight.
     await waitAgentPaused('rke2-server-2', 'after-install');
     expect(await nodePhase(name, 'rke2-server-2')).toBe('Updating');
+    const row = (await kubectlOk(['get', 'certrotations', name])).trim().split('\n')[1]!;
+    expect(row).toMatch(new RegExp(`^${name}\\s+All\\s+Progressing\\s+1/6\\s+rke2-server-2\\s`));
     const first = controller;
     first.kill('SIGKILL');
     await waitFor('controller gone', () => first.exit !== undefined, 10_000);

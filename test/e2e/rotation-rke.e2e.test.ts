@@ -120,7 +120,9 @@ describe('CertificateRotation on an RKE cluster with real agents', () => {
     const r = await getJson('certrotation', `${P}proxy`, kubeconfig);
     const stalled = condition(r, 'Stalled');
     expect(stalled.message).toContain(`node ${workers[0]} (worker)`);
-    expect(stalled.message).toMatch(/kube-ca-key\.pem/);
+    expect(stalled.message).toMatch(/failed at step \w+/);
+    expect(stalled.message).toMatch(/kube-ca-key\.pem: missing/);
+    expect(r.status.phase).toBe('Failed');
     const nrs = await nodeRotations(`${P}proxy`, kubeconfig);
     expect(nrs.map((n) => n.spec.nodeName)).toEqual([workers[0]]);
     for (const n of workers) expect([n, changedPaths(trees.get(n)!, await snapshot(n))]).toEqual([n, []]);
