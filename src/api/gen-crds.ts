@@ -1,5 +1,6 @@
 // `npm run gen:crds`: writes crds/*.yaml from the TypeScript schemas, and the
-// same bytes into the Helm chart's crds/ (Helm installs CRDs only from there).
+// same bytes into the Helm chart's crds/ (Helm installs CRDs only from there)
+// and deploy/crds/ (kustomize loads nothing from outside deploy/).
 // `npm run gen:crds -- --check` exits 1 when the committed files are stale.
 
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -9,12 +10,14 @@ import { renderAllCRDs } from './crds.js';
 
 export const CRDS_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../crds');
 export const CHART_CRDS_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../charts/certrotator/crds');
+export const DEPLOY_CRDS_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../deploy/crds');
 
 function main(): void {
   const check = process.argv.includes('--check');
   let stale = 0;
-  for (const dir of [CRDS_DIR, CHART_CRDS_DIR]) mkdirSync(dir, { recursive: true });
-  const files = Object.entries(renderAllCRDs()).flatMap(([name, text]) => [CRDS_DIR, CHART_CRDS_DIR].map((dir) => [join(dir, name), text] as const));
+  const dirs = [CRDS_DIR, CHART_CRDS_DIR, DEPLOY_CRDS_DIR];
+  for (const dir of dirs) mkdirSync(dir, { recursive: true });
+  const files = Object.entries(renderAllCRDs()).flatMap(([name, text]) => dirs.map((dir) => [join(dir, name), text] as const));
   for (const [path, text] of files) {
     let current = '';
     try {
