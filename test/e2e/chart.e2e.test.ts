@@ -150,6 +150,15 @@ describe('charts/certrotator', () => {
     expect(find(objs, 'Service', 'certrotator-controller-metrics').spec.ports[0]).toMatchObject({ port: 8080, targetPort: 'metrics' });
   });
 
+  it('NOTES.txt (helm install, server dry run) says how to watch a rotation', () => {
+    const r = helm(['install', 'certrotator', CHART, '--namespace', NAMESPACE, '--dry-run=server', `--kubeconfig=${process.env.KUBECONFIG}`]);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    const notes = r.stdout.slice(r.stdout.indexOf('NOTES:'));
+    for (const line of ['kubectl get certrotations -w', 'kubectl get noderotations -l certrotator.io/rotation=NAME', 'kubectl wait certrotation/NAME --for=condition=Ready', 'pod-security.kubernetes.io/enforce=privileged']) {
+      expect(notes).toContain(line);
+    }
+  });
+
   it('applies with --dry-run=server, then for real; the controller and every agent pod are scheduled', async () => {
     await kubectlOk(['apply', '-f', join(REPO_ROOT, 'deploy', 'namespace.yaml')]);
     const dry = await kubectlOk(['apply', '--dry-run=server', '-f', '-'], { input: rendered });
