@@ -113,10 +113,14 @@ describe('committed CRD YAML', () => {
     expect(at(crotRoot, 'status.observedGeneration').default).toBe(-1);
   });
 
-  it('conditions and nodes are lists keyed by type and by name', () => {
+  it('status.nodes is atomic: written whole by the controller, no per-entry managedFields (500 nodes)', () => {
+    expect(at(crotRoot, 'status.nodes')['x-kubernetes-list-type']).toBe('atomic');
+    expect(at(crotRoot, 'status.nodes')).not.toHaveProperty('x-kubernetes-list-map-keys');
+  });
+
+  it('conditions are lists keyed by type, files by path', () => {
     for (const [root, path, key] of [
       [crotRoot, 'status.conditions', 'type'],
-      [crotRoot, 'status.nodes', 'name'],
       [nrotRoot, 'status.conditions', 'type'],
       [nrotRoot, 'status.files', 'path'],
     ] as const) {
