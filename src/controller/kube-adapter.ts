@@ -16,7 +16,7 @@ import { LABELS } from '../api/constants.js';
 import { labelValue } from '../api/names.js';
 import type { NodeRotation } from '../api/noderotation.js';
 import { isAlreadyExists, type ClusterCustomResource, type CustomObject } from '../kube/client.js';
-import type { Informer } from '../kube/informer.js';
+import { stripManagedFields, type Informer } from '../kube/informer.js';
 import type { ClusterReader, ControllerWriter } from './deps.js';
 
 function rvNumber(obj: KubernetesObject | undefined): bigint | undefined {
@@ -34,7 +34,8 @@ export class RecentWrites<T extends KubernetesObject> {
   constructor(private readonly now: () => number = Date.now) {}
 
   remember(obj: T): void {
-    this.latest.set(obj.metadata!.name!, { obj, at: this.now() });
+    // Kept like the informer keeps objects: without managedFields.
+    this.latest.set(obj.metadata!.name!, { obj: stripManagedFields(obj), at: this.now() });
   }
 
   forget(name: string): void {

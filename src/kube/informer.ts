@@ -20,6 +20,10 @@
 // - `labelSelector` is only applied to the watch by ListWatch; the list
 //   function we build applies the same selector.
 //
+// - Cached objects are kept without metadata.managedFields (client-go's
+//   TransformStripManagedFields): nothing here reads them, and they are
+//   often as large as the rest of the object.
+//
 // Handlers only enqueue keys (sample-controller style): reconcile always
 // reads the current object from the cache, never the event payload.
 import { CoreV1Api, ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Node } from '@kubernetes/client-node';
@@ -72,6 +76,36 @@ export interface InformerOptions<T extends KubernetesObject> {
   restartBackoff?: { baseMs: number; maxMs: number };
   /** Called on every watch/list error (for a metric). */
   onError?: (err: unknown) => void;
+  /**
+   * Applied to every object before it is cached (list items and watch
+   * events); may change it in place. Default `stripManagedFields`.
+   */
+  transform?: (obj: T) => T;
+}
+
+/** Drops metadata.managedFields (in place). */
+export function stripManagedFields<T extends KubernetesObject>(obj: T): T {
+  if (obj?.metadata?.managedFields !== undefined) delete obj.metadata.managedFields;
+  return obj;
+}
+
+/** A Watch whose events carry transformed objects. */
+class TransformingWatch<T extends KubernetesObject> extends Watch {
+  constructor(
+    kc: KubeConfig,
+    private readonly transform: (obj: T) => T,
+  ) {
+    super(kc);
+  }
+
+  override watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: T, watchObj?: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    return super.watch(path, queryParams, (phase, obj: T, watchObj) => callback(phase, obj && typeof obj === 'object' ? this.transform(obj) : obj, watchObj), done);
+  }
 }
 
 export class Informer<T extends KubernetesObject> {
@@ -169,8 +203,14 @@ export class Informer<T extends KubernetesObject> {
 
   private makeListWatch(): ListWatch<T> {
     const { path, labelSelector, list } = this.opts;
+    const transform = this.opts.transform ?? stripManagedFields;
+    const listTransformed = async (): Promise<KubernetesListObject<T>> => {
+      const result = await list(labelSelector);
+      result.items = result.items.map(transform);
+      return result;
+    };
     // autoStart false: we start it ourselves and observe the result.
-    return new ListWatch<T>(path, new Watch(this.opts.kc), () => list(labelSelector), false, labelSelector);
+    return new ListWatch<T>(path, new TransformingWatch<T>(this.opts.kc, transform), listTransformed, false, labelSelector);
   }
 
   private attach(lw: ListWatch<T>): void {

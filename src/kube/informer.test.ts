@@ -1,0 +1,72 @@
+// The informer's object transform (default: strip metadata.managedFields),
+// applied to list items and to watch events alike. The "API server" is a
+// loopback HTTP server that answers the watch with one ADDED and one MODIFIED
+// event; the list comes from the list function.
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { Informer, stripManagedFields } from './informer.js';
+
+const managedFields = [{ manager: 'kubectl', operation: 'Update', fieldsType: 'FieldsV1', fieldsV1: { 'f:data': {} } }];
+
+function object(name: string, rv: string, data = 'x'): KubernetesObject & { data: string } {
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'ns', resourceVersion: rv, managedFields }, data };
+}
+
+let server: Server | undefined;
+afterEach(() => {
+  server?.close();
+});
+
+async function fakeWatchServer(): Promise<string> {
+  server = createServer((req, res) => {
+    if (!req.url?.includes('watch=true')) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write(`${JSON.stringify({ type: 'ADDED', object: object('b', '11') })}\n`);
+    res.write(`${JSON.stringify({ type: 'MODIFIED', object: object('a', '12', 'changed') })}\n`);
+    // keep the stream open, as a watch does
+  });
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
+}
+
+function kubeConfig(server: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server, skipTLSVerify: true }],
+    users: [{ name: 'u' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+  return kc;
+}
+
+async function waitFor(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+}
+
+describe('Informer transform', () => {
+  it('stripManagedFields drops only metadata.managedFields', () => {
+    const o = object('a', '1');
+    expect(stripManagedFields(o)).toEqual({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', namespace: 'ns', resourceVersion: '1' }, data: 'x' });
+    expect(stripManagedFields({ metadata: {} })).toEqual({ metadata: {} });
+  });
+
+  it('caches list items and watched objects without managedFields by default; a custom transform replaces it', async () => {
+    const url = await fakeWatchServer();
+    const list = async (): Promise<KubernetesListObject<KubernetesObject>> => ({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '10' }, items: [object('a', '10')] });
+    for (const [transform, expectManaged] of [[undefined, false], [(o: KubernetesObject) => o, true]] as const) {
+      const informer = new Informer<KubernetesObject>({ kc: kubeConfig(url), path: '/api/v1/namespaces/ns/configmaps', list, resyncPeriodMs: 0, transform });
+      informer.start();
+      await informer.waitForSync(5000);
+      await waitFor(() => informer.get('b', 'ns') !== undefined && informer.get('a', 'ns')?.metadata?.resourceVersion === '12');
+      informer.stop();
+      expect((informer.get('a', 'ns') as { data?: string }).data).toBe('changed');
+      for (const name of ['a', 'b']) expect(informer.get(name, 'ns')!.metadata!.managedFields !== undefined).toBe(expectManaged);
+    }
+  });
+});
