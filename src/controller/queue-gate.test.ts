@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { CertificateRotation, CertificateRotationStatus } from '../api/certificaterotation.js';
+import type { NodeRotation } from '../api/noderotation.js';
 import { slotHolder, wantsToRun } from './queue-gate.js';
 
 function rot(name: string, minute: number, status: Partial<CertificateRotationStatus> = {}, extra: Partial<CertificateRotation['spec']> = {}, generation = 1): CertificateRotation {
@@ -29,6 +30,36 @@ describe('slotHolder', () => {
     ['an older finished one whose spec changed wants to run again', rot('me', 5), [rot('again', 0, { runGeneration: 1, phase: 'Succeeded', observedGeneration: 1 }, {}, 2)], 'again'],
   ])('%s', (_name, me, others, holder) => {
     expect(slotHolder(me, [me, ...others])).toBe(holder);
+  });
+
+  describe('a node whose agent has not reported holds the slot after its run ended (nodeTimeout)', () => {
+    const nr = (rotation: string, generation: number, node: string, phase?: string): NodeRotation =>
+      ({
+        metadata: { name: `${rotation}-g${generation}-${node}` },
+        spec: { rotation, generation, nodeName: node },
+        ...(phase ? { status: { phase } } : {}),
+      }) as unknown as NodeRotation;
+    const timedOut = rot('slow', 0, { runGeneration: 1, phase: 'Failed', observedGeneration: 1 });
+    const of = (list: NodeRotation[]) => (name: string) => list.filter((n) => n.spec.rotation === name);
+
+    it.each<[string, NodeRotation[], string | undefined]>([
+      ['an Updating node of a failed run', [nr('slow', 1, 'a', 'Rotated'), nr('slow', 1, 'b', 'Updating')], 'slow (node b still in flight)'],
+      ['a node never picked up (no status)', [nr('slow', 1, 'b')], 'slow (node b still in flight)'],
+      ['a Pending node', [nr('slow', 1, 'b', 'Pending'), nr('slow', 1, 'c', 'Updating')], 'slow (node b, c still in flight)'],
+      ['every node reported', [nr('slow', 1, 'a', 'Rotated'), nr('slow', 1, 'b', 'RolledBack'), nr('slow', 1, 'c', 'Failed')], undefined],
+    ])('%s', (_name, nodeRotations, holder) => {
+      expect(slotHolder(rot('me', 5), [rot('me', 5), timedOut], of(nodeRotations))).toBe(holder);
+    });
+
+    it("me's own earlier run counts too (a spec change after a timeout)", () => {
+      const me = rot('me', 5, { runGeneration: 1, phase: 'Failed', observedGeneration: 1 }, {}, 2);
+      expect(slotHolder(me, [me], of([nr('me', 1, 'x', 'Updating')]))).toBe('me (node x still in flight)');
+    });
+
+    it('a running rotation is still named first', () => {
+      const running = rot('run', 9, { runGeneration: 1, phase: 'Progressing' });
+      expect(slotHolder(rot('me', 5), [rot('me', 5), timedOut, running], of([nr('slow', 1, 'b', 'Updating')]))).toBe('run');
+    });
   });
 
   it('a rotation being deleted does not want to run', () => {

@@ -7,7 +7,8 @@
 // rotation at a time (one worker), and its reads include its own latest writes
 // (run.ts), so two rotations can never both see the slot free.
 import type { CertificateRotation } from '../api/certificaterotation.js';
-import { preRunProblem, runActive, settled } from './run-state.js';
+import type { NodeRotation } from '../api/noderotation.js';
+import { FINISHED_BY_AGENT, preRunProblem, runActive, settled } from './run-state.js';
 
 function createdAt(r: CertificateRotation): number {
   const t = r.metadata.creationTimestamp;
@@ -36,12 +37,24 @@ export function wantsToRun(r: CertificateRotation): boolean {
 /**
  * The rotation `me` must wait for, or undefined when `me` may run now:
  * first any rotation with a run in progress (paused ones included: their
- * cluster is half-rotated), else any older rotation that also wants to run.
+ * cluster is half-rotated), then any rotation (`me`'s earlier runs included)
+ * with a NodeRotation its agent has not reported finished — a run that
+ * stopped on nodeTimeout leaves that node's agent possibly still restarting
+ * it, and starting another server next to it is how etcd loses quorum —
+ * else any older rotation that also wants to run.
  */
-export function slotHolder(me: CertificateRotation, all: readonly CertificateRotation[]): string | undefined {
+export function slotHolder(
+  me: CertificateRotation,
+  all: readonly CertificateRotation[],
+  nodeRotationsOf: (rotation: string) => readonly NodeRotation[] = () => [],
+): string | undefined {
   const others = all.filter((r) => r.metadata.name !== me.metadata.name);
   const running = others.filter((r) => runActive(r.status)).sort(queueOrder)[0];
   if (running) return running.metadata.name;
+  for (const r of [...all].sort(queueOrder)) {
+    const open = nodeRotationsOf(r.metadata.name!).filter((nr) => !(nr.status && FINISHED_BY_AGENT.includes(nr.status.phase)));
+    if (open.length > 0) return `${r.metadata.name} (node ${open.map((nr) => nr.spec.nodeName).sort().join(', ')} still in flight)`;
+  }
   const ahead = others.filter((r) => wantsToRun(r) && queueOrder(r, me) < 0).sort(queueOrder)[0];
   return ahead?.metadata.name;
 }

@@ -83,7 +83,7 @@ export async function reconcileRotation(deps: ControllerDeps, name: string): Pro
   if (spec.mode === 'Plan') return publishPlan(deps, rotation, plan);
 
   // 9. One rotation at a time.
-  const holder = slotHolder(rotation, deps.read.rotations());
+  const holder = slotHolder(rotation, deps.read.rotations(), (r) => deps.read.nodeRotationsOf(r));
   if (holder) return writeQueued(deps, rotation, holder, distribution);
 
   // 10. Start: the plan is frozen into status.nodes here and never recomputed for this run.

@@ -92,12 +92,12 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   const nodes: Informer<V1Node> = nodeInformer(kc, { logger: log, onError: onError('nodes') });
 
   // Handlers only map an object to the rotation keys it concerns.
-  rotations.enqueueTo(enqueue, (r) => [
-    r.metadata!.name!,
-    // A rotation that ends or goes away frees the slot: wake the ones queued behind it.
-    ...rotations.list().filter((o) => o.status?.conditions?.some((c) => c.type === 'Reconciling' && c.reason === 'Queued')).map((o) => o.metadata!.name!),
-  ]);
-  nodeRotations.enqueueTo(enqueue, (nr) => nr.spec?.rotation);
+  const queued = (): string[] =>
+    rotations.list().filter((o) => o.status?.conditions?.some((c) => c.type === 'Reconciling' && c.reason === 'Queued')).map((o) => o.metadata!.name!);
+  // A rotation that ends or goes away frees the slot: wake the ones queued behind it.
+  rotations.enqueueTo(enqueue, (r) => [r.metadata!.name!, ...queued()]);
+  // So does the last report of a node whose run already ended (timed out): see queue-gate.ts.
+  nodeRotations.enqueueTo(enqueue, (nr) => [nr.spec?.rotation, ...queued()].filter((k): k is string => !!k));
   // Nodes matter only before a run starts (a running run's plan is frozen).
   nodes.enqueueTo(enqueue, () => rotations.list().filter((r) => !runActive(r.status) && !settled(r)).map((r) => r.metadata!.name!));
 
