@@ -9,6 +9,32 @@ import { openHost, runNodeRotation, type NodeRotationResult, type ProgressEvent 
 import type { RestartExecutor } from '../host/restart.js';
 import { parseDuration } from '../api/duration.js';
 import { hostScope } from './report.js';
+import { posix } from 'node:path';
+import type { DistributionCatalog } from '../distributions/types.js';
+import { fillPath } from '../distributions/index.js';
+import type { ProvidedMaterial } from '../host/prepare.js';
+
+/** Reads one Secret by name (get only; undefined when it does not exist); returns its data, base64 as in the API. */
+export type SecretReader = (ref: { namespace: string; name: string }) => Promise<Record<string, string> | undefined>;
+
+/**
+ * The controller-issued RKE bundle as the host steps take it: Secret data keys
+ * are the file names under /etc/kubernetes/ssl (`kube-node.pem`,
+ * `kube-node-key.pem`), mapped to the cert paths the plan uses.
+ */
+export function providedFromBundle(catalog: DistributionCatalog, dataDir: string, data: Readonly<Record<string, string>>): ProvidedMaterial {
+  const dir = posix.dirname(fillPath(catalog.cas[0]!.files.cert, { dataDir }));
+  const out = new Map<string, { certPem: string; keyPem: string }>();
+  for (const k of Object.keys(data)) {
+    if (!k.endsWith('.pem') || k.endsWith('-key.pem')) continue;
+    const name = k.slice(0, -'.pem'.length);
+    if (name.includes('/') || name.startsWith('.')) throw new Error(`bundle entry ${k}: not a file name`);
+    const key = data[`${name}-key.pem`];
+    if (key === undefined) throw new Error(`bundle entry ${k} has no ${name}-key.pem`);
+    out.set(posix.join(dir, k), { certPem: Buffer.from(data[k]!, 'base64').toString('utf8'), keyPem: Buffer.from(key, 'base64').toString('utf8') });
+  }
+  return out;
+}
 
 export interface HostRunner {
   run(spec: NodeRotationSpec, onProgress: (e: ProgressEvent) => void): Promise<NodeRotationResult>;
@@ -22,6 +48,8 @@ export interface CatalogHostRunnerOptions {
   /** The address this node's endpoints answer on, for probes and served-certificate checks. */
   nodeIP: string;
   executor: RestartExecutor;
+  /** Reads the bundle Secret a NodeRotation names (spec.bundleSecretRef, RKE). */
+  readSecret?: SecretReader;
 }
 
 export class CatalogHostRunner implements HostRunner {
@@ -30,7 +58,19 @@ export class CatalogHostRunner implements HostRunner {
   run(spec: NodeRotationSpec, onProgress: (e: ProgressEvent) => void): Promise<NodeRotationResult> {
     const catalog = catalogFor(spec.distribution);
     const dataDir = this.o.dataDir ?? catalog.defaultDataDir;
+    const ref = spec.bundleSecretRef;
+    // Read only when a new run is prepared; a resumed run has it staged already.
+    const provided = ref
+      ? async (): Promise<ProvidedMaterial> => {
+          if (spec.distribution !== 'rke') throw new Error(`spec.bundleSecretRef is for RKE only, not ${spec.distribution}`);
+          if (!this.o.readSecret) throw new Error('this agent cannot read the bundle Secret (no API access configured)');
+          const data = await this.o.readSecret(ref);
+          if (!data) throw new Error(`the controller-issued bundle Secret ${ref.namespace}/${ref.name} does not exist`);
+          return providedFromBundle(catalog, dataDir, data);
+        }
+      : undefined;
     return runNodeRotation({
+      ...(provided ? { provided } : {}),
       catalog,
       host: openHost(catalog, this.o.hostRoot, dataDir),
       scope: hostScope(spec),

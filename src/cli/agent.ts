@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { CatalogHostRunner } from '../agent/host-runner.js';
 import { NodeAgent } from '../agent/node-agent.js';
-import { loadKubeConfig, makeClients } from '../kube/client.js';
+import { isNotFound, loadKubeConfig, makeClients } from '../kube/client.js';
 import { createLogger } from '../observability/logger.js';
 import { startObservabilityServer } from '../observability/server.js';
 import { UsageError, type Command, type Io } from './command.js';
@@ -53,6 +53,7 @@ async function run(argv: string[], io: Io): Promise<number> {
   const log = createLogger({ name: 'certrotator-agent', base: { node: nodeName } });
   const kc = loadKubeConfig({ kubeconfig: values.kubeconfig });
   const nodeIP = values['node-ip'] ?? (await internalIP(kc, nodeName));
+  const core = makeClients(kc).core;
   const agent = new NodeAgent({
     kc,
     nodeName,
@@ -62,6 +63,15 @@ async function run(argv: string[], io: Io): Promise<number> {
       ...(values['data-dir'] ? { dataDir: values['data-dir'].replace(/^\/+/, '') } : {}),
       nodeIP,
       executor,
+      // The RKE bundle the controller issued for a run (spec.bundleSecretRef): get by name only.
+      readSecret: async ({ namespace, name }) => {
+        try {
+          return (await core.readNamespacedSecret({ namespace, name })).data ?? {};
+        } catch (e) {
+          if (isNotFound(e)) return undefined;
+          throw e;
+        }
+      },
     }),
     log,
   });

@@ -4,8 +4,9 @@
 // byte on the host changes.
 import { X509Certificate } from 'node:crypto';
 import { loadSigningCa, type SigningCa } from '../pki/ca.js';
-import { readCertificateFile, serialOf } from '../pki/certfile.js';
+import { parseCertificates, readCertificateFile, serialOf } from '../pki/certfile.js';
 import { CertificateFileError } from '../pki/errors.js';
+import { parsePrivateKey, spkiOf } from '../pki/keys.js';
 import { renewCertificate, renewKeyOnly } from '../pki/renew.js';
 import type { OwnerAndMode } from './journal.js';
 import type { PlannedFile } from './plan.js';
@@ -37,7 +38,43 @@ async function metaOf(host: HostRoot, path: string): Promise<OwnerAndMode> {
   return { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
 }
 
-export async function prepareFiles(host: HostRoot, plan: readonly PlannedFile[], now: Date): Promise<PreparedFile[]> {
+/** A certificate and key issued elsewhere (the controller's RKE bundle), to install as they are. */
+export interface ProvidedPair {
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+/** Provided material by the cert path as the plan names it (host-relative, e.g. etc/kubernetes/ssl/kube-node.pem). */
+export type ProvidedMaterial = ReadonlyMap<string, ProvidedPair>;
+
+// A provided pair is installed instead of signing, but only after the same
+// checks a local signature gets implicitly: it chains to the CA on THIS host
+// (signature, not name), its key matches, it names the same subject as the
+// file it replaces, and it is valid now. The on-disk CA key is never read.
+function checkProvided(p: PlannedFile, pair: ProvidedPair, caCertText: string, oldLeaf: X509Certificate, now: Date) {
+  const where = `${p.cert} (controller-issued bundle)`;
+  const { certs } = parseCertificates(pair.certPem, where);
+  const leaf = certs[0]!;
+  const ca = parseCertificates(caCertText, p.ca!.cert).certs[0]!;
+  if (!leaf.checkIssued(ca) || !leaf.verify(ca.publicKey)) {
+    throw new CertificateFileError(where, `is not signed by this node's CA ${p.ca!.cert} (issuer "${leaf.issuer.replace(/\n/g, ', ')}")`);
+  }
+  const key = parsePrivateKey(pair.keyPem, `${p.key} (controller-issued bundle)`);
+  if (!spkiOf(key.keyObject).equals(spkiOf(leaf.publicKey))) {
+    throw new CertificateFileError(`${p.key} (controller-issued bundle)`, `private key does not match the provided certificate for ${p.cert}`);
+  }
+  if (leaf.subject !== oldLeaf.subject) {
+    throw new CertificateFileError(where, `names subject "${leaf.subject.replace(/\n/g, ', ')}", the file it replaces "${oldLeaf.subject.replace(/\n/g, ', ')}"`);
+  }
+  const notAfter = new Date(leaf.validTo);
+  if (notAfter.getTime() <= now.getTime() || new Date(leaf.validFrom).getTime() > now.getTime()) {
+    throw new CertificateFileError(where, `is not valid now (${leaf.validFrom} – ${leaf.validTo})`);
+  }
+  if (leaf.ca) throw new CertificateFileError(where, 'is a CA certificate, not a leaf');
+  return { serial: serialOf(leaf), notAfter };
+}
+
+export async function prepareFiles(host: HostRoot, plan: readonly PlannedFile[], now: Date, provided?: ProvidedMaterial): Promise<PreparedFile[]> {
   const cas = new Map<string, Promise<SigningCa>>();
   const caFor = (p: PlannedFile): Promise<SigningCa> => {
     const ca = p.ca!;
@@ -64,6 +101,17 @@ export async function prepareFiles(host: HostRoot, plan: readonly PlannedFile[],
       case 'sign': {
         const certText = await readText(host, p.cert!, what);
         const keyText = await readText(host, p.key!, what);
+        if (provided) {
+          // With a bundle every signed file comes from it: signing one locally
+          // would make it differ from the cluster state the controller writes.
+          const pair = provided.get(p.cert!);
+          if (!pair) throw new CertificateFileError(p.cert!, `is not in the controller-issued bundle (service ${p.service}); refusing to sign it locally`);
+          const old = readCertificateFile(certText, p.cert!, p.spec.format);
+          const caText = await readText(host, p.ca!.cert, `CA certificate for ${p.id}`);
+          const { serial, notAfter } = checkProvided(p, pair, caText, old.leaf, now);
+          out.push({ ...base, oldSerial: serialOf(old.leaf), newSerial: serial, notAfter, certPem: pair.certPem, keyPem: pair.keyPem });
+          break;
+        }
         const renewed = await renewCertificate({
           certText,
           certFile: p.cert!,

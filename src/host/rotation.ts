@@ -18,7 +18,7 @@ import {
 } from './backup.js';
 import { isFinished, JOURNAL_DIR, readJournal, saveJournal, type Journal, type JournalFile } from './journal.js';
 import { planNode, scopeServices, type Scope } from './plan.js';
-import { prepareFiles } from './prepare.js';
+import { prepareFiles, type ProvidedMaterial } from './prepare.js';
 import { performRestart, restartPlanFor, type RestartExecutor } from './restart.js';
 import { HostRoot } from './root.js';
 import { pausePoint } from './testhooks.js';
@@ -51,6 +51,13 @@ export interface NodeRotationOptions {
   // false (onFailure Halt): a failure leaves the node as it is instead of
   // restoring the backup. Default true.
   readonly rollbackOnFailure?: boolean;
+  // RKE with a controller-issued bundle: the certificates to install, by cert
+  // path (as the plan names it). Each is checked against the on-disk CA and its
+  // key instead of being signed here, so a node without the CA key can rotate.
+  // Without it (the offline CLI), every file is signed locally as before.
+  // A function is called only when a new run is prepared (a resumed or
+  // finished run never needs the material again: it is staged in the journal).
+  readonly provided?: ProvidedMaterial | (() => Promise<ProvidedMaterial>);
 }
 
 export interface FileResult {
@@ -165,9 +172,11 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
   const plan = await wrap('plan', () => planNode(o.catalog, o.host, o.scope, o.roles, { dataDir: o.dataDir, withRestartSideEffects: o.restart }));
   if (plan.length === 0) return { resumed: false, files: [], clusterObjects };
 
-  progress('prepare', `checking ${plan.length} files and signing replacements`);
+  progress('prepare', o.provided ? `checking ${plan.length} files and the controller-issued replacements` : `checking ${plan.length} files and signing replacements`);
   const now = o.now ?? new Date();
-  const prepared = await wrap('prepare', () => prepareFiles(o.host, plan, now));
+  const prepared = await wrap('prepare', async () =>
+    prepareFiles(o.host, plan, now, typeof o.provided === 'function' ? await o.provided() : o.provided),
+  );
 
   progress('backup', 'backing up');
   const journal = await wrap('backup', async () => {

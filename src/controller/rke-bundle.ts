@@ -1,0 +1,259 @@
+// RKE (v1) certificates issued once per run by the controller, from the
+// cluster state RKE itself keeps (Secret kube-system/full-cluster-state, key
+// full-cluster-state; a ConfigMap of the same name before RKE 1.6).
+//
+// Why here and not on each host: RKE keeps the kube-ca key only on controlplane
+// hosts (workers and etcd-only nodes cannot sign), some certificates are shared
+// across nodes (kube-node on every node, every kube-etcd-<ip> on every etcd
+// node) so they must be issued ONCE and written to each node, and the state
+// must end up holding the very certificates the hosts hold, or the next
+// `rke up` deploys the old ones again.
+//
+// The state's JSON (rancher/rke cluster/state.go, pki/types.go):
+//   FullState{ desiredState, currentState }, each a State with
+//   certificatesBundle: map[name]CertificatePKI{ certificatePEM, keyPEM, config,
+//   name, commonName, ouName, envName, path, keyEnvName, keyPath, configEnvName,
+//   configPath }.
+// Only certificatePEM and keyPEM of the issued entries change; the update is
+// done on the text (string literal for string literal) so every other byte —
+// Go's escaping, field order, the rkeConfig — stays exactly as RKE wrote it.
+import { createHash, X509Certificate } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import { rkeCatalog } from '../distributions/rke/catalog.js';
+import { allFiles } from '../distributions/index.js';
+import type { CertFile } from '../distributions/types.js';
+import { loadSigningCa, type SigningCa } from '../pki/ca.js';
+import { serialOf } from '../pki/certfile.js';
+import { renewCertificate } from '../pki/renew.js';
+
+export const FULL_CLUSTER_STATE = { namespace: 'kube-system', name: 'full-cluster-state', key: 'full-cluster-state' } as const;
+
+export interface CertificatePKI {
+  certificatePEM?: string;
+  keyPEM?: string;
+  name?: string;
+  path?: string;
+  [field: string]: unknown;
+}
+interface State {
+  certificatesBundle?: Record<string, CertificatePKI>;
+  [field: string]: unknown;
+}
+export interface FullState {
+  desiredState?: State;
+  currentState?: State;
+  [field: string]: unknown;
+}
+
+export class RkeStateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RkeStateError';
+  }
+}
+
+export function parseFullState(text: string): FullState {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new RkeStateError('full-cluster-state is not JSON');
+  }
+  if (!parsed || typeof parsed !== 'object') throw new RkeStateError('full-cluster-state is not a JSON object');
+  const s = parsed as FullState;
+  if (!s.currentState?.certificatesBundle && !s.desiredState?.certificatesBundle) {
+    throw new RkeStateError('full-cluster-state has no certificatesBundle in currentState or desiredState');
+  }
+  return s;
+}
+
+/** The entry as deployed: currentState's, else desiredState's. */
+function entryOf(state: FullState, name: string): CertificatePKI | undefined {
+  return state.currentState?.certificatesBundle?.[name] ?? state.desiredState?.certificatesBundle?.[name];
+}
+
+function entryNames(state: FullState): string[] {
+  return [...new Set([...Object.keys(state.currentState?.certificatesBundle ?? {}), ...Object.keys(state.desiredState?.certificatesBundle ?? {})])].sort();
+}
+
+// Bundle entry names are the file names without ".pem" (kube-node ↔
+// /etc/kubernetes/ssl/kube-node.pem, kube-etcd-10-0-0-1 ↔ kube-etcd-10-0-0-1.pem).
+const baseName = (path: string): string => path.slice(path.lastIndexOf('/') + 1).replace(/\.pem$/, '');
+
+function matcher(spec: CertFile): RegExp {
+  const esc = baseName(spec.cert!).replace(/[.*+?^$()|[\]\\]/g, '\\$&');
+  return new RegExp(`^${esc.replace('{host}', '.+')}$`);
+}
+
+interface InScope {
+  readonly name: string;
+  readonly spec: CertFile;
+  readonly caName: string;
+}
+
+/** The state entries a run of these services renews (scope All: also the all-only files), each with its catalog entry. */
+export function entriesInScope(state: FullState, scope: 'All' | readonly string[]): InScope[] {
+  const specs: CertFile[] =
+    scope === 'All' ? allFiles(rkeCatalog) : scope.flatMap((s) => rkeCatalog.services[s]?.files ?? []);
+  const out: InScope[] = [];
+  for (const name of entryNames(state)) {
+    const spec = specs.find((s) => s.cert && s.renewal.kind === 'sign' && matcher(s).test(name));
+    if (!spec || spec.renewal.kind !== 'sign') continue;
+    out.push({ name, spec, caName: baseName(spec.renewal.ca.cert) });
+  }
+  return out;
+}
+
+export interface IssuedPair {
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly serial: string;
+  readonly notAfter: Date;
+}
+
+/**
+ * Issues every certificate in scope once: same subject, SANs and usages as the
+ * state's entry (its extensions are carried), a new key of the same type,
+ * validity by the RKE profile, signed by the CA from the state. The CA key is
+ * only held (as a non-extractable CryptoKey) for the duration of this call.
+ */
+export async function issueBundle(stateText: string, scope: 'All' | readonly string[], now: Date): Promise<Map<string, IssuedPair>> {
+  const state = parseFullState(stateText);
+  const wanted = entriesInScope(state, scope);
+  if (wanted.length === 0) throw new RkeStateError(`full-cluster-state holds no certificate of ${scope === 'All' ? 'any service' : scope.join(', ')}`);
+  const cas = new Map<string, Promise<SigningCa>>();
+  const caFor = (caName: string): Promise<SigningCa> => {
+    if (!cas.has(caName)) {
+      const e = entryOf(state, caName);
+      if (!e?.certificatePEM || !e.keyPEM) throw new RkeStateError(`full-cluster-state: ${caName} has no certificatePEM/keyPEM to sign with`);
+      cas.set(caName, loadSigningCa(e.certificatePEM, `full-cluster-state:${caName}`, e.keyPEM, `full-cluster-state:${caName} key`));
+    }
+    return cas.get(caName)!;
+  };
+  const out = new Map<string, IssuedPair>();
+  for (const w of wanted) {
+    const e = entryOf(state, w.name)!;
+    if (!e.certificatePEM || !e.keyPEM) throw new RkeStateError(`full-cluster-state: ${w.name} has no certificatePEM/keyPEM`);
+    const renewed = await renewCertificate({
+      certText: e.certificatePEM,
+      certFile: `full-cluster-state:${w.name}`,
+      keyText: e.keyPEM,
+      keyFile: `full-cluster-state:${w.name} key`,
+      ca: await caFor(w.caName),
+      validity: w.spec.validity,
+      chained: w.spec.chained,
+      now,
+    });
+    out.set(w.name, { certPem: renewed.certPem, keyPem: renewed.keyPem, serial: renewed.serial, notAfter: renewed.notAfter });
+  }
+  return out;
+}
+
+/** Bundle Secret data (base64): `<name>.pem` and `<name>-key.pem` per entry, as the files are named on the host. */
+export function bundleSecretData(issued: ReadonlyMap<string, { certPem: string; keyPem: string }>): Record<string, string> {
+  const data: Record<string, string> = {};
+  for (const [name, p] of issued) {
+    data[`${name}.pem`] = Buffer.from(p.certPem).toString('base64');
+    data[`${name}-key.pem`] = Buffer.from(p.keyPem).toString('base64');
+  }
+  return data;
+}
+
+/** The pairs of a bundle Secret's data (base64), by entry name. Refuses a half pair. */
+export function bundleFromSecretData(data: Readonly<Record<string, string>> | undefined): Map<string, { certPem: string; keyPem: string }> {
+  const out = new Map<string, { certPem: string; keyPem: string }>();
+  const d = data ?? {};
+  for (const k of Object.keys(d).sort()) {
+    if (k.endsWith('-key.pem') || !k.endsWith('.pem')) continue;
+    const name = k.slice(0, -'.pem'.length);
+    const key = d[`${name}-key.pem`];
+    if (key === undefined) throw new RkeStateError(`bundle entry ${k} has no ${name}-key.pem`);
+    out.set(name, { certPem: Buffer.from(d[k]!, 'base64').toString('utf8'), keyPem: Buffer.from(key, 'base64').toString('utf8') });
+  }
+  for (const k of Object.keys(d)) {
+    if (k.endsWith('-key.pem') && !out.has(k.slice(0, -'-key.pem'.length))) throw new RkeStateError(`bundle entry ${k} has no certificate`);
+  }
+  return out;
+}
+
+/** Deterministic per (rotation, run generation): a restarted controller finds the same Secret. */
+export function bundleSecretName(rotation: string, generation: number): string {
+  const base = `certrotator-rke-bundle-${rotation}-${generation}`;
+  if (base.length <= 253) return base;
+  const hash = createHash('sha256').update(`${rotation}/${generation}`).digest('hex').slice(0, 10);
+  return `certrotator-rke-bundle-${rotation.slice(0, 200)}-${hash}-${generation}`;
+}
+
+/** Serial of every certificate entry in the state (currentState first), for checks and reports. */
+export function stateSerials(stateText: string): Map<string, string> {
+  const state = parseFullState(stateText);
+  const out = new Map<string, string>();
+  for (const name of entryNames(state)) {
+    const pem = entryOf(state, name)?.certificatePEM;
+    if (!pem) continue;
+    try {
+      out.set(name, serialOf(new X509Certificate(pem)));
+    } catch {
+      // Not ours to judge: an entry we cannot parse is left alone.
+    }
+  }
+  return out;
+}
+
+function replaceAllLiteral(text: string, from: string, to: string): { text: string; count: number } {
+  const parts = text.split(from);
+  return { text: parts.join(to), count: parts.length - 1 };
+}
+
+/**
+ * The state with the issued entries' certificatePEM/keyPEM replaced in BOTH
+ * desiredState and currentState, every other byte unchanged. Proven, not
+ * assumed: the result is parsed and compared with the original with exactly
+ * those fields swapped; anything else different is refused.
+ */
+export function updateFullState(stateText: string, issued: ReadonlyMap<string, { certPem: string; keyPem: string }>): string {
+  const state = parseFullState(stateText);
+  let text = stateText;
+  const expected = JSON.parse(stateText) as FullState;
+  for (const [name, pair] of issued) {
+    let seen = false;
+    for (const which of ['desiredState', 'currentState'] as const) {
+      const e = state[which]?.certificatesBundle?.[name];
+      if (!e) continue;
+      seen = true;
+      const exp = expected[which]!.certificatesBundle![name]!;
+      for (const [field, value] of [['certificatePEM', pair.certPem], ['keyPEM', pair.keyPem]] as const) {
+        const old = e[field];
+        if (typeof old !== 'string' || old === '') throw new RkeStateError(`full-cluster-state: ${which}.${name}.${field} is missing`);
+        exp[field] = value;
+        if (old === value) continue;
+        const r = replaceAllLiteral(text, JSON.stringify(old), JSON.stringify(value));
+        // Zero: written already by an earlier replacement of the same value (desired == current), or encoded differently (checked below).
+        text = r.text;
+      }
+    }
+    if (!seen) throw new RkeStateError(`full-cluster-state has no entry ${name}`);
+  }
+  let result: unknown;
+  try {
+    result = JSON.parse(text);
+  } catch {
+    throw new RkeStateError('updating full-cluster-state produced invalid JSON; nothing written');
+  }
+  if (!isDeepStrictEqual(result, expected)) {
+    throw new RkeStateError('full-cluster-state could not be updated in place (an entry is encoded in a way this version does not expect); nothing written');
+  }
+  return text;
+}
+
+/** Does the state already hold exactly these certificates (both states)? The write's idempotency check. */
+export function stateHolds(stateText: string, issued: ReadonlyMap<string, { certPem: string; keyPem: string }>): boolean {
+  const state = parseFullState(stateText);
+  for (const [name, pair] of issued) {
+    for (const which of ['desiredState', 'currentState'] as const) {
+      const e = state[which]?.certificatesBundle?.[name];
+      if (e && (e.certificatePEM !== pair.certPem || e.keyPEM !== pair.keyPem)) return false;
+    }
+  }
+  return true;
+}
