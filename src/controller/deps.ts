@@ -7,6 +7,7 @@ import type { V1Node } from '@kubernetes/client-node';
 import type { CertificateRotation, CertificateRotationStatus } from '../api/certificaterotation.js';
 import type { NodeRotation } from '../api/noderotation.js';
 import type { CreatePipeline } from './create-pipeline.js';
+import type { RkeClusterAccess } from './rke-run.js';
 
 /** The cache view: what the informers hold, plus our own writes they have not delivered yet. */
 export interface ClusterReader {
@@ -64,4 +65,9 @@ export interface ControllerDeps {
    * without it a pass awaits its creates.
    */
   creates?: CreatePipeline;
+  /**
+   * RKE runs: the cluster state and the per-run bundle Secret (rke-run.ts).
+   * Without it an RKE run signs on each host, as the offline CLI does.
+   */
+  rke?: RkeClusterAccess;
 }

@@ -26,6 +26,7 @@ import { addFinalizer, finalizeRotation, hasFinalizer } from './finalizer.js';
 import { planRotation, type Plan } from './plan.js';
 import { planStatus } from './plan-mode.js';
 import { slotHolder } from './queue-gate.js';
+import { commitRkeState, discardRkeBundle, ensureRkeBundle, withBundleRef } from './rke-run.js';
 import { progressFromStatus, runActive, runFingerprint, settled } from './run-state.js';
 import { writeStatus } from './status-writer.js';
 
@@ -146,7 +147,16 @@ async function continueRun(
   // Intent first (fenced), then the objects it announces: in the background
   // when the process has a create pipeline, so the next pass (the next
   // hand-off) need not wait for this pass's creates.
+  // RKE: a run ends only after its certificates are in full-cluster-state
+  // (success) or its bundle is gone (failure); see rke-run.ts for the order.
+  const rke = distribution === 'rke' && deps.rke !== undefined;
+  if (rke && terminal && base.phase !== summary.phase) {
+    if (summary.phase === 'Succeeded') await commitRkeState(deps, rotation, runGeneration, nodeRotations);
+    else await discardRkeBundle(deps, rotation, runGeneration);
+  }
   const { rotation: stored, written } = await writeStatus(deps, rotation, next);
+  // RKE: the certificates are issued once per run, after its intent is recorded and before the first node gets its instruction.
+  if (rke && d.create.length > 0) d.create = withBundleRef(d.create, await ensureRkeBundle(deps, stored, runGeneration));
   if (deps.creates) deps.creates.start(name, d.create);
   else await createAll(deps, d.create);
 

@@ -11,6 +11,7 @@ import type { V1Node } from '@kubernetes/client-node';
 import { Counter } from 'prom-client';
 import type { CertificateRotation } from '../api/certificaterotation.js';
 import type { NodeRotation } from '../api/noderotation.js';
+import { kubeRkeAccess } from './rke-kube.js';
 import { describeError, isConflict, loadKubeConfig, makeClients, type ClusterCustomResource, type CustomObject } from '../kube/client.js';
 import { EventRecorder, type EventClient } from '../kube/events.js';
 import { customResourceInformer, nodeInformer, type Informer } from '../kube/informer.js';
@@ -123,6 +124,8 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     now: () => new Date(),
     metrics: metricsSink(metrics),
     creates,
+    // RKE runs: certificates issued once per run into a bundle Secret in the controller's namespace.
+    rke: kubeRkeAccess(clients.core, opts.leaseNamespace, countWrite),
   };
 
   const reconcile = async (key: string): Promise<ReconcileResult | void> => {

@@ -1,0 +1,184 @@
+// An RKE run through the reconcile loop with the in-memory fake API server and
+// a fake cluster state: the certificates are issued once into one bundle that
+// every NodeRotation names, the state is written only after every node is
+// Rotated (and before the run says Succeeded), and a failed run leaves the
+// state byte for byte as it was and takes the bundle away.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CertificateRotation } from '../api/certificaterotation.js';
+import type { NodeRotationStatus, NodeRotation } from '../api/noderotation.js';
+import { ConflictError, isConflict } from '../kube/client.js';
+import { rkeNode as rkeTree } from '../simulation/fixtures.js';
+import { fullClusterStateFromTrees } from '../simulation/rke-state.js';
+import { CrashError, FakeCluster } from './fake-cluster.js';
+import { reconcileRotation } from './reconcile-rotation.js';
+import { bundleFromSecretData, stateSerials } from './rke-bundle.js';
+import type { RkeClusterAccess } from './rke-run.js';
+import { rkeNode } from './testing.js';
+
+let work: string;
+let initialState: string;
+
+beforeAll(async () => {
+  work = await fs.mkdtemp(join(tmpdir(), 'rke-run-'));
+  const cp = await rkeTree(join(work, 'cp'), { nodeName: 'cp1', nodeIP: '127.0.7.1', roles: ['etcd', 'controlplane'] });
+  initialState = await fullClusterStateFromTrees([cp]);
+}, 60_000);
+afterAll(() => fs.rm(work, { recursive: true, force: true }));
+
+class FakeRke implements RkeClusterAccess {
+  readonly bundleNamespace = 'certrotator-system';
+  state = initialState;
+  stateRV = 1;
+  readonly bundles = new Map<string, Record<string, string>>();
+  readonly ops: string[] = [];
+  /** Called at each state write, to check what was true then. */
+  onStateWrite: () => void = () => {};
+  failNext: { op: string; error: Error } | undefined;
+
+  private op(what: string): void {
+    if (this.failNext && what.startsWith(this.failNext.op)) {
+      const e = this.failNext.error;
+      this.failNext = undefined;
+      throw e;
+    }
+    this.ops.push(what);
+  }
+  async readState() {
+    const rv = this.stateRV;
+    return {
+      kind: 'Secret' as const,
+      text: this.state,
+      replace: async (text: string) => {
+        if (rv !== this.stateRV) throw new ConflictError('secrets', 'full-cluster-state', String(rv));
+        this.op('replace-state');
+        this.onStateWrite();
+        this.state = text;
+        this.stateRV++;
+      },
+    };
+  }
+  async getBundle(name: string) {
+    return this.bundles.get(name);
+  }
+  async createBundle(name: string, data: Record<string, string>, owner: CertificateRotation) {
+    this.op(`create-bundle ${name} owner=${owner.metadata.name}`);
+    if (!this.bundles.has(name)) this.bundles.set(name, data);
+  }
+  async deleteBundle(name: string) {
+    this.op(`delete-bundle ${name}`);
+    this.bundles.delete(name);
+  }
+}
+
+const NODES = [rkeNode('e1', { etcd: true }), rkeNode('c1', { cp: true }), rkeNode('w1', { worker: true }), rkeNode('w2', { worker: true })];
+
+type Agent = (nr: NodeRotation, rke: FakeRke) => Partial<NodeRotationStatus> | undefined;
+
+/** An agent that installs what the bundle names and reports its serials, as the real one does. */
+const installing: Agent = (nr, rke) => {
+  const data = rke.bundles.get(nr.spec.bundleSecretRef!.name);
+  if (!data) return { phase: 'Failed', step: 'BackingUp', message: 'bundle missing' };
+  const files = [...bundleFromSecretData(data)].map(([name]) => ({
+    service: 'x',
+    path: `/etc/kubernetes/ssl/${name}.pem`,
+    newSerial: stateSerials(JSON.stringify({ currentState: { certificatesBundle: { [name]: { certificatePEM: bundleFromSecretData(data).get(name)!.certPem } } } })).get(name)!,
+  }));
+  return { phase: 'Rotated', step: 'Done', finishedAt: '2026-09-01T10:00:00Z', files };
+};
+
+async function drive(fake: FakeCluster, rke: FakeRke, name: string, agent: Agent = installing): Promise<void> {
+  for (let pass = 0; pass < 100; pass++) {
+    const before = fake.writes.length + rke.ops.length;
+    let acted = false;
+    let retry = false;
+    try {
+      await reconcileRotation({ ...fake.deps(), rke }, name);
+    } catch (err) {
+      if (!(err instanceof CrashError) && !isConflict(err)) throw err;
+      retry = true;
+    }
+    for (const nr of fake.nodeRotationsByName.values()) {
+      if (nr.status?.phase !== 'Pending') continue;
+      const report = agent(nr, rke);
+      if (report) {
+        fake.report(nr.metadata.name!, report);
+        acted = true;
+      }
+    }
+    if (!acted && !retry && fake.writes.length + rke.ops.length === before) return;
+  }
+  throw new Error('did not settle');
+}
+
+describe('an RKE run with a controller-issued bundle', () => {
+  it('issues once, every node gets the same bundle, the state is written after the last node and before Succeeded, then the bundle goes', async () => {
+    const fake = new FakeCluster(NODES);
+    const rke = new FakeRke();
+    fake.apply('kubelet', { scope: 'Service', service: 'kubelet', strategy: { maxUnavailable: 2 } });
+    rke.onStateWrite = () => {
+      // Every node has reported Rotated; the run is not yet written Succeeded.
+      expect([...fake.nodeRotationsByName.values()].map((nr) => nr.status?.phase)).toEqual(['Rotated', 'Rotated', 'Rotated', 'Rotated']);
+      expect(fake.rotation('kubelet')!.status!.phase).toBe('Progressing');
+    };
+    await drive(fake, rke, 'kubelet');
+    expect(fake.rotation('kubelet')!.status!.phase).toBe('Succeeded');
+    const bundle = 'certrotator-rke-bundle-kubelet-1';
+    expect(rke.ops).toEqual([`create-bundle ${bundle} owner=kubelet`, 'replace-state', `delete-bundle ${bundle}`]);
+    const refs = [...fake.nodeRotationsByName.values()].map((nr) => nr.spec.bundleSecretRef);
+    expect(refs).toEqual(Array(4).fill({ namespace: 'certrotator-system', name: bundle }));
+    // The state holds what every node reported for kube-node: one serial.
+    const reported = new Set([...fake.nodeRotationsByName.values()].flatMap((nr) => nr.status!.files!.map((f) => f.newSerial)));
+    expect(reported.size).toBe(1);
+    expect(stateSerials(rke.state).get('kube-node')).toBe([...reported][0]);
+    expect(stateSerials(rke.state).get('kube-node')).not.toBe(stateSerials(initialState).get('kube-node'));
+    // Nothing else in the state changed.
+    expect(stateSerials(rke.state).get('kube-apiserver')).toBe(stateSerials(initialState).get('kube-apiserver'));
+    // Re-reconciling the finished run does nothing more.
+    const ops = rke.ops.length;
+    await reconcileRotation({ ...fake.deps(), rke }, 'kubelet');
+    expect(rke.ops).toHaveLength(ops);
+  }, 60_000);
+
+  it.each([
+    ['the state write conflicts once', { op: 'replace-state', error: new ConflictError('secrets', 'full-cluster-state', '1') }],
+    ['a crash before the state write', { op: 'replace-state', error: new CrashError('crash') }],
+    ['a crash before the bundle is deleted (state already written)', { op: 'delete-bundle', error: new CrashError('crash') }],
+    ['a crash before the bundle is created', { op: 'create-bundle', error: new CrashError('crash') }],
+  ])('%s: the next pass finishes the same run (one bundle, one state write)', async (_what, fail) => {
+    const fake = new FakeCluster(NODES);
+    const rke = new FakeRke();
+    rke.failNext = fail;
+    fake.apply('all', { strategy: { maxUnavailable: 2 } });
+    await drive(fake, rke, 'all');
+    expect(fake.rotation('all')!.status!.phase).toBe('Succeeded');
+    expect(rke.ops.filter((o) => o.startsWith('create-bundle'))).toHaveLength(1);
+    expect(rke.ops.filter((o) => o === 'replace-state')).toHaveLength(1);
+    expect(rke.bundles.size).toBe(0);
+    expect(stateSerials(rke.state).get('kube-apiserver')).not.toBe(stateSerials(initialState).get('kube-apiserver'));
+  }, 60_000);
+
+  it('a node that rolls back: the run fails, the state is untouched byte for byte, the bundle is deleted', async () => {
+    const fake = new FakeCluster(NODES);
+    const rke = new FakeRke();
+    fake.apply('proxy', { scope: 'Service', service: 'kube-proxy' });
+    await drive(fake, rke, 'proxy', (nr, r) =>
+      nr.spec.nodeName === 'w1' ? { phase: 'RolledBack', step: 'Verifying', message: 'kube-proxy did not come back', finishedAt: '2026-09-01T10:00:00Z' } : installing(nr, r),
+    );
+    expect(fake.rotation('proxy')!.status!.phase).toBe('Failed');
+    expect(rke.state).toBe(initialState);
+    expect(rke.bundles.size).toBe(0);
+    expect(rke.ops.at(-1)).toBe('delete-bundle certrotator-rke-bundle-proxy-1');
+  }, 60_000);
+
+  it('no full-cluster-state: no node is instructed', async () => {
+    const fake = new FakeCluster(NODES);
+    const rke = new FakeRke();
+    rke.readState = async () => undefined;
+    fake.apply('none', { scope: 'Service', service: 'kube-proxy' });
+    await expect(reconcileRotation({ ...fake.deps(), rke }, 'none')).rejects.toThrow(/full-cluster-state .* not found/);
+    expect(fake.nodeRotationsByName.size).toBe(0);
+  });
+});

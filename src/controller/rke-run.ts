@@ -1,0 +1,133 @@
+// The controller's part of an RKE (v1) run: issue the certificates once, hand
+// them to every node through one Secret, and commit them to RKE's cluster state
+// when — and only when — every node has them.
+//
+// Order, and why:
+//   1. the run's intent is written to status (as for every run);
+//   2. the bundle Secret is made (deterministic name per rotation + run
+//      generation: a restarted controller finds it; owner-referenced to the
+//      CertificateRotation, so it also goes with it): kube-ca's key is read from
+//      full-cluster-state, used in memory to sign, and never written anywhere;
+//   3. each node's NodeRotation names the bundle (spec.bundleSecretRef) and the
+//      agent installs it, checking it against the CA and key on the host;
+//   4. after ALL nodes are Rotated, full-cluster-state is rewritten (both
+//      desiredState and currentState, fenced by resourceVersion), then the
+//      bundle is deleted, then the run is written Succeeded. Each step is
+//      checked before it is done again, so a pass that dies anywhere in 4 is
+//      finished by the next one.
+// The state is written last because it is what the next `rke up` deploys to
+// every node: writing it before every node holds the new certificates would
+// make it describe a cluster that does not exist (and a rolled-back node would
+// then be "fixed" by `rke up` to certificates it was just rolled back from).
+// On failure or rollback the state is left alone — it still describes the old
+// certificates, which stay valid (same CA), so any mix of old and new on the
+// nodes works and the next `rke up` converges to the old set — and the bundle
+// (the only other copy of the new keys) is deleted when the run ends.
+import type { CertificateRotation } from '../api/certificaterotation.js';
+import type { NodeRotation } from '../api/noderotation.js';
+import type { ControllerDeps } from './deps.js';
+import {
+  bundleFromSecretData,
+  bundleSecretData,
+  bundleSecretName,
+  issueBundle,
+  RkeStateError,
+  stateHolds,
+  stateSerials,
+  updateFullState,
+} from './rke-bundle.js';
+
+export interface RkeStateHandle {
+  /** The full-cluster-state JSON text. */
+  readonly text: string;
+  /** Secret (RKE ≥ 1.6) or the older ConfigMap. */
+  readonly kind: 'Secret' | 'ConfigMap';
+  /** Writes new text into the same object, fenced by the resourceVersion it was read at (ConflictError when stale). */
+  replace(text: string): Promise<void>;
+}
+
+/** What the controller needs of the cluster for RKE runs; wired in run.ts, faked in tests. */
+export interface RkeClusterAccess {
+  /** Where bundle Secrets are made (the controller's namespace). */
+  readonly bundleNamespace: string;
+  /** kube-system/full-cluster-state (Secret, else the ConfigMap), read fresh from the API server. */
+  readState(): Promise<RkeStateHandle | undefined>;
+  /** The bundle Secret's data (base64), undefined when it does not exist. */
+  getBundle(name: string): Promise<Record<string, string> | undefined>;
+  /** Creates the bundle Secret; an existing one of that name is not an error. */
+  createBundle(name: string, data: Record<string, string>, owner: CertificateRotation): Promise<void>;
+  /** Deletes it; a missing one counts as deleted. */
+  deleteBundle(name: string): Promise<void>;
+}
+
+export type BundleRef = { namespace: string; name: string };
+
+export function bundleRef(rke: RkeClusterAccess, rotation: string, runGeneration: number): BundleRef {
+  return { namespace: rke.bundleNamespace, name: bundleSecretName(rotation, runGeneration) };
+}
+
+/** Every NodeRotation of an RKE run names the bundle; the name is deterministic, so a rebuilt object is the same object. */
+export function withBundleRef(nrs: readonly NodeRotation[], ref: BundleRef): NodeRotation[] {
+  return nrs.map((nr) => ({ ...nr, spec: { ...nr.spec, bundleSecretRef: { ...ref } } }));
+}
+
+const bundleScope = (rotation: CertificateRotation): 'All' | string[] =>
+  rotation.spec.scope === 'All' ? 'All' : [rotation.spec.service!];
+
+/** Makes the run's bundle unless it exists. Issued once per run: an existing Secret is never re-issued. */
+export async function ensureRkeBundle(deps: ControllerDeps, rotation: CertificateRotation, runGeneration: number): Promise<BundleRef> {
+  const rke = deps.rke!;
+  const ref = bundleRef(rke, rotation.metadata.name!, runGeneration);
+  if (await rke.getBundle(ref.name)) return ref;
+  const state = await rke.readState();
+  if (!state) throw new RkeStateError('kube-system/full-cluster-state (Secret or ConfigMap) not found: the RKE certificates cannot be issued');
+  const issued = await issueBundle(state.text, bundleScope(rotation), deps.now());
+  await rke.createBundle(ref.name, bundleSecretData(issued), rotation);
+  deps.log.info(
+    { bundle: `${ref.namespace}/${ref.name}`, certificates: [...issued].map(([name, p]) => `${name}:${p.serial}`) },
+    'issued the RKE certificates for this run',
+  );
+  return ref;
+}
+
+/**
+ * The last step of a succeeded RKE run, before it is written Succeeded: the
+ * state takes the bundle's certificates, then the bundle goes. Safe to repeat.
+ */
+export async function commitRkeState(deps: ControllerDeps, rotation: CertificateRotation, runGeneration: number, nodeRotations: readonly NodeRotation[]): Promise<void> {
+  const rke = deps.rke!;
+  const ref = bundleRef(rke, rotation.metadata.name!, runGeneration);
+  const data = await rke.getBundle(ref.name);
+  const state = await rke.readState();
+  if (!state) throw new RkeStateError('kube-system/full-cluster-state disappeared before the new certificates could be written to it');
+  if (data) {
+    const issued = bundleFromSecretData(data);
+    if (!stateHolds(state.text, issued)) {
+      await state.replace(updateFullState(state.text, issued));
+      deps.log.info({ kind: state.kind, certificates: [...issued.keys()] }, 'wrote the new certificates to kube-system/full-cluster-state');
+    }
+    await rke.deleteBundle(ref.name);
+    return;
+  }
+  // No bundle: an earlier pass wrote the state and deleted it (or a person
+  // deleted it). Only go on if the state holds what the nodes report.
+  const serials = stateSerials(state.text);
+  const mismatched: string[] = [];
+  for (const nr of nodeRotations) {
+    for (const f of nr.status?.files ?? []) {
+      const name = f.path.slice(f.path.lastIndexOf('/') + 1).replace(/\.pem$/, '');
+      if (f.newSerial && serials.has(name) && serials.get(name) !== f.newSerial) mismatched.push(`${nr.spec.nodeName}:${name}`);
+    }
+  }
+  if (mismatched.length > 0) {
+    throw new RkeStateError(
+      `the run's bundle Secret ${ref.namespace}/${ref.name} is gone and full-cluster-state does not hold the certificates the nodes now use (${mismatched.slice(0, 5).join(', ')}); the next \`rke up\` would put the old ones back`,
+    );
+  }
+}
+
+/** A run that ended without success: the bundle (the only other copy of the new keys) goes; the state stays as it is. */
+export async function discardRkeBundle(deps: ControllerDeps, rotation: CertificateRotation, runGeneration: number): Promise<void> {
+  const rke = deps.rke!;
+  await rke.deleteBundle(bundleRef(rke, rotation.metadata.name!, runGeneration).name);
+}
