@@ -156,7 +156,10 @@ async function continueRun(
   }
   const { rotation: stored, written } = await writeStatus(deps, rotation, next);
   // RKE: the certificates are issued once per run, after its intent is recorded and before the first node gets its instruction.
-  if (rke && d.create.length > 0) d.create = withBundleRef(d.create, await ensureRkeBundle(deps, stored, runGeneration));
+  if (rke && d.create.length > 0) {
+    const ref = await ensureRkeBundle(deps, stored, runGeneration, nodeRotations);
+    if (ref) d.create = withBundleRef(d.create, ref);
+  }
   if (deps.creates) deps.creates.start(name, d.create);
   else await createAll(deps, d.create);
 

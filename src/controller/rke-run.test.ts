@@ -15,7 +15,7 @@ import { fullClusterStateFromTrees } from '../simulation/rke-state.js';
 import { CrashError, FakeCluster } from './fake-cluster.js';
 import { reconcileRotation } from './reconcile-rotation.js';
 import { bundleFromSecretData, stateSerials } from './rke-bundle.js';
-import type { RkeClusterAccess } from './rke-run.js';
+import type { RkeClusterAccess, RkeStateHandle } from './rke-run.js';
 import { rkeNode } from './testing.js';
 
 let work: string;
@@ -46,7 +46,7 @@ class FakeRke implements RkeClusterAccess {
     }
     this.ops.push(what);
   }
-  async readState() {
+  async readState(): Promise<RkeStateHandle | undefined> {
     const rv = this.stateRV;
     return {
       kind: 'Secret' as const,
@@ -173,12 +173,29 @@ describe('an RKE run with a controller-issued bundle', () => {
     expect(rke.ops.at(-1)).toBe('delete-bundle certrotator-rke-bundle-proxy-1');
   }, 60_000);
 
-  it('no full-cluster-state: no node is instructed', async () => {
+  it('no full-cluster-state: the nodes sign on their hosts (no bundle, nothing to commit)', async () => {
     const fake = new FakeCluster(NODES);
     const rke = new FakeRke();
     rke.readState = async () => undefined;
     fake.apply('none', { scope: 'Service', service: 'kube-proxy' });
-    await expect(reconcileRotation({ ...fake.deps(), rke }, 'none')).rejects.toThrow(/full-cluster-state .* not found/);
-    expect(fake.nodeRotationsByName.size).toBe(0);
+    await drive(fake, rke, 'none', () => ({ phase: 'Rotated', step: 'Done', finishedAt: '2026-09-01T10:00:00Z' }));
+    expect(fake.rotation('none')!.status!.phase).toBe('Succeeded');
+    expect([...fake.nodeRotationsByName.values()].map((nr) => nr.spec.bundleSecretRef)).toEqual(Array(4).fill(undefined));
+    expect(rke.ops).toEqual([]);
+  });
+
+  it('the bundle is gone and the state does not hold what the nodes report: the run does not claim success', async () => {
+    const fake = new FakeCluster(NODES);
+    const rke = new FakeRke();
+    fake.apply('lost', { scope: 'Service', service: 'kube-proxy' });
+    await expect(
+      drive(fake, rke, 'lost', (nr, r) => {
+        const report = installing(nr, r);
+        if (nr.spec.nodeName === 'w2') r.bundles.clear(); // someone deletes it before the last report is taken in
+        return report;
+      }),
+    ).rejects.toThrow(/bundle Secret .* is gone and full-cluster-state does not hold/);
+    expect(fake.rotation('lost')!.status!.phase).toBe('Progressing');
+    expect(rke.state).toBe(initialState);
   });
 });

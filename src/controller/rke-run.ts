@@ -74,13 +74,28 @@ export function withBundleRef(nrs: readonly NodeRotation[], ref: BundleRef): Nod
 const bundleScope = (rotation: CertificateRotation): 'All' | string[] =>
   rotation.spec.scope === 'All' ? 'All' : [rotation.spec.service!];
 
-/** Makes the run's bundle unless it exists. Issued once per run: an existing Secret is never re-issued. */
-export async function ensureRkeBundle(deps: ControllerDeps, rotation: CertificateRotation, runGeneration: number): Promise<BundleRef> {
+/**
+ * Makes the run's bundle unless it exists. Issued once per run: an existing
+ * Secret is never re-issued. Without a full-cluster-state in the cluster there
+ * is nothing to issue from and nothing for `rke up` to revert from: the run
+ * signs on each host as the CLI does (a node without the CA key then refuses),
+ * and stays that way for the whole run once a node was instructed without it.
+ */
+export async function ensureRkeBundle(
+  deps: ControllerDeps,
+  rotation: CertificateRotation,
+  runGeneration: number,
+  nodeRotations: readonly NodeRotation[],
+): Promise<BundleRef | undefined> {
   const rke = deps.rke!;
   const ref = bundleRef(rke, rotation.metadata.name!, runGeneration);
   if (await rke.getBundle(ref.name)) return ref;
+  if (nodeRotations.some((nr) => !nr.spec.bundleSecretRef)) return undefined;
   const state = await rke.readState();
-  if (!state) throw new RkeStateError('kube-system/full-cluster-state (Secret or ConfigMap) not found: the RKE certificates cannot be issued');
+  if (!state) {
+    deps.log.warn({}, 'kube-system/full-cluster-state (Secret or ConfigMap) not found: each RKE node signs its own certificates, nodes without the kube-ca key cannot be rotated');
+    return undefined;
+  }
   const issued = await issueBundle(state.text, bundleScope(rotation), deps.now());
   await rke.createBundle(ref.name, bundleSecretData(issued), rotation);
   deps.log.info(
@@ -98,6 +113,8 @@ export async function commitRkeState(deps: ControllerDeps, rotation: Certificate
   const rke = deps.rke!;
   const ref = bundleRef(rke, rotation.metadata.name!, runGeneration);
   const data = await rke.getBundle(ref.name);
+  // A run whose nodes signed on their hosts (no state to issue from) has nothing to commit.
+  if (!data && !nodeRotations.some((nr) => nr.spec.bundleSecretRef)) return;
   const state = await rke.readState();
   if (!state) throw new RkeStateError('kube-system/full-cluster-state disappeared before the new certificates could be written to it');
   if (data) {
