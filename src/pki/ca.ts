@@ -1,11 +1,14 @@
-// A CA as found on disk, checked before anything is signed with it.
-import { X509Certificate } from 'node:crypto';
+// A CA as found on disk, checked before anything is signed with it. Everything a
+// renewal needs from it is taken out once here, not per certificate.
+import { type KeyObject, X509Certificate } from 'node:crypto';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { Extension, SubjectKeyIdentifier } from '@peculiar/asn1-x509';
 import { CertificateFileError } from './errors.js';
 import { parseCertificates } from './certfile.js';
-import { importSigningKey, parsePrivateKey, spkiOf } from './keys.js';
+import { parsePrivateKey } from './keys.js';
 import { encodePem } from './pem.js';
 import type { KeyAlgorithm } from '../distributions/types.js';
-import { x509 } from './x509.js';
+import { SUBJECT_KEY_IDENTIFIER_OID, certificateFields, signatureAlgorithmDer } from './tbs.js';
 
 export interface SigningCa {
   readonly certFile: string;
@@ -14,11 +17,16 @@ export interface SigningCa {
   readonly certDer: Buffer;
   // Every certificate of the CA file, re-encoded; what RKE2 appends to a chained .crt.
   readonly chainPem: string;
-  readonly signingKey: CryptoKey;
+  readonly signingKey: KeyObject;
   readonly algorithm: KeyAlgorithm;
-  // Parsed once: every renewal names the CA as issuer and takes its key identifier.
-  readonly parsed: x509.X509Certificate;
+  readonly notBefore: Date;
+  // The CA's subject as encoded in its certificate: every renewal's issuer, byte for byte.
+  readonly subjectDer: Uint8Array;
+  // The AlgorithmIdentifier of the signatures this CA's key makes.
+  readonly signatureAlgorithm: Uint8Array;
+  // The CA's SubjectKeyIdentifier (hex, and its bytes), for the AuthorityKeyIdentifier.
   readonly subjectKeyId?: string;
+  readonly subjectKeyIdBytes?: Uint8Array;
 }
 
 export async function loadSigningCa(certText: string, certFile: string, keyText: string, keyFile: string): Promise<SigningCa> {
@@ -26,20 +34,33 @@ export async function loadSigningCa(certText: string, certFile: string, keyText:
   const cert = certs[0]!;
   if (!cert.ca) throw new CertificateFileError(certFile, 'is not a CA certificate (basicConstraints CA:FALSE)');
   const key = parsePrivateKey(keyText, keyFile);
-  if (!spkiOf(key.keyObject).equals(spkiOf(cert.publicKey))) {
+  if (!cert.checkPrivateKey(key.keyObject)) {
     throw new CertificateFileError(keyFile, `private key does not match CA certificate ${certFile}`);
   }
-  const parsed = new x509.X509Certificate(new Uint8Array(blocks[0]!.der));
-  const ski = parsed.getExtension(x509.SubjectKeyIdentifierExtension);
+  let fields;
+  try {
+    fields = certificateFields(blocks[0]!.der);
+  } catch (e) {
+    throw new CertificateFileError(certFile, `unexpected certificate structure: ${(e as Error).message}`);
+  }
+  const ski = fields.extensions.find((e) => Buffer.from(e.oid).equals(SUBJECT_KEY_IDENTIFIER_OID));
+  let subjectKeyIdBytes: Uint8Array | undefined;
+  if (ski) {
+    // Extension ::= SEQUENCE { extnID, critical?, extnValue OCTET STRING (SubjectKeyIdentifier) }
+    const ext = AsnConvert.parse(ski.der, Extension);
+    subjectKeyIdBytes = new Uint8Array(AsnConvert.parse(ext.extnValue, SubjectKeyIdentifier).buffer);
+  }
   return {
-    parsed,
-    ...(ski ? { subjectKeyId: ski.keyId } : {}),
+    ...(subjectKeyIdBytes ? { subjectKeyId: Buffer.from(subjectKeyIdBytes).toString('hex'), subjectKeyIdBytes } : {}),
     certFile,
     keyFile,
     cert,
     certDer: blocks[0]!.der,
     chainPem: blocks.map((b) => encodePem('CERTIFICATE', b.der)).join(''),
-    signingKey: await importSigningKey(key),
+    signingKey: key.keyObject,
     algorithm: key.algorithm,
+    notBefore: new Date(cert.validFrom),
+    subjectDer: fields.subject,
+    signatureAlgorithm: signatureAlgorithmDer(key.algorithm),
   };
 }

@@ -1,11 +1,17 @@
 import { describe, expect, test } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { KeyAlgorithm, KeyEncoding, ValidityProfile } from '../distributions/types.js';
 import { caFromMaterial, createCa, issueLeaf } from '../simulation/issue.js';
 import { CertificateFileError } from './errors.js';
-import { parsePrivateKey } from './keys.js';
-import { parsePem } from './pem.js';
-import { randomSerialHex, renewCertificate, renewKeyOnly, validityWindow } from './renew.js';
+import { encodePrivateKey, generateKeyPair, parsePrivateKey } from './keys.js';
+import { encodePem, parsePem } from './pem.js';
+import { randomSerialHex, renewCertificate, renewKeyOnly, signCertificate, validityWindow } from './renew.js';
+import { authorityKeyIdentifierExtension, certificateFields, keyIdentifierOf, subjectKeyIdentifierExtension } from './tbs.js';
+import { x509 } from './x509.js';
 import { loadSigningCa } from './ca.js';
 
 const P256: KeyAlgorithm = { name: 'ECDSA', namedCurve: 'P-256' };
@@ -115,3 +121,125 @@ test('renewKeyOnly makes a different key of the same type and encoding', async (
   expect(fresh.split('\n')[0]).toBe('-----BEGIN EC PRIVATE KEY-----');
   expect(parsePrivateKey(fresh, 'k').algorithm).toEqual(P256);
 });
+
+describe('renewCertificate copies the old certificate byte for byte where it should', () => {
+  const PRIVATE_EXTENSION_OID = Buffer.from('060a2b060104018483670101', 'hex'); // 1.3.6.1.4.1.99999.1.1
+  const privateExtension = Buffer.concat([Buffer.from('3012', 'hex'), PRIVATE_EXTENSION_OID, Buffer.from('04040c026869', 'hex')]);
+
+  async function oldCertificate(algorithm: KeyAlgorithm, critical: boolean) {
+    const ca = await caFromMaterial(await createCa('kube-ca', algorithm, 'pkcs8', new Date(Date.now() - 600_000)));
+    const keys = await generateKeyPair(algorithm);
+    const spki = keys.publicKey.export({ type: 'spki', format: 'der' });
+    const subject = new Uint8Array(new x509.Name([{ O: ['system:nodes'] }, { CN: ['system:node:n1'] }]).toArrayBuffer());
+    const extensions = [
+      new Uint8Array(new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true).rawData),
+      subjectKeyIdentifierExtension(keyIdentifierOf(spki), critical),
+      privateExtension,
+      authorityKeyIdentifierExtension(ca.subjectKeyIdBytes!, critical),
+      new Uint8Array(new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'n1' }, { type: 'ip', value: '10.0.0.1' }]).rawData),
+    ];
+    const { der } = await signCertificate({ subject, extensions, publicKey: keys.publicKey, ca, notBefore: ca.notBefore, notAfter: new Date(Date.now() + 86_400_000) });
+    return { ca, certPem: encodePem('CERTIFICATE', der), keyPem: encodePrivateKey(keys, 'pkcs8') };
+  }
+
+  test.each([
+    ['P-256, non-critical key identifiers', P256, false],
+    ['RSA-2048, critical key identifiers', RSA, true],
+  ])('%s: subject and other extensions identical, SKI/AKI recomputed with criticality kept', async (_n, algorithm, critical) => {
+    const { ca, certPem, keyPem } = await oldCertificate(algorithm, critical);
+    const renewed = await renewCertificate({ certText: certPem, certFile: 'a.crt', keyText: keyPem, keyFile: 'a.key', ca, validity: RKE2, chained: false });
+    const [o, r] = [certificateFields(parsePem(certPem, 'o')[0]!.der), certificateFields(parsePem(renewed.certPem, 'r')[0]!.der)];
+    expect(Buffer.from(r.subject)).toEqual(Buffer.from(o.subject));
+    expect(Buffer.from(r.issuer)).toEqual(Buffer.from(ca.subjectDer));
+    expect(r.extensions).toHaveLength(5);
+    for (const i of [0, 2, 4]) expect(Buffer.from(r.extensions[i]!.der)).toEqual(Buffer.from(o.extensions[i]!.der));
+    expect(Buffer.from(r.extensions[2]!.der)).toEqual(privateExtension);
+    expect(Buffer.from(r.extensions[1]!.der)).toEqual(subjectKeyIdentifierExtension(keyIdentifierOf(r.subjectPublicKeyInfo), critical));
+    expect(Buffer.from(r.extensions[3]!.der)).toEqual(authorityKeyIdentifierExtension(ca.subjectKeyIdBytes!, critical));
+    expect(Buffer.from(r.extensions[1]!.der)).not.toEqual(Buffer.from(o.extensions[1]!.der));
+    // openssl agrees: key identifiers line up, chains to the unchanged CA (openssl
+    // verify refuses critical SKI/AKI as unhandled critical extensions, as it should).
+    const text = openssl(['x509', '-noout', '-text'], renewed.certPem);
+    expect(text).toContain(algorithm.name === 'ECDSA' ? 'Signature Algorithm: ecdsa-with-SHA256' : 'Signature Algorithm: sha256WithRSAEncryption');
+    expect(text).toContain(`X509v3 Subject Key Identifier: ${critical ? 'critical' : ''}`.trim());
+    expect(text.replace(/\s+/g, ' ')).toContain(`X509v3 Authority Key Identifier: ${critical ? 'critical ' : ''}${ca.subjectKeyId!.toUpperCase().match(/../g)!.join(':')}`);
+    if (!critical) expect(opensslVerify(ca.cert.toString(), renewed.certPem)).toBe('OK');
+    expect(new X509Certificate(renewed.certPem).verify(ca.cert.publicKey)).toBe(true);
+  }, 30_000);
+
+  test('the serial is positive, at most 63 bits, minimally encoded and fresh every time', async () => {
+    const { ca, certPem, keyPem } = await oldCertificate(P256, false);
+    const serials = new Set<string>();
+    for (let i = 0; i < 64; i++) {
+      const renewed = await renewCertificate({ certText: certPem, certFile: 'a.crt', keyText: keyPem, keyFile: 'a.key', ca, validity: RKE2, chained: false });
+      const tbs = certificateFields(parsePem(renewed.certPem, 'r')[0]!.der).tbs;
+      // tbs: SEQUENCE header (30 82 LL LL), [0] version (a0 03 02 01 02), then the serial INTEGER.
+      const at = 4 + 5;
+      expect(tbs[at]).toBe(0x02);
+      const len = tbs[at + 1]!;
+      const body = Buffer.from(tbs.subarray(at + 2, at + 2 + len));
+      expect(len).toBeLessThanOrEqual(8);
+      expect(body[0]! & 0x80).toBe(0);
+      if (len > 1) expect(body[0] === 0 && (body[1]! & 0x80) === 0).toBe(false);
+      expect(body.toString('hex').toUpperCase().replace(/^0+(?=.)/, '')).toBe(renewed.serial);
+      expect(new X509Certificate(renewed.certPem).serialNumber.replace(/^0+(?=.)/, '')).toBe(renewed.serial);
+      serials.add(renewed.serial);
+    }
+    expect(serials.size).toBe(64);
+  }, 30_000);
+
+  test('NotBefore one hour back is clamped to a CA made ten minutes ago', async () => {
+    const { ca, certPem, keyPem } = await oldCertificate(P256, false);
+    const renewed = await renewCertificate({ certText: certPem, certFile: 'a.crt', keyText: keyPem, keyFile: 'a.key', ca, validity: RKE2, chained: false });
+    expect(renewed.notBefore).toEqual(ca.notBefore);
+    expect(new Date(new X509Certificate(renewed.certPem).validFrom)).toEqual(ca.notBefore);
+    expect(new Date(new X509Certificate(renewed.certPem).validTo)).toEqual(renewed.notAfter);
+  });
+
+  test('a certificate without extensions stays without (v1)', async () => {
+    const ca = await caFromMaterial(await createCa('kube-ca', P256, 'sec1'));
+    const keys = await generateKeyPair(P256);
+    const subject = new Uint8Array(new x509.Name([{ CN: ['bare'] }]).toArrayBuffer());
+    const { der } = await signCertificate({ subject, extensions: [], publicKey: keys.publicKey, ca, notBefore: ca.notBefore, notAfter: new Date(Date.now() + 86_400_000) });
+    const renewed = await renewCertificate({ certText: encodePem('CERTIFICATE', der), certFile: 'a.crt', keyText: encodePrivateKey(keys, 'sec1'), keyFile: 'a.key', ca, validity: RKE2, chained: false });
+    const r = new X509Certificate(renewed.certPem);
+    expect(r.subject).toBe('CN=bare');
+    expect(certificateFields(r.raw).extensions).toHaveLength(0);
+    expect(openssl(['x509', '-noout', '-text'], renewed.certPem)).toContain('Version: 1 (0x0)');
+    expect(opensslVerify(ca.cert.toString(), renewed.certPem)).toBe('OK');
+  });
+
+  test('trace reports the three synchronous sections in order', async () => {
+    const { ca, certPem, keyPem } = await oldCertificate(P256, false);
+    const seen: string[] = [];
+    await renewCertificate({ certText: certPem, certFile: 'a.crt', keyText: keyPem, keyFile: 'a.key', ca, validity: RKE2, chained: false, trace: (s, wall, cpu) => {
+      expect(wall).toBeGreaterThanOrEqual(0);
+      expect(cpu).toBeGreaterThanOrEqual(0);
+      seen.push(s);
+    } });
+    expect(seen).toEqual(['check', 'build', 'finish']);
+  });
+
+  test('a corrupt key (valid base64, not a key) is refused naming the file', async () => {
+    const { ca, certPem } = await oldCertificate(P256, false);
+    const bogus = encodePem('EC PRIVATE KEY', Buffer.from('3003020101', 'hex'));
+    await expect(renewCertificate({ certText: certPem, certFile: 'a.crt', keyText: bogus, keyFile: 'a.key', ca, validity: RKE2, chained: false })).rejects.toThrow(
+      new CertificateFileError('a.key', 'corrupt EC PRIVATE KEY: cannot be parsed'),
+    );
+  });
+});
+
+function openssl(args: string[], input: string): string {
+  return execFileSync('openssl', args, { input, encoding: 'utf8' });
+}
+
+function opensslVerify(caPem: string, certPem: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'renew-test-'));
+  try {
+    writeFileSync(join(dir, 'ca.crt'), caPem);
+    writeFileSync(join(dir, 'leaf.crt'), certPem);
+    return execFileSync('openssl', ['verify', '-CAfile', join(dir, 'ca.crt'), join(dir, 'leaf.crt')], { encoding: 'utf8' }).trim().split(': ').pop()!;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

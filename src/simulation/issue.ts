@@ -2,7 +2,7 @@
 // for fixtures and for the simulated distribution's own re-issuing.
 import type { KeyAlgorithm, KeyEncoding, SubjectTemplate, ValidityProfile } from '../distributions/types.js';
 import { loadSigningCa, type SigningCa } from '../pki/ca.js';
-import { encodePrivateKey, generateKeyPair, signingAlgorithm } from '../pki/keys.js';
+import { encodePrivateKey, generateKeyPair, signingAlgorithm, toCryptoKeys } from '../pki/keys.js';
 import { encodePem } from '../pki/pem.js';
 import { signCertificate, validityWindow, randomSerialHex } from '../pki/renew.js';
 import { x509 } from '../pki/x509.js';
@@ -16,6 +16,7 @@ export interface CaMaterial {
 
 export async function createCa(cn: string, algorithm: KeyAlgorithm, encoding: KeyEncoding, notBefore = new Date()): Promise<CaMaterial> {
   const keys = await generateKeyPair(algorithm);
+  const cryptoKeys = toCryptoKeys(keys, algorithm);
   const nb = new Date(Math.floor(notBefore.getTime() / 1000) * 1000);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     // dynamiclistener and RKE give CAs serial 0.
@@ -23,12 +24,12 @@ export async function createCa(cn: string, algorithm: KeyAlgorithm, encoding: Ke
     name: [{ CN: [cn] }],
     notBefore: nb,
     notAfter: new Date(nb.getTime() + 10 * YEAR),
-    keys: { publicKey: keys.publicKey, privateKey: keys.privateKey },
+    keys: cryptoKeys,
     signingAlgorithm: signingAlgorithm(algorithm),
     extensions: [
       new x509.BasicConstraintsExtension(true, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment | x509.KeyUsageFlags.keyCertSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await x509.SubjectKeyIdentifierExtension.create(cryptoKeys.publicKey),
     ],
   });
   return { certPem: encodePem('CERTIFICATE', new Uint8Array(cert.rawData)), keyPem: encodePrivateKey(keys, encoding) };
@@ -78,8 +79,14 @@ export async function issueLeaf(o: LeafOptions): Promise<{ certPem: string; keyP
   // Organization before CommonName, as Go's pkix.Name marshals it.
   const subject: x509.JsonName = [...(t.o?.length ? [{ O: [...t.o] }] : []), { CN: [t.cn] }];
   const name = new x509.Name(subject);
-  const window = validityWindow(o.validity, new Date(o.ca.cert.validFrom), o.now ?? new Date());
-  const { der, serial } = await signCertificate({ subject: name, extensions, publicKey: keys.publicKey, ca: o.ca, ...window });
+  const window = validityWindow(o.validity, o.ca.notBefore, o.now ?? new Date());
+  const { der, serial } = await signCertificate({
+    subject: new Uint8Array(name.toArrayBuffer()),
+    extensions: extensions.map((e) => new Uint8Array(e.rawData)),
+    publicKey: keys.publicKey,
+    ca: o.ca,
+    ...window,
+  });
   return {
     certPem: encodePem('CERTIFICATE', der) + (o.chained ? o.ca.chainPem : ''),
     keyPem: encodePrivateKey(keys, o.encoding),
