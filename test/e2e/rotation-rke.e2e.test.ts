@@ -2,13 +2,13 @@
 // etcd+controlplane servers, 2 workers on 127.30.x.y), the controller as a
 // child process, and real agents over simulated RKE host trees.
 //
-// What works today and what does not: RKE keeps the kube-ca key only on
-// controlplane hosts, so only those can sign on the host. A worker's
-// certificates (kube-node, kube-proxy) must come from the controller-issued
-// bundle (NodeRotation spec.bundleSecretRef), which the controller does not
-// issue yet. These tests rotate what the controlplane nodes can sign, and prove
-// that a worker asked to rotate without a bundle refuses before touching anything
-// and stalls the run with a message that says so.
+// This cluster has no kube-system/full-cluster-state Secret, so the controller
+// has no RKE state to issue a per-run bundle from (spec.bundleSecretRef) and the
+// nodes sign on their hosts. RKE keeps the kube-ca key only on controlplane
+// hosts, so only those can: these tests rotate every service on the
+// controlplane nodes, and prove that a worker asked to rotate without a bundle
+// refuses before touching anything and stalls the run with a message that says
+// why. rke.e2e.test.ts covers the bundle path (workers, shared kube-node).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -111,7 +111,7 @@ describe('CertificateRotation on an RKE cluster with real agents', () => {
     for (const n of workers) expect([n, changedPaths(trees.get(n)!, await snapshot(n))]).toEqual([n, []]);
   }, 180_000);
 
-  it('a worker cannot sign without the controller-issued bundle: it refuses before touching its files and the run stalls naming it', async () => {
+  it('with no cluster state to issue a bundle from, a worker (no kube-ca key) refuses before touching its files and the run stalls naming it', async () => {
     const { workers } = names();
     const trees = new Map(await Promise.all(workers.map(async (n) => [n, await snapshot(n)] as const)));
     await applyRotation(`${P}proxy`, { scope: 'Service', service: 'kube-proxy', strategy: { nodeSelector: { matchExpressions: [{ key: 'node-role.kubernetes.io/controlplane', operator: 'DoesNotExist' }] } } }, kubeconfig);
