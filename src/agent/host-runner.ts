@@ -13,9 +13,11 @@ import { posix } from 'node:path';
 import type { DistributionCatalog } from '../distributions/types.js';
 import { fillPath } from '../distributions/index.js';
 import type { ProvidedMaterial } from '../host/prepare.js';
+import { BUNDLE_RUN_ANNOTATION } from '../controller/rke-bundle.js';
 
-/** Reads one Secret by name (get only; undefined when it does not exist); returns its data, base64 as in the API. */
-export type SecretReader = (ref: { namespace: string; name: string }) => Promise<Record<string, string> | undefined>;
+/** Reads one Secret by name (get only; undefined when it does not exist): its data (base64, as in the API) and annotations. */
+export type SecretReader = (ref: { namespace: string; name: string }) => Promise<{ data: Record<string, string>; annotations: Record<string, string> } | undefined>;
+
 
 /**
  * The controller-issued RKE bundle as the host steps take it: Secret data keys
@@ -64,9 +66,12 @@ export class CatalogHostRunner implements HostRunner {
       ? async (): Promise<ProvidedMaterial> => {
           if (spec.distribution !== 'rke') throw new Error(`spec.bundleSecretRef is for RKE only, not ${spec.distribution}`);
           if (!this.o.readSecret) throw new Error('this agent cannot read the bundle Secret (no API access configured)');
-          const data = await this.o.readSecret(ref);
-          if (!data) throw new Error(`the controller-issued bundle Secret ${ref.namespace}/${ref.name} does not exist`);
-          return providedFromBundle(catalog, dataDir, data);
+          const secret = await this.o.readSecret(ref);
+          if (!secret) throw new Error(`the controller-issued bundle Secret ${ref.namespace}/${ref.name} does not exist`);
+          // One bundle name serves every run: only this run's may be installed.
+          const run = secret.annotations[BUNDLE_RUN_ANNOTATION];
+          if (run !== spec.runID) throw new Error(`the bundle Secret ${ref.namespace}/${ref.name} was issued for run ${run ?? '(none)'}, not this run ${spec.runID}`);
+          return providedFromBundle(catalog, dataDir, secret.data);
         }
       : undefined;
     return runNodeRotation({

@@ -66,7 +66,8 @@ async function run(argv: string[], io: Io): Promise<number> {
       // The RKE bundle the controller issued for a run (spec.bundleSecretRef): get by name only.
       readSecret: async ({ namespace, name }) => {
         try {
-          return (await core.readNamespacedSecret({ namespace, name })).data ?? {};
+          const s = await core.readNamespacedSecret({ namespace, name });
+          return { data: s.data ?? {}, annotations: s.metadata?.annotations ?? {} };
         } catch (e) {
           if (isNotFound(e)) return undefined;
           throw e;

@@ -9,7 +9,6 @@ import { parsePrivateKey, spkiOf } from '../pki/keys.js';
 import {
   bundleFromSecretData,
   bundleSecretData,
-  bundleSecretName,
   entriesInScope,
   issueBundle,
   parseFullState,
@@ -105,12 +104,6 @@ describe('issueBundle', () => {
     expect(() => bundleFromSecretData({ 'kube-node-key.pem': 'eA==' })).toThrow(/has no certificate/);
   });
 
-  test('the bundle Secret name is deterministic and a valid name', () => {
-    expect(bundleSecretName('r1', 3)).toBe('certrotator-rke-bundle-r1-3');
-    const long = bundleSecretName('x'.repeat(253), 12);
-    expect(long.length).toBeLessThanOrEqual(253);
-    expect(long).toBe(bundleSecretName('x'.repeat(253), 12));
-  });
 });
 
 describe('updateFullState', () => {

@@ -17,7 +17,7 @@
 // Only certificatePEM and keyPEM of the issued entries change; the update is
 // done on the text (string literal for string literal) so every other byte —
 // Go's escaping, field order, the rkeConfig — stays exactly as RKE wrote it.
-import { createHash, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { rkeCatalog } from '../distributions/rke/catalog.js';
 import { allFiles } from '../distributions/index.js';
@@ -176,13 +176,15 @@ export function bundleFromSecretData(data: Readonly<Record<string, string>> | un
   return out;
 }
 
-/** Deterministic per (rotation, run generation): a restarted controller finds the same Secret. */
-export function bundleSecretName(rotation: string, generation: number): string {
-  const base = `certrotator-rke-bundle-${rotation}-${generation}`;
-  if (base.length <= 253) return base;
-  const hash = createHash('sha256').update(`${rotation}/${generation}`).digest('hex').slice(0, 10);
-  return `certrotator-rke-bundle-${rotation.slice(0, 200)}-${hash}-${generation}`;
-}
+/**
+ * One name for every run's bundle: one rotation runs at a time (the slot), so
+ * one bundle exists at a time, and a fixed name lets RBAC grant the agents
+ * `get` on exactly this Secret (resourceNames) instead of on every Secret of
+ * the namespace. Which run a bundle belongs to is its BUNDLE_RUN_ANNOTATION
+ * (the NodeRotation's runID); the controller and the agents check it.
+ */
+export const BUNDLE_SECRET_NAME = 'certrotator-rke-bundle';
+export const BUNDLE_RUN_ANNOTATION = 'certrotator.io/run-id';
 
 /** Serial of every certificate entry in the state (currentState first), for checks and reports. */
 export function stateSerials(stateText: string): Map<string, string> {

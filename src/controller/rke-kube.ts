@@ -7,7 +7,7 @@ import { API_VERSION, CERTIFICATE_ROTATION } from '../api/constants.js';
 import type { CertificateRotation } from '../api/certificaterotation.js';
 import { isAlreadyExists, isNotFound } from '../kube/client.js';
 import type { WriteCounter } from './kube-adapter.js';
-import { FULL_CLUSTER_STATE } from './rke-bundle.js';
+import { BUNDLE_RUN_ANNOTATION, FULL_CLUSTER_STATE } from './rke-bundle.js';
 import type { RkeClusterAccess, RkeStateHandle } from './rke-run.js';
 
 const orUndefined = async <T>(p: Promise<T>): Promise<T | undefined> => {
@@ -52,9 +52,11 @@ export function kubeRkeAccess(core: CoreV1Api, bundleNamespace: string, count: W
     },
     async getBundle(bundle) {
       const s = await orUndefined(core.readNamespacedSecret({ namespace: bundleNamespace, name: bundle }));
-      return s ? (s.data ?? {}) : undefined;
+      if (!s) return undefined;
+      const runId = s.metadata?.annotations?.[BUNDLE_RUN_ANNOTATION];
+      return { data: s.data ?? {}, ...(runId ? { runId } : {}) };
     },
-    async createBundle(bundle, data, owner: CertificateRotation) {
+    async createBundle(bundle, data, runId, owner: CertificateRotation) {
       count('create', 'secrets');
       try {
         await core.createNamespacedSecret({
@@ -67,6 +69,7 @@ export function kubeRkeAccess(core: CoreV1Api, bundleNamespace: string, count: W
               name: bundle,
               namespace: bundleNamespace,
               labels: { 'app.kubernetes.io/managed-by': 'certrotator', 'certrotator.io/rke-bundle': 'true' },
+              annotations: { [BUNDLE_RUN_ANNOTATION]: runId },
               // Goes with its rotation if the run never gets to delete it.
               ownerReferences: [{ apiVersion: API_VERSION, kind: CERTIFICATE_ROTATION.kind, name: owner.metadata.name!, uid: owner.metadata.uid! }],
             },

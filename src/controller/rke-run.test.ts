@@ -32,7 +32,7 @@ class FakeRke implements RkeClusterAccess {
   readonly bundleNamespace = 'certrotator-system';
   state = initialState;
   stateRV = 1;
-  readonly bundles = new Map<string, Record<string, string>>();
+  readonly bundles = new Map<string, { data: Record<string, string>; runId: string }>();
   readonly ops: string[] = [];
   /** Called at each state write, to check what was true then. */
   onStateWrite: () => void = () => {};
@@ -63,9 +63,9 @@ class FakeRke implements RkeClusterAccess {
   async getBundle(name: string) {
     return this.bundles.get(name);
   }
-  async createBundle(name: string, data: Record<string, string>, owner: CertificateRotation) {
-    this.op(`create-bundle ${name} owner=${owner.metadata.name}`);
-    if (!this.bundles.has(name)) this.bundles.set(name, data);
+  async createBundle(name: string, data: Record<string, string>, runId: string, owner: CertificateRotation) {
+    this.op(`create-bundle ${name} owner=${owner.metadata.name} run=${runId}`);
+    if (!this.bundles.has(name)) this.bundles.set(name, { data, runId });
   }
   async deleteBundle(name: string) {
     this.op(`delete-bundle ${name}`);
@@ -79,8 +79,9 @@ type Agent = (nr: NodeRotation, rke: FakeRke) => Partial<NodeRotationStatus> | u
 
 /** An agent that installs what the bundle names and reports its serials, as the real one does. */
 const installing: Agent = (nr, rke) => {
-  const data = rke.bundles.get(nr.spec.bundleSecretRef!.name);
-  if (!data) return { phase: 'Failed', step: 'BackingUp', message: 'bundle missing' };
+  const b = rke.bundles.get(nr.spec.bundleSecretRef!.name);
+  if (!b || b.runId !== nr.spec.runID) return { phase: 'Failed', step: 'BackingUp', message: 'bundle missing' };
+  const data = b.data;
   const files = [...bundleFromSecretData(data)].map(([name]) => ({
     service: 'x',
     path: `/etc/kubernetes/ssl/${name}.pem`,
@@ -125,8 +126,8 @@ describe('an RKE run with a controller-issued bundle', () => {
     };
     await drive(fake, rke, 'kubelet');
     expect(fake.rotation('kubelet')!.status!.phase).toBe('Succeeded');
-    const bundle = 'certrotator-rke-bundle-kubelet-1';
-    expect(rke.ops).toEqual([`create-bundle ${bundle} owner=kubelet`, 'replace-state', `delete-bundle ${bundle}`]);
+    const bundle = 'certrotator-rke-bundle';
+    expect(rke.ops).toEqual([`create-bundle ${bundle} owner=kubelet run=uid-kubelet-g1`, 'replace-state', `delete-bundle ${bundle}`]);
     const refs = [...fake.nodeRotationsByName.values()].map((nr) => nr.spec.bundleSecretRef);
     expect(refs).toEqual(Array(4).fill({ namespace: 'certrotator-system', name: bundle }));
     // The state holds what every node reported for kube-node: one serial.
@@ -170,8 +171,32 @@ describe('an RKE run with a controller-issued bundle', () => {
     expect(fake.rotation('proxy')!.status!.phase).toBe('Failed');
     expect(rke.state).toBe(initialState);
     expect(rke.bundles.size).toBe(0);
-    expect(rke.ops.at(-1)).toBe('delete-bundle certrotator-rke-bundle-proxy-1');
+    expect(rke.ops.at(-1)).toBe('delete-bundle certrotator-rke-bundle');
   }, 60_000);
+
+  it("a leftover bundle of an earlier run is replaced, never handed to this run's nodes", async () => {
+    const fake = new FakeCluster(NODES);
+    const rke = new FakeRke();
+    rke.bundles.set('certrotator-rke-bundle', { data: {}, runId: 'uid-old-g7' });
+    fake.apply('fresh', { scope: 'Service', service: 'kube-proxy' });
+    await drive(fake, rke, 'fresh');
+    expect(fake.rotation('fresh')!.status!.phase).toBe('Succeeded');
+    expect(rke.ops.slice(0, 2)).toEqual(['delete-bundle certrotator-rke-bundle', 'create-bundle certrotator-rke-bundle owner=fresh run=uid-fresh-g1']);
+    expect(stateSerials(rke.state).get('kube-proxy')).not.toBe(stateSerials(initialState).get('kube-proxy'));
+    expect(rke.bundles.size).toBe(0);
+  }, 60_000);
+
+  it('a failed run does not delete a bundle that is not its own', async () => {
+    const fake = new FakeCluster(NODES);
+    const rke = new FakeRke();
+    fake.apply('f', { scope: 'Service', service: 'kube-proxy' });
+    await drive(fake, rke, 'f', (nr) => {
+      rke.bundles.set('certrotator-rke-bundle', { data: {}, runId: 'uid-other-g1' });
+      return { phase: 'RolledBack', step: 'Verifying', message: 'x', finishedAt: '2026-09-01T10:00:00Z', ...(nr ? {} : {}) };
+    });
+    expect(fake.rotation('f')!.status!.phase).toBe('Failed');
+    expect(rke.bundles.get('certrotator-rke-bundle')?.runId).toBe('uid-other-g1');
+  });
 
   it('no full-cluster-state: the nodes sign on their hosts (no bundle, nothing to commit)', async () => {
     const fake = new FakeCluster(NODES);

@@ -4,8 +4,9 @@
 //
 // Order, and why:
 //   1. the run's intent is written to status (as for every run);
-//   2. the bundle Secret is made (deterministic name per rotation + run
-//      generation: a restarted controller finds it; owner-referenced to the
+//   2. the bundle Secret is made (one fixed name, annotated with the run's
+//      runID: a restarted controller finds it, and a leftover of an earlier
+//      run is recognised and replaced; owner-referenced to the
 //      CertificateRotation, so it also goes with it): kube-ca's key is read from
 //      full-cluster-state, used in memory to sign, and never written anywhere;
 //   3. each node's NodeRotation names the bundle (spec.bundleSecretRef) and the
@@ -26,10 +27,11 @@
 import type { CertificateRotation } from '../api/certificaterotation.js';
 import type { NodeRotation } from '../api/noderotation.js';
 import type { ControllerDeps } from './deps.js';
+import { runID } from '../api/names.js';
 import {
+  BUNDLE_SECRET_NAME,
   bundleFromSecretData,
   bundleSecretData,
-  bundleSecretName,
   issueBundle,
   RkeStateError,
   stateHolds,
@@ -52,18 +54,26 @@ export interface RkeClusterAccess {
   readonly bundleNamespace: string;
   /** kube-system/full-cluster-state (Secret, else the ConfigMap), read fresh from the API server. */
   readState(): Promise<RkeStateHandle | undefined>;
-  /** The bundle Secret's data (base64), undefined when it does not exist. */
-  getBundle(name: string): Promise<Record<string, string> | undefined>;
-  /** Creates the bundle Secret; an existing one of that name is not an error. */
-  createBundle(name: string, data: Record<string, string>, owner: CertificateRotation): Promise<void>;
+  /** The bundle Secret's data (base64) and the runID it was made for; undefined when it does not exist. */
+  getBundle(name: string): Promise<{ data: Record<string, string>; runId?: string } | undefined>;
+  /** Creates the bundle Secret for run `runId`; an existing one of that name is not an error (the caller reads it back). */
+  createBundle(name: string, data: Record<string, string>, runId: string, owner: CertificateRotation): Promise<void>;
   /** Deletes it; a missing one counts as deleted. */
   deleteBundle(name: string): Promise<void>;
 }
 
 export type BundleRef = { namespace: string; name: string };
 
-export function bundleRef(rke: RkeClusterAccess, rotation: string, runGeneration: number): BundleRef {
-  return { namespace: rke.bundleNamespace, name: bundleSecretName(rotation, runGeneration) };
+export function bundleRef(rke: RkeClusterAccess): BundleRef {
+  return { namespace: rke.bundleNamespace, name: BUNDLE_SECRET_NAME };
+}
+
+const runOf = (rotation: CertificateRotation, runGeneration: number): string => runID(rotation.metadata.uid!, runGeneration);
+
+/** This run's bundle data, or undefined (none, or a leftover of another run). */
+async function ownBundle(rke: RkeClusterAccess, run: string): Promise<Record<string, string> | undefined> {
+  const b = await rke.getBundle(BUNDLE_SECRET_NAME);
+  return b && b.runId === run ? b.data : undefined;
 }
 
 /** Every NodeRotation of an RKE run names the bundle; the name is deterministic, so a rebuilt object is the same object. */
@@ -88,16 +98,25 @@ export async function ensureRkeBundle(
   nodeRotations: readonly NodeRotation[],
 ): Promise<BundleRef | undefined> {
   const rke = deps.rke!;
-  const ref = bundleRef(rke, rotation.metadata.name!, runGeneration);
-  if (await rke.getBundle(ref.name)) return ref;
+  const ref = bundleRef(rke);
+  const run = runOf(rotation, runGeneration);
+  const existing = await rke.getBundle(ref.name);
+  if (existing?.runId === run) return ref;
   if (nodeRotations.some((nr) => !nr.spec.bundleSecretRef)) return undefined;
+  // A leftover of an earlier run (one runs at a time, so that run is over): its keys go.
+  if (existing) {
+    deps.log.warn({ bundle: `${ref.namespace}/${ref.name}`, run: existing.runId ?? '?' }, 'deleting the bundle Secret an earlier run left behind');
+    await rke.deleteBundle(ref.name);
+  }
   const state = await rke.readState();
   if (!state) {
     deps.log.warn({}, 'kube-system/full-cluster-state (Secret or ConfigMap) not found: each RKE node signs its own certificates, nodes without the kube-ca key cannot be rotated');
     return undefined;
   }
   const issued = await issueBundle(state.text, bundleScope(rotation), deps.now());
-  await rke.createBundle(ref.name, bundleSecretData(issued), rotation);
+  await rke.createBundle(ref.name, bundleSecretData(issued), run, rotation);
+  // Read back: a create that met an existing Secret must have met this run's.
+  if ((await rke.getBundle(ref.name))?.runId !== run) throw new RkeStateError(`the bundle Secret ${ref.namespace}/${ref.name} belongs to another run; retrying`);
   deps.log.info(
     { bundle: `${ref.namespace}/${ref.name}`, certificates: [...issued].map(([name, p]) => `${name}:${p.serial}`) },
     'issued the RKE certificates for this run',
@@ -111,8 +130,8 @@ export async function ensureRkeBundle(
  */
 export async function commitRkeState(deps: ControllerDeps, rotation: CertificateRotation, runGeneration: number, nodeRotations: readonly NodeRotation[]): Promise<void> {
   const rke = deps.rke!;
-  const ref = bundleRef(rke, rotation.metadata.name!, runGeneration);
-  const data = await rke.getBundle(ref.name);
+  const ref = bundleRef(rke);
+  const data = await ownBundle(rke, runOf(rotation, runGeneration));
   // A run whose nodes signed on their hosts (no state to issue from) has nothing to commit.
   if (!data && !nodeRotations.some((nr) => nr.spec.bundleSecretRef)) return;
   const state = await rke.readState();
@@ -146,5 +165,5 @@ export async function commitRkeState(deps: ControllerDeps, rotation: Certificate
 /** A run that ended without success: the bundle (the only other copy of the new keys) goes; the state stays as it is. */
 export async function discardRkeBundle(deps: ControllerDeps, rotation: CertificateRotation, runGeneration: number): Promise<void> {
   const rke = deps.rke!;
-  await rke.deleteBundle(bundleRef(rke, rotation.metadata.name!, runGeneration).name);
+  if (await ownBundle(rke, runOf(rotation, runGeneration))) await rke.deleteBundle(BUNDLE_SECRET_NAME);
 }
