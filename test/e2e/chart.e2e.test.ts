@@ -262,10 +262,15 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
       [controllerKc, ['update', `leases/${LEASE}`, '-n', NAMESPACE]],
       [agentKc, ['get', 'noderotations']], [agentKc, ['list', 'noderotations']], [agentKc, ['watch', 'noderotations']],
       [agentKc, ['patch', 'noderotations', '--subresource=status']], [agentKc, ['get', `nodes/${NODE}`]],
+      // RKE runs (src/controller/rke-kube.ts, src/cli/agent.ts): the cluster state and the run's bundle, by name.
+      [controllerKc, ['get', 'secrets/full-cluster-state', '-n', 'kube-system']], [controllerKc, ['update', 'secrets/full-cluster-state', '-n', 'kube-system']],
+      [controllerKc, ['get', 'configmaps/full-cluster-state', '-n', 'kube-system']], [controllerKc, ['update', 'configmaps/full-cluster-state', '-n', 'kube-system']],
+      [controllerKc, ['create', 'secrets', '-n', NAMESPACE]], [controllerKc, ['get', 'secrets/certrotator-rke-bundle', '-n', NAMESPACE]],
+      [controllerKc, ['delete', 'secrets/certrotator-rke-bundle', '-n', NAMESPACE]], [agentKc, ['get', 'secrets/certrotator-rke-bundle', '-n', NAMESPACE]],
     ];
     const answers = await Promise.all(granted.map(async ([kc, args]) => ({ args, allowed: await canI(kc, ...args) })));
     expect(answers.filter((a) => !a.allowed)).toEqual([]);
-    expect(answers.length).toBe(21);
+    expect(answers.length).toBe(29);
   });
 
   it('refuses what they must not do: Secrets, CRDs, pods, other Leases, spec writes, other namespaces', async () => {
@@ -286,9 +291,18 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
       ['patch', 'certificaterotations'], ['update', 'certificaterotations', '--subresource=status'], ['create', 'events', '-n', 'default'],
     ]) asks.push(['agent', agentKc, args]);
     for (const args of [['patch', 'noderotations', '--subresource=status'], ['update', 'noderotations']]) asks.push(['controller', controllerKc, args]);
+    // RKE: nothing beyond the named objects — not other Secrets, not the state for the agent, not writing the bundle for the agent.
+    for (const args of [
+      ['get', 'secrets/full-cluster-state', '-n', 'kube-system'], ['get', 'configmaps/full-cluster-state', '-n', 'kube-system'],
+      ['create', 'secrets', '-n', NAMESPACE], ['delete', 'secrets/certrotator-rke-bundle', '-n', NAMESPACE], ['get', 'secrets/other', '-n', NAMESPACE],
+    ]) asks.push(['agent', agentKc, args]);
+    for (const args of [
+      ['get', 'secrets/other', '-n', NAMESPACE], ['get', 'secrets/other', '-n', 'kube-system'], ['update', 'secrets/certrotator-rke-bundle', '-n', NAMESPACE],
+      ['delete', 'secrets/full-cluster-state', '-n', 'kube-system'], ['create', 'secrets', '-n', 'kube-system'], ['list', 'configmaps', '-n', 'kube-system'],
+    ]) asks.push(['controller', controllerKc, args]);
     const allowed = await Promise.all(asks.map(async ([who, kc, args]) => ((await canI(kc, ...args)) ? `${who}: ${args.join(' ')}` : '')));
     expect(allowed.filter(Boolean)).toEqual([]);
-    expect(asks.length).toBe(53);
+    expect(asks.length).toBe(64);
     // And a real request, not only the access review: reading Secrets is a 403.
     const r = await kubectl(['get', 'secrets', '-A'], { kubeconfig: controllerKc });
     expect(r.code).not.toBe(0);
