@@ -4,7 +4,7 @@ import { type KeyObject, X509Certificate } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Extension, SubjectKeyIdentifier } from '@peculiar/asn1-x509';
 import { CertificateFileError } from './errors.js';
-import { parseCertificates } from './certfile.js';
+import { parseCertificates, type KnownCertificate } from './certfile.js';
 import { parsePrivateKey } from './keys.js';
 import { encodePem } from './pem.js';
 import type { KeyAlgorithm } from '../distributions/types.js';
@@ -17,6 +17,8 @@ export interface SigningCa {
   readonly certDer: Buffer;
   // Every certificate of the CA file, re-encoded; what RKE2 appends to a chained .crt.
   readonly chainPem: string;
+  // The same certificates as parsed here: a chained .crt that appends them is not parsed again.
+  readonly chain: readonly KnownCertificate[];
   readonly signingKey: KeyObject;
   readonly algorithm: KeyAlgorithm;
   readonly notBefore: Date;
@@ -57,6 +59,7 @@ export async function loadSigningCa(certText: string, certFile: string, keyText:
     cert,
     certDer: blocks[0]!.der,
     chainPem: blocks.map((b) => encodePem('CERTIFICATE', b.der)).join(''),
+    chain: blocks.map((b, i) => ({ der: b.der, cert: certs[i]! })),
     signingKey: key.keyObject,
     algorithm: key.algorithm,
     notBefore: new Date(cert.validFrom),

@@ -79,6 +79,28 @@ export async function generateKeyPair(algorithm: KeyAlgorithm): Promise<Generate
     : generateNode('rsa', { modulusLength: algorithm.modulusLength, publicExponent: 0x10001 });
 }
 
+export interface EncodedKeyPair {
+  readonly spki: Buffer;
+  readonly privateKeyPem: string;
+}
+
+const PEM_TYPE: Record<KeyEncoding, string> = { sec1: 'EC PRIVATE KEY', pkcs1: 'RSA PRIVATE KEY', pkcs8: 'PRIVATE KEY' };
+
+// A renewal's key pair, generated and encoded on the threadpool: the SubjectPublicKeyInfo
+// DER for the certificate and the private key PEM for the file, with no KeyObject
+// left behind for the event loop's GC to free.
+export async function generateEncodedKeyPair(algorithm: KeyAlgorithm, encoding: KeyEncoding): Promise<EncodedKeyPair> {
+  const encodings = {
+    publicKeyEncoding: { type: 'spki', format: 'der' },
+    privateKeyEncoding: { type: encoding, format: 'pem' },
+  } as const;
+  const { publicKey, privateKey } =
+    algorithm.name === 'ECDSA'
+      ? await generateNode('ec', { namedCurve: algorithm.namedCurve, ...encodings })
+      : await generateNode('rsa', { modulusLength: algorithm.modulusLength, publicExponent: 0x10001, ...encodings });
+  return { spki: publicKey as unknown as Buffer, privateKeyPem: privateKey as unknown as string };
+}
+
 // For @peculiar/x509 (self-signed CAs in fixtures); the KeyObjects convert without re-encoding.
 export function toCryptoKeys(key: GeneratedKey, algorithm: KeyAlgorithm): CryptoKeyPair {
   const params = webCryptoParams(algorithm);
@@ -90,8 +112,7 @@ export function toCryptoKeys(key: GeneratedKey, algorithm: KeyAlgorithm): Crypto
 }
 
 export function encodePrivateKey(key: GeneratedKey, encoding: KeyEncoding): string {
-  const type = { sec1: 'EC PRIVATE KEY', pkcs1: 'RSA PRIVATE KEY', pkcs8: 'PRIVATE KEY' }[encoding];
-  return encodePem(type, key.privateKey.export({ type: encoding, format: 'der' }));
+  return encodePem(PEM_TYPE[encoding], key.privateKey.export({ type: encoding, format: 'der' }));
 }
 
 export function spkiOf(key: KeyObject): Buffer {

@@ -1,16 +1,17 @@
 import { describe, expect, test } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KeyAlgorithm, KeyEncoding, ValidityProfile } from '../distributions/types.js';
 import { caFromMaterial, createCa, issueLeaf } from '../simulation/issue.js';
 import { CertificateFileError } from './errors.js';
-import { encodePrivateKey, generateKeyPair, parsePrivateKey } from './keys.js';
+import { encodePrivateKey, generateEncodedKeyPair, generateKeyPair, parsePrivateKey } from './keys.js';
+import { readCertificateFile } from './certfile.js';
 import { encodePem, parsePem } from './pem.js';
 import { randomSerialHex, renewCertificate, renewKeyOnly, signCertificate, validityWindow } from './renew.js';
-import { authorityKeyIdentifierExtension, certificateFields, keyIdentifierOf, subjectKeyIdentifierExtension } from './tbs.js';
+import { authorityKeyIdentifierExtension, certificateFields, keyAlgorithmOfSpki, keyIdentifierOf, subjectKeyIdentifierExtension } from './tbs.js';
 import { x509 } from './x509.js';
 import { loadSigningCa } from './ca.js';
 
@@ -138,7 +139,7 @@ describe('renewCertificate copies the old certificate byte for byte where it sho
       authorityKeyIdentifierExtension(ca.subjectKeyIdBytes!, critical),
       new Uint8Array(new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'n1' }, { type: 'ip', value: '10.0.0.1' }]).rawData),
     ];
-    const { der } = await signCertificate({ subject, extensions, publicKey: keys.publicKey, ca, notBefore: ca.notBefore, notAfter: new Date(Date.now() + 86_400_000) });
+    const { der } = await signCertificate({ subject, extensions, subjectPublicKeyInfo: spki, ca, notBefore: ca.notBefore, notAfter: new Date(Date.now() + 86_400_000) });
     return { ca, certPem: encodePem('CERTIFICATE', der), keyPem: encodePrivateKey(keys, 'pkcs8') };
   }
 
@@ -200,7 +201,7 @@ describe('renewCertificate copies the old certificate byte for byte where it sho
     const ca = await caFromMaterial(await createCa('kube-ca', P256, 'sec1'));
     const keys = await generateKeyPair(P256);
     const subject = new Uint8Array(new x509.Name([{ CN: ['bare'] }]).toArrayBuffer());
-    const { der } = await signCertificate({ subject, extensions: [], publicKey: keys.publicKey, ca, notBefore: ca.notBefore, notAfter: new Date(Date.now() + 86_400_000) });
+    const { der } = await signCertificate({ subject, extensions: [], subjectPublicKeyInfo: keys.publicKey.export({ type: 'spki', format: 'der' }), ca, notBefore: ca.notBefore, notAfter: new Date(Date.now() + 86_400_000) });
     const renewed = await renewCertificate({ certText: encodePem('CERTIFICATE', der), certFile: 'a.crt', keyText: encodePrivateKey(keys, 'sec1'), keyFile: 'a.key', ca, validity: RKE2, chained: false });
     const r = new X509Certificate(renewed.certPem);
     expect(r.subject).toBe('CN=bare');
@@ -243,3 +244,48 @@ function opensslVerify(caPem: string, certPem: string): string {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+describe('what a renewal does not redo', () => {
+  test.each([
+    [P256, 'sec1' as KeyEncoding],
+    [P256, 'pkcs8' as KeyEncoding],
+    [RSA, 'pkcs1' as KeyEncoding],
+    [RSA, 'pkcs8' as KeyEncoding],
+  ])('keys generated encoded on the threadpool are Go-style PEM of the right type (%o, %s)', async (algorithm, encoding) => {
+    const keys = await generateEncodedKeyPair(algorithm, encoding);
+    const [block] = parsePem(keys.privateKeyPem, 'k');
+    expect(encodePem(block!.type, block!.der)).toBe(keys.privateKeyPem);
+    const loaded = parsePrivateKey(keys.privateKeyPem, 'k');
+    expect(loaded.encoding).toBe(encoding);
+    expect(loaded.algorithm).toEqual(algorithm);
+    expect(createPublicKey(loaded.keyObject).export({ type: 'spki', format: 'der' })).toEqual(keys.spki);
+    expect(keyAlgorithmOfSpki(keys.spki)).toEqual(algorithm);
+  }, 30_000);
+
+  test('keyAlgorithmOfSpki knows P-256 and RSA-2048 only; the rest is left to OpenSSL to name', () => {
+    const spki = (type: 'ec' | 'rsa' | 'ed25519', o: object) =>
+      generateKeyPairSync(type as 'ec', o as { namedCurve: string }).publicKey.export({ type: 'spki', format: 'der' });
+    expect(keyAlgorithmOfSpki(spki('ec', { namedCurve: 'P-384' }))).toBeUndefined();
+    expect(keyAlgorithmOfSpki(spki('rsa', { modulusLength: 3072 }))).toBeUndefined();
+    expect(keyAlgorithmOfSpki(spki('rsa', { modulusLength: 2040 }))).toBeUndefined();
+    expect(keyAlgorithmOfSpki(spki('ed25519', {}))).toBeUndefined();
+  });
+
+  test('a chained .crt: the CA blocks are the CA as already parsed; any other chain block is still parsed and checked', async () => {
+    const ca = await caFromMaterial(await createCa('kube-ca', P256, 'sec1'));
+    const leaf = await issueLeaf({ template: { cn: 'x', eku: ['clientAuth'] }, ca, validity: RKE2, algorithm: P256, encoding: 'sec1', chained: true });
+    const file = readCertificateFile(leaf.certPem, 'a.crt', 'pem', ca.chain);
+    expect(file.chain).toHaveLength(1);
+    expect(file.chain[0]).toBe(ca.cert);
+    const other = await createCa('other', P256, 'sec1');
+    expect(readCertificateFile(leaf.certPem + other.certPem, 'a.crt', 'pem', ca.chain).chain[1]).not.toBe(ca.cert);
+    // Valid PEM and base64, not a certificate: refused, as without the CA's chain.
+    const bogus = encodePem('CERTIFICATE', Buffer.from('3003020101', 'hex'));
+    expect(() => readCertificateFile(leaf.certPem + bogus, 'a.crt', 'pem', ca.chain)).toThrow('a.crt: corrupt certificate in PEM block 3');
+    await expect(renewCertificate({ certText: leaf.certPem + bogus, certFile: 'a.crt', keyText: leaf.keyPem, keyFile: 'a.key', ca, validity: RKE2, chained: true })).rejects.toThrow(
+      'a.crt: corrupt certificate in PEM block 3',
+    );
+    // The leaf itself is never taken from the known list.
+    expect(readCertificateFile(ca.cert.toString(), 'ca.crt', 'pem', ca.chain).leaf).not.toBe(ca.cert);
+  });
+});

@@ -96,6 +96,30 @@ export function keyIdentifierOf(spkiDer: Uint8Array): Buffer {
 }
 
 // Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
+const P256_KEY_ALGORITHM = Buffer.from(
+  AsnConvert.serialize(new AlgorithmIdentifier({ algorithm: '1.2.840.10045.2.1', parameters: AsnConvert.serialize(AsnObjectIdentifierConverter.toASN('1.2.840.10045.3.1.7')) })),
+); // id-ecPublicKey, prime256v1
+const RSA_KEY_ALGORITHM = Buffer.from(AsnConvert.serialize(new AlgorithmIdentifier({ algorithm: '1.2.840.113549.1.1.1', parameters: null }))); // rsaEncryption, NULL
+
+// The two key types certrotator renews, read from a SubjectPublicKeyInfo without
+// making a KeyObject (each one is a native object the next GC pause has to free);
+// undefined for anything else, which the caller then names through OpenSSL.
+export function keyAlgorithmOfSpki(spkiDer: Uint8Array): KeyAlgorithm | undefined {
+  const [algorithm, key] = childrenOf(spkiDer, readWhole(spkiDer));
+  if (!algorithm || !key || key.tag !== TAG.BIT_STRING) return undefined;
+  const id = bytesOf(spkiDer, algorithm);
+  if (P256_KEY_ALGORITHM.equals(id)) return key.end - key.contentStart === 66 ? { name: 'ECDSA', namedCurve: 'P-256' } : undefined;
+  if (!RSA_KEY_ALGORITHM.equals(id)) return undefined;
+  // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }, after the unused-bits octet.
+  const bits = contentOf(spkiDer, key).subarray(1);
+  const [modulus] = childrenOf(bits, readWhole(bits));
+  if (modulus?.tag !== TAG.INTEGER) return undefined;
+  let n = contentOf(bits, modulus);
+  while (n.length > 1 && n[0] === 0) n = n.subarray(1);
+  const bitLength = n.length * 8 - Math.clz32(n[0]!) + 24;
+  return bitLength === 2048 ? { name: 'RSA', modulusLength: 2048 } : undefined;
+}
+
 const extension = (oid: Uint8Array, critical: boolean, value: Uint8Array): Buffer =>
   tlv(TAG.SEQUENCE, oid, ...(critical ? [CRITICAL] : []), tlv(TAG.OCTET_STRING, value));
 const CRITICAL = Uint8Array.of(TAG.BOOLEAN, 1, 0xff);

@@ -83,7 +83,7 @@ export async function issueLeaf(o: LeafOptions): Promise<{ certPem: string; keyP
   const { der, serial } = await signCertificate({
     subject: new Uint8Array(name.toArrayBuffer()),
     extensions: extensions.map((e) => new Uint8Array(e.rawData)),
-    publicKey: keys.publicKey,
+    subjectPublicKeyInfo: keys.publicKey.export({ type: 'spki', format: 'der' }),
     ca: o.ca,
     ...window,
   });
