@@ -76,6 +76,16 @@ function metricSum(text: string, name: string, filter: (labels: string) => boole
   return sum;
 }
 
+/** User + system CPU time of a process so far (Linux /proc; clock ticks of 1/100 s). */
+function controllerCpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 /** The API server's own /metrics (the admin kubeconfig may read it). */
 function apiserverMetrics(): Promise<string> {
   return kubectlOk(['get', '--raw', '/metrics']);
@@ -163,6 +173,7 @@ async function main(): Promise<void> {
     await informer.waitForSync();
 
     const before = await apiserverMetrics();
+    const cpuBefore = controllerCpuSeconds(controller.pid!);
     const t0 = performance.now();
     await kubectlOk(['apply', '-f', '-'], {
       input: stringify({ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name: NAME }, spec: { strategy: { maxUnavailable: M } } }),
@@ -182,6 +193,7 @@ async function main(): Promise<void> {
     clearInterval(rss);
     const statusText = readFileSync(`/proc/${controller.pid}/status`, 'utf8');
     peakRssKb = Math.max(peakRssKb, Number(statusText.match(/VmHWM:\s+(\d+)/)?.[1] ?? 0));
+    const cpuSeconds = controllerCpuSeconds(controller.pid!) - cpuBefore;
     await Promise.all([...inFlightReports]);
     // Let the last Events flush (they are written in the background), then count.
     await new Promise((r) => setTimeout(r, 2000));
@@ -217,6 +229,7 @@ async function main(): Promise<void> {
       agentWritesPerNode: Number((agentWrites / TOTAL).toFixed(2)),
       apiserverMutatingRequestsPerNode: Number((serverSide / TOTAL).toFixed(2)),
       controllerPeakRssMB: Number((peakRssKb / 1024).toFixed(1)),
+      controllerCpuSeconds: Number(cpuSeconds.toFixed(2)),
       targets: { handoffP99Ms: 250, writesPerNode: 6, peakRssMB: 200 },
     };
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -227,6 +240,7 @@ async function main(): Promise<void> {
       ['hand-off p99', `${result.handoffMs.p99} ms`, '< 250 ms', result.handoffMs.p99 < 250],
       ['API writes per node', `${result.controllerWritesPerNode} (${result.controllerWritesPerNodeWithoutEvents} without Events)`, '<= 6', result.controllerWritesPerNode <= 6],
       ['controller peak RSS', `${result.controllerPeakRssMB} MB`, '< 200 MB', result.controllerPeakRssMB < 200],
+      ['controller CPU during the run', `${result.controllerCpuSeconds} s`, '', undefined],
       ['load average', loadavg().map((l) => l.toFixed(2)).join(' '), '', undefined],
     ];
     const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => String(r[i]).length)));
