@@ -26,7 +26,7 @@ import { addFinalizer, finalizeRotation, hasFinalizer } from './finalizer.js';
 import { planRotation, type Plan } from './plan.js';
 import { planStatus } from './plan-mode.js';
 import { slotHolder } from './queue-gate.js';
-import { commitRkeState, discardRkeBundle, ensureRkeBundle, withBundleRef } from './rke-run.js';
+import { commitRkeState, discardRkeBundle, ensureRkeBundle, isPermanentIssueError, withBundleRef } from './rke-run.js';
 import { progressFromStatus, runActive, runFingerprint, settled } from './run-state.js';
 import { writeStatus } from './status-writer.js';
 
@@ -157,7 +157,13 @@ async function continueRun(
   const { rotation: stored, written } = await writeStatus(deps, rotation, next);
   // RKE: the certificates are issued once per run, after its intent is recorded and before the first node gets its instruction.
   if (rke && d.create.length > 0) {
-    const ref = await ensureRkeBundle(deps, stored, runGeneration, nodeRotations);
+    let ref;
+    try {
+      ref = await ensureRkeBundle(deps, stored, runGeneration, nodeRotations);
+    } catch (err) {
+      if (!isPermanentIssueError(err)) throw err;
+      return failUnissued(deps, stored, next, d.create, (err as Error).message);
+    }
     if (ref) d.create = withBundleRef(d.create, ref);
   }
   if (deps.creates) deps.creates.start(name, d.create);
@@ -197,6 +203,28 @@ async function continueRun(
     deps.log.info({ phase: summary.phase, progress: summary.progress, seconds }, 'rotation run finished');
   }
   return { requeueAfterMs: d.requeueAfterMs };
+}
+
+/**
+ * RKE: the run's certificates cannot be issued from full-cluster-state. The
+ * nodes just recorded Updating get no instruction and are recorded Failed
+ * (nothing was touched on them); the next pass ends the run, Stalled, naming why.
+ */
+async function failUnissued(
+  deps: ControllerDeps,
+  rotation: CertificateRotation,
+  next: CertificateRotationStatus,
+  create: readonly import('../api/noderotation.js').NodeRotation[],
+  message: string,
+): Promise<ReconcileResult> {
+  const names = new Set(create.map((nr) => nr.spec.nodeName));
+  const why = `not started: the RKE certificates could not be issued from kube-system/full-cluster-state: ${message}`.slice(0, 1024);
+  const finishedAt = rfc3339(deps.now());
+  const nodes = (next.nodes ?? []).map((n) => (names.has(n.name) ? { ...n, phase: 'Failed' as const, finishedAt, message: why } : n));
+  const { rotation: stored } = await writeStatus(deps, rotation, { ...next, nodes });
+  deps.events.warning(stored, EVENT_REASONS.nodeFailed, why);
+  deps.log.error({ nodes: [...names] }, why);
+  return { requeueAfterMs: 0 };
 }
 
 async function createAll(deps: ControllerDeps, objects: readonly import('../api/noderotation.js').NodeRotation[]): Promise<void> {

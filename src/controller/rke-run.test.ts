@@ -198,6 +198,38 @@ describe('an RKE run with a controller-issued bundle', () => {
     expect(rke.bundles.get('certrotator-rke-bundle')?.runId).toBe('uid-other-g1');
   });
 
+  it('a state the certificates cannot be issued from (no kube-ca key): no node is instructed, the run fails naming why', async () => {
+    const fake = new FakeCluster(NODES);
+    const rke = new FakeRke();
+    rke.state = rke.state.split(JSON.stringify(JSON.parse(initialState).currentState.certificatesBundle['kube-ca'].keyPEM)).join('""');
+    fake.apply('nokey', { scope: 'Service', service: 'kube-proxy' });
+    await drive(fake, rke, 'nokey');
+    const st = fake.rotation('nokey')!.status!;
+    expect(st.phase).toBe('Failed');
+    expect(fake.nodeRotationsByName.size).toBe(0);
+    expect(st.nodes!.find((n) => n.phase === 'Failed')!.message).toMatch(/could not be issued from kube-system\/full-cluster-state: .*kube-ca has no certificatePEM\/keyPEM/);
+    expect(st.conditions!.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True' });
+    expect(rke.ops).toEqual([]);
+    expect(JSON.stringify(st)).not.toContain('PRIVATE KEY');
+  }, 30_000);
+
+  it('the bundle disappears mid-run: it is not issued a second time, the remaining nodes fail unstarted', async () => {
+    const fake = new FakeCluster(NODES);
+    const rke = new FakeRke();
+    fake.apply('mid', { scope: 'Service', service: 'kubelet' });
+    await drive(fake, rke, 'mid', (nr, r) => {
+      const report = installing(nr, r);
+      if (nr.spec.nodeName === 'e1') r.bundles.clear();
+      return report;
+    });
+    const st = fake.rotation('mid')!.status!;
+    expect(st.phase).toBe('Failed');
+    expect(rke.ops.filter((o) => o.startsWith('create-bundle'))).toHaveLength(1);
+    expect(st.nodes!.map((n) => n.phase)).toEqual(['Rotated', 'Failed', 'Pending', 'Pending']);
+    expect(st.nodes![1]!.message).toMatch(/disappeared after 1 node\(s\) were instructed/);
+    expect(rke.state).toBe(initialState);
+  }, 30_000);
+
   it('no full-cluster-state: the nodes sign on their hosts (no bundle, nothing to commit)', async () => {
     const fake = new FakeCluster(NODES);
     const rke = new FakeRke();

@@ -26,6 +26,7 @@
 // (the only other copy of the new keys) is deleted when the run ends.
 import type { CertificateRotation } from '../api/certificaterotation.js';
 import type { NodeRotation } from '../api/noderotation.js';
+import { CertificateFileError } from '../pki/errors.js';
 import type { ControllerDeps } from './deps.js';
 import { runID } from '../api/names.js';
 import {
@@ -103,6 +104,11 @@ export async function ensureRkeBundle(
   const existing = await rke.getBundle(ref.name);
   if (existing?.runId === run) return ref;
   if (nodeRotations.some((nr) => !nr.spec.bundleSecretRef)) return undefined;
+  // Issued once per run: nodes already hold this run's bundle, so a second
+  // issue would give the rest different shared certificates (kube-node).
+  if (nodeRotations.length > 0) {
+    throw new RkeStateError(`this run's bundle Secret ${ref.namespace}/${ref.name} disappeared after ${nodeRotations.length} node(s) were instructed; the remaining nodes are not started (start a new run)`);
+  }
   // A leftover of an earlier run (one runs at a time, so that run is over): its keys go.
   if (existing) {
     deps.log.warn({ bundle: `${ref.namespace}/${ref.name}`, run: existing.runId ?? '?' }, 'deleting the bundle Secret an earlier run left behind');
@@ -116,12 +122,21 @@ export async function ensureRkeBundle(
   const issued = await issueBundle(state.text, bundleScope(rotation), deps.now());
   await rke.createBundle(ref.name, bundleSecretData(issued), run, rotation);
   // Read back: a create that met an existing Secret must have met this run's.
-  if ((await rke.getBundle(ref.name))?.runId !== run) throw new RkeStateError(`the bundle Secret ${ref.namespace}/${ref.name} belongs to another run; retrying`);
+  if ((await rke.getBundle(ref.name))?.runId !== run) throw new Error(`the bundle Secret ${ref.namespace}/${ref.name} belongs to another run; retrying`);
   deps.log.info(
     { bundle: `${ref.namespace}/${ref.name}`, certificates: [...issued].map(([name, p]) => `${name}:${p.serial}`) },
     'issued the RKE certificates for this run',
   );
   return ref;
+}
+
+/**
+ * Can this error never go away by retrying? (The state is unusable: no CA key,
+ * not JSON, a key that does not match its certificate.) Then the nodes about
+ * to start fail at once, untouched, instead of waiting out nodeTimeout.
+ */
+export function isPermanentIssueError(err: unknown): boolean {
+  return err instanceof RkeStateError || err instanceof CertificateFileError;
 }
 
 /**
