@@ -6,7 +6,7 @@
 // parses and checks the old certificate, its fields are sliced out as DER and copied
 // into the new TBSCertificate, and the CA's KeyObject signs it on the libuv
 // threadpool. Key generation (RSA-2048: tens of ms) runs there too. What stays on the
-// event loop is three short synchronous sections; `trace` times each of them.
+// event loop is three short synchronous sections; `trace` marks where each starts and ends.
 import { randomBytes, sign as nodeSign, type KeyObject, type X509Certificate } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { KeyEncoding, ValidityProfile } from '../distributions/types.js';
@@ -36,19 +36,16 @@ const signAsync = promisify(nodeSign) as (algorithm: string, data: Uint8Array, k
 
 // The synchronous sections of one renewal, in order: what blocks the event loop.
 export type RenewSection = 'check' | 'build' | 'finish';
-// Wall-clock and this thread's CPU milliseconds of one section.
-export type RenewTrace = (section: RenewSection, wallMs: number, cpuMs: number) => void;
+// Called as each section starts and ends, so a caller can time them (the benchmark).
+export type RenewTrace = (section: RenewSection, edge: 'start' | 'end') => void;
 
 function timed<T>(trace: RenewTrace | undefined, section: RenewSection, run: () => T): T {
   if (!trace) return run();
-  const cpu = process.threadCpuUsage();
-  const start = performance.now();
+  trace(section, 'start');
   try {
     return run();
   } finally {
-    const wall = performance.now() - start;
-    const used = process.threadCpuUsage(cpu);
-    trace(section, wall, (used.user + used.system) / 1000);
+    trace(section, 'end');
   }
 }
 
