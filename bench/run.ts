@@ -332,11 +332,12 @@ preempt/s      involuntary context switches of the event-loop thread per second:
     `\ntarget >= 500 P-256 renewals/s on one core: ${perCore.toFixed(0)} per CPU-second -> ${perCore >= 500 ? 'MET' : 'NOT MET'} ` +
       `(wall clock ${fastest.toFixed(0)}/s at load ${loadAfter.split(' ')[0]})`,
   );
-  const blockMet = worstOnCpu <= 5;
+  const probed = engine.some((r) => r.onCpuMaxMs !== undefined);
+  const blockMet = probed && worstOnCpu <= 5;
   const gcMax = Math.max(...engine.map((r) => r.gcMaxMs));
   console.log(
     `target no event-loop block over 5 ms: longest synchronous section of a certrotator renewal on the CPU (probed rows) max ${worstOnCpu.toFixed(2)} ms -> ` +
-      `${blockMet ? 'MET' : 'NOT MET'}; wall clock p99 ${worstP99.toFixed(2)} ms, max ${worstMax.toFixed(1)} ms ` +
+      `${blockMet ? 'MET' : probed ? 'NOT MET' : 'NOT MEASURED (no section trace)'}; wall clock p99 ${worstP99.toFixed(2)} ms, max ${worstMax.toFixed(1)} ms ` +
       `(${worstMax <= 5 ? 'within the target' : 'the excess is the OS running other processes (preempt/s, load) or GC'}); longest GC pause ${gcMax.toFixed(1)} ms`,
   );
   if (perCore < 500 || !blockMet) process.exitCode = 1;
