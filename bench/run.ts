@@ -6,7 +6,7 @@
 // not the wall-clock rate, and the load average printed with them.
 import { execFile } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
-import { tmpdir, cpus, loadavg } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 import { promisify } from 'node:util';
@@ -264,7 +264,7 @@ async function main(): Promise<void> {
   };
   const loadBefore = fmtLoad();
   process.stderr.write(
-    `benchmarking (${cpus().length} CPUs visible, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 'default 4'}, ${BUDGET_MS / 1000}s per case, load ${loadBefore})\n`,
+    `benchmarking (${availableParallelism()} of ${cpus().length} CPUs usable, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 'default 4'}, ${BUDGET_MS / 1000}s per case, load ${loadBefore})\n`,
   );
   await run(measure('certrotator P-256, sequential', p256, 1, BUDGET_MS, 20_000));
   await run(measure('certrotator P-256, 16 in flight', p256, 16, BUDGET_MS, 20_000));
@@ -278,7 +278,7 @@ async function main(): Promise<void> {
   await fs.rm(dir, { recursive: true, force: true });
   const loadAfter = fmtLoad();
 
-  console.log(`node ${process.version}, ${cpus().length} CPUs visible (${cpus()[0]?.model ?? '?'}), load average (1/5/15 min) before: ${loadBefore}, after: ${loadAfter}`);
+  console.log(`node ${process.version}, ${availableParallelism()} of ${cpus().length} CPUs usable (${cpus()[0]?.model ?? '?'}), load average (1/5/15 min) before: ${loadBefore}, after: ${loadAfter}`);
   console.log('');
   const header = [
     'case', 'n', 's', 'renewals/s', 'CPU ms', '/s on 1 core', 'loop-thread CPU ms',
