@@ -3,7 +3,7 @@
 // host trees whose components serve over TLS on the nodes' loopback IPs.
 // openssl is the judge of what was written and what is served.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { snapshotTree, changedPaths } from '../../src/simulation/tree.js';
 import { kubectlOk } from '../cluster/kubectl.js';
 import type { SimulatedNode as ClusterNode } from '../cluster/nodes.js';
 import { installCrds } from './support/crds.js';
+import { servedSerial } from './support/rotation.js';
 
 const TLS = 'var/lib/rancher/rke2/server/tls';
 const nodes = JSON.parse(process.env.CERTROTATOR_E2E_NODES ?? '[]') as ClusterNode[];
@@ -66,25 +67,6 @@ async function waitFinished(name: string, timeoutMs = 90_000): Promise<NodeRotat
     if (Date.now() > deadline) throw new Error(`${name} not finished: ${JSON.stringify(nr.status)}`);
     await new Promise((r) => setTimeout(r, 300));
   }
-}
-
-/**
- * The serial openssl sees served at ip:port. Asynchronous on purpose: the
- * simulated components serve from this very process, so a synchronous child
- * would block the event loop that has to answer it.
- */
-async function servedSerial(ip: string, port: number): Promise<string> {
-  const pem = await new Promise<string>((resolve, reject) => {
-    const child = spawn('openssl', ['s_client', '-connect', `${ip}:${port}`, '-servername', 'localhost'], { stdio: ['pipe', 'pipe', 'ignore'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', reject);
-    child.on('close', () => resolve(out));
-    child.stdin.end();
-  });
-  const out = execFileSync('openssl', ['x509', '-noout', '-serial'], { input: pem }).toString();
-  // certrotator reports serials in hex without leading zeros; openssl pads to whole bytes.
-  return out.trim().replace(/^serial=/, '').replace(/^0+(?=.)/, '').toLowerCase();
 }
 
 function backups(node: string): string[] {

@@ -21,7 +21,7 @@ import { startCluster, stopCluster, type ClusterState } from '../cluster/cluster
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
 import { REPO_ROOT } from '../cluster/paths.js';
 import { ControllerProcess, waitFor } from './support/controller.js';
-import { applyRotation, deleteRotations, getJson, nodeRotations, normSerial, opensslVerify, pemSerial, servedPem } from './support/rotation.js';
+import { applyRotation, fleetDebug, getJson, nodeRotations, normSerial, opensslVerify, pemSerial, servedPem, startFleetAndController, stopFleetAndController } from './support/rotation.js';
 
 const P = 'rkeb-';
 const SSL = 'etc/kubernetes/ssl';
@@ -33,7 +33,7 @@ let kubeconfig: string;
 
 const server = (): string => cluster.nodes.find((n) => n.roles.includes('controlplane'))!.name;
 const ipOf = (name: string): string => cluster.nodes.find((n) => n.name === name)!.ip;
-const debug = (): string => `${controller?.debug() ?? ''}\n${(cluster?.nodes ?? []).map((n) => `--- ${n.name}\n${fleet?.agentLog(n.name).split('\n').slice(-8).join('\n')}`).join('\n')}`;
+const debug = (): string => fleetDebug(fleet, controller, (cluster?.nodes ?? []).map((n) => n.name));
 
 async function readState(): Promise<string> {
   const out = await kubectlOk(['-n', 'kube-system', 'get', 'secret', 'full-cluster-state', '-o', 'jsonpath={.data.full-cluster-state}'], { kubeconfig });
@@ -57,26 +57,23 @@ beforeAll(async () => {
   kubeconfig = cluster.kubeconfig;
   await kubectlOk(['apply', '--server-side', '-f', join(REPO_ROOT, 'crds')], { kubeconfig });
   await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/certificaterotations.certrotator.io', 'crd/noderotations.certrotator.io'], { kubeconfig });
-  fleet = await SimulatedFleet.create({ workDir: join(dir, 'fleet'), distribution: 'rke', nodes: cluster.nodes.map((n) => ({ name: n.name, ip: n.ip, roles: n.roles })), kubeconfig });
-  // The state as RKE leaves it: built from the hosts, the server's copies first (it holds the CA keys).
-  const trees = [...cluster.nodes].sort((a, b) => Number(b.roles.includes('controlplane')) - Number(a.roles.includes('controlplane'))).map((n) => ({ root: fleet.hostRoot(n.name) }));
-  const stateFile = join(dir, 'full-cluster-state.json');
-  writeFileSync(stateFile, await fullClusterStateFromTrees(trees), { mode: 0o600 });
-  await kubectlOk(['-n', 'kube-system', 'create', 'secret', 'generic', 'full-cluster-state', `--from-file=full-cluster-state=${stateFile}`], { kubeconfig });
-  rmSync(stateFile);
-  await fleet.start();
-  controller = new ControllerProcess('rkeb-a', { leaseName: 'rkeb-controller', extraArgs: [`--kubeconfig=${kubeconfig}`] });
-  await waitFor('controller leading', () => controller.leading(), 40_000, () => controller.debug());
+  ({ fleet, controller } = await startFleetAndController({
+    workDir: join(dir, 'fleet'), distribution: 'rke', nodes: cluster.nodes.map((n) => ({ name: n.name, ip: n.ip, roles: n.roles })), kubeconfig, controllerId: 'rkeb-a', leaseName: 'rkeb-controller',
+    // The state as RKE leaves it: built from the hosts, the server's copies first (it holds the CA keys).
+    beforeStart: async (f: SimulatedFleet) => {
+      const trees = [...cluster.nodes].sort((a, b) => Number(b.roles.includes('controlplane')) - Number(a.roles.includes('controlplane'))).map((n) => ({ root: f.hostRoot(n.name) }));
+      const stateFile = join(dir, 'full-cluster-state.json');
+      writeFileSync(stateFile, await fullClusterStateFromTrees(trees), { mode: 0o600 });
+      await kubectlOk(['-n', 'kube-system', 'create', 'secret', 'generic', 'full-cluster-state', `--from-file=full-cluster-state=${stateFile}`], { kubeconfig });
+      rmSync(stateFile);
+    },
+  }));
 }, 240_000);
 
 afterAll(async () => {
   try {
-    if (controller) await deleteRotations(P, kubeconfig);
+    await stopFleetAndController(fleet, controller, { prefix: P, kubeconfig });
   } finally {
-    await controller?.stop();
-    await fleet?.stop();
-    for (const name of fleet?.nodeNames() ?? []) expect(fleet.agentLog(name)).not.toContain('PRIVATE KEY');
-    if (controller) expect(controller.debug()).not.toContain('PRIVATE KEY');
     if (dir) {
       await stopCluster(dir);
       rmSync(dir, { recursive: true, force: true });

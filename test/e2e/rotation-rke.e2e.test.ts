@@ -18,8 +18,8 @@ import { changedPaths, snapshotTree, type TreeEntry } from '../../src/simulation
 import { startCluster, stopCluster, type ClusterState } from '../cluster/cluster.js';
 import { kubectlOk } from '../cluster/kubectl.js';
 import { REPO_ROOT } from '../cluster/paths.js';
-import { ControllerProcess, waitFor } from './support/controller.js';
-import { applyRotation, condition, deleteRotations, getJson, intervals, nodeRotations, opensslVerify, overlappingServers, pemSerial, servedPem } from './support/rotation.js';
+import { ControllerProcess } from './support/controller.js';
+import { applyRotation, condition, fleetDebug, getJson, intervals, nodeRotations, opensslVerify, overlappingServers, pemSerial, servedPem, startFleetAndController, stopFleetAndController } from './support/rotation.js';
 
 const P = 'rotrke-';
 const SSL = 'etc/kubernetes/ssl';
@@ -36,7 +36,7 @@ const names = (): { servers: string[]; workers: string[] } => ({
 const ipOf = (name: string): string => cluster.nodes.find((n) => n.name === name)!.ip;
 const dashes = (ip: string): string => ip.replace(/\./g, '-');
 const snapshot = (node: string): Promise<Map<string, TreeEntry>> => snapshotTree(fleet.hostRoot(node), (p) => /(^|\/)ssl-backup-\d+$/.test(p));
-const debug = (): string => `${controller?.debug() ?? ''}\n${(cluster?.nodes ?? []).map((n) => `--- ${n.name}\n${fleet?.agentLog(n.name).split('\n').slice(-6).join('\n')}`).join('\n')}`;
+const debug = (): string => fleetDebug(fleet, controller, (cluster?.nodes ?? []).map((n) => n.name));
 
 async function waitCondition(cond: 'Ready' | 'Stalled', name: string): Promise<void> {
   try {
@@ -52,19 +52,15 @@ beforeAll(async () => {
   kubeconfig = cluster.kubeconfig;
   await kubectlOk(['apply', '--server-side', '-f', join(REPO_ROOT, 'crds')], { kubeconfig });
   await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/certificaterotations.certrotator.io', 'crd/noderotations.certrotator.io'], { kubeconfig });
-  fleet = await SimulatedFleet.create({ workDir: join(dir, 'fleet'), distribution: 'rke', nodes: cluster.nodes.map((n) => ({ name: n.name, ip: n.ip, roles: n.roles })), kubeconfig });
-  await fleet.start();
-  controller = new ControllerProcess('rotrke-a', { leaseName: 'rotrke-controller', extraArgs: [`--kubeconfig=${kubeconfig}`] });
-  await waitFor('controller leading', () => controller.leading(), 40_000, () => controller.debug());
+  ({ fleet, controller } = await startFleetAndController({
+    workDir: join(dir, 'fleet'), distribution: 'rke', nodes: cluster.nodes.map((n) => ({ name: n.name, ip: n.ip, roles: n.roles })), kubeconfig, controllerId: 'rotrke-a', leaseName: 'rotrke-controller',
+  }));
 }, 240_000);
 
 afterAll(async () => {
   try {
-    if (controller) await deleteRotations(P, kubeconfig);
+    await stopFleetAndController(fleet, controller, { prefix: P, kubeconfig });
   } finally {
-    await controller?.stop();
-    await fleet?.stop();
-    for (const name of fleet?.nodeNames() ?? []) expect(fleet.agentLog(name)).not.toContain('PRIVATE KEY');
     if (dir) {
       await stopCluster(dir);
       rmSync(dir, { recursive: true, force: true });

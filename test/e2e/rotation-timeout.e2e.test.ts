@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { SimulatedFleet } from '../../src/simulation/fleet.js';
 import { kubectlOk } from '../cluster/kubectl.js';
 import type { SimulatedNode as ClusterNode } from '../cluster/nodes.js';
-import { ControllerProcess, waitFor } from './support/controller.js';
+import { ControllerProcess } from './support/controller.js';
 import { installCrds } from './support/crds.js';
-import { applyRotation, condition, deleteRotations, getJson, intervals, nodeRotations, overlappingServers } from './support/rotation.js';
+import { applyRotation, condition, deleteRotations, fleetDebug, getJson, intervals, nodeRotations, overlappingServers, startFleetAndController } from './support/rotation.js';
 
 const P = 'rott-';
 const nodes = JSON.parse(process.env.CERTROTATOR_E2E_NODES ?? '[]') as ClusterNode[];
@@ -22,16 +22,15 @@ const hostIP = (ip: string): string => ip.replace(/^127\.0\./, '127.43.');
 let work: string;
 let fleet: SimulatedFleet;
 let controller: ControllerProcess;
-const debug = (): string => `${controller?.debug() ?? ''}\n${SERVERS.map((n) => `--- ${n.name}\n${fleet?.agentLog(n.name).split('\n').slice(-6).join('\n')}`).join('\n')}`;
+const debug = (): string => fleetDebug(fleet, controller, SERVERS.map((n) => n.name));
 
 beforeAll(async () => {
   await installCrds();
   work = mkdtempSync(join(tmpdir(), 'rotation-timeout-e2e-'));
   // Only the servers: the rotations here are etcd's, which only servers have.
-  fleet = await SimulatedFleet.create({ workDir: work, distribution: 'rke2', nodes: SERVERS.map((n) => ({ name: n.name, ip: hostIP(n.ip), roles: n.roles })), kubeconfig: process.env.KUBECONFIG! });
-  await fleet.start();
-  controller = new ControllerProcess('rott-a', { leaseName: 'rott-controller' });
-  await waitFor('controller leading', () => controller.leading(), 40_000, () => controller.debug());
+  ({ fleet, controller } = await startFleetAndController({
+    workDir: work, distribution: 'rke2', nodes: SERVERS.map((n) => ({ name: n.name, ip: hostIP(n.ip), roles: n.roles })), controllerId: 'rott-a', leaseName: 'rott-controller',
+  }));
   await deleteRotations(P);
 }, 180_000);
 

@@ -11,21 +11,9 @@ import { SimulatedFleet } from '../../src/simulation/fleet.js';
 import { changedPaths, snapshotTree, type TreeEntry } from '../../src/simulation/tree.js';
 import { kubectlOk } from '../cluster/kubectl.js';
 import type { SimulatedNode as ClusterNode } from '../cluster/nodes.js';
-import { ControllerProcess, waitFor } from './support/controller.js';
+import { ControllerProcess } from './support/controller.js';
 import { installCrds } from './support/crds.js';
-import {
-  applyRotation,
-  condition,
-  deleteRotations,
-  getJson,
-  intervals,
-  nodeRotations,
-  opensslVerify,
-  overlappingServers,
-  pemSerial,
-  rke2Backups,
-  servedPem,
-} from './support/rotation.js';
+import { applyRotation, condition, deleteRotations, fleetDebug, getJson, intervals, nodeRotations, opensslVerify, overlappingServers, pemSerial, rke2Backups, servedPem, startFleetAndController, stopFleetAndController } from './support/rotation.js';
 
 const P = 'rot-';
 const TLS = 'var/lib/rancher/rke2/server/tls';
@@ -54,7 +42,7 @@ let work: string;
 let fleet: SimulatedFleet;
 let controller: ControllerProcess;
 
-const debug = (): string => `${controller?.debug() ?? ''}\n${nodes.map((n) => `--- ${n.name}\n${fleet?.agentLog(n.name).split('\n').slice(-6).join('\n')}`).join('\n')}`;
+const debug = (): string => fleetDebug(fleet, controller, nodes.map((n) => n.name));
 
 // A host tree snapshot without the per-run bookkeeping (backups, with the journal inside them).
 const snapshot = (node: string): Promise<Map<string, TreeEntry>> => snapshotTree(fleet.hostRoot(node), (p) => /(^|\/)tls-\d+$/.test(p));
@@ -84,20 +72,16 @@ async function waitReady(name: string, timeout = '150s'): Promise<void> {
 beforeAll(async () => {
   await installCrds();
   work = mkdtempSync(join(tmpdir(), 'rotation-e2e-'));
-  fleet = await SimulatedFleet.create({ workDir: work, distribution: 'rke2', nodes: nodes.map((n) => ({ name: n.name, ip: hostIP(n.ip), roles: n.roles })), kubeconfig: process.env.KUBECONFIG! });
-  await fleet.start();
-  controller = new ControllerProcess('rot-a', { leaseName: 'rot-controller' });
-  await waitFor('controller leading', () => controller.leading(), 40_000, () => controller.debug());
+  ({ fleet, controller } = await startFleetAndController({
+    workDir: work, distribution: 'rke2', nodes: nodes.map((n) => ({ name: n.name, ip: hostIP(n.ip), roles: n.roles })), controllerId: 'rot-a', leaseName: 'rot-controller',
+  }));
   await deleteRotations(P);
 }, 180_000);
 
 afterAll(async () => {
   try {
-    if (controller) await deleteRotations(P);
+    await stopFleetAndController(fleet, controller, { prefix: P });
   } finally {
-    await controller?.stop();
-    await fleet?.stop();
-    for (const name of fleet?.nodeNames() ?? []) expect(fleet.agentLog(name)).not.toContain('PRIVATE KEY');
     if (work) rmSync(work, { recursive: true, force: true });
   }
 }, 120_000);

@@ -1,36 +1,21 @@
 // Helpers for the end-to-end rotation suites: a real controller process, real
 // agents over a simulated fleet, CertificateRotations applied with kubectl,
 // and openssl as the judge of what the nodes serve.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { NodeRotation } from '../../../src/api/noderotation.js';
+import { expect } from '@jest/globals';
+import { SimulatedFleet, type FleetNodeSpec } from '../../../src/simulation/fleet.js';
+import { runCommand, type CommandResult } from '../../cluster/command.js';
 import { kubectl, kubectlOk } from '../../cluster/kubectl.js';
+import { ControllerProcess, waitFor } from './controller.js';
 
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type RunResult = CommandResult;
 
-/** Any command, asynchronously: the simulated components serve from this process, so nothing here may block its event loop. */
-export function run(cmd: string, args: string[], input = ''): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    // A command that never reads stdin (openssl verify) may exit before we finish writing: EPIPE is not a failure,
-    // and a command that needed the input says so in its exit code and output.
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input);
-  });
-}
+/** Any command, asynchronously (see test/cluster/command.ts for why). */
+export const run = runCommand;
 
 /** The certificate openssl s_client sees served at ip:port (PEM). */
 export async function servedPem(ip: string, port: number): Promise<string> {
@@ -140,4 +125,52 @@ export function overlappingServers(list: Interval[]): string[] {
   const out: string[] = [];
   for (const a of servers) for (const b of servers) if (a.node < b.node && a.start < b.end && b.start < a.end) out.push(`${a.node}/${b.node}`);
   return out;
+}
+
+/**
+ * What every rotation suite starts with: a simulated fleet of hosts with a real
+ * agent per node, and a real controller process that has taken its Lease.
+ * `beforeStart` runs after the host trees exist and before anything starts
+ * (e.g. to build RKE's cluster state from them).
+ */
+export async function startFleetAndController(o: {
+  workDir: string;
+  distribution: 'rke2' | 'rke';
+  nodes: FleetNodeSpec[];
+  kubeconfig?: string;
+  controllerId: string;
+  leaseName: string;
+  beforeStart?: (fleet: SimulatedFleet) => Promise<void>;
+}): Promise<{ fleet: SimulatedFleet; controller: ControllerProcess }> {
+  const kubeconfig = o.kubeconfig ?? process.env.KUBECONFIG!;
+  const fleet = await SimulatedFleet.create({ workDir: o.workDir, distribution: o.distribution, nodes: o.nodes, kubeconfig });
+  await o.beforeStart?.(fleet);
+  await fleet.start();
+  const controller = new ControllerProcess(o.controllerId, {
+    leaseName: o.leaseName,
+    ...(o.kubeconfig ? { extraArgs: [`--kubeconfig=${o.kubeconfig}`] } : {}),
+  });
+  await waitFor('controller leading', () => controller.leading(), 40_000, () => controller.debug());
+  return { fleet, controller };
+}
+
+/** The matching teardown: the suite's rotations deleted, processes stopped, and no private key ever printed. */
+export async function stopFleetAndController(
+  fleet: SimulatedFleet | undefined,
+  controller: ControllerProcess | undefined,
+  o: { prefix: string; kubeconfig?: string },
+): Promise<void> {
+  try {
+    if (controller) await deleteRotations(o.prefix, o.kubeconfig);
+  } finally {
+    await controller?.stop();
+    await fleet?.stop();
+    for (const name of fleet?.nodeNames() ?? []) expect(fleet!.agentLog(name)).not.toContain('PRIVATE KEY');
+    if (controller) expect(controller.debug()).not.toContain('PRIVATE KEY');
+  }
+}
+
+/** Agents' and controller's last log lines, for a failing wait's message. */
+export function fleetDebug(fleet: SimulatedFleet | undefined, controller: ControllerProcess | undefined, nodes: string[]): string {
+  return `${controller?.debug() ?? ''}\n${nodes.map((n) => `--- ${n}\n${fleet?.agentLog(n).split('\n').slice(-6).join('\n')}`).join('\n')}`;
 }
