@@ -3,9 +3,9 @@
 // `certrotator-system`. `-- --check` exits 1 when deploy/ is stale. The e2e
 // suite test/e2e/chart.e2e.test.ts proves deploy/ equals the chart's defaults.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderDeploy, REPO } from './deploy-render.js';
+import { writeGenerated } from '../src/api/generated-files.js';
 
 const binDir =
   process.env.CERTROTATOR_BIN_DIR ??
@@ -15,22 +15,5 @@ const binDir =
     .pop()!;
 const files = renderDeploy(join(binDir, 'helm'));
 const check = process.argv.includes('--check');
-let stale = 0;
-mkdirSync(join(REPO, 'deploy', 'crds'), { recursive: true });
-for (const [rel, text] of Object.entries(files)) {
-  const path = join(REPO, 'deploy', rel);
-  let current = '';
-  try {
-    current = readFileSync(path, 'utf8');
-  } catch {
-    /* missing */
-  }
-  if (current === text) continue;
-  stale++;
-  if (check) console.error(`stale: ${path} (run npm run gen:deploy)`);
-  else {
-    writeFileSync(path, text);
-    console.log(`wrote ${path}`);
-  }
-}
+const stale = writeGenerated(Object.entries(files).map(([rel, text]) => [join(REPO, 'deploy', rel), text] as const), check, 'npm run gen:deploy');
 if (check && stale > 0) process.exit(1);
