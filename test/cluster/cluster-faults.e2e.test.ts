@@ -3,7 +3,7 @@
 // `cluster:up`. Each case starts its own small cluster in its own directory.
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { COMPONENT_BINARIES } from './binaries.js';
 import { startCluster, stopCluster } from './cluster.js';
 import { kubectlOk } from './kubectl.js';
 import { REPO_ROOT } from './paths.js';
-import { isRunning, readPids } from './processes.js';
+import { isRunning, processesMentioning, readPids } from './processes.js';
 
 const binDir = (): string => process.env.CERTROTATOR_BIN_DIR!;
 const dirs: string[] = [];
@@ -28,20 +28,6 @@ afterEach(async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
-
-/** Every process whose command line names `dir` (each component's flags point into its cluster dir). */
-function processesMentioning(dir: string): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (cmdline.includes(dir)) found.push(`${pid}: ${cmdline.replaceAll('\0', ' ').slice(0, 120)}`);
-    } catch {
-      // exited while we looked
-    }
-  }
-  return found;
-}
 
 function listen(port: number): Promise<net.Server | undefined> {
   return new Promise((resolve) => {

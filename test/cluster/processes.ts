@@ -3,7 +3,7 @@
 // signalled, after checking that the PID still runs the binary we started
 // (a PID can be reused by an unrelated process after ours exits).
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -138,4 +138,18 @@ export function readPids(dir: string): RecordedProcess[] {
 export function writePids(dir: string, procs: RecordedProcess[]): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   writeFileSync(join(dir, PIDS_FILE), JSON.stringify(procs, null, 2));
+}
+
+/** Every process whose command line names `dir` (each component's flags point into its cluster dir). */
+export function processesMentioning(dir: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmdline.includes(dir)) found.push(`${pid}: ${cmdline.replaceAll('\0', ' ').slice(0, 120)}`);
+    } catch {
+      // exited while we looked
+    }
+  }
+  return found;
 }
