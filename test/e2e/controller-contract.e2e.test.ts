@@ -4,7 +4,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { stringify } from 'yaml';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
-import { ContractAgent, ControllerProcess, getRotation, installControllerCrds, nodeRotationsOf, waitFor } from './support/controller.js';
+import { ContractAgent, ControllerProcess, getRotation, nodeRotationsOf, waitFor } from './support/controller.js';
+import { installCrds } from './support/crds.js';
 
 const P = 'cc-';
 const LEASE = 'cc-controller';
@@ -37,7 +38,7 @@ function cond(obj: any, type: string): any {
 }
 
 beforeAll(async () => {
-  await installControllerCrds();
+  await installCrds();
   controller = new ControllerProcess('cc-a', { leaseName: LEASE });
   await waitFor('controller leading', () => controller.leading(), 40_000, () => controller.debug());
   await deleteMine();

@@ -19,7 +19,7 @@ import { SimulatedFleet } from '../../src/simulation/fleet.js';
 import { fullClusterStateFromTrees } from '../../src/simulation/rke-state.js';
 import { startCluster, stopCluster, type ClusterState } from '../cluster/cluster.js';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
-import { REPO_ROOT } from '../cluster/paths.js';
+import { installCrds } from './support/crds.js';
 import { ControllerProcess, waitFor } from './support/controller.js';
 import { applyRotation, fleetDebug, getJson, nodeRotations, normSerial, opensslVerify, pemSerial, servedPem, startFleetAndController, stopFleetAndController } from './support/rotation.js';
 
@@ -55,8 +55,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rke-bundle-e2e-'));
   cluster = await startCluster({ dir, binDir: process.env.CERTROTATOR_BIN_DIR!, topology: { distribution: 'rke', servers: 1, workers: 2, ipPrefix: '127.40' } });
   kubeconfig = cluster.kubeconfig;
-  await kubectlOk(['apply', '--server-side', '-f', join(REPO_ROOT, 'crds')], { kubeconfig });
-  await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/certificaterotations.certrotator.io', 'crd/noderotations.certrotator.io'], { kubeconfig });
+  await installCrds(kubeconfig);
   ({ fleet, controller } = await startFleetAndController({
     workDir: join(dir, 'fleet'), distribution: 'rke', nodes: cluster.nodes.map((n) => ({ name: n.name, ip: n.ip, roles: n.roles })), kubeconfig, controllerId: 'rkeb-a', leaseName: 'rkeb-controller',
     // The state as RKE leaves it: built from the hosts, the server's copies first (it holds the CA keys).

@@ -17,7 +17,7 @@ import { SimulatedFleet } from '../../src/simulation/fleet.js';
 import { changedPaths, snapshotTree, type TreeEntry } from '../../src/simulation/tree.js';
 import { startCluster, stopCluster, type ClusterState } from '../cluster/cluster.js';
 import { kubectlOk } from '../cluster/kubectl.js';
-import { REPO_ROOT } from '../cluster/paths.js';
+import { installCrds } from './support/crds.js';
 import { ControllerProcess } from './support/controller.js';
 import { applyRotation, condition, fleetDebug, getJson, intervals, nodeRotations, opensslVerify, overlappingServers, pemSerial, servedPem, startFleetAndController, stopFleetAndController } from './support/rotation.js';
 
@@ -50,8 +50,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rotation-rke-e2e-'));
   cluster = await startCluster({ dir, binDir: process.env.CERTROTATOR_BIN_DIR!, topology: { distribution: 'rke', servers: 2, workers: 2, ipPrefix: '127.30' } });
   kubeconfig = cluster.kubeconfig;
-  await kubectlOk(['apply', '--server-side', '-f', join(REPO_ROOT, 'crds')], { kubeconfig });
-  await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/certificaterotations.certrotator.io', 'crd/noderotations.certrotator.io'], { kubeconfig });
+  await installCrds(kubeconfig);
   ({ fleet, controller } = await startFleetAndController({
     workDir: join(dir, 'fleet'), distribution: 'rke', nodes: cluster.nodes.map((n) => ({ name: n.name, ip: n.ip, roles: n.roles })), kubeconfig, controllerId: 'rotrke-a', leaseName: 'rotrke-controller',
   }));

@@ -5,14 +5,7 @@
 // in controller-agents.e2e.test.ts.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { join } from 'node:path';
 import { kubectl, kubectlOk } from '../../cluster/kubectl.js';
-
-/** Installs crds/ (idempotent: server-side apply) and waits until the API server serves them. */
-export async function installControllerCrds(): Promise<void> {
-  await kubectlOk(['apply', '--server-side', '--force-conflicts', '-f', join(process.cwd(), 'crds')]);
-  await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/certificaterotations.certrotator.io', 'crd/noderotations.certrotator.io']);
-}
 
 export interface LogLine {
   level: string;
