@@ -10,18 +10,16 @@
 // against the unchanged kube-ca; the served certificates are new; the bundle
 // Secret is gone afterwards and nothing printed a private key.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseFullState, stateSerials } from '../../src/controller/rke-bundle.js';
 import { SimulatedFleet } from '../../src/simulation/fleet.js';
 import { fullClusterStateFromTrees } from '../../src/simulation/rke-state.js';
-import { startCluster, stopCluster, type ClusterState } from '../cluster/cluster.js';
+import type { ClusterState } from '../cluster/cluster.js';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
-import { installCrds } from './support/crds.js';
 import { ControllerProcess, waitFor } from './support/controller.js';
-import { applyRotation, fleetDebug, getJson, nodeRotations, normSerial, opensslVerify, pemSerial, servedPem, startFleetAndController, stopFleetAndController } from './support/rotation.js';
+import { applyRotation, fleetDebug, getJson, nodeRotations, normSerial, opensslVerify, pemSerial, servedPem, startFleetAndController, startSeparateCluster, stopFleetAndController, stopSeparateCluster, waitRotationCondition } from './support/rotation.js';
 
 const P = 'rkeb-';
 const SSL = 'etc/kubernetes/ssl';
@@ -43,19 +41,13 @@ async function readState(): Promise<string> {
 const fileSerial = async (node: string, name: string): Promise<string> => pemSerial(await readFile(join(fleet.hostRoot(node), SSL, `${name}.pem`), 'utf8'));
 
 async function waitReady(name: string): Promise<any> {
-  try {
-    await kubectlOk(['wait', '--for=condition=Ready', '--timeout=150s', `certrotation/${name}`], { kubeconfig });
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n${JSON.stringify((await getJson('certrotation', name, kubeconfig))?.status, null, 1)}\n${debug()}`);
-  }
+  await waitRotationCondition(name, 'Ready', { timeout: '150s', kubeconfig, debug });
   return getJson('certrotation', name, kubeconfig);
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rke-bundle-e2e-'));
-  cluster = await startCluster({ dir, binDir: process.env.CERTROTATOR_BIN_DIR!, topology: { distribution: 'rke', servers: 1, workers: 2, ipPrefix: '127.40' } });
+  ({ dir, cluster } = await startSeparateCluster('rke-bundle-e2e-', { distribution: 'rke', servers: 1, workers: 2, ipPrefix: '127.40' }));
   kubeconfig = cluster.kubeconfig;
-  await installCrds(kubeconfig);
   ({ fleet, controller } = await startFleetAndController({
     workDir: join(dir, 'fleet'), distribution: 'rke', nodes: cluster.nodes.map((n) => ({ name: n.name, ip: n.ip, roles: n.roles })), kubeconfig, controllerId: 'rkeb-a', leaseName: 'rkeb-controller',
     // The state as RKE leaves it: built from the hosts, the server's copies first (it holds the CA keys).
@@ -73,10 +65,7 @@ afterAll(async () => {
   try {
     await stopFleetAndController(fleet, controller, { prefix: P, kubeconfig });
   } finally {
-    if (dir) {
-      await stopCluster(dir);
-      rmSync(dir, { recursive: true, force: true });
-    }
+    await stopSeparateCluster(dir);
   }
 }, 120_000);
 

@@ -10,16 +10,12 @@
 // refuses before touching anything and stalls the run with a message that says
 // why. rke.e2e.test.ts covers the bundle path (workers, shared kube-node).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimulatedFleet } from '../../src/simulation/fleet.js';
 import { changedPaths, snapshotTree, type TreeEntry } from '../../src/simulation/tree.js';
-import { startCluster, stopCluster, type ClusterState } from '../cluster/cluster.js';
-import { kubectlOk } from '../cluster/kubectl.js';
-import { installCrds } from './support/crds.js';
+import type { ClusterState } from '../cluster/cluster.js';
 import { ControllerProcess } from './support/controller.js';
-import { applyRotation, condition, fleetDebug, getJson, intervals, nodeRotations, opensslVerify, overlappingServers, pemSerial, servedPem, startFleetAndController, stopFleetAndController } from './support/rotation.js';
+import { applyRotation, condition, fleetDebug, getJson, intervals, nodeRotations, opensslVerify, overlappingServers, pemSerial, servedPem, startFleetAndController, startSeparateCluster, stopFleetAndController, stopSeparateCluster, waitRotationCondition } from './support/rotation.js';
 
 const P = 'rotrke-';
 const SSL = 'etc/kubernetes/ssl';
@@ -39,18 +35,12 @@ const snapshot = (node: string): Promise<Map<string, TreeEntry>> => snapshotTree
 const debug = (): string => fleetDebug(fleet, controller, (cluster?.nodes ?? []).map((n) => n.name));
 
 async function waitCondition(cond: 'Ready' | 'Stalled', name: string): Promise<void> {
-  try {
-    await kubectlOk(['wait', `--for=condition=${cond}`, '--timeout=120s', `certrotation/${name}`], { kubeconfig });
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n${JSON.stringify((await getJson('certrotation', name, kubeconfig))?.status, null, 1)}\n${debug()}`);
-  }
+  await waitRotationCondition(name, cond, { timeout: '120s', kubeconfig, debug });
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rotation-rke-e2e-'));
-  cluster = await startCluster({ dir, binDir: process.env.CERTROTATOR_BIN_DIR!, topology: { distribution: 'rke', servers: 2, workers: 2, ipPrefix: '127.30' } });
+  ({ dir, cluster } = await startSeparateCluster('rotation-rke-e2e-', { distribution: 'rke', servers: 2, workers: 2, ipPrefix: '127.30' }));
   kubeconfig = cluster.kubeconfig;
-  await installCrds(kubeconfig);
   ({ fleet, controller } = await startFleetAndController({
     workDir: join(dir, 'fleet'), distribution: 'rke', nodes: cluster.nodes.map((n) => ({ name: n.name, ip: n.ip, roles: n.roles })), kubeconfig, controllerId: 'rotrke-a', leaseName: 'rotrke-controller',
   }));
@@ -60,10 +50,7 @@ afterAll(async () => {
   try {
     await stopFleetAndController(fleet, controller, { prefix: P, kubeconfig });
   } finally {
-    if (dir) {
-      await stopCluster(dir);
-      rmSync(dir, { recursive: true, force: true });
-    }
+    await stopSeparateCluster(dir);
   }
 }, 120_000);
 

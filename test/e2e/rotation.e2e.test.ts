@@ -13,7 +13,7 @@ import { kubectlOk } from '../cluster/kubectl.js';
 import type { SimulatedNode as ClusterNode } from '../cluster/nodes.js';
 import { ControllerProcess } from './support/controller.js';
 import { installCrds } from './support/crds.js';
-import { applyRotation, condition, deleteRotations, fleetDebug, getJson, intervals, nodeRotations, opensslVerify, overlappingServers, pemSerial, rke2Backups, servedPem, startFleetAndController, stopFleetAndController } from './support/rotation.js';
+import { applyRotation, condition, deleteRotations, fleetDebug, getJson, intervals, nodeRotations, opensslVerify, overlappingServers, pemSerial, rke2Backups, servedPem, startFleetAndController, stopFleetAndController, waitRotationCondition } from './support/rotation.js';
 
 const P = 'rot-';
 const TLS = 'var/lib/rancher/rke2/server/tls';
@@ -62,11 +62,7 @@ const caFiles = (node: string): Map<string, string> => {
 };
 
 async function waitReady(name: string, timeout = '150s'): Promise<void> {
-  try {
-    await kubectlOk(['wait', '--for=condition=Ready', `--timeout=${timeout}`, `certrotation/${name}`]);
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n${JSON.stringify((await getJson('certrotation', name))?.status, null, 1)}\n${debug()}`);
-  }
+  await waitRotationCondition(name, 'Ready', { timeout, debug });
 }
 
 beforeAll(async () => {

@@ -8,7 +8,10 @@ import { stringify } from 'yaml';
 import type { NodeRotation } from '../../../src/api/noderotation.js';
 import { expect } from '@jest/globals';
 import { SimulatedFleet, type FleetNodeSpec } from '../../../src/simulation/fleet.js';
+import { startCluster, stopCluster, type ClusterState } from '../../cluster/cluster.js';
 import { runCommand, type CommandResult } from '../../cluster/command.js';
+import type { Topology } from '../../cluster/nodes.js';
+import { installCrds } from './crds.js';
 import { kubectl, kubectlOk } from '../../cluster/kubectl.js';
 import { ControllerProcess, waitFor } from './controller.js';
 
@@ -173,4 +176,32 @@ export async function stopFleetAndController(
 /** Agents' and controller's last log lines, for a failing wait's message. */
 export function fleetDebug(fleet: SimulatedFleet | undefined, controller: ControllerProcess | undefined, nodes: string[]): string {
   return `${controller?.debug() ?? ''}\n${nodes.map((n) => `--- ${n}\n${fleet?.agentLog(n).split('\n').slice(-6).join('\n')}`).join('\n')}`;
+}
+
+/** `kubectl wait --for=condition=C` on a rotation; on a time-out the error carries its status and `debug()`. */
+export async function waitRotationCondition(
+  name: string,
+  cond: 'Ready' | 'Stalled',
+  o: { timeout: string; debug: () => string; kubeconfig?: string },
+): Promise<void> {
+  const opts = o.kubeconfig ? { kubeconfig: o.kubeconfig } : {};
+  try {
+    await kubectlOk(['wait', `--for=condition=${cond}`, `--timeout=${o.timeout}`, `certrotation/${name}`], opts);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${JSON.stringify((await getJson('certrotation', name, o.kubeconfig))?.status, null, 1)}\n${o.debug()}`);
+  }
+}
+
+/** A control plane of the suite's own (e.g. with RKE nodes) in a temp dir, with the CRDs installed. */
+export async function startSeparateCluster(dirPrefix: string, topology: Topology): Promise<{ dir: string; cluster: ClusterState }> {
+  const dir = mkdtempSync(join(tmpdir(), dirPrefix));
+  const cluster = await startCluster({ dir, binDir: process.env.CERTROTATOR_BIN_DIR!, topology });
+  await installCrds(cluster.kubeconfig);
+  return { dir, cluster };
+}
+
+export async function stopSeparateCluster(dir: string | undefined): Promise<void> {
+  if (!dir) return;
+  await stopCluster(dir);
+  rmSync(dir, { recursive: true, force: true });
 }
