@@ -47,6 +47,8 @@ const rows: Row[] = [
   { name: 'a server in flight without a report: wait', nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], reports: [['s1', { phase: 'Updating', step: 'Renewing' }]], phases: ['Updating', 'Pending'], create: [] },
   { name: 'server rotated: the hand-off starts the next server in the same pass', nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], reports: [['s1', { phase: 'Rotated', step: 'Done' }]], phases: ['Rotated', 'Updating'], create: ['r-g1-s2'], events: ['NodeRotated', 'NodeStarted'] },
   { name: 'last server rotated: workers start maxUnavailable at a time', nodes: [n('s1', S, 'Updating', T0), n('w1', W, 'Pending'), n('w2', W, 'Pending'), n('w3', W, 'Pending')], reports: [['s1', { phase: 'Rotated' }]], phases: ['Rotated', 'Updating', 'Updating', 'Pending'], create: ['r-g1-w1', 'r-g1-w2'] },
+  { name: 'workers finishing and starting in one pass: one Event per kind, not one per node', nodes: [n('w1', W, 'Updating', T0), n('w2', W, 'Updating', T0), n('w3', W, 'Pending'), n('w4', W, 'Pending')], reports: [['w1', { phase: 'Rotated' }], ['w2', { phase: 'Rotated' }]], phases: ['Rotated', 'Rotated', 'Updating', 'Updating'], create: ['r-g1-w3', 'r-g1-w4'], events: ['NodeRotated', 'NodeStarted'] },
+  { name: 'failures are never combined', nodes: [n('w1', W, 'Updating', T0), n('w2', W, 'Updating', T0)], reports: [['w1', { phase: 'Failed' }], ['w2', { phase: 'RolledBack' }]], phases: ['Failed', 'RolledBack'], create: [], events: ['NodeFailed', 'NodeRolledBack'] },
   { name: 'one worker slot frees: one more starts (rolling window)', nodes: [n('w1', W, 'Updating', T0), n('w2', W, 'Updating', T0), n('w3', W, 'Pending')], reports: [['w1', { phase: 'Rotated' }], ['w2', { phase: 'Updating' }]], phases: ['Rotated', 'Updating', 'Updating'], create: ['r-g1-w3'] },
   { name: 'intent recorded, object missing (crash between writes): create it again', nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], phases: ['Updating', 'Pending'], create: ['r-g1-s1'] },
   { name: 'rolled back: nothing more starts', nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], reports: [['s1', { phase: 'RolledBack', step: 'Verifying', message: 'no' }]], phases: ['RolledBack', 'Pending'], create: [], events: ['NodeRolledBack'] },
@@ -90,6 +92,28 @@ describe('decideCascade', () => {
     });
     expect(timedOut.nodes[0]).toMatchObject({ phase: 'Failed', reason: 'NodeTimeout', step: 'Restarting', finishedAt: '2026-09-01T10:20:00Z' });
     expect(timedOut.nodes[0]!.message).toContain('nodeTimeout (10m)');
+  });
+
+  it('names every node of a combined Event, and says how many did not fit', () => {
+    const r = rotation({ maxUnavailable: 2 });
+    const d = decideCascade({
+      rotation: r, distribution: 'rke2', runGeneration: 1, now: NOW,
+      nodes: [n('w1', W, 'Updating', T0), n('w2', W, 'Updating', T0), n('w3', W, 'Pending'), n('w4', W, 'Pending')],
+      nodeRotations: [nr(r, n('w1', W, 'Updating'), { phase: 'Rotated' }), nr(r, n('w2', W, 'Updating'), { phase: 'Rotated' })],
+    });
+    expect(d.events.map((e) => e.message)).toEqual(['2 worker nodes rotated: w1 in 60s, w2 in 60s', expect.stringMatching(/^rotating 2 worker nodes \(.*kubelet.*\): w3, w4$/)]);
+
+    const many = Array.from({ length: 200 }, (_, i) => n(`rke2-worker-${i}`, W, 'Updating', T0));
+    const all = decideCascade({
+      rotation: rotation({ maxUnavailable: 200 }), distribution: 'rke2', runGeneration: 1, now: NOW, nodes: many,
+      nodeRotations: many.map((x) => nr(r, x, { phase: 'Rotated' })),
+    });
+    expect(all.events).toHaveLength(1);
+    const text = all.events[0]!.message;
+    expect(text.length).toBeLessThanOrEqual(1024);
+    expect(text).toMatch(/^200 worker nodes rotated: rke2-worker-0 in 60s, .* and \d+ more$/);
+    const shown = text.split(': ')[1]!.split(', ').length;
+    expect(Number(text.match(/and (\d+) more$/)![1]) + shown).toBe(200);
   });
 
   it('asks to be woken at the earliest deadline of a node in flight', () => {

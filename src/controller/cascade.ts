@@ -35,6 +35,14 @@ export interface NodeEvent {
   type: 'Normal' | 'Warning';
   reason: string;
   message: string;
+  /**
+   * Routine node events of one pass that share `key` become ONE Event: at
+   * maxUnavailable 50 a pass starts or finishes dozens of workers, and an
+   * Event per node was half of the run's API writes (client-go's recorder
+   * would drop them anyway: its spam filter allows a burst of 25 per object).
+   * Failures are never combined.
+   */
+  combine?: { key: string; head: (count: number) => string; item: string };
 }
 
 export interface FinishedNode {
@@ -95,14 +103,26 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
     const st = nr.status;
     if (!st || !FINISHED_BY_AGENT.includes(st.phase)) continue;
     if (st.runID !== undefined && st.runID !== nr.spec.runID) continue; // a report about another run: not ours to take
-    Object.assign(e, withoutUndefined({ phase: st.phase, finishedAt: st.finishedAt ?? nowText, message: clip(st.message), step: st.step }));
+    // A rotated node's entry is name, role, phase and times only: its message
+    // and files stay on its NodeRotation. status.nodes is rewritten whole on
+    // every hand-off, and at 500 nodes its size is what the API server pays
+    // most for (a third of its CPU went to these writes). A node that failed
+    // keeps its message and step here: that is what a person reads first.
+    const finishedAt = st.finishedAt && !Number.isNaN(Date.parse(st.finishedAt)) ? rfc3339(new Date(st.finishedAt)) : nowText;
+    if (st.phase === 'Rotated') Object.assign(e, { phase: st.phase, finishedAt });
+    else Object.assign(e, withoutUndefined({ phase: st.phase, finishedAt, message: clip(st.message), step: st.step }));
     delete e.reason;
     const seconds = e.startedAt ? Math.max(0, (Date.parse(e.finishedAt!) - Date.parse(e.startedAt)) / 1000) : 0;
     decision.finished.push({ name: e.name, phase: st.phase, durationSeconds: seconds, files: st.files ?? [] });
     const at = st.step ? ` at step ${st.step}` : '';
     const why = st.message ? `: ${st.message}` : '';
     if (st.phase === 'Rotated') {
-      decision.events.push({ type: 'Normal', reason: EVENT_REASONS.nodeRotated, message: `node ${e.name} (${e.role}) rotated in ${Math.round(seconds)}s` });
+      decision.events.push({
+        type: 'Normal',
+        reason: EVENT_REASONS.nodeRotated,
+        message: `node ${e.name} (${e.role}) rotated in ${Math.round(seconds)}s`,
+        combine: { key: e.role, head: (count) => `${count} ${e.role} nodes rotated: `, item: `${e.name} in ${Math.round(seconds)}s` },
+      });
     } else if (st.phase === 'RolledBack') {
       decision.events.push({ type: 'Warning', reason: EVENT_REASONS.nodeRolledBack, message: `node ${e.name} (${e.role}) failed${at} and was rolled back${why}` });
     } else {
@@ -155,6 +175,11 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
         type: 'Normal',
         reason: EVENT_REASONS.nodeStarted,
         message: `rotating node ${node.name} (${node.role}): ${node.services.join(', ')}`,
+        combine: {
+          key: `${node.role}: ${node.services.join(', ')}`,
+          head: (count) => `rotating ${count} ${node.role} nodes (${node.services.join(', ')}): `,
+          item: node.name,
+        },
       });
     }
   }
@@ -164,5 +189,44 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
     .filter((e) => e.phase === 'Updating' && e.startedAt)
     .map((e) => Date.parse(e.startedAt!) + nodeTimeoutMs - now.getTime() + 1000);
   if (deadlines.length > 0) decision.requeueAfterMs = Math.max(1000, Math.min(...deadlines));
+  decision.events = combineEvents(decision.events);
   return decision;
+}
+
+/** One Event per reason and `combine.key` (in first-seen order); a group of one keeps its own message. */
+export function combineEvents(events: readonly NodeEvent[]): NodeEvent[] {
+  const groups = new Map<string, NodeEvent[]>();
+  const out: (NodeEvent | NodeEvent[])[] = [];
+  for (const e of events) {
+    if (!e.combine) {
+      out.push(e);
+      continue;
+    }
+    const k = `${e.reason}\u0000${e.combine.key}`;
+    let g = groups.get(k);
+    if (!g) {
+      g = [];
+      groups.set(k, g);
+      out.push(g);
+    }
+    g.push(e);
+  }
+  return out.map((g) => {
+    if (!Array.isArray(g)) return g;
+    const first = g[0]!;
+    if (g.length === 1) return { type: first.type, reason: first.reason, message: first.message };
+    return { type: first.type, reason: first.reason, message: listMessage(first.combine!.head(g.length), g.map((e) => e.combine!.item)) };
+  });
+}
+
+/** `head` + as many items as fit in MAX_MESSAGE, comma separated, then "and N more". */
+function listMessage(head: string, items: readonly string[]): string {
+  const shown: string[] = [];
+  for (const [i, item] of items.entries()) {
+    const more = items.length - i - 1;
+    if (`${head}${[...shown, item].join(', ')}${more > 0 ? ` and ${more} more` : ''}`.length > MAX_MESSAGE) break;
+    shown.push(item);
+  }
+  const hidden = items.length - shown.length;
+  return `${head}${shown.join(', ')}${hidden > 0 ? ` and ${hidden} more` : ''}`;
 }

@@ -53,6 +53,23 @@ describe('CreatePipeline', () => {
     expect(gate.sent).toEqual(['a-1', 'a-2', 'b-1', 'a-1']);
   });
 
+  it('skips an object that exists by the time its turn comes (an earlier pass created it meanwhile)', async () => {
+    const gate = new Gate();
+    const existing = new Set<string>();
+    const p = new CreatePipeline({ create: gate.create, onError: () => {}, concurrency: 1, exists: (name) => existing.has(name) });
+    p.start('a', [nr('a-1'), nr('a-2'), nr('a-3')]);
+    await flush();
+    expect(gate.sent).toEqual(['a-1']);
+    existing.add('a-2'); // seen in the cache while a-2 waited for a slot
+    gate.held[0]!.resolve('created');
+    await flush();
+    await flush();
+    expect(gate.sent).toEqual(['a-1', 'a-3']);
+    gate.held[1]!.resolve('created');
+    await p.settled('a');
+    expect(p.size).toBe(0);
+  });
+
   it('keeps at most `concurrency` creates in flight', async () => {
     const gate = new Gate();
     const p = new CreatePipeline({ create: gate.create, onError: () => {}, concurrency: 2 });

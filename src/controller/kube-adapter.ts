@@ -98,6 +98,11 @@ export class KubeReader implements ClusterReader {
     return [...cached, ...created];
   }
 
+  /** True when the cache holds the NodeRotation or we created it and the cache has not caught up. */
+  nodeRotationExists(name: string): boolean {
+    return this.src.nodeRotations.get(name) !== undefined || this.createdNodeRotations.pick(name, undefined) !== undefined;
+  }
+
   nodes(): readonly V1Node[] {
     return this.src.nodes.list();
   }

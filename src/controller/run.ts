@@ -112,6 +112,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   // NodeRotation creates run behind the pass that recorded their intent (create-pipeline.ts).
   const creates = new CreatePipeline({
     create: (nr) => writer.createNodeRotation(nr),
+    exists: (name) => reader.nodeRotationExists(name),
     onError: (rotation, nodeRotation, err) => {
       log.warn({ rotation, nodeRotation, err: describeError(err) }, 'creating a NodeRotation failed; the next pass creates it');
       queue?.addRateLimited(rotation);
