@@ -29,7 +29,7 @@ beforeAll(async () => {
 afterAll(() => fs.rm(work, { recursive: true, force: true }));
 
 const spec: NodeRotationSpec = {
-  rotation: 'r', generation: 2, runID: 'uid-r-g2', nodeName: 'w', role: 'worker', distribution: 'rke',
+  rotation: 'r', generation: 2, runID: 'uid-r-g2', nodeName: 'w', role: 'worker', action: 'Rotate', distribution: 'rke',
   scope: 'Service', services: ['kube-proxy'], restart: false, timeout: '20s', onFailure: 'Rollback',
   bundleSecretRef: { namespace: 'certrotator-system', name: 'certrotator-rke-bundle' },
 };

@@ -27,7 +27,7 @@ afterAll(() => fs.rm(work, { recursive: true, force: true }));
 
 function spec(over: Partial<NodeRotationSpec> = {}): NodeRotationSpec {
   return {
-    rotation: 'r', generation: 1, runID: 'uid-1-g1', nodeName: 'server-1', role: 'etcd,controlplane', distribution: 'rke2',
+    rotation: 'r', generation: 1, runID: 'uid-1-g1', nodeName: 'server-1', role: 'etcd,controlplane', action: 'Rotate', distribution: 'rke2',
     scope: 'Service', services: ['api-server'], restart: true, timeout: '20s', onFailure: 'Rollback', ...over,
   };
 }
@@ -43,6 +43,25 @@ async function node(): Promise<{ root: string; sim: SimulatedNode; runner: Catal
 }
 
 describe('CatalogHostRunner', () => {
+  it('checks read only: every certificate of the asked services with its serial and notAfter, nothing on the host changes', async () => {
+    const root = join(work, 'check');
+    await copyDir(fixture.root, root);
+    const runner = new CatalogHostRunner({ hostRoot: root, nodeIP: '127.77.2.1', executor: {} as SimulationExecutor });
+    const before = await snapshotTree(root);
+    const reports = await runner.check(spec({ action: 'Check', scope: 'All', services: ['api-server', 'etcd'] }));
+    expect(changedPaths(before, await snapshotTree(root))).toEqual([]);
+    expect(new Set(reports.map((r) => r.service))).toEqual(new Set(['api-server', 'etcd']));
+    const serving = reports.find((r) => r.path === `${S}/serving-kube-apiserver.crt`);
+    expect(serving).toMatchObject({ service: 'api-server', serial: expect.stringMatching(/^[0-9A-F]+$/) });
+    expect(Date.parse(serving!.notAfter!)).toBeGreaterThan(Date.now());
+    expect(reports.every((r) => r.error === undefined)).toBe(true);
+
+    await fs.rm(join(root, S, 'client-kube-apiserver.crt'));
+    const missing = await runner.check(spec({ action: 'Check', services: ['api-server'] }));
+    // A missing file is a finding, reported, not an exception.
+    expect(missing.filter((r) => r.error).map((r) => `${r.path} ${r.error}`).join('\n')).toContain('client-kube-apiserver.crt');
+  }, 60_000);
+
   it('rotates a runID once: handing it over again reports the same result and changes nothing', async () => {
     const { root, sim, runner } = await node();
     try {

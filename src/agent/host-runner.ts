@@ -14,6 +14,8 @@ import type { DistributionCatalog } from '../distributions/types.js';
 import { fillPath } from '../distributions/index.js';
 import type { ProvidedMaterial } from '../host/prepare.js';
 import { BUNDLE_RUN_ANNOTATION } from '../controller/rke-bundle.js';
+import { inspectNode, type CertificateReport } from '../host/inspect.js';
+import type { NodeRole } from '../distributions/types.js';
 
 /** Reads one Secret by name (get only; undefined when it does not exist): its data (base64, as in the API) and annotations. */
 export type SecretReader = (ref: { namespace: string; name: string }) => Promise<{ data: Record<string, string>; annotations: Record<string, string> } | undefined>;
@@ -40,6 +42,8 @@ export function providedFromBundle(catalog: DistributionCatalog, dataDir: string
 
 export interface HostRunner {
   run(spec: NodeRotationSpec, onProgress: (e: ProgressEvent) => void): Promise<NodeRotationResult>;
+  /** spec.action Check: the certificates of spec.services on this node as they are; reads only. */
+  check(spec: NodeRotationSpec): Promise<CertificateReport[]>;
 }
 
 export interface CatalogHostRunnerOptions {
@@ -56,6 +60,14 @@ export interface CatalogHostRunnerOptions {
 
 export class CatalogHostRunner implements HostRunner {
   constructor(private readonly o: CatalogHostRunnerOptions) {}
+
+  async check(spec: NodeRotationSpec): Promise<CertificateReport[]> {
+    const catalog = catalogFor(spec.distribution);
+    const dataDir = this.o.dataDir ?? catalog.defaultDataDir;
+    const reports = await inspectNode(catalog, openHost(catalog, this.o.hostRoot, dataDir), spec.role.split(',') as NodeRole[], dataDir);
+    // The CA files are reported by `node check` too, but they are not what a rotation renews.
+    return reports.filter((r) => spec.services.includes(r.service));
+  }
 
   run(spec: NodeRotationSpec, onProgress: (e: ProgressEvent) => void): Promise<NodeRotationResult> {
     const catalog = catalogFor(spec.distribution);

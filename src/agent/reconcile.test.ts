@@ -18,6 +18,7 @@ function instruction(over: Partial<NodeRotation['spec']> = {}, status?: NodeRota
       runID: 'uid-g1',
       nodeName: 'node-a',
       role: 'etcd,controlplane',
+      action: 'Rotate',
       distribution: 'rke2',
       scope: 'Service',
       services: ['api-server'],
@@ -51,9 +52,10 @@ const ok: NodeRotationResult = {
 };
 
 // `fresh` is what the API server has, which can be ahead of the cache (`nr`).
-function harness(nr: NodeRotation | undefined, run: HostRunner['run'], fresh: NodeRotation | undefined = nr) {
+function harness(nr: NodeRotation | undefined, run: HostRunner['run'], fresh: NodeRotation | undefined = nr, check: HostRunner['check'] = async () => []) {
   const patches: Partial<NodeRotationStatus>[] = [];
   let runs = 0;
+  let checks = 0;
   const deps: AgentDeps = {
     nodeName: 'node-a',
     agentName: 'agent-pod',
@@ -65,11 +67,15 @@ function harness(nr: NodeRotation | undefined, run: HostRunner['run'], fresh: No
         runs++;
         return run(spec, onProgress);
       },
+      check: async (spec) => {
+        checks++;
+        return check(spec);
+      },
     },
     now: () => NOW,
     log: pino({ level: 'silent' }),
   };
-  return { deps, patches, runs: () => runs };
+  return { deps, patches, runs: () => runs, checks: () => checks };
 }
 
 const steps = (events: ProgressEvent['step'][]) => async (_spec: unknown, onProgress: (e: ProgressEvent) => void) => {
@@ -184,5 +190,45 @@ describe('reconcileNodeRotation', () => {
     });
     await expect(reconcileNodeRotation(h.deps, 'r-g1-node-a')).rejects.toThrow('connection reset');
     expect(h.patches.map((p) => p.phase)).toEqual(['Updating']);
+  });
+
+  it('answers a Check with what it found and never runs the host steps', async () => {
+    const found = [
+      { service: 'api-server', path: 'var/lib/rancher/rke2/server/tls/serving-kube-apiserver.crt', serial: '0A', notAfter: '2027-03-01T00:00:00.000Z' },
+      { service: 'api-server', path: 'var/lib/rancher/rke2/server/tls/client-kube-apiserver.crt', serial: '0B', notAfter: '2026-12-24T00:00:00.000Z' },
+      { service: 'api-server', path: 'var/lib/rancher/rke2/server/tls/client-auth-proxy.crt', error: 'missing' },
+    ];
+    const h = harness(instruction({ action: 'Check' }), steps(['done']), undefined, async () => found);
+    h.deps.getFresh = async () => instruction({ action: 'Check' });
+    await reconcileNodeRotation(h.deps, 'r-g1-node-a');
+    expect(h.runs()).toBe(0);
+    expect(h.checks()).toBe(1);
+    expect(h.patches).toHaveLength(1);
+    expect(h.patches[0]).toMatchObject({ phase: 'Checked', runID: 'uid-g1', agent: 'agent-pod', finishedAt: NOW.toISOString() });
+    expect(h.patches[0]!.files).toEqual([
+      { service: 'api-server', path: '/var/lib/rancher/rke2/server/tls/serving-kube-apiserver.crt', oldSerial: '0A', notAfter: '2027-03-01T00:00:00.000Z' },
+      { service: 'api-server', path: '/var/lib/rancher/rke2/server/tls/client-kube-apiserver.crt', oldSerial: '0B', notAfter: '2026-12-24T00:00:00.000Z' },
+      { service: 'api-server', path: '/var/lib/rancher/rke2/server/tls/client-auth-proxy.crt', error: 'missing' },
+    ]);
+    expect(h.patches[0]!.message).toBe(
+      'node node-a: 2 certificate(s) read, nothing changed; earliest notAfter 2026-12-24T00:00:00.000Z (api-server, /var/lib/rancher/rke2/server/tls/client-kube-apiserver.crt); 1 file(s) could not be read',
+    );
+
+    // Reported: a second pass does nothing.
+    const done = harness(instruction({ action: 'Check' }, { phase: 'Checked', runID: 'uid-g1' }), steps(['done']));
+    await reconcileNodeRotation(done.deps, 'r-g1-node-a');
+    expect(done.checks()).toBe(0);
+    expect(done.patches).toEqual([]);
+  });
+
+  it('reports a Check that cannot read the host at all as Failed, naming the node', async () => {
+    const h = harness(instruction({ action: 'Check' }), steps(['done']), undefined, async () => {
+      throw new Error('/host/var/lib/rancher/rke2: no such directory');
+    });
+    h.deps.getFresh = async () => instruction({ action: 'Check' });
+    await reconcileNodeRotation(h.deps, 'r-g1-node-a');
+    expect(h.patches).toEqual([
+      expect.objectContaining({ phase: 'Failed', message: 'node node-a: check failed: /host/var/lib/rancher/rke2: no such directory' }),
+    ]);
   });
 });

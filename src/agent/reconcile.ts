@@ -9,7 +9,7 @@ import type { NodeRotation, NodeRotationStatus } from '../api/noderotation.js';
 import { NodeRotationError } from '../host/rotation.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
 import type { HostRunner } from './host-runner.js';
-import { failureMessage, fileReports, hostPath, isReported, statusStep } from './report.js';
+import { checkMessage, checkReports, failureMessage, fileReports, hostPath, isReported, statusStep } from './report.js';
 
 export interface AgentDeps {
   nodeName: string;
@@ -44,7 +44,10 @@ export async function reconcileNodeRotation(deps: AgentDeps, name: string): Prom
   const fresh = await deps.getFresh(name);
   if (!fresh || isReported(fresh.spec, fresh.status, FINISHED_NODE_PHASES)) return;
 
-  // 4. Say that the node is being worked on before the host is touched, so a
+  // 4. A Check (mode: Plan) only reads: no Updating report, no journal, no backup.
+  if (spec.action === 'Check') return check(deps, name, fresh);
+
+  // 5. Say that the node is being worked on before the host is touched, so a
   //    crash from here on is visible as Updating rather than as a silent Pending.
   const sameRun = fresh.status?.runID === spec.runID;
   const startedAt = sameRun && fresh.status?.startedAt ? fresh.status.startedAt : deps.now().toISOString();
@@ -58,7 +61,7 @@ export async function reconcileNodeRotation(deps: AgentDeps, name: string): Prom
     message: sameRun ? `resuming on ${spec.nodeName}` : `rotating ${spec.scope === 'All' ? 'all services' : spec.services.join(', ')} on ${spec.nodeName}`,
   });
 
-  // 5. Run (or resume, or read back) the host steps, reporting each step change.
+  // 6. Run (or resume, or read back) the host steps, reporting each step change.
   //    Step reports are best effort: the final report below is what counts.
   const progress: Promise<void>[] = [];
   let result;
@@ -74,7 +77,7 @@ export async function reconcileNodeRotation(deps: AgentDeps, name: string): Prom
     });
   } catch (err) {
     await Promise.all(progress);
-    // 6a. Failed: say which step, whether the node was put back, and where the backup is.
+    // 7a. Failed: say which step, whether the node was put back, and where the backup is.
     if (err instanceof NodeRotationError) {
       const failedStep = statusStep(err.step);
       deps.log.error({ step: err.step, rolledBack: err.rolledBack }, err.message);
@@ -93,7 +96,7 @@ export async function reconcileNodeRotation(deps: AgentDeps, name: string): Prom
   }
   await Promise.all(progress);
 
-  // 6b. Rotated: every file with its old and new serial, notAfter, whether the
+  // 7b. Rotated: every file with its old and new serial, notAfter, whether the
   //     new certificate was seen served, and the backup.
   const files = fileReports(result.files);
   await deps.patchStatus(name, {
@@ -107,4 +110,29 @@ export async function reconcileNodeRotation(deps: AgentDeps, name: string): Prom
     ...(result.backupDir ? { backupPath: hostPath(result.backupDir) } : {}),
     finishedAt: deps.now().toISOString(),
   });
+}
+
+/** spec.action Check: report every certificate of spec.services as found. A host that cannot be read at all is Failed. */
+async function check(deps: AgentDeps, name: string, nr: NodeRotation): Promise<void> {
+  const { spec } = nr;
+  const startedAt = deps.now().toISOString();
+  let reports;
+  try {
+    reports = await deps.runner.check(spec);
+  } catch (err) {
+    deps.log.error({ err: String(err) }, 'check failed');
+    await deps.patchStatus(name, {
+      phase: 'Failed',
+      runID: spec.runID,
+      agent: deps.agentName,
+      message: `node ${spec.nodeName}: check failed: ${(err as Error).message ?? String(err)}`.slice(0, 4000),
+      startedAt,
+      finishedAt: deps.now().toISOString(),
+    });
+    return;
+  }
+  const files = checkReports(reports);
+  const message = checkMessage(spec.nodeName, files);
+  deps.log.info({ files: files.length }, message);
+  await deps.patchStatus(name, { phase: 'Checked', runID: spec.runID, agent: deps.agentName, message, files, startedAt, finishedAt: deps.now().toISOString() });
 }

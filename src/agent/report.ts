@@ -4,6 +4,7 @@ import type { FileReport, NodeRotationSpec, NodeRotationStatus } from '../api/no
 import type { NodePhase, NodeStep } from '../api/constants.js';
 import type { FileResult, RotationStep } from '../host/rotation.js';
 import type { Scope } from '../host/plan.js';
+import type { CertificateReport } from '../host/inspect.js';
 
 /** The status field `step` is coarser than the host's steps: planning and staging count as backing up. */
 export function statusStep(step: RotationStep): NodeStep {
@@ -40,6 +41,28 @@ export function fileReports(files: readonly FileResult[]): FileReport[] {
     servedVerified: f.servedVerified,
     ...(f.backupPath ? { backupPath: hostPath(f.backupPath) } : {}),
   }));
+}
+
+/** A Check's findings as status.files: the serial and notAfter found, or why a file could not be read. */
+export function checkReports(reports: readonly CertificateReport[]): FileReport[] {
+  return reports.map((r) => ({
+    service: r.service,
+    path: hostPath(r.path),
+    ...(r.serial ? { oldSerial: r.serial } : {}),
+    ...(r.notAfter ? { notAfter: r.notAfter } : {}),
+    ...(r.error ? { error: r.error.slice(0, 1024) } : {}),
+  }));
+}
+
+/** One line for a Check's status.message: how many certificates, and the one that expires first. */
+export function checkMessage(node: string, files: readonly FileReport[]): string {
+  const read = files.filter((f) => f.notAfter);
+  const unreadable = files.length - read.length;
+  const first = [...read].sort((a, b) => Date.parse(a.notAfter!) - Date.parse(b.notAfter!))[0];
+  const parts = [`node ${node}: ${read.length} certificate(s) read, nothing changed`];
+  if (first) parts.push(`earliest notAfter ${first.notAfter} (${first.service}, ${first.path})`);
+  if (unreadable > 0) parts.push(`${unreadable} file(s) could not be read`);
+  return parts.join('; ');
 }
 
 export function hostScope(spec: Pick<NodeRotationSpec, 'scope' | 'services'>): Scope {

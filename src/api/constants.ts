@@ -50,10 +50,19 @@ export type FailurePolicy = (typeof FAILURE_POLICIES)[number];
 export const ROTATION_PHASES = ['Pending', 'Planned', 'Progressing', 'Paused', 'Succeeded', 'Failed'] as const;
 export type RotationPhase = (typeof ROTATION_PHASES)[number];
 
-export const NODE_PHASES = ['Pending', 'Updating', 'Rotated', 'Failed', 'RolledBack', 'Skipped'] as const;
+export const NODE_PHASES = ['Pending', 'Updating', 'Rotated', 'Failed', 'RolledBack', 'Skipped', 'Checked'] as const;
 export type NodePhase = (typeof NODE_PHASES)[number];
 /** Phases after which a node is never touched again in the same run. */
-export const FINISHED_NODE_PHASES: readonly NodePhase[] = ['Rotated', 'Failed', 'RolledBack', 'Skipped'];
+export const FINISHED_NODE_PHASES: readonly NodePhase[] = ['Rotated', 'Failed', 'RolledBack', 'Skipped', 'Checked'];
+
+/**
+ * What a NodeRotation asks of its agent. Rotate: renew, restart, verify.
+ * Check: read the certificates and report their serial and notAfter, change
+ * nothing (how `mode: Plan` learns the current expiry: only an agent can read
+ * the host's files).
+ */
+export const NODE_ACTIONS = ['Rotate', 'Check'] as const;
+export type NodeAction = (typeof NODE_ACTIONS)[number];
 
 /** Where an agent is within one node's rotation; resumable from the host journal. */
 export const NODE_STEPS = ['BackingUp', 'Renewing', 'Restarting', 'Verifying', 'RollingBack', 'Done'] as const;

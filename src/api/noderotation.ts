@@ -14,6 +14,7 @@ import { DISTRIBUTIONS, SERVICES_BY_DISTRIBUTION } from '../distributions/servic
 import {
   API_VERSION,
   FAILURE_POLICIES,
+  NODE_ACTIONS,
   NODE_PHASES,
   NODE_ROTATION,
   NODE_STEPS,
@@ -48,6 +49,12 @@ export const nodeRotationSpecSchema = s
     }),
     nodeName: s.string({ maxLength: 253, description: 'The node whose agent acts on this instruction.' }),
     role: roleSchema.describe("The node's roles as the planner classified them, e.g. etcd,controlplane."),
+    action: s
+      .enum(NODE_ACTIONS, {
+        description:
+          'Rotate: renew the certificates, restart, verify. Check (mode: Plan): read the certificates and report their serial and notAfter; change nothing.',
+      })
+      .default('Rotate'),
     distribution: s.enum(DISTRIBUTIONS),
     scope: s.enum(SCOPES, { description: 'All: every certificate of the node. Service: only spec.services.' }),
     services: s
@@ -87,6 +94,8 @@ export const fileReportSchema = s.object({
     .boolean('The serving endpoint was seen presenting the new serial (serving certificates only).')
     .optional(),
   backupPath: s.string({ maxLength: 4096, description: 'Where the previous file was backed up.' }).optional(),
+  notAfter: s.time('Check: notAfter of the certificate as found on the host.').optional(),
+  error: s.string({ maxLength: 1024, description: 'Check: why this file could not be read (missing, not readable, not a certificate).' }).optional(),
 });
 
 export const nodeRotationStatusSchema = s

@@ -46,6 +46,7 @@ describe('types inferred from the schema', () => {
       runID: 'u-g1',
       nodeName: 'n',
       role: 'worker',
+      action: 'Rotate',
       distribution: 'rke2',
       scope: 'All',
       services: [],

@@ -114,6 +114,20 @@ export interface RunState {
   /** Absent until planned. */
   plan?: Plan;
   progress: ReadonlyMap<string, RunNodeProgress>;
+  /** Plan mode: how the read-only checks of the planned nodes stand (plan-mode.ts). */
+  checks?: PlanChecks;
+}
+
+export interface PlanChecks {
+  reported: number;
+  /** All answered, or the deadline passed. */
+  done: boolean;
+  /** Did not answer before the deadline. */
+  silent: readonly string[];
+  /** The agent could not read the host. */
+  failed: readonly string[];
+  /** The service whose certificate expires first, where. */
+  earliest?: { service: string; notAfter: string; node?: string };
 }
 
 export interface RunSummary {
@@ -238,8 +252,19 @@ export function summarizeRun(state: RunState): RunSummary {
   const servers = plan.nodes.filter((n) => n.kind === 'server').length;
   const total = plan.nodes.length;
   if (state.mode === 'Plan') {
-    const message = `planned ${total} node(s): ${servers} server(s) one at a time, then ${total - servers} worker(s) ${plan.maxUnavailable} at a time; nothing changed`;
-    return { ...base, phase: 'Planned', progress: `0/${total}`, conditions: kstatus('ready', REASONS.planned, message) };
+    const order = `planned ${total} node(s): ${servers} server(s) one at a time, then ${total - servers} worker(s) ${plan.maxUnavailable} at a time; nothing changed`;
+    const c = state.checks;
+    if (!c) return { ...base, phase: 'Planned', progress: `0/${total}`, conditions: kstatus('ready', REASONS.planned, order) };
+    const progress = `${c.reported}/${total}`;
+    if (!c.done) {
+      const message = `reading the certificates on ${total} node(s) (nothing is changed): ${c.reported}/${total} answered`;
+      return { ...base, phase: 'Pending', progress, conditions: kstatus('reconciling', REASONS.planning, message) };
+    }
+    const parts = [order];
+    if (c.earliest) parts.push(`earliest notAfter ${c.earliest.notAfter} (${c.earliest.service}${c.earliest.node ? ` on ${c.earliest.node}` : ''})`);
+    if (c.failed.length > 0) parts.push(`could not read the certificates on ${currentNodes(c.failed)}`);
+    if (c.silent.length > 0) parts.push(`no answer within spec.strategy.nodeTimeout from ${currentNodes(c.silent)}`);
+    return { ...base, phase: 'Planned', progress, conditions: kstatus('ready', REASONS.planned, parts.join('; ')) };
   }
 
   const phase = (n: PlannedNode): NodePhase => state.progress.get(n.name)?.phase ?? 'Pending';

@@ -7,7 +7,7 @@ function nr(created: string, status?: Partial<NodeRotationStatus>): NodeRotation
   return {
     apiVersion: 'certrotator.io/v1alpha1', kind: 'NodeRotation',
     metadata: { name: 'x', creationTimestamp: new Date(created) },
-    spec: { rotation: 'r', generation: 1, runID: 'u-g1', nodeName: 'n', role: 'worker', distribution: 'rke2', scope: 'All', services: [], restart: true, timeout: '10m', onFailure: 'Rollback' },
+    spec: { rotation: 'r', generation: 1, runID: 'u-g1', nodeName: 'n', role: 'worker', action: 'Rotate', distribution: 'rke2', scope: 'All', services: [], restart: true, timeout: '10m', onFailure: 'Rollback' },
     ...(status ? { status: { phase: 'Pending', ...status } } : {}),
   };
 }

@@ -3,7 +3,7 @@
 // controller that restarts between recording intent and creating the object
 // builds the very same object under the very same name: the create either
 // succeeds once or answers AlreadyExists.
-import { API_VERSION, CERTIFICATE_ROTATION, NODE_ROTATION } from '../api/constants.js';
+import { API_VERSION, CERTIFICATE_ROTATION, NODE_ROTATION, type NodeAction } from '../api/constants.js';
 import type { CertificateRotation } from '../api/certificaterotation.js';
 import type { NodeRotation } from '../api/noderotation.js';
 import { nodeRotationLabels, nodeRotationName, runID } from '../api/names.js';
@@ -15,6 +15,7 @@ export function buildNodeRotation(
   runGeneration: number,
   distribution: Distribution,
   node: PlannedNode,
+  action: NodeAction = 'Rotate',
 ): NodeRotation {
   const name = rotation.metadata.name!;
   const spec = rotation.spec;
@@ -36,6 +37,7 @@ export function buildNodeRotation(
       runID: runID(rotation.metadata.uid!, runGeneration),
       nodeName: node.name,
       role: node.role,
+      action,
       distribution,
       scope: spec.scope,
       services: node.services,

@@ -52,7 +52,8 @@ export function slotHolder(
   const running = others.filter((r) => runActive(r.status)).sort(queueOrder)[0];
   if (running) return running.metadata.name;
   for (const r of [...all].sort(queueOrder)) {
-    const open = nodeRotationsOf(r.metadata.name!).filter((nr) => !(nr.status && FINISHED_BY_AGENT.includes(nr.status.phase)));
+    // A Check (mode: Plan) restarts nothing: it never holds the slot.
+    const open = nodeRotationsOf(r.metadata.name!).filter((nr) => nr.spec.action !== 'Check' && !(nr.status && FINISHED_BY_AGENT.includes(nr.status.phase)));
     if (open.length > 0) return `${r.metadata.name} (node ${open.map((nr) => nr.spec.nodeName).sort().join(', ')} still in flight)`;
   }
   const ahead = others.filter((r) => wantsToRun(r) && queueOrder(r, me) < 0).sort(queueOrder)[0];

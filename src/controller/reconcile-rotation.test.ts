@@ -305,13 +305,22 @@ describe('one rotation at a time', () => {
     expect(fake.events.some((e) => e.reason === 'Queued')).toBe(true);
   });
 
-  it('a Plan-mode rotation takes no slot and never waits', async () => {
+  it('a Plan-mode rotation takes no slot and never waits; its checks do not hold the slot either', async () => {
     const fake = cluster();
     fake.apply('busy');
     await reconcileRotation(fake.deps(), 'busy');
     fake.apply('preview', { mode: 'Plan' });
     await reconcileRotation(fake.deps(), 'preview');
-    expect(fake.rotation('preview')!.status!.phase).toBe('Planned');
+    expect(condition(fake, 'preview', 'Reconciling')).toMatchObject({ status: 'True', reason: 'Planning' });
+
+    // The other way round: a plan with unanswered checks, then an Apply rotation starts at once.
+    const other = cluster();
+    other.apply('preview', { mode: 'Plan' });
+    await reconcileRotation(other.deps(), 'preview');
+    expect([...other.nodeRotationsByName.values()].every((nr) => nr.spec.action === 'Check' && (nr.status?.phase ?? 'Pending') === 'Pending')).toBe(true);
+    other.apply('now');
+    await reconcileRotation(other.deps(), 'now');
+    expect(other.rotation('now')!.status!.phase).toBe('Progressing');
   });
 });
 
@@ -335,20 +344,79 @@ describe('problems a person must fix', () => {
 });
 
 describe('Plan mode', () => {
-  it('publishes the ordered plan and changes nothing', async () => {
+  const notAfter: Record<string, string> = { s1: '2027-05-01T00:00:00Z', s2: '2027-02-01T00:00:00Z', s3: '2027-06-01T00:00:00Z' };
+  const check = (nr: NodeRotation): Partial<NodeRotationStatus> => ({
+    phase: 'Checked',
+    files: nr.spec.services.map((service, i) => ({
+      service,
+      path: `/var/lib/rancher/rke2/${nr.spec.nodeName}/${service}.crt`,
+      oldSerial: '0A',
+      notAfter: i === 0 ? (notAfter[nr.spec.nodeName] ?? '2027-09-01T00:00:00Z') : '2027-10-01T00:00:00Z',
+    })),
+  });
+
+  it('asks every planned node for a read-only check, then publishes the plan, the files and the earliest notAfter per service', async () => {
     const fake = cluster();
     fake.apply('plan', { mode: 'Plan', strategy: { maxUnavailable: 2 } });
     await reconcileRotation(fake.deps(), 'plan');
-    const r = fake.rotation('plan')!;
-    expect(r.status).toMatchObject({ phase: 'Planned', distribution: 'rke2', observedGeneration: 1 });
+    let r = fake.rotation('plan')!;
+    expect(r.status).toMatchObject({ phase: 'Pending', progress: '0/7', distribution: 'rke2', observedGeneration: 1 });
+    expect(condition(fake, 'plan', 'Reconciling')).toMatchObject({ status: 'True', reason: 'Planning' });
     expect(r.status!.plan!.nodes.map((n) => [n.name, n.batch])).toEqual([
       ['s1', 0], ['s2', 1], ['s3', 2], ['w1', 3], ['w2', 3], ['w3', 4], ['w4', 4],
     ]);
     expect(r.status!.plan!.nodes[3]!.services).toEqual(expect.arrayContaining(['kubelet', 'kube-proxy']));
     expect(r.status!.plan!.nodes[3]!.services).not.toContain('etcd');
-    expect(condition(fake, 'plan', 'Ready')).toMatchObject({ status: 'True', reason: 'Planned' });
-    expect(fake.nodeRotationsByName.size).toBe(0);
+    // Intent first: the plan was written before the checks were created, all of them at once.
+    expect(fake.writes[0]).toMatch(/^status/);
+    expect(fake.created).toEqual([...SERVERS, ...WORKERS].map((n) => `plan-g1-${n}`));
+    for (const nr of fake.nodeRotationsByName.values()) expect(nr.spec).toMatchObject({ action: 'Check', generation: 1 });
     expect(r.metadata.finalizers ?? []).toEqual([]);
+
+    for (const nr of fake.nodeRotationsByName.values()) fake.report(nr.metadata.name!, check(nr));
+    await reconcileRotation(fake.deps(), 'plan');
+    r = fake.rotation('plan')!;
+    expect(r.status).toMatchObject({ phase: 'Planned', progress: '7/7' });
+    expect(r.status!.plan!.earliestExpiry![0]).toEqual({ service: r.status!.plan!.nodes[1]!.services[0], notAfter: '2027-02-01T00:00:00Z', node: 's2', path: `/var/lib/rancher/rke2/s2/${r.status!.plan!.nodes[1]!.services[0]}.crt` });
+    expect(r.status!.plan!.nodes[0]!.files).toEqual(r.status!.plan!.nodes[0]!.services.map((svc) => `/var/lib/rancher/rke2/s1/${svc}.crt`));
+    const ready = condition(fake, 'plan', 'Ready');
+    expect(ready).toMatchObject({ status: 'True', reason: 'Planned' });
+    expect(ready.message).toContain('earliest notAfter 2027-02-01T00:00:00Z');
+    expect(ready.message).toContain('on s2');
+    expect(fake.events.filter((e) => e.reason === 'Planned')).toHaveLength(1);
+    // Nothing but the checks was ever created, and a settled plan writes nothing more.
+    expect(fake.created).toHaveLength(7);
+    const writes = fake.writes.length;
+    await reconcileRotation(fake.deps(), 'plan');
+    expect(fake.writes.length).toBe(writes);
+  });
+
+  it('a node that never answers: Planned once nodeTimeout passed, naming it; a failed check is named too', async () => {
+    const fake = cluster();
+    fake.apply('plan', { mode: 'Plan', strategy: { nodeTimeout: '2m' } });
+    const first = await reconcileRotation(fake.deps(), 'plan');
+    expect(first?.requeueAfterMs).toBe(121_000);
+    for (const nr of fake.nodeRotationsByName.values()) {
+      if (nr.spec.nodeName === 'w4') continue;
+      fake.report(nr.metadata.name!, nr.spec.nodeName === 'w3' ? { phase: 'Failed', message: 'node w3: check failed: no data dir' } : check(nr));
+    }
+    await reconcileRotation(fake.deps(), 'plan');
+    expect(fake.rotation('plan')!.status).toMatchObject({ phase: 'Pending', progress: '6/7' });
+    fake.advance(121_000);
+    await reconcileRotation(fake.deps(), 'plan');
+    expect(fake.rotation('plan')!.status).toMatchObject({ phase: 'Planned', progress: '6/7' });
+    const ready = condition(fake, 'plan', 'Ready');
+    expect(ready.message).toContain('could not read the certificates on w3');
+    expect(ready.message).toContain('no answer within spec.strategy.nodeTimeout from w4');
+  });
+
+  it('a crash between the plan write and the checks: the next pass creates them, once', async () => {
+    const fake = cluster();
+    fake.apply('plan', { mode: 'Plan' });
+    fake.crashAtWrite = 2; // the first create
+    await expect(reconcileRotation(fake.deps(), 'plan')).rejects.toThrow('simulated crash');
+    await reconcileRotation(fake.deps(), 'plan');
+    expect(fake.created.sort()).toEqual([...SERVERS, ...WORKERS].map((n) => `plan-g1-${n}`).sort());
   });
 });
 

@@ -8,10 +8,11 @@
 //   2. being deleted           → finalizer: wait for the node in flight, clean up
 //   3. no finalizer yet        → add it (Apply mode)
 //   4. a run in progress       → continue it (the cascade), whatever else changed
+//      a plan in progress      → take in its checks (plan-mode.ts)
 //   5. this generation settled → nothing
 //   6. distribution            → spec, or detected from the Nodes; else Stalled
 //   7. plan                    → select/order nodes; else Stalled
-//   8. mode Plan               → publish the plan, change nothing
+//   8. mode Plan               → publish the plan, ask every node for a read-only check
 //   9. another rotation runs   → Queued
 //  10. start the run           → freeze the plan into status, first node in the same write
 import type { CertificateRotation, CertificateRotationStatus } from '../api/certificaterotation.js';
@@ -23,11 +24,13 @@ import type { ControllerDeps } from './deps.js';
 import { detectDistribution } from './detect.js';
 import { EVENT_REASONS } from './event-reasons.js';
 import { addFinalizer, finalizeRotation, hasFinalizer } from './finalizer.js';
-import { planRotation, type Plan } from './plan.js';
-import { planStatus } from './plan-mode.js';
+import { planRotation } from './plan.js';
+import { collectChecks, planStatus } from './plan-mode.js';
+import { buildNodeRotation } from './node-rotation.js';
+import { parseDuration } from '../api/duration.js';
 import { slotHolder } from './queue-gate.js';
 import { commitRkeState, discardRkeBundle, ensureRkeBundle, isPermanentIssueError, withBundleRef } from './rke-run.js';
-import { progressFromStatus, runActive, runFingerprint, settled } from './run-state.js';
+import { planFromStatus, planInProgress, progressFromStatus, runActive, runFingerprint, settled } from './run-state.js';
 import { writeStatus } from './status-writer.js';
 
 /**
@@ -52,6 +55,7 @@ export async function reconcileRotation(deps: ControllerDeps, name: string): Pro
   // 4. A started run continues first: a spec change mid-run steers it (paused,
   //    strategy) or waits for it to end (what to rotate), never forks a second run.
   if (runActive(status)) return continueRun(deps, rotation, status, false);
+  if (planInProgress(rotation)) return continuePlan(deps, rotation, status);
 
   // 5. This generation's run (or plan) is over and the spec has not changed since.
   if (settled(rotation)) return;
@@ -81,7 +85,17 @@ export async function reconcileRotation(deps: ControllerDeps, name: string): Pro
   const plan = planned.plan;
 
   // 8. Plan mode: publish and stop. Holds no slot, creates nothing.
-  if (spec.mode === 'Plan') return publishPlan(deps, rotation, plan);
+  if (spec.mode === 'Plan') {
+    const start: CertificateRotationStatus = {
+      ...status,
+      observedGeneration: generation,
+      distribution,
+      startedAt: rfc3339(deps.now()),
+      completedAt: undefined,
+      plan: planStatus(plan),
+    };
+    return continuePlan(deps, rotation, start);
+  }
 
   // 9. One rotation at a time.
   const holder = slotHolder(rotation, deps.read.rotations(), (r) => deps.read.nodeRotationsOf(r));
@@ -256,10 +270,54 @@ async function writeQueued(
   if (written) deps.events.normal(stored, EVENT_REASONS.queued, `waiting for CertificateRotation ${holder}: one rotation runs at a time`);
 }
 
-async function publishPlan(deps: ControllerDeps, rotation: CertificateRotation, plan: Plan): Promise<void> {
-  const state: RunState = { generation: rotation.metadata.generation!, mode: 'Plan', paused: rotation.spec.paused, plan, progress: new Map() };
-  const { rotation: stored, written } = await writeSummary(deps, rotation, state, { distribution: plan.distribution, plan: planStatus(plan) });
-  if (written) deps.events.normal(stored, EVENT_REASONS.planned, `planned ${plan.nodes.length} node(s); nothing changed`);
+/** One pass of a plan (plan-mode.ts): fold in the checks, write, then ask the nodes not asked yet. */
+async function continuePlan(deps: ControllerDeps, rotation: CertificateRotation, base: CertificateRotationStatus): Promise<ReconcileResult | void> {
+  const name = rotation.metadata.name!;
+  const generation = rotation.metadata.generation!;
+  const spec = rotation.spec;
+  const distribution = base.distribution!;
+  const now = deps.now();
+  const planned = base.plan?.nodes ?? [];
+  const plan = planFromStatus(distribution, spec, planned.map((n) => ({ name: n.name, role: n.role, phase: 'Pending' as const })));
+  const checks = deps.read.nodeRotationsOf(name).filter((nr) => nr.spec.generation === generation && nr.spec.action === 'Check');
+  const outcome = collectChecks(planned, checks);
+  const deadline = Date.parse(base.startedAt ?? rfc3339(now)) + parseDuration(spec.strategy.nodeTimeout);
+  const done = (outcome.unsent.length === 0 && outcome.silent.length === 0) || now.getTime() >= deadline;
+  const summary = summarizeRun({
+    generation,
+    mode: 'Plan',
+    paused: spec.paused,
+    plan,
+    progress: new Map(),
+    checks: {
+      reported: outcome.reported,
+      done,
+      silent: done ? [...outcome.unsent, ...outcome.silent] : [],
+      failed: outcome.failed,
+      earliest: outcome.plan.earliestExpiry?.[0],
+    },
+  });
+  const ready = summary.conditions.find((c) => c.type === 'Ready')!;
+  const next: CertificateRotationStatus = {
+    ...base,
+    observedGeneration: generation,
+    phase: summary.phase,
+    progress: summary.progress,
+    current: undefined,
+    plan: outcome.plan,
+    conditions: mergeConditions(base.conditions, summary.conditions, { now, observedGeneration: generation }),
+    completedAt: done ? (base.completedAt ?? rfc3339(now)) : undefined,
+  };
+  const { rotation: stored, written } = await writeStatus(deps, rotation, next);
+  if (!done) {
+    const ask = plan.nodes.filter((n) => outcome.unsent.includes(n.name)).map((n) => buildNodeRotation(stored, generation, distribution, n, 'Check'));
+    if (deps.creates) deps.creates.start(name, ask);
+    else await createAll(deps, ask);
+    return { requeueAfterMs: Math.max(1000, deadline - now.getTime() + 1000) };
+  }
+  if (!written) return;
+  for (const e of outcome.perNode) deps.metrics?.certificateNotAfter?.(e.node, e.service, Date.parse(e.notAfter) / 1000);
+  deps.events.normal(stored, EVENT_REASONS.planned, ready.message);
 }
 
 /** Status from summarizeRun for a generation with no run in progress. Earlier run's nodes stay as the record. */

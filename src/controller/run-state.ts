@@ -37,6 +37,21 @@ export function runActive(status: CertificateRotationStatus | undefined): boolea
 }
 
 /**
+ * A Plan-mode generation whose checks are out (status.plan written, not yet
+ * Planned): it continues from status.plan, like a run from status.nodes.
+ */
+export function planInProgress(rotation: CertificateRotation): boolean {
+  const status = rotation.status;
+  return (
+    rotation.spec.mode === 'Plan' &&
+    status?.plan !== undefined &&
+    status.observedGeneration === rotation.metadata.generation &&
+    status.phase === 'Pending' &&
+    status.startedAt !== undefined
+  );
+}
+
+/**
  * This generation needs nothing more: its run (or plan) ended and nothing in
  * the spec changed since. A pre-run problem is never settled: the nodes may
  * change and make it go away.
