@@ -11,6 +11,8 @@ import { parse, parseAllDocuments, stringify } from 'yaml';
 import { HELM_ONLY_LABELS, helmTemplate, NAMESPACE, renderDeploy } from '../../scripts/deploy-render.js';
 import { describeError, loadKubeConfig, makeClients, type ClusterCustomResource } from '../../src/kube/client.js';
 import { SimulatedFleet } from '../../src/simulation/fleet.js';
+import { changedPaths, snapshotTree } from '../../src/simulation/tree.js';
+import { runCommand } from '../cluster/command.js';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
 import { REPO_ROOT } from '../cluster/paths.js';
 import type { SimulatedNode as ClusterNode } from '../cluster/nodes.js';
@@ -434,12 +436,26 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
       expect(fleet.agentLog(NODE)).not.toMatch(/forbidden/i);
     });
 
-    it('plan mode (example plan): Ready with reason Planned, nothing created; Healthy and Current', async () => {
-      const name = await applyExample('plan.yaml');
+    it('plan mode (example plan): the agent reads the expiry (read-only check), Ready with reason Planned; Healthy and Current', async () => {
+      // This fleet has one agent: plan that node only.
+      const name = await applyExample('plan.yaml', (o) => {
+        o.spec.strategy = { nodeSelector: { matchLabels: { 'kubernetes.io/hostname': NODE } } };
+      });
+      const before = await snapshotTree(fleet.hostRoot(NODE));
       const { final } = await follow(name, (o) => o?.status?.phase === 'Planned');
       expect(final.status.conditions.find((c: any) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'Planned' });
       expect(argoHealth(final).status).toBe('Healthy');
-      expect(JSON.parse(await kubectlOk(['get', 'noderotations', '-l', `certrotator.io/rotation=${name}`, '-o', 'json'])).items).toEqual([]);
+      const [check, ...more] = JSON.parse(await kubectlOk(['get', 'noderotations', '-l', `certrotator.io/rotation=${name}`, '-o', 'json'])).items;
+      expect(more).toEqual([]);
+      expect(check.spec).toMatchObject({ action: 'Check', nodeName: NODE });
+      expect(check.status.phase).toBe('Checked');
+      // The served API server certificate's real notAfter, as openssl reads it from the host file.
+      const api = check.status.files.find((f: any) => f.path.endsWith('/serving-kube-apiserver.crt'));
+      const enddate = (await runCommand('openssl', ['x509', '-noout', '-enddate', '-in', join(fleet.hostRoot(NODE), api.path)])).stdout.trim().replace(/^notAfter=/, '');
+      expect(Date.parse(api.notAfter)).toBe(Date.parse(enddate));
+      expect(final.status.plan.earliestExpiry.find((e: any) => e.service === 'api-server')).toMatchObject({ node: NODE });
+      expect(final.status.plan.nodes[0].files).toContain(api.path);
+      expect(changedPaths(before, await snapshotTree(fleet.hostRoot(NODE)))).toEqual([]); // nothing on the host changed
     });
 
     it('a paused rotation (example paused) starts no node and reads Suspended; unpaused, the spec change is seen', async () => {

@@ -168,16 +168,31 @@ describe('controller with the NodeRotation contract played by the test', () => {
     expect(a.order).toEqual(['rke2-server-1']);
   }, 90_000);
 
-  it('Plan mode publishes the ordered plan and creates nothing', async () => {
-    await apply('plan', { mode: 'Plan', strategy: { maxUnavailable: 3 } });
-    await kubectlOk(['wait', '--for=condition=Ready', '--timeout=30s', `certificaterotation/${P}plan`]);
-    const r = await getRotation(`${P}plan`);
-    expect(r.status.phase).toBe('Planned');
-    expect(r.status.plan.nodes.map((n: any) => [n.name, n.batch])).toEqual([
-      ['rke2-server-1', 0], ['rke2-server-2', 1], ['rke2-server-3', 2], ['rke2-worker-1', 3], ['rke2-worker-2', 3], ['rke2-worker-3', 3],
-    ]);
-    expect(await nodeRotationsOf(`${P}plan`)).toHaveLength(0);
-  }, 60_000);
+  it('Plan mode publishes the ordered plan and the earliest expiry the agents read; nothing but read-only checks is created', async () => {
+    const a = new ContractAgent(`${P}plan`);
+    a.start();
+    try {
+      await apply('plan', { mode: 'Plan', strategy: { maxUnavailable: 3 } });
+      await kubectlOk(['wait', '--for=condition=Ready', '--timeout=60s', `certificaterotation/${P}plan`]);
+      const r = await getRotation(`${P}plan`);
+      expect(r.status).toMatchObject({ phase: 'Planned', progress: '6/6' });
+      expect(r.status.plan.nodes.map((n: any) => [n.name, n.batch])).toEqual([
+        ['rke2-server-1', 0], ['rke2-server-2', 1], ['rke2-server-3', 2], ['rke2-worker-1', 3], ['rke2-worker-2', 3], ['rke2-worker-3', 3],
+      ]);
+      // rke2-server-1's certificates expire first (the contract agent's dates); every service has its earliest.
+      const earliest = r.status.plan.earliestExpiry;
+      expect(earliest[0]).toMatchObject({ notAfter: '2027-01-02T00:00:00Z', node: 'rke2-server-1' });
+      expect(new Set(earliest.map((e: any) => e.service))).toEqual(new Set(r.status.plan.nodes.flatMap((n: any) => n.services)));
+      expect(r.status.plan.nodes[3].files).toEqual(r.status.plan.nodes[3].services.map((s: string) => `/contract/rke2-worker-1/${s}.crt`));
+      expect(cond(r, 'Ready').message).toContain('earliest notAfter 2027-01-02T00:00:00Z');
+      const created = await nodeRotationsOf(`${P}plan`);
+      expect(created).toHaveLength(6);
+      expect(created.every((nr) => nr.spec.action === 'Check' && nr.status?.phase === 'Checked')).toBe(true);
+      expect(a.order).toEqual([]); // nothing was asked to rotate
+    } finally {
+      await a.stop();
+    }
+  }, 90_000);
 
   it('an RKE service on the detected RKE2 cluster stalls with a reason naming it', async () => {
     await apply('wrong', { scope: 'Service', service: 'kube-apiserver' });

@@ -84,7 +84,7 @@ export async function waitFor(what: string, cond: () => boolean | Promise<boolea
 
 export interface NodeRotationJson {
   metadata: { name: string; uid: string; creationTimestamp: string; labels: Record<string, string> };
-  spec: { nodeName: string; role: string; runID: string; services: string[]; generation: number; scope: string };
+  spec: { nodeName: string; role: string; runID: string; services: string[]; generation: number; scope: string; action?: string };
   status?: { phase?: string; step?: string };
 }
 
@@ -149,6 +149,16 @@ export class ContractAgent {
     const items = await nodeRotationsOf(this.rotation);
     const open = (): string[] => [...this.firstSeen.keys()].filter((n) => !this.finished.has(n));
     for (const nr of items) {
+      // A Check (mode: Plan) is answered at once with one certificate per service, expiring a day apart per node.
+      if (nr.spec.action !== 'Check' || this.finished.has(nr.metadata.name)) continue;
+      const day = Number(nr.spec.nodeName.match(/(\d+)$/)?.[1] ?? 0) + (nr.spec.role.includes('etcd') ? 0 : 10);
+      const notAfter = new Date(Date.UTC(2027, 0, 1 + day)).toISOString().replace(/\.\d+Z$/, 'Z');
+      const files = nr.spec.services.map((service) => ({ service, path: `/contract/${nr.spec.nodeName}/${service}.crt`, oldSerial: '0A', notAfter }));
+      await this.patch(nr, { phase: 'Checked', runID: nr.spec.runID, files, message: 'checked by the contract agent' });
+      this.finished.set(nr.metadata.name, 'Checked');
+    }
+    for (const nr of items) {
+      if (nr.spec.action === 'Check') continue;
       const node = nr.spec.nodeName;
       const uids = this.uidsByNode.get(node) ?? new Set();
       uids.add(nr.metadata.uid);
@@ -162,7 +172,7 @@ export class ContractAgent {
     }
     for (const nr of items) {
       const node = nr.spec.nodeName;
-      if (this.finished.has(node)) continue;
+      if (nr.spec.action === 'Check' || this.finished.has(node)) continue;
       const verdict = this.decide(nr);
       if (verdict === 'hold' && !this.released.has(node)) continue;
       if (verdict === 'rotate' || verdict === 'hold') {
