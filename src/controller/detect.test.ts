@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { V1Node } from '@kubernetes/client-node';
-import { detectDistribution, isServer, nodeMarks, nodeRoles, roleString } from './detect.js';
+import { detectDistribution, isServer, nodeMarks, nodeRoles, plannerView, roleString } from './detect.js';
+import { planRotation } from './plan.js';
 import { makeNode, rke2Node, rkeNode } from './testing.js';
 
 describe('nodeMarks: one node', () => {
@@ -77,5 +78,34 @@ describe('nodeRoles', () => {
     expect(isServer(['etcd'])).toBe(true);
     expect(isServer(['controlplane', 'worker'])).toBe(true);
     expect(isServer(['worker'])).toBe(false);
+  });
+});
+
+describe('plannerView: what the controller caches of a Node', () => {
+  it('drops what planning does not read, and plans exactly as from the whole Node', () => {
+    const full = (n: V1Node): V1Node => ({
+      ...n,
+      spec: { podCIDR: '10.42.0.0/24', taints: [{ key: 'k', effect: 'NoSchedule' }] },
+      status: {
+        ...n.status,
+        images: Array.from({ length: 40 }, (_, i) => ({ names: [`registry/image-${i}@sha256:${'0'.repeat(64)}`], sizeBytes: 1e8 })),
+        conditions: [{ type: 'Ready', status: 'True' }],
+        addresses: [{ type: 'InternalIP', address: '10.0.0.1' }],
+      },
+    });
+    for (const nodes of [
+      [rke2Node('s1', { etcd: true, cp: true }), rke2Node('s2', { cp: true }), rke2Node('w1')],
+      [rkeNode('e1', { etcd: true }), rkeNode('c1', { cp: true }), rkeNode('w1', { worker: true })],
+    ]) {
+      const whole = nodes.map(full);
+      const trimmed = whole.map(plannerView);
+      expect(JSON.stringify(trimmed).length).toBeLessThan(JSON.stringify(whole).length / 4);
+      expect(trimmed.map((n) => [n.spec, n.status?.images])).toEqual(trimmed.map(() => [undefined, undefined]));
+      const d = detectDistribution(whole);
+      expect(detectDistribution(trimmed)).toEqual(d);
+      if (!d.ok) throw new Error(d.message);
+      const input = { distribution: d.distribution, scope: 'All' as const, maxUnavailable: 1 };
+      expect(planRotation({ ...input, nodes: trimmed })).toEqual(planRotation({ ...input, nodes: whole }));
+    }
   });
 });

@@ -63,6 +63,29 @@ export type Detection =
   | { ok: true; distribution: Distribution; message: string }
   | { ok: false; reason: DetectionFailure; message: string };
 
+/**
+ * The part of a Node that detection and planning read: name, labels,
+ * annotations and the kubelet version. The controller caches every Node of
+ * the cluster; a real Node also carries its image list, conditions, capacity
+ * and addresses (often tens of KB each), none of which a plan needs.
+ */
+export function plannerView(node: V1Node): V1Node {
+  const m = node.metadata ?? {};
+  const kubeletVersion = node.status?.nodeInfo?.kubeletVersion;
+  return {
+    apiVersion: node.apiVersion,
+    kind: node.kind,
+    metadata: {
+      name: m.name,
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+      ...(m.labels ? { labels: m.labels } : {}),
+      ...(m.annotations ? { annotations: m.annotations } : {}),
+    },
+    status: kubeletVersion !== undefined ? { nodeInfo: { kubeletVersion } as NonNullable<V1Node['status']>['nodeInfo'] } : {},
+  };
+}
+
 function isTrue(labels: Record<string, string> | undefined, key: string): boolean {
   return labels?.[key] === 'true';
 }

@@ -25,6 +25,7 @@ import { reuseConnections } from './connection-reuse.js';
 import { CreatePipeline } from './create-pipeline.js';
 import { KubeReader, KubeWriter, type WriteCounter } from './kube-adapter.js';
 import { reconcileRotation } from './reconcile-rotation.js';
+import { plannerView } from './detect.js';
 import { runActive, settled } from './run-state.js';
 
 export const CONTROLLER_NAME = 'certificaterotation';
@@ -90,7 +91,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   const nodeRotationsClient = clients.nodeRotations as unknown as ClusterCustomResource<NR>;
   const rotations: Informer<Rot> = customResourceInformer(kc, rotationsClient, { logger: log, onError: onError('certificaterotations') });
   const nodeRotations: Informer<NR> = customResourceInformer(kc, nodeRotationsClient, { logger: log, onError: onError('noderotations') });
-  const nodes: Informer<V1Node> = nodeInformer(kc, { logger: log, onError: onError('nodes') });
+  const nodes: Informer<V1Node> = nodeInformer(kc, { logger: log, onError: onError('nodes'), transform: plannerView });
 
   // Handlers only map an object to the rotation keys it concerns.
   const queued = (): string[] =>
