@@ -172,6 +172,12 @@ async function main(): Promise<void> {
     informer.start();
     await informer.waitForSync();
 
+    // The API server's own load with nothing to do (kwok renewing 500 node leases), for comparison.
+    const apiserverPid = state.processes.find((p) => p.name === 'kube-apiserver')!.pid;
+    const idleFrom = controllerCpuSeconds(apiserverPid);
+    await new Promise((r) => setTimeout(r, 3000));
+    const apiserverIdleCores = (controllerCpuSeconds(apiserverPid) - idleFrom) / 3;
+
     const before = await apiserverMetrics();
     const cpuBefore = controllerCpuSeconds(controller.pid!);
     const planeCpuBefore = state.processes.map((p) => controllerCpuSeconds(p.pid));
@@ -216,6 +222,15 @@ async function main(): Promise<void> {
       if (enabling !== undefined) handoffs.push(starts[j]! - enabling);
     }
     handoffs.sort((a, b) => a - b);
+    // The agents finish at once, so this is a closed loop: a node's cycle is
+    // hand-off + report (its agent seeing it, reporting, the API server
+    // accepting), and with M in flight the cycle is M / throughput (Little's
+    // law). The hand-off cannot drop below M / throughput - report unless the
+    // machine gets more nodes through per second.
+    const reports = [...finishedAt].map(([n, t]) => t - seenAt.get(n)!).sort((a, b) => a - b);
+    const workerStarts = startOrder.slice(SERVERS).map((n) => seenAt.get(n)!);
+    const workerSeconds = (Math.max(...finishedAt.values()) - Math.min(...workerStarts)) / 1000;
+    const throughput = WORKERS / workerSeconds;
 
     if (port === undefined) throw new Error('the controller never said where it serves /metrics');
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -242,6 +257,13 @@ async function main(): Promise<void> {
     const passes = mean(text, 'certrotator_reconcile_duration_seconds', () => true);
     const breakdown = {
       cpuSecondsDuringRun: cpuDuringRun,
+      apiserverIdleCores: Number(apiserverIdleCores.toFixed(2)),
+      apiserverCpuMsPerNodeAboveIdle: Number((((cpuDuringRun['kube-apiserver']! - apiserverIdleCores * wall) / TOTAL) * 1000).toFixed(1)),
+      closedLoop: {
+        workersPerSecond: Number(throughput.toFixed(1)),
+        cycleMs: Number(((M / throughput) * 1000).toFixed(0)),
+        reportMs: { p50: Number(percentile(reports, 50).toFixed(1)), p99: Number(percentile(reports, 99).toFixed(1)) },
+      },
       controllerPasses: { n: passes.n, meanMs: Number(passes.ms.toFixed(1)) },
       putRotationStatus: request('PUT', 'certificaterotations', 'status'),
       createNodeRotation: request('POST', 'noderotations', ''),
@@ -273,6 +295,8 @@ async function main(): Promise<void> {
       ['API writes per node', `${result.controllerWritesPerNode} (${result.controllerWritesPerNodeWithoutEvents} without Events)`, '<= 6', result.controllerWritesPerNode <= 6],
       ['controller peak RSS', `${result.controllerPeakRssMB} MB`, '< 200 MB', result.controllerPeakRssMB < 200],
       ['controller CPU during the run', `${result.controllerCpuSeconds} s`, '', undefined],
+      ['closed loop (workers)', `${breakdown.closedLoop.workersPerSecond} nodes/s; ${M} in flight -> cycle ${breakdown.closedLoop.cycleMs} ms = hand-off + report (p50 ${breakdown.closedLoop.reportMs.p50} ms)`, '', undefined],
+      ['API server CPU per node', `${breakdown.apiserverCpuMsPerNodeAboveIdle} ms above its idle ${breakdown.apiserverIdleCores} cores`, '', undefined],
       ['load average', loadavg().map((l) => l.toFixed(2)).join(' '), '', undefined],
     ];
     const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => String(r[i]).length)));
