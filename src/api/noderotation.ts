@@ -62,7 +62,10 @@ export const nodeRotationSpecSchema = s
       .with({ 'x-kubernetes-list-type': 'set' })
       .describe('The services whose certificates to renew on this node, resolved by the controller.'),
     restart: s.boolean('Restart the components that use the renewed certificates, and verify them.').default(true),
-    timeout: durationSchema('spec.timeout', 'The agent gives up (and applies onFailure) after this long.').default(
+    timeout: durationSchema(
+      'spec.timeout',
+      "The CertificateRotation's strategy.nodeTimeout. The agent waits at most 80% of it (at least 5s) for the restarted components to come back and serve the new certificates, then fails the node and applies onFailure; each restart command has its own 5-minute bound.",
+    ).default(
       '10m',
     ),
     onFailure: s.enum(FAILURE_POLICIES).default('Rollback'),
