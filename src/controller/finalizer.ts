@@ -27,6 +27,8 @@ export async function addFinalizer(deps: ControllerDeps, rotation: CertificateRo
 
 /** Milliseconds a NodeRotation may still be in flight; 0 when it finished or was given up on. */
 export function inFlightFor(nr: NodeRotation, now: Date, timeoutMs: number): number {
+  // A Check (mode: Plan) only reads: deleting it under its agent cuts nothing off.
+  if (nr.spec.action === 'Check') return 0;
   if (nr.status && FINISHED_BY_AGENT.includes(nr.status.phase)) return 0;
   const since = nr.status?.startedAt ?? (nr.metadata.creationTimestamp as unknown as string | undefined);
   const started = since ? new Date(since).getTime() : now.getTime();
