@@ -3,6 +3,8 @@ import { ApiException, type CoreV1Event } from '@kubernetes/client-node';
 import { EventRecorder, type EventClient } from './events.js';
 
 interface Call {
+  /** When the request was sent (performance.now()). */
+  at: number;
   op: 'create' | 'patch';
   namespace: string;
   name?: string;
@@ -16,15 +18,17 @@ class FakeEvents {
   client(): EventClient {
     return {
       createNamespacedEvent: async ({ namespace, body }: { namespace: string; body: CoreV1Event }) => {
+        const at = performance.now();
         await new Promise((r) => setTimeout(r, 2));
         if (this.failCreates) throw new ApiException(500, 'boom', '{}', {});
-        this.calls.push({ op: 'create', namespace, name: body.metadata?.name, body });
+        this.calls.push({ at, op: 'create', namespace, name: body.metadata?.name, body });
         this.stored.set(`${namespace}/${body.metadata?.name}`, body);
         return body;
       },
       patchNamespacedEvent: async ({ name, namespace, body }: { name: string; namespace: string; body: Partial<CoreV1Event> }) => {
+        const at = performance.now();
         await new Promise((r) => setTimeout(r, 2));
-        this.calls.push({ op: 'patch', namespace, name, body });
+        this.calls.push({ at, op: 'patch', namespace, name, body });
         const ev = this.stored.get(`${namespace}/${name}`);
         if (!ev) throw new ApiException(404, 'gone', '{"reason":"NotFound"}', {});
         Object.assign(ev, body);
@@ -36,6 +40,15 @@ class FakeEvents {
 
 const rotation = { apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name: 'rotate-all', uid: 'u-1' } };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until `done` holds (timers run late on a loaded machine: wait for the effect, not a fixed time). */
+async function until(done: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!done()) {
+    if (performance.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await sleep(5);
+  }
+}
 
 describe('EventRecorder', () => {
   it('creates a core/v1 Event in `default` for a cluster-scoped object, with the involved object and source', async () => {
@@ -74,11 +87,12 @@ describe('EventRecorder', () => {
     const fake = new FakeEvents();
     const rec = new EventRecorder({ client: fake.client(), component: 'c', minUpdateIntervalMs: 100 });
     for (let i = 0; i < 1000; i++) rec.warning(rotation, 'NodeFailed', 'node rke2-worker-1 failed at step restart');
-    await sleep(20);
     // the first occurrence is written at once; the other 999 wait for the interval
-    expect(fake.calls).toHaveLength(1);
+    await until(() => fake.calls.length >= 1);
     expect(fake.calls[0]!.body.count).toBe(1);
-    await sleep(150);
+    await until(() => fake.calls.length >= 2);
+    expect(fake.calls[1]!.at - fake.calls[0]!.at).toBeGreaterThanOrEqual(95); // not before the interval (timer granularity)
+    await sleep(20);
     expect(fake.calls).toHaveLength(2);
     expect(fake.calls[1]).toMatchObject({ op: 'patch', name: fake.calls[0]!.name, body: { count: 1000 } });
     expect(fake.stored.size).toBe(1);
