@@ -77,7 +77,7 @@ function metricSum(text: string, name: string, filter: (labels: string) => boole
 }
 
 /** User + system CPU time of a process so far (Linux /proc; clock ticks of 1/100 s). */
-function controllerCpuSeconds(pid: number): number {
+function cpuSecondsOf(pid: number): number {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100;
@@ -174,13 +174,13 @@ async function main(): Promise<void> {
 
     // The API server's own load with nothing to do (kwok renewing 500 node leases), for comparison.
     const apiserverPid = state.processes.find((p) => p.name === 'kube-apiserver')!.pid;
-    const idleFrom = controllerCpuSeconds(apiserverPid);
+    const idleFrom = cpuSecondsOf(apiserverPid);
     await new Promise((r) => setTimeout(r, 3000));
-    const apiserverIdleCores = (controllerCpuSeconds(apiserverPid) - idleFrom) / 3;
+    const apiserverIdleCores = (cpuSecondsOf(apiserverPid) - idleFrom) / 3;
 
     const before = await apiserverMetrics();
-    const cpuBefore = controllerCpuSeconds(controller.pid!);
-    const planeCpuBefore = state.processes.map((p) => controllerCpuSeconds(p.pid));
+    const cpuBefore = cpuSecondsOf(controller.pid!);
+    const planeCpuBefore = state.processes.map((p) => cpuSecondsOf(p.pid));
     const benchCpuBefore = process.cpuUsage();
     const t0 = performance.now();
     await kubectlOk(['apply', '-f', '-'], {
@@ -201,11 +201,11 @@ async function main(): Promise<void> {
     clearInterval(rss);
     const statusText = readFileSync(`/proc/${controller.pid}/status`, 'utf8');
     peakRssKb = Math.max(peakRssKb, Number(statusText.match(/VmHWM:\s+(\d+)/)?.[1] ?? 0));
-    const cpuSeconds = controllerCpuSeconds(controller.pid!) - cpuBefore;
+    const cpuSeconds = cpuSecondsOf(controller.pid!) - cpuBefore;
     // Everything on this machine competes for the same cores: what each process used during the run.
     const benchCpu = process.cpuUsage(benchCpuBefore);
     const cpuDuringRun: Record<string, number> = Object.fromEntries(
-      state.processes.map((p, i) => [p.name, Number((controllerCpuSeconds(p.pid) - planeCpuBefore[i]!).toFixed(2))]),
+      state.processes.map((p, i) => [p.name, Number((cpuSecondsOf(p.pid) - planeCpuBefore[i]!).toFixed(2))]),
     );
     cpuDuringRun['bench (agents, watchers)'] = Number(((benchCpu.user + benchCpu.system) / 1e6).toFixed(2));
     await Promise.all([...inFlightReports]);

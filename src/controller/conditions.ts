@@ -11,6 +11,7 @@
 //   generation never short-circuits a health check.
 
 import type { Condition } from '../api/common.js';
+import type { ServiceExpiry } from '../api/certificaterotation.js';
 import {
   CONDITION_TYPES,
   REASONS,
@@ -127,7 +128,7 @@ export interface PlanChecks {
   /** The agent could not read the host. */
   failed: readonly string[];
   /** The service whose certificate expires first, where. */
-  earliest?: { service: string; notAfter: string; node?: string };
+  earliest?: ServiceExpiry;
 }
 
 export interface RunSummary {

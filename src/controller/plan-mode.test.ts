@@ -2,7 +2,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { PlannedNodeStatus } from '../api/certificaterotation.js';
 import type { NodeRotation, NodeRotationStatus } from '../api/noderotation.js';
-import { collectChecks } from './plan-mode.js';
+import { collectChecks, earliestByService } from './plan-mode.js';
 
 const planned: PlannedNodeStatus[] = ['s1', 'w1', 'w2', 'w3'].map((name, i) => ({
   name,
@@ -73,5 +73,18 @@ describe('collectChecks', () => {
     expect(out.plan.nodes[0]!.files).toEqual(['/var/lib/rancher/rke2/s1/etcd.crt']);
     expect(out.plan.nodes[1]!.files).toBeUndefined();
     expect(out.filesOmitted).toBe(1);
+  });
+});
+
+describe('earliestByService', () => {
+  it('keeps the earliest date per service from the named field, ignoring files without one', () => {
+    const files = [
+      { service: 'etcd', path: '/a', notAfter: '2027-03-01T00:00:00Z', newNotAfter: '2028-01-01T00:00:00Z' },
+      { service: 'etcd', path: '/b', notAfter: '2027-01-01T00:00:00Z' },
+      { service: 'kubelet', path: '/c', error: 'missing' },
+      { service: 'kubelet', path: '/d', newNotAfter: '2027-12-01T00:00:00Z' },
+    ];
+    expect([...earliestByService(files, 'notAfter')]).toEqual([['etcd', '2027-01-01T00:00:00Z']]);
+    expect([...earliestByService(files, 'newNotAfter')]).toEqual([['etcd', '2028-01-01T00:00:00Z'], ['kubelet', '2027-12-01T00:00:00Z']]);
   });
 });

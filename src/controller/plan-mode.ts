@@ -14,13 +14,29 @@
 // Checks hold no rotation slot (they restart nothing), so a plan never queues
 // and never delays an Apply run.
 import type { CertificateRotationStatus, PlannedNodeStatus, ServiceExpiry } from '../api/certificaterotation.js';
-import type { NodeRotation } from '../api/noderotation.js';
+import type { FileReport, NodeRotation } from '../api/noderotation.js';
 import type { Plan } from './plan.js';
 
 export function planStatus(plan: Plan): NonNullable<CertificateRotationStatus['plan']> {
   return {
     nodes: plan.nodes.map((n) => ({ name: n.name, role: n.role, batch: n.batch, services: [...n.services] })),
   };
+}
+
+/**
+ * The earliest notAfter per service among one node's reported files, read
+ * from `field`: `notAfter` for a Check (as found), `newNotAfter` for a
+ * rotation (as renewed). Feeds the certificate_not_after metric either way.
+ */
+export function earliestByService(files: readonly FileReport[], field: 'notAfter' | 'newNotAfter'): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const f of files) {
+    const t = f[field];
+    if (!t) continue;
+    const best = out.get(f.service);
+    if (!best || Date.parse(t) < Date.parse(best)) out.set(f.service, t);
+  }
+  return out;
 }
 
 /**
@@ -85,16 +101,12 @@ export function collectChecks(
       entry.files = paths;
       used += size;
     } else out.filesOmitted++;
-    const nodeEarliest = new Map<string, string>();
     for (const f of files) {
       if (!f.notAfter) continue;
-      const t = Date.parse(f.notAfter);
       const best = earliest.get(f.service);
-      if (!best || t < Date.parse(best.notAfter)) earliest.set(f.service, { service: f.service, notAfter: f.notAfter, node: p.name, path: f.path });
-      const mine = nodeEarliest.get(f.service);
-      if (!mine || t < Date.parse(mine)) nodeEarliest.set(f.service, f.notAfter);
+      if (!best || Date.parse(f.notAfter) < Date.parse(best.notAfter)) earliest.set(f.service, { service: f.service, notAfter: f.notAfter, node: p.name, path: f.path });
     }
-    for (const [service, notAfter] of nodeEarliest) perNode.push({ node: p.name, service, notAfter });
+    for (const [service, notAfter] of earliestByService(files, 'notAfter')) perNode.push({ node: p.name, service, notAfter });
   }
   const expiry = [...earliest.values()].sort((a, b) => Date.parse(a.notAfter) - Date.parse(b.notAfter) || (a.service < b.service ? -1 : 1));
   if (expiry.length > 0) out.plan.earliestExpiry = expiry;

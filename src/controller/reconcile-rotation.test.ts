@@ -391,6 +391,28 @@ describe('Plan mode', () => {
     expect(fake.writes.length).toBe(writes);
   });
 
+  it('feeds the certificate_not_after metric: as found for a plan, as renewed for a run', async () => {
+    const fake = cluster();
+    const seen: string[] = [];
+    const deps = () => ({ ...fake.deps(), metrics: { certificateNotAfter: (node: string, service: string, t: number) => void seen.push(`${node}/${service}=${t}`) } });
+    fake.apply('plan', { mode: 'Plan', scope: 'Service', service: 'etcd' });
+    await reconcileRotation(deps(), 'plan');
+    for (const nr of fake.nodeRotationsByName.values()) fake.report(nr.metadata.name!, check(nr));
+    await reconcileRotation(deps(), 'plan');
+    const t = (iso: string): number => Date.parse(iso) / 1000;
+    expect(seen.sort()).toEqual([`s1/etcd=${t(notAfter.s1!)}`, `s2/etcd=${t(notAfter.s2!)}`, `s3/etcd=${t(notAfter.s3!)}`]);
+
+    seen.length = 0;
+    fake.apply('run', { scope: 'Service', service: 'etcd' });
+    await reconcileRotation(deps(), 'run');
+    fake.report('run-g1-s1', { phase: 'Rotated', files: [
+      { service: 'etcd', path: '/x', newNotAfter: '2027-11-01T00:00:00Z' },
+      { service: 'etcd', path: '/y', newNotAfter: '2027-10-01T00:00:00Z' },
+    ] });
+    await reconcileRotation(deps(), 'run');
+    expect(seen).toEqual([`s1/etcd=${t('2027-10-01T00:00:00Z')}`]);
+  });
+
   it('a node that never answers: Planned once nodeTimeout passed, naming it; a failed check is named too', async () => {
     const fake = cluster();
     fake.apply('plan', { mode: 'Plan', strategy: { nodeTimeout: '2m' } });

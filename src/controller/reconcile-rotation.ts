@@ -25,7 +25,7 @@ import { detectDistribution } from './detect.js';
 import { EVENT_REASONS } from './event-reasons.js';
 import { addFinalizer, finalizeRotation, hasFinalizer } from './finalizer.js';
 import { planRotation } from './plan.js';
-import { collectChecks, planStatus } from './plan-mode.js';
+import { collectChecks, earliestByService, planStatus } from './plan-mode.js';
 import { buildNodeRotation } from './node-rotation.js';
 import { parseDuration } from '../api/duration.js';
 import { slotHolder } from './queue-gate.js';
@@ -196,13 +196,7 @@ async function continueRun(
   for (const e of d.events) deps.events[e.type === 'Normal' ? 'normal' : 'warning'](stored, e.reason, e.message);
   for (const f of d.finished) {
     deps.metrics?.nodeFinished?.(f.phase, f.durationSeconds);
-    const earliest = new Map<string, number>();
-    for (const file of f.files) {
-      if (!file.newNotAfter) continue;
-      const t = Date.parse(file.newNotAfter) / 1000;
-      earliest.set(file.service, Math.min(t, earliest.get(file.service) ?? Infinity));
-    }
-    for (const [service, t] of earliest) deps.metrics?.certificateNotAfter?.(f.name, service, t);
+    for (const [service, t] of earliestByService(f.files, 'newNotAfter')) deps.metrics?.certificateNotAfter?.(f.name, service, Date.parse(t) / 1000);
   }
   const before = base.phase;
   if (summary.phase === 'Paused' && before !== 'Paused') deps.events.normal(stored, EVENT_REASONS.runPaused, summary.conditions[0]!.message);
@@ -310,7 +304,8 @@ async function continuePlan(deps: ControllerDeps, rotation: CertificateRotation,
   };
   const { rotation: stored, written } = await writeStatus(deps, rotation, next);
   if (!done) {
-    const ask = plan.nodes.filter((n) => outcome.unsent.includes(n.name)).map((n) => buildNodeRotation(stored, generation, distribution, n, 'Check'));
+    const unsent = new Set(outcome.unsent);
+    const ask = plan.nodes.filter((n) => unsent.has(n.name)).map((n) => buildNodeRotation(stored, generation, distribution, n, 'Check'));
     if (deps.creates) deps.creates.start(name, ask);
     else await createAll(deps, ask);
     return { requeueAfterMs: Math.max(1000, deadline - now.getTime() + 1000) };
