@@ -38,7 +38,7 @@ async function node(): Promise<{ root: string; sim: SimulatedNode; runner: Catal
   const address = `127.77.1.${ip++}`;
   const sim = new SimulatedNode({ ...fixture, root }, { address });
   await sim.start();
-  const runner = new CatalogHostRunner({ hostRoot: root, nodeIP: address, executor: new SimulationExecutor(sim.controlUrl) });
+  const runner = new CatalogHostRunner({ hostRoot: root, nodeIP: address, loopbackAddress: address, executor: new SimulationExecutor(sim.controlUrl) });
   return { root, sim, runner };
 }
 

@@ -51,8 +51,10 @@ export interface CatalogHostRunnerOptions {
   hostRoot: string;
   /** The distribution's data dir relative to the host root; the catalog's default when absent. */
   dataDir?: string;
-  /** The address this node's endpoints answer on, for probes and served-certificate checks. */
+  /** The node's IP, where components bound to it answer (probes and served-certificate checks). */
   nodeIP: string;
+  /** Where the node's 127.0.0.1 listeners are reached; 127.0.0.1 when absent (hostNetwork). */
+  loopbackAddress?: string;
   executor: RestartExecutor;
   /** Reads the bundle Secret a NodeRotation names (spec.bundleSecretRef, RKE). */
   readSecret?: SecretReader;
@@ -94,6 +96,7 @@ export class CatalogHostRunner implements HostRunner {
       roles: spec.role.split(',') as ('etcd' | 'controlplane' | 'worker')[],
       dataDir,
       nodeIP: this.o.nodeIP,
+      loopbackAddress: this.o.loopbackAddress,
       restart: spec.restart,
       executor: this.o.executor,
       runId: spec.runID,

@@ -18,7 +18,9 @@ node's certificates as they instruct, reporting each step in their status.
   --node-name NAME       this node (default: $NODE_NAME)
   --host-root DIR        where the node's filesystem is mounted (default /)
   --data-dir DIR         the distribution's data dir on the host (default: the catalog's)
-  --node-ip IP           where this node's endpoints answer (default: the Node's InternalIP)
+  --node-ip IP           the node's IP, where components bound to it answer (default: the Node's InternalIP)
+  --loopback-address IP  where the node's 127.0.0.1 listeners are reached (default 127.0.0.1:
+                         the agent runs on the host network)
   --restarter KIND       host (systemctl/docker, via nsenter when --host-root is not /)
                          or simulation (--simulation-url URL of a simulated node)
   --simulation-url URL
@@ -36,6 +38,7 @@ async function run(argv: string[], io: Io): Promise<number> {
       'host-root': { type: 'string', default: '/' },
       'data-dir': { type: 'string' },
       'node-ip': { type: 'string' },
+      'loopback-address': { type: 'string' },
       restarter: { type: 'string', default: 'host' },
       'simulation-url': { type: 'string' },
       kubeconfig: { type: 'string' },
@@ -62,6 +65,7 @@ async function run(argv: string[], io: Io): Promise<number> {
       hostRoot: values['host-root'],
       ...(values['data-dir'] ? { dataDir: values['data-dir'].replace(/^\/+/, '') } : {}),
       nodeIP,
+      ...(values['loopback-address'] ? { loopbackAddress: values['loopback-address'] } : {}),
       executor,
       // The RKE bundle the controller issued for a run (spec.bundleSecretRef): get by name only.
       readSecret: async ({ namespace, name }) => {

@@ -21,7 +21,9 @@ options:
   --host-root DIR        the node's filesystem root (default /; /host in a pod)
   --data-dir DIR         RKE2 data dir on the host (default /var/lib/rancher/rke2)
   --roles R[,R]          etcd,controlplane,worker (default: detected from the files on the node)
-  --node-ip IP           address the node's endpoints answer on, for verification (default 127.0.0.1)
+  --node-ip IP           the node's IP, where components bound to it answer (RKE2's etcd peer port)
+                         (default: this host's addresses, tried in order)
+  --loopback-address IP  where the node's 127.0.0.1 listeners are reached (default 127.0.0.1)
   --restarter KIND       host: systemctl/docker, entering PID 1's namespaces when --host-root is not /
                          simulation: a simulated node's control endpoint (--simulation-url URL)
   --verify-timeout SEC   how long restarted components get to come back (default 120)
@@ -38,7 +40,8 @@ function common(argv: string[]) {
       distribution: { type: 'string' },
       'data-dir': { type: 'string' },
       roles: { type: 'string' },
-      'node-ip': { type: 'string', default: '127.0.0.1' },
+      'node-ip': { type: 'string' },
+      'loopback-address': { type: 'string' },
       output: { type: 'string', short: 'o', default: 'table' },
       service: { type: 'string', multiple: true },
       all: { type: 'boolean', default: false },
@@ -110,6 +113,7 @@ async function rotate(argv: string[], io: Io): Promise<number> {
       roles,
       dataDir,
       nodeIP: values['node-ip'],
+      loopbackAddress: values['loopback-address'],
       restart,
       ...(restart ? { executor: executorFor(values.restarter, values['host-root'], values['simulation-url']) } : {}),
       verifyTimeoutMs: verifySeconds * 1000,

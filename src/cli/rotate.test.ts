@@ -122,7 +122,7 @@ async function rotateAndCheck(c: Case): Promise<void> {
   try {
     run = await runCli([
       'node', 'rotate', '--host-root', root, '--distribution', c.distribution, ...c.args,
-      '--restarter', 'simulation', '--simulation-url', sim.controlUrl, '--node-ip', nodeIP, '--verify-timeout', '10', '-o', 'json',
+      '--restarter', 'simulation', '--simulation-url', sim.controlUrl, '--node-ip', nodeIP, '--loopback-address', nodeIP, '--verify-timeout', '10', '-o', 'json',
     ]);
   } finally {
     await sim.stop();

@@ -86,8 +86,9 @@ export interface CertFile {
   readonly template?: SubjectTemplate;
   // Components that read the file; RKE restarts exactly these containers.
   readonly consumers: readonly string[];
-  // Ports where this certificate is the served one.
-  readonly servedOn?: readonly number[];
+  // Where this certificate is the served one: the port and the address the
+  // component listens on (see ListenAddress).
+  readonly servedOn?: readonly ServedPort[];
   // Node roles on which the file exists.
   readonly roles: readonly NodeRole[];
   // Exists only on some installs (e.g. Rancher-provisioned cert-dir certs); skipped when absent.
@@ -125,13 +126,36 @@ export interface RestartRule {
   readonly plan: RestartPlan;
 }
 
+// Where a component listens on its host. A real node binds several components to
+// 127.0.0.1 only (RKE2: etcd metrics :2381, kube-controller-manager :10257,
+// kube-scheduler :10259, the kubelet's healthz :10248) and etcd's peer port to
+// the node IP only, so a check must go where the component really is:
+//   'loopback': the host's 127.0.0.1 (also right for a wildcard bind);
+//   'node-ip':  the node's own address.
+export type ListenAddress = 'loopback' | 'node-ip';
+
+export interface ServedPort {
+  readonly port: number;
+  readonly on: ListenAddress;
+}
+
+// A health probe as Rancher's planner makes it (rancher/rancher
+// pkg/capr/planner/probe.go): the address the component listens on, the CA that
+// signs its serving certificate (the probe verifies the server against it), and
+// the client certificate it presents where the component refuses anonymous
+// requests (RKE2 and RKE run kube-apiserver with --anonymous-auth=false).
 export interface HealthProbe {
   readonly component: string;
   readonly scheme: 'http' | 'https';
   readonly port: number;
+  readonly on: ListenAddress;
   readonly path: string;
   readonly roles: readonly NodeRole[];
-  // Client certificate the probe presents (RKE's etcd /health needs one).
+  // CA file the serving certificate must chain to.
+  readonly ca?: string;
+  // The CA file exists only on some installs (the cert-dir certificates Rancher
+  // configures); without it the probe asks only "healthy?".
+  readonly caOptional?: boolean;
   readonly clientCert?: { readonly cert: string; readonly key: string };
 }
 

@@ -152,7 +152,7 @@ describe('failures after the first change roll back byte for byte', () => {
     configure(sim);
     const before = await snapshotTree(node.root);
     try {
-      const run = await cli(rotateArgs(node, [...args, '--restarter', 'simulation', '--simulation-url', sim.controlUrl, '--node-ip', address, '--verify-timeout', '2']));
+      const run = await cli(rotateArgs(node, [...args, '--restarter', 'simulation', '--simulation-url', sim.controlUrl, '--node-ip', address, '--loopback-address', address, '--verify-timeout', '2']));
       return { node, sim, before, run, after: await snapshotTree(node.root, isBackup) };
     } finally {
       await sim.stop();
@@ -232,7 +232,7 @@ describe('a run killed at any step resumes without renewing twice', () => {
     const sim = new SimulatedNode(node, { address });
     await sim.start();
     const before = await snapshotTree(node.root);
-    const args = rotateArgs(node, ['--service', 'admin', '--service', 'api-server', '--restarter', 'simulation', '--simulation-url', sim.controlUrl, '--node-ip', address, '--verify-timeout', '10']);
+    const args = rotateArgs(node, ['--service', 'admin', '--service', 'api-server', '--restarter', 'simulation', '--simulation-url', sim.controlUrl, '--node-ip', address, '--loopback-address', address, '--verify-timeout', '10']);
     try {
       await killAt(point, args);
       const staged = await readJournalOf(node);
@@ -267,7 +267,7 @@ describe('a run killed at any step resumes without renewing twice', () => {
     await sim.start();
     sim.faults.failRestarts = 1;
     const before = await snapshotTree(node.root);
-    const args = rotateArgs(node, ['--service', 'supervisor', '--restarter', 'simulation', '--simulation-url', sim.controlUrl, '--node-ip', address, '--verify-timeout', '5']);
+    const args = rotateArgs(node, ['--service', 'supervisor', '--restarter', 'simulation', '--simulation-url', sim.controlUrl, '--node-ip', address, '--loopback-address', address, '--verify-timeout', '5']);
     try {
       await killAt('mid-rollback', args);
       const resumed = await cli(args);

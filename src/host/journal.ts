@@ -4,7 +4,7 @@
 // staged next to it (0600, in a 0700 dir) before any live file is replaced, so a
 // resumed run installs the same material instead of renewing twice.
 import { posix } from 'node:path';
-import type { NodeRole } from '../distributions/types.js';
+import type { NodeRole, ServedPort } from '../distributions/types.js';
 import type { HostRoot } from './root.js';
 
 export const JOURNAL_DIR = 'certrotator';
@@ -50,7 +50,8 @@ export interface JournalFile {
   newSerial?: string;
   notAfter?: string;
   servedVerified?: boolean;
-  readonly servedOn?: readonly number[];
+  // Bare numbers in journals of earlier versions.
+  readonly servedOn?: readonly (ServedPort | number)[];
 }
 
 export interface Journal {

@@ -5,7 +5,7 @@ import { randomUUID, X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { posix } from 'node:path';
 import { allFiles, fillPath } from '../distributions/index.js';
-import type { CertFile, ClusterObject, DistributionCatalog, NodeRole } from '../distributions/types.js';
+import type { CertFile, ClusterObject, DistributionCatalog, HealthProbe, NodeRole, ServedPort } from '../distributions/types.js';
 import { readCertificateFile, serialOf } from '../pki/certfile.js';
 import {
   backupParents,
@@ -22,7 +22,7 @@ import { prepareFiles, type ProvidedMaterial } from './prepare.js';
 import { performRestart, restartPlanFor, type RestartExecutor } from './restart.js';
 import { HostRoot } from './root.js';
 import { pausePoint } from './testhooks.js';
-import { eventually, probe, servedSerial } from './verify.js';
+import { eventually, nodeAddresses, probe, servedSerialOn } from './verify.js';
 
 export type RotationStep = 'plan' | 'prepare' | 'backup' | 'install' | 'restart' | 'verify' | 'rollback' | 'done';
 
@@ -37,8 +37,12 @@ export interface NodeRotationOptions {
   readonly scope: Scope;
   readonly roles: readonly NodeRole[];
   readonly dataDir: string;
-  // Address the node's endpoints are reached at (probes and served-certificate checks).
-  readonly nodeIP: string;
+  // Where the node's endpoints are reached (probes and served-certificate checks):
+  // the node's IP (default: this host's own addresses, tried in order) for
+  // components bound to it, and the address of the node's 127.0.0.1 (default
+  // 127.0.0.1: we run on the node, or in a hostNetwork pod).
+  readonly nodeIP?: string | undefined;
+  readonly loopbackAddress?: string | undefined;
   readonly restart: boolean;
   readonly executor?: RestartExecutor;
   readonly verifyTimeoutMs?: number;
@@ -405,21 +409,42 @@ async function verifyNode(o: NodeRotationOptions, j: Journal, components: readon
   await saveJournal(o.host, j);
   if (!j.restart) return;
 
-  // Each serving port must present a certificate that is now on disk and new.
-  const ports = new Map<number, JournalFile[]>();
-  for (const f of j.files) for (const port of f.servedOn ?? []) ports.set(port, [...(ports.get(port) ?? []), f]);
-  for (const [port, files] of ports) {
+  // Each serving port must present a certificate that is now on disk and new,
+  // checked where the component listens (its loopback or the node IP).
+  const addrs = nodeAddresses({ loopback: o.loopbackAddress, nodeIP: o.nodeIP });
+  const ports = new Map<number, { served: ServedPort; files: JournalFile[] }>();
+  for (const f of j.files) {
+    for (const served of (f.servedOn ?? []).map(servedPortOf)) {
+      const entry = ports.get(served.port) ?? { served, files: [] };
+      entry.files.push(f);
+      ports.set(served.port, entry);
+    }
+  }
+  for (const { served, files } of ports.values()) {
     const expected = new Set(files.map((f) => f.newSerial).filter((s): s is string => !!s));
     const seen = await eventually(async () => {
-      const s = await servedSerial(o.nodeIP, port);
-      if (!expected.has(s)) throw new Error(`${o.nodeIP}:${port} serves serial ${s}, expected ${[...expected].join(' or ')} (${files.map((f) => f.cert).join(', ')})`);
-      return s;
+      const { address, serial } = await servedSerialOn(addrs, served);
+      if (!expected.has(serial)) throw new Error(`${address}:${served.port} serves serial ${serial}, expected ${[...expected].join(' or ')} (${files.map((f) => f.cert).join(', ')})`);
+      return serial;
     }, timeout);
     for (const f of files) if (f.newSerial === seen) f.servedVerified = true;
   }
+  const vars = { dataDir: o.dataDir };
   const probes = o.catalog.probes.filter((p) => p.roles.some((r) => j.roles.includes(r)) && (!components || components.includes(p.component)));
-  for (const p of probes) await eventually(() => probe(p, o.nodeIP, o.host), timeout);
+  for (const p of probes) await eventually(() => probe(fillProbe(p, vars), addrs, o.host), timeout);
   await saveJournal(o.host, j);
+}
+
+// Journals written before listen addresses were recorded hold bare port numbers
+// (then every check went to the node IP).
+const servedPortOf = (p: ServedPort | number): ServedPort => (typeof p === 'number' ? { port: p, on: 'node-ip' } : p);
+
+function fillProbe(p: HealthProbe, vars: Record<string, string>): HealthProbe {
+  return {
+    ...p,
+    ...(p.ca ? { ca: fillPath(p.ca, vars) } : {}),
+    ...(p.clientCert ? { clientCert: { cert: fillPath(p.clientCert.cert, vars), key: fillPath(p.clientCert.key, vars) } } : {}),
+  };
 }
 
 async function rollback(o: NodeRotationOptions, j: Journal): Promise<void> {

@@ -1,12 +1,59 @@
 // Proof that a rotation took: each endpoint serves the certificate now on disk,
-// and the restarted components answer their health probes.
-import { connect } from 'node:tls';
+// and the restarted components answer their health probes — checked where each
+// component really listens, the way Rancher's planner probes a node.
+import { connect, checkServerIdentity } from 'node:tls';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { networkInterfaces } from 'node:os';
 import { X509Certificate } from 'node:crypto';
-import type { HealthProbe } from '../distributions/types.js';
+import type { HealthProbe, ListenAddress, ServedPort } from '../distributions/types.js';
 import { serialOf } from '../pki/certfile.js';
 import type { HostRoot } from './root.js';
+
+// Where the agent reaches a node's listeners. On the node itself (the offline
+// CLI, or the agent in a hostNetwork pod) the loopback is 127.0.0.1.
+export interface NodeAddresses {
+  readonly loopback: string;
+  // The node's own addresses, tried in order for a component bound to the node IP
+  // (RKE2's etcd peer port): the first that accepts the connection is the one.
+  readonly nodeIPs: readonly string[];
+}
+
+// What a client on the host dials for a loopback listener, and so the name its
+// serving certificate is checked for (RKE2 and RKE put 127.0.0.1 in the SANs).
+const LOOPBACK_IDENTITY = '127.0.0.1';
+
+export function nodeAddresses(o: { loopback?: string | undefined; nodeIP?: string | undefined }): NodeAddresses {
+  return { loopback: o.loopback ?? LOOPBACK_IDENTITY, nodeIPs: o.nodeIP ? [o.nodeIP] : hostAddresses() };
+}
+
+// The host's own addresses, IPv4 first: what the node IP is when nobody said.
+export function hostAddresses(): string[] {
+  const all = Object.values(networkInterfaces()).flatMap((list) => list ?? []).filter((a) => !a.internal);
+  return [...all.filter((a) => a.family === 'IPv4'), ...all.filter((a) => a.family === 'IPv6' && !a.address.startsWith('fe80:'))].map((a) => a.address);
+}
+
+// Connection refused or unreachable: nothing listens on that address; try the next.
+const NOT_LISTENING = /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL/;
+
+async function onEachAddress<T>(addrs: NodeAddresses, on: ListenAddress, what: string, f: (address: string) => Promise<T>): Promise<T> {
+  if (on === 'loopback') return f(addrs.loopback);
+  if (addrs.nodeIPs.length === 0) throw new Error(`${what}: this host has no address besides loopback; pass the node IP`);
+  let last: Error | undefined;
+  for (const address of addrs.nodeIPs) {
+    try {
+      return await f(address);
+    } catch (e) {
+      last = e as Error;
+      if (!NOT_LISTENING.test(last.message)) throw last;
+    }
+  }
+  throw last!;
+}
+
+export async function servedSerialOn(addrs: NodeAddresses, served: ServedPort, timeoutMs = 3000): Promise<{ address: string; serial: string }> {
+  return onEachAddress(addrs, served.on, `port ${served.port}`, async (address) => ({ address, serial: await servedSerial(address, served.port, timeoutMs) }));
+}
 
 export async function servedSerial(address: string, port: number, timeoutMs = 3000): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -24,26 +71,38 @@ export async function servedSerial(address: string, port: number, timeoutMs = 30
   });
 }
 
-export async function probe(p: HealthProbe, address: string, host: HostRoot, timeoutMs = 3000): Promise<void> {
-  const tlsOpts = p.clientCert
-    ? { cert: await host.readFile(p.clientCert.cert), key: await host.readFile(p.clientCert.key) }
-    : {};
-  await new Promise<void>((resolve, reject) => {
-    const opts = { host: address, port: p.port, path: p.path, method: 'GET', timeout: timeoutMs };
-    const req =
-      p.scheme === 'https'
-        ? // Identity is checked by the served-serial comparison; the probe only asks "healthy?".
-          httpsRequest({ ...opts, rejectUnauthorized: false, ...tlsOpts })
-        : httpRequest(opts);
-    req.on('response', (res) => {
-      res.resume();
-      if (res.statusCode === 200) resolve();
-      else reject(new Error(`${p.component} ${p.scheme}://${address}:${p.port}${p.path} answered ${res.statusCode}`));
+export async function probe(p: HealthProbe, addrs: NodeAddresses, host: HostRoot, timeoutMs = 3000): Promise<void> {
+  const tlsOpts = p.scheme === 'https' ? await probeTls(p, host) : {};
+  await onEachAddress(addrs, p.on, p.component, (address) => {
+    const url = `${p.scheme}://${address}:${p.port}${p.path}`;
+    const identity = p.on === 'loopback' ? LOOPBACK_IDENTITY : address;
+    return new Promise<void>((resolve, reject) => {
+      const opts = { host: address, port: p.port, path: p.path, method: 'GET', timeout: timeoutMs };
+      const req =
+        p.scheme === 'https'
+          ? httpsRequest({ ...opts, ...tlsOpts, checkServerIdentity: (_name: string, cert) => checkServerIdentity(identity, cert) })
+          : httpRequest(opts);
+      req.on('response', (res) => {
+        res.resume();
+        if (res.statusCode === 200) resolve();
+        else reject(new Error(`${p.component} ${url} answered ${res.statusCode}${res.statusCode === 401 || res.statusCode === 403 ? ` (as ${p.clientCert ? p.clientCert.cert : 'anonymous'})` : ''}`));
+      });
+      req.on('timeout', () => req.destroy(new Error(`${p.component} ${url} timed out`)));
+      req.on('error', (e) => {
+        const untrusted = /certificate|self.signed|issuer|altnames|Hostname\/IP/i.test(e.message) && p.ca;
+        reject(new Error(`${p.component} ${url}: ${e.message}${untrusted ? ` (verified against ${p.ca})` : ''}`));
+      });
+      req.end();
     });
-    req.on('timeout', () => req.destroy(new Error(`${p.component} ${p.scheme}://${address}:${p.port}${p.path} timed out`)));
-    req.on('error', (e) => reject(new Error(`${p.component} ${p.scheme}://${address}:${p.port}${p.path}: ${e.message}`)));
-    req.end();
   });
+}
+
+// The probe trusts only the CA that signs the component's serving certificate
+// and presents the client pair the component requires.
+async function probeTls(p: HealthProbe, host: HostRoot): Promise<{ ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized: boolean }> {
+  const client = p.clientCert ? { cert: await host.readFile(p.clientCert.cert), key: await host.readFile(p.clientCert.key) } : {};
+  if (!p.ca || (p.caOptional && !(await host.exists(p.ca)))) return { ...client, rejectUnauthorized: false };
+  return { ...client, ca: await host.readFile(p.ca), rejectUnauthorized: true };
 }
 
 // Retries `check` until it passes or the deadline; components take a while to come back.

@@ -125,6 +125,8 @@ export class SimulatedFleet {
         '--node-name', name,
         '--host-root', m.fixture.root,
         '--node-ip', m.spec.ip,
+        // Every simulated node listens on its own loopback-range IP in this one namespace.
+        '--loopback-address', m.spec.ip,
         '--restarter', 'simulation',
         '--simulation-url', m.sim.controlUrl,
         '--kubeconfig', this.o.kubeconfig,

@@ -73,7 +73,7 @@ export class SimulatedNode {
   private async servingFile(port: number): Promise<Listener['file']> {
     const dashes = this.vars.nodeIPDashes!;
     for (const spec of allFiles(this.catalog)) {
-      if (!spec.servedOn?.includes(port) || !this.has(spec.roles)) continue;
+      if (!spec.servedOn?.some((s) => s.port === port) || !this.has(spec.roles)) continue;
       const cert = fillPath(spec.cert!, { ...this.vars, host: dashes });
       const key = spec.key && fillPath(spec.key, { ...this.vars, host: dashes });
       try {
@@ -109,7 +109,7 @@ export class SimulatedNode {
 
   private async listenAll(): Promise<void> {
     const ports = new Set<number>();
-    for (const spec of allFiles(this.catalog)) if (this.has(spec.roles)) for (const p of spec.servedOn ?? []) ports.add(p);
+    for (const spec of allFiles(this.catalog)) if (this.has(spec.roles)) for (const s of spec.servedOn ?? []) ports.add(s.port);
     const probes = this.catalog.probes.filter((p) => this.has(p.roles));
     for (const p of probes) ports.add(p.port);
     for (const port of [...ports].sort((a, b) => a - b)) {

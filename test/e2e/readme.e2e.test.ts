@@ -191,7 +191,7 @@ describe('README "Offline recovery": certrotator node check / rotate on fixture 
     let after: string;
     try {
       before = await served();
-      r = await certrotator(['node', 'rotate', '--distribution', 'rke2', '--all', '--host-root', rke2.root, '--restarter', 'simulation', '--simulation-url', sim.controlUrl, '--node-ip', IP, '--verify-timeout', '20']);
+      r = await certrotator(['node', 'rotate', '--distribution', 'rke2', '--all', '--host-root', rke2.root, '--restarter', 'simulation', '--simulation-url', sim.controlUrl, '--node-ip', IP, '--loopback-address', IP, '--verify-timeout', '20']);
       after = await served();
     } finally {
       await sim.stop();

@@ -1,9 +1,15 @@
 // RKE (v1): which /etc/kubernetes/ssl files each `rke cert rotate --service` name
 // owns. Source: shared/reference/rke-rke2-kubeadm-certificates.md §2
 // (rancher/rke pki/constants.go, pki/services.go, pki/util.go, cluster/plan.go).
-import type { CaFiles, CertFile, DistributionCatalog, NodeRole, ServiceEntry, SubjectTemplate } from '../types.js';
+import type { CaFiles, CertFile, DistributionCatalog, NodeRole, ServedPort, ServiceEntry, SubjectTemplate } from '../types.js';
 
 const SSL = 'etc/kubernetes/ssl';
+
+// RKE runs every component in a host-network container bound to every address
+// (cluster/plan.go: etcd --listen-client-urls/--listen-peer-urls https://0.0.0.0,
+// kube-apiserver and kubelet on all addresses; the kubelet's healthz on
+// 127.0.0.1), so the host's loopback reaches them all.
+const onLoopback = (port: number): ServedPort => ({ port, on: 'loopback' });
 const EVERY_NODE: readonly NodeRole[] = ['etcd', 'controlplane', 'worker'];
 
 const KUBE_CA: CaFiles = { cert: `${SSL}/kube-ca.pem`, key: `${SSL}/kube-ca-key.pem` };
@@ -58,7 +64,7 @@ const services: Record<string, ServiceEntry> = {
         'kube-etcd-{host}',
         KUBE_CA,
         { cn: 'kube-etcd', dns: KUBERNETES_DNS, ips: KUBERNETES_IPS, eku: ['clientAuth', 'serverAuth'] },
-        { consumers: ['etcd'], servedOn: [2379, 2380], roles: ['etcd'] },
+        { consumers: ['etcd'], servedOn: [onLoopback(2379), onLoopback(2380)], roles: ['etcd'] },
       ),
     ],
   },
@@ -71,7 +77,7 @@ const services: Record<string, ServiceEntry> = {
         KUBE_CA,
         { cn: 'kube-apiserver', dns: KUBERNETES_DNS, ips: KUBERNETES_IPS, eku: ['clientAuth', 'serverAuth'] },
         // --tls-cert-file and --kubelet-client-certificate (cluster/plan.go)
-        { consumers: ['kube-apiserver'], servedOn: [6443], roles: ['controlplane'] },
+        { consumers: ['kube-apiserver'], servedOn: [onLoopback(6443)], roles: ['controlplane'] },
       ),
     ],
   },
@@ -111,7 +117,7 @@ const services: Record<string, ServiceEntry> = {
         'kube-kubelet-{host}',
         KUBE_CA,
         { cn: 'kube-kubelet-{nodeIPDashes}', ips: ['{nodeIP}'], eku: ['clientAuth', 'serverAuth'] },
-        { consumers: ['kubelet'], servedOn: [10250], optional: true },
+        { consumers: ['kubelet'], servedOn: [onLoopback(10250)], optional: true },
       ),
     ],
   },
@@ -135,10 +141,23 @@ export const rkeCatalog: DistributionCatalog = {
     { files: REQUESTHEADER_CA, cn: 'kube-apiserver-requestheader-ca', keyAlgorithm: LEAF.keyAlgorithm, keyEncoding: 'pkcs1', roles: ['controlplane'], keyRoles: ['controlplane'] },
   ],
   restart: [{ whenRoleIn: EVERY_NODE, plan: { kind: 'docker-restart' } }],
+  // rke's own health checks (services/healthcheck.go): https://localhost with the
+  // kube-apiserver pair as the client certificate for the API server
+  // (--anonymous-auth=false), kube-node for etcd (its --etcd-certfile identity),
+  // plain HTTP for the kubelet's healthz. Servers are verified against kube-ca.
   probes: [
-    { component: 'etcd', scheme: 'https', port: 2379, path: '/health', roles: ['etcd'], clientCert: { cert: `${SSL}/kube-node.pem`, key: `${SSL}/kube-node-key.pem` } },
-    { component: 'kube-apiserver', scheme: 'https', port: 6443, path: '/healthz', roles: ['controlplane'] },
-    { component: 'kubelet', scheme: 'http', port: 10248, path: '/healthz', roles: EVERY_NODE },
+    { component: 'etcd', scheme: 'https', port: 2379, on: 'loopback', path: '/health', roles: ['etcd'], ca: KUBE_CA.cert, clientCert: { cert: `${SSL}/kube-node.pem`, key: `${SSL}/kube-node-key.pem` } },
+    {
+      component: 'kube-apiserver',
+      scheme: 'https',
+      port: 6443,
+      on: 'loopback',
+      path: '/healthz',
+      roles: ['controlplane'],
+      ca: KUBE_CA.cert,
+      clientCert: { cert: `${SSL}/kube-apiserver.pem`, key: `${SSL}/kube-apiserver-key.pem` },
+    },
+    { component: 'kubelet', scheme: 'http', port: 10248, on: 'loopback', path: '/healthz', roles: EVERY_NODE },
   ],
   // Beside ssl/, not inside it: RKE's cert-deployer owns ssl/ and every component
   // container mounts it, so old keys must not sit there; same filesystem so a

@@ -6,13 +6,23 @@ import type {
   CaFiles,
   CertFile,
   DistributionCatalog,
+  HealthProbe,
   NodeRole,
+  ServedPort,
   ServiceEntry,
   SubjectTemplate,
 } from '../types.js';
 
 const S = '{dataDir}/server/tls';
 const A = '{dataDir}/agent';
+
+// Where each port listens on an RKE2 node (k3s pkg/daemons/control/server.go,
+// pkg/etcd/etcd.go; rke2 runs the same components as static pods on the host
+// network): kube-apiserver, the supervisor and the kubelet bind every address;
+// etcd's client port 127.0.0.1 and the node IP, its peer port the node IP only;
+// kube-controller-manager and kube-scheduler 127.0.0.1 only.
+const onLoopback = (port: number): ServedPort => ({ port, on: 'loopback' });
+const onNodeIP = (port: number): ServedPort => ({ port, on: 'node-ip' });
 
 const SERVER: readonly NodeRole[] = ['etcd', 'controlplane'];
 const EVERY_NODE: readonly NodeRole[] = ['etcd', 'controlplane', 'worker'];
@@ -102,10 +112,15 @@ function certDirFile(id: string, component: string, port: number): CertFile {
     renewal: { kind: 'remove-to-regenerate' },
     template: { cn: `{nodeIP}@{unix}`, dns: ['localhost'], ips: ['127.0.0.1'], eku: ['serverAuth'] },
     consumers: [component],
-    servedOn: [port],
+    servedOn: [onLoopback(port)],
     roles: ['controlplane'],
     optional: true,
   };
+}
+
+function certDirProbe(component: string, port: number): HealthProbe {
+  const crt = `${S}/${component}/${component}.crt`;
+  return { component, scheme: 'https', port, on: 'loopback', path: '/healthz', roles: ['controlplane'], ca: crt, caOptional: true };
 }
 
 const files = (name: string, list: CertFile[], extra: Partial<ServiceEntry> = {}): ServiceEntry => ({
@@ -123,7 +138,7 @@ const services: Record<string, ServiceEntry> = {
       `${S}/serving-kube-apiserver`,
       SERVER_CA,
       { cn: 'kube-apiserver', dns: [...KUBERNETES_NAMES, ...SERVER_SANS.dns], ips: SERVER_SANS.ips, eku: ['serverAuth'] },
-      { servedOn: [6443], roles: ['controlplane'] },
+      { servedOn: [onLoopback(6443)], roles: ['controlplane'] },
     ),
   ]),
   'controller-manager': files('controller-manager', [
@@ -144,14 +159,14 @@ const services: Record<string, ServiceEntry> = {
       `${S}/etcd/server-client`,
       ETCD_SERVER_CA,
       { cn: 'etcd-server', dns: ['kine.sock', ...SERVER_SANS.dns], ips: SERVER_SANS.ips, eku: ['serverAuth', 'clientAuth'] },
-      { servedOn: [2379], roles: ['etcd'] },
+      { servedOn: [onLoopback(2379)], roles: ['etcd'] },
     ),
     signed(
       'etcd-peer-server-client',
       `${S}/etcd/peer-server-client`,
       ETCD_PEER_CA,
       { cn: 'etcd-peer', dns: ['kine.sock', ...SERVER_SANS.dns], ips: SERVER_SANS.ips, eku: ['serverAuth', 'clientAuth'] },
-      { servedOn: [2380], roles: ['etcd'] },
+      { servedOn: [onNodeIP(2380)], roles: ['etcd'] },
     ),
   ]),
   'auth-proxy': files('auth-proxy', [
@@ -175,7 +190,7 @@ const services: Record<string, ServiceEntry> = {
         renewal: { kind: 'trigger', trigger: `${S}/dynamic-cert-regenerate`, ca: SERVER_CA },
         template: { cn: 'rke2', o: ['rke2'], dns: [...KUBERNETES_NAMES, ...SERVER_SANS.dns], ips: SERVER_SANS.ips, eku: ['serverAuth'] },
         consumers: ['rke2-server'],
-        servedOn: [9345],
+        servedOn: [onLoopback(9345)],
         roles: SERVER,
       },
     ],
@@ -205,7 +220,7 @@ const services: Record<string, ServiceEntry> = {
       SERVER_CA,
       { cn: '{nodeName}', dns: ['{nodeName}', 'localhost'], ips: ['127.0.0.1', '{nodeIP}'], eku: ['serverAuth'] },
       undefined,
-      { servedOn: [10250] },
+      { servedOn: [onLoopback(10250)] },
     ),
   ]),
   'kube-proxy': files('kube-proxy', [
@@ -237,14 +252,29 @@ export const rke2Catalog: DistributionCatalog = {
     // Rancher's worker rotation is only `systemctl restart rke2-agent` (capr planner).
     { whenRoleIn: ['worker'], plan: { kind: 'systemd-restart', unit: 'rke2-agent' } },
   ],
-  // Rancher's rotation probes (pkg/capr/planner/probe.go), plus the supervisor.
+  // Rancher's rotation probes (rancher/rancher pkg/capr/planner/probe.go), all on
+  // 127.0.0.1: kube-apiserver with the client-kube-apiserver pair (anonymous
+  // requests answer 401) and server-ca; kube-controller-manager and
+  // kube-scheduler verified against their own cert-dir certificate (Rancher
+  // sets cert-dir; a standalone RKE2 has none, then the probe only asks
+  // "healthy?"); etcd's and the kubelet's plain-HTTP health ports. Plus the
+  // supervisor's /ping, which answers anonymously, verified against server-ca.
   probes: [
-    { component: 'etcd', scheme: 'http', port: 2381, path: '/health', roles: ['etcd'] },
-    { component: 'kube-apiserver', scheme: 'https', port: 6443, path: '/readyz', roles: ['controlplane'] },
-    { component: 'kube-controller-manager', scheme: 'https', port: 10257, path: '/healthz', roles: ['controlplane'] },
-    { component: 'kube-scheduler', scheme: 'https', port: 10259, path: '/healthz', roles: ['controlplane'] },
-    { component: 'rke2-supervisor', scheme: 'https', port: 9345, path: '/ping', roles: SERVER },
-    { component: 'kubelet', scheme: 'http', port: 10248, path: '/healthz', roles: EVERY_NODE },
+    { component: 'etcd', scheme: 'http', port: 2381, on: 'loopback', path: '/health', roles: ['etcd'] },
+    {
+      component: 'kube-apiserver',
+      scheme: 'https',
+      port: 6443,
+      on: 'loopback',
+      path: '/readyz',
+      roles: ['controlplane'],
+      ca: SERVER_CA.cert,
+      clientCert: { cert: `${S}/client-kube-apiserver.crt`, key: `${S}/client-kube-apiserver.key` },
+    },
+    certDirProbe('kube-controller-manager', 10257),
+    certDirProbe('kube-scheduler', 10259),
+    { component: 'rke2-supervisor', scheme: 'https', port: 9345, on: 'loopback', path: '/ping', roles: SERVER, ca: SERVER_CA.cert },
+    { component: 'kubelet', scheme: 'http', port: 10248, on: 'loopback', path: '/healthz', roles: EVERY_NODE },
   ],
   backup: { kind: 'copy-dir-plus-flattened', dir: S, fallbackParent: A, prefix: 'tls-' },
   roleMarkers: [
