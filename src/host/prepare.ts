@@ -8,6 +8,7 @@ import { parseCertificates, readCertificateFile, serialOf } from '../pki/certfil
 import { CertificateFileError } from '../pki/errors.js';
 import { parsePrivateKey, spkiOf } from '../pki/keys.js';
 import { renewCertificate, renewKeyOnly } from '../pki/renew.js';
+import { dropsSubjectAltName } from './testhooks.js';
 import type { OwnerAndMode } from './journal.js';
 import type { PlannedFile } from './plan.js';
 import type { HostRoot } from './root.js';
@@ -121,6 +122,7 @@ export async function prepareFiles(host: HostRoot, plan: readonly PlannedFile[],
           validity: p.spec.validity,
           chained: p.spec.chained,
           now,
+          ...(dropsSubjectAltName(p.spec.id) ? { dropSubjectAltName: true } : {}),
         });
         out.push({ ...base, oldSerial: renewed.oldSerial, newSerial: renewed.serial, notAfter: renewed.notAfter, certPem: renewed.certPem, keyPem: renewed.keyPem });
         break;

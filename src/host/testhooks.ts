@@ -6,3 +6,10 @@ export async function pausePoint(name: string): Promise<void> {
   process.stderr.write(`certrotator: paused at ${name}\n`);
   await new Promise<never>(() => setInterval(() => undefined, 1 << 30));
 }
+
+// A test-only broken renewal: with CERTROTATOR_TEST_FAULT=drop-san:<catalog id>,
+// that file's renewed certificate has no subjectAltName, so a test can prove
+// that a renewal the real components reject is caught and rolled back.
+export function dropsSubjectAltName(catalogId: string): boolean {
+  return process.env.CERTROTATOR_TEST_FAULT === `drop-san:${catalogId}`;
+}

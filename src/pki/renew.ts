@@ -17,6 +17,7 @@ import { encodePrivateKey, generateEncodedKeyPair, generateKeyPair, keyAlgorithm
 import { encodePem } from './pem.js';
 import {
   AUTHORITY_KEY_IDENTIFIER_OID,
+  SUBJECT_ALT_NAME_OID,
   SUBJECT_KEY_IDENTIFIER_OID,
   authorityKeyIdentifierExtension,
   certificateFields,
@@ -59,6 +60,9 @@ export interface RenewRequest {
   readonly chained: boolean;
   readonly now?: Date;
   readonly trace?: RenewTrace;
+  // Test-only fault (see host/testhooks.ts): leave the subjectAltName extension
+  // out, as a broken renewal would, so tests can prove the real components reject it.
+  readonly dropSubjectAltName?: boolean;
 }
 
 export interface RenewedCertificate {
@@ -182,7 +186,8 @@ export async function renewCertificate(req: RenewRequest): Promise<RenewedCertif
   const keys = await checked.keys;
   const window = validityWindow(req.validity, ca.notBefore, req.now ?? new Date());
   const built = timed(trace, 'build', () => {
-    const extensions = carriedExtensions(checked.fields.extensions, keys.spki, ca);
+    const kept = req.dropSubjectAltName ? checked.fields.extensions.filter((e) => !sameOid(e, SUBJECT_ALT_NAME_OID)) : checked.fields.extensions;
+    const extensions = carriedExtensions(kept, keys.spki, ca);
     const params: SignParams = { subject: checked.fields.subject, extensions, subjectPublicKeyInfo: keys.spki, ca, ...window };
     const { tbs, serial } = tbsFor(params);
     return { params, tbs, serial, signature: signAsync('sha256', tbs, ca.signingKey) };

@@ -6,7 +6,7 @@
 // with @peculiar/asn1-x509 (algorithm identifiers, OIDs).
 import { createHash } from 'node:crypto';
 import { AsnConvert, AsnObjectIdentifierConverter } from '@peculiar/asn1-schema';
-import { AlgorithmIdentifier, id_ce_authorityKeyIdentifier, id_ce_subjectKeyIdentifier } from '@peculiar/asn1-x509';
+import { AlgorithmIdentifier, id_ce_authorityKeyIdentifier, id_ce_subjectAltName, id_ce_subjectKeyIdentifier } from '@peculiar/asn1-x509';
 import type { KeyAlgorithm } from '../distributions/types.js';
 import { TAG, bytesOf, childrenOf, contentOf, readWhole, tlv, unsignedInteger, type Tlv } from './der.js';
 
@@ -30,6 +30,7 @@ export interface CertificateFields {
 const oidDer = (oid: string): Buffer => Buffer.from(AsnObjectIdentifierConverter.toASN(oid).toBER(false));
 export const SUBJECT_KEY_IDENTIFIER_OID = oidDer(id_ce_subjectKeyIdentifier);
 export const AUTHORITY_KEY_IDENTIFIER_OID = oidDer(id_ce_authorityKeyIdentifier);
+export const SUBJECT_ALT_NAME_OID = oidDer(id_ce_subjectAltName);
 
 const expectTag = (t: Tlv | undefined, tag: number, what: string): Tlv => {
   if (!t || t.tag !== tag) throw new Error(`certificate ${what}: want tag 0x${tag.toString(16)}, found ${t ? `0x${t.tag.toString(16)}` : 'nothing'}`);

@@ -140,7 +140,8 @@ describe('charts/certrotator', () => {
     const apod = ds.spec.template.spec;
     expect(apod.tolerations).toEqual([{ operator: 'Exists' }]);
     expect(apod.hostPID).toBe(true);
-    expect(apod.hostNetwork).toBeUndefined();
+    expect(apod.hostNetwork).toBe(true);
+    expect(apod.dnsPolicy).toBe('ClusterFirstWithHostNet');
     expect(apod.volumes[0].hostPath).toEqual({ path: '/var/lib/rancher/rke2', type: 'Directory' });
     expect(apod.containers[0].volumeMounts[0]).toEqual({ name: 'host-data', mountPath: '/host/var/lib/rancher/rke2' });
     expect(apod.containers[0].securityContext).toMatchObject({ privileged: true, readOnlyRootFilesystem: true });
