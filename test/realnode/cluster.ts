@@ -19,7 +19,7 @@ import { runCommand } from '../cluster/command.js';
 import { writeKwokConfig } from '../cluster/kwok-config.js';
 import { createNodes, type SimulatedNode } from '../cluster/nodes.js';
 import { readVersions, REPO_ROOT } from '../cluster/paths.js';
-import { freePort, isRunning, sleep, startProcess, stopProcesses, tail, type RecordedProcess } from '../cluster/processes.js';
+import { freePort, isRunning, readPids, sleep, startProcess, stopProcesses, tail, writePids, type RecordedProcess } from '../cluster/processes.js';
 import { installCrds } from '../e2e/support/crds.js';
 import { createHostNetwork, destroyHostNetwork, inNode, type HostNetwork } from './netns.js';
 import { LoadBalancer } from './load-balancer.js';
@@ -145,7 +145,13 @@ export class RealRke2Cluster {
       `--server-address=127.0.0.1:${port}`,
       '--node-lease-duration-seconds=40',
     ], join(this.o.workDir, 'kwok.log'));
+    this.record(proc);
+  }
+
+  // Recorded in <workDir>/pids.json at once, so a crashed run can be cleaned up (stopRealCluster).
+  private record(proc: RecordedProcess): void {
     this.procs.push(proc);
+    writePids(this.o.workDir, this.procs);
   }
 
   /** Starts one certrotator agent per node, inside the node, on the production executor path. */
@@ -167,6 +173,7 @@ export class RealRke2Cluster {
         ]);
         const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', fd, fd], env: { ...process.env, ...env, NODE_OPTIONS: '' } });
         this.agents.set(n.name, { child, log });
+        if (child.pid) this.record({ name: `${n.name}/certrotator-agent`, pid: child.pid, bin: process.execPath, log });
       } finally {
         closeSync(fd);
       }
@@ -221,10 +228,15 @@ function nodeProcesses(workDir: string): RecordedProcess[] {
   return out;
 }
 
-async function teardown(workDir: string, procs: RecordedProcess[], lb: LoadBalancer): Promise<void> {
-  await lb.close();
-  await stopProcesses([...procs, ...nodeProcesses(workDir).filter(isRunning)]);
+async function teardown(workDir: string, procs: RecordedProcess[], lb: LoadBalancer | undefined): Promise<void> {
+  await lb?.close();
+  await stopProcesses([...procs, ...readPids(workDir), ...nodeProcesses(workDir)].filter(isRunning));
   await destroyHostNetwork(join(workDir, 'network.json'));
+}
+
+/** Stops whatever a (possibly crashed) run left in `workDir`: its processes by PID, then its network. */
+export function stopRealCluster(workDir: string): Promise<void> {
+  return teardown(workDir, [], undefined);
 }
 
 async function layOut(o: RealClusterOptions, network: HostNetwork): Promise<RealNode[]> {

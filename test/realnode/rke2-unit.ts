@@ -178,6 +178,12 @@ async function main(nodeDir: string): Promise<void> {
     const supervisor = await supervisorCert(c);
     await writeAgentFiles(c, await agentMaterial(c, { name: c.nodeName, ip: c.nodeIP }));
     for (const pod of c.staticPods) if (!podRunning(c, pod.name)) startPod(c, pod);
+    // The kubelet (a child of rke2) restarts a static pod that exits, as
+    // restartPolicy Always does: kube-controller-manager exits when it starts
+    // before the API server's RBAC bootstrap is done.
+    setInterval(() => {
+      for (const pod of c.staticPods) if (!podRunning(c, pod.name)) startPod(c, pod);
+    }, 3000).unref();
     await writeAdminKubeconfig(c.dataDir, c.adminKubeconfig);
     const sup = createHttpsServer({ cert: supervisor.certPem, key: supervisor.keyPem }, (req, res) => {
       const url = new URL(req.url ?? '/', 'https://x');

@@ -1,0 +1,2 @@
+import { stopRealCluster } from './cluster.ts';
+await stopRealCluster(process.argv[2]!);
