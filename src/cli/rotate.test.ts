@@ -106,13 +106,15 @@ interface Case {
   readonly backupPrefix: string;
 }
 
-// Copies the fixture, starts its simulated components on a fresh loopback address,
+// Copies the fixture, starts its simulated components on the fixture's address,
 // runs the CLI, and checks the tree.
 async function rotateAndCheck(c: Case): Promise<void> {
   const fixture = c.fixture();
   const root = join(work, `run-${ipCounter}`);
   await copyDir(fixture.root, root);
-  const nodeIP = `127.0.4.${ipCounter++}`;
+  // The fixture's own IP: verification checks the served certificate is valid for it.
+  const nodeIP = fixture.nodeIP;
+  ipCounter++;
   const node: FixtureNode = { ...fixture, root };
   const sim = new SimulatedNode(node, { address: nodeIP });
   await sim.start();

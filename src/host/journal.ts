@@ -52,6 +52,8 @@ export interface JournalFile {
   servedVerified?: boolean;
   // Bare numbers in journals of earlier versions.
   readonly servedOn?: readonly (ServedPort | number)[];
+  // The CA file the served certificate must verify against.
+  readonly servedCa?: string;
 }
 
 export interface Journal {

@@ -237,7 +237,7 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
         ...(p.oldSerial ? { oldSerial: p.oldSerial } : {}),
         ...(p.newSerial ? { newSerial: p.newSerial } : {}),
         ...(p.notAfter ? { notAfter: p.notAfter.toISOString() } : {}),
-        ...(pl.spec.servedOn ? { servedOn: pl.spec.servedOn } : {}),
+        ...(pl.spec.servedOn ? { servedOn: pl.spec.servedOn, servedCa: servedCaOf(pl) } : {}),
       });
     }
     const j: Journal = {
@@ -422,8 +422,11 @@ async function verifyNode(o: NodeRotationOptions, j: Journal, components: readon
   }
   for (const { served, files } of ports.values()) {
     const expected = new Set(files.map((f) => f.newSerial).filter((s): s is string => !!s));
+    // Every file served on one port is signed by the same CA (RKE's per-host etcd pairs: kube-ca).
+    const caFile = files.find((f) => f.servedCa)?.servedCa;
     const seen = await eventually(async () => {
-      const { address, serial } = await servedSerialOn(addrs, served);
+      const trust = caFile ? { caFile, ca: await o.host.readFile(caFile) } : undefined;
+      const { address, serial } = await servedSerialOn(addrs, served, trust);
       if (!expected.has(serial)) throw new Error(`${address}:${served.port} serves serial ${serial}, expected ${[...expected].join(' or ')} (${files.map((f) => f.cert).join(', ')})`);
       return serial;
     }, timeout);
@@ -433,6 +436,12 @@ async function verifyNode(o: NodeRotationOptions, j: Journal, components: readon
   const probes = o.catalog.probes.filter((p) => p.roles.some((r) => j.roles.includes(r)) && (!components || components.includes(p.component)));
   for (const p of probes) await eventually(() => probe(fillProbe(p, vars), addrs, o.host), timeout);
   await saveJournal(o.host, j);
+}
+
+// The CA a served certificate must chain to: its signer, or for the self-signed
+// cert-dir pairs the file itself (it holds the throwaway CA after the leaf).
+function servedCaOf(pl: { cert?: string; ca?: { cert: string }; caCert?: string; spec: CertFile }): string | undefined {
+  return pl.ca?.cert ?? pl.caCert ?? (pl.spec.renewal.kind === 'remove-to-regenerate' ? pl.cert : undefined);
 }
 
 // Journals written before listen addresses were recorded hold bare port numbers

@@ -4,6 +4,7 @@
 import { connect, checkServerIdentity } from 'node:tls';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { X509Certificate } from 'node:crypto';
 import type { HealthProbe, ListenAddress, ServedPort } from '../distributions/types.js';
@@ -51,17 +52,41 @@ async function onEachAddress<T>(addrs: NodeAddresses, on: ListenAddress, what: s
   throw last!;
 }
 
-export async function servedSerialOn(addrs: NodeAddresses, served: ServedPort, timeoutMs = 3000): Promise<{ address: string; serial: string }> {
-  return onEachAddress(addrs, served.on, `port ${served.port}`, async (address) => ({ address, serial: await servedSerial(address, served.port, timeoutMs) }));
+// The serial an endpoint serves. With `trust`, the served chain must also verify
+// against that CA for the name a client dials (127.0.0.1 on loopback, the node
+// IP otherwise): a renewed certificate the component's own clients would refuse
+// (e.g. an etcd peer certificate without the node IP) is not "served" at all.
+export async function servedSerialOn(
+  addrs: NodeAddresses,
+  served: ServedPort,
+  trust?: { readonly caFile: string; readonly ca: Buffer },
+  timeoutMs = 3000,
+): Promise<{ address: string; serial: string }> {
+  return onEachAddress(addrs, served.on, `port ${served.port}`, async (address) => {
+    const identity = served.on === 'loopback' ? LOOPBACK_IDENTITY : address;
+    return { address, serial: await servedSerial(address, served.port, timeoutMs, trust && { ...trust, identity }) };
+  });
 }
 
-export async function servedSerial(address: string, port: number, timeoutMs = 3000): Promise<string> {
+export async function servedSerial(
+  address: string,
+  port: number,
+  timeoutMs = 3000,
+  trust?: { readonly caFile: string; readonly ca: Buffer; readonly identity: string },
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: address, port, rejectUnauthorized: false, timeout: timeoutMs }, () => {
+    // The chain is judged by OpenSSL (authorizationError); the name separately below,
+    // against the identity a client of this listener dials rather than `address`.
+    const socket = connect({ host: address, port, rejectUnauthorized: false, timeout: timeoutMs, checkServerIdentity: () => undefined, ...(trust ? { ca: trust.ca } : {}) }, () => {
       const peer = socket.getPeerX509Certificate();
+      const chainError = trust ? socket.authorizationError : undefined;
+      const nameError = trust && peer && !(isIP(trust.identity) ? peer.checkIP(trust.identity) : peer.checkHost(trust.identity)) ? new Error(`no subjectAltName matches (${peer.subjectAltName ?? 'none'})`) : undefined;
       socket.destroy();
-      if (!peer) reject(new Error(`${address}:${port} presented no certificate`));
-      else resolve(serialOf(peer));
+      if (!peer) return reject(new Error(`${address}:${port} presented no certificate`));
+      const serial = serialOf(peer);
+      if (chainError) return reject(new Error(`${address}:${port} serves serial ${serial}, which does not verify against ${trust!.caFile}: ${String(chainError)}`));
+      if (nameError) return reject(new Error(`${address}:${port} serves serial ${serial}, which is not valid for ${trust!.identity}: ${nameError.message}`));
+      resolve(serial);
     });
     socket.on('timeout', () => {
       socket.destroy();

@@ -117,7 +117,8 @@ const services: Record<string, ServiceEntry> = {
         'kube-kubelet-{host}',
         KUBE_CA,
         { cn: 'kube-kubelet-{nodeIPDashes}', ips: ['{nodeIP}'], eku: ['clientAuth', 'serverAuth'] },
-        { consumers: ['kubelet'], servedOn: [onLoopback(10250)], optional: true },
+        // Its SANs are the node's addresses only: the API server dials the node IP.
+        { consumers: ['kubelet'], servedOn: [{ port: 10250, on: 'node-ip' }], optional: true },
       ),
     ],
   },

@@ -1,2 +1,0 @@
-import { stopRealCluster } from './cluster.ts';
-await stopRealCluster(process.argv[2]!);
