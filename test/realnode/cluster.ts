@@ -24,8 +24,8 @@ import { installCrds } from '../e2e/support/crds.js';
 import { createHostNetwork, destroyHostNetwork, inNode, type HostNetwork } from './netns.js';
 import { LoadBalancer } from './load-balancer.js';
 import { issueWithOpenssl, writePair } from './openssl.js';
-import { etcdConfig, staticPods, tls, writeCredKubeconfigs, type ServerIdentity } from './rke2-layout.js';
-import { unitConfigPath, type UnitConfig } from './unit-config.js';
+import { etcdConfig, kubeconfigYaml, staticPods, tls, writeCredKubeconfigs, type ServerIdentity } from './rke2-layout.js';
+import { readUnitConfig, runningPod, unitConfigPath, unitLogFile, unitPidFile, type UnitConfig } from './unit-config.js';
 
 export interface RealNode {
   readonly name: string;
@@ -214,15 +214,13 @@ function nodeProcesses(workDir: string): RecordedProcess[] {
   const out: RecordedProcess[] = [];
   if (!existsSync(workDir)) return out;
   for (const node of readdirSync(workDir)) {
-    const run = join(workDir, node, 'run');
     if (!existsSync(unitConfigPath(join(workDir, node)))) continue;
-    const config = JSON.parse(readFileSync(unitConfigPath(join(workDir, node)), 'utf8')) as UnitConfig;
-    const pid = (f: string) => (existsSync(f) ? Number(readFileSync(f, 'utf8')) : 0);
-    const unitPid = pid(join(run, 'unit.pid'));
-    if (unitPid) out.push({ name: `${node}/${config.unit}`, pid: unitPid, bin: process.execPath, log: '' });
+    const config = readUnitConfig(join(workDir, node));
+    const unitPid = existsSync(unitPidFile(config)) ? Number(readFileSync(unitPidFile(config), 'utf8')) : 0;
+    if (unitPid) out.push({ name: `${node}/${config.unit}`, pid: unitPid, bin: process.execPath, log: unitLogFile(config) });
     for (const pod of config.staticPods) {
-      const p = pid(join(run, 'pods', `${pod.name}.pid`));
-      if (p) out.push({ name: `${node}/${pod.name}`, pid: p, bin: join(config.binDir, pod.name), log: '' });
+      const proc = runningPod(config, pod.name);
+      if (proc) out.push(proc);
     }
   }
   return out;
@@ -304,26 +302,8 @@ async function layOut(o: RealClusterOptions, network: HostNetwork): Promise<Real
 // system:masters (not one a rotation renews), through the load balancer.
 async function testAdminKubeconfig(workDir: string, first: RealNode, server: string): Promise<string> {
   const pair = await issueWithOpenssl(tls(first.dataDir, 'client-ca.crt'), tls(first.dataDir, 'client-ca.key'), { cn: 'certrotator-e2e', o: ['system:masters'], eku: ['clientAuth'] });
-  const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
   const file = join(workDir, 'kubeconfig');
-  await fs.writeFile(
-    file,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      'clusters:',
-      `- cluster: {server: '${server}', certificate-authority-data: ${b64(await fs.readFile(tls(first.dataDir, 'server-ca.crt')))}}`,
-      '  name: rke2',
-      'contexts:',
-      '- context: {cluster: rke2, user: e2e}',
-      '  name: rke2',
-      'current-context: rke2',
-      'users:',
-      `- name: e2e`,
-      `  user: {client-certificate-data: ${b64(pair.certPem)}, client-key-data: ${b64(pair.keyPem)}}`,
-      '',
-    ].join('\n'),
-    { mode: 0o600 },
-  );
+  const ca = { pem: await fs.readFile(tls(first.dataDir, 'server-ca.crt')) };
+  await fs.writeFile(file, kubeconfigYaml({ server, ca, user: { certPem: pair.certPem, keyPem: pair.keyPem } }), { mode: 0o600 });
   return file;
 }

@@ -10,6 +10,7 @@
 //   rancher/rancher pkg/capr/planner/planner.go  cert-dir for kcm/scheduler (Rancher-provisioned)
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
 
 export interface ServerIdentity {
   readonly name: string;
@@ -150,30 +151,39 @@ export function etcdConfig(dataDir: string, self: ServerIdentity, peers: readonl
   return lines.join('\n') + '\n';
 }
 
+// A kubeconfig with one cluster and one user. Files are referenced by path or
+// embedded as data, as each writer upstream does.
+export interface KubeconfigParts {
+  readonly server: string;
+  readonly ca: { readonly file: string } | { readonly pem: string | Buffer };
+  readonly user: { readonly certFile: string; readonly keyFile: string } | { readonly certPem: string | Buffer; readonly keyPem: string | Buffer };
+}
+
+export function kubeconfigYaml(k: KubeconfigParts): string {
+  const b64 = (d: string | Buffer) => Buffer.from(d).toString('base64');
+  const cluster = { server: k.server, ...('file' in k.ca ? { 'certificate-authority': k.ca.file } : { 'certificate-authority-data': b64(k.ca.pem) }) };
+  const user =
+    'certFile' in k.user
+      ? { 'client-certificate': k.user.certFile, 'client-key': k.user.keyFile }
+      : { 'client-certificate-data': b64(k.user.certPem), 'client-key-data': b64(k.user.keyPem) };
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'default', cluster }],
+    contexts: [{ name: 'default', context: { cluster: 'default', user: 'default' } }],
+    'current-context': 'default',
+    users: [{ name: 'default', user }],
+  });
+}
+
 // server/cred/<name>.kubeconfig: the local apiserver, server-ca, and the client
 // pair by path (deps.go's kubeconfig template references files, embeds nothing).
 export function credKubeconfig(dataDir: string, certBase: string): string {
-  return [
-    'apiVersion: v1',
-    'kind: Config',
-    'clusters:',
-    '- cluster:',
-    '    server: https://127.0.0.1:6443',
-    `    certificate-authority: ${tls(dataDir, 'server-ca.crt')}`,
-    '  name: local',
-    'contexts:',
-    '- context:',
-    '    cluster: local',
-    '    user: user',
-    '  name: Default',
-    'current-context: Default',
-    'users:',
-    '- name: user',
-    '  user:',
-    `    client-certificate: ${tls(dataDir, `${certBase}.crt`)}`,
-    `    client-key: ${tls(dataDir, `${certBase}.key`)}`,
-    '',
-  ].join('\n');
+  return kubeconfigYaml({
+    server: 'https://127.0.0.1:6443',
+    ca: { file: tls(dataDir, 'server-ca.crt') },
+    user: { certFile: tls(dataDir, `${certBase}.crt`), keyFile: tls(dataDir, `${certBase}.key`) },
+  });
 }
 
 export const CRED_KUBECONFIGS: Readonly<Record<string, string>> = {
@@ -195,28 +205,12 @@ export async function writeCredKubeconfigs(dataDir: string): Promise<void> {
 // /etc/rancher/rke2/rke2.yaml: rewritten at every server start with the current
 // client-admin pair and server-ca embedded (k3s pkg/server/server.go writeKubeConfig).
 export async function writeAdminKubeconfig(dataDir: string, file: string): Promise<void> {
-  const b64 = async (f: string) => (await fs.readFile(tls(dataDir, f))).toString('base64');
-  const text = [
-    'apiVersion: v1',
-    'kind: Config',
-    'clusters:',
-    '- cluster:',
-    `    certificate-authority-data: ${await b64('server-ca.crt')}`,
-    '    server: https://127.0.0.1:6443',
-    '  name: default',
-    'contexts:',
-    '- context:',
-    '    cluster: default',
-    '    user: default',
-    '  name: default',
-    'current-context: default',
-    'users:',
-    '- name: default',
-    '  user:',
-    `    client-certificate-data: ${await b64('client-admin.crt')}`,
-    `    client-key-data: ${await b64('client-admin.key')}`,
-    '',
-  ].join('\n');
+  const read = (f: string) => fs.readFile(tls(dataDir, f));
+  const text = kubeconfigYaml({
+    server: 'https://127.0.0.1:6443',
+    ca: { pem: await read('server-ca.crt') },
+    user: { certPem: await read('client-admin.crt'), keyPem: await read('client-admin.key') },
+  });
   await fs.mkdir(join(file, '..'), { recursive: true });
   await fs.writeFile(file, text, { mode: 0o600 });
 }

@@ -24,35 +24,20 @@ import { createServer as createHttpsServer, request as httpsRequest } from 'node
 import { join } from 'node:path';
 import { issueWithOpenssl, type Pair } from './openssl.js';
 import { tls, writeAdminKubeconfig } from './rke2-layout.js';
-import { readUnitConfig, type UnitConfig } from './unit-config.js';
+import { stopProcesses } from '../cluster/processes.js';
+import { podPidFile, readUnitConfig, runningPod, unitReadyFile, type UnitConfig } from './unit-config.js';
 
 const KUBERNETES_NAMES = ['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'];
-
-export const readyFile = (c: UnitConfig): string => join(c.runDir, 'unit.ready');
-export const podPidFile = (c: UnitConfig, pod: string): string => join(c.runDir, 'pods', `${pod}.pid`);
 
 function log(message: string): void {
   process.stderr.write(`${new Date().toISOString()} ${message}\n`);
 }
 
-function podRunning(c: UnitConfig, pod: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(podPidFile(c, pod), 'utf8'));
-    const argv0 = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0];
-    return argv0 === join(c.binDir, pod) ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 async function stopPod(c: UnitConfig, pod: string): Promise<void> {
-  const pid = podRunning(c, pod);
-  if (!pid) return;
-  log(`stopping static pod ${pod} (pid ${pid})`);
-  process.kill(pid, 'SIGTERM');
-  for (let i = 0; i < 200 && podRunning(c, pod); i++) await new Promise((r) => setTimeout(r, 100));
-  if (podRunning(c, pod)) process.kill(pid, 'SIGKILL');
-  for (let i = 0; i < 50 && podRunning(c, pod); i++) await new Promise((r) => setTimeout(r, 100));
+  const proc = runningPod(c, pod);
+  if (!proc) return;
+  log(`stopping static pod ${pod} (pid ${proc.pid})`);
+  await stopProcesses([proc], 20_000);
 }
 
 function startPod(c: UnitConfig, pod: UnitConfig['staticPods'][number]): void {
@@ -165,7 +150,7 @@ async function main(nodeDir: string): Promise<void> {
   const c = readUnitConfig(nodeDir);
   await fs.mkdir(join(c.runDir, 'pods'), { recursive: true });
   await fs.mkdir(join(c.runDir, 'logs'), { recursive: true });
-  await fs.rm(readyFile(c), { force: true });
+  await fs.rm(unitReadyFile(c), { force: true });
   const servers: Server[] = [];
 
   if (c.unit === 'rke2-server') {
@@ -177,12 +162,12 @@ async function main(nodeDir: string): Promise<void> {
     }
     const supervisor = await supervisorCert(c);
     await writeAgentFiles(c, await agentMaterial(c, { name: c.nodeName, ip: c.nodeIP }));
-    for (const pod of c.staticPods) if (!podRunning(c, pod.name)) startPod(c, pod);
+    for (const pod of c.staticPods) if (!runningPod(c, pod.name)) startPod(c, pod);
     // The kubelet (a child of rke2) restarts a static pod that exits, as
     // restartPolicy Always does: kube-controller-manager exits when it starts
     // before the API server's RBAC bootstrap is done.
     setInterval(() => {
-      for (const pod of c.staticPods) if (!podRunning(c, pod.name)) startPod(c, pod);
+      for (const pod of c.staticPods) if (!runningPod(c, pod.name)) startPod(c, pod);
     }, 3000).unref();
     await writeAdminKubeconfig(c.dataDir, c.adminKubeconfig);
     const sup = createHttpsServer({ cert: supervisor.certPem, key: supervisor.keyPem }, (req, res) => {
@@ -214,11 +199,11 @@ async function main(nodeDir: string): Promise<void> {
   await listen(healthz, 10248, '127.0.0.1');
   servers.push(kubelet, healthz);
 
-  writeFileSync(readyFile(c), String(process.pid));
+  writeFileSync(unitReadyFile(c), String(process.pid));
   log(`${c.unit} started`);
   process.once('SIGTERM', () => {
     log(`${c.unit} stopping (static pods keep running)`);
-    rmSync(readyFile(c), { force: true });
+    rmSync(unitReadyFile(c), { force: true });
     for (const s of servers) s.close();
     for (const s of servers) s.closeAllConnections?.();
     process.exit(0);

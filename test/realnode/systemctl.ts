@@ -11,14 +11,11 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readUnitConfig, type UnitConfig } from './unit-config.js';
+import { readUnitConfig, unitLogFile as logFile, unitPidFile as pidFile, unitReadyFile as readyFile, type UnitConfig } from './unit-config.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const pidFile = (c: UnitConfig) => join(c.runDir, 'unit.pid');
-const readyFile = (c: UnitConfig) => join(c.runDir, 'unit.ready');
-const logFile = (c: UnitConfig) => join(c.runDir, 'logs', `${c.unit}.log`);
 
 function mainPid(c: UnitConfig): number | undefined {
   try {

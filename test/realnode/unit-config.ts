@@ -1,7 +1,8 @@
 // What the per-node stand-ins (systemctl, the rke2 unit) need to know about
 // their node; written by the harness into <nodeDir>/unit.json.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isRunning, type RecordedProcess } from '../cluster/processes.js';
 import type { StaticPod } from './rke2-layout.js';
 
 export interface UnitConfig {
@@ -25,4 +26,18 @@ export const unitConfigPath = (nodeDir: string): string => join(nodeDir, 'unit.j
 
 export function readUnitConfig(nodeDir: string): UnitConfig {
   return JSON.parse(readFileSync(unitConfigPath(nodeDir), 'utf8')) as UnitConfig;
+}
+
+// Where the unit and its static pods leave their PIDs and logs (<nodeDir>/run).
+export const unitPidFile = (c: UnitConfig): string => join(c.runDir, 'unit.pid');
+export const unitReadyFile = (c: UnitConfig): string => join(c.runDir, 'unit.ready');
+export const unitLogFile = (c: UnitConfig): string => join(c.runDir, 'logs', `${c.unit}.log`);
+export const podPidFile = (c: UnitConfig, pod: string): string => join(c.runDir, 'pods', `${pod}.pid`);
+
+// The static pod's process, if its recorded PID still runs the pod's binary.
+export function runningPod(c: UnitConfig, pod: string): RecordedProcess | undefined {
+  const file = podPidFile(c, pod);
+  if (!existsSync(file)) return undefined;
+  const proc = { name: pod, pid: Number(readFileSync(file, 'utf8')), bin: join(c.binDir, pod), log: join(c.runDir, 'logs', `${pod}.log`) };
+  return isRunning(proc) ? proc : undefined;
 }
