@@ -102,9 +102,10 @@ export class CatalogHostRunner implements HostRunner {
       runId: spec.runID,
       // Halt means "stop and touch nothing": the failed node is left as it is for a person.
       rollbackOnFailure: spec.onFailure === 'Rollback',
-      // The whole node step must fit in spec.timeout; the restarted components
-      // get most of it to come back.
-      verifyTimeoutMs: Math.max(5_000, Math.floor(parseDuration(spec.timeout) * 0.8)),
+      // The whole node step, a rollback included, must fit in spec.timeout,
+      // counted from now: verification ends by 70% of it, leaving the rest to
+      // restore the backup and restart (about 25 s for a real RKE2 server).
+      verifyBy: new Date(Date.now() + Math.max(5_000, Math.floor(parseDuration(spec.timeout) * 0.7))),
       onProgress,
     });
   }

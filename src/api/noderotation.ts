@@ -64,7 +64,7 @@ export const nodeRotationSpecSchema = s
     restart: s.boolean('Restart the components that use the renewed certificates, and verify them.').default(true),
     timeout: durationSchema(
       'spec.timeout',
-      "The CertificateRotation's strategy.nodeTimeout. The agent waits at most 80% of it (at least 5s) for the restarted components to come back and serve the new certificates, then fails the node and applies onFailure; each restart command has its own 5-minute bound.",
+      "The CertificateRotation's strategy.nodeTimeout. The agent's verification (the restarted components back and serving the new certificates) ends by 70% of it (at least 5s) from when the agent picked the node up, then fails the node and applies onFailure, so that a rollback still reports within it; each restart command has its own 5-minute bound.",
     ).default(
       '10m',
     ),

@@ -46,6 +46,9 @@ export interface NodeRotationOptions {
   readonly restart: boolean;
   readonly executor?: RestartExecutor;
   readonly verifyTimeoutMs?: number;
+  // Verification ends by then at the latest (an agent bounded by nodeTimeout
+  // must leave its rollback time to restore and restart within it).
+  readonly verifyBy?: Date;
   readonly now?: Date;
   readonly onProgress?: (e: ProgressEvent) => void;
   // The caller's identity for this run (an agent passes the NodeRotation's
@@ -379,7 +382,9 @@ async function currentSerial(o: NodeRotationOptions, f: JournalFile): Promise<{ 
 }
 
 async function verifyNode(o: NodeRotationOptions, j: Journal, components: readonly string[] | undefined): Promise<void> {
-  const timeout = o.verifyTimeoutMs ?? 120_000;
+  // One budget for all checks together, not one each.
+  const end = Math.min(Date.now() + (o.verifyTimeoutMs ?? 120_000), o.verifyBy?.getTime() ?? Infinity);
+  const timeout = () => Math.max(0, end - Date.now());
   for (const f of j.files) {
     if (f.renewal === 'sign') {
       const { serial } = await currentSerial(o, f);
@@ -401,7 +406,7 @@ async function verifyNode(o: NodeRotationOptions, j: Journal, components: readon
         }
         return cur;
       };
-      const cur = await eventually(check, timeout);
+      const cur = await eventually(check, timeout());
       f.newSerial = cur.serial;
       f.notAfter = cur.notAfter;
     }
@@ -424,17 +429,17 @@ async function verifyNode(o: NodeRotationOptions, j: Journal, components: readon
     const expected = new Set(files.map((f) => f.newSerial).filter((s): s is string => !!s));
     // Every file served on one port is signed by the same CA (RKE's per-host etcd pairs: kube-ca).
     const caFile = files.find((f) => f.servedCa)?.servedCa;
+    const trust = caFile ? { caFile, ca: await o.host.readFile(caFile) } : undefined;
     const seen = await eventually(async () => {
-      const trust = caFile ? { caFile, ca: await o.host.readFile(caFile) } : undefined;
       const { address, serial } = await servedSerialOn(addrs, served, trust);
       if (!expected.has(serial)) throw new Error(`${address}:${served.port} serves serial ${serial}, expected ${[...expected].join(' or ')} (${files.map((f) => f.cert).join(', ')})`);
       return serial;
-    }, timeout);
+    }, timeout());
     for (const f of files) if (f.newSerial === seen) f.servedVerified = true;
   }
   const vars = { dataDir: o.dataDir };
   const probes = o.catalog.probes.filter((p) => p.roles.some((r) => j.roles.includes(r)) && (!components || components.includes(p.component)));
-  for (const p of probes) await eventually(() => probe(fillProbe(p, vars), addrs, o.host), timeout);
+  for (const p of probes) await eventually(() => probe(fillProbe(p, vars), addrs, o.host), timeout());
   await saveJournal(o.host, j);
 }
 

@@ -13,7 +13,8 @@
 // the load balancer throughout, and etcd's quorum is watched.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { CoreV1Api, CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,7 +22,7 @@ import { join } from 'node:path';
 import { RealRke2Cluster, type RealNode } from '../realnode/cluster.js';
 import { tls } from '../realnode/rke2-layout.js';
 import { ControllerProcess, waitFor } from './support/controller.js';
-import { applyRotation, getJson, pemSerial, run, servedPem, waitRotationCondition } from './support/rotation.js';
+import { applyRotation, condition, getJson, pemSerial, run, servedPem, waitRotationCondition } from './support/rotation.js';
 
 let work: string;
 let cluster: RealRke2Cluster | undefined;
@@ -264,4 +265,46 @@ describe('RKE2 with real etcd, kube-apiserver, kube-controller-manager and kube-
   test('service api-server: new apiserver certificate, etcd unchanged', async () => {
     await rotate('real-api-server', { scope: 'Service', service: 'api-server' }, (key) => key.endsWith(':6443'));
   }, 1_000_000);
+
+  test('a renewal the real components reject is caught: etcd peer certificate without its SANs is rolled back byte for byte', async () => {
+    const first = cluster!.servers[0]!;
+    const etcdDir = join(first.dataDir, 'server', 'tls', 'etcd');
+    const before = snapshot(etcdDir);
+    await cluster!.stopAgents();
+    await cluster!.startAgents({ CERTROTATOR_TEST_FAULT: 'drop-san:etcd-peer-server-client' });
+    const traffic = new Traffic('real-fault');
+    const t0 = Date.now();
+    traffic.start();
+    try {
+      await applyRotation('real-fault', { distribution: 'rke2', scope: 'Service', service: 'etcd', strategy: { nodeTimeout: '180s', onFailure: 'Rollback' } }, cluster!.kubeconfig);
+      await waitRotationCondition('real-fault', 'Stalled', { timeout: '400s', debug, kubeconfig: cluster!.kubeconfig });
+    } finally {
+      await traffic.stop();
+    }
+    timings['real-fault'] = (Date.now() - t0) / 1000;
+    process.stderr.write(`real-fault: ${timings['real-fault']} s; ${traffic.summary()}\n`);
+    const rotation = await getJson('certrotation', 'real-fault', cluster!.kubeconfig);
+    const stalled = condition(rotation, 'Stalled');
+    process.stderr.write(`real-fault: Stalled: ${stalled?.message}\n`);
+    expect(stalled.status).toBe('True');
+    expect(stalled.message).toContain(first.name);
+    expect(stalled.message).toMatch(/verif/i);
+    expect(rotation.status.nodes.find((n: any) => n.name === first.name).phase).toBe('RolledBack');
+    // Nothing was started after the failed node.
+    for (const n of rotation.status.nodes.filter((x: any) => x.name !== first.name)) expect(n.phase).toBe('Pending');
+    // Byte for byte what it was, and the member serves it again, healthy.
+    expect(snapshot(etcdDir)).toEqual(before);
+    await waitFor('rolled-back etcd member healthy', async () => (await etcdHealth(first, first).catch(() => ({ status: 0, body: '' }))).status === 200, 60_000);
+    expect(await pemSerial(await servedPem(first.ip, 2380))).toBe(await diskSerial(join(etcdDir, 'peer-server-client.crt')));
+    // The cluster kept quorum and served throughout.
+    expect(traffic.quorumLost).toBe(0);
+    expect(traffic.availability()).toBeGreaterThanOrEqual(0.99);
+    expect(await traffic.unreadable()).toEqual([]);
+  }, 1_000_000);
 });
+
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of readdirSync(dir)) out[f] = createHash('sha256').update(readFileSync(join(dir, f))).digest('hex');
+  return out;
+}
