@@ -1,9 +1,12 @@
-// `npm run demo`: the whole product on one machine. Builds (or reuses) the test
-// control plane, lays out a simulated RKE2 cluster of 3 servers and 3 workers
-// whose components serve their certificates over real TLS on loopback, runs the
-// controller and one agent per node, applies a CertificateRotation with kubectl,
-// shows its progress live and ends with a before-and-after table of every
-// certificate it renewed. `--keep` leaves everything running to explore.
+// `npm run demo`: the whole product on one machine. Builds (or reuses) the
+// Kubernetes binaries and starts an RKE2 cluster of 3 servers and 3 workers whose
+// control plane is real (test/realnode: each node a network namespace; etcd,
+// kube-apiserver, kube-controller-manager and kube-scheduler from each server's
+// RKE2 tree; needs root for the namespaces), runs the controller and one agent per
+// node, applies a CertificateRotation with kubectl, shows its progress live and
+// ends with a before-and-after table of every certificate it renewed.
+// `--simulated`: the earlier demo, with nodes simulated from the catalog on
+// loopback (no root needed). `--keep` leaves everything running to explore.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +16,7 @@ import { stringify } from 'yaml';
 import type { CertificateRotation } from '../src/api/certificaterotation.js';
 import type { NodeRotation } from '../src/api/noderotation.js';
 import { SimulatedFleet } from '../src/simulation/fleet.js';
+import { RealRke2Cluster } from '../test/realnode/cluster.js';
 import { ensureBinaries } from '../test/cluster/binaries.js';
 import { startCluster, stopCluster } from '../test/cluster/cluster.js';
 import { kubectl, kubectlOk } from '../test/cluster/kubectl.js';
@@ -44,13 +48,34 @@ async function getJson<T>(args: string[]): Promise<T | undefined> {
   return r.code === 0 ? (JSON.parse(r.stdout) as T) : undefined;
 }
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { keep: { type: 'boolean', default: false } } });
-  say('certrotator demo: rotate every certificate of a simulated RKE2 cluster (3 servers, 3 workers)');
+interface DemoCluster {
+  readonly kubeconfig: string;
+  stop(): Promise<void>;
+}
 
-  step(1, 'test control plane binaries (the first build compiles Kubernetes from Go modules: several minutes, progress below)');
-  const binDir = await ensureBinaries();
+// Steps 2-4 with a real control plane on every server.
+async function realCluster(binDir: string): Promise<DemoCluster> {
+  step(2, 'starting 3 RKE2 servers (real etcd, kube-apiserver, kube-controller-manager, kube-scheduler) and 3 workers, each in its own network namespace');
+  const work = mkdtempSync(join(tmpdir(), 'certrotator-demo-'));
+  const cluster = await RealRke2Cluster.start({ workDir: work, binDir, servers: 3, workers: 3, onProgress: (m) => say(`      ${m}`) });
+  const stop = async () => {
+    await cluster.stop();
+    rmSync(work, { recursive: true, force: true });
+  };
+  try {
+    step(3, 'the nodes: each has /var/lib/rancher/rke2 with RKE2\'s CAs and certificates (ECDSA P-256, 365 days), served by the real components');
+    for (const n of cluster.nodes) say(`      ${n.name.padEnd(14)} ${n.ip.padEnd(14)} ${(n.server ? 'etcd,controlplane' : 'worker').padEnd(18)} netns ${n.netns}  data dir ${n.dataDir}`);
+    step(4, 'starting the controller and one agent per node (inside the node, restarting through its systemctl)');
+    await cluster.startAgents();
+    return { kubeconfig: cluster.kubeconfig, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
 
+// Steps 2-4 with nodes simulated from the catalog (`--simulated`).
+async function simulatedCluster(binDir: string): Promise<DemoCluster> {
   step(2, 'starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok on loopback');
   const clusterDir = join(cacheRoot(), 'demo');
   const cluster = await startCluster({
@@ -59,24 +84,45 @@ async function main(): Promise<number> {
     topology: { distribution: 'rke2', servers: 3, workers: 3, ipPrefix: '127.0' },
     onProgress: (m) => say(`      ${m}`),
   });
-  process.env.KUBECONFIG = cluster.kubeconfig;
-  process.env.CERTROTATOR_BIN_DIR = binDir;
-  say(`      kubectl: ${join(binDir, 'kubectl')} --kubeconfig ${cluster.kubeconfig}`);
-  await kubectlOk(['apply', '--server-side', '--force-conflicts', '-f', join(REPO_ROOT, 'crds')]);
-  await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/certificaterotations.certrotator.io', 'crd/noderotations.certrotator.io']);
-
-  step(3, 'laying out each node\'s /var/lib/rancher/rke2 with RKE2\'s CAs and certificates (ECDSA P-256, 365 days)');
   const work = mkdtempSync(join(tmpdir(), 'certrotator-demo-'));
-  const fleet = await SimulatedFleet.create({
-    workDir: work,
-    distribution: 'rke2',
-    nodes: cluster.nodes.map((n) => ({ name: n.name, ip: n.ip, roles: n.roles })),
-    kubeconfig: cluster.kubeconfig,
-  });
-  for (const n of cluster.nodes) say(`      ${n.name.padEnd(14)} ${n.ip.padEnd(11)} ${n.roles.join(',').padEnd(18)} host root ${fleet.hostRoot(n.name)}`);
+  let fleet: SimulatedFleet | undefined;
+  const stop = async () => {
+    await fleet?.stop();
+    await stopCluster(clusterDir);
+    rmSync(work, { recursive: true, force: true });
+  };
+  try {
+    say(`      kubectl: ${join(binDir, 'kubectl')} --kubeconfig ${cluster.kubeconfig}`);
+    await kubectlOk(['apply', '--server-side', '--force-conflicts', '-f', join(REPO_ROOT, 'crds')], { kubeconfig: cluster.kubeconfig });
+    await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', 'crd/certificaterotations.certrotator.io', 'crd/noderotations.certrotator.io'], { kubeconfig: cluster.kubeconfig });
 
-  step(4, 'starting the controller and one agent per node');
-  await fleet.start();
+    step(3, 'laying out each node\'s /var/lib/rancher/rke2 with RKE2\'s CAs and certificates (ECDSA P-256, 365 days)');
+    fleet = await SimulatedFleet.create({
+      workDir: work,
+      distribution: 'rke2',
+      nodes: cluster.nodes.map((n) => ({ name: n.name, ip: n.ip, roles: n.roles })),
+      kubeconfig: cluster.kubeconfig,
+    });
+    for (const n of cluster.nodes) say(`      ${n.name.padEnd(14)} ${n.ip.padEnd(11)} ${n.roles.join(',').padEnd(18)} host root ${fleet.hostRoot(n.name)}`);
+
+    step(4, 'starting the controller and one agent per node');
+    await fleet.start();
+    return { kubeconfig: cluster.kubeconfig, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { keep: { type: 'boolean', default: false }, simulated: { type: 'boolean', default: false } } });
+  say(`certrotator demo: rotate every certificate of ${values.simulated ? 'a simulated' : 'an'} RKE2 cluster (3 servers, 3 workers)`);
+
+  step(1, 'test control plane binaries (the first build compiles Kubernetes from Go modules: several minutes, progress below)');
+  const binDir = await ensureBinaries();
+  process.env.CERTROTATOR_BIN_DIR = binDir;
+  const cluster = await (values.simulated ? simulatedCluster(binDir) : realCluster(binDir));
+  process.env.KUBECONFIG = cluster.kubeconfig;
   const controller = startController(cluster.kubeconfig);
   let exitCode = 1;
   try {
@@ -85,7 +131,7 @@ async function main(): Promise<number> {
       apiVersion: 'certrotator.io/v1alpha1',
       kind: 'CertificateRotation',
       metadata: { name: ROTATION },
-      spec: { scope: 'All', strategy: { maxUnavailable: 1, nodeTimeout: '2m', onFailure: 'Rollback' } },
+      spec: { scope: 'All', strategy: { maxUnavailable: 1, nodeTimeout: '3m', onFailure: 'Rollback' } },
     };
     say(stringify(manifest).trimEnd().replace(/^/gm, '      '));
     await kubectlOk(['apply', '-f', '-'], { input: stringify(manifest) });
@@ -109,7 +155,7 @@ async function main(): Promise<number> {
       const ready = st?.conditions?.find((c) => c.type === 'Ready');
       const stalled = st?.conditions?.find((c) => c.type === 'Stalled');
       if (ready?.status === 'True' || stalled?.status === 'True') break;
-      if (Date.now() - applied > 5 * 60_000) throw new Error(`rotation not finished after 5 minutes: ${JSON.stringify(st)}`);
+      if (Date.now() - applied > 8 * 60_000) throw new Error(`rotation not finished after 8 minutes: ${JSON.stringify(st)}`);
       await new Promise((r) => setTimeout(r, 250));
     }
     say('');
@@ -137,9 +183,7 @@ async function main(): Promise<number> {
   } finally {
     controller.kill('SIGTERM');
     await new Promise((r) => (controller.exitCode !== null ? r(undefined) : controller.once('exit', r)));
-    await fleet.stop();
-    await stopCluster(clusterDir);
-    rmSync(work, { recursive: true, force: true });
+    await cluster.stop();
   }
   return exitCode;
 }

@@ -33,25 +33,32 @@ function tail(file: string, n = 8): string {
 async function start(c: UnitConfig): Promise<void> {
   if (mainPid(c)) return;
   const fd = openSync(logFile(c), 'a');
-  let pid: number | undefined;
+  let child: ReturnType<typeof spawn>;
   try {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(HERE, 'rke2-unit.ts'), join(c.runDir, '..')], {
+    child = spawn(process.execPath, ['--import', 'tsx', join(HERE, 'rke2-unit.ts'), join(c.runDir, '..')], {
       detached: true,
       stdio: ['ignore', fd, fd],
       cwd: join(HERE, '..', '..'),
     });
-    child.unref();
-    pid = child.pid;
   } finally {
     closeSync(fd);
   }
+  // Watched through the child itself: right after the fork its /proc cmdline is
+  // still ours, so mainPid() cannot tell yet.
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  const pid = child.pid;
   writeFileSync(pidFile(c), String(pid));
-  for (let waited = 0; waited < 180_000; waited += 100) {
-    if (existsSync(readyFile(c)) && readFileSync(readyFile(c), 'utf8') === String(pid)) return;
-    if (!mainPid(c)) throw new Error(`Job for ${c.unit}.service failed.\n${tail(logFile(c))}`);
-    await sleep(100);
+  try {
+    for (let waited = 0; waited < 180_000; waited += 100) {
+      if (existsSync(readyFile(c)) && readFileSync(readyFile(c), 'utf8') === String(pid)) return;
+      if (exited) throw new Error(`Job for ${c.unit}.service failed.\n${tail(logFile(c))}`);
+      await sleep(100);
+    }
+    throw new Error(`${c.unit}.service did not become active within 180 s\n${tail(logFile(c))}`);
+  } finally {
+    child.unref();
   }
-  throw new Error(`${c.unit}.service did not become active within 180 s\n${tail(logFile(c))}`);
 }
 
 async function stop(c: UnitConfig): Promise<void> {
