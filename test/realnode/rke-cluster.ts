@@ -1,0 +1,190 @@
+// An RKE (v1) cluster whose control plane is real: each host is a network
+// namespace with its own mounts, in which /etc/kubernetes is the host's own
+// tree, so every component reads /etc/kubernetes/ssl exactly as RKE's
+// containers do (they bind the host's /etc/kubernetes). Servers run the real
+// etcd, kube-apiserver, kube-controller-manager and kube-scheduler with RKE's
+// flags (rke-layout.ts) as "containers" of the node's `docker` stand-in
+// (docker.ts); the kubelet, kube-proxy and nginx-proxy are stand-ins that use
+// the real kubeconfigs and certificates (rke-host-components.ts). The
+// certificates are made with openssl from rke-layout.ts's table, and the
+// cluster state (kube-system/full-cluster-state) holds them, as RKE keeps it.
+//
+// Every certrotator agent runs inside its host with host root `/` and the
+// catalog's default paths, and restarts through the node's `docker`: the
+// production HostCommandExecutor path.
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { fullClusterStateFromTrees } from '../../src/simulation/rke-state.js';
+import { kubectlOk } from '../cluster/kubectl.js';
+import { createNodes, type SimulatedNode } from '../cluster/nodes.js';
+import { readVersions, REPO_ROOT } from '../cluster/paths.js';
+import { tail, type RecordedProcess } from '../cluster/processes.js';
+import { installCrds } from '../e2e/support/crds.js';
+import { dockerConfigPath, stoppedMarker, type DockerConfig } from './docker-config.js';
+import { LoadBalancer } from './load-balancer.js';
+import { createHostNetwork, type HostNetwork } from './netns.js';
+import { issueWithOpenssl } from './openssl.js';
+import { API_PORT, RealCluster, teardown, type BaseNode, type RealClusterOptions } from './real-cluster.js';
+import { kubeconfigYaml } from './rke2-layout.js';
+import { componentKubeconfig, containersFor, heldBy, kubeconfigPath, kubeconfigsFor, makeCa, makeLeaf, rkeLeaves, type PemPair, type RkeHost } from './rke-layout.js';
+
+export interface RkeNode extends BaseNode {
+  readonly roles: RkeHost['roles'];
+  // Absolute: <dir>/host/etc/kubernetes/ssl, what the node sees as /etc/kubernetes/ssl.
+  readonly sslDir: string;
+  // Its containers, in the order they are started.
+  readonly containers: readonly string[];
+}
+
+export class RealRkeCluster extends RealCluster<RkeNode> {
+  /** The cluster state as `rke up` would have saved it (with kube-admin, which no host holds). */
+  private stateText = '';
+
+  static async start(o: RealClusterOptions): Promise<RealRkeCluster> {
+    const progress = o.onProgress ?? (() => {});
+    await fs.mkdir(o.workDir, { recursive: true });
+    const names = [...Array.from({ length: o.servers }, (_, i) => `rke-server-${i + 1}`), ...Array.from({ length: o.workers }, (_, i) => `rke-worker-${i + 1}`)];
+    const network = await createHostNetwork({ stateFile: join(o.workDir, 'network.json'), nodes: names });
+    const procs: RecordedProcess[] = [];
+    const lb = new LoadBalancer(network.hosts.slice(0, o.servers).map((h) => ({ host: h.ip, port: API_PORT })), network.gatewayIP);
+    try {
+      progress(`network ${network.name}: ${network.hosts.map((h) => `${h.name}=${h.ip}`).join(' ')}`);
+      const { nodes, state } = await layOut(o, network);
+      await lb.open();
+      const kubeconfig = await testAdminKubeconfig(o.workDir, nodes[0]!, `https://${network.gatewayIP}:${lb.port}`);
+      const cluster = new RealRkeCluster(o, network, nodes, lb, kubeconfig, procs);
+      cluster.stateText = state;
+      for (const n of nodes) cluster.startInNode(n, 'dockerd', [process.execPath, '--import', 'tsx', join(REPO_ROOT, 'test', 'realnode', 'docker.ts'), n.dir, 'daemon'], join(n.dir, 'run', 'logs', 'dockerd.log'));
+      progress('starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kube-proxy on every server');
+      await Promise.all(cluster.servers.map((n) => cluster.docker(n, ['start', ...n.containers])));
+      await cluster.waitApiServers(180_000, (n) => ['kube-apiserver', 'etcd'].map((c) => join(n.dir, 'run', 'logs', `${c}.log`)));
+      progress('starting kwok and registering the nodes');
+      await cluster.startKwok();
+      await installCrds(kubeconfig);
+      const simNodes: SimulatedNode[] = nodes.map((n) => ({ name: n.name, ip: n.ip, roles: [...n.roles], distribution: 'rke' }));
+      await createNodes(cluster.core(), simNodes, readVersions().k8s, 180_000);
+      progress('starting nginx-proxy, kubelet and kube-proxy on every worker');
+      await Promise.all(nodes.filter((n) => !n.server).map((n) => cluster.docker(n, ['start', ...n.containers])));
+      return cluster;
+    } catch (e) {
+      await teardown(o.workDir, procs, lb);
+      throw e;
+    }
+  }
+
+  protected agentArgs(): string[] {
+    return [];
+  }
+
+  // ip netns exec gives the command a mount namespace of its own (slave to the
+  // root one, so nothing mounted here leaks out). In it: /etc becomes a
+  // read-only overlay of this machine's /etc with one extra, empty directory,
+  // `kubernetes`, as the mount point for the node's own tree, bound read-write.
+  // This machine's /etc is not changed.
+  protected nodeArgv(node: RkeNode, argv: readonly string[]): string[] {
+    return super.nodeArgv(node, [
+      'sh', '-c', 'mount -t overlay overlay -o "lowerdir=$1:/etc" /etc && mount --bind "$2" /etc/kubernetes && shift 2 && exec "$@"',
+      'rke-node-mounts', join(node.dir, 'etc-layer'), join(node.dir, 'host', 'etc', 'kubernetes'), ...argv,
+    ]);
+  }
+
+  /** Runs the node's docker stand-in inside the node, as the agent would. */
+  async docker(node: RkeNode, args: string[]): Promise<string> {
+    const r = await this.exec(node, [join(node.dir, 'bin', 'docker'), ...args]);
+    if (r.code !== 0) throw new Error(`${node.name}: docker ${args.join(' ')} failed: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  logOf(node: RkeNode, container: string): string {
+    return tail(join(node.dir, 'run', 'logs', `${container}.log`));
+  }
+
+  /** Creates kube-system/full-cluster-state as RKE ≥ 1.6 keeps it (a Secret). */
+  async saveClusterState(): Promise<void> {
+    const file = join(this.o.workDir, 'full-cluster-state.json');
+    await fs.writeFile(file, this.stateText, { mode: 0o600 });
+    try {
+      await kubectlOk(['-n', 'kube-system', 'create', 'secret', 'generic', 'full-cluster-state', `--from-file=full-cluster-state=${file}`], { kubeconfig: this.kubeconfig });
+    } finally {
+      await fs.rm(file, { force: true });
+    }
+  }
+
+  /** The cluster state as it is in the cluster now. */
+  async readClusterState(): Promise<string> {
+    const out = await kubectlOk(['-n', 'kube-system', 'get', 'secret', 'full-cluster-state', '-o', 'jsonpath={.data.full-cluster-state}'], { kubeconfig: this.kubeconfig });
+    return Buffer.from(out, 'base64').toString('utf8');
+  }
+}
+
+async function writeFile(file: string, data: string, mode: number): Promise<void> {
+  await fs.mkdir(join(file, '..'), { recursive: true });
+  await fs.writeFile(file, data, { mode });
+  await fs.chmod(file, mode);
+}
+
+async function layOut(o: RealClusterOptions, network: HostNetwork): Promise<{ nodes: RkeNode[]; state: string }> {
+  const hosts: RkeHost[] = network.hosts.map((h, i) => ({ name: h.name, ip: h.ip, roles: i < o.servers ? ['etcd', 'controlplane', 'worker'] : ['worker'] }));
+  const cas: Record<string, PemPair> = {
+    'kube-ca': await makeCa('kube-ca'),
+    'kube-apiserver-requestheader-ca': await makeCa('kube-apiserver-requestheader-ca'),
+  };
+  // cluster.yml authentication.sans: the load balancer's address.
+  const leaves = rkeLeaves(hosts, [network.gatewayIP]);
+  const pairs = new Map(await Promise.all(leaves.map(async (l) => [l.name, await makeLeaf(l, cas[l.ca]!)] as const)));
+  const nodes: RkeNode[] = [];
+  for (const [i, h] of hosts.entries()) {
+    const dir = join(o.workDir, h.name);
+    const sslDir = join(dir, 'host', 'etc', 'kubernetes', 'ssl');
+    const cp = h.roles.includes('controlplane');
+    // cert-deployer writes every file 0600 (rancher/rke-tools cert-deployer).
+    for (const [name, ca] of Object.entries(cas)) {
+      if (name !== 'kube-ca' && !cp) continue;
+      await writeFile(join(sslDir, `${name}.pem`), ca.certPem, 0o600);
+      // pki/deploy.go: the CA keys are stripped on hosts without the controlplane role.
+      if (cp) await writeFile(join(sslDir, `${name}-key.pem`), ca.keyPem, 0o600);
+    }
+    for (const l of leaves.filter((x) => heldBy(x, h))) {
+      await writeFile(join(sslDir, `${l.name}.pem`), pairs.get(l.name)!.certPem, 0o600);
+      await writeFile(join(sslDir, `${l.name}-key.pem`), pairs.get(l.name)!.keyPem, 0o600);
+    }
+    for (const c of kubeconfigsFor(h)) await writeFile(join(dir, 'host', kubeconfigPath(c)), componentKubeconfig(c), 0o600);
+    await fs.mkdir(join(dir, 'etc-layer', 'kubernetes'), { recursive: true });
+    await fs.mkdir(join(dir, 'run', 'logs'), { recursive: true });
+    await fs.mkdir(join(dir, 'bin'), { recursive: true });
+    const containers = containersFor(h, hosts, {
+      etcdDataDir: join(dir, 'run', 'etcd-data'),
+      certDir: (c) => join(dir, 'run', `${c}-certs`),
+    });
+    const config: DockerConfig = { binDir: o.binDir, runDir: join(dir, 'run'), containers };
+    // Created, not started (docker create): dockerd starts each on `docker start`.
+    await fs.mkdir(join(dir, 'run', 'pods'), { recursive: true });
+    for (const c of containers) await fs.writeFile(stoppedMarker(config, c.name), '');
+    await fs.writeFile(dockerConfigPath(dir), JSON.stringify(config, null, 2));
+    // What `docker` is on this node's PATH.
+    await fs.writeFile(
+      join(dir, 'bin', 'docker'),
+      `#!/bin/sh\ncd '${REPO_ROOT}' && exec '${process.execPath}' --import tsx '${join(REPO_ROOT, 'test', 'realnode', 'docker.ts')}' '${dir}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    nodes.push({ name: h.name, ip: h.ip, netns: network.hosts[i]!.netns, server: cp, dir, roles: h.roles, sslDir, containers: containers.map((c) => c.name) });
+  }
+  // The state holds every pair (the CA keys from a controlplane host) and
+  // kube-admin, which only the state and the workstation's kubeconfig have.
+  const workstation = join(o.workDir, 'workstation');
+  await writeFile(join(workstation, 'etc', 'kubernetes', 'ssl', 'kube-admin.pem'), pairs.get('kube-admin')!.certPem, 0o600);
+  await writeFile(join(workstation, 'etc', 'kubernetes', 'ssl', 'kube-admin-key.pem'), pairs.get('kube-admin')!.keyPem, 0o600);
+  const state = await fullClusterStateFromTrees([...nodes.filter((n) => n.server), ...nodes.filter((n) => !n.server)].map((n) => ({ root: join(n.dir, 'host') })).concat({ root: workstation }));
+  await fs.rm(workstation, { recursive: true, force: true });
+  return { nodes, state };
+}
+
+// The tests' own admin: a client certificate from kube-ca in system:masters
+// (not kube-admin, which a rotation renews), through the load balancer.
+async function testAdminKubeconfig(workDir: string, first: RkeNode, server: string): Promise<string> {
+  const pair = await issueWithOpenssl(join(first.sslDir, 'kube-ca.pem'), join(first.sslDir, 'kube-ca-key.pem'), { cn: 'certrotator-e2e', o: ['system:masters'], eku: ['clientAuth'] });
+  const file = join(workDir, 'kubeconfig');
+  const ca = { pem: await fs.readFile(join(first.sslDir, 'kube-ca.pem')) };
+  await fs.writeFile(file, kubeconfigYaml({ server, ca, user: { certPem: pair.certPem, keyPem: pair.keyPem } }), { mode: 0o600 });
+  return file;
+}
