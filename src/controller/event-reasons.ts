@@ -16,4 +16,7 @@ export const EVENT_REASONS = {
   planned: 'Planned',
   invalid: 'InvalidRotation',
   deleting: 'WaitingForNodeInFlight',
+  // RKE scope All: kube-admin renewed in full-cluster-state; the admin's local
+  // kube_config_cluster.yml and cluster.rkestate are stale.
+  rkeKubeAdminRenewed: 'KubeAdminRenewed',
 } as const;

@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clusterCas, rkeNode, type FixtureNode } from '../simulation/fixtures.js';
+import { addExternalEtcdClient, clusterCas, rkeNode, type FixtureNode } from '../simulation/fixtures.js';
 import { fullClusterStateFromTrees } from '../simulation/rke-state.js';
 import { parsePrivateKey, spkiOf } from '../pki/keys.js';
 import {
@@ -11,6 +11,7 @@ import {
   bundleSecretData,
   entriesInScope,
   issueBundle,
+  issueStateOnly,
   parseFullState,
   RkeStateError,
   stateHolds,
@@ -23,6 +24,9 @@ let cp: FixtureNode;
 let etcd: FixtureNode;
 let worker: FixtureNode;
 let stateText: string;
+// A cluster with external etcd (services.etcd.external_urls): no etcd host, and
+// kube-etcd-client / kube-etcd-client-ca (no key) in the state from cluster.yml.
+let externalEtcdState: string;
 const NOW = new Date();
 
 beforeAll(async () => {
@@ -33,6 +37,10 @@ beforeAll(async () => {
   etcd = await rkeNode(join(work, 'etcd'), { nodeName: 'etcd', nodeIP: '127.0.9.2', roles: ['etcd'], etcdIPs, cas });
   worker = await rkeNode(join(work, 'w'), { nodeName: 'w', nodeIP: '127.0.9.3', roles: ['worker'], cas });
   stateText = await fullClusterStateFromTrees([cp, etcd, worker]);
+  const extCp = await rkeNode(join(work, 'ext-cp'), { nodeName: 'ext-cp', nodeIP: '127.0.9.11', roles: ['controlplane'] });
+  await addExternalEtcdClient(extCp);
+  const extWorker = await rkeNode(join(work, 'ext-w'), { nodeName: 'ext-w', nodeIP: '127.0.9.12', roles: ['worker'], cas: await clusterCas(extCp) });
+  externalEtcdState = await fullClusterStateFromTrees([extCp, extWorker]);
 }, 60_000);
 
 afterAll(async () => {
@@ -78,14 +86,14 @@ describe('issueBundle', () => {
       expect(cert.serialNumber).not.toBe(before.serialNumber);
       expect(spkiOf(parsePrivateKey(p.keyPem, name).keyObject)).toEqual(spkiOf(cert.publicKey));
       expect(cert.publicKey.asymmetricKeyDetails?.modulusLength).toBe(2048);
-      expect(p.keyPem).toContain('BEGIN RSA PRIVATE KEY');
+      expect(p.keyPem.startsWith('-----BEGIN RSA PRIVATE KEY-----')).toBe(true);
       expect(new Date(cert.validFrom).getTime()).toBe(new Date(signer.validFrom).getTime());
       expect(new Date(cert.validTo).getTime() - NOW.getTime()).toBeGreaterThan(3649 * 86400_000);
     }
     // Every node gets the same kube-node: the Secret round trip is lossless.
     const back = bundleFromSecretData(bundleSecretData(issued));
     expect([...back.keys()].sort()).toEqual([...issued.keys()].sort());
-    for (const [name, p] of back) expect(p).toEqual({ certPem: issued.get(name)!.certPem, keyPem: issued.get(name)!.keyPem });
+    for (const [name, p] of back) expect([name, p.certPem === issued.get(name)!.certPem, p.keyPem === issued.get(name)!.keyPem]).toEqual([name, true, true]);
     expect(new Set([...issued.values()].map((p) => p.serial)).size).toBe(issued.size);
   }, 30_000);
 
@@ -106,6 +114,97 @@ describe('issueBundle', () => {
 
 });
 
+describe('external etcd (cluster.yml services.etcd): kube-etcd-client and kube-etcd-client-ca are never issued', () => {
+  const HOST_ISSUED = ['kube-apiserver', 'kube-apiserver-proxy-client', 'kube-controller-manager', 'kube-node', 'kube-proxy', 'kube-scheduler'];
+
+  test('the state holds them as RKE writes them: the client pair, and the CA certificate without a key', () => {
+    const b = parseFullState(externalEtcdState).currentState!.certificatesBundle!;
+    expect(b['kube-etcd-client']!.keyPEM!.includes('PRIVATE KEY')).toBe(true);
+    expect(b['kube-etcd-client-ca']!.keyPEM === '').toBe(true);
+  });
+
+  test.each<[string, 'All' | string[], string[]]>([
+    ['All: everything RKE issued, not the external etcd client material', 'All', HOST_ISSUED],
+    ['etcd: nothing (the cluster has no kube-etcd-<ip>)', ['etcd'], []],
+  ])('entriesInScope %s', (_what, scope, names) => {
+    expect(entriesInScope(parseFullState(externalEtcdState), scope).map((e) => e.name)).toEqual(names);
+  });
+
+  test('scope All issues every other certificate normally', async () => {
+    const issued = await issueBundle(externalEtcdState, 'All', NOW);
+    expect([...issued.keys()].sort()).toEqual(HOST_ISSUED);
+    const ca = new X509Certificate(parseFullState(externalEtcdState).currentState!.certificatesBundle!['kube-ca']!.certificatePEM!);
+    expect(new X509Certificate(issued.get('kube-node')!.certPem).verify(ca.publicKey)).toBe(true);
+  }, 30_000);
+
+  test('service etcd has nothing to issue and says why: external etcd, certificates from cluster.yml services.etcd, not rotated by RKE either', async () => {
+    const err = (await issueBundle(externalEtcdState, ['etcd'], NOW).then(() => undefined, (e: unknown) => e)) as Error;
+    expect(err).toBeInstanceOf(RkeStateError);
+    expect(err.message).toMatch(/uses external etcd/);
+    expect(err.message).toMatch(/kube-etcd-client from cluster\.yml services\.etcd\.cert\/key, kube-etcd-client-ca from cluster\.yml services\.etcd\.ca_cert/);
+    expect(err.message).toMatch(/not rotated by RKE either/);
+    expect(err.message).not.toContain('PRIVATE KEY');
+  });
+});
+
+describe('kube-admin: on no host, renewed in the state by scope All only', () => {
+  const admin = (text: string, which: 'desiredState' | 'currentState' = 'currentState') => parseFullState(text)[which]!.certificatesBundle!['kube-admin']!;
+
+  test('issueStateOnly(All): kube-admin, signed by kube-ca, same subject (O=system:masters, CN=kube-admin), clientAuth only, new RSA-2048 PKCS#1 key, RKE validity', async () => {
+    const issued = await issueStateOnly(stateText, 'All', NOW);
+    expect([...issued.keys()]).toEqual(['kube-admin']);
+    const p = issued.get('kube-admin')!;
+    const cert = new X509Certificate(p.certPem);
+    const before = new X509Certificate(admin(stateText).certificatePEM!);
+    const ca = new X509Certificate(caPem());
+    expect(cert.verify(ca.publicKey)).toBe(true);
+    expect(cert.subject).toBe(before.subject);
+    expect(cert.subject).toBe('O=system:masters\nCN=kube-admin');
+    expect(cert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']);
+    expect(cert.serialNumber).not.toBe(before.serialNumber);
+    expect(spkiOf(parsePrivateKey(p.keyPem, 'kube-admin').keyObject)).toEqual(spkiOf(cert.publicKey));
+    expect(spkiOf(cert.publicKey)).not.toEqual(spkiOf(before.publicKey));
+    expect(cert.publicKey.asymmetricKeyDetails?.modulusLength).toBe(2048);
+    expect(p.keyPem.startsWith('-----BEGIN RSA PRIVATE KEY-----')).toBe(true);
+    expect(new Date(cert.validFrom).getTime()).toBe(new Date(ca.validFrom).getTime());
+    expect(new Date(cert.validTo).getTime() - NOW.getTime()).toBeGreaterThan(3649 * 86400_000);
+  }, 30_000);
+
+  test.each<[string, 'All' | string[]]>([
+    ['a Service scope', ['kube-apiserver']],
+    ['service etcd', ['etcd']],
+  ])('issueStateOnly for %s issues nothing', async (_what, scope) => {
+    expect((await issueStateOnly(stateText, scope, NOW)).size).toBe(0);
+  });
+
+  test('never in the bundle: issueBundle(All) leaves kube-admin out', async () => {
+    expect([...(await issueBundle(stateText, 'All', NOW)).keys()]).not.toContain('kube-admin');
+  }, 30_000);
+
+  test('updateFullState writes it in both states, and its embedded kubeconfig takes the new pair (the old key leaves the state)', async () => {
+    const issued = await issueStateOnly(stateText, 'All', NOW);
+    const p = issued.get('kube-admin')!;
+    const old = admin(stateText);
+    const b64 = (t: string) => Buffer.from(t).toString('base64');
+    expect(String(old.config).includes(`client-key-data: ${b64(old.keyPEM!)}`)).toBe(true);
+    const updated = updateFullState(stateText, issued);
+    // Booleans, not toContain: a failure must not print key material.
+    for (const which of ['desiredState', 'currentState'] as const) {
+      const e = admin(updated, which);
+      expect({
+        which,
+        certificatePEM: e.certificatePEM === p.certPem,
+        keyPEM: e.keyPEM === p.keyPem,
+        configCert: String(e.config).includes(`client-certificate-data: ${b64(p.certPem)}\n`),
+        configKey: String(e.config).includes(`client-key-data: ${b64(p.keyPem)}`),
+        configCa: String(e.config).includes(`certificate-authority-data: ${b64(caPem())}\n`),
+      }).toEqual({ which, certificatePEM: true, keyPEM: true, configCert: true, configKey: true, configCa: true });
+    }
+    expect({ oldKeyInConfig: updated.includes(b64(old.keyPEM!)), oldKeyPem: updated.includes(JSON.stringify(old.keyPEM)) }).toEqual({ oldKeyInConfig: false, oldKeyPem: false });
+    expect(stateHolds(updated, issued)).toBe(true);
+  }, 30_000);
+});
+
 describe('updateFullState', () => {
   test('replaces certificatePEM/keyPEM of the issued entries in desiredState AND currentState; every other byte identical', async () => {
     const issued = await issueBundle(stateText, ['kubelet', 'kube-proxy'], NOW);
@@ -115,7 +214,7 @@ describe('updateFullState', () => {
     const after = parseFullState(updated);
     for (const which of ['desiredState', 'currentState'] as const) {
       expect(after[which]!.certificatesBundle!['kube-node']!.certificatePEM).toBe(issued.get('kube-node')!.certPem);
-      expect(after[which]!.certificatesBundle!['kube-proxy']!.keyPEM).toBe(issued.get('kube-proxy')!.keyPem);
+      expect(after[which]!.certificatesBundle!['kube-proxy']!.keyPEM === issued.get('kube-proxy')!.keyPem).toBe(true);
     }
     expect(stateSerials(updated).get('kube-node')).toBe(issued.get('kube-node')!.serial);
     // Byte identity of the rest: undo the swap on the text and get the original back exactly.
@@ -125,11 +224,11 @@ describe('updateFullState', () => {
       undone = undone.split(JSON.stringify(p.certPem)).join(JSON.stringify(old[name]!.certificatePEM));
       undone = undone.split(JSON.stringify(p.keyPem)).join(JSON.stringify(old[name]!.keyPEM));
     }
-    expect(undone).toBe(stateText);
+    expect(undone === stateText).toBe(true); // a diff would print keys
     // Go's escaping of the rest survives (a JSON.stringify round trip would not).
     expect(updated).toContain('\\u003c\\u0026\\u003e');
     // Idempotent: writing the same again changes nothing.
-    expect(updateFullState(updated, issued)).toBe(updated);
+    expect(updateFullState(updated, issued) === updated).toBe(true);
   }, 30_000);
 
   test('only desiredState holding an entry is fine; an entry missing from both is refused', async () => {

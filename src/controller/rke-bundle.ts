@@ -14,7 +14,8 @@
 //   certificatesBundle: map[name]CertificatePKI{ certificatePEM, keyPEM, config,
 //   name, commonName, ouName, envName, path, keyEnvName, keyPath, configEnvName,
 //   configPath }.
-// Only certificatePEM and keyPEM of the issued entries change; the update is
+// Only certificatePEM and keyPEM of the issued entries change (and, for
+// kube-admin, the copy of them its embedded kubeconfig holds); the update is
 // done on the text (string literal for string literal) so every other byte —
 // Go's escaping, field order, the rkeConfig — stays exactly as RKE wrote it.
 import { X509Certificate } from 'node:crypto';
@@ -91,17 +92,38 @@ interface InScope {
   readonly caName: string;
 }
 
-/** The state entries a run of these services renews (scope All: also the all-only files), each with its catalog entry. */
-export function entriesInScope(state: FullState, scope: 'All' | readonly string[]): InScope[] {
-  const specs: CertFile[] =
-    scope === 'All' ? allFiles(rkeCatalog) : scope.flatMap((s) => rkeCatalog.services[s]?.files ?? []);
+// Entries RKE copies from cluster.yml (external etcd's kube-etcd-client and
+// kube-etcd-client-ca, see the catalog's userProvided): never a node's
+// kube-etcd-<ip>, never issued, whatever the scope.
+const USER_PROVIDED = new Set(rkeCatalog.userProvided.map((u) => u.stateEntry));
+
+function matching(state: FullState, specs: readonly CertFile[]): InScope[] {
   const out: InScope[] = [];
   for (const name of entryNames(state)) {
+    if (USER_PROVIDED.has(name)) continue;
     const spec = specs.find((s) => s.cert && s.renewal.kind === 'sign' && matcher(s).test(name));
     if (!spec || spec.renewal.kind !== 'sign') continue;
     out.push({ name, spec, caName: baseName(spec.renewal.ca.cert) });
   }
   return out;
+}
+
+/**
+ * The state entries a run of these services renews on the hosts (scope All:
+ * also the all-only files), each with its catalog entry. These go into the
+ * bundle Secret.
+ */
+export function entriesInScope(state: FullState, scope: 'All' | readonly string[]): InScope[] {
+  return matching(state, scope === 'All' ? allFiles(rkeCatalog) : scope.flatMap((s) => rkeCatalog.services[s]?.files ?? []));
+}
+
+/**
+ * The state entries that live on no host and a rotation of all services also
+ * renews (kube-admin; the catalog's stateOnlyFiles). Written to the state by
+ * the controller at commit, never into the bundle Secret.
+ */
+export function stateOnlyEntriesInScope(state: FullState, scope: 'All' | readonly string[]): InScope[] {
+  return scope === 'All' ? matching(state, rkeCatalog.stateOnlyFiles) : [];
 }
 
 export interface IssuedPair {
@@ -120,7 +142,31 @@ export interface IssuedPair {
 export async function issueBundle(stateText: string, scope: 'All' | readonly string[], now: Date): Promise<Map<string, IssuedPair>> {
   const state = parseFullState(stateText);
   const wanted = entriesInScope(state, scope);
-  if (wanted.length === 0) throw new RkeStateError(`full-cluster-state holds no certificate of ${scope === 'All' ? 'any service' : scope.join(', ')}`);
+  if (wanted.length === 0) {
+    const names = scope === 'All' ? 'any service' : scope.join(', ');
+    const provided = rkeCatalog.userProvided.filter((u) => scope !== 'All' && scope.includes(u.service) && entryOf(state, u.stateEntry));
+    if (provided.length > 0) {
+      throw new RkeStateError(
+        `full-cluster-state holds no certificate of ${names} to rotate: this cluster uses external etcd, whose client certificates (${provided
+          .map((u) => `${u.stateEntry} from ${u.source}`)
+          .join(', ')}) come from cluster.yml services.etcd and are not rotated by RKE either (rke cert rotate re-reads them from cluster.yml); renew them where the external etcd's CA is, then update cluster.yml and run rke up`,
+      );
+    }
+    throw new RkeStateError(`full-cluster-state holds no certificate of ${names}`);
+  }
+  return issueEntries(state, wanted, now);
+}
+
+/**
+ * The state-only certificates of this scope (kube-admin when scope is All),
+ * issued like the bundle's. Empty for a Service scope, or a state without them.
+ */
+export async function issueStateOnly(stateText: string, scope: 'All' | readonly string[], now: Date): Promise<Map<string, IssuedPair>> {
+  const state = parseFullState(stateText);
+  return issueEntries(state, stateOnlyEntriesInScope(state, scope), now);
+}
+
+async function issueEntries(state: FullState, wanted: readonly InScope[], now: Date): Promise<Map<string, IssuedPair>> {
   const cas = new Map<string, Promise<SigningCa>>();
   const caFor = (caName: string): Promise<SigningCa> => {
     if (!cas.has(caName)) {
@@ -209,7 +255,8 @@ function replaceAllLiteral(text: string, from: string, to: string): { text: stri
 
 /**
  * The state with the issued entries' certificatePEM/keyPEM replaced in BOTH
- * desiredState and currentState, every other byte unchanged. Proven, not
+ * desiredState and currentState (and the same pair where an entry's config
+ * embeds it: kube-admin's kubeconfig), every other byte unchanged. Proven, not
  * assumed: the result is parsed and compared with the original with exactly
  * those fields swapped; anything else different is refused.
  */
@@ -232,6 +279,17 @@ export function updateFullState(stateText: string, issued: ReadonlyMap<string, {
         const r = replaceAllLiteral(text, JSON.stringify(old), JSON.stringify(value));
         // Zero: written already by an earlier replacement of the same value (desired == current), or encoded differently (checked below).
         text = r.text;
+        // kube-admin's `config` is the admin kubeconfig with the pair embedded
+        // (client-certificate-data / client-key-data, base64 of the PEM:
+        // pki/services.go GenerateKubeAdminCertificate, pki/kubeconfig.go
+        // GetKubeConfigX509WithData); RKE's own rotation rewrites it with the
+        // new pair, so the old key must not stay behind in it.
+        const oldB64 = Buffer.from(old).toString('base64');
+        if (typeof exp.config === 'string' && exp.config.includes(oldB64)) {
+          const newB64 = Buffer.from(value).toString('base64');
+          exp.config = exp.config.split(oldB64).join(newB64);
+          text = replaceAllLiteral(text, oldB64, newB64).text;
+        }
       }
     }
     if (!seen) throw new RkeStateError(`full-cluster-state has no entry ${name}`);

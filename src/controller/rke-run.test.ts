@@ -12,9 +12,11 @@ import type { NodeRotationStatus, NodeRotation } from '../api/noderotation.js';
 import { ConflictError, isConflict } from '../kube/client.js';
 import { rkeNode as rkeTree } from '../simulation/fixtures.js';
 import { fullClusterStateFromTrees } from '../simulation/rke-state.js';
+import { X509Certificate } from 'node:crypto';
 import { CrashError, FakeCluster } from './fake-cluster.js';
+import { EVENT_REASONS } from './event-reasons.js';
 import { reconcileRotation } from './reconcile-rotation.js';
-import { bundleFromSecretData, stateSerials } from './rke-bundle.js';
+import { bundleFromSecretData, parseFullState, stateSerials } from './rke-bundle.js';
 import type { RkeClusterAccess, RkeStateHandle } from './rke-run.js';
 import { rkeNode } from './testing.js';
 
@@ -33,6 +35,8 @@ class FakeRke implements RkeClusterAccess {
   state = initialState;
   stateRV = 1;
   readonly bundles = new Map<string, { data: Record<string, string>; runId: string }>();
+  /** The data keys of every bundle created: what any node's agent could read. */
+  readonly bundleKeys: string[][] = [];
   readonly ops: string[] = [];
   /** Called at each state write, to check what was true then. */
   onStateWrite: () => void = () => {};
@@ -65,6 +69,7 @@ class FakeRke implements RkeClusterAccess {
   }
   async createBundle(name: string, data: Record<string, string>, runId: string, owner: CertificateRotation) {
     this.op(`create-bundle ${name} owner=${owner.metadata.name} run=${runId}`);
+    this.bundleKeys.push(Object.keys(data).sort());
     if (!this.bundles.has(name)) this.bundles.set(name, { data, runId });
   }
   async deleteBundle(name: string) {
@@ -114,6 +119,15 @@ async function drive(fake: FakeCluster, rke: FakeRke, name: string, agent: Agent
   throw new Error('did not settle');
 }
 
+const adminOf = (text: string, which: 'desiredState' | 'currentState') => parseFullState(text)[which]!.certificatesBundle!['kube-admin']!;
+const adminEvents = (fake: FakeCluster) => fake.events.filter((e) => e.reason === EVENT_REASONS.rkeKubeAdminRenewed);
+
+/** Everything the controller logged, as text, to check no key material is in it. */
+function capturingLog(into: string[]) {
+  const rec = (level: string) => (fields: unknown, msg?: string) => into.push(`${level} ${JSON.stringify(fields)} ${msg ?? ''}`);
+  return { debug: rec('debug'), info: rec('info'), warn: rec('warn'), error: rec('error') };
+}
+
 describe('an RKE run with a controller-issued bundle', () => {
   it('issues once, every node gets the same bundle, the state is written after the last node and before Succeeded, then the bundle goes', async () => {
     const fake = new FakeCluster(NODES);
@@ -141,6 +155,52 @@ describe('an RKE run with a controller-issued bundle', () => {
     const ops = rke.ops.length;
     await reconcileRotation({ ...fake.deps(), rke }, 'kubelet');
     expect(rke.ops).toHaveLength(ops);
+    // A Service scope never touches kube-admin (rke cert rotate --service never regenerates it).
+    expect(stateSerials(rke.state).get('kube-admin')).toBe(stateSerials(initialState).get('kube-admin'));
+    expect(adminEvents(fake)).toEqual([]);
+  }, 60_000);
+
+  it('scope All: kube-admin is renewed in both states in the one state write, never in the bundle, and the user is told to refresh the local files', async () => {
+    const fake = new FakeCluster(NODES);
+    const rke = new FakeRke();
+    const logs: string[] = [];
+    const deps = () => ({ ...fake.deps(), log: capturingLog(logs) });
+    fake.apply('all', { strategy: { maxUnavailable: 2 } });
+    for (let pass = 0; pass < 100 && fake.rotation('all')!.status?.phase !== 'Succeeded'; pass++) {
+      await reconcileRotation({ ...deps(), rke }, 'all');
+      for (const nr of fake.nodeRotationsByName.values()) if (nr.status?.phase === 'Pending') fake.report(nr.metadata.name!, installing(nr, rke)!);
+    }
+    expect(fake.rotation('all')!.status!.phase).toBe('Succeeded');
+    expect(rke.ops.filter((o) => o === 'replace-state')).toHaveLength(1);
+    // The bundle every agent can read never held it.
+    expect(rke.bundleKeys).toHaveLength(1);
+    expect(rke.bundleKeys[0]!.filter((k) => k.startsWith('kube-admin'))).toEqual([]);
+    expect(rke.bundleKeys[0]).toContain('kube-apiserver-key.pem');
+    // Renewed in desiredState and currentState alike: signed by kube-ca, same subject, new key.
+    const before = new X509Certificate(adminOf(initialState, 'currentState').certificatePEM!);
+    const ca = new X509Certificate(parseFullState(initialState).currentState!.certificatesBundle!['kube-ca']!.certificatePEM!);
+    const desired = adminOf(rke.state, 'desiredState');
+    const current = adminOf(rke.state, 'currentState');
+    expect(desired.certificatePEM === current.certificatePEM && desired.keyPEM === current.keyPEM).toBe(true);
+    const after = new X509Certificate(current.certificatePEM!);
+    expect(after.verify(ca.publicKey)).toBe(true);
+    expect(after.subject).toBe(before.subject);
+    expect(after.serialNumber).not.toBe(before.serialNumber);
+    expect(after.publicKey.export({ type: 'spki', format: 'der' }).equals(before.publicKey.export({ type: 'spki', format: 'der' }))).toBe(false);
+    expect(current.keyPEM === adminOf(initialState, 'currentState').keyPEM).toBe(false);
+    // Told once, by event and log, with the rke commands; no key material anywhere.
+    const events = adminEvents(fake);
+    expect(events).toHaveLength(1);
+    expect(events[0]!.type).toBe('Normal');
+    expect(events[0]!.message).toMatch(/kube-admin \(serial [0-9A-F]+, not after .*\) renewed in kube-system\/full-cluster-state/);
+    expect(events[0]!.message).toMatch(/local kube_config_cluster\.yml and cluster\.rkestate are stale.*`rke util get-state-file` then `rke util get-kubeconfig`/);
+    expect(logs.filter((l) => l.includes('rke util get-state-file'))).toHaveLength(1);
+    const said = JSON.stringify([fake.events, logs, fake.rotation('all')!.status]);
+    const b64 = (t: string) => Buffer.from(t).toString('base64');
+    expect({
+      privateKeyText: said.includes('PRIVATE KEY'),
+      newKey: said.includes(b64(current.keyPEM!)) || said.includes(JSON.stringify(current.keyPEM).slice(60, 120)),
+    }).toEqual({ privateKeyText: false, newKey: false });
   }, 60_000);
 
   it.each([
@@ -159,6 +219,10 @@ describe('an RKE run with a controller-issued bundle', () => {
     expect(rke.ops.filter((o) => o === 'replace-state')).toHaveLength(1);
     expect(rke.bundles.size).toBe(0);
     expect(stateSerials(rke.state).get('kube-apiserver')).not.toBe(stateSerials(initialState).get('kube-apiserver'));
+    // kube-admin went in with that one write: renewed, and told once (a repeated pass issues no second one).
+    expect(stateSerials(rke.state).get('kube-admin')).not.toBe(stateSerials(initialState).get('kube-admin'));
+    expect(adminEvents(fake)).toHaveLength(1);
+    expect(adminEvents(fake)[0]!.message).toContain(`serial ${stateSerials(rke.state).get('kube-admin')}`);
   }, 60_000);
 
   it('a node that rolls back: the run fails, the state is untouched byte for byte, the bundle is deleted', async () => {
@@ -169,7 +233,7 @@ describe('an RKE run with a controller-issued bundle', () => {
       nr.spec.nodeName === 'w1' ? { phase: 'RolledBack', step: 'Verifying', message: 'kube-proxy did not come back', finishedAt: '2026-09-01T10:00:00Z' } : installing(nr, r),
     );
     expect(fake.rotation('proxy')!.status!.phase).toBe('Failed');
-    expect(rke.state).toBe(initialState);
+    expect(rke.state === initialState).toBe(true); // a diff would print keys
     expect(rke.bundles.size).toBe(0);
     expect(rke.ops.at(-1)).toBe('delete-bundle certrotator-rke-bundle');
   }, 60_000);
@@ -227,7 +291,7 @@ describe('an RKE run with a controller-issued bundle', () => {
     expect(rke.ops.filter((o) => o.startsWith('create-bundle'))).toHaveLength(1);
     expect(st.nodes!.map((n) => n.phase)).toEqual(['Rotated', 'Failed', 'Pending', 'Pending']);
     expect(st.nodes![1]!.message).toMatch(/disappeared after 1 node\(s\) were instructed/);
-    expect(rke.state).toBe(initialState);
+    expect(rke.state === initialState).toBe(true); // a diff would print keys
   }, 30_000);
 
   it('no full-cluster-state: the nodes sign on their hosts (no bundle, nothing to commit)', async () => {
@@ -253,6 +317,6 @@ describe('an RKE run with a controller-issued bundle', () => {
       }),
     ).rejects.toThrow(/bundle Secret .* is gone and full-cluster-state does not hold/);
     expect(fake.rotation('lost')!.status!.phase).toBe('Progressing');
-    expect(rke.state).toBe(initialState);
+    expect(rke.state === initialState).toBe(true); // a diff would print keys
   });
 });

@@ -12,8 +12,10 @@
 //   3. each node's NodeRotation names the bundle (spec.bundleSecretRef) and the
 //      agent installs it, checking it against the CA and key on the host;
 //   4. after ALL nodes are Rotated, full-cluster-state is rewritten (both
-//      desiredState and currentState, fenced by resourceVersion), then the
-//      bundle is deleted, then the run is written Succeeded. Each step is
+//      desiredState and currentState, fenced by resourceVersion) with the
+//      bundle's certificates and, for scope All, a new kube-admin issued right
+//      then (it is on no host, so it never goes in the bundle every agent can
+//      read), then the bundle is deleted, then the run is written Succeeded. Each step is
 //      checked before it is done again, so a pass that dies anywhere in 4 is
 //      finished by the next one.
 // The state is written last because it is what the next `rke up` deploys to
@@ -29,11 +31,13 @@ import type { NodeRotation } from '../api/noderotation.js';
 import { CertificateFileError } from '../pki/errors.js';
 import type { ControllerDeps } from './deps.js';
 import { runID } from '../api/names.js';
+import { EVENT_REASONS } from './event-reasons.js';
 import {
   BUNDLE_SECRET_NAME,
   bundleFromSecretData,
   bundleSecretData,
   issueBundle,
+  issueStateOnly,
   RkeStateError,
   stateHolds,
   stateSerials,
@@ -153,9 +157,15 @@ export async function commitRkeState(deps: ControllerDeps, rotation: Certificate
   if (!state) throw new RkeStateError('kube-system/full-cluster-state disappeared before the new certificates could be written to it');
   if (data) {
     const issued = bundleFromSecretData(data);
+    // stateHolds(bundle) true means the one replace below already happened,
+    // kube-admin with it: a repeated pass never issues a second kube-admin.
     if (!stateHolds(state.text, issued)) {
-      await state.replace(updateFullState(state.text, issued));
-      deps.log.info({ kind: state.kind, certificates: [...issued.keys()] }, 'wrote the new certificates to kube-system/full-cluster-state');
+      // kube-admin (scope All) is issued here, from the state about to be
+      // written, and goes into the same replace as the bundle's certificates.
+      const stateOnly = await issueStateOnly(state.text, bundleScope(rotation), deps.now());
+      await state.replace(updateFullState(state.text, new Map([...issued, ...stateOnly])));
+      deps.log.info({ kind: state.kind, certificates: [...issued.keys(), ...stateOnly.keys()] }, 'wrote the new certificates to kube-system/full-cluster-state');
+      if (stateOnly.size > 0) tellAdminFilesStale(deps, rotation, stateOnly);
     }
     await rke.deleteBundle(ref.name);
     return;
@@ -175,6 +185,23 @@ export async function commitRkeState(deps: ControllerDeps, rotation: Certificate
       `the run's bundle Secret ${ref.namespace}/${ref.name} is gone and full-cluster-state does not hold the certificates the nodes now use (${mismatched.slice(0, 5).join(', ')}); the next \`rke up\` would put the old ones back`,
     );
   }
+}
+
+/**
+ * kube-admin is the identity in the admin's kube_config_cluster.yml; RKE
+ * rewrites that file itself when it rotates (cluster/cluster.go
+ * rebuildLocalAdminConfig), certrotator cannot reach it. The old certificate
+ * keeps working until it expires (same kube-ca), but the local files now hold
+ * a pair the cluster state no longer has, and `rke up` reads the local
+ * cluster.rkestate. Serial and expiry only: no key material.
+ */
+function tellAdminFilesStale(deps: ControllerDeps, rotation: CertificateRotation, renewed: ReadonlyMap<string, { serial: string; notAfter: Date }>): void {
+  const what = [...renewed].map(([name, p]) => `${name} (serial ${p.serial}, not after ${p.notAfter.toISOString()})`).join(', ');
+  const message =
+    `${what} renewed in kube-system/full-cluster-state: your local kube_config_cluster.yml and cluster.rkestate are stale; ` +
+    'refresh them with `rke util get-state-file` then `rke util get-kubeconfig`';
+  deps.log.warn({ renewed: [...renewed.keys()] }, message);
+  deps.events.normal(rotation, EVENT_REASONS.rkeKubeAdminRenewed, message);
 }
 
 /** A run that ended without success: the bundle (the only other copy of the new keys) goes; the state stays as it is. */

@@ -182,12 +182,35 @@ export interface CaSpec {
   readonly keyRoles: readonly NodeRole[];
 }
 
+// A certificate the distribution keeps in its cluster state from the user's
+// own configuration instead of generating it (RKE's external etcd client
+// material). Never renewed: the distribution would put the configured one back
+// at its next run anyway, and its CA is not one a rotation holds. Its host
+// files are not any catalog file's, whatever a {host} pattern would say.
+export interface UserProvidedCert {
+  // The entry's name in the cluster state.
+  readonly stateEntry: string;
+  // The host files it is written to (key absent when the state holds no key).
+  readonly cert: string;
+  readonly key?: string;
+  // The service whose rotation would otherwise be expected to renew it.
+  readonly service: string;
+  // Where it comes from, for messages.
+  readonly source: string;
+}
+
 export interface DistributionCatalog {
   readonly distribution: Distribution;
   readonly defaultDataDir: string;
   readonly services: Readonly<Record<string, ServiceEntry>>;
   // Files renewed only by a rotation of all services (RKE's proxy-client).
   readonly allOnlyFiles: readonly CertFile[];
+  // Certificates that live only in the cluster state, on no host, renewed by a
+  // rotation of all services (RKE's kube-admin). Kept apart from allOnlyFiles
+  // so host planning, the node CLI and the fixtures never see them.
+  readonly stateOnlyFiles: readonly CertFile[];
+  // State entries taken from the user's configuration, never renewed.
+  readonly userProvided: readonly UserProvidedCert[];
   // Cluster objects every rotation of this distribution must also renew.
   readonly clusterObjects: readonly ClusterObject[];
   // CA files the fixture generator creates (never renewed by a rotation).

@@ -45,16 +45,26 @@ export async function detectRoles(catalog: DistributionCatalog, host: HostRoot, 
   const roles = new Set<NodeRole>(catalog.defaultRoles);
   for (const marker of catalog.roleMarkers) {
     const path = fillPath(marker.path, vars);
-    if (path.includes('{host}') ? (await expandHosts(host, path)).length > 0 : await host.exists(path)) roles.add(marker.role);
+    if (path.includes('{host}') ? (await expandHosts(host, path, notOurs(catalog, vars))).length > 0 : await host.exists(path)) roles.add(marker.role);
   }
   return [...roles];
 }
 
-async function expandHosts(host: HostRoot, pathWithHost: string): Promise<string[]> {
+/**
+ * The host files of the catalog's user-provided certificates (RKE's external
+ * etcd kube-etcd-client.pem, -key.pem, kube-etcd-client-ca.pem): they fit a
+ * {host} pattern (kube-etcd-{host}.pem) but are no host's certificate, so
+ * expansion skips them (see the catalog's userProvided).
+ */
+function notOurs(catalog: DistributionCatalog, vars: Record<string, string>): ReadonlySet<string> {
+  return new Set(catalog.userProvided.flatMap((u) => [u.cert, ...(u.key ? [u.key] : [])]).map((p) => fillPath(p, vars)));
+}
+
+async function expandHosts(host: HostRoot, pathWithHost: string, excluded: ReadonlySet<string>): Promise<string[]> {
   const dir = posix.dirname(pathWithHost);
   const [prefix, suffix] = posix.basename(pathWithHost).split('{host}') as [string, string];
   return (await host.list(dir))
-    .filter((n) => n.startsWith(prefix) && n.endsWith(suffix) && n.length > prefix.length + suffix.length)
+    .filter((n) => n.startsWith(prefix) && n.endsWith(suffix) && n.length > prefix.length + suffix.length && !excluded.has(posix.join(dir, n)))
     .map((n) => n.slice(prefix.length, n.length - suffix.length));
 }
 
@@ -79,14 +89,15 @@ export async function planNode(
     catalog.services[service]!.files.map((spec) => ({ service, spec })),
   );
   if ('all' in scope) entries.push(...catalog.allOnlyFiles.map((spec) => ({ service: 'all', spec })));
-  const planned = await planEntries(host, entries, roles, vars);
+  const excluded = notOurs(catalog, vars);
+  const planned = await planEntries(host, entries, roles, vars, excluded);
   // Only a node that is restarted anyway gets the side effects; an irrelevant
   // service must leave the node alone.
   if (planned.length && opts.withRestartSideEffects) {
     const extra = Object.entries(catalog.services).flatMap(([service, entry]) =>
       entry.files.filter((spec) => spec.rewrittenOnEveryStart && !entries.some((e) => e.spec === spec)).map((spec) => ({ service, spec })),
     );
-    planned.push(...(await planEntries(host, extra, roles, vars)));
+    planned.push(...(await planEntries(host, extra, roles, vars, excluded)));
   }
   return planned;
 }
@@ -96,13 +107,14 @@ async function planEntries(
   entries: readonly { service: string; spec: CertFile }[],
   roles: readonly NodeRole[],
   vars: Record<string, string>,
+  excluded: ReadonlySet<string>,
 ): Promise<PlannedFile[]> {
   const planned: PlannedFile[] = [];
   for (const { service, spec } of entries) {
     if (!spec.roles.some((r) => roles.includes(r))) continue;
     const certT = spec.cert && fillPath(spec.cert, vars);
     const keyT = spec.key && fillPath(spec.key, vars);
-    const hosts = (certT ?? keyT)!.includes('{host}') ? await expandHosts(host, (certT ?? keyT)!) : [undefined];
+    const hosts = (certT ?? keyT)!.includes('{host}') ? await expandHosts(host, (certT ?? keyT)!, excluded) : [undefined];
     let found = false;
     for (const h of hosts) {
       const cert = certT && (h === undefined ? certT : certT.replace('{host}', h));

@@ -229,3 +229,27 @@ export async function clusterCas(node: FixtureNode): Promise<Map<string, CaMater
   }
   return out;
 }
+
+// An RKE controlplane host of a cluster with external etcd: the files
+// cert-deployer writes from cluster.yml services.etcd (pki/services.go
+// GenerateExternalEtcdCertificates; pki/util.go getCertKeys deploys them to
+// controlplane hosts only): kube-etcd-client.pem/-key.pem, a client pair the
+// external etcd's own CA signed, and kube-etcd-client-ca.pem, that CA's
+// certificate with no key. Returns that CA, which certrotator never holds.
+export async function addExternalEtcdClient(node: FixtureNode, ca?: CaMaterial): Promise<CaMaterial> {
+  const catalog = catalogFor('rke');
+  const etcdCa = ca ?? (await createCa('external-etcd-ca', { name: 'RSA', modulusLength: 2048 }, 'pkcs1'));
+  const leaf = await issueLeaf({
+    template: { cn: 'kube-apiserver-etcd-client', eku: ['clientAuth'] },
+    ca: await caFromMaterial(etcdCa, 'external-etcd-ca'),
+    validity: { days: 365, notBefore: 'ca-not-before' },
+    algorithm: { name: 'RSA', modulusLength: 2048 },
+    encoding: 'pkcs1',
+    chained: false,
+  });
+  const [client, clientCa] = ['kube-etcd-client', 'kube-etcd-client-ca'].map((n) => catalog.userProvided.find((u) => u.stateEntry === n)!);
+  await writeHostFile(node.root, client!.cert, leaf.certPem, 0o600);
+  await writeHostFile(node.root, client!.key!, leaf.keyPem, 0o600);
+  await writeHostFile(node.root, clientCa!.cert, etcdCa.certPem, 0o600);
+  return etcdCa;
+}

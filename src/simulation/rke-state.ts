@@ -2,10 +2,14 @@
 // trees: every certificate under /etc/kubernetes/ssl with its key (the CA keys
 // from a controlplane tree), in desiredState and currentState, serialised the
 // way Go's encoding/json does (HTML characters escaped as \u003c etc.), so
-// tests can prove an update leaves every other byte alone.
+// tests can prove an update leaves every other byte alone. Plus what is on no
+// host: kube-admin (the catalog's stateOnlyFiles), signed by the trees' kube-ca,
+// with its kubeconfig embedding the pair as RKE stores it.
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
+import { rkeCatalog } from '../distributions/rke/catalog.js';
+import { caFromMaterial, fillTemplate, issueLeaf } from './issue.js';
 
 const SSL = 'etc/kubernetes/ssl';
 
@@ -56,9 +60,71 @@ export async function bundleFromTrees(trees: readonly Tree[]): Promise<Record<st
   return bundle;
 }
 
+const b64 = (text: string): string => Buffer.from(text).toString('base64');
+
+// pki/kubeconfig.go GetKubeConfigX509WithData, as GenerateKubeAdminCertificate
+// (pki/services.go) stores it in kube-admin's config.
+function adminKubeconfig(server: string, cluster: string, caPem: string, certPem: string, keyPem: string): string {
+  return `apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    api-version: v1
+    certificate-authority-data: ${b64(caPem)}
+    server: "${server}"
+  name: "${cluster}"
+contexts:
+- context:
+    cluster: "${cluster}"
+    user: "kube-admin-${cluster}"
+  name: "${cluster}"
+current-context: "${cluster}"
+users:
+- name: "kube-admin-${cluster}"
+  user:
+    client-certificate-data: ${b64(certPem)}
+    client-key-data: ${b64(keyPem)}`;
+}
+
+/** The state-only entries (kube-admin), issued by the bundle's CA; none when the trees hold no CA key. */
+async function stateOnlyEntries(bundle: Record<string, Record<string, string>>, cluster: string): Promise<Record<string, Record<string, string>>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const spec of rkeCatalog.stateOnlyFiles) {
+    if (spec.renewal.kind !== 'sign') continue;
+    const caName = spec.renewal.ca.cert.slice(spec.renewal.ca.cert.lastIndexOf('/') + 1, -'.pem'.length);
+    const ca = bundle[caName];
+    if (!ca?.certificatePEM || !ca.keyPEM) continue;
+    const m = await issueLeaf({
+      template: fillTemplate(spec.template!, {}),
+      ca: await caFromMaterial({ certPem: ca.certificatePEM, keyPem: ca.keyPEM }, caName),
+      validity: spec.validity,
+      algorithm: spec.keyAlgorithm,
+      encoding: spec.keyEncoding,
+      chained: spec.chained,
+    });
+    const name = spec.id;
+    out[name] = {
+      certificatePEM: m.certPem,
+      keyPEM: m.keyPem,
+      config: adminKubeconfig('https://127.0.0.1:6443', cluster, ca.certificatePEM, m.certPem, m.keyPem),
+      name,
+      commonName: spec.template!.cn,
+      ouName: spec.template!.o?.[0] ?? '',
+      envName: envName(name),
+      path: `/etc/kubernetes/ssl/${name}.pem`,
+      keyEnvName: `${envName(name)}_KEY`,
+      keyPath: `/etc/kubernetes/ssl/${name}-key.pem`,
+      configEnvName: `KUBECFG_${envName(name)}`,
+      configPath: './kube_config_cluster.yml',
+    };
+  }
+  return out;
+}
+
 /** The full-cluster-state text (Go-style JSON) for these trees; controlplane trees first. */
 export async function fullClusterStateFromTrees(trees: readonly Tree[]): Promise<string> {
-  const bundle = await bundleFromTrees(trees);
+  const fromTrees = await bundleFromTrees(trees);
+  const bundle = Object.fromEntries(Object.entries({ ...fromTrees, ...(await stateOnlyEntries(fromTrees, 'sim')) }).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   const rkeConfig = { nodes: [], services: { kubeApi: { extraArgs: { 'admission-control-config-file': '<&>' } } }, clusterName: 'sim' };
   return goJson({
     desiredState: { rkeConfig, certificatesBundle: bundle, encryptionConfig: '' },

@@ -236,6 +236,8 @@ export const rke2Catalog: DistributionCatalog = {
   defaultDataDir: 'var/lib/rancher/rke2',
   services,
   allOnlyFiles: [],
+  stateOnlyFiles: [],
+  userProvided: [],
   clusterObjects: [],
   cas: [
     { files: CLIENT_CA, cn: 'rke2-client-ca@{unix}', keyAlgorithm: P256, keyEncoding: 'sec1', roles: SERVER, keyRoles: SERVER },
