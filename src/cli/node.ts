@@ -77,7 +77,15 @@ async function check(argv: string[], io: Io): Promise<number> {
     io.out(
       table(
         ['SERVICE', 'PATH', 'SUBJECT', 'ISSUER', 'SERIAL', 'NOT AFTER', 'DAYS LEFT'],
-        reports.map((r) => [r.service, r.path, r.error ? `ERROR: ${r.error}` : r.subject, r.issuer, r.serial, r.notAfter, r.daysLeft]),
+        reports.map((r) => [
+          r.service,
+          r.path,
+          r.error ? `ERROR: ${r.error}` : r.subject,
+          r.signedBy ? `${r.issuer} (${r.signedBy})` : r.issuer,
+          r.serial,
+          r.notAfter,
+          r.daysLeft,
+        ]),
       ),
     );
   }
@@ -125,12 +133,23 @@ async function rotate(argv: string[], io: Io): Promise<number> {
       else
         io.out(
           table(
-            ['SERVICE', 'PATH', 'OLD SERIAL', 'NEW SERIAL', 'NOT AFTER', 'SERVED', 'STATUS'],
-            result.files.map((f) => [f.service, f.path, f.oldSerial, f.newSerial, f.notAfter, f.servedVerified ? 'yes' : '-', f.status]),
+            ['SERVICE', 'PATH', 'OLD SERIAL', 'NEW SERIAL', 'NOT AFTER', 'SERVED', 'STATUS', 'NOTE'],
+            result.files.map((f) => [
+              f.service,
+              f.path,
+              f.oldSerial,
+              f.newSerial,
+              f.notAfter,
+              f.servedVerified ? 'yes' : '-',
+              f.status,
+              [f.validity && `validity ${f.validity}`, f.signedBy].filter(Boolean).join('; ') || '-',
+            ]),
           ) + (result.backupDir ? `backup: ${result.backupDir}\n` : ''),
         );
       for (const c of result.clusterObjects) io.err(`certrotator: also renew ${c.kind} ${c.namespace}/${c.name}: ${c.why}\n`);
     }
+    // In both output formats (JSON has them in `warnings` as well).
+    for (const w of result.warnings ?? []) io.err(`certrotator: warning: ${w}\n`);
     return 0;
   } catch (e) {
     if (e instanceof NodeRotationError) {

@@ -1,4 +1,8 @@
 import { describe, expect, test } from '@jest/globals';
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openHost } from '../host/rotation.js';
 import { allFiles, catalogFor } from './index.js';
 import { DISTRIBUTIONS, SERVICES_BY_DISTRIBUTION } from './services.js';
 
@@ -30,7 +34,13 @@ test('RKE2: ECDSA P-256 SEC1 keys, chained .crt files, 365 days clamped to the C
     expect(f.keyAlgorithm).toEqual({ name: 'ECDSA', namedCurve: 'P-256' });
     expect(f.keyEncoding).toBe('sec1');
     expect(f.chained).toBe(true);
-    expect(f.validity).toEqual({ days: 365, notBefore: 'one-hour-back-clamped-to-ca' });
+    // NewSignedCert's 365 days and its environment override, except where rke2 does
+    // not sign (the self-signed cert-dir pairs).
+    expect(f.validity).toEqual(
+      f.renewal.kind === 'remove-to-regenerate'
+        ? { days: 365, notBefore: 'one-hour-back-clamped-to-ca' }
+        : { days: 365, notBefore: 'one-hour-back-clamped-to-ca', daysFromEnv: 'CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS' },
+    );
   }
 });
 
@@ -54,4 +64,43 @@ test('the commonly forgotten pieces are in the data', () => {
   expect(rke.services.kubelet!.files.map((f) => f.cert)).toContain('etc/kubernetes/ssl/kube-node.pem');
   expect(rke.services.etcd!.files.map((f) => f.cert)).toEqual(['etc/kubernetes/ssl/kube-etcd-{host}.pem']);
   expect(rke.clusterObjects).toEqual([expect.objectContaining({ kind: 'Secret', namespace: 'kube-system', name: 'full-cluster-state' })]);
+});
+
+// Rancher's RKE2 rotation also removes server/manifests/rke2-*.yaml; certrotator
+// does not, for the reasons in the writableDirs comment of rke2/catalog.ts, and its
+// security rule is that the agent writes only inside the catalog's paths.
+test('RKE2: the agent may not write in server/manifests (nor elsewhere in the data dir)', async () => {
+  const root = await fs.mkdtemp(join(tmpdir(), 'certrotator-catalog-'));
+  try {
+    const host = openHost(catalogFor('rke2'), root, 'var/lib/rancher/rke2');
+    for (const refused of ['server/manifests/rke2-canal.yaml', 'server/manifests', 'server/token', 'server/db/etcd/config', 'server/tlsx/a', 'server/tls-']) {
+      await expect(host.assertWritable(`var/lib/rancher/rke2/${refused}`)).rejects.toThrow('refusing to write outside');
+    }
+    for (const allowed of ['server/tls/client-admin.crt', 'server/tls-1700000000/certrotator/journal.json', 'server/.certrotator-partial-tls-1700000000', 'agent/tls-1700000000', 'force-restart']) {
+      await expect(host.assertWritable(`var/lib/rancher/rke2/${allowed}`)).resolves.toBe(join(root, `var/lib/rancher/rke2/${allowed}`));
+    }
+  } finally {
+    await fs.rm(root, { recursive: true, force: true });
+  }
+});
+
+test('RKE2: CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS is read from the rke2 units\' EnvironmentFile= paths, in unit order', () => {
+  expect(catalogFor('rke2').serviceEnvironment).toEqual([
+    {
+      unit: 'rke2-server',
+      whenRoleIn: ['etcd', 'controlplane'],
+      files: ['etc/default/rke2-server', 'etc/sysconfig/rke2-server', 'usr/local/lib/systemd/system/rke2-server.env', 'opt/rke2/lib/systemd/system/rke2-server.env'],
+    },
+    {
+      unit: 'rke2-agent',
+      whenRoleIn: ['worker'],
+      files: ['etc/default/rke2-agent', 'etc/sysconfig/rke2-agent', 'usr/local/lib/systemd/system/rke2-agent.env', 'opt/rke2/lib/systemd/system/rke2-agent.env'],
+    },
+  ]);
+});
+
+test('RKE2: client-admin is embedded in rke2.yaml, which rke2-server rewrites at start', () => {
+  expect(catalogFor('rke2').services.admin!.files[0]!.embeddedIn).toEqual([
+    { path: 'etc/rancher/rke2/rke2.yaml', format: 'kubeconfig-client-certificate-data', rewrittenOnStartOf: 'rke2-server', serverCa: '{dataDir}/server/tls/server-ca.crt' },
+  ]);
 });

@@ -27,6 +27,11 @@ export type ExtKeyUsageName = 'serverAuth' | 'clientAuth';
 
 export interface ValidityProfile {
   readonly days: number;
+  // An environment variable of the distribution's service that replaces `days`
+  // when it holds an integer (RKE2: CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS, read by
+  // rancher/dynamiclistener cert/cert.go NewSignedCert). Looked up where the
+  // service gets its environment: the catalog's serviceEnvironment files.
+  readonly daysFromEnv?: string;
   // 'one-hour-back-clamped-to-ca': dynamiclistener's CalculateNotBefore (RKE2).
   // 'ca-not-before': RKE's newSignedCert copies the CA's NotBefore.
   readonly notBefore: 'one-hour-back-clamped-to-ca' | 'ca-not-before';
@@ -60,9 +65,12 @@ export type Renewal =
   // `ca` is the CA certificate on this node to check the result against; `signer`
   // the CA files on the server that sign it (the simulation signs with them).
   | { readonly kind: 'reissued-on-start'; readonly ca: string; readonly signer: CaFiles; readonly copyOf?: string }
-  // Remove the files so the component makes new ones at start (the
-  // kube-controller-manager / kube-scheduler cert-dir certificates that Rancher deletes).
-  | { readonly kind: 'remove-to-regenerate' }
+  // Remove the files so they are made anew at start (the kube-controller-manager /
+  // kube-scheduler certificates that Rancher deletes). Made either by the component
+  // itself, self-signed, or by the distribution signed with `distributionSigned.ca`
+  // (k3s PR #12285); which one a node has is read from the file on disk, never assumed.
+  // `distributionSigned.template` is what the fixture generator puts in the latter.
+  | { readonly kind: 'remove-to-regenerate'; readonly distributionSigned?: { readonly ca: CaFiles; readonly template: SubjectTemplate } }
   // Write a trigger file; the distribution regenerates the certificate at start
   // (RKE2 dynamiclistener: server/tls/dynamic-cert-regenerate).
   | { readonly kind: 'trigger'; readonly trigger: string; readonly ca: CaFiles };
@@ -95,6 +103,31 @@ export interface CertFile {
   readonly optional?: boolean;
   // The distribution rewrites this file on every start even when it is not in scope.
   readonly rewrittenOnEveryStart?: boolean;
+  // Other files on the host that embed a copy of this certificate and are
+  // rewritten by the distribution's service at start, not by certrotator.
+  readonly embeddedIn?: readonly EmbeddedCopy[];
+}
+
+// A copy of a certificate inside another file (RKE2's admin kubeconfig embeds
+// client-admin.crt/.key as client-certificate-data / client-key-data).
+export interface EmbeddedCopy {
+  // Host-relative path (placeholders allowed). May be absent: the service can be
+  // told to write it elsewhere (rke2 --write-kubeconfig).
+  readonly path: string;
+  readonly format: 'kubeconfig-client-certificate-data';
+  // The unit that rewrites the copy when it starts.
+  readonly rewrittenOnStartOf: string;
+  // The CA certificate the service embeds beside it (certificate-authority-data).
+  readonly serverCa: string;
+}
+
+// Where a distribution's service reads its environment from (systemd
+// EnvironmentFile= lines of its unit, in order; a later file overrides an earlier one).
+export interface ServiceEnvironment {
+  readonly unit: string;
+  readonly whenRoleIn: readonly NodeRole[];
+  // Host-relative paths; each may be absent (EnvironmentFile=-...).
+  readonly files: readonly string[];
 }
 
 // Something in the cluster, not on the host, that holds a copy of these
@@ -156,6 +189,9 @@ export interface HealthProbe {
   // The CA file exists only on some installs (the cert-dir certificates Rancher
   // configures); without it the probe asks only "healthy?".
   readonly caOptional?: boolean;
+  // When the certificate in `ca` is itself signed by this CA (the distribution
+  // signs it, k3s PR #12285), the probe trusts this CA instead of the file.
+  readonly caWhenSignedBy?: string;
   readonly clientCert?: { readonly cert: string; readonly key: string };
 }
 
@@ -221,6 +257,9 @@ export interface DistributionCatalog {
   readonly roleMarkers: readonly RoleMarker[];
   // Roles assumed when no marker matches (an RKE2 agent, an RKE worker).
   readonly defaultRoles: readonly NodeRole[];
-  // Directories (with placeholders) that certrotator may write in.
+  // Directories or files (with placeholders) that certrotator may write in; a
+  // trailing `*` in the last segment matches any name with that prefix (tls-*).
   readonly writableDirs: readonly string[];
+  // Where the distribution's services get their environment (for daysFromEnv).
+  readonly serviceEnvironment?: readonly ServiceEnvironment[];
 }

@@ -250,6 +250,8 @@ describe('a run killed at any step resumes without renewing twice', () => {
         [
           ...['client-admin', 'client-kube-apiserver', 'serving-kube-apiserver'].flatMap((b) => [`${S}/${b}.crt`, `${S}/${b}.key`]),
           ...['client-kubelet', 'serving-kubelet'].flatMap((b) => [`${D}/agent/${b}.crt`, `${D}/agent/${b}.key`]),
+          // rke2-server rewrites its admin kubeconfig from the new client-admin at start.
+          'etc/rancher/rke2/rke2.yaml',
         ].sort(),
       );
       // No temp file or half-built backup is left anywhere.

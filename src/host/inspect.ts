@@ -3,7 +3,8 @@
 import { fillPath } from '../distributions/index.js';
 import type { DistributionCatalog, NodeRole } from '../distributions/types.js';
 import { readCertificateFile, serialOf } from '../pki/certfile.js';
-import { planNode } from './plan.js';
+import { describeSignedBy, signedByOf } from './issuer.js';
+import { planNode, type PlannedFile } from './plan.js';
 import type { HostRoot } from './root.js';
 
 export interface CertificateReport {
@@ -14,6 +15,9 @@ export interface CertificateReport {
   readonly serial?: string;
   readonly notAfter?: string;
   readonly daysLeft?: number;
+  // Files made at start (the cert-dir pairs): 'self-signed' (the component's own,
+  // before k3s PR #12285) or 'signed by <server-ca file>' (verified against it).
+  readonly signedBy?: string;
   readonly error?: string;
 }
 
@@ -28,10 +32,17 @@ export async function inspectNode(
 ): Promise<CertificateReport[]> {
   const vars = { dataDir };
   const reports: CertificateReport[] = [];
-  const read = async (service: string, path: string, format: 'pem' | 'dynamiclistener-json') => {
+  const read = async (service: string, path: string, format: 'pem' | 'dynamiclistener-json', planned?: PlannedFile) => {
     try {
-      const file = readCertificateFile((await host.readFile(path)).toString('utf8'), path, format);
+      const text = (await host.readFile(path)).toString('utf8');
+      const file = readCertificateFile(text, path, format);
       const notAfter = new Date(file.leaf.validTo);
+      let signedBy: string | undefined;
+      if (planned?.spec.renewal.kind === 'remove-to-regenerate') {
+        const ca = planned.distributionCa;
+        const caText = ca && (await host.exists(ca)) ? (await host.readFile(ca)).toString('utf8') : undefined;
+        signedBy = describeSignedBy(signedByOf(text, path, format, caText, ca));
+      }
       reports.push({
         service,
         path,
@@ -40,6 +51,7 @@ export async function inspectNode(
         serial: serialOf(file.leaf),
         notAfter: notAfter.toISOString(),
         daysLeft: Math.floor((notAfter.getTime() - now.getTime()) / 86_400_000),
+        ...(signedBy ? { signedBy } : {}),
       });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
@@ -53,7 +65,7 @@ export async function inspectNode(
     // Plan each service on its own so one missing file does not hide the others.
     try {
       for (const p of await planNode(catalog, host, { services: [service] }, roles, { dataDir })) {
-        if (p.cert) await read(service, p.cert, p.spec.format);
+        if (p.cert) await read(service, p.cert, p.spec.format, p);
       }
     } catch (e) {
       reports.push({ service, path: '', error: (e as Error).message });

@@ -5,6 +5,7 @@
 // resumed run installs the same material instead of renewing twice.
 import { posix } from 'node:path';
 import type { NodeRole, ServedPort } from '../distributions/types.js';
+import type { SignedBy } from './issuer.js';
 import type { HostRoot } from './root.js';
 
 export const JOURNAL_DIR = 'certrotator';
@@ -52,8 +53,15 @@ export interface JournalFile {
   servedVerified?: boolean;
   // Bare numbers in journals of earlier versions.
   readonly servedOn?: readonly (ServedPort | number)[];
-  // The CA file the served certificate must verify against.
-  readonly servedCa?: string;
+  // The CA file the served certificate must verify against (for a file made at
+  // start, set again from the new file once it is there).
+  servedCa?: string;
+  // remove-to-regenerate: the CA that signs the file when the distribution makes
+  // it, and who signed the file (the old one; after the restart the new one).
+  readonly distributionCa?: string;
+  signedBy?: SignedBy;
+  // sign: the validity used and where it came from (catalog + service environment).
+  readonly validity?: string;
 }
 
 export interface Journal {
@@ -72,6 +80,8 @@ export interface Journal {
   restartAttempted?: boolean;
   files: JournalFile[];
   failure?: { step: string; message: string };
+  // Things the operator should know that do not fail the run (a stale embedded copy).
+  warnings?: string[];
   updatedAt?: string;
 }
 

@@ -19,6 +19,8 @@ export interface PlannedFile {
   readonly ca?: CaFiles;
   readonly caCert?: string;
   readonly trigger?: string;
+  // remove-to-regenerate: the CA that signs the file when the distribution makes it.
+  readonly distributionCa?: string;
   readonly copyOf?: { readonly cert: string; readonly key: string };
 }
 
@@ -139,6 +141,7 @@ async function planEntries(
         ...(r.kind === 'reissued-on-start' ? { caCert: fillPath(r.ca, vars) } : {}),
         ...(r.kind === 'trigger' ? { caCert: fillPath(r.ca.cert, vars) } : {}),
         ...(r.kind === 'trigger' ? { trigger: fillPath(r.trigger, vars) } : {}),
+        ...(r.kind === 'remove-to-regenerate' && r.distributionSigned ? { distributionCa: fillPath(r.distributionSigned.ca.cert, vars) } : {}),
         ...(r.kind === 'reissued-on-start' && r.copyOf
           ? { copyOf: { cert: `${fillPath(r.copyOf, vars)}.crt`, key: `${fillPath(r.copyOf, vars)}.key` } }
           : {}),

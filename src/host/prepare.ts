@@ -9,6 +9,8 @@ import { CertificateFileError } from '../pki/errors.js';
 import { parsePrivateKey, spkiOf } from '../pki/keys.js';
 import { renewCertificate, renewKeyOnly } from '../pki/renew.js';
 import { dropsSubjectAltName } from './testhooks.js';
+import { signedByOf, type SignedBy } from './issuer.js';
+import type { EffectiveValidity } from './validity.js';
 import type { OwnerAndMode } from './journal.js';
 import type { PlannedFile } from './plan.js';
 import type { HostRoot } from './root.js';
@@ -22,6 +24,10 @@ export interface PreparedFile {
   readonly keyPem?: string;
   readonly certMeta?: OwnerAndMode;
   readonly keyMeta?: OwnerAndMode;
+  // remove-to-regenerate: who signed the file being replaced.
+  readonly signedBy?: SignedBy;
+  // sign: the validity used and where it came from.
+  readonly validity?: string;
 }
 
 async function readText(host: HostRoot, path: string, what: string): Promise<string> {
@@ -75,7 +81,15 @@ function checkProvided(p: PlannedFile, pair: ProvidedPair, caCertText: string, o
   return { serial: serialOf(leaf), notAfter };
 }
 
-export async function prepareFiles(host: HostRoot, plan: readonly PlannedFile[], now: Date, provided?: ProvidedMaterial): Promise<PreparedFile[]> {
+// `validityOf`: the validity each signed file gets on this node (the catalog's
+// profile with the distribution's environment applied); the catalog's profile without it.
+export async function prepareFiles(
+  host: HostRoot,
+  plan: readonly PlannedFile[],
+  now: Date,
+  provided?: ProvidedMaterial,
+  validityOf?: (p: PlannedFile) => EffectiveValidity,
+): Promise<PreparedFile[]> {
   const cas = new Map<string, Promise<SigningCa>>();
   const caFor = (p: PlannedFile): Promise<SigningCa> => {
     const ca = p.ca!;
@@ -113,18 +127,27 @@ export async function prepareFiles(host: HostRoot, plan: readonly PlannedFile[],
           out.push({ ...base, oldSerial: serialOf(old.leaf), newSerial: serial, notAfter, certPem: pair.certPem, keyPem: pair.keyPem });
           break;
         }
+        const validity = validityOf?.(p);
         const renewed = await renewCertificate({
           certText,
           certFile: p.cert!,
           keyText,
           keyFile: p.key!,
           ca: await caFor(p),
-          validity: p.spec.validity,
+          validity: validity?.profile ?? p.spec.validity,
           chained: p.spec.chained,
           now,
           ...(dropsSubjectAltName(p.spec.id) ? { dropSubjectAltName: true } : {}),
         });
-        out.push({ ...base, oldSerial: renewed.oldSerial, newSerial: renewed.serial, notAfter: renewed.notAfter, certPem: renewed.certPem, keyPem: renewed.keyPem });
+        out.push({
+          ...base,
+          oldSerial: renewed.oldSerial,
+          newSerial: renewed.serial,
+          notAfter: renewed.notAfter,
+          certPem: renewed.certPem,
+          keyPem: renewed.keyPem,
+          ...(validity ? { validity: validity.description } : {}),
+        });
         break;
       }
       case 'new-key': {
@@ -143,8 +166,15 @@ export async function prepareFiles(host: HostRoot, plan: readonly PlannedFile[],
         break;
       }
       case 'remove-to-regenerate': {
-        const file = readCertificateFile(await readText(host, p.cert!, what), p.cert!, p.spec.format);
-        out.push({ ...base, oldSerial: serialOf(file.leaf) });
+        // Self-signed by the component or signed by the distribution's CA (k3s PR
+        // #12285): read from the file. Anything else is not what the catalog
+        // describes (a user's own --tls-cert-file pair, say): removing it would
+        // replace it with one the user did not choose.
+        const certText = await readText(host, p.cert!, what);
+        const file = readCertificateFile(certText, p.cert!, p.spec.format);
+        const caText = p.distributionCa && (await host.exists(p.distributionCa)) ? await readText(host, p.distributionCa, `CA certificate for ${p.id}`) : undefined;
+        const signedBy = signedByOf(certText, p.cert!, p.spec.format, caText, p.distributionCa);
+        out.push({ ...base, oldSerial: serialOf(file.leaf), signedBy });
         break;
       }
     }

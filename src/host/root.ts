@@ -80,6 +80,14 @@ export class HostRoot {
     return abs.slice(base.length).replace(/^\/+/, '');
   }
 
+  // A writable entry whose last segment ends in `*` (server/tls-*): its parent
+  // resolved like any other path, the name prefix kept as it is.
+  private async canonicalPattern(d: string): Promise<string> {
+    if (!d.endsWith('*')) return this.canonical(d);
+    const parent = posix.dirname(d);
+    return posix.join(await this.canonical(parent === '.' ? '' : parent), posix.basename(d));
+  }
+
   private abs(rel: string): string {
     return this.root === '/' ? `/${rel}` : join(this.root, rel);
   }
@@ -88,8 +96,8 @@ export class HostRoot {
     const canon = await this.canonical(rel);
     // The allowed dirs may themselves be symlinks (a data dir moved to another disk):
     // compare resolved with resolved.
-    const allowed = (await Promise.all(this.writable.map(async (d) => [d, await this.canonical(d)]))).flat().filter((d) => d !== '');
-    const ok = allowed.some((d) => canon === d || canon.startsWith(`${d}/`));
+    const allowed = (await Promise.all(this.writable.map(async (d) => [d, await this.canonicalPattern(d)]))).flat().filter((d) => d !== '');
+    const ok = allowed.some((d) => (d.endsWith('*') ? matchesPrefixPattern(canon, d) : canon === d || canon.startsWith(`${d}/`)));
     if (!ok) throw new HostPathError(rel, `refusing to write outside ${this.writable.join(', ') || '(no writable dirs)'}`);
     return this.abs(canon);
   }
@@ -150,6 +158,16 @@ export class HostRoot {
 }
 
 export const TEMP_MARK = '.certrotator-tmp-';
+
+// `dir/prefix*` matches dir/prefixANYTHING and everything under it, never dir itself
+// or a sibling without the prefix.
+function matchesPrefixPattern(canon: string, pattern: string): boolean {
+  const [dir, prefix] = [posix.dirname(pattern), posix.basename(pattern).slice(0, -1)];
+  const rest = dir === '.' ? canon : canon.startsWith(`${dir}/`) ? canon.slice(dir.length + 1) : undefined;
+  if (rest === undefined) return false;
+  const name = rest.split('/')[0]!;
+  return name.length > prefix.length && name.startsWith(prefix);
+}
 
 export async function writeAtomic(target: string, data: string | Buffer, mode: number, owner?: FileOwner): Promise<void> {
   const dir = dirname(target);

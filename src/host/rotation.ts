@@ -17,12 +17,15 @@ import {
   removeStalePartials,
 } from './backup.js';
 import { isFinished, JOURNAL_DIR, readJournal, saveJournal, type Journal, type JournalFile } from './journal.js';
-import { planNode, scopeServices, type Scope } from './plan.js';
+import { planNode, scopeServices, type PlannedFile, type Scope } from './plan.js';
 import { prepareFiles, type ProvidedMaterial } from './prepare.js';
 import { performRestart, restartPlanFor, type RestartExecutor } from './restart.js';
 import { HostRoot } from './root.js';
 import { pausePoint } from './testhooks.js';
 import { eventually, nodeAddresses, probe, servedSerialOn } from './verify.js';
+import { embeddedState } from './embedded.js';
+import { describeSignedBy, signedByOnHost, type SignedBy } from './issuer.js';
+import { effectiveValidity, readServiceEnvironment, type EffectiveValidity } from './validity.js';
 
 export type RotationStep = 'plan' | 'prepare' | 'backup' | 'install' | 'restart' | 'verify' | 'rollback' | 'done';
 
@@ -79,6 +82,12 @@ export interface FileResult {
   readonly backupPath?: string;
   // 'pending-restart': the distribution makes the new certificate at its next start.
   readonly status: 'renewed' | 'pending-restart';
+  // Files made at start (cert-dir pairs): 'self-signed' or 'signed by <CA file>',
+  // of the new file once verified, else of the one replaced.
+  readonly signedBy?: string;
+  // Signed files: the validity used and why, e.g.
+  // "730d from CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS in /etc/default/rke2-server".
+  readonly validity?: string;
 }
 
 export interface NodeRotationResult {
@@ -89,6 +98,9 @@ export interface NodeRotationResult {
   readonly files: FileResult[];
   // Copies in the cluster that an API-connected caller must renew as well.
   readonly clusterObjects: readonly ClusterObject[];
+  // Did not fail the run, but the operator should know (a stale rke2.yaml, an
+  // ignored CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS).
+  readonly warnings?: readonly string[];
 }
 
 export class NodeRotationError extends Error {
@@ -133,7 +145,7 @@ export function findUnfinishedJournal(o: Pick<NodeRotationOptions, 'catalog' | '
 
 /** The outcome of a run that already finished, read back from its journal. */
 function finishedOutcome(j: Journal): Omit<NodeRotationResult, 'resumed' | 'clusterObjects'> {
-  if (j.step === 'done') return { backupDir: j.backupDir, files: results(j) };
+  if (j.step === 'done') return { backupDir: j.backupDir, files: results(j), ...(j.warnings?.length ? { warnings: j.warnings } : {}) };
   const step = (j.failure?.step ?? 'rollback') as RotationStep;
   throw new NodeRotationError(step, j.failure?.message ?? 'the run failed', j.step === 'rolled-back', j.backupDir);
 }
@@ -179,10 +191,22 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
   const plan = await wrap('plan', () => planNode(o.catalog, o.host, o.scope, o.roles, { dataDir: o.dataDir, withRestartSideEffects: o.restart }));
   if (plan.length === 0) return { resumed: false, files: [], clusterObjects };
 
+  // The validity of what we sign, from the distribution's own service environment.
+  const env = await wrap('plan', () => readServiceEnvironment(o.catalog, o.host, o.roles));
+  const validities = new Map<PlannedFile['spec']['validity'], EffectiveValidity>();
+  const validityOf = (p: PlannedFile): EffectiveValidity => {
+    if (!validities.has(p.spec.validity)) validities.set(p.spec.validity, effectiveValidity(p.spec.validity, env));
+    return validities.get(p.spec.validity)!;
+  };
+  const signing = o.provided ? [] : plan.filter((p) => p.spec.renewal.kind === 'sign');
+  const planWarnings = [...new Set(await wrap('plan', async () => signing.map((p) => validityOf(p).warning).filter((w): w is string => !!w)))];
+  for (const d of new Set(signing.map((p) => validityOf(p).description))) progress('plan', `signed leaves get validity ${d}`);
+  for (const w of planWarnings) progress('plan', `warning: ${w}`);
+
   progress('prepare', o.provided ? `checking ${plan.length} files and the controller-issued replacements` : `checking ${plan.length} files and signing replacements`);
   const now = o.now ?? new Date();
   const prepared = await wrap('prepare', async () =>
-    prepareFiles(o.host, plan, now, typeof o.provided === 'function' ? await o.provided() : o.provided),
+    prepareFiles(o.host, plan, now, typeof o.provided === 'function' ? await o.provided() : o.provided, o.provided ? undefined : validityOf),
   );
 
   progress('backup', 'backing up');
@@ -240,7 +264,10 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
         ...(p.oldSerial ? { oldSerial: p.oldSerial } : {}),
         ...(p.newSerial ? { newSerial: p.newSerial } : {}),
         ...(p.notAfter ? { notAfter: p.notAfter.toISOString() } : {}),
-        ...(pl.spec.servedOn ? { servedOn: pl.spec.servedOn, servedCa: servedCaOf(pl) } : {}),
+        ...(pl.spec.servedOn ? { servedOn: pl.spec.servedOn, servedCa: servedCaOf(pl, p.signedBy) } : {}),
+        ...(pl.distributionCa ? { distributionCa: pl.distributionCa } : {}),
+        ...(p.signedBy ? { signedBy: p.signedBy } : {}),
+        ...(p.validity ? { validity: p.validity } : {}),
       });
     }
     const j: Journal = {
@@ -255,6 +282,7 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
       step: 'staged',
       markers: [],
       files,
+      ...(planWarnings.length ? { warnings: planWarnings } : {}),
     };
     await fs.writeFile(posix.join(partialAbs, JOURNAL_DIR, 'journal.json'), `${JSON.stringify(j, null, 2)}\n`, { mode: 0o600 });
     await publishBackup(o.host, loc, partialAbs);
@@ -309,7 +337,7 @@ async function continueRun(o: NodeRotationOptions, j: Journal): Promise<Omit<Nod
     j.step = 'done';
     await saveJournal(o.host, j);
     progress('done', `rotated ${j.files.length} files; backup in ${j.backupDir}`);
-    return { backupDir: j.backupDir, files: results(j) };
+    return { backupDir: j.backupDir, files: results(j), ...(j.warnings?.length ? { warnings: j.warnings } : {}) };
   } catch (e) {
     const failedStep: RotationStep = e instanceof ResumedRollback ? (j.failure?.step as RotationStep) ?? 'rollback' : current;
     const message = e instanceof ResumedRollback ? j.failure?.message ?? 'interrupted rollback' : (e as Error).message;
@@ -404,15 +432,36 @@ async function verifyNode(o: NodeRotationOptions, j: Journal, components: readon
         if (f.caCert && !cur.cert.verify(new X509Certificate(await o.host.readFile(f.caCert)).publicKey)) {
           throw new Error(`${f.cert}: regenerated certificate is not signed by ${f.caCert}`);
         }
-        return cur;
+        // A cert-dir pair is judged by what was made: signed by server-ca (k3s PR
+        // #12285) is verified against it; self-signed as the component makes it.
+        const signedBy = f.renewal === 'remove-to-regenerate' ? await signedByOnHost(o.host, f.cert!, specOf(o.catalog, f).format, f.distributionCa) : undefined;
+        // The release does not change during a rotation: a pair that server-ca signed
+        // before must be signed by it again (a chain of some other CA looks "self-signed").
+        if (f.signedBy && f.signedBy !== 'self-signed' && signedBy === 'self-signed') {
+          throw new Error(`${f.cert}: was signed by ${f.signedBy.caFile} before the restart; the regenerated certificate is not`);
+        }
+        return { ...cur, signedBy };
       };
       const cur = await eventually(check, timeout());
       f.newSerial = cur.serial;
       f.notAfter = cur.notAfter;
+      if (cur.signedBy) {
+        f.signedBy = cur.signedBy;
+        if (f.servedOn) f.servedCa = cur.signedBy === 'self-signed' ? f.cert : cur.signedBy.caFile;
+      }
     }
   }
   await saveJournal(o.host, j);
-  if (!j.restart) return;
+  if (!j.restart) {
+    // Copies the service rewrites only when it starts keep the old certificate until then.
+    for (const { f, copy, path } of embeddedCopies(o, j)) {
+      if (!(await o.host.exists(path))) continue;
+      addWarning(j, `/${path} still embeds the old ${f.id} certificate until ${copy.rewrittenOnStartOf} restarts (it rewrites the file at every start)`);
+      o.onProgress?.({ step: 'verify', message: `warning: ${j.warnings!.at(-1)!}` });
+    }
+    await saveJournal(o.host, j);
+    return;
+  }
 
   // Each serving port must present a certificate that is now on disk and new,
   // checked where the component listens (its loopback or the node IP).
@@ -440,13 +489,52 @@ async function verifyNode(o: NodeRotationOptions, j: Journal, components: readon
   const vars = { dataDir: o.dataDir };
   const probes = o.catalog.probes.filter((p) => p.roles.some((r) => j.roles.includes(r)) && (!components || components.includes(p.component)));
   for (const p of probes) await eventually(() => probe(fillProbe(p, vars), addrs, o.host), timeout());
+  await verifyEmbeddedCopies(o, j, timeout);
   await saveJournal(o.host, j);
 }
 
-// The CA a served certificate must chain to: its signer, or for the self-signed
-// cert-dir pairs the file itself (it holds the throwaway CA after the leaf).
-function servedCaOf(pl: { cert?: string; ca?: { cert: string }; caCert?: string; spec: CertFile }): string | undefined {
-  return pl.ca?.cert ?? pl.caCert ?? (pl.spec.renewal.kind === 'remove-to-regenerate' ? pl.cert : undefined);
+function embeddedCopies(o: NodeRotationOptions, j: Journal) {
+  return j.files.flatMap((f) => (specOf(o.catalog, f).embeddedIn ?? []).map((copy) => ({ f, copy, path: fillPath(copy.path, { dataDir: o.dataDir }) })));
+}
+
+function addWarning(j: Journal, w: string) {
+  j.warnings = [...new Set([...(j.warnings ?? []), w])];
+}
+
+// A stale embedded copy is a warning, not a failure: the old client-admin
+// certificate stays valid until it expires (its CA is unchanged), so rke2.yaml
+// with the old pair still works and the cluster is healthy; rolling back every
+// renewed certificate over it would undo a good rotation. The file may also not
+// be rke2's (--write-kubeconfig elsewhere leaves an old copy at the default path).
+// The service writes it at the end of its start, so it gets up to a short share of
+// the remaining verification time to appear.
+async function verifyEmbeddedCopies(o: NodeRotationOptions, j: Journal, timeout: () => number): Promise<void> {
+  for (const { f, copy, path } of embeddedCopies(o, j)) {
+    if (!f.newSerial) continue;
+    let last = await embeddedState(o.host, copy, { dataDir: o.dataDir }, f.newSerial);
+    if (last.state === 'stale') {
+      last = await eventually(async () => {
+        const s = await embeddedState(o.host, copy, { dataDir: o.dataDir }, f.newSerial!);
+        if (s.state === 'stale') throw Object.assign(new Error('stale'), { state: s });
+        return s;
+      }, Math.min(timeout(), 5_000)).catch((e: { state?: typeof last }) => e.state ?? last);
+    }
+    if (last.state === 'stale') {
+      addWarning(
+        j,
+        `/${path} does not embed the new ${f.id} certificate (serial ${f.newSerial}; it holds ${last.serials.join(', ') || 'none'}) after ${copy.rewrittenOnStartOf} restarted; the old one works until it expires — check whether ${copy.rewrittenOnStartOf} writes its kubeconfig elsewhere (write-kubeconfig)`,
+      );
+      o.onProgress?.({ step: 'verify', message: `warning: ${j.warnings!.at(-1)!}` });
+    }
+  }
+}
+
+// The CA a served certificate must chain to: its signer; for a cert-dir pair the CA
+// that signed the file on disk (server-ca since k3s PR #12285), or for a
+// self-signed one the file itself (it holds the throwaway CA after the leaf).
+function servedCaOf(pl: { cert?: string; ca?: { cert: string }; caCert?: string; spec: CertFile }, signedBy?: SignedBy): string | undefined {
+  if (pl.spec.renewal.kind === 'remove-to-regenerate') return signedBy && signedBy !== 'self-signed' ? signedBy.caFile : pl.cert;
+  return pl.ca?.cert ?? pl.caCert;
 }
 
 // Journals written before listen addresses were recorded hold bare port numbers
@@ -457,6 +545,7 @@ function fillProbe(p: HealthProbe, vars: Record<string, string>): HealthProbe {
   return {
     ...p,
     ...(p.ca ? { ca: fillPath(p.ca, vars) } : {}),
+    ...(p.caWhenSignedBy ? { caWhenSignedBy: fillPath(p.caWhenSignedBy, vars) } : {}),
     ...(p.clientCert ? { clientCert: { cert: fillPath(p.clientCert.cert, vars), key: fillPath(p.clientCert.key, vars) } } : {}),
   };
 }
@@ -489,5 +578,7 @@ function results(j: Journal): FileResult[] {
     servedVerified: f.servedVerified ?? false,
     ...(f.backupCert || f.backupKey ? { backupPath: (f.backupCert ?? f.backupKey)! } : {}),
     status: f.renewal === 'sign' || f.renewal === 'new-key' || j.restart ? 'renewed' : 'pending-restart',
+    ...(f.signedBy ? { signedBy: describeSignedBy(f.signedBy) } : {}),
+    ...(f.validity ? { validity: f.validity } : {}),
   }));
 }

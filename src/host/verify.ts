@@ -9,6 +9,7 @@ import { networkInterfaces } from 'node:os';
 import { X509Certificate } from 'node:crypto';
 import type { HealthProbe, ListenAddress, ServedPort } from '../distributions/types.js';
 import { serialOf } from '../pki/certfile.js';
+import { signedByOnHost } from './issuer.js';
 import type { HostRoot } from './root.js';
 
 // Where the agent reaches a node's listeners. On the node itself (the offline
@@ -97,7 +98,7 @@ export async function servedSerial(
 }
 
 export async function probe(p: HealthProbe, addrs: NodeAddresses, host: HostRoot, timeoutMs = 3000): Promise<void> {
-  const tlsOpts = p.scheme === 'https' ? await probeTls(p, host) : {};
+  const { caFile, ...tlsOpts } = p.scheme === 'https' ? await probeTls(p, host) : { caFile: undefined };
   await onEachAddress(addrs, p.on, p.component, (address) => {
     const url = `${p.scheme}://${address}:${p.port}${p.path}`;
     const identity = p.on === 'loopback' ? LOOPBACK_IDENTITY : address;
@@ -114,8 +115,8 @@ export async function probe(p: HealthProbe, addrs: NodeAddresses, host: HostRoot
       });
       req.on('timeout', () => req.destroy(new Error(`${p.component} ${url} timed out`)));
       req.on('error', (e) => {
-        const untrusted = /certificate|self.signed|issuer|altnames|Hostname\/IP/i.test(e.message) && p.ca;
-        reject(new Error(`${p.component} ${url}: ${e.message}${untrusted ? ` (verified against ${p.ca})` : ''}`));
+        const untrusted = /certificate|self.signed|issuer|altnames|Hostname\/IP/i.test(e.message) && caFile;
+        reject(new Error(`${p.component} ${url}: ${e.message}${untrusted ? ` (verified against ${caFile})` : ''}`));
       });
       req.end();
     });
@@ -123,11 +124,21 @@ export async function probe(p: HealthProbe, addrs: NodeAddresses, host: HostRoot
 }
 
 // The probe trusts only the CA that signs the component's serving certificate
-// and presents the client pair the component requires.
-async function probeTls(p: HealthProbe, host: HostRoot): Promise<{ ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized: boolean }> {
+// and presents the client pair the component requires. For a cert-dir pair that
+// is the CA that signed the file on disk: server-ca when k3s made it (k3s PR
+// #12285), else the self-signed file itself, as Rancher's probe does.
+export async function probeTls(
+  p: HealthProbe,
+  host: HostRoot,
+): Promise<{ caFile?: string; ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized: boolean }> {
   const client = p.clientCert ? { cert: await host.readFile(p.clientCert.cert), key: await host.readFile(p.clientCert.key) } : {};
   if (!p.ca || (p.caOptional && !(await host.exists(p.ca)))) return { ...client, rejectUnauthorized: false };
-  return { ...client, ca: await host.readFile(p.ca), rejectUnauthorized: true };
+  let caFile = p.ca;
+  if (p.caWhenSignedBy && (await host.exists(p.caWhenSignedBy))) {
+    const signedBy = await signedByOnHost(host, p.ca, 'pem', p.caWhenSignedBy).catch(() => undefined);
+    if (signedBy && signedBy !== 'self-signed') caFile = signedBy.caFile;
+  }
+  return { ...client, caFile, ca: await host.readFile(caFile), rejectUnauthorized: true };
 }
 
 // Retries `check` until it passes or the deadline; components take a while to come back.

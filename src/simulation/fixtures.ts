@@ -20,7 +20,12 @@ export interface FixtureNode {
   readonly dataDir: string;
   // RKE2 agents: the server tree whose supervisor signs this node's certificates.
   readonly supervisorRoot?: string;
+  // RKE2 controller-manager / scheduler serving pairs: made by the component,
+  // self-signed (before k3s PR #12285, the default), or by k3s signed with server-ca.
+  readonly certDirSignedBy?: CertDirSigner;
 }
+
+export type CertDirSigner = 'self' | 'distribution';
 
 export interface FixtureOptions {
   readonly nodeName: string;
@@ -33,6 +38,7 @@ export interface FixtureOptions {
   readonly etcdIPs?: readonly string[];
   // Optional files to create (Rancher cert-dir certs, RKE kubelet serving certs).
   readonly withOptional?: boolean;
+  readonly certDirSignedBy?: CertDirSigner;
 }
 
 export function templateVars(node: { nodeName: string; nodeIP: string; dataDir: string }): Record<string, string> {
@@ -75,6 +81,25 @@ export async function selfSignedCertDirPair(spec: CertFile, vars: Record<string,
   return issueLeaf({ template: fillTemplate(spec.template!, vars), ca, validity: { days: 365, notBefore: 'one-hour-back-clamped-to-ca' }, algorithm: spec.keyAlgorithm, encoding: spec.keyEncoding, chained: true });
 }
 
+// The pair k3s writes for them since PR #12285: signed by server-ca, chain after
+// the leaf, the catalog's validity (365 days unless CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS).
+export async function distributionSignedCertDirPair(
+  spec: CertFile,
+  vars: Record<string, string>,
+  caAt: (files: CaFiles) => Promise<SigningCa>,
+): Promise<{ certPem: string; keyPem: string }> {
+  const r = spec.renewal;
+  if (r.kind !== 'remove-to-regenerate' || !r.distributionSigned) throw new Error(`${spec.id}: the catalog names no CA that signs it`);
+  return issueLeaf({
+    template: fillTemplate(r.distributionSigned.template, vars),
+    ca: await caAt(r.distributionSigned.ca),
+    validity: spec.validity,
+    algorithm: spec.keyAlgorithm,
+    encoding: spec.keyEncoding,
+    chained: spec.chained,
+  });
+}
+
 // Writes one catalog file as the distribution would have made it.
 export async function materialise(
   catalog: DistributionCatalog,
@@ -84,6 +109,7 @@ export async function materialise(
   caAt: (files: CaFiles) => Promise<SigningCa>,
   supervisorRoot: string,
   certMode = 0o644,
+  certDirSignedBy: CertDirSigner = 'self',
 ): Promise<void> {
   const cert = spec.cert && fillPath(spec.cert, vars);
   const key = spec.key && fillPath(spec.key, vars);
@@ -118,7 +144,7 @@ export async function materialise(
       return;
     }
     case 'remove-to-regenerate': {
-      const m = await selfSignedCertDirPair(spec, vars);
+      const m = certDirSignedBy === 'distribution' ? await distributionSignedCertDirPair(spec, vars, caAt) : await selfSignedCertDirPair(spec, vars);
       await writeHostFile(root, key!, m.keyPem, 0o600);
       await writeHostFile(root, cert!, m.certPem, 0o644);
       return;
@@ -142,6 +168,7 @@ async function layOut(distribution: Distribution, root: string, o: FixtureOption
     nodeIP: o.nodeIP,
     dataDir: catalog.defaultDataDir,
     ...(o.supervisorRoot ? { supervisorRoot: o.supervisorRoot } : {}),
+    ...(o.certDirSignedBy ? { certDirSignedBy: o.certDirSignedBy } : {}),
   };
   const vars = templateVars(node);
   const has = (roles: readonly NodeRole[]) => roles.some((r) => o.roles.includes(r));
@@ -170,13 +197,14 @@ async function layOut(distribution: Distribution, root: string, o: FixtureOption
       const ips = spec.id === 'kube-etcd' ? (o.etcdIPs ?? [o.nodeIP]) : [o.nodeIP];
       for (const ip of ips) {
         const v = { ...vars, nodeIP: ip, nodeIPDashes: ip.replace(/[.:]/g, '-'), host: ip.replace(/[.:]/g, '-') };
-        await materialise(catalog, root, spec, v, caAt, o.supervisorRoot ?? root);
+        await materialise(catalog, root, spec, v, caAt, o.supervisorRoot ?? root, 0o644, o.certDirSignedBy);
       }
     } else {
-      await materialise(catalog, root, spec, vars, caAt, o.supervisorRoot ?? root);
+      await materialise(catalog, root, spec, vars, caAt, o.supervisorRoot ?? root, 0o644, o.certDirSignedBy);
     }
   }
   for (const [rel, content] of Object.entries(extraFiles)) await writeHostFile(root, fillPath(rel, vars), content, rel.endsWith('token') ? 0o600 : 0o644);
+  await writeEmbeddedCopies(catalog, root, vars, o.roles);
   return node;
 }
 
@@ -212,6 +240,45 @@ export function rkeNode(root: string, o: FixtureOptions): Promise<FixtureNode> {
         }
       : {}),
   });
+}
+
+// What the service writes at start for every catalog file it embeds elsewhere:
+// RKE2's admin kubeconfig (k3s pkg/server/server.go writeKubeConfig →
+// clientaccess.WriteClientKubeConfig: server-ca, client-admin.crt/.key as *-data,
+// cluster/user/context "default", mode 0600).
+export async function writeEmbeddedCopies(catalog: DistributionCatalog, root: string, vars: Record<string, string>, roles: readonly NodeRole[]): Promise<void> {
+  for (const spec of allFiles(catalog)) {
+    if (!spec.embeddedIn || !spec.roles.some((r) => roles.includes(r)) || spec.renewal.kind !== 'sign') continue;
+    const cert = await fs.readFile(join(root, fillPath(spec.cert!, vars)));
+    const key = await fs.readFile(join(root, fillPath(spec.key!, vars)));
+    for (const copy of spec.embeddedIn) {
+      const ca = await fs.readFile(join(root, fillPath(copy.serverCa, vars)));
+      const b64 = (b: Buffer) => b.toString('base64');
+      const kubeconfig = [
+        'apiVersion: v1',
+        'clusters:',
+        '- cluster:',
+        `    certificate-authority-data: ${b64(ca)}`,
+        '    server: https://127.0.0.1:6443',
+        '  name: default',
+        'contexts:',
+        '- context:',
+        '    cluster: default',
+        '    user: default',
+        '  name: default',
+        'current-context: default',
+        'kind: Config',
+        'preferences: {}',
+        'users:',
+        '- name: default',
+        '  user:',
+        `    client-certificate-data: ${b64(cert)}`,
+        `    client-key-data: ${b64(key)}`,
+        '',
+      ].join('\n');
+      await writeHostFile(root, fillPath(copy.path, vars), kubeconfig, 0o600);
+    }
+  }
 }
 
 // The CA material of a laid-out tree, to build more nodes of the same cluster.

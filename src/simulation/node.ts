@@ -17,7 +17,17 @@ import { join } from 'node:path';
 import { allFiles, catalogFor, fillPath } from '../distributions/index.js';
 import type { CertFile } from '../distributions/types.js';
 import { readCertificateFile } from '../pki/certfile.js';
-import { dynamicListenerJson, materialise, readCa, selfSignedCertDirPair, templateVars, writeHostFile, type FixtureNode } from './fixtures.js';
+import {
+  distributionSignedCertDirPair,
+  dynamicListenerJson,
+  materialise,
+  readCa,
+  selfSignedCertDirPair,
+  templateVars,
+  writeEmbeddedCopies,
+  writeHostFile,
+  type FixtureNode,
+} from './fixtures.js';
 import { fillTemplate, issueLeaf } from './issue.js';
 
 export interface SimulationFaults {
@@ -27,6 +37,8 @@ export interface SimulationFaults {
   serveStale: boolean;
   // Files the distribution would regenerate at start are not regenerated.
   skipRegeneration: boolean;
+  // The admin kubeconfig is not rewritten at start (rke2 told to write it elsewhere).
+  skipKubeconfigRewrite: boolean;
 }
 
 interface Listener {
@@ -36,7 +48,7 @@ interface Listener {
 }
 
 export class SimulatedNode {
-  readonly faults: SimulationFaults = { failRestarts: 0, serveStale: false, skipRegeneration: false };
+  readonly faults: SimulationFaults = { failRestarts: 0, serveStale: false, skipRegeneration: false, skipKubeconfigRewrite: false };
   readonly events: string[] = [];
   private readonly catalog;
   private readonly vars: Record<string, string>;
@@ -208,13 +220,20 @@ export class SimulatedNode {
           const m = await issueLeaf({ template: fillTemplate(spec.template!, this.vars), ca, validity: spec.validity, algorithm: spec.keyAlgorithm, encoding: spec.keyEncoding, chained: spec.chained });
           await writeHostFile(root, cert!, dynamicListenerJson(m.certPem, m.keyPem), 0o600);
         } else if (r.kind === 'remove-to-regenerate' && spec.optional && cert && !(await exists(cert)) && key) {
-          const m = await selfSignedCertDirPair(spec, { ...this.vars, unix: String(Math.floor(Date.now() / 1000)) });
+          // The component (self-signed) or, since k3s PR #12285, k3s (server-ca) makes a new pair.
+          const vars = { ...this.vars, unix: String(Math.floor(Date.now() / 1000)) };
+          const m =
+            this.node.certDirSignedBy === 'distribution'
+              ? await distributionSignedCertDirPair(spec, vars, (files) => readCa(root, { cert: fillPath(files.cert, this.vars), key: fillPath(files.key, this.vars) }))
+              : await selfSignedCertDirPair(spec, vars);
           await writeHostFile(root, key, m.keyPem, 0o600);
           await writeHostFile(root, cert, m.certPem, 0o644);
         } else if (r.kind === 'reissued-on-start' && spec.rewrittenOnEveryStart) {
           await materialise(this.catalog, root, spec, this.vars, () => Promise.reject(new Error('unused')), supervisor, 0o600);
         }
       }
+      // rke2-server rewrites its admin kubeconfig at the end of every start.
+      if (!this.faults.skipKubeconfigRewrite) await writeEmbeddedCopies(this.catalog, root, this.vars, this.node.roles);
     }
     if (!this.faults.serveStale) {
       for (const l of this.listeners) {

@@ -36,13 +36,39 @@ const ETCD_PEER_CA = ca('etcd/peer-ca');
 
 // dynamiclistener: ECDSA P-256 keys written by MakeEllipticPrivateKeyPEM, 365-day
 // leaves with NotBefore one hour back (clamped to the CA), .crt = leaf + CA chain.
+// The 365 days are NewSignedCert's default (rancher/dynamiclistener cert/cert.go):
+// when ExpiresAt is unset (k3s deps.go createClientCertKey never sets it) it reads
+// CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS from the process environment with
+// strconv.Atoi; an unparsable value is logged and 365 kept. It applies to leaves
+// made through NewSignedCert only: not to CAs (NewSelfSignedCACert, 10 years) and
+// not to the self-signed cert-dir certificates (client-go, 1 year).
+const CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS = 'CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS';
 const LEAF = {
   format: 'pem',
   chained: true,
   keyAlgorithm: { name: 'ECDSA', namedCurve: 'P-256' },
   keyEncoding: 'sec1',
-  validity: { days: 365, notBefore: 'one-hour-back-clamped-to-ca' },
+  validity: { days: 365, notBefore: 'one-hour-back-clamped-to-ca', daysFromEnv: CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS },
 } as const;
+
+// rke2 gets that variable from its unit's environment: rancher/rke2
+// bundle/lib/systemd/system/rke2-{server,agent}.service has, in this order,
+//   EnvironmentFile=-/etc/default/%N
+//   EnvironmentFile=-/etc/sysconfig/%N
+//   EnvironmentFile=-/usr/local/lib/systemd/system/%N.env
+// and install.sh rewrites /usr/local to /opt/rke2 when it installs the tarball
+// there (INSTALL_RKE2_TAR_PREFIX), so the last one is one of two paths. A later
+// file overrides an earlier one (systemd). certrotator's own environment is
+// deliberately NOT consulted: the agent's pod or an operator's shell is not
+// rke2's, and a value rke2 does not have would make our renewals disagree with
+// the leaves rke2 signs itself at its next regeneration. Unit drop-ins
+// (Environment= in rke2-server.service.d/) are not read.
+const envFiles = (unit: string): string[] => [
+  `etc/default/${unit}`,
+  `etc/sysconfig/${unit}`,
+  `usr/local/lib/systemd/system/${unit}.env`,
+  `opt/rke2/lib/systemd/system/${unit}.env`,
+];
 
 // config.SANs in k3s pkg/cli/server/server.go: 127.0.0.1, ::1, localhost, the node
 // name, the node IPs and the first service IP.
@@ -99,17 +125,35 @@ const keyOnly = (id: string, path: string): CertFile => ({
   roles: SERVER,
 });
 
-// kube-controller-manager / kube-scheduler make their own self-signed serving
-// certificate in --cert-dir (Rancher sets cert-dir under server/tls). rke2 never
-// rotates them (k3s#10176); Rancher deletes them so they are regenerated at start
-// (rancher/rancher#41398). Not signed by an RKE2 CA: 'remove-to-regenerate'.
+// kube-controller-manager / kube-scheduler serving certificates at
+// server/tls/<component>/<component>.{crt,key}. Who makes them depends on the
+// release, so the engine reads it from the file on disk (host/issuer.ts):
+//  - Before k3s PR #12285 (k3s v1.30.13/v1.31.9/v1.32.5/v1.33.1 and the RKE2
+//    releases built on them): the component itself, self-signed ("<host>-ca@<ts>"
+//    CA + leaf in the .crt) in the --cert-dir Rancher sets; k3s never rotated
+//    them (k3s#10176, k3s#12172). Only on Rancher-provisioned nodes: optional.
+//  - From those releases: k3s writes them signed by server-ca (leaf + server-ca
+//    chain in the .crt, ECDSA P-256, 365 days or CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS,
+//    CN = the component, SANs localhost/127.0.0.1/::1) and regenerates them at
+//    start when missing (k3s pkg/daemons/control/deps/deps.go createClientCertKey).
+// Either way removal regenerates them at start, which is what Rancher does on
+// rotation when --cert-dir is set (rancher/rancher pkg/capr/planner/
+// certificaterotation.go, `rm -f <certdir>/kube-controller-manager.{crt,key}`):
+// the component or k3s makes a new pair. So 'remove-to-regenerate', and checked
+// against server-ca whenever the file on disk is signed by it.
 function certDirFile(id: string, component: string, port: number): CertFile {
   return {
     ...LEAF,
+    // The self-signed kind is client-go's GenerateSelfSignedCertKey (1 year, no env);
+    // the server-ca kind is signed by k3s at start, not by certrotator.
+    validity: { days: 365, notBefore: 'one-hour-back-clamped-to-ca' },
     id,
     cert: `${S}/${component}/${component}.crt`,
     key: `${S}/${component}/${component}.key`,
-    renewal: { kind: 'remove-to-regenerate' },
+    renewal: {
+      kind: 'remove-to-regenerate',
+      distributionSigned: { ca: SERVER_CA, template: { cn: component, dns: ['localhost'], ips: ['127.0.0.1', '::1'], eku: ['serverAuth'] } },
+    },
     template: { cn: `{nodeIP}@{unix}`, dns: ['localhost'], ips: ['127.0.0.1'], eku: ['serverAuth'] },
     consumers: [component],
     servedOn: [onLoopback(port)],
@@ -120,7 +164,9 @@ function certDirFile(id: string, component: string, port: number): CertFile {
 
 function certDirProbe(component: string, port: number): HealthProbe {
   const crt = `${S}/${component}/${component}.crt`;
-  return { component, scheme: 'https', port, on: 'loopback', path: '/healthz', roles: ['controlplane'], ca: crt, caOptional: true };
+  // Rancher's probe trusts the .crt itself (probe.go replaceCACertAndPortForProbes);
+  // when k3s signed it, certrotator trusts server-ca instead, which is stricter.
+  return { component, scheme: 'https', port, on: 'loopback', path: '/healthz', roles: ['controlplane'], ca: crt, caOptional: true, caWhenSignedBy: SERVER_CA.cert };
 }
 
 const files = (name: string, list: CertFile[], extra: Partial<ServiceEntry> = {}): ServiceEntry => ({
@@ -130,7 +176,15 @@ const files = (name: string, list: CertFile[], extra: Partial<ServiceEntry> = {}
 });
 
 const services: Record<string, ServiceEntry> = {
-  admin: files('admin', [signed('client-admin', `${S}/client-admin`, CLIENT_CA, client('system:admin', ['system:masters']))]),
+  // The admin kubeconfig embeds client-admin.crt/.key and server-ca as *-data and is
+  // rewritten unconditionally at every rke2-server start (k3s pkg/server/server.go
+  // StartServer → writeKubeConfig → clientaccess.WriteClientKubeConfig), never by
+  // `rke2 certificate rotate`. /etc/rancher/rke2/rke2.yaml unless --write-kubeconfig.
+  admin: files('admin', [
+    signed('client-admin', `${S}/client-admin`, CLIENT_CA, client('system:admin', ['system:masters']), {
+      embeddedIn: [{ path: 'etc/rancher/rke2/rke2.yaml', format: 'kubeconfig-client-certificate-data', rewrittenOnStartOf: 'rke2-server', serverCa: SERVER_CA.cert }],
+    }),
+  ]),
   'api-server': files('api-server', [
     signed('client-kube-apiserver', `${S}/client-kube-apiserver`, CLIENT_CA, client('system:apiserver', ['system:masters'])),
     signed(
@@ -284,5 +338,28 @@ export const rke2Catalog: DistributionCatalog = {
     { role: 'controlplane', path: '{dataDir}/agent/pod-manifests/kube-apiserver.yaml' },
   ],
   defaultRoles: ['worker'],
-  writableDirs: ['{dataDir}/server', '{dataDir}/agent', '{dataDir}'],
+  // Exactly what a rotation writes: the certificate dirs, the backups beside them
+  // (server/tls-<unix>, agent/tls-<unix>, built as .certrotator-partial-*), and the
+  // force-restart marker. Not the rest of the data dir.
+  //
+  // Rancher's RKE2 rotation also runs `rm -rf <datadir>/server/manifests/rke2-*.yaml`
+  // (rancher/rancher pkg/capr/planner/certificaterotation.go, via
+  // generateManifestRemovalInstruction in instructions.go). certrotator does NOT:
+  //  - it came from a snapshot-restore version skew (rancher/rancher#41174; PR #41320
+  //    for restore, extended to cert and encryption-key rotation in PR #41459 "to
+  //    help ensure system components are restarted on major operations"), not from
+  //    anything certificate-related: the bundled charts hold no certificate we rotate
+  //    (the CAs, which pods trust, do not change);
+  //  - the restart it is meant to cause is what force-restart already does for the
+  //    control plane static pods (rancher/rke2 pkg/rke2/rke2_linux.go), and RKE2
+  //    re-copies its bundled manifests at every start anyway (rancher/rke2
+  //    pkg/bootstrap/bootstrap.go updateManifests), so removing them changes nothing
+  //    a rotation needs;
+  //  - server/manifests holds users' own manifests too; the agent writes only in the
+  //    paths below (catalog.test.ts asserts server/manifests is not among them).
+  writableDirs: [S, '{dataDir}/server/tls-*', '{dataDir}/server/.certrotator-partial-*', A, '{dataDir}/force-restart'],
+  serviceEnvironment: [
+    { unit: 'rke2-server', whenRoleIn: SERVER, files: envFiles('rke2-server') },
+    { unit: 'rke2-agent', whenRoleIn: ['worker'], files: envFiles('rke2-agent') },
+  ],
 };
