@@ -12,16 +12,13 @@
 // serves the serial on disk. A writer creates a ConfigMap every 200 ms through
 // the load balancer throughout, and etcd's quorum is watched.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { CoreV1Api, CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
-import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { request } from 'node:https';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RealRke2Cluster, type RealNode } from '../realnode/cluster.js';
 import { tls } from '../realnode/rke2-layout.js';
 import { ControllerProcess, waitFor } from './support/controller.js';
+import { etcdIsHealthy, getTls, leases, leasesRenewedSince, snapshotDir, Traffic } from './support/real-checks.js';
 import { applyRotation, condition, getJson, pemSerial, run, servedPem, waitRotationCondition } from './support/rotation.js';
 
 let work: string;
@@ -56,29 +53,14 @@ afterAll(async () => {
 
 // ---- oracles ---------------------------------------------------------------
 
-function getTls(url: string, pair: { cert: string; key: string } | undefined, ca: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, {
-      method: 'GET',
-      timeout: 5000,
-      ca: readFileSync(ca),
-      ...(pair ? { cert: readFileSync(pair.cert), key: readFileSync(pair.key) } : {}),
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`${url}: timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 const etcdHealth = (n: RealNode, via: RealNode) =>
   getTls(`https://${n.ip}:2379/health`, { cert: tls(via.dataDir, 'etcd/client.crt'), key: tls(via.dataDir, 'etcd/client.key') }, tls(via.dataDir, 'etcd/server-ca.crt'));
 const apiReadyz = (n: RealNode, via: RealNode) =>
   getTls(`https://${n.ip}:6443/readyz`, { cert: tls(via.dataDir, 'client-admin.crt'), key: tls(via.dataDir, 'client-admin.key') }, tls(via.dataDir, 'server-ca.crt'));
+
+// Every member, asked with the first server's etcd client pair.
+const newTraffic = (prefix: string): Traffic =>
+  new Traffic(prefix, cluster!.kubeconfig, cluster!.servers.map((n) => () => etcdHealth(n, cluster!.servers[0]!).then(etcdIsHealthy)));
 
 async function diskSerial(file: string): Promise<string> {
   return pemSerial(readFileSync(file, 'utf8'));
@@ -104,103 +86,12 @@ async function diskSerials(): Promise<Map<string, string>> {
   return out;
 }
 
-interface Lease {
-  holder: string;
-  renew: number;
-}
-
-async function leases(): Promise<Record<string, Lease>> {
-  const kc = new KubeConfig();
-  kc.loadFromFile(cluster!.kubeconfig);
-  const api = kc.makeApiClient(CoordinationV1Api);
-  const out: Record<string, Lease> = {};
-  for (const name of ['kube-controller-manager', 'kube-scheduler']) {
-    const l = await api.readNamespacedLease({ namespace: 'kube-system', name });
-    out[name] = { holder: l.spec?.holderIdentity ?? '', renew: new Date(l.spec?.renewTime ?? 0).getTime() };
-  }
-  return out;
-}
-
-// A ConfigMap every 200 ms through the load balancer; etcd members' health every 500 ms.
-class Traffic {
-  private readonly core: CoreV1Api;
-  private stopped = false;
-  private loops: Promise<void>[] = [];
-  attempted = 0;
-  acked: string[] = [];
-  failures: string[] = [];
-  quorumLost = 0;
-  minHealthy = Infinity;
-  samples = 0;
-
-  constructor(private readonly prefix: string) {
-    const kc = new KubeConfig();
-    kc.loadFromFile(cluster!.kubeconfig);
-    this.core = kc.makeApiClient(CoreV1Api);
-  }
-
-  start(): void {
-    this.loops = [this.writeLoop(), this.quorumLoop()];
-  }
-
-  private async writeLoop(): Promise<void> {
-    const inflight: Promise<void>[] = [];
-    for (let i = 0; !this.stopped; i++) {
-      const name = `${this.prefix}-${i}`;
-      this.attempted++;
-      inflight.push(
-        Promise.race([
-          this.core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name }, data: { i: String(i) } } }),
-          new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in 10 s')), 10_000)),
-        ]).then(
-          () => void this.acked.push(name),
-          (e: Error) => void this.failures.push(`${name}: ${e.message.slice(0, 120)}`),
-        ),
-      );
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    await Promise.all(inflight);
-  }
-
-  private async quorumLoop(): Promise<void> {
-    const servers = cluster!.servers;
-    while (!this.stopped) {
-      const healthy = (
-        await Promise.all(servers.map((n) => etcdHealth(n, servers[0]!).then((r) => r.status === 200 && r.body.includes('"health":"true"'), () => false)))
-      ).filter(Boolean).length;
-      this.samples++;
-      this.minHealthy = Math.min(this.minHealthy, healthy);
-      if (healthy < 2) this.quorumLost++;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await Promise.all(this.loops);
-  }
-
-  availability(): number {
-    return this.acked.length / this.attempted;
-  }
-
-  async unreadable(): Promise<string[]> {
-    const list = await this.core.listNamespacedConfigMap({ namespace: 'default' });
-    const present = new Set(list.items.map((c) => c.metadata?.name));
-    return this.acked.filter((n) => !present.has(n));
-  }
-
-  summary(): string {
-    return `writes ${this.acked.length}/${this.attempted} acknowledged (${(this.availability() * 100).toFixed(2)}%), etcd healthy members min ${this.minHealthy}/3 over ${this.samples} samples; failures: ${this.failures.slice(0, 5).join(' | ')}`;
-  }
-}
-
 const debug = () => `${controller?.debug() ?? ''}\n${(cluster?.nodes ?? []).map((n) => `--- ${n.name}\n${readFileSync(cluster!.agents.get(n.name)!.log, 'utf8').split('\n').slice(-6).join('\n')}`).join('\n')}`;
 
 async function rotate(name: string, spec: Record<string, unknown>, expectChanged: (key: string) => boolean): Promise<void> {
   const beforeDisk = await diskSerials();
-  const beforeLeases = await leases();
-  const traffic = new Traffic(name);
+  const beforeLeases = await leases(cluster!.kubeconfig);
+  const traffic = newTraffic(name);
   const t0 = Date.now();
   traffic.start();
   try {
@@ -236,8 +127,7 @@ async function rotate(name: string, spec: Record<string, unknown>, expectChanged
   // The restarted controller-manager and scheduler hold their leases again.
   const lastServerDone = Math.max(...rotation.status.nodes.filter((n: any) => n.role !== 'worker').map((n: any) => new Date(n.finishedAt).getTime()));
   await waitFor('leases renewed by restarted processes', async () => {
-    const now = await leases();
-    return Object.entries(now).every(([k, l]) => l.holder !== beforeLeases[k]!.holder && l.renew > lastServerDone - 1000);
+    return leasesRenewedSince(beforeLeases, await leases(cluster!.kubeconfig), lastServerDone);
   }, 60_000, () => JSON.stringify({ beforeLeases, lastServerDone }));
 }
 
@@ -269,10 +159,10 @@ describe('RKE2 with real etcd, kube-apiserver, kube-controller-manager and kube-
   test('a renewal the real components reject is caught: etcd peer certificate without its SANs is rolled back byte for byte', async () => {
     const first = cluster!.servers[0]!;
     const etcdDir = join(first.dataDir, 'server', 'tls', 'etcd');
-    const before = snapshot(etcdDir);
+    const before = snapshotDir(etcdDir);
     await cluster!.stopAgents();
     await cluster!.startAgents({ CERTROTATOR_TEST_FAULT: 'drop-san:etcd-peer-server-client' });
-    const traffic = new Traffic('real-fault');
+    const traffic = newTraffic('real-fault');
     const t0 = Date.now();
     traffic.start();
     try {
@@ -293,7 +183,7 @@ describe('RKE2 with real etcd, kube-apiserver, kube-controller-manager and kube-
     // Nothing was started after the failed node.
     for (const n of rotation.status.nodes.filter((x: any) => x.name !== first.name)) expect(n.phase).toBe('Pending');
     // Byte for byte what it was, and the member serves it again, healthy.
-    expect(snapshot(etcdDir)).toEqual(before);
+    expect(snapshotDir(etcdDir)).toEqual(before);
     await waitFor('rolled-back etcd member healthy', async () => (await etcdHealth(first, first).catch(() => ({ status: 0, body: '' }))).status === 200, 60_000);
     expect(await pemSerial(await servedPem(first.ip, 2380))).toBe(await diskSerial(join(etcdDir, 'peer-server-client.crt')));
     // The cluster kept quorum and served throughout.
@@ -302,9 +192,3 @@ describe('RKE2 with real etcd, kube-apiserver, kube-controller-manager and kube-
     expect(await traffic.unreadable()).toEqual([]);
   }, 1_000_000);
 });
-
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const f of readdirSync(dir)) out[f] = createHash('sha256').update(readFileSync(join(dir, f))).digest('hex');
-  return out;
-}
