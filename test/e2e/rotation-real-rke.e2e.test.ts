@@ -27,7 +27,7 @@ import { RealRkeCluster, type RkeNode } from '../realnode/rke-cluster.js';
 import { etcdCertName } from '../realnode/rke-layout.js';
 import { ControllerProcess, waitFor } from './support/controller.js';
 import { etcdIsHealthy, getTls, leases, leasesRenewedSince, Traffic } from './support/real-checks.js';
-import { applyRotation, condition, getJson, normSerial, opensslVerify, pemSerial, servedPem, waitRotationCondition } from './support/rotation.js';
+import { applyRotation, condition, getJson, intervals, nodeRotations, normSerial, opensslVerify, overlappingServers, pemSerial, servedPem, waitRotationCondition } from './support/rotation.js';
 
 let work: string;
 let cluster: RealRkeCluster | undefined;
@@ -92,9 +92,14 @@ async function serials(read: (n: RkeNode, s: (typeof SERVED)[number]) => Promise
 const servedSerials = () => serials(async (n, s) => pemSerial(await servedPem(n.ip, s.port)));
 const diskSerials = () => serials((n, s) => diskSerial(s.file(n)));
 
-// Every member, asked with the first server's kube-node pair.
-const newTraffic = (prefix: string): Traffic =>
-  new Traffic(prefix, cluster!.kubeconfig, cluster!.servers.map((n) => () => etcdHealth(n, cluster!.servers[0]!).then(etcdIsHealthy)));
+// Every member, asked with the first server's kube-node pair as it was when the
+// run started (read once: a pair read mid-install could be half old, half new).
+function newTraffic(prefix: string): Traffic {
+  const first = cluster!.servers[0]!;
+  const pair = { cert: readFileSync(ssl(first, 'kube-node.pem')), key: readFileSync(ssl(first, 'kube-node-key.pem')) };
+  const ca = readFileSync(kubeCa(first));
+  return new Traffic(prefix, cluster!.kubeconfig, cluster!.servers.map((n) => () => getTls(`https://${n.ip}:2379/health`, pair, ca)));
+}
 
 const debug = () => `${controller?.debug() ?? ''}\n${(cluster?.nodes ?? []).map((n) => `--- ${n.name}\n${readFileSync(cluster!.agents.get(n.name)!.log, 'utf8').split('\n').slice(-6).join('\n')}`).join('\n')}`;
 
@@ -112,7 +117,10 @@ interface RunOutcome {
   state: string;
 }
 
-async function rotate(name: string, spec: Record<string, unknown>, expectServedChanged: (key: string) => boolean): Promise<RunOutcome> {
+// controlPlaneRestarted: kube-controller-manager and kube-scheduler read a renewed
+// file, so their containers were restarted and the leases have new holders;
+// otherwise (service etcd: only etcd reads kube-etcd-<ip>) the same holders keep renewing.
+async function rotate(name: string, spec: Record<string, unknown>, expectServedChanged: (key: string) => boolean, controlPlaneRestarted: boolean): Promise<RunOutcome> {
   const before = { disk: await diskSerials(), state: await cluster!.readClusterState() };
   const beforeLeases = await leases(cluster!.kubeconfig);
   const traffic = newTraffic(name);
@@ -163,9 +171,13 @@ async function rotate(name: string, spec: Record<string, unknown>, expectServedC
   // The bundle (the only other copy of the new keys) is gone.
   const secrets = await kubectlOk(['get', 'secrets', '-A', '-o', 'jsonpath={.items[*].metadata.name}'], { kubeconfig: cluster!.kubeconfig });
   expect(secrets.split(' ')).not.toContain('certrotator-rke-bundle');
-  // The restarted controller-manager and scheduler hold their leases again.
+  // The controller-manager and scheduler hold their leases (restarted ones, where they were restarted).
   const lastServerDone = Math.max(...rotation.status.nodes.filter((n: any) => n.role !== 'worker').map((n: any) => new Date(n.finishedAt).getTime()));
-  await waitFor('leases renewed by restarted processes', async () => leasesRenewedSince(beforeLeases, await leases(cluster!.kubeconfig), lastServerDone), 60_000, () => JSON.stringify({ beforeLeases, lastServerDone }));
+  const renewed = async () => {
+    const now = await leases(cluster!.kubeconfig);
+    return controlPlaneRestarted ? leasesRenewedSince(beforeLeases, now, lastServerDone) : Object.values(now).every((l) => l.renew > lastServerDone);
+  };
+  await waitFor(`leases renewed${controlPlaneRestarted ? ' by restarted processes' : ''}`, renewed, 60_000, () => JSON.stringify({ beforeLeases, lastServerDone }));
   return { rotation, before, state };
 }
 
@@ -202,8 +214,12 @@ describe('RKE with real etcd, kube-apiserver, kube-controller-manager and kube-s
 
   test('scope All: hosts one at a time, one issue of every certificate from the state, kube-admin renewed in the state only; the cluster keeps serving', async () => {
     await cluster!.saveClusterState();
-    const { before, state, rotation } = await rotate('real-rke-all', { scope: 'All' }, () => true);
+    const { before, state, rotation } = await rotate('real-rke-all', { scope: 'All' }, () => true, true);
     expect(rotation.status.nodes.map((n: any) => n.phase)).toEqual(cluster!.nodes.map(() => 'Rotated'));
+    // Servers one at a time, then the worker (etcd plane, control plane, worker plane).
+    const iv = intervals(await nodeRotations('real-rke-all', cluster!.kubeconfig));
+    expect(overlappingServers(iv)).toEqual([]);
+    expect(iv.map((i) => i.node).at(-1)).toBe(cluster!.nodes.find((n) => !n.server)!.name);
     // Shared pairs: one new serial everywhere (kube-node on every host, kube-apiserver on every server).
     for (const f of ['kube-node', 'kube-proxy', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-apiserver-proxy-client', 'kube-admin']) {
       expect(`${f} ${stateSerial(state, f)}`).not.toBe(`${f} ${stateSerial(before.state, f)}`);
@@ -219,7 +235,7 @@ describe('RKE with real etcd, kube-apiserver, kube-controller-manager and kube-s
   }, 1_000_000);
 
   test('service etcd: new kube-etcd-<ip> pairs served on 2379 and 2380 by every member, nothing else renewed', async () => {
-    const { before, state } = await rotate('real-rke-etcd', { scope: 'Service', service: 'etcd' }, (key) => !key.endsWith(':6443'));
+    const { before, state } = await rotate('real-rke-etcd', { scope: 'Service', service: 'etcd' }, (key) => !key.endsWith(':6443'), false);
     for (const n of cluster!.servers) expect(stateSerial(state, etcdCertName(n.ip))).not.toBe(stateSerial(before.state, etcdCertName(n.ip)));
     for (const f of ['kube-node', 'kube-apiserver', 'kube-admin']) expect(`${f} ${stateSerial(state, f)}`).toBe(`${f} ${stateSerial(before.state, f)}`);
   }, 1_000_000);

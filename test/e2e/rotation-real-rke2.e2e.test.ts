@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { RealRke2Cluster, type RealNode } from '../realnode/cluster.js';
 import { tls } from '../realnode/rke2-layout.js';
 import { ControllerProcess, waitFor } from './support/controller.js';
-import { etcdIsHealthy, getTls, leases, leasesRenewedSince, snapshotDir, Traffic } from './support/real-checks.js';
+import { getTls, leases, leasesRenewedSince, snapshotDir, Traffic } from './support/real-checks.js';
 import { applyRotation, condition, getJson, pemSerial, run, servedPem, waitRotationCondition } from './support/rotation.js';
 
 let work: string;
@@ -58,9 +58,14 @@ const etcdHealth = (n: RealNode, via: RealNode) =>
 const apiReadyz = (n: RealNode, via: RealNode) =>
   getTls(`https://${n.ip}:6443/readyz`, { cert: tls(via.dataDir, 'client-admin.crt'), key: tls(via.dataDir, 'client-admin.key') }, tls(via.dataDir, 'server-ca.crt'));
 
-// Every member, asked with the first server's etcd client pair.
-const newTraffic = (prefix: string): Traffic =>
-  new Traffic(prefix, cluster!.kubeconfig, cluster!.servers.map((n) => () => etcdHealth(n, cluster!.servers[0]!).then(etcdIsHealthy)));
+// Every member, asked with the first server's etcd client pair as it was when the
+// run started (read once: a pair read mid-install could be half old, half new).
+function newTraffic(prefix: string): Traffic {
+  const first = cluster!.servers[0]!;
+  const pair = { cert: readFileSync(tls(first.dataDir, 'etcd/client.crt')), key: readFileSync(tls(first.dataDir, 'etcd/client.key')) };
+  const ca = readFileSync(tls(first.dataDir, 'etcd/server-ca.crt'));
+  return new Traffic(prefix, cluster!.kubeconfig, cluster!.servers.map((n) => () => getTls(`https://${n.ip}:2379/health`, pair, ca)));
+}
 
 async function diskSerial(file: string): Promise<string> {
   return pemSerial(readFileSync(file, 'utf8'));

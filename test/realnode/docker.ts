@@ -6,8 +6,8 @@
 // kube-proxy and nginx-proxy (rke-host-components.ts).
 //   ps [-a] --format {{.Names}}   names of running (with -a: all) containers
 //   start NAME...                 starts those not running, returns once they run
-//   stop NAME...                  SIGTERM, then SIGKILL after the stop timeout
-//   restart NAME...               stop, then start (what rke's RestartContainer does)
+//   stop [-t S] NAME...           SIGTERM, then SIGKILL after the stop timeout
+//   restart [-t S] NAME...        stop, then start (what rke's RestartContainer does)
 //   daemon                        the node's dockerd: the only one that starts
 //                                 processes; it keeps every container not stopped
 //                                 on purpose running (RKE creates its containers
@@ -23,8 +23,19 @@ import { sleep, stopProcesses } from '../cluster/processes.js';
 import { containerPidFile, readDockerConfig, runningContainer, STAND_IN_IMAGES, stoppedMarker, type DockerConfig } from './docker-config.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-// rke's docker.RestartContainer: a 5 s stop timeout (docker/docker.go).
-const STOP_TIMEOUT_MS = 5000;
+// The Docker CLI's default stop timeout (`docker stop|restart -t`, 10 s), which is
+// what certrotator's `docker restart` gets; rke's own RestartContainer asks for 5 s
+// (docker/docker.go). etcd transfers its leadership when it is stopped gracefully;
+// killed, its peers wait out an election first.
+const DEFAULT_STOP_TIMEOUT_S = 10;
+
+function stopTimeoutMs(args: readonly string[]): number {
+  for (const [i, a] of args.entries()) {
+    const m = /^(?:-t|--time)(?:=(\d+))?$/.exec(a);
+    if (m) return Number(m[1] ?? args[i + 1]) * 1000;
+  }
+  return DEFAULT_STOP_TIMEOUT_S * 1000;
+}
 
 function argvOf(c: DockerConfig, name: string): string[] {
   const spec = c.containers.find((x) => x.name === name)!;
@@ -67,10 +78,10 @@ async function start(c: DockerConfig, name: string): Promise<void> {
   }
 }
 
-async function stop(c: DockerConfig, name: string): Promise<void> {
+async function stop(c: DockerConfig, name: string, timeoutMs: number): Promise<void> {
   writeFileSync(stoppedMarker(c, name), '');
   const proc = runningContainer(c, name);
-  if (proc) await stopProcesses([proc], STOP_TIMEOUT_MS);
+  if (proc) await stopProcesses([proc], timeoutMs);
 }
 
 async function main(): Promise<number> {
@@ -93,14 +104,15 @@ async function main(): Promise<number> {
     process.stderr.write(`docker stand-in: unknown command ${verb}\n`);
     return 2;
   }
-  const names = rest.filter((a) => !a.startsWith('-'));
+  const timeout = stopTimeoutMs(rest);
+  const names = rest.filter((a, i) => !a.startsWith('-') && !/^(-t|--time)$/.test(rest[i - 1] ?? ''));
   const unknown = names.find((n) => !c.containers.some((x) => x.name === n));
   if (unknown) {
     process.stderr.write(`Error response from daemon: No such container: ${unknown}\n`);
     return 1;
   }
   for (const name of names) {
-    if (verb !== 'start') await stop(c, name);
+    if (verb !== 'start') await stop(c, name, timeout);
     if (verb !== 'stop') await start(c, name);
     process.stdout.write(`${name}\n`);
   }

@@ -45,8 +45,14 @@ export class ControllerProcess {
       }
     });
     this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.child.on('exit', (code, signal) => (this.exit = { code, signal }));
+    this.child.on('exit', (code, signal) => {
+      this.exit = { code, signal };
+      // Said at once: a suite waiting on a condition would otherwise only time out.
+      if (!this.stopping) process.stderr.write(`controller ${identity} exited (code ${code}, signal ${signal}):\n${this.debug()}\n`);
+    });
   }
+
+  private stopping = false;
 
   get port(): number | undefined {
     return this.lines.find((l) => l.msg.startsWith('serving /metrics'))?.port as number | undefined;
@@ -62,6 +68,7 @@ export class ControllerProcess {
 
   async stop(): Promise<void> {
     if (this.exit) return;
+    this.stopping = true;
     const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
     this.kill('SIGTERM');
     const timer = setTimeout(() => this.kill('SIGKILL'), 15_000);

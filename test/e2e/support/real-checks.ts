@@ -69,14 +69,16 @@ export class Traffic {
   acked: string[] = [];
   failures: string[] = [];
   quorumLost = 0;
+  // What each unhealthy answer was, once per distinct answer (for the summary).
+  unhealthy = new Map<string, number>();
   minHealthy = Infinity;
   samples = 0;
 
   constructor(
     private readonly prefix: string,
     kubeconfig: string,
-    // One health check per etcd member.
-    private readonly members: readonly (() => Promise<boolean>)[],
+    // One health check per etcd member: healthy, or why not.
+    private readonly members: readonly (() => Promise<{ status: number; body: string }>)[],
   ) {
     const kc = new KubeConfig();
     kc.loadFromFile(kubeconfig);
@@ -108,7 +110,12 @@ export class Traffic {
 
   private async quorumLoop(): Promise<void> {
     while (!this.stopped) {
-      const healthy = (await Promise.all(this.members.map((m) => m().catch(() => false)))).filter(Boolean).length;
+      const answers = await Promise.all(this.members.map((m) => m().catch((e: Error) => ({ status: 0, body: e.message }))));
+      for (const a of answers.filter((x) => !etcdIsHealthy(x))) {
+        const why = `${a.status} ${a.body.trim().slice(0, 100)}`;
+        this.unhealthy.set(why, (this.unhealthy.get(why) ?? 0) + 1);
+      }
+      const healthy = answers.filter(etcdIsHealthy).length;
       this.samples++;
       this.minHealthy = Math.min(this.minHealthy, healthy);
       if (healthy <= this.members.length / 2) this.quorumLost++;
@@ -132,7 +139,7 @@ export class Traffic {
   }
 
   summary(): string {
-    return `writes ${this.acked.length}/${this.attempted} acknowledged (${(this.availability() * 100).toFixed(2)}%), etcd healthy members min ${this.minHealthy}/${this.members.length} over ${this.samples} samples; failures: ${this.failures.slice(0, 5).join(' | ')}`;
+    return `writes ${this.acked.length}/${this.attempted} acknowledged (${(this.availability() * 100).toFixed(2)}%), etcd healthy members min ${this.minHealthy}/${this.members.length} over ${this.samples} samples (unhealthy answers: ${[...this.unhealthy].map(([w, n]) => `${n}x ${w}`).join('; ') || 'none'}); failures: ${this.failures.slice(0, 5).join(' | ')}`;
   }
 }
 

@@ -1,0 +1,2 @@
+import { stopCluster } from './test/cluster/cluster.js';
+await stopCluster(process.argv[2]!);
