@@ -152,7 +152,12 @@ export type RestartPlan =
   // RKE2 agent: a plain restart; the agent re-fetches its certificates at start.
   | { readonly kind: 'systemd-restart'; readonly unit: string }
   // RKE: docker restart of the containers that read a changed file.
-  | { readonly kind: 'docker-restart' };
+  | {
+      readonly kind: 'docker-restart';
+      // `docker restart -t <s>` per container, where the CLI's default (10 s)
+      // would kill it before it shut down gracefully.
+      readonly stopTimeoutSeconds?: Readonly<Record<string, number>>;
+    };
 
 export interface RestartRule {
   readonly whenRoleIn: readonly NodeRole[];

@@ -22,7 +22,7 @@ beforeAll(async () => {
   log = join(bin, 'calls.log');
   const stub = (name: string, body = '') => fs.writeFile(join(bin, name), `#!/bin/sh\necho "${name} $*" >> ${log}\n${body}\n`, { mode: 0o755 });
   await stub('systemctl', '[ "$1" = start ] && [ -n "$FAIL_START" ] && { echo "Job for rke2-server.service failed" >&2; exit 1; }; exit 0');
-  await stub('docker', '[ "$1" = ps ] && printf "kube-apiserver\\nkubelet\\nkube-proxy\\n"; exit 0');
+  await stub('docker', '[ "$1" = ps ] && printf "%s\\n" ${DOCKER_PS:-kube-apiserver kubelet kube-proxy}; exit 0');
   await stub('nsenter', 'shift 8; exec "$@"');
   env = { PATH: `${bin}:/usr/bin:/bin` };
 });
@@ -63,8 +63,16 @@ describe('HostCommandExecutor', () => {
     await fs.rm(log, { force: true });
     const restarted = await executor('/').restartContainers(['kubelet', 'kube-apiserver', 'etcd']);
     expect(restarted).toEqual(['kubelet', 'kube-apiserver']);
-    expect(restartPlanFor(rkeCatalog, ['worker'])).toEqual({ kind: 'docker-restart' });
+    expect(restartPlanFor(rkeCatalog, ['worker'])).toMatchObject({ kind: 'docker-restart' });
     expect(await calls()).toEqual(['docker ps -a --format {{.Names}}', 'docker restart kubelet', 'docker restart kube-apiserver']);
+  });
+
+  test('RKE: etcd gets the catalog stop timeout (a graceful stop hands over its leadership), the others the CLI default', async () => {
+    await fs.rm(log, { force: true });
+    const plan = restartPlanFor(rkeCatalog, ['etcd', 'controlplane']);
+    const outcome = await performRestart(plan, executor('/', { DOCKER_PS: 'etcd kube-apiserver kubelet' }), new HostRoot(root, []), {}, ['etcd', 'kube-apiserver'], async () => {});
+    expect(outcome.components).toEqual(['etcd', 'kube-apiserver']);
+    expect(await calls()).toEqual(['docker ps -a --format {{.Names}}', 'docker restart -t 30 etcd', 'docker restart kube-apiserver']);
   });
 
   test('a failing systemctl becomes an error naming the command and its message', async () => {

@@ -13,8 +13,9 @@ export interface RestartExecutor {
   stopUnit(unit: string): Promise<void>;
   startUnit(unit: string): Promise<void>;
   restartUnit(unit: string): Promise<void>;
-  // Restarts those of `containers` that exist on this node; returns the ones restarted.
-  restartContainers(containers: readonly string[]): Promise<string[]>;
+  // Restarts those of `containers` that exist on this node, each with its stop
+  // timeout when one is given; returns the ones restarted.
+  restartContainers(containers: readonly string[], stopTimeoutSeconds?: Readonly<Record<string, number>>): Promise<string[]>;
 }
 
 export class RestartError extends Error {
@@ -57,7 +58,7 @@ export async function performRestart(
       await executor.restartUnit(plan.unit);
       return { markers: [] };
     case 'docker-restart': {
-      const restarted = await executor.restartContainers([...new Set(consumers)]);
+      const restarted = await executor.restartContainers([...new Set(consumers)], plan.stopTimeoutSeconds);
       return { components: restarted, markers: [] };
     }
   }
@@ -100,10 +101,13 @@ export class HostCommandExecutor implements RestartExecutor {
     await this.run(['systemctl', 'restart', unit]);
   }
 
-  async restartContainers(containers: readonly string[]): Promise<string[]> {
+  async restartContainers(containers: readonly string[], stopTimeoutSeconds: Readonly<Record<string, number>> = {}): Promise<string[]> {
     const present = (await this.run(['docker', 'ps', '-a', '--format', '{{.Names}}'])).split('\n').map((s) => s.trim());
     const targets = containers.filter((c) => present.includes(c));
-    for (const c of targets) await this.run(['docker', 'restart', c]);
+    for (const c of targets) {
+      const t = stopTimeoutSeconds[c];
+      await this.run(['docker', 'restart', ...(t !== undefined ? ['-t', String(t)] : []), c]);
+    }
     return targets;
   }
 }

@@ -178,11 +178,24 @@ export const rkeCatalog: DistributionCatalog = {
     { files: KUBE_CA, cn: 'kube-ca', keyAlgorithm: LEAF.keyAlgorithm, keyEncoding: 'pkcs1', roles: EVERY_NODE, keyRoles: ['controlplane'] },
     { files: REQUESTHEADER_CA, cn: 'kube-apiserver-requestheader-ca', keyAlgorithm: LEAF.keyAlgorithm, keyEncoding: 'pkcs1', roles: ['controlplane'], keyRoles: ['controlplane'] },
   ],
-  restart: [{ whenRoleIn: EVERY_NODE, plan: { kind: 'docker-restart' } }],
-  // rke's own health checks (services/healthcheck.go): https://localhost with the
-  // kube-apiserver pair as the client certificate for the API server
-  // (--anonymous-auth=false), kube-node for etcd (its --etcd-certfile identity),
-  // plain HTTP for the kubelet's healthz. Servers are verified against kube-ca.
+  // etcd is given time to stop gracefully: on SIGTERM it first waits for its
+  // client streams to end (embed.Etcd.Close: up to ReqTimeout = 5 s + 2 ×
+  // election-timeout, 15 s with RKE's --election-timeout=5000, and the API
+  // servers' watches never end on their own) and only then, in Server.Stop,
+  // hands its leadership to a peer. Killed before that — docker's default 10 s,
+  // rke's own 5 s (docker/docker.go RestartContainer) — a leader leaves the
+  // cluster without one until an election (≥ 5 s of stalled writes; seen on the
+  // real-component RKE suite). 30 s covers the 15 s and the transfer.
+  restart: [{ whenRoleIn: EVERY_NODE, plan: { kind: 'docker-restart', stopTimeoutSeconds: { etcd: 30 } } }],
+  // rke's own health checks (services/healthcheck.go, the URLs from cluster/plan.go):
+  // https://localhost with the kube-apiserver pair as the client certificate for
+  // the API server (--anonymous-auth=false), kube-node for etcd (its
+  // --etcd-certfile identity; services/etcd_util.go), https :10257/:10259 for
+  // kube-controller-manager and kube-scheduler (Kubernetes ≥ 1.22; their serving
+  // certificates are self-signed in the container, so, as rke, without a CA),
+  // plain HTTP for the kubelet's :10248 and kube-proxy's :10256 (KDM binds it to
+  // 127.0.0.1). rke skips server verification everywhere; here the certificates
+  // RKE issued are verified against kube-ca.
   probes: [
     { component: 'etcd', scheme: 'https', port: 2379, on: 'loopback', path: '/health', roles: ['etcd'], ca: KUBE_CA.cert, clientCert: { cert: `${SSL}/kube-node.pem`, key: `${SSL}/kube-node-key.pem` } },
     {
@@ -195,7 +208,10 @@ export const rkeCatalog: DistributionCatalog = {
       ca: KUBE_CA.cert,
       clientCert: { cert: `${SSL}/kube-apiserver.pem`, key: `${SSL}/kube-apiserver-key.pem` },
     },
+    { component: 'kube-controller-manager', scheme: 'https', port: 10257, on: 'loopback', path: '/healthz', roles: ['controlplane'] },
+    { component: 'kube-scheduler', scheme: 'https', port: 10259, on: 'loopback', path: '/healthz', roles: ['controlplane'] },
     { component: 'kubelet', scheme: 'http', port: 10248, on: 'loopback', path: '/healthz', roles: EVERY_NODE },
+    { component: 'kube-proxy', scheme: 'http', port: 10256, on: 'loopback', path: '/healthz', roles: EVERY_NODE },
   ],
   // Beside ssl/, not inside it: RKE's cert-deployer owns ssl/ and every component
   // container mounts it, so old keys must not sit there; same filesystem so a
