@@ -157,10 +157,6 @@ describe('RKE2 with real etcd, kube-apiserver, kube-controller-manager and kube-
     await rotate('real-etcd', { scope: 'Service', service: 'etcd' }, (key) => !key.endsWith(':6443'));
   }, 1_000_000);
 
-  test('service api-server: new apiserver certificate, etcd unchanged', async () => {
-    await rotate('real-api-server', { scope: 'Service', service: 'api-server' }, (key) => key.endsWith(':6443'));
-  }, 1_000_000);
-
   test('a renewal the real components reject is caught: etcd peer certificate without its SANs is rolled back byte for byte', async () => {
     const first = cluster!.servers[0]!;
     const etcdDir = join(first.dataDir, 'server', 'tls', 'etcd');
