@@ -19,4 +19,7 @@ export const EVENT_REASONS = {
   // RKE scope All: kube-admin renewed in full-cluster-state; the admin's local
   // kube_config_cluster.yml and cluster.rkestate are stale.
   rkeKubeAdminRenewed: 'KubeAdminRenewed',
+  // RKE, any other scope: full-cluster-state holds the new certificates; the
+  // admin's local cluster.rkestate (what `rke up` reads) is stale.
+  rkeStateUpdated: 'ClusterStateUpdated',
 } as const;

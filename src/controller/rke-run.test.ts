@@ -158,6 +158,10 @@ describe('an RKE run with a controller-issued bundle', () => {
     // A Service scope never touches kube-admin (rke cert rotate --service never regenerates it).
     expect(stateSerials(rke.state).get('kube-admin')).toBe(stateSerials(initialState).get('kube-admin'));
     expect(adminEvents(fake)).toEqual([]);
+    // ... but the admin's local cluster.rkestate is stale all the same, and the user is told once.
+    const stateEvents = fake.events.filter((e) => e.reason === EVENT_REASONS.rkeStateUpdated);
+    expect(stateEvents).toHaveLength(1);
+    expect(stateEvents[0]!.message).toMatch(/kube-node.*local cluster\.rkestate is stale.*`rke util get-state-file` before the next `rke up`/);
   }, 60_000);
 
   it('scope All: kube-admin is renewed in both states in the one state write, never in the bundle, and the user is told to refresh the local files', async () => {

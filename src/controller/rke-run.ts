@@ -166,6 +166,7 @@ export async function commitRkeState(deps: ControllerDeps, rotation: Certificate
       await state.replace(updateFullState(state.text, new Map([...issued, ...stateOnly])));
       deps.log.info({ kind: state.kind, certificates: [...issued.keys(), ...stateOnly.keys()] }, 'wrote the new certificates to kube-system/full-cluster-state');
       if (stateOnly.size > 0) tellAdminFilesStale(deps, rotation, stateOnly);
+      else tellStateFileStale(deps, rotation, [...issued.keys()]);
     }
     await rke.deleteBundle(ref.name);
     return;
@@ -195,6 +196,17 @@ export async function commitRkeState(deps: ControllerDeps, rotation: Certificate
  * a pair the cluster state no longer has, and `rke up` reads the local
  * cluster.rkestate. Serial and expiry only: no key material.
  */
+// `rke up` deploys what the admin's local cluster.rkestate holds (cmd/up.go
+// ReadStateFile), not the in-cluster copy: left stale, it would put the old
+// certificates back on the next `rke up`.
+function tellStateFileStale(deps: ControllerDeps, rotation: CertificateRotation, renewed: readonly string[]): void {
+  const message =
+    `${renewed.length} certificate(s) renewed in kube-system/full-cluster-state (${renewed.slice(0, 5).join(', ')}${renewed.length > 5 ? ', …' : ''}): ` +
+    'your local cluster.rkestate is stale; refresh it with `rke util get-state-file` before the next `rke up`, which would otherwise deploy the old certificates again';
+  deps.log.warn({ renewed }, message);
+  deps.events.normal(rotation, EVENT_REASONS.rkeStateUpdated, message);
+}
+
 function tellAdminFilesStale(deps: ControllerDeps, rotation: CertificateRotation, renewed: ReadonlyMap<string, { serial: string; notAfter: Date }>): void {
   const what = [...renewed].map(([name, p]) => `${name} (serial ${p.serial}, not after ${p.notAfter.toISOString()})`).join(', ');
   const message =

@@ -28,7 +28,7 @@ import {
   writeHostFile,
   type FixtureNode,
 } from './fixtures.js';
-import { fillTemplate, issueLeaf } from './issue.js';
+import { createCa, fillTemplate, issueLeaf } from './issue.js';
 
 export interface SimulationFaults {
   // The next N start/restart requests fail (and change nothing).
@@ -126,14 +126,20 @@ export class SimulatedNode {
     for (const p of probes) ports.add(p.port);
     for (const port of [...ports].sort((a, b) => a - b)) {
       const file = await this.servingFile(port);
-      const probeScheme = probes.find((p) => p.port === port)?.scheme;
+      const probe = probes.find((p) => p.port === port);
+      const probeScheme = probe?.scheme;
       const handler = (_req: IncomingMessage, res: import('node:http').ServerResponse) => {
         res.writeHead(this.running ? 200 : 503).end(this.running ? 'ok' : 'stopped');
       };
       let server: HttpsServer | HttpServer;
       if (file) server = createHttpsServer(await this.tlsMaterial(file), handler);
       else if (probeScheme === 'http') server = createHttpServer(handler);
-      else continue; // an https probe whose certificate is not on this node (e.g. no cert-dir certs)
+      // A component that makes its own serving certificate in memory (RKE's
+      // kube-controller-manager and kube-scheduler: no CA to check it against).
+      else if (probeScheme === 'https' && !probe?.ca) {
+        const self = await createCa(probe!.component, { name: 'ECDSA', namedCurve: 'P-256' }, 'sec1');
+        server = createHttpsServer({ cert: self.certPem, key: self.keyPem }, handler);
+      } else continue; // an https probe whose certificate is not on this node (e.g. no cert-dir certs)
       server.on('connection', (s: Socket) => {
         this.sockets.add(s);
         s.on('close', () => this.sockets.delete(s));

@@ -13,6 +13,7 @@
 // the load balancer throughout, and etcd's quorum is watched.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RealRke2Cluster, type RealNode } from '../realnode/cluster.js';
@@ -149,8 +150,20 @@ describe('RKE2 with real etcd, kube-apiserver, kube-controller-manager and kube-
     }
   });
 
-  test('scope All: every server then every worker, the cluster keeps serving', async () => {
+  test('scope All: every server then every worker, the cluster keeps serving; rke2.yaml embeds the new admin pair', async () => {
+    const embedded = async (n: RealNode) => {
+      const k = parseYaml(readFileSync(n.config.adminKubeconfig, 'utf8')) as { users: { user: Record<string, string> }[] };
+      return pemSerial(Buffer.from(k.users[0]!.user['client-certificate-data']!, 'base64').toString('utf8'));
+    };
+    const before = await Promise.all(cluster!.servers.map(embedded));
     await rotate('real-all', { scope: 'All' }, () => true);
+    // rke2 rewrites /etc/rancher/rke2/rke2.yaml at start (k3s pkg/server/server.go writeKubeConfig); the agent checked it too.
+    for (const [i, n] of cluster!.servers.entries()) {
+      const now = await embedded(n);
+      expect(`${n.name} ${now}`).toBe(`${n.name} ${await diskSerial(tls(n.dataDir, 'client-admin.crt'))}`);
+      expect(`${n.name} ${now}`).not.toBe(`${n.name} ${before[i]}`);
+      expect(readFileSync(cluster!.agents.get(n.name)!.log, 'utf8')).not.toMatch(/does not embed the new/);
+    }
   }, 1_000_000);
 
   test('service etcd: new etcd serving and peer certificates, the apiserver certificate unchanged', async () => {

@@ -18,7 +18,7 @@ import { createNodes, type SimulatedNode } from '../cluster/nodes.js';
 import { readVersions, REPO_ROOT } from '../cluster/paths.js';
 import { tail, type RecordedProcess } from '../cluster/processes.js';
 import { installCrds } from '../e2e/support/crds.js';
-import { createHostNetwork, type HostNetwork } from './netns.js';
+import { createHostNetwork, etcLayer, inNodeWithEtc, type HostNetwork } from './netns.js';
 import { API_PORT, RealCluster, teardown, type BaseNode, type RealClusterOptions } from './real-cluster.js';
 import { LoadBalancer } from './load-balancer.js';
 import { issueWithOpenssl, writePair } from './openssl.js';
@@ -71,6 +71,12 @@ export class RealRke2Cluster extends RealCluster<RealNode> {
     return ['--data-dir', n.dataDir];
   }
 
+  // /etc/rancher is the node's own (rke2.yaml, config.yaml), so the agent finds
+  // /etc/rancher/rke2/rke2.yaml where rke2 writes it.
+  protected nodeArgv(node: RealNode, argv: readonly string[]): string[] {
+    return inNodeWithEtc(this.hostOf(node), join(node.dir, 'etc-layer'), [{ name: 'rancher', source: join(node.dir, 'host', 'etc', 'rancher') }], argv);
+  }
+
   /** Runs the node's systemctl stand-in inside the node, as the agent would. */
   async systemctl(node: RealNode, verb: string): Promise<void> {
     const r = await this.exec(node, [join(node.dir, 'bin', 'systemctl'), verb, node.config.unit]);
@@ -113,6 +119,8 @@ async function layOut(o: RealClusterOptions, network: HostNetwork): Promise<Real
       await fs.writeFile(join(dataDir, 'server', 'db', 'etcd', 'config'), etcdConfig(dataDir, self, serverIds, 'new'), { mode: 0o600 });
       await writeCredKubeconfigs(dataDir);
     }
+    await fs.mkdir(join(root, 'etc', 'rancher', 'rke2'), { recursive: true });
+    etcLayer(join(dir, 'etc-layer'), ['rancher']);
     await fs.mkdir(join(dir, 'bin'), { recursive: true });
     await fs.mkdir(join(dir, 'run', 'logs'), { recursive: true });
     // What `systemctl` is on this node's PATH.

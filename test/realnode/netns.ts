@@ -21,7 +21,7 @@
 // run that crashes half-way still leaves a record for destroyHostNetwork.
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { runCommand } from '../cluster/command.js';
 import { sleep } from '../cluster/processes.js';
 
@@ -165,6 +165,29 @@ export async function destroyHostNetwork(stateFile: string): Promise<void> {
 /** The argv that runs `argv` inside the node's network namespace. */
 export function inNode(host: NodeHost, argv: readonly string[]): string[] {
   return ['ip', 'netns', 'exec', host.netns, ...argv];
+}
+
+/**
+ * argv inside the node with some of its own tree over this machine's /etc:
+ * `ip netns exec` gives the command a mount namespace of its own (slave to the
+ * root one, so nothing mounted here leaks out); in it /etc becomes a read-only
+ * overlay of this machine's /etc with one extra, empty directory per name (the
+ * mount points, from `layerDir`), and the node's own directory is bound on each
+ * read-write. This machine's /etc is not changed.
+ */
+export function inNodeWithEtc(host: NodeHost, layerDir: string, binds: readonly { name: string; source: string }[], argv: readonly string[]): string[] {
+  const script = [
+    'mount -t overlay overlay -o "lowerdir=$1:/etc" /etc',
+    ...binds.map((_, i) => `mount --bind "$${i + 2}" /etc/${binds[i]!.name}`),
+    `shift ${binds.length + 1}`,
+    'exec "$@"',
+  ].join(' && ');
+  return inNode(host, ['sh', '-c', script, 'node-mounts', layerDir, ...binds.map((b) => b.source), ...argv]);
+}
+
+/** Makes `layerDir` hold the empty mount points inNodeWithEtc binds on. */
+export function etcLayer(layerDir: string, names: readonly string[]): void {
+  for (const n of names) mkdirSync(join(layerDir, n), { recursive: true });
 }
 
 // --- addresses --------------------------------------------------------------

@@ -22,7 +22,7 @@ import { tail, type RecordedProcess } from '../cluster/processes.js';
 import { installCrds } from '../e2e/support/crds.js';
 import { dockerConfigPath, stoppedMarker, type DockerConfig } from './docker-config.js';
 import { LoadBalancer } from './load-balancer.js';
-import { createHostNetwork, type HostNetwork } from './netns.js';
+import { createHostNetwork, etcLayer, inNodeWithEtc, type HostNetwork } from './netns.js';
 import { issueWithOpenssl } from './openssl.js';
 import { API_PORT, RealCluster, teardown, type BaseNode, type RealClusterOptions } from './real-cluster.js';
 import { kubeconfigYaml } from './rke2-layout.js';
@@ -76,16 +76,9 @@ export class RealRkeCluster extends RealCluster<RkeNode> {
     return [];
   }
 
-  // ip netns exec gives the command a mount namespace of its own (slave to the
-  // root one, so nothing mounted here leaks out). In it: /etc becomes a
-  // read-only overlay of this machine's /etc with one extra, empty directory,
-  // `kubernetes`, as the mount point for the node's own tree, bound read-write.
-  // This machine's /etc is not changed.
+  // /etc/kubernetes is the host's own tree, as RKE's containers bind it.
   protected nodeArgv(node: RkeNode, argv: readonly string[]): string[] {
-    return super.nodeArgv(node, [
-      'sh', '-c', 'mount -t overlay overlay -o "lowerdir=$1:/etc" /etc && mount --bind "$2" /etc/kubernetes && shift 2 && exec "$@"',
-      'rke-node-mounts', join(node.dir, 'etc-layer'), join(node.dir, 'host', 'etc', 'kubernetes'), ...argv,
-    ]);
+    return inNodeWithEtc(this.hostOf(node), join(node.dir, 'etc-layer'), [{ name: 'kubernetes', source: join(node.dir, 'host', 'etc', 'kubernetes') }], argv);
   }
 
   /** Runs the node's docker stand-in inside the node, as the agent would. */
@@ -149,7 +142,7 @@ async function layOut(o: RealClusterOptions, network: HostNetwork): Promise<{ no
       await writeFile(join(sslDir, `${l.name}-key.pem`), pairs.get(l.name)!.keyPem, 0o600);
     }
     for (const c of kubeconfigsFor(h)) await writeFile(join(dir, 'host', kubeconfigPath(c)), componentKubeconfig(c), 0o600);
-    await fs.mkdir(join(dir, 'etc-layer', 'kubernetes'), { recursive: true });
+    etcLayer(join(dir, 'etc-layer'), ['kubernetes']);
     await fs.mkdir(join(dir, 'run', 'logs'), { recursive: true });
     await fs.mkdir(join(dir, 'bin'), { recursive: true });
     const containers = containersFor(h, hosts, {

@@ -1,2 +1,0 @@
-import { stopCluster } from './test/cluster/cluster.js';
-await stopCluster(process.argv[2]!);
