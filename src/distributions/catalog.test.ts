@@ -104,3 +104,11 @@ test('RKE2: client-admin is embedded in rke2.yaml, which rke2-server rewrites at
     { path: 'etc/rancher/rke2/rke2.yaml', format: 'kubeconfig-client-certificate-data', rewrittenOnStartOf: 'rke2-server', serverCa: '{dataDir}/server/tls/server-ca.crt' },
   ]);
 });
+
+// cluster/plan.go BuildEtcdProcess: with internal_address set, etcd listens on
+// that address only; loopback would refuse every check on such a host.
+test('RKE: etcd is checked on the node IP, where it listens whatever internal_address says', () => {
+  const rke = catalogFor('rke');
+  expect(rke.services.etcd!.files[0]!.servedOn).toEqual([{ port: 2379, on: 'node-ip' }, { port: 2380, on: 'node-ip' }]);
+  expect(rke.probes.find((p) => p.component === 'etcd')).toMatchObject({ port: 2379, on: 'node-ip' });
+});

@@ -5,11 +5,18 @@ import type { CaFiles, CertFile, DistributionCatalog, NodeRole, ServedPort, Serv
 
 const SSL = 'etc/kubernetes/ssl';
 
-// RKE runs every component in a host-network container bound to every address
-// (cluster/plan.go: etcd --listen-client-urls/--listen-peer-urls https://0.0.0.0,
-// kube-apiserver and kubelet on all addresses; the kubelet's healthz on
-// 127.0.0.1), so the host's loopback reaches them all.
+// Where RKE's host-network containers listen (rancher/rke v1.6.3 cluster/plan.go,
+// with the per-version defaults of kontainer-driver-metadata pkg/rke/k8s_service_options.go):
+// - etcd (BuildEtcdProcess): https://0.0.0.0:2379/2380 only when the host's
+//   internal_address equals its address; with a separate internal_address (the
+//   usual cloud layout) it listens on the internal address alone, so loopback
+//   does not reach it. Both cases answer on the node IP, which is also what rke's
+//   own health check dials (https://<InternalAddress>:2379/health).
+// - kube-apiserver: --bind-address=0.0.0.0 (KDM); kube-controller-manager and
+//   kube-scheduler: no --bind-address, so every address; kubelet healthz and
+//   kube-proxy healthz (--healthz-bind-address=127.0.0.1): loopback.
 const onLoopback = (port: number): ServedPort => ({ port, on: 'loopback' });
+const onNodeIP = (port: number): ServedPort => ({ port, on: 'node-ip' });
 const EVERY_NODE: readonly NodeRole[] = ['etcd', 'controlplane', 'worker'];
 
 const KUBE_CA: CaFiles = { cert: `${SSL}/kube-ca.pem`, key: `${SSL}/kube-ca-key.pem` };
@@ -64,7 +71,7 @@ const services: Record<string, ServiceEntry> = {
         'kube-etcd-{host}',
         KUBE_CA,
         { cn: 'kube-etcd', dns: KUBERNETES_DNS, ips: KUBERNETES_IPS, eku: ['clientAuth', 'serverAuth'] },
-        { consumers: ['etcd'], servedOn: [onLoopback(2379), onLoopback(2380)], roles: ['etcd'] },
+        { consumers: ['etcd'], servedOn: [onNodeIP(2379), onNodeIP(2380)], roles: ['etcd'] },
       ),
     ],
   },
@@ -197,7 +204,7 @@ export const rkeCatalog: DistributionCatalog = {
   // 127.0.0.1). rke skips server verification everywhere; here the certificates
   // RKE issued are verified against kube-ca.
   probes: [
-    { component: 'etcd', scheme: 'https', port: 2379, on: 'loopback', path: '/health', roles: ['etcd'], ca: KUBE_CA.cert, clientCert: { cert: `${SSL}/kube-node.pem`, key: `${SSL}/kube-node-key.pem` } },
+    { component: 'etcd', scheme: 'https', port: 2379, on: 'node-ip', path: '/health', roles: ['etcd'], ca: KUBE_CA.cert, clientCert: { cert: `${SSL}/kube-node.pem`, key: `${SSL}/kube-node-key.pem` } },
     {
       component: 'kube-apiserver',
       scheme: 'https',
