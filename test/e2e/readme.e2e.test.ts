@@ -198,7 +198,7 @@ describe('README "Offline recovery": certrotator node check / rotate on fixture 
     }
     ok(r);
     const lines = r.stdout.trim().split('\n');
-    expect(columns(lines[0])).toEqual(['SERVICE', 'PATH', 'OLD SERIAL', 'NEW SERIAL', 'NOT AFTER', 'SERVED', 'STATUS']);
+    expect(columns(lines[0])).toEqual(['SERVICE', 'PATH', 'OLD SERIAL', 'NEW SERIAL', 'NOT AFTER', 'SERVED', 'STATUS', 'NOTE']);
     expect(lines.at(-1)).toMatch(/^backup: var\/lib\/rancher\/rke2\/server\/tls-\d+$/);
     const rows = lines.slice(1, -1).map(columns);
     expect(rows.length).toBeGreaterThan(20);
@@ -207,6 +207,8 @@ describe('README "Offline recovery": certrotator node check / rotate on fixture 
     expect(after).not.toBe(before);
     expect(after).toBe(apiserver[3]!.toLowerCase().replace(/^0+(?=.)/, ''));
     expect(apiserver[5]).toBe('yes');
+    // rke2's own leaf lifetime, and where it came from (no CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS on this tree).
+    expect(apiserver[7]).toMatch(/^validity 365d \(default; CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS not set/);
     expect(r.stdout + r.stderr).not.toContain('PRIVATE KEY');
   }, 120_000);
 
