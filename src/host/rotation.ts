@@ -22,7 +22,7 @@ import { prepareFiles, type ProvidedMaterial } from './prepare.js';
 import { performRestart, restartPlanFor, type RestartExecutor } from './restart.js';
 import { HostRoot } from './root.js';
 import { pausePoint } from './testhooks.js';
-import { eventually, nodeAddresses, probe, servedSerialOn } from './verify.js';
+import { eventually, nodeAddresses, probe, ServedCertificateError, servedSerialOn } from './verify.js';
 import { embeddedState } from './embedded.js';
 import { describeSignedBy, signedByOnHost, type SignedBy } from './issuer.js';
 import { effectiveValidity, readServiceEnvironment, type EffectiveValidity } from './validity.js';
@@ -479,11 +479,15 @@ async function verifyNode(o: NodeRotationOptions, j: Journal, components: readon
     // Every file served on one port is signed by the same CA (RKE's per-host etcd pairs: kube-ca).
     const caFile = files.find((f) => f.servedCa)?.servedCa;
     const trust = caFile ? { caFile, ca: await o.host.readFile(caFile) } : undefined;
+    // Waiting helps while the old certificate is still served (the component is
+    // coming back). Once the NEW one is served and clients would refuse it, the
+    // component has loaded it: nothing changes by waiting, so fail (and roll back) now.
+    const newOneRefused = (e: unknown) => e instanceof ServedCertificateError && expected.has(e.serial);
     const seen = await eventually(async () => {
       const { address, serial } = await servedSerialOn(addrs, served, trust);
       if (!expected.has(serial)) throw new Error(`${address}:${served.port} serves serial ${serial}, expected ${[...expected].join(' or ')} (${files.map((f) => f.cert).join(', ')})`);
       return serial;
-    }, timeout());
+    }, timeout(), 250, newOneRefused);
     for (const f of files) if (f.newSerial === seen) f.servedVerified = true;
   }
   const vars = { dataDir: o.dataDir };

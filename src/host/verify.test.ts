@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { caFromMaterial, createCa, issueLeaf } from '../simulation/issue.js';
 import type { HealthProbe } from '../distributions/types.js';
 import { HostRoot } from './root.js';
-import { probe, servedSerialOn, type NodeAddresses } from './verify.js';
+import { eventually, probe, ServedCertificateError, servedSerialOn, type NodeAddresses } from './verify.js';
 
 const P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const VALIDITY = { days: 30, notBefore: 'one-hour-back-clamped-to-ca' } as const;
@@ -78,6 +78,28 @@ describe('servedSerialOn', () => {
 
   test('a node-ip listener whose certificate does not name the node IP is not "served" (an etcd peer certificate without its SANs)', async () => {
     await expect(servedSerialOn({ loopback: '127.0.0.1', nodeIPs: ['127.0.0.2'] }, { port: port2, on: 'node-ip' }, trust('ca'))).rejects.toThrow(/not valid for 127\.0\.0\.2/);
+    // The refusal names the serial it refused, so verification can tell the new certificate from the old.
+    const refused = await servedSerialOn({ loopback: '127.0.0.1', nodeIPs: ['127.0.0.2'] }, { port: port2, on: 'node-ip' }, trust('ca')).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ServedCertificateError);
+    expect(norm((refused as ServedCertificateError).serial)).toBe(norm(serial));
+  });
+});
+
+describe('eventually', () => {
+  // The served-certificate check treats the NEW certificate served and refused
+  // by its clients as final (the component loaded it; waiting changes nothing),
+  // so the node is rolled back at once instead of when the budget ends.
+  test.each([
+    { what: 'a final failure is thrown at once', final: true, attempts: 1 },
+    { what: 'any other failure is retried until the deadline', final: false, attempts: 3 },
+  ])('$what', async ({ final, attempts }) => {
+    let n = 0;
+    const err = new Error('refused');
+    await expect(eventually(async () => {
+      n++;
+      throw err;
+    }, 150, 40, (e) => final && e === err)).rejects.toBe(err);
+    expect(final ? n === 1 : n >= attempts).toBe(true);
   });
 });
 

@@ -69,6 +69,19 @@ export async function servedSerialOn(
   });
 }
 
+// The endpoint serves a certificate, but clients would refuse it (chain or name).
+// Carries the serial so the caller can tell "still the old one" from "the new
+// one, and it is wrong".
+export class ServedCertificateError extends Error {
+  constructor(
+    message: string,
+    readonly serial: string,
+  ) {
+    super(message);
+    this.name = 'ServedCertificateError';
+  }
+}
+
 export async function servedSerial(
   address: string,
   port: number,
@@ -85,8 +98,8 @@ export async function servedSerial(
       socket.destroy();
       if (!peer) return reject(new Error(`${address}:${port} presented no certificate`));
       const serial = serialOf(peer);
-      if (chainError) return reject(new Error(`${address}:${port} serves serial ${serial}, which does not verify against ${trust!.caFile}: ${String(chainError)}`));
-      if (nameError) return reject(new Error(`${address}:${port} serves serial ${serial}, which is not valid for ${trust!.identity}: ${nameError.message}`));
+      if (chainError) return reject(new ServedCertificateError(`${address}:${port} serves serial ${serial}, which does not verify against ${trust!.caFile}: ${String(chainError)}`, serial));
+      if (nameError) return reject(new ServedCertificateError(`${address}:${port} serves serial ${serial}, which is not valid for ${trust!.identity}: ${nameError.message}`, serial));
       resolve(serial);
     });
     socket.on('timeout', () => {
@@ -141,14 +154,15 @@ export async function probeTls(
   return { ...client, caFile, ca: await host.readFile(caFile), rejectUnauthorized: true };
 }
 
-// Retries `check` until it passes or the deadline; components take a while to come back.
-export async function eventually<T>(check: () => Promise<T>, deadlineMs: number, intervalMs = 250): Promise<T> {
+// Retries `check` until it passes or the deadline; components take a while to come
+// back. `isFinal` marks a failure that waiting cannot change: it is thrown at once.
+export async function eventually<T>(check: () => Promise<T>, deadlineMs: number, intervalMs = 250, isFinal: (e: unknown) => boolean = () => false): Promise<T> {
   const end = Date.now() + deadlineMs;
   for (;;) {
     try {
       return await check();
     } catch (e) {
-      if (Date.now() + intervalMs > end) throw e;
+      if (isFinal(e) || Date.now() + intervalMs > end) throw e;
       await new Promise((r) => setTimeout(r, intervalMs));
     }
   }

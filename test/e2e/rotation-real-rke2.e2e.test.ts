@@ -20,7 +20,7 @@ import { RealRke2Cluster, type RealNode } from '../realnode/cluster.js';
 import { tls } from '../realnode/rke2-layout.js';
 import { ControllerProcess, waitFor } from './support/controller.js';
 import { getTls, leases, leasesRenewedSince, snapshotDir, Traffic } from './support/real-checks.js';
-import { applyRotation, condition, getJson, pemSerial, run, servedPem, waitRotationCondition } from './support/rotation.js';
+import { applyRotation, condition, getJson, intervals, nodeRotations, pemSerial, run, servedPem, waitRotationCondition } from './support/rotation.js';
 
 let work: string;
 let cluster: RealRke2Cluster | undefined;
@@ -194,6 +194,12 @@ describe('RKE2 with real etcd, kube-apiserver, kube-controller-manager and kube-
     expect(stalled.message).toContain(first.name);
     expect(stalled.message).toMatch(/verif/i);
     expect(rotation.status.nodes.find((n: any) => n.name === first.name).phase).toBe('RolledBack');
+    // Caught as soon as etcd served the refused certificate, not when the verification
+    // budget (70% of the 180 s nodeTimeout) ran out: waiting could not have changed it.
+    const [failed] = (await nodeRotations('real-fault', cluster!.kubeconfig)).filter((nr) => nr.spec.nodeName === first.name);
+    const [{ start, end }] = intervals([failed!]);
+    process.stderr.write(`real-fault: ${first.name} picked up to rolled back in ${(end - start) / 1000} s\n`);
+    expect((end - start) / 1000).toBeLessThan(0.7 * 180);
     // Nothing was started after the failed node.
     for (const n of rotation.status.nodes.filter((x: any) => x.name !== first.name)) expect(n.phase).toBe('Pending');
     // Byte for byte what it was, and the member serves it again, healthy.
