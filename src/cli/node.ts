@@ -171,7 +171,7 @@ async function rotate(argv: string[], io: Io): Promise<number> {
               f.notAfter,
               f.servedVerified ? 'yes' : '-',
               f.status,
-              [f.validity && `validity ${f.validity}`, f.signedBy].filter(Boolean).join('; ') || '-',
+              [f.validity && `validity ${f.validity}`, f.signedBy, f.note].filter(Boolean).join('; ') || '-',
             ]),
           ) + (result.backupDir ? `backup: ${result.backupDir}\n` : ''),
         );
