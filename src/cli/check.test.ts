@@ -76,6 +76,12 @@ test('a corrupt file is reported by name in the table, the others still listed, 
   expect(run.stdout).toMatch(/admin\s+var\/lib\/rancher\/rke2\/server\/tls\/client-admin\.crt\s.*\s364\s+OK$/m);
 });
 
+test('a missing dynamic-cert.json is ERROR "missing" under its own path (rotate writes its trigger; check only reports)', async () => {
+  const root = await variant('no-dynamic-cert', (r) => fs.rm(join(r, S, 'dynamic-cert.json')));
+  const certs = (JSON.parse((await check(root, '-o', 'json')).stdout) as Report).certificates;
+  expect(certs.filter((c) => c.status === 'ERROR')).toEqual([{ service: 'rke2-server', path: `${S}/dynamic-cert.json`, status: 'ERROR', error: 'missing' }]);
+});
+
 // Copies of the server tree with one file changed.
 async function variant(name: string, change: (root: string) => Promise<void>): Promise<string> {
   const root = join(work, name);
