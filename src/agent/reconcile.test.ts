@@ -194,9 +194,9 @@ describe('reconcileNodeRotation', () => {
 
   it('answers a Check with what it found and never runs the host steps', async () => {
     const found = [
-      { service: 'api-server', path: 'var/lib/rancher/rke2/server/tls/serving-kube-apiserver.crt', serial: '0A', notAfter: '2027-03-01T00:00:00.000Z' },
-      { service: 'api-server', path: 'var/lib/rancher/rke2/server/tls/client-kube-apiserver.crt', serial: '0B', notAfter: '2026-12-24T00:00:00.000Z' },
-      { service: 'api-server', path: 'var/lib/rancher/rke2/server/tls/client-auth-proxy.crt', error: 'missing' },
+      { service: 'api-server', path: 'var/lib/rancher/rke2/server/tls/serving-kube-apiserver.crt', serial: '0A', notAfter: '2027-03-01T00:00:00.000Z', status: 'OK' as const },
+      { service: 'api-server', path: 'var/lib/rancher/rke2/server/tls/client-kube-apiserver.crt', serial: '0B', notAfter: '2026-12-24T00:00:00.000Z', status: 'OK' as const },
+      { service: 'api-server', path: 'var/lib/rancher/rke2/server/tls/client-auth-proxy.crt', error: 'missing', status: 'ERROR' as const },
     ];
     const h = harness(instruction({ action: 'Check' }), steps(['done']), undefined, async () => found);
     h.deps.getFresh = async () => instruction({ action: 'Check' });

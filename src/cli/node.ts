@@ -4,8 +4,9 @@
 import { parseArgs } from 'node:util';
 import { catalogFor } from '../distributions/index.js';
 import { isDistribution, SERVICES_BY_DISTRIBUTION, type NodeRole } from '../distributions/services.js';
-import { inspectNode } from '../host/inspect.js';
+import { DEFAULT_WARN_WITHIN_MS, inspectNode } from '../host/inspect.js';
 import { detectRoles, type Scope } from '../host/plan.js';
+import { FAIL_ON_LEVELS, failsAt, isFailOn, parseWarnWithin } from '../host/status.js';
 import { HostCommandExecutor, type RestartExecutor } from '../host/restart.js';
 import { openHost, runNodeRotation, NodeRotationError } from '../host/rotation.js';
 import { SimulationExecutor } from '../simulation/executor.js';
@@ -13,7 +14,8 @@ import { json, table } from './output.js';
 import { UsageError, type Command, type Io } from './command.js';
 
 const USAGE = `usage:
-  certrotator node check  --distribution rke2|rke [--host-root DIR] [-o table|json]
+  certrotator node check  --distribution rke2|rke [--host-root DIR] [--warn-within D] [--fail-on warning|expired]
+                          [-o table|json]
   certrotator node rotate --distribution rke2|rke [--host-root DIR] (--service S [--service S2] | --all)
                           [--no-restart] [-o table|json]
 
@@ -27,6 +29,15 @@ options:
   --restarter KIND       host: systemctl/docker, entering PID 1's namespaces when --host-root is not /
                          simulation: a simulated node's control endpoint (--simulation-url URL)
   --verify-timeout SEC   how long restarted components get to come back (default 120)
+
+node check:
+  --warn-within D        a file expiring within D is WARNING: days (30d) or a Go duration (720h) (default 30d)
+  --fail-on LEVEL        exit 1 when any file is at LEVEL or beyond (default: exit 0 whatever the statuses)
+                           warning: WARNING, EXPIRED, NOT YET VALID or ERROR
+                           expired: EXPIRED or ERROR
+  STATUS per file: OK, WARNING, EXPIRED, NOT YET VALID, ERROR (cannot be read or parsed; the others are still listed)
+
+exit codes: 0 success; 1 a failed rotation, or node check --fail-on matched; 2 usage error
 `;
 
 const ROLES: readonly NodeRole[] = ['etcd', 'controlplane', 'worker'];
@@ -49,6 +60,9 @@ function common(argv: string[]) {
       restarter: { type: 'string', default: 'host' },
       'simulation-url': { type: 'string' },
       'verify-timeout': { type: 'string', default: '120' },
+      // node check only; no parseArgs default, so rotate can tell they were given.
+      'warn-within': { type: 'string' },
+      'fail-on': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -69,14 +83,24 @@ function common(argv: string[]) {
 }
 
 async function check(argv: string[], io: Io): Promise<number> {
-  const { catalog, dataDir, host, roles: given, output } = common(argv);
+  const { values, catalog, dataDir, host, roles: given, output } = common(argv);
+  const failOn = values['fail-on'];
+  if (failOn !== undefined && !isFailOn(failOn)) throw new UsageError(`--fail-on must be ${FAIL_ON_LEVELS.join(' or ')}, not "${failOn}"`);
+  let warnWithinMs = DEFAULT_WARN_WITHIN_MS;
+  if (values['warn-within'] !== undefined) {
+    try {
+      warnWithinMs = parseWarnWithin(values['warn-within']);
+    } catch (e) {
+      throw new UsageError(`--warn-within: ${(e as Error).message}`);
+    }
+  }
   const roles = given ?? (await detectRoles(catalog, host, { dataDir }));
-  const reports = await inspectNode(catalog, host, roles, dataDir);
+  const reports = await inspectNode(catalog, host, roles, dataDir, { warnWithinMs });
   if (output === 'json') io.out(json({ distribution: catalog.distribution, roles, certificates: reports }));
   else {
     io.out(
       table(
-        ['SERVICE', 'PATH', 'SUBJECT', 'ISSUER', 'SERIAL', 'NOT AFTER', 'DAYS LEFT'],
+        ['SERVICE', 'PATH', 'SUBJECT', 'ISSUER', 'SERIAL', 'NOT AFTER', 'DAYS LEFT', 'STATUS'],
         reports.map((r) => [
           r.service,
           r.path,
@@ -85,11 +109,15 @@ async function check(argv: string[], io: Io): Promise<number> {
           r.serial,
           r.notAfter,
           r.daysLeft,
+          r.status,
         ]),
       ),
     );
   }
-  return reports.some((r) => r.error) ? 1 : 0;
+  // Like `k3s certificate check`, a report and not a verdict unless asked for one.
+  const failing = failOn ? reports.filter((r) => failsAt(r.status, failOn)) : [];
+  if (failing.length) io.err(`certrotator: ${failing.length} file(s) at --fail-on ${failOn} or beyond: ${failing.map((r) => `${r.path || r.service} ${r.status}`).join(', ')}\n`);
+  return failing.length ? 1 : 0;
 }
 
 export function executorFor(kind: string, hostRoot: string, simulationUrl: string | undefined): RestartExecutor {
@@ -103,6 +131,7 @@ export function executorFor(kind: string, hostRoot: string, simulationUrl: strin
 
 async function rotate(argv: string[], io: Io): Promise<number> {
   const { values, catalog, dataDir, host, roles: given, output } = common(argv);
+  for (const flag of ['warn-within', 'fail-on'] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag} is a node check option`);
   const services = (values.service ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
   if (values.all === services.length > 0) throw new UsageError('give either --service S (repeatable) or --all');
   const known = SERVICES_BY_DISTRIBUTION[catalog.distribution];
@@ -142,7 +171,7 @@ async function rotate(argv: string[], io: Io): Promise<number> {
               f.notAfter,
               f.servedVerified ? 'yes' : '-',
               f.status,
-              [f.validity && `validity ${f.validity}`, f.signedBy].filter(Boolean).join('; ') || '-',
+              [f.validity && `validity ${f.validity}`, f.signedBy, f.note].filter(Boolean).join('; ') || '-',
             ]),
           ) + (result.backupDir ? `backup: ${result.backupDir}\n` : ''),
         );

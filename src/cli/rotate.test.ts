@@ -106,14 +106,22 @@ interface Case {
   readonly args: string[];
   readonly expected: string[];
   readonly backupPrefix: string;
+  // Files deleted from the copy before the run.
+  readonly removed?: string[];
+}
+
+interface RotateReport {
+  backupDir?: string;
+  files: { path: string; newSerial?: string; servedVerified: boolean; status: string; wasMissing?: boolean; note?: string }[];
 }
 
 // Copies the fixture, starts its simulated components on the fixture's address,
 // runs the CLI, and checks the tree.
-async function rotateAndCheck(c: Case): Promise<void> {
+async function rotateAndCheck(c: Case): Promise<{ run: CliRun; report: RotateReport; root: string }> {
   const fixture = c.fixture();
   const root = join(work, `run-${ipCounter}`);
   await copyDir(fixture.root, root);
+  for (const p of c.removed ?? []) await fs.rm(join(root, p));
   // The fixture's own IP: verification checks the served certificate is valid for it.
   const nodeIP = fixture.nodeIP;
   ipCounter++;
@@ -137,17 +145,18 @@ async function rotateAndCheck(c: Case): Promise<void> {
   const after = await snapshotTree(root, isBackup);
   expect(changedPaths(before, after)).toEqual([...c.expected].sort());
 
-  const report = JSON.parse(run.stdout) as { backupDir?: string; files: { path: string; newSerial?: string; servedVerified: boolean }[] };
+  const report = JSON.parse(run.stdout) as RotateReport;
   if (c.expected.length === 0) {
     expect(report.files).toEqual([]);
-    return;
+    return { run, report, root };
   }
   // The backup holds the original bytes of every changed file.
   const backupFiles = await snapshotTree(join(root, report.backupDir!));
   const backupHashes = new Set([...backupFiles.values()].map((e) => e.sha256));
   // rke2.yaml is not ours to back up: a rollback restores client-admin and the
   // restart makes rke2-server write the kubeconfig from it again.
-  for (const p of c.expected.filter((p) => p !== 'etc/rancher/rke2/rke2.yaml')) expect(backupHashes.has(before.get(p)!.sha256)).toBe(true);
+  // A file that was not there has nothing to back up.
+  for (const p of c.expected.filter((p) => p !== 'etc/rancher/rke2/rke2.yaml' && !c.removed?.includes(p))) expect(backupHashes.has(before.get(p)!.sha256)).toBe(true);
 
   for (const certPath of c.expected.filter((p) => /\.(crt|pem)$/.test(p) && !p.endsWith('-key.pem'))) {
     const keyPath = certPath.endsWith('.crt') ? certPath.replace(/\.crt$/, '.key') : certPath.replace(/\.pem$/, '-key.pem');
@@ -221,6 +230,7 @@ async function rotateAndCheck(c: Case): Promise<void> {
     expect(served.length).toBeGreaterThan(0);
   }
   for (const f of served) expect({ path: f.path, served: f.servedVerified }).toEqual({ path: f.path, served: true });
+  return { run, report, root };
 }
 
 describe('node rotate, RKE2 server', () => {
@@ -234,6 +244,68 @@ describe('node rotate, RKE2 server', () => {
     const all = [...new Set([...Object.values(RKE2_SERVER).flat()])];
     await rotateAndCheck({ fixture: () => rke2ServerFixture, distribution: 'rke2', args: ['--all'], expected: all, backupPrefix: `${D}/server/tls-` });
   }, 60_000);
+
+  // Deleting dynamic-cert.json is the usual remedy for a bad supervisor
+  // certificate; rke2 makes a new one at start from the regenerate trigger.
+  test('--all with dynamic-cert.json missing: writes the trigger, rke2 issues a new one at the restart, everything else is renewed', async () => {
+    const dynamicCert = `${S}/dynamic-cert.json`;
+    const all = [...new Set([...Object.values(RKE2_SERVER).flat()])];
+    const { run, report, root } = await rotateAndCheck({
+      fixture: () => rke2ServerFixture,
+      distribution: 'rke2',
+      args: ['--all'],
+      removed: [dynamicCert],
+      // dynamic-cert.json counts as changed: absent before, present after.
+      expected: all,
+      backupPrefix: `${D}/server/tls-`,
+    });
+    expect(run.stderr).toContain(`plan: ${dynamicCert}: missing; writing the regenerate trigger ${S}/dynamic-cert-regenerate, rke2 issues a new one at start`);
+    expect(report.files.find((f) => f.path === dynamicCert)).toMatchObject({
+      status: 'renewed',
+      servedVerified: true,
+      wasMissing: true,
+      note: `was missing: wrote the regenerate trigger ${S}/dynamic-cert-regenerate; rke2 issues a new one at start`,
+    });
+    // The simulated rke2 consumed the trigger at start and made a new file, from server-ca.
+    await expect(fs.access(join(root, S, 'dynamic-cert-regenerate'))).rejects.toThrow();
+    const secret = JSON.parse(await fs.readFile(join(root, dynamicCert), 'utf8')) as { data: Record<string, string> };
+    const servedCert = join(work, `dynamic-cert-${ipCounter}.crt`);
+    await fs.writeFile(servedCert, Buffer.from(secret.data['tls.crt']!, 'base64'));
+    expect((await opensslVerify(join(root, S, 'server-ca.crt'), servedCert)).output).toMatch(/: OK$/);
+    // Nothing else was missing, so nothing else says so.
+    expect(report.files.filter((f) => f.wasMissing || f.note).map((f) => f.path)).toEqual([dynamicCert]);
+  }, 60_000);
+
+  test('the table says dynamic-cert.json was missing and the trigger was written (--no-restart: pending the restart)', async () => {
+    const root = join(work, `run-missing-table-${ipCounter++}`);
+    await copyDir(rke2ServerFixture.root, root);
+    await fs.rm(join(root, S, 'dynamic-cert.json'));
+    const run = await runCli(['node', 'rotate', '--host-root', root, '--distribution', 'rke2', '--service', 'rke2-server', '--no-restart']);
+    outputs.push(run);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(
+      /rke2-server\s+var\/lib\/rancher\/rke2\/server\/tls\/dynamic-cert\.json\s.*pending-restart\s+was missing: wrote the regenerate trigger var\/lib\/rancher\/rke2\/server\/tls\/dynamic-cert-regenerate; rke2 issues a new one at start$/m,
+    );
+    await expect(fs.access(join(root, S, 'dynamic-cert-regenerate'))).resolves.toBeUndefined();
+    await expect(fs.access(join(root, S, 'dynamic-cert.json'))).rejects.toThrow();
+  });
+
+  // Only a file the distribution makes from a trigger may be missing.
+  test.each([
+    ['client-supervisor.crt alone', [`${S}/client-supervisor.crt`], `${S}/client-supervisor.crt: missing (service supervisor, client-supervisor)`],
+    ['client-supervisor.crt beside dynamic-cert.json', [`${S}/client-supervisor.crt`, `${S}/dynamic-cert.json`], `${S}/client-supervisor.crt: missing (service supervisor, client-supervisor)`],
+    ['an agent kubelet pair (rewritten at every start, but not from a trigger)', [`${A}/client-kubelet.crt`], `${A}/client-kubelet.crt: missing (service kubelet, agent-client-kubelet)`],
+  ])('--all with %s missing still refuses the node, naming the file, and changes nothing', async (_name, removed, message) => {
+    const root = join(work, `run-refused-${ipCounter++}`);
+    await copyDir(rke2ServerFixture.root, root);
+    for (const p of removed) await fs.rm(join(root, p));
+    const before = await snapshotTree(root);
+    const run = await runCli(['node', 'rotate', '--host-root', root, '--distribution', 'rke2', '--all', '--no-restart']);
+    outputs.push(run);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`certrotator: error: plan: ${message}`);
+    expect(changedPaths(before, await snapshotTree(root))).toEqual([]);
+  });
 });
 
 describe('node rotate, RKE2 worker', () => {

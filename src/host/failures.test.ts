@@ -144,8 +144,9 @@ describe('refusals change nothing on disk', () => {
 });
 
 describe('failures after the first change roll back byte for byte', () => {
-  async function withSimulation(configure: (sim: SimulatedNode) => void, args: string[]) {
+  async function withSimulation(configure: (sim: SimulatedNode) => void, args: string[], damage?: (node: FixtureNode) => Promise<void>) {
     const node = await copyOf(server);
+    await damage?.(node);
     const address = `127.0.6.${n}`;
     const sim = new SimulatedNode(node, { address });
     await sim.start();
@@ -175,6 +176,20 @@ describe('failures after the first change roll back byte for byte', () => {
     const { run, before, after } = await withSimulation((sim) => (sim.faults.serveStale = true), ['--service', 'etcd']);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/error: verify: 127\.0\.6\.\d+:2379 serves serial [0-9A-F]+, expected [0-9A-F]+ \(.*etcd\/server-client\.crt\) \(rolled back/);
+    expect(changedPaths(before, after)).toEqual(REWRITTEN_BY_ANY_RESTART);
+  }, 60_000);
+
+  test('a failure after rke2 made a missing dynamic-cert.json from the trigger: the rollback removes it again', async () => {
+    const { run, before, after, node } = await withSimulation(
+      (sim) => (sim.faults.serveStale = true),
+      ['--service', 'rke2-server', '--service', 'api-server'],
+      (node) => fs.rm(join(node.root, S, 'dynamic-cert.json')),
+    );
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/error: verify: 127\.0\.6\.\d+:6443 serves serial [0-9A-F]+, expected .*\(rolled back/);
+    // The restart made the file (the journal knew it was missing), the rollback took it away.
+    const journal = await readJournalOf(node);
+    expect(journal.files.find((f: { id: string }) => f.id === 'dynamic-cert')).toMatchObject({ missing: true, newSerial: expect.stringMatching(/^[0-9A-F]+$/) });
     expect(changedPaths(before, after)).toEqual(REWRITTEN_BY_ANY_RESTART);
   }, 60_000);
 

@@ -62,6 +62,9 @@ export interface JournalFile {
   signedBy?: SignedBy;
   // sign: the validity used and where it came from (catalog + service environment).
   readonly validity?: string;
+  // trigger: the file was not on disk when the run was planned; only the trigger
+  // was written, and a rollback removes the file the distribution made.
+  readonly missing?: boolean;
 }
 
 export interface Journal {

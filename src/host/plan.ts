@@ -22,6 +22,9 @@ export interface PlannedFile {
   // remove-to-regenerate: the CA that signs the file when the distribution makes it.
   readonly distributionCa?: string;
   readonly copyOf?: { readonly cert: string; readonly key: string };
+  // A trigger-renewed file that is not on disk: the run only writes the trigger
+  // and the distribution makes a new file at start (see planEntries).
+  readonly missing?: boolean;
 }
 
 export class PlanError extends Error {
@@ -124,13 +127,21 @@ async function planEntries(
       // A per-host pattern also matches "<name>-key.pem"; only complete pairs count.
       if (h !== undefined && !((!cert || (await host.exists(cert))) && (!key || (await host.exists(key))))) continue;
       const present = (!cert || (await host.exists(cert))) && (!key || (await host.exists(key)));
-      if (!present) {
+      const r = spec.renewal;
+      // A file renewed by a trigger is the distribution's own cache of what it
+      // serves: rke2's supervisor makes dynamic-cert.json anew at start when the
+      // trigger is there (k3s pkg/cluster/https.go newListener: RegenerateCerts
+      // removes server/tls/dynamic-cert-regenerate and forces a new certificate),
+      // and `k3s certificate rotate` writes that trigger without looking for the
+      // file (pkg/cli/cert/cert.go). Deleting the file is the usual remedy for a
+      // bad one, so its absence is planned as "write the trigger", not refused.
+      const regeneratedFromTrigger = !present && r.kind === 'trigger';
+      if (!present && !regeneratedFromTrigger) {
         if (spec.optional) continue;
         const missing = cert && !(await host.exists(cert)) ? cert : key!;
         throw new PlanError(`${missing}: missing (service ${service}, ${spec.id})`);
       }
       found = true;
-      const r = spec.renewal;
       planned.push({
         service,
         spec,
@@ -145,6 +156,7 @@ async function planEntries(
         ...(r.kind === 'reissued-on-start' && r.copyOf
           ? { copyOf: { cert: `${fillPath(r.copyOf, vars)}.crt`, key: `${fillPath(r.copyOf, vars)}.key` } }
           : {}),
+        ...(regeneratedFromTrigger ? { missing: true } : {}),
       });
     }
     if (!found && !spec.optional && hosts.length === 0) {

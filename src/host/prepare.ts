@@ -109,7 +109,7 @@ export async function prepareFiles(
   const out: PreparedFile[] = [];
   for (const p of plan) {
     const what = `service ${p.service}`;
-    const certMeta = p.cert ? await metaOf(host, p.cert) : undefined;
+    const certMeta = p.cert && !p.missing ? await metaOf(host, p.cert) : undefined;
     const keyMeta = p.key && (await host.exists(p.key)) ? await metaOf(host, p.key) : undefined;
     const base = { planned: p, ...(certMeta ? { certMeta } : {}), ...(keyMeta ? { keyMeta } : {}) };
     switch (p.spec.renewal.kind) {
@@ -157,6 +157,13 @@ export async function prepareFiles(
       }
       case 'reissued-on-start':
       case 'trigger': {
+        if (p.missing) {
+          // Nothing to read or back up; the CA the new file must chain to has to be
+          // there, or verification after the restart could only fail.
+          new X509Certificate(await readText(host, p.caCert!, `CA certificate for ${p.id}`));
+          out.push(base);
+          break;
+        }
         const file = readCertificateFile(await readText(host, p.cert!, what), p.cert!, p.spec.format);
         // Even when the distribution re-issues, a file that does not chain to its CA
         // means this node is not what the catalog describes: stop before touching it.

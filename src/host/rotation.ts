@@ -88,6 +88,10 @@ export interface FileResult {
   // Signed files: the validity used and why, e.g.
   // "730d from CATTLE_NEW_SIGNED_CERT_EXPIRATION_DAYS in /etc/default/rke2-server".
   readonly validity?: string;
+  // A trigger-renewed file that was missing: only its trigger was written (see note).
+  readonly wasMissing?: boolean;
+  // For people: what was done that the other fields do not say.
+  readonly note?: string;
 }
 
 export interface NodeRotationResult {
@@ -190,6 +194,9 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
   progress('plan', `planning ${key} for roles ${o.roles.join(',')}`);
   const plan = await wrap('plan', () => planNode(o.catalog, o.host, o.scope, o.roles, { dataDir: o.dataDir, withRestartSideEffects: o.restart }));
   if (plan.length === 0) return { resumed: false, files: [], clusterObjects };
+  for (const p of plan.filter((p) => p.missing)) {
+    progress('plan', `${p.cert}: missing; writing the regenerate trigger ${p.trigger}, ${o.catalog.distribution} issues a new one at start`);
+  }
 
   // The validity of what we sign, from the distribution's own service environment.
   const env = await wrap('plan', () => readServiceEnvironment(o.catalog, o.host, o.roles));
@@ -268,6 +275,7 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
         ...(pl.distributionCa ? { distributionCa: pl.distributionCa } : {}),
         ...(p.signedBy ? { signedBy: p.signedBy } : {}),
         ...(p.validity ? { validity: p.validity } : {}),
+        ...(pl.missing ? { missing: true } : {}),
       });
     }
     const j: Journal = {
@@ -559,6 +567,8 @@ async function rollback(o: NodeRotationOptions, j: Journal): Promise<void> {
     if (f.backupKey) await o.host.writeFileAtomic(f.key!, await o.host.readFile(f.backupKey), f.keyMeta?.mode ?? 0o600, f.keyMeta);
     if (f.backupCert) await o.host.writeFileAtomic(f.cert!, await o.host.readFile(f.backupCert), f.certMeta?.mode ?? 0o644, f.certMeta);
     if (f.trigger) await o.host.remove(f.trigger);
+    // Back to how it was: no file (the distribution may have made one at the restart).
+    if (f.missing && f.cert) await o.host.remove(f.cert);
   }
   await pausePoint('mid-rollback');
   if (j.restartAttempted) {
@@ -584,5 +594,8 @@ function results(j: Journal): FileResult[] {
     status: f.renewal === 'sign' || f.renewal === 'new-key' || j.restart ? 'renewed' : 'pending-restart',
     ...(f.signedBy ? { signedBy: describeSignedBy(f.signedBy) } : {}),
     ...(f.validity ? { validity: f.validity } : {}),
+    ...(f.missing
+      ? { wasMissing: true, note: `was missing: wrote the regenerate trigger ${f.trigger}; ${j.distribution} issues a new one at start` }
+      : {}),
   }));
 }

@@ -119,42 +119,51 @@ export class SimulatedNode {
     }
   }
 
-  private async listenAll(): Promise<void> {
+  // Every port a component of this node listens on.
+  private ports(): number[] {
     const ports = new Set<number>();
     for (const spec of allFiles(this.catalog)) if (this.has(spec.roles)) for (const s of spec.servedOn ?? []) ports.add(s.port);
-    const probes = this.catalog.probes.filter((p) => this.has(p.roles));
-    for (const p of probes) ports.add(p.port);
-    for (const port of [...ports].sort((a, b) => a - b)) {
-      const file = await this.servingFile(port);
-      const probe = probes.find((p) => p.port === port);
-      const probeScheme = probe?.scheme;
-      const handler = (_req: IncomingMessage, res: import('node:http').ServerResponse) => {
-        res.writeHead(this.running ? 200 : 503).end(this.running ? 'ok' : 'stopped');
-      };
-      let server: HttpsServer | HttpServer;
-      if (file) server = createHttpsServer(await this.tlsMaterial(file), handler);
-      else if (probeScheme === 'http') server = createHttpServer(handler);
-      // A component that makes its own serving certificate in memory (RKE's
-      // kube-controller-manager and kube-scheduler: no CA to check it against).
-      else if (probeScheme === 'https' && !probe?.ca) {
-        const self = await createCa(probe!.component, { name: 'ECDSA', namedCurve: 'P-256' }, 'sec1');
-        server = createHttpsServer({ cert: self.certPem, key: self.keyPem }, handler);
-      } else continue; // an https probe whose certificate is not on this node (e.g. no cert-dir certs)
-      server.on('connection', (s: Socket) => {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        // A stopped component does not answer at all.
-        if (!this.running) s.destroy();
-      });
-      this.listeners.push({ port, server, ...(file ? { file } : {}) });
-      await listen(server, port, this.address);
-    }
+    for (const p of this.catalog.probes) if (this.has(p.roles)) ports.add(p.port);
+    return [...ports].sort((a, b) => a - b);
+  }
+
+  private async listenAll(): Promise<void> {
+    for (const port of this.ports()) await this.openPort(port);
     this.control = createHttpServer((req, res) => void this.onControl(req, res));
     await listen(this.control, this.controlPort, this.address).catch((e: unknown) => {
       this.control = undefined;
       throw e;
     });
     this.running = true;
+  }
+
+  // Opens the port if its component can serve: with its certificate on disk, over
+  // plain HTTP, or with one it makes in memory. An https component whose
+  // certificate is not there does not listen (until a start makes the file).
+  private async openPort(port: number): Promise<void> {
+    const file = await this.servingFile(port);
+    const probe = this.catalog.probes.find((p) => p.port === port && this.has(p.roles));
+    const probeScheme = probe?.scheme;
+    const handler = (_req: IncomingMessage, res: import('node:http').ServerResponse) => {
+      res.writeHead(this.running ? 200 : 503).end(this.running ? 'ok' : 'stopped');
+    };
+    let server: HttpsServer | HttpServer;
+    if (file) server = createHttpsServer(await this.tlsMaterial(file), handler);
+    else if (probeScheme === 'http') server = createHttpServer(handler);
+    // A component that makes its own serving certificate in memory (RKE's
+    // kube-controller-manager and kube-scheduler: no CA to check it against).
+    else if (probeScheme === 'https' && !probe?.ca) {
+      const self = await createCa(probe!.component, { name: 'ECDSA', namedCurve: 'P-256' }, 'sec1');
+      server = createHttpsServer({ cert: self.certPem, key: self.keyPem }, handler);
+    } else return; // an https probe whose certificate is not on this node (e.g. no cert-dir certs)
+    server.on('connection', (s: Socket) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+      // A stopped component does not answer at all.
+      if (!this.running) s.destroy();
+    });
+    this.listeners.push({ port, server, ...(file ? { file } : {}) });
+    await listen(server, port, this.address);
   }
 
   async stop(): Promise<void> {
@@ -241,6 +250,10 @@ export class SimulatedNode {
       // rke2-server rewrites its admin kubeconfig at the end of every start.
       if (!this.faults.skipKubeconfigRewrite) await writeEmbeddedCopies(this.catalog, root, this.vars, this.node.roles);
     }
+    // A component that had no certificate to serve (rke2's supervisor without
+    // dynamic-cert.json) listens once the start made one.
+    const open = new Set(this.listeners.map((l) => l.port));
+    for (const port of this.ports()) if (!open.has(port)) await this.openPort(port);
     if (!this.faults.serveStale) {
       for (const l of this.listeners) {
         if (!l.file) continue;

@@ -171,12 +171,13 @@ describe('README "Offline recovery": certrotator node check / rotate on fixture 
     readmeHas('certrotator node check  --distribution rke2 ');
     const r = ok(await certrotator(['node', 'check', '--distribution', 'rke2', '--host-root', rke2.root]));
     const lines = r.stdout.trim().split('\n');
-    expect(columns(lines[0])).toEqual(['SERVICE', 'PATH', 'SUBJECT', 'ISSUER', 'SERIAL', 'NOT AFTER', 'DAYS LEFT']);
+    expect(columns(lines[0])).toEqual(['SERVICE', 'PATH', 'SUBJECT', 'ISSUER', 'SERIAL', 'NOT AFTER', 'DAYS LEFT', 'STATUS']);
     const rows = lines.slice(1).map(columns);
     expect(rows.map((c) => c[1])).toContain('var/lib/rancher/rke2/server/tls/serving-kube-apiserver.crt');
     for (const c of rows) {
-      expect(c).toHaveLength(7);
+      expect(c).toHaveLength(8);
       expect(Number(c[6])).toBeGreaterThan(300);
+      expect(c[7]).toBe('OK');
     }
     expect(r.stdout).not.toContain('PRIVATE KEY');
   }, 60_000);
