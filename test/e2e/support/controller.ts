@@ -63,6 +63,8 @@ export class ControllerProcess {
   }
 
   kill(signal: NodeJS.Signals): void {
+    // Ended on purpose: not worth a message.
+    this.stopping = true;
     if (this.child.pid !== undefined && this.exit === undefined) process.kill(this.child.pid, signal);
   }
 

@@ -68,7 +68,13 @@ export class Traffic {
   attempted = 0;
   acked: string[] = [];
   failures: string[] = [];
+  // Samples in a row without a healthy majority. etcd's /health also says false
+  // for the moment a leader hands over (a graceful stop: "leader changed"), one
+  // sample; a lost quorum or leader lasts at least an election timeout (5 s here,
+  // ten samples). So quorum counts as lost from the second such sample in a row.
   quorumLost = 0;
+  majorityMissedOnce = 0;
+  private missedInARow = 0;
   // What each unhealthy answer was, once per distinct answer (for the summary).
   unhealthy = new Map<string, number>();
   minHealthy = Infinity;
@@ -118,7 +124,9 @@ export class Traffic {
       const healthy = answers.filter(etcdIsHealthy).length;
       this.samples++;
       this.minHealthy = Math.min(this.minHealthy, healthy);
-      if (healthy <= this.members.length / 2) this.quorumLost++;
+      this.missedInARow = healthy <= this.members.length / 2 ? this.missedInARow + 1 : 0;
+      if (this.missedInARow === 1) this.majorityMissedOnce++;
+      if (this.missedInARow >= 2) this.quorumLost++;
       await new Promise((r) => setTimeout(r, 500));
     }
   }
@@ -139,7 +147,7 @@ export class Traffic {
   }
 
   summary(): string {
-    return `writes ${this.acked.length}/${this.attempted} acknowledged (${(this.availability() * 100).toFixed(2)}%), etcd healthy members min ${this.minHealthy}/${this.members.length} over ${this.samples} samples (unhealthy answers: ${[...this.unhealthy].map(([w, n]) => `${n}x ${w}`).join('; ') || 'none'}); failures: ${this.failures.slice(0, 5).join(' | ')}`;
+    return `writes ${this.acked.length}/${this.attempted} acknowledged (${(this.availability() * 100).toFixed(2)}%), etcd healthy members min ${this.minHealthy}/${this.members.length} over ${this.samples} samples, ${this.quorumLost} without a majority for 2+ samples in a row, ${this.majorityMissedOnce} single-sample blips (unhealthy answers: ${[...this.unhealthy].map(([w, n]) => `${n}x ${w}`).join('; ') || 'none'}); failures: ${this.failures.slice(0, 5).join(' | ')}`;
   }
 }
 
