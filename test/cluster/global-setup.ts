@@ -4,9 +4,16 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ensureBinaries } from './binaries.js';
 import { startCluster, stopCluster } from './cluster.js';
 
 export default async function globalSetup(): Promise<void> {
+  // The real-component suites bring their own clusters (scripts/run-jest.mjs runs
+  // them in a lane of their own); a shared control plane would only take CPU.
+  if (process.env.CERTROTATOR_E2E_SHARED_CLUSTER === 'off') {
+    process.env.CERTROTATOR_BIN_DIR = await ensureBinaries();
+    return;
+  }
   const dir = mkdtempSync(join(tmpdir(), 'certrotator-e2e-'));
   const log = (m: string): void => void process.stderr.write(`[e2e cluster] ${m}\n`);
   const stopOnSignal = (): void => void stopCluster(dir).finally(() => process.exit(130));

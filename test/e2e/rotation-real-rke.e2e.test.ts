@@ -16,48 +16,22 @@
 // renewed by restarted processes, and every endpoint serves the serial on disk.
 // A writer creates a ConfigMap every 200 ms through the load balancer throughout,
 // and etcd's quorum is watched.
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseFullState } from '../../src/controller/rke-bundle.js';
 import { kubectlOk } from '../cluster/kubectl.js';
 import { RealRkeCluster, type RkeNode } from '../realnode/rke-cluster.js';
 import { etcdCertName } from '../realnode/rke-layout.js';
-import { ControllerProcess, waitFor } from './support/controller.js';
-import { etcdIsHealthy, getTls, leases, leasesRenewedSince, Traffic } from './support/real-checks.js';
+import { etcdIsHealthy, getTls, leases } from './support/real-checks.js';
+import { diskSerials, etcdTraffic, expectLeasesRenewed, expectServedIsDisk, realSuite, type ServedFile } from './support/real-suite.js';
 import { applyRotation, condition, getJson, intervals, nodeRotations, normSerial, opensslVerify, overlappingServers, pemSerial, servedPem, waitRotationCondition } from './support/rotation.js';
 
-let work: string;
-let cluster: RealRkeCluster | undefined;
-let controller: ControllerProcess | undefined;
-const timings: Record<string, number> = {};
-
-beforeAll(async () => {
-  const t0 = Date.now();
-  work = mkdtempSync(join(tmpdir(), 'certrotator-real-rke-'));
-  cluster = await RealRkeCluster.start({ workDir: work, binDir: process.env.CERTROTATOR_BIN_DIR!, servers: 3, workers: 1 });
-  await cluster.startAgents();
-  controller = new ControllerProcess('real-rke', { leaseName: 'certrotator-real-rke', extraArgs: [`--kubeconfig=${cluster.kubeconfig}`] });
-  await waitFor('controller leading', () => controller!.leading(), 60_000, () => controller!.debug());
-  timings.setup = (Date.now() - t0) / 1000;
-}, 420_000);
-
-afterAll(async () => {
-  await controller?.stop();
-  try {
-    for (const n of cluster?.nodes ?? []) {
-      const log = cluster!.agents.get(n.name)?.log;
-      if (log) expect(readFileSync(log, 'utf8')).not.toContain('PRIVATE KEY');
-    }
-    if (controller) expect(controller.debug()).not.toContain('PRIVATE KEY');
-  } finally {
-    await cluster?.stop();
-    process.stderr.write(`real RKE suite timings (s): ${JSON.stringify(timings)}\n`);
-    rmSync(work, { recursive: true, force: true });
-  }
-}, 180_000);
+const suite = realSuite<RkeNode, RealRkeCluster>('real-rke', (workDir) =>
+  RealRkeCluster.start({ workDir, binDir: process.env.CERTROTATOR_BIN_DIR!, servers: 3, workers: 1 }),
+);
+const cluster = (): RealRkeCluster => suite.cluster();
 
 // ---- oracles ---------------------------------------------------------------
 
@@ -76,7 +50,7 @@ function kubeAdminOf(state: string): { cert: Buffer; key: Buffer } {
 
 // What each server serves where, by RKE's flags (test/realnode/rke-layout.ts):
 // a hand-written table, not the catalog's.
-const SERVED: readonly { port: number; file: (n: RkeNode) => string }[] = [
+const SERVED: readonly ServedFile<RkeNode>[] = [
   { port: 6443, file: (n) => ssl(n, 'kube-apiserver.pem') },
   { port: 2379, file: (n) => ssl(n, `${etcdCertName(n.ip)}.pem`) },
   { port: 2380, file: (n) => ssl(n, `${etcdCertName(n.ip)}.pem`) },
@@ -84,30 +58,17 @@ const SERVED: readonly { port: number; file: (n: RkeNode) => string }[] = [
 
 const diskSerial = (file: string): Promise<string> => pemSerial(readFileSync(file, 'utf8'));
 
-async function serials(read: (n: RkeNode, s: (typeof SERVED)[number]) => Promise<string>): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const n of cluster!.servers) for (const s of SERVED) out.set(`${n.name}:${s.port}`, await read(n, s));
-  return out;
+// Every member, asked with the first server's kube-node pair as it was when the run started.
+function newTraffic(prefix: string) {
+  const first = cluster().servers[0]!;
+  return etcdTraffic(prefix, cluster().kubeconfig, cluster().servers, pairOn(first, 'kube-node'), kubeCa(first));
 }
-const servedSerials = () => serials(async (n, s) => pemSerial(await servedPem(n.ip, s.port)));
-const diskSerials = () => serials((n, s) => diskSerial(s.file(n)));
-
-// Every member, asked with the first server's kube-node pair as it was when the
-// run started (read once: a pair read mid-install could be half old, half new).
-function newTraffic(prefix: string): Traffic {
-  const first = cluster!.servers[0]!;
-  const pair = { cert: readFileSync(ssl(first, 'kube-node.pem')), key: readFileSync(ssl(first, 'kube-node-key.pem')) };
-  const ca = readFileSync(kubeCa(first));
-  return new Traffic(prefix, cluster!.kubeconfig, cluster!.servers.map((n) => () => getTls(`https://${n.ip}:2379/health`, pair, ca)));
-}
-
-const debug = () => `${controller?.debug() ?? ''}\n${(cluster?.nodes ?? []).map((n) => `--- ${n.name}\n${readFileSync(cluster!.agents.get(n.name)!.log, 'utf8').split('\n').slice(-6).join('\n')}`).join('\n')}`;
 
 const stateSerial = (state: string, name: string): string => normSerial(new X509Certificate(parseFullState(state).currentState!.certificatesBundle![name]!.certificatePEM!).serialNumber);
 
 // The kubelet and kube-proxy stand-ins answer healthz only once they authenticated with their files.
 async function workerPlaneHealthy(n: RkeNode): Promise<boolean> {
-  const r = await cluster!.exec(n, ['sh', '-c', 'curl -sf --max-time 3 http://127.0.0.1:10248/healthz && curl -sf --max-time 3 http://127.0.0.1:10256/healthz']);
+  const r = await cluster().exec(n, ['sh', '-c', 'curl -sf --max-time 3 http://127.0.0.1:10248/healthz && curl -sf --max-time 3 http://127.0.0.1:10256/healthz']);
   return r.code === 0;
 }
 
@@ -121,28 +82,13 @@ interface RunOutcome {
 // file, so their containers were restarted and the leases have new holders;
 // otherwise (service etcd: only etcd reads kube-etcd-<ip>) the same holders keep renewing.
 async function rotate(name: string, spec: Record<string, unknown>, expectServedChanged: (key: string) => boolean, controlPlaneRestarted: boolean): Promise<RunOutcome> {
-  const before = { disk: await diskSerials(), state: await cluster!.readClusterState() };
-  const beforeLeases = await leases(cluster!.kubeconfig);
-  const traffic = newTraffic(name);
-  const t0 = Date.now();
-  traffic.start();
-  try {
-    await applyRotation(name, { distribution: 'rke', ...spec, strategy: { nodeTimeout: '5m' } }, cluster!.kubeconfig);
-    await waitRotationCondition(name, 'Ready', { timeout: '900s', debug, kubeconfig: cluster!.kubeconfig });
-  } finally {
-    await traffic.stop();
-  }
-  timings[name] = (Date.now() - t0) / 1000;
-  process.stderr.write(`${name}: ${timings[name]} s; ${traffic.summary()}\n`);
-  expect(traffic.availability()).toBeGreaterThanOrEqual(0.99);
-  expect(await traffic.unreadable()).toEqual([]);
-  expect(traffic.quorumLost).toBe(0);
-
-  const rotation = await getJson('certrotation', name, cluster!.kubeconfig);
+  const servers = cluster().servers;
+  const before = { disk: await diskSerials(servers, SERVED), state: await cluster().readClusterState() };
+  const beforeLeases = await leases(cluster().kubeconfig);
+  const rotation = await suite.run(name, { distribution: 'rke', ...spec, strategy: { nodeTimeout: '5m' } }, { condition: 'Ready', timeout: '900s', traffic: newTraffic(name) });
   expect(rotation.status.phase).toBe('Succeeded');
-  const state = await cluster!.readClusterState();
+  const state = await cluster().readClusterState();
   const admin = kubeAdminOf(state);
-  const servers = cluster!.servers;
   for (const n of servers) {
     for (const via of servers) {
       // The NEW kube-node pair of every host is etcd's client; the API servers take the state's kube-admin.
@@ -150,76 +96,65 @@ async function rotate(name: string, spec: Record<string, unknown>, expectServedC
       expect((await getTls(`https://${n.ip}:6443/readyz`, admin, kubeCa(via))).status).toBe(200);
     }
   }
-  for (const n of cluster!.nodes) expect([n.name, await workerPlaneHealthy(n)]).toEqual([n.name, true]);
+  for (const n of cluster().nodes) expect([n.name, await workerPlaneHealthy(n)]).toEqual([n.name, true]);
   // Every endpoint serves what is on disk, verified by openssl against the unchanged kube-ca; in scope it is new.
-  const served = await servedSerials();
-  const disk = await diskSerials();
-  for (const [key, serial] of disk) {
-    expect(`${key} ${served.get(key)}`).toBe(`${key} ${serial}`);
-    if (expectServedChanged(key)) expect(`${key} ${serial}`).not.toBe(`${key} ${before.disk.get(key)}`);
-    else expect(`${key} ${serial}`).toBe(`${key} ${before.disk.get(key)}`);
-  }
+  await expectServedIsDisk(servers, SERVED, before.disk, expectServedChanged);
   for (const n of servers) for (const s of SERVED) expect(await opensslVerify(kubeCa(n), await servedPem(n.ip, s.port))).toMatch(/: OK$/);
   // The state holds what the hosts hold, in desiredState and currentState alike.
   const parsed = parseFullState(state);
-  for (const n of cluster!.nodes) {
+  for (const n of cluster().nodes) {
     for (const f of ['kube-node', 'kube-proxy', ...(n.server ? ['kube-apiserver', etcdCertName(n.ip)] : [])]) {
       expect(`${n.name} ${f} ${await diskSerial(ssl(n, `${f}.pem`))}`).toBe(`${n.name} ${f} ${stateSerial(state, f)}`);
     }
   }
   expect(parsed.desiredState!.certificatesBundle!['kube-node']!.certificatePEM === parsed.currentState!.certificatesBundle!['kube-node']!.certificatePEM).toBe(true);
   // The bundle (the only other copy of the new keys) is gone.
-  const secrets = await kubectlOk(['get', 'secrets', '-A', '-o', 'jsonpath={.items[*].metadata.name}'], { kubeconfig: cluster!.kubeconfig });
+  const secrets = await kubectlOk(['get', 'secrets', '-A', '-o', 'jsonpath={.items[*].metadata.name}'], { kubeconfig: cluster().kubeconfig });
   expect(secrets.split(' ')).not.toContain('certrotator-rke-bundle');
   // The controller-manager and scheduler hold their leases (restarted ones, where they were restarted).
-  const lastServerDone = Math.max(...rotation.status.nodes.filter((n: any) => n.role !== 'worker').map((n: any) => new Date(n.finishedAt).getTime()));
-  const renewed = async () => {
-    const now = await leases(cluster!.kubeconfig);
-    return controlPlaneRestarted ? leasesRenewedSince(beforeLeases, now, lastServerDone) : Object.values(now).every((l) => l.renew > lastServerDone);
-  };
-  await waitFor(`leases renewed${controlPlaneRestarted ? ' by restarted processes' : ''}`, renewed, 60_000, () => JSON.stringify({ beforeLeases, lastServerDone }));
+  await expectLeasesRenewed(cluster().kubeconfig, beforeLeases, rotation, controlPlaneRestarted);
   return { rotation, before, state };
 }
 
 describe('RKE with real etcd, kube-apiserver, kube-controller-manager and kube-scheduler', () => {
   test('the hosts are what RKE makes: components read /etc/kubernetes/ssl, anonymous requests are refused, the worker reaches the API servers through nginx-proxy', async () => {
-    for (const n of cluster!.nodes) {
-      const ls = await cluster!.exec(n, ['ls', '/etc/kubernetes/ssl']);
+    for (const n of cluster().nodes) {
+      const ls = await cluster().exec(n, ['ls', '/etc/kubernetes/ssl']);
       expect(ls.stdout).toContain('kube-node.pem');
       expect(ls.stdout.includes('kube-ca-key.pem')).toBe(n.server);
       expect(await workerPlaneHealthy(n)).toBe(true);
     }
-    for (const n of cluster!.servers) {
+    for (const n of cluster().servers) {
       expect((await getTls(`https://${n.ip}:6443/readyz`, undefined, kubeCa(n))).status).toBe(401);
       expect(etcdIsHealthy(await etcdHealth(n, n))).toBe(true);
     }
   });
 
   test('without full-cluster-state there is nothing to issue from: a worker (no kube-ca key on the host) refuses before touching a file, naming why', async () => {
-    const worker = cluster!.nodes.find((n) => !n.server)!;
+    const worker = cluster().nodes.find((n) => !n.server)!;
     const before = readFileSync(ssl(worker, 'kube-proxy.pem'), 'utf8');
     await applyRotation('real-rke-nostate', {
       distribution: 'rke',
       scope: 'Service',
       service: 'kube-proxy',
       strategy: { nodeSelector: { matchExpressions: [{ key: 'node-role.kubernetes.io/controlplane', operator: 'DoesNotExist' }] } },
-    }, cluster!.kubeconfig);
-    await waitRotationCondition('real-rke-nostate', 'Stalled', { timeout: '120s', debug, kubeconfig: cluster!.kubeconfig });
-    const r = await getJson('certrotation', 'real-rke-nostate', cluster!.kubeconfig);
+    }, cluster().kubeconfig);
+    await waitRotationCondition('real-rke-nostate', 'Stalled', { timeout: '120s', debug: suite.debug, kubeconfig: cluster().kubeconfig });
+    const r = await getJson('certrotation', 'real-rke-nostate', cluster().kubeconfig);
     expect(condition(r, 'Stalled').message).toContain(worker.name);
     expect(condition(r, 'Stalled').message).toMatch(/kube-ca-key\.pem: missing/);
     expect(readFileSync(ssl(worker, 'kube-proxy.pem'), 'utf8') === before).toBe(true);
-    await kubectlOk(['delete', 'certrotation', 'real-rke-nostate', '--wait=true'], { kubeconfig: cluster!.kubeconfig });
+    await kubectlOk(['delete', 'certrotation', 'real-rke-nostate', '--wait=true'], { kubeconfig: cluster().kubeconfig });
   }, 180_000);
 
   test('scope All: hosts one at a time, one issue of every certificate from the state, kube-admin renewed in the state only; the cluster keeps serving', async () => {
-    await cluster!.saveClusterState();
+    await cluster().saveClusterState();
     const { before, state, rotation } = await rotate('real-rke-all', { scope: 'All' }, () => true, true);
-    expect(rotation.status.nodes.map((n: any) => n.phase)).toEqual(cluster!.nodes.map(() => 'Rotated'));
+    expect(rotation.status.nodes.map((n: any) => n.phase)).toEqual(cluster().nodes.map(() => 'Rotated'));
     // Servers one at a time, then the worker (etcd plane, control plane, worker plane).
-    const iv = intervals(await nodeRotations('real-rke-all', cluster!.kubeconfig));
+    const iv = intervals(await nodeRotations('real-rke-all', cluster().kubeconfig));
     expect(overlappingServers(iv)).toEqual([]);
-    expect(iv.map((i) => i.node).at(-1)).toBe(cluster!.nodes.find((n) => !n.server)!.name);
+    expect(iv.map((i) => i.node).at(-1)).toBe(cluster().nodes.find((n) => !n.server)!.name);
     // Shared pairs: one new serial everywhere (kube-node on every host, kube-apiserver on every server).
     for (const f of ['kube-node', 'kube-proxy', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-apiserver-proxy-client', 'kube-admin']) {
       expect(`${f} ${stateSerial(state, f)}`).not.toBe(`${f} ${stateSerial(before.state, f)}`);
@@ -229,14 +164,14 @@ describe('RKE with real etcd, kube-apiserver, kube-controller-manager and kube-s
       expect(`${f} ${stateSerial(state, f)}`).toBe(`${f} ${stateSerial(before.state, f)}`);
     }
     // kube-admin was never put on a host, and the user is told to refresh the workstation's copies.
-    for (const n of cluster!.nodes) expect((await cluster!.exec(n, ['ls', '/etc/kubernetes/ssl'])).stdout).not.toContain('kube-admin');
-    const events = await kubectlOk(['get', 'events', '-A', '--field-selector', 'reason=KubeAdminRenewed', '-o', 'jsonpath={.items[*].message}'], { kubeconfig: cluster!.kubeconfig });
+    for (const n of cluster().nodes) expect((await cluster().exec(n, ['ls', '/etc/kubernetes/ssl'])).stdout).not.toContain('kube-admin');
+    const events = await kubectlOk(['get', 'events', '-A', '--field-selector', 'reason=KubeAdminRenewed', '-o', 'jsonpath={.items[*].message}'], { kubeconfig: cluster().kubeconfig });
     expect(events).toContain('rke util get-kubeconfig');
   }, 1_000_000);
 
   test('service etcd: new kube-etcd-<ip> pairs served on 2379 and 2380 by every member, nothing else renewed', async () => {
     const { before, state } = await rotate('real-rke-etcd', { scope: 'Service', service: 'etcd' }, (key) => !key.endsWith(':6443'), false);
-    for (const n of cluster!.servers) expect(stateSerial(state, etcdCertName(n.ip))).not.toBe(stateSerial(before.state, etcdCertName(n.ip)));
+    for (const n of cluster().servers) expect(stateSerial(state, etcdCertName(n.ip))).not.toBe(stateSerial(before.state, etcdCertName(n.ip)));
     for (const f of ['kube-node', 'kube-apiserver', 'kube-admin']) expect(`${f} ${stateSerial(state, f)}`).toBe(`${f} ${stateSerial(before.state, f)}`);
   }, 1_000_000);
 });

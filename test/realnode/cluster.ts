@@ -14,15 +14,12 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { clusterCas, rke2Agent, rke2Server } from '../../src/simulation/fixtures.js';
 import { runCommand } from '../cluster/command.js';
-import { createNodes, type SimulatedNode } from '../cluster/nodes.js';
-import { readVersions, REPO_ROOT } from '../cluster/paths.js';
-import { tail, type RecordedProcess } from '../cluster/processes.js';
-import { installCrds } from '../e2e/support/crds.js';
-import { createHostNetwork, etcLayer, inNodeWithEtc, type HostNetwork } from './netns.js';
-import { API_PORT, RealCluster, teardown, type BaseNode, type RealClusterOptions } from './real-cluster.js';
-import { LoadBalancer } from './load-balancer.js';
+import { REPO_ROOT } from '../cluster/paths.js';
+import { tail } from '../cluster/processes.js';
+import { etcLayer, inNodeWithEtc, type HostNetwork } from './netns.js';
+import { RealCluster, startRealCluster, stopNodeProcesses, type BaseNode, type RealClusterOptions } from './real-cluster.js';
 import { issueWithOpenssl, writePair } from './openssl.js';
-import { etcdConfig, kubeconfigYaml, staticPods, tls, writeCredKubeconfigs, type ServerIdentity } from './rke2-layout.js';
+import { etcdConfig, staticPods, tls, writeCredKubeconfigs, type ServerIdentity } from './rke2-layout.js';
 import { unitConfigPath, type UnitConfig } from './unit-config.js';
 
 export interface RealNode extends BaseNode {
@@ -37,34 +34,22 @@ export { stopRealCluster } from './real-cluster.js';
 const DATA_DIR = 'var/lib/rancher/rke2';
 
 export class RealRke2Cluster extends RealCluster<RealNode> {
-  static async start(o: RealClusterOptions): Promise<RealRke2Cluster> {
-    const progress = o.onProgress ?? (() => {});
-    await fs.mkdir(o.workDir, { recursive: true });
-    const names = [...Array.from({ length: o.servers }, (_, i) => `rke2-server-${i + 1}`), ...Array.from({ length: o.workers }, (_, i) => `rke2-agent-${i + 1}`)];
-    const network = await createHostNetwork({ stateFile: join(o.workDir, 'network.json'), nodes: names });
-    const procs: RecordedProcess[] = [];
-    const lb = new LoadBalancer(network.hosts.slice(0, o.servers).map((h) => ({ host: h.ip, port: API_PORT })), network.gatewayIP);
-    try {
-      progress(`network ${network.name}: ${network.hosts.map((h) => `${h.name}=${h.ip}`).join(' ')}`);
-      const nodes = await layOut(o, network);
-      await lb.open();
-      const kubeconfig = await testAdminKubeconfig(o.workDir, nodes[0]!, `https://${network.gatewayIP}:${lb.port}`);
-      const cluster = new RealRke2Cluster(o, network, nodes, lb, kubeconfig, procs);
-      progress('starting rke2-server on every server (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)');
-      await Promise.all(cluster.servers.map((n) => cluster.systemctl(n, 'start')));
-      await cluster.waitApiServers(180_000, (n) => ['kube-apiserver', 'etcd'].map((c) => join(n.dir, 'run', 'logs', `${c}.log`)));
-      progress('starting kwok and registering the nodes');
-      await cluster.startKwok();
-      await installCrds(kubeconfig);
-      const simNodes: SimulatedNode[] = nodes.map((n) => ({ name: n.name, ip: n.ip, roles: n.server ? ['etcd', 'controlplane'] : ['worker'], distribution: 'rke2' }));
-      await createNodes(cluster.core(), simNodes, readVersions().k8s, 180_000);
-      progress('starting rke2-agent on every worker');
-      await Promise.all(nodes.filter((n) => !n.server).map((n) => cluster.systemctl(n, 'start')));
-      return cluster;
-    } catch (e) {
-      await teardown(o.workDir, procs, lb);
-      throw e;
-    }
+  static start(o: RealClusterOptions): Promise<RealRke2Cluster> {
+    return startRealCluster<RealNode, RealRke2Cluster>(o, {
+      distribution: 'rke2',
+      serverName: (i) => `rke2-server-${i}`,
+      workerName: (i) => `rke2-agent-${i}`,
+      layOut,
+      // The tests' admin is from the cluster's client-ca, as rke2's own admin is.
+      testAdmin: (first) => ({ caCert: tls(first.dataDir, 'client-ca.crt'), caKey: tls(first.dataDir, 'client-ca.key'), serverCa: tls(first.dataDir, 'server-ca.crt') }),
+      create: (parts) => new RealRke2Cluster(...parts),
+      roles: (n) => (n.server ? ['etcd', 'controlplane'] : ['worker']),
+      servers: {
+        progress: 'starting rke2-server on every server (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)',
+        start: async (c, nodes) => void (await Promise.all(nodes.map((n) => c.systemctl(n, 'start')))),
+      },
+      workers: { progress: 'starting rke2-agent on every worker', start: async (c, nodes) => void (await Promise.all(nodes.map((n) => c.systemctl(n, 'start')))) },
+    });
   }
 
   protected agentArgs(n: RealNode): string[] {
@@ -75,6 +60,11 @@ export class RealRke2Cluster extends RealCluster<RealNode> {
   // /etc/rancher/rke2/rke2.yaml where rke2 writes it.
   protected nodeArgv(node: RealNode, argv: readonly string[]): string[] {
     return inNodeWithEtc(this.hostOf(node), join(node.dir, 'etc-layer'), [{ name: 'rancher', source: join(node.dir, 'host', 'etc', 'rancher') }], argv);
+  }
+
+  /** A power cut on every node: units and static pods are killed; the network, kwok, the load balancer and any agents stay. */
+  async powerOff(): Promise<void> {
+    await stopNodeProcesses(this.o.workDir, 0);
   }
 
   /** Runs the node's systemctl stand-in inside the node, as the agent would. */
@@ -145,14 +135,4 @@ async function layOut(o: RealClusterOptions, network: HostNetwork): Promise<Real
     nodes.push({ name: h.name, ip: h.ip, netns: h.netns, server, dir, dataDir, config });
   }
   return nodes;
-}
-
-// The tests' own admin: a client certificate from the cluster's client-ca in
-// system:masters (not one a rotation renews), through the load balancer.
-async function testAdminKubeconfig(workDir: string, first: RealNode, server: string): Promise<string> {
-  const pair = await issueWithOpenssl(tls(first.dataDir, 'client-ca.crt'), tls(first.dataDir, 'client-ca.key'), { cn: 'certrotator-e2e', o: ['system:masters'], eku: ['clientAuth'] });
-  const file = join(workDir, 'kubeconfig');
-  const ca = { pem: await fs.readFile(tls(first.dataDir, 'server-ca.crt')) };
-  await fs.writeFile(file, kubeconfigYaml({ server, ca, user: { certPem: pair.certPem, keyPem: pair.keyPem } }), { mode: 0o600 });
-  return file;
 }

@@ -7,14 +7,19 @@
 // lay out their nodes and start their services; the rest is here.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { runCommand } from '../cluster/command.js';
 import { writeKwokConfig } from '../cluster/kwok-config.js';
 import { freePort, isRunning, readPids, sleep, startProcess, stopProcesses, tail, writePids, type RecordedProcess } from '../cluster/processes.js';
-import { REPO_ROOT } from '../cluster/paths.js';
+import { createNodes, type SimRole, type SimulatedNode } from '../cluster/nodes.js';
+import { readVersions, REPO_ROOT } from '../cluster/paths.js';
+import { installCrds } from '../e2e/support/crds.js';
 import { readDockerConfig, dockerConfigPath, runningContainer } from './docker-config.js';
-import { destroyHostNetwork, inNode, type HostNetwork, type NodeHost } from './netns.js';
+import { createHostNetwork, destroyHostNetwork, inNode, type HostNetwork, type NodeHost } from './netns.js';
+import { issueWithOpenssl } from './openssl.js';
+import { kubeconfigYaml } from './rke2-layout.js';
 import { LoadBalancer } from './load-balancer.js';
 import { readUnitConfig, runningPod, unitConfigPath, unitLogFile, unitPidFile } from './unit-config.js';
 
@@ -90,7 +95,7 @@ export abstract class RealCluster<N extends BaseNode> {
     }
   }
 
-  protected async startKwok(): Promise<void> {
+  async startKwok(): Promise<void> {
     const kwokConfig = join(this.o.workDir, 'kwok.yaml');
     writeKwokConfig(kwokConfig);
     const port = await freePort();
@@ -206,12 +211,78 @@ export async function teardown(workDir: string, procs: RecordedProcess[], lb: Lo
   await lb?.close();
   // Recorded by the harness (kwok, agents, dockerd), then the units, then what they ran.
   await stopProcesses([...procs, ...readPids(workDir)].filter(isRunning));
-  await stopProcesses(nodeProcesses(workDir).supervisors.filter(isRunning));
-  await stopProcesses(nodeProcesses(workDir).workloads.filter(isRunning));
+  await stopNodeProcesses(workDir);
   await destroyHostNetwork(join(workDir, 'network.json'));
+}
+
+/** What every node runs (units, then what they started); the harness's own processes stay. graceMs 0: a power cut. */
+export async function stopNodeProcesses(workDir: string, graceMs?: number): Promise<void> {
+  await stopProcesses(nodeProcesses(workDir).supervisors.filter(isRunning), graceMs);
+  await stopProcesses(nodeProcesses(workDir).workloads.filter(isRunning), graceMs);
 }
 
 /** Stops whatever a (possibly crashed) run left in `workDir`: its processes by PID, then its network. */
 export function stopRealCluster(workDir: string): Promise<void> {
   return teardown(workDir, [], undefined);
+}
+
+/** The constructor arguments every real cluster takes. */
+export type RealClusterParts<N extends BaseNode> = [RealClusterOptions, HostNetwork, readonly N[], LoadBalancer, string, RecordedProcess[]];
+
+/** What a distribution supplies to the one start sequence (startRealCluster). */
+export interface RealClusterRecipe<N extends BaseNode, C extends RealCluster<N>> {
+  readonly distribution: 'rke' | 'rke2';
+  readonly serverName: (i: number) => string;
+  readonly workerName: (i: number) => string;
+  /** Writes every node's tree and configuration (certificates made as upstream makes them). */
+  layOut(o: RealClusterOptions, network: HostNetwork): Promise<N[]>;
+  /** The CA the tests' own admin (system:masters, not an identity a rotation renews) is issued from, and the API servers' CA. */
+  testAdmin(first: N): { caCert: string; caKey: string; serverCa: string };
+  create(parts: RealClusterParts<N>): C;
+  roles(n: N): SimRole[];
+  readonly servers: { progress: string; start(c: C, nodes: N[]): Promise<void> };
+  readonly workers: { progress: string; start(c: C, nodes: N[]): Promise<void> };
+}
+
+/**
+ * Network, trees, load balancer, the servers' services until every API server is
+ * ready, kwok with the nodes registered and the CRDs installed, then the workers'
+ * services. On any failure what was started is stopped before the error is thrown.
+ */
+export async function startRealCluster<N extends BaseNode, C extends RealCluster<N>>(o: RealClusterOptions, r: RealClusterRecipe<N, C>): Promise<C> {
+  const progress = o.onProgress ?? (() => {});
+  await mkdir(o.workDir, { recursive: true });
+  const names = [...Array.from({ length: o.servers }, (_, i) => r.serverName(i + 1)), ...Array.from({ length: o.workers }, (_, i) => r.workerName(i + 1))];
+  const network = await createHostNetwork({ stateFile: join(o.workDir, 'network.json'), nodes: names });
+  const procs: RecordedProcess[] = [];
+  const lb = new LoadBalancer(network.hosts.slice(0, o.servers).map((h) => ({ host: h.ip, port: API_PORT })), network.gatewayIP);
+  try {
+    progress(`network ${network.name}: ${network.hosts.map((h) => `${h.name}=${h.ip}`).join(' ')}`);
+    const nodes = await r.layOut(o, network);
+    await lb.open();
+    const kubeconfig = await testAdminKubeconfig(o.workDir, r.testAdmin(nodes[0]!), `https://${network.gatewayIP}:${lb.port}`);
+    const cluster = r.create([o, network, nodes, lb, kubeconfig, procs]);
+    progress(r.servers.progress);
+    await r.servers.start(cluster, cluster.servers);
+    await cluster.waitApiServers(180_000, (n) => ['kube-apiserver', 'etcd'].map((c) => join(n.dir, 'run', 'logs', `${c}.log`)));
+    progress('starting kwok and registering the nodes');
+    await cluster.startKwok();
+    await installCrds(kubeconfig);
+    const registered: SimulatedNode[] = nodes.map((n) => ({ name: n.name, ip: n.ip, roles: r.roles(n), distribution: r.distribution }));
+    await createNodes(cluster.core(), registered, readVersions().k8s, 180_000);
+    progress(r.workers.progress);
+    await r.workers.start(cluster, nodes.filter((n) => !n.server));
+    return cluster;
+  } catch (e) {
+    await teardown(o.workDir, procs, lb);
+    throw e;
+  }
+}
+
+// The tests' own admin identity, through the load balancer.
+async function testAdminKubeconfig(workDir: string, ca: { caCert: string; caKey: string; serverCa: string }, server: string): Promise<string> {
+  const pair = await issueWithOpenssl(ca.caCert, ca.caKey, { cn: 'certrotator-e2e', o: ['system:masters'], eku: ['clientAuth'] });
+  const file = join(workDir, 'kubeconfig');
+  await writeFile(file, kubeconfigYaml({ server, ca: { pem: await readFile(ca.serverCa) }, user: { certPem: pair.certPem, keyPem: pair.keyPem } }), { mode: 0o600 });
+  return file;
 }

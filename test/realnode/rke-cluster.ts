@@ -16,16 +16,11 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { fullClusterStateFromTrees } from '../../src/simulation/rke-state.js';
 import { kubectlOk } from '../cluster/kubectl.js';
-import { createNodes, type SimulatedNode } from '../cluster/nodes.js';
-import { readVersions, REPO_ROOT } from '../cluster/paths.js';
-import { tail, type RecordedProcess } from '../cluster/processes.js';
-import { installCrds } from '../e2e/support/crds.js';
+import { REPO_ROOT } from '../cluster/paths.js';
+import { tail } from '../cluster/processes.js';
 import { dockerConfigPath, stoppedMarker, type DockerConfig } from './docker-config.js';
-import { LoadBalancer } from './load-balancer.js';
-import { createHostNetwork, etcLayer, inNodeWithEtc, type HostNetwork } from './netns.js';
-import { issueWithOpenssl } from './openssl.js';
-import { API_PORT, RealCluster, teardown, type BaseNode, type RealClusterOptions } from './real-cluster.js';
-import { kubeconfigYaml } from './rke2-layout.js';
+import { etcLayer, inNodeWithEtc, type HostNetwork } from './netns.js';
+import { RealCluster, startRealCluster, type BaseNode, type RealClusterOptions } from './real-cluster.js';
 import { componentKubeconfig, containersFor, heldBy, kubeconfigPath, kubeconfigsFor, makeCa, makeLeaf, rkeLeaves, type PemPair, type RkeHost } from './rke-layout.js';
 
 export interface RkeNode extends BaseNode {
@@ -40,36 +35,31 @@ export class RealRkeCluster extends RealCluster<RkeNode> {
   /** The cluster state as `rke up` would have saved it (with kube-admin, which no host holds). */
   private stateText = '';
 
-  static async start(o: RealClusterOptions): Promise<RealRkeCluster> {
-    const progress = o.onProgress ?? (() => {});
-    await fs.mkdir(o.workDir, { recursive: true });
-    const names = [...Array.from({ length: o.servers }, (_, i) => `rke-server-${i + 1}`), ...Array.from({ length: o.workers }, (_, i) => `rke-worker-${i + 1}`)];
-    const network = await createHostNetwork({ stateFile: join(o.workDir, 'network.json'), nodes: names });
-    const procs: RecordedProcess[] = [];
-    const lb = new LoadBalancer(network.hosts.slice(0, o.servers).map((h) => ({ host: h.ip, port: API_PORT })), network.gatewayIP);
-    try {
-      progress(`network ${network.name}: ${network.hosts.map((h) => `${h.name}=${h.ip}`).join(' ')}`);
-      const { nodes, state } = await layOut(o, network);
-      await lb.open();
-      const kubeconfig = await testAdminKubeconfig(o.workDir, nodes[0]!, `https://${network.gatewayIP}:${lb.port}`);
-      const cluster = new RealRkeCluster(o, network, nodes, lb, kubeconfig, procs);
-      cluster.stateText = state;
-      for (const n of nodes) cluster.startInNode(n, 'dockerd', [process.execPath, '--import', 'tsx', join(REPO_ROOT, 'test', 'realnode', 'docker.ts'), n.dir, 'daemon'], join(n.dir, 'run', 'logs', 'dockerd.log'));
-      progress('starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kube-proxy on every server');
-      await Promise.all(cluster.servers.map((n) => cluster.docker(n, ['start', ...n.containers])));
-      await cluster.waitApiServers(180_000, (n) => ['kube-apiserver', 'etcd'].map((c) => join(n.dir, 'run', 'logs', `${c}.log`)));
-      progress('starting kwok and registering the nodes');
-      await cluster.startKwok();
-      await installCrds(kubeconfig);
-      const simNodes: SimulatedNode[] = nodes.map((n) => ({ name: n.name, ip: n.ip, roles: [...n.roles], distribution: 'rke' }));
-      await createNodes(cluster.core(), simNodes, readVersions().k8s, 180_000);
-      progress('starting nginx-proxy, kubelet and kube-proxy on every worker');
-      await Promise.all(nodes.filter((n) => !n.server).map((n) => cluster.docker(n, ['start', ...n.containers])));
-      return cluster;
-    } catch (e) {
-      await teardown(o.workDir, procs, lb);
-      throw e;
-    }
+  static start(o: RealClusterOptions): Promise<RealRkeCluster> {
+    let state = '';
+    const startContainers = async (c: RealRkeCluster, nodes: RkeNode[]): Promise<void> => void (await Promise.all(nodes.map((n) => c.docker(n, ['start', ...n.containers]))));
+    return startRealCluster<RkeNode, RealRkeCluster>(o, {
+      distribution: 'rke',
+      serverName: (i) => `rke-server-${i}`,
+      workerName: (i) => `rke-worker-${i}`,
+      layOut: async (opts, network) => {
+        const laid = await layOut(opts, network);
+        state = laid.state;
+        return laid.nodes;
+      },
+      // From kube-ca in system:masters, not kube-admin (which a rotation renews).
+      testAdmin: (first) => ({ caCert: join(first.sslDir, 'kube-ca.pem'), caKey: join(first.sslDir, 'kube-ca-key.pem'), serverCa: join(first.sslDir, 'kube-ca.pem') }),
+      create: (parts) => {
+        const cluster = new RealRkeCluster(...parts);
+        cluster.stateText = state;
+        // Every host's docker daemon first: it restarts what stops, as dockerd's restart policy does.
+        for (const n of cluster.nodes) cluster.startInNode(n, 'dockerd', [process.execPath, '--import', 'tsx', join(REPO_ROOT, 'test', 'realnode', 'docker.ts'), n.dir, 'daemon'], join(n.dir, 'run', 'logs', 'dockerd.log'));
+        return cluster;
+      },
+      roles: (n) => [...n.roles],
+      servers: { progress: 'starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kube-proxy on every server', start: startContainers },
+      workers: { progress: 'starting nginx-proxy, kubelet and kube-proxy on every worker', start: startContainers },
+    });
   }
 
   protected agentArgs(): string[] {
@@ -170,14 +160,4 @@ async function layOut(o: RealClusterOptions, network: HostNetwork): Promise<{ no
   const state = await fullClusterStateFromTrees([...nodes.filter((n) => n.server), ...nodes.filter((n) => !n.server)].map((n) => ({ root: join(n.dir, 'host') })).concat({ root: workstation }));
   await fs.rm(workstation, { recursive: true, force: true });
   return { nodes, state };
-}
-
-// The tests' own admin: a client certificate from kube-ca in system:masters
-// (not kube-admin, which a rotation renews), through the load balancer.
-async function testAdminKubeconfig(workDir: string, first: RkeNode, server: string): Promise<string> {
-  const pair = await issueWithOpenssl(join(first.sslDir, 'kube-ca.pem'), join(first.sslDir, 'kube-ca-key.pem'), { cn: 'certrotator-e2e', o: ['system:masters'], eku: ['clientAuth'] });
-  const file = join(workDir, 'kubeconfig');
-  const ca = { pem: await fs.readFile(join(first.sslDir, 'kube-ca.pem')) };
-  await fs.writeFile(file, kubeconfigYaml({ server, ca, user: { certPem: pair.certPem, keyPem: pair.keyPem } }), { mode: 0o600 });
-  return file;
 }

@@ -28,7 +28,7 @@ export class ControllerProcess {
       process.execPath,
       [
         '--import', 'tsx', 'src/cli/main.ts', 'controller',
-        `--kubeconfig=${process.env.KUBECONFIG}`,
+        ...(process.env.KUBECONFIG ? [`--kubeconfig=${process.env.KUBECONFIG}`] : []),
         '--metrics-addr=127.0.0.1:0',
         '--lease-namespace=default',
         `--lease-name=${opts.leaseName}`,

@@ -1,0 +1,146 @@
+// The skeleton the real-component suites (RKE2 and RKE) share: one cluster of
+// real components with an agent per node and a controller, started before the
+// suite and stopped after it with a check that no private key was ever logged;
+// a rotation run with writes and etcd's quorum watched throughout; and the
+// comparison of what each endpoint serves with what is on disk. What differs
+// per distribution (which pair asks etcd and the API servers, which file each
+// port serves) is the suite's own hand-written table, not the catalog's.
+import { afterAll, beforeAll, expect } from '@jest/globals';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BaseNode, RealCluster } from '../../realnode/real-cluster.js';
+import { ControllerProcess, waitFor } from './controller.js';
+import { getTls, leases, leasesRenewedSince, Traffic, type Lease } from './real-checks.js';
+import { applyRotation, getJson, pemSerial, servedPem, waitRotationCondition } from './rotation.js';
+
+export interface RealSuite<N extends BaseNode, C extends RealCluster<N>> {
+  cluster(): C;
+  readonly timings: Record<string, number>;
+  /** The controller's and each agent's last log lines, for a failing wait's message. */
+  debug(): string;
+  /**
+   * A writer and etcd's quorum watch running from before the rotation is applied
+   * until its condition holds; then: the writes were acknowledged and readable and
+   * quorum was never lost. Returns the rotation as the API server has it.
+   */
+  run(name: string, spec: Record<string, unknown>, o: { condition: 'Ready' | 'Stalled'; timeout: string; traffic: Traffic }): Promise<any>;
+}
+
+/** Registers the suite's beforeAll/afterAll: cluster, agents, a leading controller; and their teardown. */
+export function realSuite<N extends BaseNode, C extends RealCluster<N>>(label: string, start: (workDir: string) => Promise<C>): RealSuite<N, C> {
+  let work: string;
+  let cluster: C | undefined;
+  let controller: ControllerProcess | undefined;
+  const timings: Record<string, number> = {};
+
+  beforeAll(async () => {
+    const t0 = Date.now();
+    work = mkdtempSync(join(tmpdir(), `certrotator-${label}-`));
+    cluster = await start(work);
+    await cluster.startAgents();
+    controller = new ControllerProcess(label, { leaseName: `certrotator-${label}`, extraArgs: [`--kubeconfig=${cluster.kubeconfig}`] });
+    await waitFor('controller leading', () => controller!.leading(), 60_000, () => controller!.debug());
+    timings.setup = (Date.now() - t0) / 1000;
+  }, 420_000);
+
+  afterAll(async () => {
+    await controller?.stop();
+    try {
+      for (const n of cluster?.nodes ?? []) {
+        const log = cluster!.agents.get(n.name)?.log;
+        if (log) expect(readFileSync(log, 'utf8')).not.toContain('PRIVATE KEY');
+      }
+      if (controller) expect(controller.debug()).not.toContain('PRIVATE KEY');
+    } finally {
+      await cluster?.stop();
+      process.stderr.write(`${label} suite timings (s): ${JSON.stringify(timings)}\n`);
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 180_000);
+
+  const debug = (): string =>
+    `${controller?.debug() ?? ''}\n${(cluster?.nodes ?? [])
+      .map((n) => `--- ${n.name}\n${readFileSync(cluster!.agents.get(n.name)!.log, 'utf8').split('\n').slice(-6).join('\n')}`)
+      .join('\n')}`;
+
+  return {
+    cluster: () => cluster!,
+    timings,
+    debug,
+    async run(name, spec, o) {
+      const t0 = Date.now();
+      o.traffic.start();
+      try {
+        await applyRotation(name, spec, cluster!.kubeconfig);
+        await waitRotationCondition(name, o.condition, { timeout: o.timeout, debug, kubeconfig: cluster!.kubeconfig });
+      } finally {
+        await o.traffic.stop();
+      }
+      timings[name] = (Date.now() - t0) / 1000;
+      process.stderr.write(`${name}: ${timings[name]} s; ${o.traffic.summary()}\n`);
+      expect(o.traffic.quorumLost).toBe(0);
+      expect(o.traffic.availability()).toBeGreaterThanOrEqual(0.99);
+      expect(await o.traffic.unreadable()).toEqual([]);
+      return getJson('certrotation', name, cluster!.kubeconfig);
+    },
+  };
+}
+
+/**
+ * Writes through the load balancer, and asks every etcd member's /health with one
+ * client pair read once now (a pair read mid-install could be half old, half new).
+ */
+export function etcdTraffic(prefix: string, kubeconfig: string, members: readonly BaseNode[], pair: { cert: string; key: string }, ca: string): Traffic {
+  const bytes = { cert: readFileSync(pair.cert), key: readFileSync(pair.key) };
+  const caBytes = readFileSync(ca);
+  return new Traffic(prefix, kubeconfig, members.map((n) => () => getTls(`https://${n.ip}:2379/health`, bytes, caBytes)));
+}
+
+/** Which file a server serves on a port, by the distribution's flags (test/realnode/*-layout.ts). */
+export interface ServedFile<N extends BaseNode> {
+  readonly port: number;
+  readonly file: (n: N) => string;
+}
+
+const diskSerial = (file: string): Promise<string> => pemSerial(readFileSync(file, 'utf8'));
+
+/** `<node>:<port>` → the serial of the file on disk that the port serves. */
+export async function diskSerials<N extends BaseNode>(servers: readonly N[], table: readonly ServedFile<N>[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const n of servers) for (const s of table) out.set(`${n.name}:${s.port}`, await diskSerial(s.file(n)));
+  return out;
+}
+
+/** Every endpoint serves what is on disk; in scope (`changed`) it differs from `before`, out of scope it does not. */
+export async function expectServedIsDisk<N extends BaseNode>(
+  servers: readonly N[],
+  table: readonly ServedFile<N>[],
+  before: Map<string, string>,
+  changed: (key: string) => boolean,
+): Promise<void> {
+  const disk = await diskSerials(servers, table);
+  for (const n of servers) {
+    for (const s of table) {
+      const key = `${n.name}:${s.port}`;
+      const served = await pemSerial(await servedPem(n.ip, s.port));
+      expect(`${key} ${served}`).toBe(`${key} ${disk.get(key)}`);
+      if (changed(key)) expect(`${key} ${disk.get(key)}`).not.toBe(`${key} ${before.get(key)}`);
+      else expect(`${key} ${disk.get(key)}`).toBe(`${key} ${before.get(key)}`);
+    }
+  }
+}
+
+/**
+ * The controller-manager and scheduler leases are renewed after the last server
+ * finished: by new holders where those processes were restarted (they read a
+ * renewed file), by the same ones otherwise.
+ */
+export async function expectLeasesRenewed(kubeconfig: string, before: Record<string, Lease>, rotation: any, restarted: boolean): Promise<void> {
+  const lastServerDone = Math.max(...rotation.status.nodes.filter((n: any) => n.role !== 'worker').map((n: any) => new Date(n.finishedAt).getTime()));
+  const renewed = async (): Promise<boolean> => {
+    const now = await leases(kubeconfig);
+    return restarted ? leasesRenewedSince(before, now, lastServerDone) : Object.values(now).every((l) => l.renew > lastServerDone);
+  };
+  await waitFor(`leases renewed${restarted ? ' by restarted processes' : ''}`, renewed, 60_000, () => JSON.stringify({ before, lastServerDone }));
+}
