@@ -12,8 +12,10 @@ import { runCli, type CliRun } from '../simulation/harness.js';
 import { SimulatedNode } from '../simulation/node.js';
 import { changedPaths, copyDir, snapshotTree } from '../simulation/tree.js';
 import { readCertificateFile, serialOf } from '../pki/certfile.js';
+import { redateCa } from '../../test/realnode/expire.js';
 
 const D = 'var/lib/rancher/rke2';
+const DAY = 86_400_000;
 const S = `${D}/server/tls`;
 const isBackup = (rel: string) => /^var\/lib\/rancher\/rke2\/server\/tls-\d+/.test(rel);
 // rke2 rewrites the agent's kubelet pairs at every start, the rollback's restart included:
@@ -107,6 +109,13 @@ describe('refusals change nothing on disk', () => {
       /client-scheduler\.key: (expected one private key PEM block|unexpected PEM block type CERTIFICATE)/,
     ],
     ['a missing certificate', (node) => fs.rm(join(node.root, S, 'client-auth-proxy.crt')), ['--service', 'auth-proxy'], /client-auth-proxy\.crt: missing \(service auth-proxy/],
+    [
+      // Re-issued by openssl with the same name and key, so its leaves still chain to it.
+      'an expired CA: refused with what to do (rke allowed it, rancher/rke#1974)',
+      (node) => redateCa({ cert: join(node.root, S, 'client-ca.crt'), key: join(node.root, S, 'client-ca.key') }, new Date(Date.now() - 400 * DAY), new Date(Date.now() - 5 * DAY)),
+      ['--service', 'admin'],
+      /server\/tls\/client-ca\.crt: the CA expired on .*Rotate the CA first/,
+    ],
   ];
 
   test.each(cases)('%s', async (_name, damage, args, message) => {
@@ -126,6 +135,19 @@ describe('refusals change nothing on disk', () => {
     expect(run.stderr).toMatch(/etc\/kubernetes\/ssl\/kube-ca-key\.pem: missing \(CA key needed to sign etc\/kubernetes\/ssl\/kube-proxy\.pem\)/);
     expect(run.code).toBe(1);
     expect(changedPaths(before, await snapshotTree(node.root))).toEqual([]);
+  });
+
+  test('a CA that expires before the new leaf would: the leaf ends with the CA, openssl verifies it, and the report says so', async () => {
+    const node = await copyOf(server);
+    const ca = { cert: join(node.root, S, 'client-ca.crt'), key: join(node.root, S, 'client-ca.key') };
+    await redateCa(ca, new Date(Date.now() - 300 * DAY), new Date(Date.now() + 60 * DAY));
+    const run = await cli(rotateArgs(node, ['--service', 'admin', '--no-restart', '-o', 'json']));
+    expect(run.code).toBe(0);
+    const file = (JSON.parse(run.stdout).files as { path: string; notAfter: string; validity?: string }[]).find((f) => f.path === `${S}/client-admin.crt`)!;
+    const caEnd = (await opensslOut(['x509', '-in', ca.cert, '-noout', '-enddate'])).trim();
+    expect((await opensslOut(['x509', '-in', join(node.root, S, 'client-admin.crt'), '-noout', '-enddate'])).trim()).toBe(caEnd);
+    expect(await opensslOut(['verify', '-CAfile', ca.cert, join(node.root, S, 'client-admin.crt')])).toMatch(/: OK/);
+    expect(file.validity).toContain(`clamped to the CA's notAfter ${file.notAfter}`);
   });
 
   test.each([
@@ -309,3 +331,13 @@ test('a renewal keeps each file\'s owner and the key/cert modes', async () => {
   const [c, k] = [await fs.stat(crt), await fs.stat(key)];
   expect([c.uid, c.gid, c.mode & 0o777, k.uid, k.gid, k.mode & 0o777]).toEqual([1001, 1002, 0o644, 1001, 1002, 0o600]);
 });
+
+function opensslOut(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', () => resolve(out));
+  });
+}

@@ -146,7 +146,7 @@ export async function prepareFiles(
           notAfter: renewed.notAfter,
           certPem: renewed.certPem,
           keyPem: renewed.keyPem,
-          ...(validity ? { validity: validity.description } : {}),
+          ...validityNote(validity?.description, renewed),
         });
         break;
       }
@@ -187,4 +187,12 @@ export async function prepareFiles(
     }
   }
   return out;
+}
+
+// What the report says about the new leaf's validity: where the profile came from,
+// and that the CA's own expiry cut it short.
+function validityNote(description: string | undefined, renewed: { notAfter: Date; clampedToCa: boolean }): { validity?: string } {
+  const clamp = renewed.clampedToCa ? `clamped to the CA's notAfter ${renewed.notAfter.toISOString()}: the CA expires first; plan its rotation` : undefined;
+  const text = [description, clamp].filter(Boolean).join('; ');
+  return text ? { validity: text } : {};
 }

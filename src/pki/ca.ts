@@ -22,6 +22,8 @@ export interface SigningCa {
   readonly signingKey: KeyObject;
   readonly algorithm: KeyAlgorithm;
   readonly notBefore: Date;
+  // What it signs is clamped to this, and nothing is signed after it (renew.ts validityWindow).
+  readonly notAfter: Date;
   // The CA's subject as encoded in its certificate: every renewal's issuer, byte for byte.
   readonly subjectDer: Uint8Array;
   // The AlgorithmIdentifier of the signatures this CA's key makes.
@@ -63,6 +65,7 @@ export async function loadSigningCa(certText: string, certFile: string, keyText:
     signingKey: key.keyObject,
     algorithm: key.algorithm,
     notBefore: new Date(cert.validFrom),
+    notAfter: new Date(cert.validTo),
     subjectDer: fields.subject,
     signatureAlgorithm: signatureAlgorithmDer(key.algorithm),
   };

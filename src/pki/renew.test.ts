@@ -22,21 +22,40 @@ const RKE: ValidityProfile = { days: 3650, notBefore: 'ca-not-before' };
 
 describe('validityWindow', () => {
   const now = new Date('2030-06-01T12:00:00.500Z');
+  const caFrom = (notBefore: string, notAfter = '2040-01-01T00:00:00Z') => ({ certFile: 'tls/server-ca.crt', notBefore: new Date(notBefore), notAfter: new Date(notAfter) });
   test('RKE2: one hour back, whole seconds, 365 days on', () => {
-    const w = validityWindow(RKE2, new Date('2020-01-01T00:00:00Z'), now);
+    const w = validityWindow(RKE2, caFrom('2020-01-01T00:00:00Z'), now);
     expect(w.notBefore.toISOString()).toBe('2030-06-01T11:00:00.000Z');
     expect(w.notAfter.toISOString()).toBe('2031-06-01T12:00:00.000Z');
+    expect(w.clampedToCa).toBe(false);
   });
   test('RKE2: never before the CA', () => {
-    const caStart = new Date('2030-06-01T11:30:00Z');
-    expect(validityWindow(RKE2, caStart, now).notBefore).toEqual(caStart);
+    const ca = caFrom('2030-06-01T11:30:00Z');
+    expect(validityWindow(RKE2, ca, now).notBefore).toEqual(ca.notBefore);
   });
   test('RKE: the CA NotBefore and ten years', () => {
-    const caStart = new Date('2021-03-04T05:06:07Z');
-    const w = validityWindow(RKE, caStart, now);
-    expect(w.notBefore).toEqual(caStart);
+    const ca = caFrom('2021-03-04T05:06:07Z', '2050-01-01T00:00:00Z');
+    const w = validityWindow(RKE, ca, now);
+    expect(w.notBefore).toEqual(ca.notBefore);
     // 3650 days, as Go's 24h*365*10: three leap days make it May 29.
     expect(w.notAfter.toISOString()).toBe('2040-05-29T12:00:00.000Z');
+  });
+  test.each([
+    ['RKE2, CA expires in 100 days', RKE2, '2030-09-09T00:00:00Z'],
+    ['RKE, CA expires before the ten years', RKE, '2031-03-04T05:06:07Z'],
+    ['the CA expires this very second', RKE2, '2030-06-01T12:00:00Z'],
+  ])('%s: notAfter is the CA\'s, and says so', (_name, profile, caEnd) => {
+    const w = validityWindow(profile, caFrom('2021-03-04T05:06:07Z', caEnd), new Date('2030-06-01T11:59:59Z'));
+    expect(w.notAfter.toISOString()).toBe(new Date(caEnd).toISOString());
+    expect(w.clampedToCa).toBe(true);
+  });
+  test('an expired CA signs nothing: the error names the CA file, the date and what to do', () => {
+    expect(() => validityWindow(RKE2, caFrom('2020-01-01T00:00:00Z', '2030-05-31T00:00:00Z'), now)).toThrow(
+      /^tls\/server-ca\.crt: the CA expired on 2030-05-31T00:00:00\.000Z: .*Rotate the CA first/,
+    );
+  });
+  test('a CA that is not valid yet (clock behind) signs nothing', () => {
+    expect(() => validityWindow(RKE2, caFrom('2030-06-02T00:00:00Z'), now)).toThrow(/^tls\/server-ca\.crt: the CA is not valid until 2030-06-02T00:00:00\.000Z: .*clock/);
   });
 });
 
@@ -223,6 +242,54 @@ describe('renewCertificate copies the old certificate byte for byte where it sho
     await expect(renewCertificate({ certText: certPem, certFile: 'a.crt', keyText: bogus, keyFile: 'a.key', ca, validity: RKE2, chained: false })).rejects.toThrow(
       new CertificateFileError('a.key', 'corrupt EC PRIVATE KEY: cannot be parsed'),
     );
+  });
+});
+
+// A CA and a leaf made by openssl, not by our code: the CA is valid for `caDays`.
+function opensslCaAndLeaf(caDays: number): { caCert: string; caKey: string; leafCert: string; leafKey: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'renew-ca-'));
+  try {
+    const f = (n: string) => join(dir, n);
+    const run = (args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    run(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', f('ca.key')]);
+    run(['req', '-x509', '-new', '-key', f('ca.key'), '-subj', '/CN=short-lived-ca', '-days', String(caDays), '-out', f('ca.crt')]);
+    run(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', f('leaf.key')]);
+    run(['req', '-new', '-key', f('leaf.key'), '-subj', '/CN=kube-apiserver', '-out', f('leaf.csr')]);
+    writeFileSync(f('ext'), 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:kubernetes,IP:127.0.0.1\n');
+    run(['x509', '-req', '-in', f('leaf.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-set_serial', '0x1234', '-days', '30', '-extfile', f('ext'), '-out', f('leaf.crt')]);
+    const read = (n: string) => execFileSync('cat', [f(n)], { encoding: 'utf8' });
+    return { caCert: read('ca.crt'), caKey: read('ca.key'), leafCert: read('leaf.crt'), leafKey: read('leaf.key') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('the CA bounds what it signs (CA and leaf made by openssl)', () => {
+  test("a CA that expires before the profile's 365 days: the new leaf ends with the CA, openssl verifies it, and the result says it was clamped", async () => {
+    const m = opensslCaAndLeaf(100);
+    const ca = await loadSigningCa(m.caCert, 'tls/server-ca.crt', m.caKey, 'tls/server-ca.key');
+    const renewed = await renewCertificate({ certText: m.leafCert, certFile: 'tls/serving.crt', keyText: m.leafKey, keyFile: 'tls/serving.key', ca, validity: RKE2, chained: false });
+    expect(renewed.clampedToCa).toBe(true);
+    const enddate = (pem: string) => openssl(['x509', '-noout', '-enddate'], pem).trim();
+    expect(enddate(renewed.certPem)).toBe(enddate(m.caCert));
+    expect(opensslVerify(m.caCert, renewed.certPem)).toBe('OK');
+  });
+
+  test('a CA valid for longer than the profile: not clamped', async () => {
+    const m = opensslCaAndLeaf(3650);
+    const ca = await loadSigningCa(m.caCert, 'tls/server-ca.crt', m.caKey, 'tls/server-ca.key');
+    const renewed = await renewCertificate({ certText: m.leafCert, certFile: 'tls/serving.crt', keyText: m.leafKey, keyFile: 'tls/serving.key', ca, validity: RKE2, chained: false });
+    expect(renewed.clampedToCa).toBe(false);
+    expect(renewed.notAfter.getTime() - Date.now()).toBeGreaterThan(364 * 86_400_000);
+  });
+
+  test('an expired CA (200 days on, for a 100-day CA): refused, naming the CA file', async () => {
+    const m = opensslCaAndLeaf(100);
+    const ca = await loadSigningCa(m.caCert, 'tls/server-ca.crt', m.caKey, 'tls/server-ca.key');
+    const later = new Date(Date.now() + 200 * 86_400_000);
+    await expect(
+      renewCertificate({ certText: m.leafCert, certFile: 'tls/serving.crt', keyText: m.leafKey, keyFile: 'tls/serving.key', ca, validity: RKE2, chained: false, now: later }),
+    ).rejects.toThrow(/^tls\/server-ca\.crt: the CA expired on /);
   });
 });
 

@@ -72,6 +72,8 @@ export interface RenewedCertificate {
   readonly serial: string;
   readonly notBefore: Date;
   readonly notAfter: Date;
+  // notAfter is the CA's: the profile's validity would have outlived it.
+  readonly clampedToCa: boolean;
 }
 
 // dynamiclistener and RKE both draw a random positive serial below 2^63.
@@ -82,15 +84,48 @@ export function randomSerialHex(): string {
   return hex === '' ? '01' : hex.length % 2 ? `0${hex}` : hex;
 }
 
-export function validityWindow(profile: ValidityProfile, caNotBefore: Date, now: Date): { notBefore: Date; notAfter: Date } {
+/** The part of a CA that bounds what it signs. */
+export interface CaValidity {
+  readonly certFile: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+export interface ValidityWindow {
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  // The profile's notAfter was past the CA's and was brought back to it: a leaf
+  // cannot be trusted past its CA, so a longer validity would only mislead whoever
+  // reads the leaf's expiry (`node check`, the inventory, a renewal policy).
+  readonly clampedToCa: boolean;
+}
+
+/**
+ * The new leaf's validity, by the profile, inside the CA's. A CA that has expired,
+ * or is not valid yet, signs nothing: what it signed would be refused by every
+ * client that checks the chain (rke allowed this and made certificates no one
+ * trusts, rancher/rke#1974).
+ */
+export function validityWindow(profile: ValidityProfile, ca: CaValidity, now: Date): ValidityWindow {
+  if (now.getTime() > ca.notAfter.getTime()) {
+    throw new CertificateFileError(
+      ca.certFile,
+      `the CA expired on ${ca.notAfter.toISOString()}: anything it signs now is refused by every client that checks the chain. Rotate the CA first (rke2 certificate rotate-ca, rke cert rotate --rotate-ca); certrotator does not rotate CAs`,
+    );
+  }
+  if (now.getTime() < ca.notBefore.getTime()) {
+    throw new CertificateFileError(ca.certFile, `the CA is not valid until ${ca.notBefore.toISOString()}: this host's clock is behind the one that made the CA; correct the clock first`);
+  }
   // Whole seconds: X.509 times have no fractions, and a NotBefore in the future by
   // milliseconds would make a just-issued certificate fail verification.
   const nowS = new Date(Math.floor(now.getTime() / 1000) * 1000);
   const notBefore =
     profile.notBefore === 'ca-not-before'
-      ? caNotBefore
-      : new Date(Math.max(nowS.getTime() - HOUR, caNotBefore.getTime()));
-  return { notBefore, notAfter: new Date(nowS.getTime() + profile.days * DAY) };
+      ? ca.notBefore
+      : new Date(Math.max(nowS.getTime() - HOUR, ca.notBefore.getTime()));
+  const wanted = nowS.getTime() + profile.days * DAY;
+  const clampedToCa = wanted > ca.notAfter.getTime();
+  return { notBefore, notAfter: new Date(clampedToCa ? ca.notAfter.getTime() : wanted), clampedToCa };
 }
 
 export function assertSignedBy(cert: X509Certificate, ca: SigningCa, file: string): void {
@@ -184,7 +219,7 @@ export async function renewCertificate(req: RenewRequest): Promise<RenewedCertif
     return { old, oldKey, fields, keys: generateEncodedKeyPair(algorithm, oldKey.encoding) };
   });
   const keys = await checked.keys;
-  const window = validityWindow(req.validity, ca.notBefore, req.now ?? new Date());
+  const { clampedToCa, ...window } = validityWindow(req.validity, ca, req.now ?? new Date());
   const built = timed(trace, 'build', () => {
     const kept = req.dropSubjectAltName ? checked.fields.extensions.filter((e) => !sameOid(e, SUBJECT_ALT_NAME_OID)) : checked.fields.extensions;
     const extensions = carriedExtensions(kept, keys.spki, ca);
@@ -199,6 +234,7 @@ export async function renewCertificate(req: RenewRequest): Promise<RenewedCertif
     oldSerial: serialOf(checked.old.leaf),
     serial: built.serial,
     ...window,
+    clampedToCa,
   }));
 }
 

@@ -79,7 +79,7 @@ export async function issueLeaf(o: LeafOptions): Promise<{ certPem: string; keyP
   // Organization before CommonName, as Go's pkix.Name marshals it.
   const subject: x509.JsonName = [...(t.o?.length ? [{ O: [...t.o] }] : []), { CN: [t.cn] }];
   const name = new x509.Name(subject);
-  const window = validityWindow(o.validity, o.ca.notBefore, o.now ?? new Date());
+  const { clampedToCa: _clamped, ...window } = validityWindow(o.validity, o.ca, o.now ?? new Date());
   const { der, serial } = await signCertificate({
     subject: new Uint8Array(name.toArrayBuffer()),
     extensions: extensions.map((e) => new Uint8Array(e.rawData)),

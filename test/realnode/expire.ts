@@ -71,7 +71,9 @@ export async function expireLeaves(dirs: readonly string[], cas: readonly CaFile
   return changed;
 }
 
-async function resign(work: string, file: string, key: string, ca: CaFiles, start: Date, end: Date): Promise<void> {
+// Re-signs `file` (its key in `key`) with the same subject, key and extensions and
+// the dates given: by `ca`, or by its own key when `ca` is undefined (a CA itself).
+async function resign(work: string, file: string, key: string, ca: CaFiles | undefined, start: Date, end: Date): Promise<void> {
   const original = await fs.readFile(file, 'utf8');
   const blocks = original.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
   const csr = join(work, 'req.csr');
@@ -82,8 +84,8 @@ async function resign(work: string, file: string, key: string, ca: CaFiles, star
     join(work, 'ca.cnf'),
     [
       '[ca]',
-      'default_ca = expired',
-      '[expired]',
+      'default_ca = resign',
+      '[resign]',
       `database = ${join(work, 'index.txt')}`,
       `new_certs_dir = ${work}`,
       `serial = ${join(work, 'serial')}`,
@@ -97,15 +99,23 @@ async function resign(work: string, file: string, key: string, ca: CaFiles, star
     ].join('\n'),
   );
   await openssl(['x509', '-x509toreq', '-in', file, '-signkey', key, '-copy_extensions', 'copyall', '-out', csr]);
-  await openssl([
-    'ca', '-batch', '-config', join(work, 'ca.cnf'), '-cert', ca.cert, '-keyfile', ca.key, '-in', csr, '-preserveDN', '-notext',
-    '-startdate', asn1Time(start), '-enddate', asn1Time(end), '-out', out,
-  ]);
+  const signer = ca ? ['-cert', ca.cert, '-keyfile', ca.key] : ['-selfsign', '-keyfile', key];
+  await openssl(['ca', '-batch', '-config', join(work, 'ca.cnf'), ...signer, '-in', csr, '-preserveDN', '-notext', '-startdate', asn1Time(start), '-enddate', asn1Time(end), '-out', out]);
   const leaf = await fs.readFile(out, 'utf8');
   // The rest of the file (the CA after the leaf, as RKE2 writes its .crt files) stays.
   const { mode } = await fs.stat(file);
   await fs.writeFile(file, leaf + blocks.slice(1).join(''), { mode });
   await fs.rm(join(work, 'index.txt.attr'), { force: true });
+}
+
+/** Re-issues a CA certificate with the same subject, key and extensions, valid from `start` to `end`. */
+export async function redateCa(ca: CaFiles, start: Date, end: Date): Promise<void> {
+  const work = await fs.mkdtemp(join(tmpdir(), 'realnode-redate-'));
+  try {
+    await resign(work, ca.cert, ca.key, undefined, start, end);
+  } finally {
+    await fs.rm(work, { recursive: true, force: true });
+  }
 }
 
 function randomSerialHex(): string {
