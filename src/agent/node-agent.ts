@@ -5,6 +5,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { LABELS } from '../api/constants.js';
 import { labelValue } from '../api/names.js';
+import type { CertificateRotation } from '../api/certificaterotation.js';
 import type { NodeRotation, NodeRotationStatus } from '../api/noderotation.js';
 import { makeClients, type ClusterCustomResource } from '../kube/client.js';
 import { customResourceInformer, objectKey, type Informer } from '../kube/informer.js';
@@ -22,12 +23,21 @@ export interface NodeAgentOptions {
 
 export class NodeAgent {
   readonly informer: Informer<NodeRotation>;
-  private readonly queue = new WorkQueue();
+  private readonly queue: WorkQueue;
   private readonly nodeRotations: ClusterCustomResource<NodeRotation>;
+  private readonly rotations: ClusterCustomResource<CertificateRotation>;
   private running?: Promise<void>;
 
   constructor(private readonly o: NodeAgentOptions) {
-    this.nodeRotations = makeClients(o.kc).nodeRotations as unknown as ClusterCustomResource<NodeRotation>;
+    const clients = makeClients(o.kc);
+    this.nodeRotations = clients.nodeRotations as unknown as ClusterCustomResource<NodeRotation>;
+    this.rotations = clients.certificateRotations as unknown as ClusterCustomResource<CertificateRotation>;
+    // A failed attempt (a 403, an API error, a journal that cannot be read) is
+    // retried with backoff; each one is said, with the NodeRotation's name.
+    this.queue = new WorkQueue({
+      name: 'agent',
+      hooks: { onError: (key, err, retries) => o.log.error({ noderotation: key, retries, err: err instanceof Error ? err.message : String(err) }, 'reconcile failed; retrying with backoff') },
+    });
     this.informer = customResourceInformer(o.kc, this.nodeRotations, {
       name: 'noderotations',
       labelSelector: `${LABELS.node}=${labelValue(o.nodeName)}`,
@@ -46,6 +56,7 @@ export class NodeAgent {
           agentName: this.o.agentName,
           get: (name) => this.informer.get(name),
           getFresh: (name) => this.nodeRotations.tryGet(name),
+          getRotation: (name) => this.rotations.tryGet(name),
           patchStatus: async (name, status: Partial<NodeRotationStatus>) => {
             await this.nodeRotations.mergePatchStatus(name, { status });
           },

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
+import type { CertificateRotation } from '../api/certificaterotation.js';
 import type { NodeRotation, NodeRotationStatus } from '../api/noderotation.js';
 import { NodeRotationError, type NodeRotationResult, type ProgressEvent } from '../host/rotation.js';
 import type { HostRunner } from './host-runner.js';
@@ -11,7 +12,11 @@ function instruction(over: Partial<NodeRotation['spec']> = {}, status?: NodeRota
   return {
     apiVersion: 'certrotator.io/v1alpha1',
     kind: 'NodeRotation',
-    metadata: { name: 'r-g1-node-a', resourceVersion: '7' },
+    metadata: {
+      name: 'r-g1-node-a',
+      resourceVersion: '7',
+      ownerReferences: [{ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', name: 'r', uid: 'uid', controller: true }],
+    },
     spec: {
       rotation: 'r',
       generation: 1,
@@ -51,8 +56,11 @@ const ok: NodeRotationResult = {
   ],
 };
 
+// The owner as the API server has it: running generation 1.
+const OWNER = { apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name: 'r', uid: 'uid' }, status: { runGeneration: 1 } } as unknown as CertificateRotation;
+
 // `fresh` is what the API server has, which can be ahead of the cache (`nr`).
-function harness(nr: NodeRotation | undefined, run: HostRunner['run'], fresh: NodeRotation | undefined = nr, check: HostRunner['check'] = async () => []) {
+function harness(nr: NodeRotation | undefined, run: HostRunner['run'], fresh: NodeRotation | undefined = nr, check: HostRunner['check'] = async () => [], owner: CertificateRotation | null = OWNER) {
   const patches: Partial<NodeRotationStatus>[] = [];
   let runs = 0;
   let checks = 0;
@@ -61,6 +69,7 @@ function harness(nr: NodeRotation | undefined, run: HostRunner['run'], fresh: No
     agentName: 'agent-pod',
     get: (name) => (nr?.metadata.name === name ? nr : undefined),
     getFresh: async (name) => (fresh?.metadata.name === name ? fresh : undefined),
+    getRotation: async (name) => (owner?.metadata?.name === name ? owner : undefined),
     patchStatus: async (_name, status) => void patches.push(status),
     runner: {
       run: async (spec, onProgress) => {
@@ -107,6 +116,37 @@ describe('reconcileNodeRotation', () => {
         },
       ],
     });
+  });
+
+  // Only the controller's instruction for its current run is obeyed (admission is the first line; this is the agent's).
+  const withOwners = (refs: unknown[]): NodeRotation => ({ ...instruction(), metadata: { ...instruction().metadata, ownerReferences: refs as never } });
+  const ref = { apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', name: 'r', uid: 'uid', controller: true };
+  const refusals: [string, NodeRotation, CertificateRotation | null, RegExp][] = [
+    ['no owner at all (created by hand)', withOwners([]), OWNER, /not owned by CertificateRotation r/],
+    ['an owner of another kind', withOwners([{ ...ref, kind: 'ConfigMap' }]), OWNER, /not owned by CertificateRotation r/],
+    ['an owner that is not the rotation named in spec', withOwners([{ ...ref, name: 'other' }]), OWNER, /not owned by CertificateRotation r/],
+    ['two controller owners', withOwners([ref, { ...ref, uid: 'uid2' }]), OWNER, /not owned by CertificateRotation r/],
+    ['a runID not made from the owner\'s uid and the generation', instruction({ runID: 'forged-g1' }), OWNER, /runID forged-g1 is not the one of CertificateRotation r \(uid uid\) generation 1/],
+    ['an owner that does not exist', instruction(), null, /CertificateRotation r does not exist/],
+    ['an owner deleted and created again (another uid)', instruction(), { ...OWNER, metadata: { name: 'r', uid: 'new-uid' } } as CertificateRotation, /has uid new-uid, not the owner's uid/],
+    ['a run that is not the owner\'s current one', instruction(), { ...OWNER, status: { runGeneration: 2 } } as CertificateRotation, /is running generation 2, not 1/],
+  ];
+  it.each(refusals)('refuses %s: Failed, nothing run, the reason in status', async (_what, nr, owner, why) => {
+    const h = harness(nr, steps(['done']), nr, async () => [], owner);
+    await reconcileNodeRotation(h.deps, 'r-g1-node-a');
+    expect(h.runs()).toBe(0);
+    expect(h.patches).toHaveLength(1);
+    expect(h.patches[0]).toMatchObject({ phase: 'Failed', runID: nr.spec.runID, agent: 'agent-pod', finishedAt: NOW.toISOString() });
+    expect(h.patches[0]!.message).toMatch(/^node node-a: refused, nothing done: /);
+    expect(h.patches[0]!.message).toMatch(why);
+  });
+
+  it('a Check is obeyed for any generation of an owner that exists (plan mode does not record a run generation)', async () => {
+    const nr = instruction({ action: 'Check' });
+    const h = harness(nr, steps(['done']), nr, async () => [], { ...OWNER, status: {} } as CertificateRotation);
+    await reconcileNodeRotation(h.deps, 'r-g1-node-a');
+    expect(h.checks()).toBe(1);
+    expect(h.patches.at(-1)).toMatchObject({ phase: 'Checked' });
   });
 
   const nothingToDo: [string, NodeRotation | undefined][] = [

@@ -4,7 +4,9 @@
 // it twice for the same object is harmless: a finished run is recognised by its
 // runID in status, and the host steps resume from their journal.
 import type { Logger } from 'pino';
-import { FINISHED_NODE_PHASES, type NodeStep } from '../api/constants.js';
+import type { CertificateRotation } from '../api/certificaterotation.js';
+import { API_VERSION, CERTIFICATE_ROTATION, FINISHED_NODE_PHASES, type NodeStep } from '../api/constants.js';
+import { runID } from '../api/names.js';
 import type { NodeRotation, NodeRotationStatus } from '../api/noderotation.js';
 import { NodeRotationError } from '../host/rotation.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
@@ -19,6 +21,8 @@ export interface AgentDeps {
   get(name: string): NodeRotation | undefined;
   /** The NodeRotation as the API server has it now (undefined when gone). */
   getFresh(name: string): Promise<NodeRotation | undefined>;
+  /** The CertificateRotation as the API server has it now (undefined when gone). */
+  getRotation(name: string): Promise<CertificateRotation | undefined>;
   /** Merge-patches status; only this node's agent writes a NodeRotation's status. */
   patchStatus(name: string, status: Partial<NodeRotationStatus>): Promise<void>;
   runner: HostRunner;
@@ -44,7 +48,25 @@ export async function reconcileNodeRotation(deps: AgentDeps, name: string): Prom
   const fresh = await deps.getFresh(name);
   if (!fresh || isReported(fresh.spec, fresh.status, FINISHED_NODE_PHASES)) return;
 
-  // 4. A Check (mode: Plan) only reads: no Updating report, no journal, no backup.
+  // 4. Only the controller's instruction for a run that is going on now is
+  //    obeyed: the owner is the CertificateRotation named in spec, with the UID
+  //    the runID was made from, and (to rotate) its current run is this one.
+  //    Admission lets only the controller create NodeRotations (chart:
+  //    noderotation-policy.yaml); this is the agent's own check behind it.
+  const refusal = ownerRefusal(fresh, await deps.getRotation(spec.rotation));
+  if (refusal) {
+    deps.log.warn({ rotation: spec.rotation, runID: spec.runID }, `refused: ${refusal}`);
+    await deps.patchStatus(name, {
+      phase: 'Failed',
+      runID: spec.runID,
+      agent: deps.agentName,
+      message: `node ${spec.nodeName}: refused, nothing done: ${refusal}`.slice(0, 4000),
+      finishedAt: deps.now().toISOString(),
+    });
+    return;
+  }
+
+  // 4b. A Check (mode: Plan) only reads: no Updating report, no journal, no backup.
   if (spec.action === 'Check') return check(deps, name, fresh);
 
   // 5. Say that the node is being worked on before the host is touched, so a
@@ -135,4 +157,19 @@ async function check(deps: AgentDeps, name: string, nr: NodeRotation): Promise<v
   const message = checkMessage(spec.nodeName, files);
   deps.log.info({ files: files.length }, message);
   await deps.patchStatus(name, { phase: 'Checked', runID: spec.runID, agent: deps.agentName, message, files, startedAt, finishedAt: deps.now().toISOString() });
+}
+
+/** Why this NodeRotation is not an instruction of the controller for a current run, or undefined when it is. */
+export function ownerRefusal(nr: NodeRotation, owner: CertificateRotation | undefined): string | undefined {
+  const { spec } = nr;
+  const refs = (nr.metadata?.ownerReferences ?? []).filter((r) => r.controller);
+  const ref = refs.find((r) => r.apiVersion === API_VERSION && r.kind === CERTIFICATE_ROTATION.kind && r.name === spec.rotation);
+  if (refs.length !== 1 || !ref) return `not owned by CertificateRotation ${spec.rotation} (a NodeRotation is created by the certrotator controller for one of its runs)`;
+  if (spec.runID !== runID(ref.uid, spec.generation)) return `runID ${spec.runID} is not the one of CertificateRotation ${spec.rotation} (uid ${ref.uid}) generation ${spec.generation}`;
+  if (!owner) return `CertificateRotation ${spec.rotation} does not exist`;
+  if (owner.metadata?.uid !== ref.uid) return `CertificateRotation ${spec.rotation} has uid ${owner.metadata?.uid}, not the owner's ${ref.uid} (deleted and created again)`;
+  if (spec.action === 'Rotate' && owner.status?.runGeneration !== spec.generation) {
+    return `CertificateRotation ${spec.rotation} is running generation ${owner.status?.runGeneration ?? 'none'}, not ${spec.generation}`;
+  }
+  return undefined;
 }

@@ -212,6 +212,10 @@ async function startComponents(dir: string, binDir: string, progress: (m: string
         `--secure-port=${ports.controllerManager}`,
         `--cert-dir=${join(dir, 'kcm-certs')}`,
         '--leader-elect=false',
+        // Each controller with its own ServiceAccount, as RKE2, RKE and kubeadm run it: the
+        // garbage collector is then system:serviceaccount:kube-system:generic-garbage-collector,
+        // which the chart's NodeRotation policy admits.
+        '--use-service-account-credentials=true',
         `--root-ca-file=${pki.caCert}`,
         `--service-account-private-key-file=${pki.saKey}`,
         // CSRs approved in the cluster are signed with the cluster CA.

@@ -23,6 +23,10 @@ const ipOf = (name: string): string => nodes.find((n) => n.name === name)!.ip;
 let work: string;
 let fleet: SimulatedFleet;
 let run = 0;
+// The CertificateRotation the test's NodeRotations belong to, as the controller's
+// would: an agent obeys only an instruction of its owner's current run.
+const OWNER = 'agent-e2e';
+let ownerUid = '';
 
 beforeAll(async () => {
   await installCrds();
@@ -34,6 +38,10 @@ beforeAll(async () => {
     kubeconfig: process.env.KUBECONFIG!,
   });
   await fleet.start();
+  await kubectlOk(['create', '-f', '-'], {
+    input: stringify({ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name: OWNER }, spec: { distribution: 'rke2', scope: 'All' } }),
+  });
+  ownerUid = (await kubectlOk(['get', 'certificaterotation', OWNER, '-o', 'jsonpath={.metadata.uid}'])).trim();
 }, 180_000);
 
 afterAll(async () => {
@@ -41,19 +49,27 @@ afterAll(async () => {
   // No agent ever logs key material, whatever happened.
   for (const name of fleet?.nodeNames() ?? []) expect(fleet.agentLog(name)).not.toContain('PRIVATE KEY');
   await kubectlOk(['delete', 'noderotations', '-l', 'certrotator.io/rotation=agent-e2e', '--wait=false']);
+  await kubectlOk(['delete', 'certificaterotation', OWNER, '--ignore-not-found', '--wait=false']);
   rmSync(work, { recursive: true, force: true });
 });
 
-async function instruct(node: string, spec: Partial<NodeRotation['spec']>): Promise<string> {
+/** What the controller does for one node: the run recorded in its rotation's status first, then the instruction, owned by it. */
+async function instruct(node: string, spec: Partial<NodeRotation['spec']>, o: { owned?: boolean } = {}): Promise<string> {
   const generation = ++run;
-  const name = nodeRotationName('agent-e2e', generation, node);
+  const name = nodeRotationName(OWNER, generation, node);
   const role = nodes.find((n) => n.name === node)!.roles.join(',');
+  await kubectlOk(['patch', 'certificaterotation', OWNER, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { runGeneration: generation } })]);
+  const owned = o.owned ?? true;
   await kubectlOk(['create', '-f', '-'], {
     input: stringify({
       apiVersion: 'certrotator.io/v1alpha1',
       kind: 'NodeRotation',
-      metadata: { name, labels: nodeRotationLabels('agent-e2e', generation, node) },
-      spec: { rotation: 'agent-e2e', generation, runID: `agent-e2e-uid-g${generation}`, nodeName: node, role, distribution: 'rke2', scope: 'All', services: [], timeout: '60s', ...spec },
+      metadata: {
+        name,
+        labels: nodeRotationLabels(OWNER, generation, node),
+        ...(owned ? { ownerReferences: [{ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', name: OWNER, uid: ownerUid, controller: true }] } : {}),
+      },
+      spec: { rotation: OWNER, generation, runID: `${ownerUid}-g${generation}`, nodeName: node, role, distribution: 'rke2', scope: 'All', services: [], timeout: '60s', ...spec },
     }),
   });
   return name;
@@ -90,6 +106,16 @@ describe('certrotator agent', () => {
     const verify = execFileSync('openssl', ['verify', '-CAfile', join(root, TLS, 'server-ca.crt'), join(root, TLS, 'serving-kube-apiserver.crt')]).toString();
     expect(verify.trim()).toMatch(/: OK$/);
     expect(nr.status?.backupPath).toMatch(new RegExp(`^/${TLS}-\\d+$`));
+  });
+
+  it('refuses an instruction no CertificateRotation run owns (made by hand): Failed with the reason, nothing touched on the host', async () => {
+    const node = 'rke2-server-2';
+    const before = await snapshotTree(fleet.hostRoot(node));
+    const name = await instruct(node, { scope: 'Service', services: ['api-server'] }, { owned: false });
+    const nr = await waitFinished(name);
+    expect(nr.status).toMatchObject({ phase: 'Failed', runID: nr.spec.runID });
+    expect(nr.status?.message).toBe(`node ${node}: refused, nothing done: not owned by CertificateRotation ${OWNER} (a NodeRotation is created by the certrotator controller for one of its runs)`);
+    expect(changedPaths(before, await snapshotTree(fleet.hostRoot(node)))).toEqual([]);
   });
 
   it('rotates a worker by restarting rke2-agent, which re-issues the kubelet certificates from the server CA', async () => {

@@ -94,6 +94,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await kubectl(['delete', 'certificaterotations', '-l', 'certrotator.io/test=chart-e2e', '--wait=false']);
   await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: rendered });
+  // The suites after this one create NodeRotations as the admin: wait until the
+  // API server has dropped the controller-only policy (admission sees a dry run).
+  const probe = stringify({ apiVersion: 'certrotator.io/v1alpha1', kind: 'NodeRotation', metadata: { name: 'chart-e2e-policy-gone' }, spec: { rotation: 'x', generation: 1, runID: 'x-g1', nodeName: NODE, role: 'worker', distribution: 'rke2', scope: 'All', services: [], timeout: '60s' } });
+  await waitFor('the NodeRotation policy gone', async () => (await kubectl(['create', '--dry-run=server', '-f', '-'], { input: probe })).code === 0, 30_000);
   await kubectl(['delete', 'namespace', NAMESPACE, '--ignore-not-found', '--wait=false']);
   rmSync(work, { recursive: true, force: true });
 }, 60_000);
@@ -173,8 +177,10 @@ describe('charts/certrotator', () => {
     const ds = JSON.parse(await kubectlOk(['get', 'daemonset', '-n', NAMESPACE, 'certrotator-agent', '-o', 'json']));
     expect(ds.status.desiredNumberScheduled).toBe(nodes.length);
     // The policy compiled (a CEL error would show here and fail every agent write).
-    const vap = JSON.parse(await kubectlOk(['get', 'validatingadmissionpolicy', 'certrotator-agent-own-node-only', '-o', 'json']));
-    expect(vap.status?.typeChecking?.expressionWarnings ?? []).toEqual([]);
+    for (const policy of ['certrotator-agent-own-node-only', 'certrotator-controller-noderotations-only']) {
+      const vap = JSON.parse(await kubectlOk(['get', 'validatingadmissionpolicy', policy, '-o', 'json']));
+      expect(vap.status?.typeChecking?.expressionWarnings ?? []).toEqual([]);
+    }
   });
 });
 
@@ -264,7 +270,7 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
       [controllerKc, ['create', 'leases', '-n', NAMESPACE]], [controllerKc, ['get', `leases/${LEASE}`, '-n', NAMESPACE]],
       [controllerKc, ['update', `leases/${LEASE}`, '-n', NAMESPACE]],
       [agentKc, ['get', 'noderotations']], [agentKc, ['list', 'noderotations']], [agentKc, ['watch', 'noderotations']],
-      [agentKc, ['patch', 'noderotations', '--subresource=status']], [agentKc, ['get', `nodes/${NODE}`]],
+      [agentKc, ['patch', 'noderotations', '--subresource=status']], [agentKc, ['get', `nodes/${NODE}`]], [agentKc, ['get', 'certificaterotations']],
       // RKE runs (src/controller/rke-kube.ts, src/cli/agent.ts): the cluster state and the run's bundle, by name.
       [controllerKc, ['get', 'secrets/full-cluster-state', '-n', 'kube-system']], [controllerKc, ['update', 'secrets/full-cluster-state', '-n', 'kube-system']],
       [controllerKc, ['get', 'configmaps/full-cluster-state', '-n', 'kube-system']], [controllerKc, ['update', 'configmaps/full-cluster-state', '-n', 'kube-system']],
@@ -273,7 +279,7 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
     ];
     const answers = await Promise.all(granted.map(async ([kc, args]) => ({ args, allowed: await canI(kc, ...args) })));
     expect(answers.filter((a) => !a.allowed)).toEqual([]);
-    expect(answers.length).toBe(29);
+    expect(answers.length).toBe(30);
   });
 
   it('refuses what they must not do: Secrets, CRDs, pods, other Leases, spec writes, other namespaces', async () => {
@@ -316,7 +322,9 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
 
   it("an agent may report only on its own node's NodeRotations (ValidatingAdmissionPolicy on the token's node)", async () => {
     const name = 'chart-e2e-vap-other-node';
-    await kubectlOk(['apply', '-f', '-'], {
+    // Created and deleted as the controller: only it may (noderotation-policy.yaml).
+    await kubectlOk(['create', '-f', '-'], {
+      kubeconfig: controllerKc,
       input: stringify({
         apiVersion: 'certrotator.io/v1alpha1',
         kind: 'NodeRotation',
@@ -345,7 +353,59 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
       const nr = JSON.parse(await kubectlOk(['get', 'noderotation', name, '-o', 'json']));
       expect(nr.status.message).toBe('written by its own agent');
     } finally {
-      await kubectlOk(['delete', 'noderotation', name, '--ignore-not-found']);
+      await kubectlOk(['delete', 'noderotation', name, '--ignore-not-found'], { kubeconfig: controllerKc });
+    }
+  });
+
+  it('only the controller creates, changes or deletes NodeRotations: a ServiceAccount that RBAC allows, and a cluster-admin, are refused by the policy', async () => {
+    const intruder = 'chart-e2e-intruder';
+    const rbac = [
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: intruder, namespace: NAMESPACE } },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name: intruder },
+        rules: [{ apiGroups: ['certrotator.io'], resources: ['noderotations'], verbs: ['get', 'create', 'update', 'patch', 'delete'] }],
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: intruder },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: intruder },
+        subjects: [{ kind: 'ServiceAccount', name: intruder, namespace: NAMESPACE }],
+      },
+    ];
+    const rbacYaml = rbac.map((o) => stringify(o)).join('---\n');
+    await kubectlOk(['apply', '-f', '-'], { input: rbacYaml });
+    const intruderKc = tokenKubeconfig(intruder, (await kubectlOk(['create', 'token', intruder, '-n', NAMESPACE, '--duration=1h'])).trim());
+    const name = 'chart-e2e-forged';
+    const forged = stringify({
+      apiVersion: 'certrotator.io/v1alpha1',
+      kind: 'NodeRotation',
+      metadata: { name, labels: { 'certrotator.io/node': NODE, 'certrotator.io/rotation': 'chart-e2e-forged' } },
+      spec: { rotation: 'chart-e2e-forged', generation: 1, runID: 'forged-g1', nodeName: NODE, role: 'etcd,controlplane', distribution: 'rke2', scope: 'All', services: [], timeout: '60s' },
+    });
+    try {
+      expect(await canI(intruderKc, 'create', 'noderotations')).toBe(true);
+      const refused = `NodeRotations are created, changed and deleted by the certrotator controller only`;
+      const asIntruder = await kubectl(['create', '-f', '-'], { kubeconfig: intruderKc, input: forged });
+      expect(asIntruder.code).not.toBe(0);
+      expect(asIntruder.stderr).toContain(`${refused} (system:serviceaccount:${NAMESPACE}:${intruder} may not create one)`);
+      const asAdmin = await kubectl(['create', '-f', '-'], { input: forged });
+      expect(asAdmin.code).not.toBe(0);
+      expect(asAdmin.stderr).toContain(refused);
+      expect((await kubectl(['get', 'noderotation', name])).code).not.toBe(0);
+      // The controller's own instruction: created; neither the intruder nor an admin may change or delete it.
+      await kubectlOk(['create', '-f', '-'], { kubeconfig: controllerKc, input: forged });
+      for (const kc of [intruderKc, process.env.KUBECONFIG!]) {
+        const del = await kubectl(['delete', 'noderotation', name], { kubeconfig: kc });
+        expect(del.stderr).toMatch(/may not delete one/);
+        const edit = await kubectl(['label', 'noderotation', name, 'x=y'], { kubeconfig: kc });
+        expect(edit.stderr).toMatch(/may not update one/);
+      }
+    } finally {
+      await kubectl(['delete', 'noderotation', name, '--ignore-not-found'], { kubeconfig: controllerKc });
+      await kubectl(['delete', '--ignore-not-found', '-f', '-'], { input: rbacYaml });
     }
   });
 
