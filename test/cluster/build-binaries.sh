@@ -28,9 +28,26 @@ stamp_body() {
   (cd "$out" && sha256sum "${bins[@]}")
 }
 
-if [ -f "$stamp" ] && [ "$(stamp_body 2>/dev/null)" = "$(cat "$stamp")" ]; then
+cache_complete() { [ -f "$stamp" ] && [ "$(stamp_body 2>/dev/null)" = "$(cat "$stamp")" ]; }
+
+if cache_complete; then
   log "cache complete: $out"
   echo "$out"; exit 0
+fi
+# One build at a time: two first runs (npm test in one terminal, npm run demo in
+# another) would otherwise build into the same .partial directory and move it
+# from under each other. The second waits, then finds the cache complete.
+if ! $check_only; then
+  mkdir -p "$cache"
+  exec 9>"$cache/.build.lock"
+  if ! flock -n 9; then
+    log "another build holds $cache/.build.lock; waiting for it to finish"
+    flock 9
+  fi
+  if cache_complete; then
+    log "cache complete (built by the other run): $out"
+    echo "$out"; exit 0
+  fi
 fi
 if [ -d "$out" ]; then
   log "cache at $out is incomplete or changed; rebuilding it"

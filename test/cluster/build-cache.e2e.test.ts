@@ -2,8 +2,8 @@
 // binaries are missing or differ from what the stamp recorded (a build cut off
 // half-way, a disk that filled up) is detected so it gets rebuilt.
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { CLUSTER_SRC_DIR } from './paths.js';
@@ -56,4 +56,29 @@ describe('build-binaries.sh cache detection', () => {
     expect(r.stderr).toContain('a build is needed');
     expect(r.status).toBe(3);
   });
+
+  it('a second run waits for the build in progress (the lock), then uses the cache that build made', async () => {
+    const cache = copy('locked');
+    const dir = join(cache, 'bin', basename(real));
+    copyFileSync(join(dir, '.complete'), join(work, 'stamp'));
+    rmSync(join(dir, '.complete'));
+    // The "other build": holds the lock, finishes the cache (its stamp), lets go.
+    const other = spawn('flock', [join(cache, '.build.lock'), '-c', `sleep 3; cp '${join(work, 'stamp')}' '${join(dir, '.complete')}'`], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 500));
+    const second = spawn('bash', [join(CLUSTER_SRC_DIR, 'build-binaries.sh')], { env: { ...process.env, CERTROTATOR_CACHE: cache }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    second.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    second.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // Were it to build instead of waiting, it would take minutes: end it (our own child, by PID).
+    const guard = setTimeout(() => second.pid && process.kill(second.pid, 'SIGTERM'), 30_000);
+    const code = await new Promise<number | null>((r) => second.on('exit', (c) => r(c)));
+    clearTimeout(guard);
+    await new Promise((r) => (other.exitCode === null ? other.on('exit', r) : r(undefined)));
+    expect(stderr).toContain('another build holds');
+    expect(stderr).toContain('cache complete (built by the other run)');
+    expect(stderr).not.toContain('building');
+    expect(code).toBe(0);
+    expect(stdout.trim()).toBe(dir);
+  }, 60_000);
 });
