@@ -3,8 +3,14 @@ import { LABELS } from './constants.js';
 import { labelValue, nodeRotationLabels, nodeRotationName, runID } from './names.js';
 
 describe('nodeRotationName', () => {
-  it('is <rotation>-g<generation>-<node> when it fits', () => {
-    expect(nodeRotationName('rotate-all', 3, 'server-1')).toBe('rotate-all-g3-server-1');
+  it('is <rotation>-g<generation>-<node>-<hash> when it fits', () => {
+    expect(nodeRotationName('rotate-all', 3, 'server-1')).toMatch(/^rotate-all-g3-server-1-[0-9a-f]{10}$/);
+  });
+
+  it('is distinct where the readable part is not: rotation a + node g1-x, rotation a-g1 + node x', () => {
+    expect(nodeRotationName('a', 1, 'g1-x')).not.toBe(nodeRotationName('a-g1', 1, 'x'));
+    expect(nodeRotationName('a', 1, 'g1-x').startsWith('a-g1-g1-x-')).toBe(true);
+    expect(nodeRotationName('a-g1', 1, 'x').startsWith('a-g1-g1-x-')).toBe(true);
   });
 
   it('is deterministic and at most 253 characters, and distinct for distinct long inputs', () => {

@@ -22,9 +22,16 @@ function fit(text: string, max: number): string {
   return `${head}-${hash}`;
 }
 
-/** `<rotation>-g<generation>-<node>`, shortened with a hash when too long for a name. */
+/**
+ * `<rotation>-g<generation>-<node>-<hash>`. The readable part alone can be the
+ * same for two runs (rotation `a` + node `g1-x` and rotation `a-g1` + node `x`
+ * both read `a-g1-g1-x`), and a create that answers AlreadyExists counts as
+ * done: the hash of the three, joined by a character no name can hold, keeps
+ * each node's instruction its own. Shortened (with a hash) when too long.
+ */
 export function nodeRotationName(rotation: string, generation: number, node: string): string {
-  return fit(`${rotation}-g${generation}-${node}`, MAX_NAME);
+  const hash = shortHash(`${rotation}/${generation}/${node}`);
+  return `${fit(`${rotation}-g${generation}-${node}`, MAX_NAME - hash.length - 1)}-${hash}`;
 }
 
 /**

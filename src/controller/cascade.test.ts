@@ -2,6 +2,7 @@
 // agent reports, clock) → (new node phases, objects to create).
 import { describe, expect, it } from '@jest/globals';
 import type { CertificateRotation, NodeStatus } from '../api/certificaterotation.js';
+import { nodeRotationName } from '../api/names.js';
 import type { NodeRotation, NodeRotationStatus } from '../api/noderotation.js';
 import { decideCascade } from './cascade.js';
 import { buildNodeRotation } from './node-rotation.js';
@@ -71,7 +72,7 @@ describe('decideCascade', () => {
     const before = structuredClone(row.nodes);
     const d = decideCascade({ rotation: r, distribution: 'rke2', runGeneration: 1, nodes: row.nodes, nodeRotations: reports, now: row.now ?? NOW });
     expect(d.nodes.map((x) => x.phase)).toEqual(row.phases);
-    expect(d.create.map((x) => x.metadata.name)).toEqual(row.create);
+    expect(d.create.map((x) => x.metadata.name)).toEqual(row.create.map((c) => nodeRotationName('r', 1, c.replace(/^r-g1-/, ''))));
     if (row.events) expect(d.events.map((e) => e.reason)).toEqual(row.events);
     // Input is never mutated: the caller may retry with it after a conflict.
     expect(row.nodes).toEqual(before);

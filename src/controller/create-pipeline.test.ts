@@ -3,6 +3,7 @@
 // the next passes started) and the process crashes before any single write,
 // losing whatever creates it still held.
 import { describe, expect, it } from '@jest/globals';
+import { nodeRotationName } from '../api/names.js';
 import type { NodeRotation } from '../api/noderotation.js';
 import { isConflict } from '../kube/client.js';
 import { CreatePipeline } from './create-pipeline.js';
@@ -252,7 +253,7 @@ describe('reconcile with creates in the background', () => {
     h.resolve(await fake.createNodeRotation(h.nr));
     await finalizing;
     expect(fake.rotation('del')).toBeDefined(); // s1 is now in flight: wait for it
-    fake.report('del-g1-s1', { phase: 'Rotated' });
+    fake.report(nodeRotationName('del', 1, 's1'), { phase: 'Rotated' });
     await reconcileRotation(deps, 'del');
     expect(fake.rotation('del')).toBeUndefined();
     expect(fake.nodeRotationsByName.size).toBe(0);

@@ -2,6 +2,7 @@
 // whole runs, crashes between any two writes, stale caches, queueing, pause,
 // spec changes, deletion, problems. Invariants are checked over EVERY status
 // the controller wrote, not just the final one.
+import { nodeRotationName } from '../api/names.js';
 import { describe, expect, it } from '@jest/globals';
 import type { CertificateRotationStatus } from '../api/certificaterotation.js';
 import type { NodeRotationStatus, NodeRotation } from '../api/noderotation.js';
@@ -91,7 +92,7 @@ describe('a whole run', () => {
     expect(Object.values(phases(fake, 'all'))).toEqual(Array(7).fill('Rotated'));
     for (const s of fake.statusHistory) checkStatus(s, maxUnavailable);
     // Servers in Rancher's order before any worker; each node instructed exactly once.
-    expect(fake.created).toEqual([...SERVERS, ...WORKERS].map((n) => `all-g1-${n}`));
+    expect(fake.created).toEqual([...SERVERS, ...WORKERS].map((n) => nodeRotationName('all', 1, n)));
     expect(condition(fake, 'all', 'Ready')).toMatchObject({ status: 'True', reason: 'Succeeded', observedGeneration: 1 });
     expect(condition(fake, 'all', 'ServersRotated')).toMatchObject({ status: 'True' });
     expect(condition(fake, 'all', 'WorkersRestarted')).toMatchObject({ status: 'True' });
@@ -123,7 +124,7 @@ describe('a whole run', () => {
     fake.apply('api', { scope: 'Service', service: 'scheduler' });
     await drive(fake, ['api']);
     expect(Object.keys(phases(fake, 'api'))).toEqual(SERVERS);
-    const nr = fake.nodeRotationsByName.get('api-g1-s1')!;
+    const nr = fake.nodeRotationsByName.get(nodeRotationName('api', 1, 's1'))!;
     expect(nr.spec).toMatchObject({ scope: 'Service', services: ['scheduler'], role: 'etcd,controlplane', generation: 1, runID: 'uid-api-g1' });
     expect(condition(fake, 'api', 'WorkersRestarted')).toMatchObject({ status: 'True', reason: 'NoneInPlan' });
   });
@@ -164,7 +165,7 @@ describe('restarts and races', () => {
     expect(phases(fake, 'all').s1).toBe('Updating');
     expect(fake.nodeRotationsByName.size).toBe(0);
     await reconcileRotation(fake.deps(), 'all');
-    expect([...fake.nodeRotationsByName.keys()]).toEqual(['all-g1-s1']);
+    expect([...fake.nodeRotationsByName.keys()]).toEqual([nodeRotationName('all', 1, 's1')]);
   });
 
   it('a pass on a stale cache is refused by the fence and creates nothing', async () => {
@@ -172,7 +173,7 @@ describe('restarts and races', () => {
     fake.apply('all');
     await reconcileRotation(fake.deps(), 'all'); // s1 in flight
     const stale = fake.rotation('all')!;
-    fake.report('all-g1-s1', { phase: 'Rotated' });
+    fake.report(nodeRotationName('all', 1, 's1'), { phase: 'Rotated' });
     await reconcileRotation(fake.deps(), 'all'); // s2 in flight
     // Now a pass that still sees s1 in flight and s1 finished: it would start s2 — or, worse, s3.
     const deps = fake.deps();
@@ -197,7 +198,7 @@ describe('failure', () => {
     const r = fake.rotation('f')!;
     expect(r.status!.phase).toBe('Failed');
     expect(phases(fake, 'f')).toMatchObject({ s1: 'Rotated', s2: phase, s3: 'Pending', w1: 'Pending' });
-    expect(fake.created).toEqual(['f-g1-s1', 'f-g1-s2']);
+    expect(fake.created).toEqual([nodeRotationName('f', 1, 's1'), nodeRotationName('f', 1, 's2')]);
     const stalled = condition(fake, 'f', 'Stalled');
     expect(stalled).toMatchObject({ status: 'True', reason });
     expect(stalled.message).toContain('node s2 (etcd,controlplane)');
@@ -212,7 +213,7 @@ describe('failure', () => {
     fake.apply('t', { strategy: { nodeTimeout: '1m' } });
     const first = await reconcileRotation(fake.deps(), 't');
     expect(first?.requeueAfterMs).toBeGreaterThan(60_000);
-    fake.report('t-g1-s1', { phase: 'Updating', step: 'Restarting' });
+    fake.report(nodeRotationName('t', 1, 's1'), { phase: 'Updating', step: 'Restarting' });
     fake.advance(30_000);
     await reconcileRotation(fake.deps(), 't');
     expect(phases(fake, 't').s1).toBe('Updating');
@@ -222,7 +223,7 @@ describe('failure', () => {
     expect(s1).toMatchObject({ name: 's1', phase: 'Failed', reason: 'NodeTimeout', step: 'Restarting' });
     expect(condition(fake, 't', 'Stalled')).toMatchObject({ status: 'True', reason: 'NodeTimeout' });
     expect(condition(fake, 't', 'Stalled').message).toContain('node s1 (etcd,controlplane) timed out at step Restarting');
-    expect(fake.created).toEqual(['t-g1-s1']);
+    expect(fake.created).toEqual([nodeRotationName('t', 1, 's1')]);
   });
 });
 
@@ -236,7 +237,7 @@ describe('spec changes', () => {
     let r = fake.rotation('p')!;
     expect(r.status).toMatchObject({ phase: 'Paused', progress: '1/7', runGeneration: 1, observedGeneration: 2 });
     expect(condition(fake, 'p', 'Reconciling')).toMatchObject({ status: 'True', reason: 'Paused' });
-    expect(fake.created).toEqual(['p-g1-s1']);
+    expect(fake.created).toEqual([nodeRotationName('p', 1, 's1')]);
     fake.updateSpec('p', (s) => (s.paused = false));
     await drive(fake, ['p']);
     r = fake.rotation('p')!;
@@ -269,7 +270,7 @@ describe('spec changes', () => {
     expect(fake.rotation('mid')!.status!.observedGeneration).toBe(1);
     await drive(fake, ['mid']);
     expect(fake.rotation('mid')!.status).toMatchObject({ phase: 'Succeeded', runGeneration: 2, observedGeneration: 2 });
-    expect(fake.created).toEqual(['mid-g1-s1', 'mid-g1-s2', 'mid-g1-s3', 'mid-g2-s1', 'mid-g2-s2', 'mid-g2-s3']);
+    expect(fake.created).toEqual([nodeRotationName('mid', 1, 's1'), nodeRotationName('mid', 1, 's2'), nodeRotationName('mid', 1, 's3'), nodeRotationName('mid', 2, 's1'), nodeRotationName('mid', 2, 's2'), nodeRotationName('mid', 2, 's3')]);
   });
 
   it('a node added mid-run does not join or reorder the run (the plan is frozen in status)', async () => {
@@ -369,7 +370,7 @@ describe('Plan mode', () => {
     expect(r.status!.plan!.nodes[3]!.services).not.toContain('etcd');
     // Intent first: the plan was written before the checks were created, all of them at once.
     expect(fake.writes[0]).toMatch(/^status/);
-    expect(fake.created).toEqual([...SERVERS, ...WORKERS].map((n) => `plan-g1-${n}`));
+    expect(fake.created).toEqual([...SERVERS, ...WORKERS].map((n) => nodeRotationName('plan', 1, n)));
     for (const nr of fake.nodeRotationsByName.values()) expect(nr.spec).toMatchObject({ action: 'Check', generation: 1 });
     expect(r.metadata.finalizers ?? []).toEqual([]);
 
@@ -405,7 +406,7 @@ describe('Plan mode', () => {
     seen.length = 0;
     fake.apply('run', { scope: 'Service', service: 'etcd' });
     await reconcileRotation(deps(), 'run');
-    fake.report('run-g1-s1', { phase: 'Rotated', files: [
+    fake.report(nodeRotationName('run', 1, 's1'), { phase: 'Rotated', files: [
       { service: 'etcd', path: '/x', newNotAfter: '2027-11-01T00:00:00Z' },
       { service: 'etcd', path: '/y', newNotAfter: '2027-10-01T00:00:00Z' },
     ] });
@@ -438,7 +439,7 @@ describe('Plan mode', () => {
     fake.crashAtWrite = 2; // the first create
     await expect(reconcileRotation(fake.deps(), 'plan')).rejects.toThrow('simulated crash');
     await reconcileRotation(fake.deps(), 'plan');
-    expect(fake.created.sort()).toEqual([...SERVERS, ...WORKERS].map((n) => `plan-g1-${n}`).sort());
+    expect(fake.created.sort()).toEqual([...SERVERS, ...WORKERS].map((n) => nodeRotationName('plan', 1, n)).sort());
   });
 });
 
@@ -447,17 +448,17 @@ describe('deletion mid-run', () => {
     const fake = cluster();
     fake.apply('del');
     await reconcileRotation(fake.deps(), 'del');
-    fake.report('del-g1-s1', { phase: 'Rotated' });
+    fake.report(nodeRotationName('del', 1, 's1'), { phase: 'Rotated' });
     await reconcileRotation(fake.deps(), 'del'); // s2 in flight
-    fake.report('del-g1-s2', { phase: 'Updating', step: 'Restarting' });
+    fake.report(nodeRotationName('del', 1, 's2'), { phase: 'Updating', step: 'Restarting' });
     fake.deleteRotation('del');
     const wait = await reconcileRotation(fake.deps(), 'del');
     expect(wait?.requeueAfterMs).toBeGreaterThan(0);
     expect(fake.rotation('del')).toBeDefined();
     expect(condition(fake, 'del', 'Reconciling')).toMatchObject({ reason: 'FinishingInFlight' });
     expect(condition(fake, 'del', 'Reconciling').message).toContain('s2');
-    expect(fake.created).toEqual(['del-g1-s1', 'del-g1-s2']); // nothing new starts
-    fake.report('del-g1-s2', { phase: 'Rotated' });
+    expect(fake.created).toEqual([nodeRotationName('del', 1, 's1'), nodeRotationName('del', 1, 's2')]); // nothing new starts
+    fake.report(nodeRotationName('del', 1, 's2'), { phase: 'Rotated' });
     await reconcileRotation(fake.deps(), 'del');
     expect(fake.rotation('del')).toBeUndefined();
     expect(fake.nodeRotationsByName.size).toBe(0);

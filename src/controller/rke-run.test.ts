@@ -79,6 +79,15 @@ class FakeRke implements RkeClusterAccess {
 }
 
 const NODES = [rkeNode('e1', { etcd: true }), rkeNode('c1', { cp: true }), rkeNode('w1', { worker: true }), rkeNode('w2', { worker: true })];
+// The state's CAs are made now (src/simulation), and a CA signs nothing before its
+// NotBefore: the fake cluster's clock starts now too, not at its fixed date.
+const clusterAfterTheCas = (): FakeCluster => {
+  const fake = new FakeCluster(NODES);
+  fake.clock = new Date(Math.ceil(Date.now() / 1000) * 1000 + 1000);
+  return fake;
+};
+const FINISHED = new Date(Date.now() + 2000).toISOString();
+
 
 type Agent = (nr: NodeRotation, rke: FakeRke) => Partial<NodeRotationStatus> | undefined;
 
@@ -92,7 +101,7 @@ const installing: Agent = (nr, rke) => {
     path: `/etc/kubernetes/ssl/${name}.pem`,
     newSerial: stateSerials(JSON.stringify({ currentState: { certificatesBundle: { [name]: { certificatePEM: bundleFromSecretData(data).get(name)!.certPem } } } })).get(name)!,
   }));
-  return { phase: 'Rotated', step: 'Done', finishedAt: '2026-09-01T10:00:00Z', files };
+  return { phase: 'Rotated', step: 'Done', finishedAt: FINISHED, files };
 };
 
 async function drive(fake: FakeCluster, rke: FakeRke, name: string, agent: Agent = installing): Promise<void> {
@@ -130,7 +139,7 @@ function capturingLog(into: string[]) {
 
 describe('an RKE run with a controller-issued bundle', () => {
   it('issues once, every node gets the same bundle, the state is written after the last node and before Succeeded, then the bundle goes', async () => {
-    const fake = new FakeCluster(NODES);
+    const fake = clusterAfterTheCas();
     const rke = new FakeRke();
     fake.apply('kubelet', { scope: 'Service', service: 'kubelet', strategy: { maxUnavailable: 2 } });
     rke.onStateWrite = () => {
@@ -165,7 +174,7 @@ describe('an RKE run with a controller-issued bundle', () => {
   }, 60_000);
 
   it('scope All: kube-admin is renewed in both states in the one state write, never in the bundle, and the user is told to refresh the local files', async () => {
-    const fake = new FakeCluster(NODES);
+    const fake = clusterAfterTheCas();
     const rke = new FakeRke();
     const logs: string[] = [];
     const deps = () => ({ ...fake.deps(), log: capturingLog(logs) });
@@ -213,7 +222,7 @@ describe('an RKE run with a controller-issued bundle', () => {
     ['a crash before the bundle is deleted (state already written)', { op: 'delete-bundle', error: new CrashError('crash') }],
     ['a crash before the bundle is created', { op: 'create-bundle', error: new CrashError('crash') }],
   ])('%s: the next pass finishes the same run (one bundle, one state write)', async (_what, fail) => {
-    const fake = new FakeCluster(NODES);
+    const fake = clusterAfterTheCas();
     const rke = new FakeRke();
     rke.failNext = fail;
     fake.apply('all', { strategy: { maxUnavailable: 2 } });
@@ -230,11 +239,11 @@ describe('an RKE run with a controller-issued bundle', () => {
   }, 60_000);
 
   it('a node that rolls back: the run fails, the state is untouched byte for byte, the bundle is deleted', async () => {
-    const fake = new FakeCluster(NODES);
+    const fake = clusterAfterTheCas();
     const rke = new FakeRke();
     fake.apply('proxy', { scope: 'Service', service: 'kube-proxy' });
     await drive(fake, rke, 'proxy', (nr, r) =>
-      nr.spec.nodeName === 'w1' ? { phase: 'RolledBack', step: 'Verifying', message: 'kube-proxy did not come back', finishedAt: '2026-09-01T10:00:00Z' } : installing(nr, r),
+      nr.spec.nodeName === 'w1' ? { phase: 'RolledBack', step: 'Verifying', message: 'kube-proxy did not come back', finishedAt: FINISHED } : installing(nr, r),
     );
     expect(fake.rotation('proxy')!.status!.phase).toBe('Failed');
     expect(rke.state === initialState).toBe(true); // a diff would print keys
@@ -243,7 +252,7 @@ describe('an RKE run with a controller-issued bundle', () => {
   }, 60_000);
 
   it("a leftover bundle of an earlier run is replaced, never handed to this run's nodes", async () => {
-    const fake = new FakeCluster(NODES);
+    const fake = clusterAfterTheCas();
     const rke = new FakeRke();
     rke.bundles.set('certrotator-rke-bundle', { data: {}, runId: 'uid-old-g7' });
     fake.apply('fresh', { scope: 'Service', service: 'kube-proxy' });
@@ -255,19 +264,19 @@ describe('an RKE run with a controller-issued bundle', () => {
   }, 60_000);
 
   it('a failed run does not delete a bundle that is not its own', async () => {
-    const fake = new FakeCluster(NODES);
+    const fake = clusterAfterTheCas();
     const rke = new FakeRke();
     fake.apply('f', { scope: 'Service', service: 'kube-proxy' });
     await drive(fake, rke, 'f', (nr) => {
       rke.bundles.set('certrotator-rke-bundle', { data: {}, runId: 'uid-other-g1' });
-      return { phase: 'RolledBack', step: 'Verifying', message: 'x', finishedAt: '2026-09-01T10:00:00Z', ...(nr ? {} : {}) };
+      return { phase: 'RolledBack', step: 'Verifying', message: 'x', finishedAt: FINISHED, ...(nr ? {} : {}) };
     });
     expect(fake.rotation('f')!.status!.phase).toBe('Failed');
     expect(rke.bundles.get('certrotator-rke-bundle')?.runId).toBe('uid-other-g1');
   });
 
   it('a state the certificates cannot be issued from (no kube-ca key): no node is instructed, the run fails naming why', async () => {
-    const fake = new FakeCluster(NODES);
+    const fake = clusterAfterTheCas();
     const rke = new FakeRke();
     rke.state = rke.state.split(JSON.stringify(JSON.parse(initialState).currentState.certificatesBundle['kube-ca'].keyPEM)).join('""');
     fake.apply('nokey', { scope: 'Service', service: 'kube-proxy' });
@@ -282,7 +291,7 @@ describe('an RKE run with a controller-issued bundle', () => {
   }, 30_000);
 
   it('the bundle disappears mid-run: it is not issued a second time, the remaining nodes fail unstarted', async () => {
-    const fake = new FakeCluster(NODES);
+    const fake = clusterAfterTheCas();
     const rke = new FakeRke();
     fake.apply('mid', { scope: 'Service', service: 'kubelet' });
     await drive(fake, rke, 'mid', (nr, r) => {
@@ -299,18 +308,18 @@ describe('an RKE run with a controller-issued bundle', () => {
   }, 30_000);
 
   it('no full-cluster-state: the nodes sign on their hosts (no bundle, nothing to commit)', async () => {
-    const fake = new FakeCluster(NODES);
+    const fake = clusterAfterTheCas();
     const rke = new FakeRke();
     rke.readState = async () => undefined;
     fake.apply('none', { scope: 'Service', service: 'kube-proxy' });
-    await drive(fake, rke, 'none', () => ({ phase: 'Rotated', step: 'Done', finishedAt: '2026-09-01T10:00:00Z' }));
+    await drive(fake, rke, 'none', () => ({ phase: 'Rotated', step: 'Done', finishedAt: FINISHED }));
     expect(fake.rotation('none')!.status!.phase).toBe('Succeeded');
     expect([...fake.nodeRotationsByName.values()].map((nr) => nr.spec.bundleSecretRef)).toEqual(Array(4).fill(undefined));
     expect(rke.ops).toEqual([]);
   });
 
   it('the bundle is gone and the state does not hold what the nodes report: the run does not claim success', async () => {
-    const fake = new FakeCluster(NODES);
+    const fake = clusterAfterTheCas();
     const rke = new FakeRke();
     fake.apply('lost', { scope: 'Service', service: 'kube-proxy' });
     await expect(
