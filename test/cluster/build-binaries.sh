@@ -30,7 +30,22 @@ stamp_body() {
 
 cache_complete() { [ -f "$stamp" ] && [ "$(stamp_body 2>/dev/null)" = "$(cat "$stamp")" ]; }
 
-if cache_complete; then
+# The Lua 5.1 the Argo CD health check's tests run on: gopher-lua, the Lua Argo CD
+# embeds (test/cluster/lua). Small and separate, so adding it does not rebuild the
+# rest; $cache/bin/lua points at the current build (test/gitops/health.ts).
+lua_version=$(awk '$1 == "require" && $2 == "github.com/yuin/gopher-lua" {print $3}' "$here/lua/go.mod")
+lua_dir="$cache/bin/gopher-lua-${lua_version}_${gover}"
+lua_ready() { [ -x "$lua_dir/lua" ] && [ "$(readlink "$cache/bin/lua" 2>/dev/null)" = "$(basename "$lua_dir")/lua" ]; }
+build_lua() {
+  lua_ready && return 0
+  log "building gopher-lua $lua_version (the Lua 5.1 Argo CD embeds) into $lua_dir"
+  rm -rf "$lua_dir.partial" && mkdir -p "$lua_dir.partial"
+  (cd "$here/lua" && go build -trimpath -ldflags="-s -w" -o "$lua_dir.partial/lua" .) >&2
+  rm -rf "$lua_dir" && mv "$lua_dir.partial" "$lua_dir"
+  ln -sfn "$(basename "$lua_dir")/lua" "$cache/bin/lua"
+}
+
+if cache_complete && { $check_only || lua_ready; }; then
   log "cache complete: $out"
   echo "$out"; exit 0
 fi
@@ -40,14 +55,18 @@ fi
 if ! $check_only; then
   mkdir -p "$cache"
   exec 9>"$cache/.build.lock"
+  waited=false
   if ! flock -n 9; then
     log "another build holds $cache/.build.lock; waiting for it to finish"
     flock 9
+    waited=true
   fi
   if cache_complete; then
-    log "cache complete (built by the other run): $out"
+    build_lua
+    if $waited; then log "cache complete (built by the other run): $out"; else log "cache complete: $out"; fi
     echo "$out"; exit 0
   fi
+  build_lua
 fi
 if [ -d "$out" ]; then
   log "cache at $out is incomplete or changed; rebuilding it"

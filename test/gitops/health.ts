@@ -1,15 +1,18 @@
 // Runs the shipped Argo CD health check (gitops/argocd/.../health.lua) on an
-// object with a real Lua 5.1 interpreter (Argo CD embeds gopher-lua, a Lua 5.1),
+// object with gopher-lua, the Lua 5.1 interpreter Argo CD embeds,
 // the way Argo CD does: the object is the global `obj`, the chunk returns hs.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../cluster/paths.js';
+import { cacheRoot, REPO_ROOT } from '../cluster/paths.js';
 
 export const HEALTH_DIR = join(REPO_ROOT, 'gitops', 'argocd', 'certrotator.io', 'CertificateRotation');
 export const HEALTH_LUA = join(HEALTH_DIR, 'health.lua');
-/** Debian package `lua5.1` (installed by .ci/run). */
-export const LUA = process.env.CERTROTATOR_LUA ?? 'lua5.1';
+// gopher-lua, the Lua 5.1 Argo CD embeds, built by test/cluster/build-binaries.sh
+// (`npm run cluster:build`; npm test builds it first); a system lua5.1 otherwise.
+const BUILT_LUA = join(cacheRoot(), 'bin', 'lua');
+export const LUA = process.env.CERTROTATOR_LUA ?? (existsSync(BUILT_LUA) ? BUILT_LUA : 'lua5.1');
+const NO_LUA = `no Lua 5.1: ${BUILT_LUA} is built by \`npm run cluster:build\` (npm test builds it first)`;
 
 export interface Health {
   status: string;
@@ -46,7 +49,7 @@ export function toLua(v: unknown): string {
 
 export function luaVersion(): string {
   const r = spawnSync(LUA, ['-v'], { encoding: 'utf8' });
-  if (r.error) throw new Error(`${LUA} not found (Debian package lua5.1; .ci/run installs it): ${r.error.message}`);
+  if (r.error) throw new Error(`${NO_LUA}: ${r.error.message}`);
   return (r.stdout + r.stderr).trim();
 }
 
@@ -59,7 +62,7 @@ export function argoHealth(obj: unknown, script = readFileSync(HEALTH_LUA, 'utf8
     'io.write(tostring(hs.status), "\\n", tostring(hs.message))',
   ].join('\n');
   const r = spawnSync(LUA, ['-'], { input: harness, encoding: 'utf8' });
-  if (r.error) throw new Error(`${LUA} not found (Debian package lua5.1; .ci/run installs it): ${r.error.message}`);
+  if (r.error) throw new Error(`${NO_LUA}: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`health.lua failed: ${r.stderr}`);
   const [status, ...rest] = r.stdout.split('\n');
   return { status: status!, message: rest.join('\n') };
