@@ -137,6 +137,20 @@ describe('refusals change nothing on disk', () => {
     expect(changedPaths(before, await snapshotTree(node.root))).toEqual([]);
   });
 
+  test('a renewed certificate that fails the check before install (its key is not its own, as an encoder bug would make it): stopped, nothing written', async () => {
+    const node = await copyOf(server);
+    const before = await snapshotTree(node.root);
+    process.env.CERTROTATOR_TEST_FAULT = 'foreign-key:serving-kube-apiserver';
+    try {
+      const run = await cli(rotateArgs(node, ['--service', 'api-server', '--no-restart']));
+      expect(run.stderr).toMatch(/prepare: .*serving-kube-apiserver\.key \(renewed\): private key does not match the renewed certificate for .*serving-kube-apiserver\.crt/);
+      expect(run.code).toBe(1);
+    } finally {
+      delete process.env.CERTROTATOR_TEST_FAULT;
+    }
+    expect(changedPaths(before, await snapshotTree(node.root))).toEqual([]);
+  });
+
   test('a CA that expires before the new leaf would: the leaf ends with the CA, openssl verifies it, and the report says so', async () => {
     const node = await copyOf(server);
     const ca = { cert: join(node.root, S, 'client-ca.crt'), key: join(node.root, S, 'client-ca.key') };

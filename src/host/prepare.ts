@@ -8,7 +8,7 @@ import { parseCertificates, readCertificateFile, serialOf } from '../pki/certfil
 import { CertificateFileError } from '../pki/errors.js';
 import { parsePrivateKey, spkiOf } from '../pki/keys.js';
 import { renewCertificate, renewKeyOnly } from '../pki/renew.js';
-import { dropsSubjectAltName } from './testhooks.js';
+import { dropsSubjectAltName, givesForeignKey } from './testhooks.js';
 import { signedByOf, type SignedBy } from './issuer.js';
 import type { EffectiveValidity } from './validity.js';
 import type { OwnerAndMode } from './journal.js';
@@ -58,17 +58,23 @@ export type ProvidedMaterial = ReadonlyMap<string, ProvidedPair>;
 // checks a local signature gets implicitly: it chains to the CA on THIS host
 // (signature, not name), its key matches, it names the same subject as the
 // file it replaces, and it is valid now. The on-disk CA key is never read.
-function checkProvided(p: PlannedFile, pair: ProvidedPair, caCertText: string, oldLeaf: X509Certificate, now: Date) {
-  const where = `${p.cert} (controller-issued bundle)`;
+// A new pair, before anything is written: parsed back by OpenSSL (the DER of a
+// local renewal comes from our own encoder; a bundle's comes over the API),
+// signed by this node's CA, its key the certificate's, the subject of the file it
+// replaces, a leaf valid now. The SANs are carried from the old certificate's DER
+// unchanged and are not compared here: the verification after the restart, by the
+// components themselves, is what proves they are right (the test fault that drops
+// them relies on that).
+function checkNewPair(p: PlannedFile, pair: { certPem: string; keyPem: string }, ca: X509Certificate, oldLeaf: X509Certificate, now: Date, source: string) {
+  const where = `${p.cert} (${source})`;
   const { certs } = parseCertificates(pair.certPem, where);
   const leaf = certs[0]!;
-  const ca = parseCertificates(caCertText, p.ca!.cert).certs[0]!;
   if (!leaf.checkIssued(ca) || !leaf.verify(ca.publicKey)) {
     throw new CertificateFileError(where, `is not signed by this node's CA ${p.ca!.cert} (issuer "${leaf.issuer.replace(/\n/g, ', ')}")`);
   }
-  const key = parsePrivateKey(pair.keyPem, `${p.key} (controller-issued bundle)`);
+  const key = parsePrivateKey(pair.keyPem, `${p.key} (${source})`);
   if (!spkiOf(key.keyObject).equals(spkiOf(leaf.publicKey))) {
-    throw new CertificateFileError(`${p.key} (controller-issued bundle)`, `private key does not match the provided certificate for ${p.cert}`);
+    throw new CertificateFileError(`${p.key} (${source})`, `private key does not match the ${source} certificate for ${p.cert}`);
   }
   if (leaf.subject !== oldLeaf.subject) {
     throw new CertificateFileError(where, `names subject "${leaf.subject.replace(/\n/g, ', ')}", the file it replaces "${oldLeaf.subject.replace(/\n/g, ', ')}"`);
@@ -123,29 +129,33 @@ export async function prepareFiles(
           if (!pair) throw new CertificateFileError(p.cert!, `is not in the controller-issued bundle (service ${p.service}); refusing to sign it locally`);
           const old = readCertificateFile(certText, p.cert!, p.spec.format);
           const caText = await readText(host, p.ca!.cert, `CA certificate for ${p.id}`);
-          const { serial, notAfter } = checkProvided(p, pair, caText, old.leaf, now);
+          const ca = parseCertificates(caText, p.ca!.cert).certs[0]!;
+          const { serial, notAfter } = checkNewPair(p, pair, ca, old.leaf, now, 'controller-issued bundle');
           out.push({ ...base, oldSerial: serialOf(old.leaf), newSerial: serial, notAfter, certPem: pair.certPem, keyPem: pair.keyPem });
           break;
         }
         const validity = validityOf?.(p);
+        const signer = await caFor(p);
         const renewed = await renewCertificate({
           certText,
           certFile: p.cert!,
           keyText,
           keyFile: p.key!,
-          ca: await caFor(p),
+          ca: signer,
           validity: validity?.profile ?? p.spec.validity,
           chained: p.spec.chained,
           now,
           ...(dropsSubjectAltName(p.spec.id) ? { dropSubjectAltName: true } : {}),
         });
+        const made = givesForeignKey(p.spec.id) ? { ...renewed, keyPem: await renewKeyOnly(keyText, p.key!) } : renewed;
+        checkNewPair(p, made, signer.cert, readCertificateFile(certText, p.cert!, p.spec.format).leaf, now, 'renewed');
         out.push({
           ...base,
           oldSerial: renewed.oldSerial,
           newSerial: renewed.serial,
           notAfter: renewed.notAfter,
-          certPem: renewed.certPem,
-          keyPem: renewed.keyPem,
+          certPem: made.certPem,
+          keyPem: made.keyPem,
           ...validityNote(validity?.description, renewed),
         });
         break;

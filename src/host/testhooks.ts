@@ -13,3 +13,11 @@ export async function pausePoint(name: string): Promise<void> {
 export function dropsSubjectAltName(catalogId: string): boolean {
   return process.env.CERTROTATOR_TEST_FAULT === `drop-san:${catalogId}`;
 }
+
+// A test-only defective renewal: with CERTROTATOR_TEST_FAULT=foreign-key:<catalog
+// id>, that file's renewed certificate comes with a key that is not its own, as
+// an encoder bug would make it, so a test can prove the check before install
+// stops the node with nothing written.
+export function givesForeignKey(catalogId: string): boolean {
+  return process.env.CERTROTATOR_TEST_FAULT === `foreign-key:${catalogId}`;
+}
