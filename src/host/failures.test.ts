@@ -334,16 +334,21 @@ describe('a run killed at any step resumes without renewing twice', () => {
   }, 90_000);
 });
 
-test('a renewal keeps each file\'s owner and the key/cert modes', async () => {
+test.each([
+  ['a 0640 certificate and a 0600 key keep their modes', 0o640, 0o600, 0o640, 0o600],
+  ['a 0400 key stays 0400', 0o644, 0o400, 0o644, 0o400],
+  ['a group-readable 0640 key is narrowed to 0600', 0o644, 0o640, 0o644, 0o600],
+])('a renewal keeps each file\'s owner and mode: %s', async (_name, certMode, keyModeBefore, certAfter, keyAfter) => {
   const node = await copyOf(server);
   const [crt, key] = [join(node.root, S, 'client-admin.crt'), join(node.root, S, 'client-admin.key')];
   await fs.chown(crt, 1001, 1002);
   await fs.chown(key, 1001, 1002);
-  await fs.chmod(crt, 0o640);
+  await fs.chmod(crt, certMode);
+  await fs.chmod(key, keyModeBefore);
   const run = await cli(rotateArgs(node, ['--service', 'admin', '--no-restart']));
   expect(run.code).toBe(0);
   const [c, k] = [await fs.stat(crt), await fs.stat(key)];
-  expect([c.uid, c.gid, c.mode & 0o777, k.uid, k.gid, k.mode & 0o777]).toEqual([1001, 1002, 0o644, 1001, 1002, 0o600]);
+  expect([c.uid, c.gid, c.mode & 0o777, k.uid, k.gid, k.mode & 0o777]).toEqual([1001, 1002, certAfter, 1001, 1002, keyAfter]);
 });
 
 function opensslOut(args: string[]): Promise<string> {

@@ -59,4 +59,17 @@ describe('HostRoot', () => {
     const st = await fs.stat(join(root, 'data/rke2/server/tls/owned.key'));
     expect([st.uid, st.gid]).toEqual([1234, 2345]);
   });
+
+  test('refuses to read a file over 1 MiB, naming it and its size, without reading it', async () => {
+    await fs.writeFile(join(root, 'data/rke2/server/tls/huge.crt'), Buffer.alloc(1024 * 1024 + 1, 0x41));
+    await expect(host.readFile('var/lib/rancher/rke2/server/tls/huge.crt')).rejects.toThrow(
+      'var/lib/rancher/rke2/server/tls/huge.crt: is 1048577 bytes; a certificate, key or configuration file is at most 1 MiB, refusing to read it',
+    );
+    await fs.writeFile(join(root, 'data/rke2/server/tls/max.crt'), Buffer.alloc(1024 * 1024, 0x41));
+    expect((await host.readFile('var/lib/rancher/rke2/server/tls/max.crt')).length).toBe(1024 * 1024);
+  });
+
+  test('a path that resolves to a directory or a device is not read as a file', async () => {
+    await expect(host.readFile('var/lib/rancher/rke2/server/tls')).rejects.toThrow('var/lib/rancher/rke2/server/tls: is not a regular file');
+  });
 });

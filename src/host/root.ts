@@ -24,6 +24,7 @@ export interface FileOwner {
 }
 
 const MAX_SYMLINKS = 40;
+const MAX_FILE_BYTES = 1024 * 1024;
 
 export class HostRoot {
   readonly root: string;
@@ -112,8 +113,27 @@ export class HostRoot {
     }
   }
 
+  // Opened without following a link: resolve() looked at every component, so a
+  // link at the end now appeared since (a race) and is refused, not followed out
+  // of the root. Certificates, keys, kubeconfigs and the journal are small; a file
+  // over 1 MiB is not one of them and is not read into memory.
   async readFile(rel: string): Promise<Buffer> {
-    return fs.readFile(await this.resolve(rel));
+    const abs = await this.resolve(rel);
+    let fh;
+    try {
+      fh = await fs.open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new HostPathError(rel, 'became a symbolic link while being read; refusing to follow it');
+      throw e;
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new HostPathError(rel, 'is not a regular file');
+      if (st.size > MAX_FILE_BYTES) throw new HostPathError(rel, `is ${st.size} bytes; a certificate, key or configuration file is at most 1 MiB, refusing to read it`);
+      return await fh.readFile();
+    } finally {
+      await fh.close();
+    }
   }
 
   async list(relDir: string): Promise<string[]> {

@@ -380,8 +380,10 @@ async function install(host: HostRoot, j: Journal): Promise<void> {
       case 'new-key':
         // Key first: a cert is only useful with its key, and a crash in between is
         // healed by the resume reinstalling both from the staged copies.
-        if (f.stagedKey) await host.writeFileAtomic(f.key!, await host.readFile(f.stagedKey), 0o600, f.keyMeta);
-        if (f.stagedCert) await host.writeFileAtomic(f.cert!, await host.readFile(f.stagedCert), 0o644, f.certMeta);
+        // Each file keeps its owner and mode, as a rollback puts them back; a key
+        // never gets more than 0600 (a group- or world-readable key is narrowed).
+        if (f.stagedKey) await host.writeFileAtomic(f.key!, await host.readFile(f.stagedKey), keyMode(f.keyMeta?.mode), f.keyMeta);
+        if (f.stagedCert) await host.writeFileAtomic(f.cert!, await host.readFile(f.stagedCert), f.certMeta?.mode ?? 0o644, f.certMeta);
         break;
       case 'trigger':
         await host.writeFileAtomic(f.trigger!, '', 0o600);
@@ -598,4 +600,10 @@ function results(j: Journal): FileResult[] {
       ? { wasMissing: true, note: `was missing: wrote the regenerate trigger ${f.trigger}; ${j.distribution} issues a new one at start` }
       : {}),
   }));
+}
+
+/** The mode a renewed key is written with: the old key's, without group or other bits (0600 when there was none). */
+export function keyMode(old: number | undefined): number {
+  const owner = (old ?? 0o600) & 0o600;
+  return owner === 0 ? 0o600 : owner;
 }

@@ -25,4 +25,17 @@ describe('parsePem', () => {
   ])('rejects %s, naming the file', (_name, text, message) => {
     expect(() => parsePem(text, 'f')).toThrow(message);
   });
+
+  test('stays linear on a file of many BEGIN lines and no END (a backtracking parse would take minutes)', () => {
+    const hostile = '-----BEGIN CERTIFICATE-----\nAAAA\n'.repeat(40_000); // about 1.3 MB
+    const t0 = process.hrtime.bigint();
+    expect(() => parsePem(hostile, 'f')).toThrow('f: corrupt PEM: a block is not terminated (truncated file?)');
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    // A correctness bound, not a benchmark: quadratic work here is ~10^11 steps.
+    expect(ms).toBeLessThan(2000);
+  });
+
+  test('CRLF files parse like LF files', () => {
+    expect(parsePem(good.replace(/\n/g, '\r\n'), 'f')).toEqual([{ type: 'CERTIFICATE', der }]);
+  });
 });
