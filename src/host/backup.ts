@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs';
 import { posix } from 'node:path';
 import { fillPath } from '../distributions/index.js';
 import type { BackupLayout } from '../distributions/types.js';
-import { fsyncDir, type HostRoot } from './root.js';
+import { fsyncDir, fsyncTree, type HostRoot } from './root.js';
 
 export const PARTIAL_PREFIX = '.certrotator-partial-';
 
@@ -67,6 +67,9 @@ export async function removeStalePartials(host: HostRoot, parent: string): Promi
 export async function publishBackup(host: HostRoot, loc: BackupLocation, partialAbs: string): Promise<string> {
   const finalRel = posix.join(loc.parent, loc.name);
   const finalAbs = await host.assertWritable(finalRel);
+  // Every file in it was fsynced as it was written; now the directories, so the
+  // renamed backup never names an entry that a crash loses.
+  await fsyncTree(partialAbs);
   await fs.rename(partialAbs, finalAbs);
   await fsyncDir(posix.dirname(finalAbs));
   return finalRel;

@@ -151,6 +151,25 @@ describe('refusals change nothing on disk', () => {
     expect(changedPaths(before, await snapshotTree(node.root))).toEqual([]);
   });
 
+  test('an unreadable journal of an earlier run: said once with its path and the backup, moved aside; the next run goes ahead', async () => {
+    const node = await copyOf(server);
+    const first = await cli(rotateArgs(node, ['--service', 'admin', '--no-restart', '-o', 'json']));
+    expect(first.code).toBe(0);
+    const backupDir = JSON.parse(first.stdout).backupDir as string;
+    const journal = join(node.root, backupDir, 'certrotator', 'journal.json');
+    await fs.writeFile(journal, '{"version": 1, "step": "insta'); // cut off mid-write
+    const before = await snapshotTree(node.root);
+    const second = await cli(rotateArgs(node, ['--service', 'admin', '--no-restart']));
+    expect(second.code).toBe(1);
+    expect(second.stderr).toContain(`${backupDir}/certrotator/journal.json: the journal of an earlier rotation cannot be read`);
+    expect(second.stderr).toMatch(new RegExp(`moved aside to .*journal\\.json\\.unreadable-\\d+\\. The backup ${backupDir.replace(/[.-]/g, '\\$&')} holds the files`));
+    // Only the journal moved; no certificate changed.
+    expect(changedPaths(before, await snapshotTree(node.root))).toEqual(expect.arrayContaining([`${backupDir}/certrotator/journal.json`]));
+    expect(changedPaths(before, await snapshotTree(node.root)).filter((p) => !p.startsWith(`${backupDir}/certrotator/`))).toEqual([]);
+    const third = await cli(rotateArgs(node, ['--service', 'admin', '--no-restart']));
+    expect(`${third.code} ${third.stderr}`).toMatch(/^0 /);
+  });
+
   test('a CA that expires before the new leaf would: the leaf ends with the CA, openssl verifies it, and the report says so', async () => {
     const node = await copyOf(server);
     const ca = { cert: join(node.root, S, 'client-ca.crt'), key: join(node.root, S, 'client-ca.key') };

@@ -97,11 +97,32 @@ export async function saveJournal(host: HostRoot, journal: Journal): Promise<voi
   await host.writeFileAtomic(journalPath(journal.backupDir), `${JSON.stringify(journal, null, 2)}\n`, 0o600);
 }
 
+export class UnreadableJournalError extends Error {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+    readonly movedTo: string,
+  ) {
+    super(`${path}: ${reason} (moved aside to ${movedTo})`);
+    this.name = 'UnreadableJournalError';
+  }
+}
+
+// A journal that does not parse (a disk that filled up, a crash on a filesystem
+// that lost the write) is moved aside, so it is reported once and does not block
+// every later run on the node.
 export async function readJournal(host: HostRoot, backupDir: string): Promise<Journal | undefined> {
   const path = journalPath(backupDir);
   if (!(await host.exists(path))) return undefined;
-  const journal = JSON.parse((await host.readFile(path)).toString('utf8')) as Journal;
-  if (journal.version !== 1) throw new Error(`${path}: unknown journal version ${String(journal.version)}`);
+  let journal: Journal;
+  try {
+    journal = JSON.parse((await host.readFile(path)).toString('utf8')) as Journal;
+    if (journal?.version !== 1) throw new Error(`unknown journal version ${String(journal?.version)}`);
+  } catch (e) {
+    const movedTo = `${path}.unreadable-${Math.floor(Date.now() / 1000)}`;
+    await host.rename(path, movedTo);
+    throw new UnreadableJournalError(path, (e as Error).message, movedTo);
+  }
   return journal;
 }
 

@@ -163,6 +163,12 @@ export class HostRoot {
     await fsyncDir(dirname(target));
   }
 
+  async rename(fromRel: string, toRel: string): Promise<void> {
+    const [from, to] = [await this.assertWritable(fromRel), await this.assertWritable(toRel)];
+    await fs.rename(from, to);
+    await fsyncDir(dirname(to));
+  }
+
   async mkdir(rel: string, mode = 0o700): Promise<string> {
     const target = await this.assertWritable(rel);
     await fs.mkdir(target, { recursive: true, mode });
@@ -218,6 +224,23 @@ async function chownKeepingOurs(fh: fs.FileHandle, owner: FileOwner): Promise<vo
     const self = { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 };
     if ((e as NodeJS.ErrnoException).code !== 'EPERM' || owner.uid !== self.uid) throw e;
   }
+}
+
+/** A new file whose bytes are on disk when this returns (fsync), before anything renames or names it. */
+export async function writeFileDurable(path: string, data: string | Buffer, mode: number): Promise<void> {
+  const fh = await fs.open(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** fsync every directory of a tree, deepest first: its entries are on disk before the tree is renamed into place. */
+export async function fsyncTree(dir: string): Promise<void> {
+  for (const e of await fs.readdir(dir, { withFileTypes: true })) if (e.isDirectory()) await fsyncTree(join(dir, e.name));
+  await fsyncDir(dir);
 }
 
 export async function fsyncDir(dir: string): Promise<void> {

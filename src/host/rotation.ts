@@ -16,11 +16,11 @@ import {
   publishBackup,
   removeStalePartials,
 } from './backup.js';
-import { isFinished, JOURNAL_DIR, readJournal, saveJournal, type Journal, type JournalFile } from './journal.js';
+import { isFinished, JOURNAL_DIR, readJournal, saveJournal, UnreadableJournalError, type Journal, type JournalFile } from './journal.js';
 import { planNode, scopeServices, type PlannedFile, type Scope } from './plan.js';
 import { prepareFiles, type ProvidedMaterial } from './prepare.js';
 import { performRestart, restartPlanFor, type RestartExecutor } from './restart.js';
-import { HostRoot } from './root.js';
+import { HostRoot, writeFileDurable } from './root.js';
 import { pausePoint } from './testhooks.js';
 import { eventually, nodeAddresses, probe, ServedCertificateError, servedSerialOn } from './verify.js';
 import { embeddedState } from './embedded.js';
@@ -136,7 +136,20 @@ async function findJournal(
   for (const parent of await backupParents(o.catalog.backup, o.host, vars)) {
     for (const name of await o.host.list(parent)) {
       if (!name.startsWith(prefix)) continue;
-      const j = await readJournal(o.host, posix.join(parent, name));
+      const dir = posix.join(parent, name);
+      let j;
+      try {
+        j = await readJournal(o.host, dir);
+      } catch (e) {
+        if (!(e instanceof UnreadableJournalError)) throw e;
+        // Never retried in silence: said once, with where the journal and the backup are.
+        throw new NodeRotationError(
+          'plan',
+          `${e.path}: the journal of an earlier rotation cannot be read (${e.reason}); moved aside to ${e.movedTo}. The backup ${dir} holds the files as they were before that rotation: compare the node's files with it (restore them from it if that rotation was cut off mid-install), then run again`,
+          false,
+          dir,
+        );
+      }
       if (j && matches(j)) return j;
     }
   }
@@ -244,7 +257,7 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
       const stage = async (suffix: string, data: string | undefined) => {
         if (data === undefined) return undefined;
         const name = `${pl.id}.${suffix}`;
-        await fs.writeFile(posix.join(partialAbs, JOURNAL_DIR, 'staged', name), data, { mode: 0o600 });
+        await writeFileDurable(posix.join(partialAbs, JOURNAL_DIR, 'staged', name), data, 0o600);
         return posix.join(finalDir, JOURNAL_DIR, 'staged', name);
       };
       const [backupCert, backupKey, stagedCert, stagedKey] = [
@@ -292,7 +305,7 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
       files,
       ...(planWarnings.length ? { warnings: planWarnings } : {}),
     };
-    await fs.writeFile(posix.join(partialAbs, JOURNAL_DIR, 'journal.json'), `${JSON.stringify(j, null, 2)}\n`, { mode: 0o600 });
+    await writeFileDurable(posix.join(partialAbs, JOURNAL_DIR, 'journal.json'), `${JSON.stringify(j, null, 2)}\n`, 0o600);
     await publishBackup(o.host, loc, partialAbs);
     return j;
   });
