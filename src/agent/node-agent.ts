@@ -45,9 +45,9 @@ export class NodeAgent {
     }).enqueueTo(this.queue, objectKey);
   }
 
-  async start(): Promise<void> {
+  async start(cacheSyncTimeoutMs?: number): Promise<void> {
     this.informer.start();
-    await this.informer.waitForSync();
+    await this.informer.waitForSync(cacheSyncTimeoutMs);
     this.o.log.info({ node: this.o.nodeName }, 'watching this node\'s NodeRotations');
     this.running = this.queue.run(1, (key) =>
       reconcileNodeRotation(

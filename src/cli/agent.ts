@@ -27,6 +27,8 @@ node's certificates as they instruct, reporting each step in their status.
   --kubeconfig FILE      default: in-cluster, or $KUBECONFIG
   --health-port PORT     /healthz, /readyz, /metrics (default 8081; 0 picks a free port)
   --health-host ADDR     default 0.0.0.0
+  --cache-sync-timeout SEC  how long to wait for the NodeRotation cache (default 60); past it the
+                         agent exits 1 (the kubelet restarts it) rather than look healthy idle
 `;
 
 async function run(argv: string[], io: Io): Promise<number> {
@@ -44,6 +46,7 @@ async function run(argv: string[], io: Io): Promise<number> {
       kubeconfig: { type: 'string' },
       'health-port': { type: 'string', default: '8081' },
       'health-host': { type: 'string', default: '0.0.0.0' },
+      'cache-sync-timeout': { type: 'string', default: '60' },
     },
   });
   if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
@@ -51,6 +54,8 @@ async function run(argv: string[], io: Io): Promise<number> {
   if (!nodeName) throw new UsageError('--node-name (or $NODE_NAME) is required');
   const healthPort = Number(values['health-port']);
   if (!Number.isInteger(healthPort) || healthPort < 0) throw new UsageError('--health-port must be a port number');
+  const syncSeconds = Number(values['cache-sync-timeout']);
+  if (!Number.isFinite(syncSeconds) || syncSeconds <= 0) throw new UsageError('--cache-sync-timeout must be a positive number of seconds');
   const executor = executorFor(values.restarter, values['host-root'], values['simulation-url']);
 
   const log = createLogger({ name: 'certrotator-agent', base: { node: nodeName } });
@@ -82,7 +87,17 @@ async function run(argv: string[], io: Io): Promise<number> {
   });
   const health = await startObservabilityServer({ port: healthPort, host: values['health-host'], informers: [agent.informer] });
   log.info({ nodeIP, healthPort: health.port }, 'agent starting');
-  await agent.start();
+  try {
+    await agent.start(syncSeconds * 1000);
+  } catch (err) {
+    // Never look healthy while doing nothing: end with the health server, so the
+    // kubelet restarts the pod and the failure shows as a restart count.
+    log.error({ err: (err as Error).message }, 'could not start watching NodeRotations; exiting');
+    await agent.stop();
+    await health.close();
+    io.err(`certrotator agent: ${(err as Error).message}\n`);
+    return 1;
+  }
   io.err(`certrotator agent: watching NodeRotations of node ${nodeName} (health on port ${health.port})\n`);
 
   // SIGTERM (pod deletion, node drain): finish the call in hand, then exit. A

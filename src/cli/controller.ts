@@ -7,6 +7,7 @@ import { UsageError, type Command, type Io } from './command.js';
 const USAGE = `usage:
   certrotator controller [--kubeconfig FILE] [--metrics-addr HOST:PORT] [--leader-elect true|false]
                          [--lease-namespace NS] [--lease-name NAME] [--identity ID] [--log-level LEVEL]
+                         [--cache-sync-timeout SEC]
 
 options:
   --kubeconfig FILE        kubeconfig (default: $KUBECONFIG, then the in-cluster service account)
@@ -16,6 +17,8 @@ options:
   --lease-name NAME        name of the Lease (default certrotator-controller)
   --identity ID            this replica's identity in the Lease (default <hostname>_<random>)
   --log-level LEVEL        pino level: debug, info, warn, error (default info, or $LOG_LEVEL)
+  --cache-sync-timeout SEC how long the leader waits for its caches (default 60); past it, it
+                           gives up the Lease and exits 1, so a standby takes over
 `;
 
 function bool(flag: string, value: string): boolean {
@@ -40,9 +43,12 @@ export const controllerCommand: Command = {
         'lease-name': { type: 'string', default: 'certrotator-controller' },
         identity: { type: 'string' },
         'log-level': { type: 'string' },
+        'cache-sync-timeout': { type: 'string', default: '60' },
       },
     });
     if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
+    const syncSeconds = Number(values['cache-sync-timeout']);
+    if (!Number.isFinite(syncSeconds) || syncSeconds <= 0) throw new UsageError('--cache-sync-timeout must be a positive number of seconds');
     const abort = new AbortController();
     const stop = (): void => abort.abort();
     process.once('SIGTERM', stop);
@@ -57,6 +63,7 @@ export const controllerCommand: Command = {
         leaseName: values['lease-name'],
         identity: values.identity,
         logLevel: values['log-level'],
+        cacheSyncTimeoutMs: syncSeconds * 1000,
         signal: abort.signal,
       });
     } finally {

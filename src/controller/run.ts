@@ -40,6 +40,8 @@ export interface ControllerOptions {
   leaseName: string;
   identity?: string;
   logLevel?: string;
+  /** How long the leader waits for its caches before it gives up the Lease and exits 1 (default 60 s). */
+  cacheSyncTimeoutMs?: number;
   /** Aborting it stops the controller gracefully (SIGTERM does this in the CLI). */
   signal: AbortSignal;
   logger?: Logger;
@@ -151,8 +153,19 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   let lost = false;
   let workers: Promise<void> | undefined;
 
+  // Set once the shutdown below exists: a leader that cannot start its work exits.
+  let exitWith: ((code: number) => Promise<void>) | undefined;
   const lead = async (signal: AbortSignal): Promise<void> => {
-    await Promise.all([rotations.waitForSync(), nodeRotations.waitForSync(), nodes.waitForSync()]);
+    try {
+      const t = opts.cacheSyncTimeoutMs;
+      await Promise.all([rotations.waitForSync(t), nodeRotations.waitForSync(t), nodes.waitForSync(t)]);
+    } catch (err) {
+      // Holding the Lease with no work queue would keep the standby from taking
+      // over: give it up (the shutdown releases it) and exit non-zero.
+      log.error({ err: (err as Error).message }, 'caches did not sync; giving up leadership and exiting');
+      await exitWith?.(1);
+      return;
+    }
     if (signal.aborted) return;
     const q = new WorkQueue({ name: CONTROLLER_NAME, hooks: workQueueHooks(metrics, CONTROLLER_NAME) });
     metrics.observeQueueDepth(q);
@@ -201,6 +214,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
       log.info({ code }, 'controller stopped');
       resolve(code);
     };
+    exitWith = shutdown;
     opts.signal.addEventListener('abort', () => void shutdown(0), { once: true });
     if (opts.leaderElect) {
       elector = new LeaderElector({

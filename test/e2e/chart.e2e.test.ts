@@ -409,6 +409,35 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
     }
   });
 
+  it('a replica whose caches cannot sync does not hold its place: the agent exits 1 instead of looking healthy idle; the leader gives up its Lease and exits 1', async () => {
+    // An identity that may hold a Lease and nothing else: it leads, but cannot list what it must watch.
+    const who = 'chart-e2e-cannot-list';
+    const objs = [
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: who, namespace: NAMESPACE } },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: who, namespace: NAMESPACE }, rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }] },
+      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: who, namespace: NAMESPACE }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: who }, subjects: [{ kind: 'ServiceAccount', name: who, namespace: NAMESPACE }] },
+    ];
+    const yaml = objs.map((o) => stringify(o)).join('---\n');
+    await kubectlOk(['apply', '-f', '-'], { input: yaml });
+    try {
+      const kc = tokenKubeconfig(who, (await kubectlOk(['create', 'token', who, '-n', NAMESPACE, '--duration=1h'])).trim());
+      const cli = (args: string[]) => runCommand('timeout', ['60', process.execPath, '--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'main.ts'), ...args]);
+      const [agent, controller] = await Promise.all([
+        cli(['agent', '--node-name', NODE, '--node-ip', '127.0.0.1', '--kubeconfig', kc, '--health-port', '0', '--health-host', '127.0.0.1', '--cache-sync-timeout', '3', '--restarter', 'simulation', '--simulation-url', 'http://127.0.0.1:9']),
+        cli(['controller', `--kubeconfig=${kc}`, '--metrics-addr=127.0.0.1:0', `--lease-namespace=${NAMESPACE}`, `--lease-name=${who}`, `--identity=${who}`, '--cache-sync-timeout=3']),
+      ]);
+      expect(`${agent.code} ${agent.stderr}`).toMatch(/^1 [\s\S]*informer noderotations not synced after 3000 ms/);
+      expect(agent.stdout).toMatch(/could not start watching NodeRotations; exiting/);
+      expect(controller.code).toBe(1); // not 124: it did not hang until `timeout` ended it
+      expect(controller.stdout).toMatch(/caches did not sync; giving up leadership and exiting/);
+      const lease = JSON.parse(await kubectlOk(['get', 'lease', who, '-n', NAMESPACE, '-o', 'json']));
+      expect(lease.spec.holderIdentity ?? '').toBe(''); // released for a standby
+    } finally {
+      await kubectl(['delete', '--ignore-not-found', '-f', '-'], { input: yaml });
+      await kubectl(['delete', 'lease', who, '-n', NAMESPACE, '--ignore-not-found']);
+    }
+  }, 120_000);
+
   describe('a controller and an agent on these tokens', () => {
     let controller: ControllerProcess;
     let fleet: SimulatedFleet;
