@@ -110,6 +110,8 @@ export const REASONS = {
   nodeFailed: 'NodeFailed',
   nodeRolledBack: 'NodeRolledBack',
   nodeTimeout: 'NodeTimeout',
+  // A planned node whose Node object is gone: skipped, the run goes on.
+  nodeDeleted: 'NodeDeleted',
   serviceNotInDistribution: 'ServiceNotInDistribution',
   distributionUnknown: 'DistributionUnknown',
   noNodesSelected: 'NoNodesSelected',

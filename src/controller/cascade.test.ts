@@ -41,6 +41,8 @@ interface Row {
   phases: string[];
   create: string[];
   events?: string[];
+  /** Nodes whose Node object is gone. */
+  deleted?: string[];
 }
 
 const rows: Row[] = [
@@ -57,6 +59,9 @@ const rows: Row[] = [
   { name: 'paused: the finished node is recorded, nothing starts', rotation: rotation({}, true), nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], reports: [['s1', { phase: 'Rotated' }]], phases: ['Rotated', 'Pending'], create: [] },
   { name: 'overran nodeTimeout: Failed, nothing starts', now: new Date('2026-09-01T10:10:01Z'), nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], reports: [['s1', { phase: 'Updating', step: 'Restarting' }]], phases: ['Failed', 'Pending'], create: [], events: ['NodeTimedOut'] },
   { name: 'a report about another run is not taken', nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], reports: [['s1', { phase: 'Rotated', runID: 'other-g7' }]], phases: ['Updating', 'Pending'], create: [] },
+  { name: 'a pending server whose Node was deleted is skipped: the next one starts', nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending'), n('s3', S, 'Pending')], reports: [['s1', { phase: 'Rotated' }]], deleted: ['s2'], phases: ['Rotated', 'Skipped', 'Updating'], create: ['r-g1-s3'], events: ['NodeRotated', 'NodeSkipped', 'NodeStarted'] },
+  { name: 'a server in flight whose Node was deleted is skipped, not awaited until nodeTimeout: the next one starts', nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], reports: [['s1', { phase: 'Updating', step: 'Restarting' }]], deleted: ['s1'], phases: ['Skipped', 'Updating'], create: ['r-g1-s2'], events: ['NodeSkipped', 'NodeStarted'] },
+  { name: 'a deleted Node that had already rotated stays Rotated', nodes: [n('s1', S, 'Rotated'), n('w1', W, 'Pending')], deleted: ['s1'], phases: ['Rotated', 'Updating'], create: ['r-g1-w1'] },
   { name: 'all done: nothing to do', nodes: [n('s1', S, 'Rotated'), n('w1', W, 'Rotated')], phases: ['Rotated', 'Rotated'], create: [] },
 ];
 
@@ -70,8 +75,10 @@ describe('decideCascade', () => {
       if (x.phase === 'Updating' && !row.reports?.some(([name]) => name === x.name) && !row.name.startsWith('intent')) reports.push(nr(r, x, {}));
     }
     const before = structuredClone(row.nodes);
-    const d = decideCascade({ rotation: r, distribution: 'rke2', runGeneration: 1, nodes: row.nodes, nodeRotations: reports, now: row.now ?? NOW });
+    const deleted = new Set(row.deleted ?? []);
+    const d = decideCascade({ rotation: r, distribution: 'rke2', runGeneration: 1, nodes: row.nodes, nodeRotations: reports, now: row.now ?? NOW, nodeExists: (x) => !deleted.has(x) });
     expect(d.nodes.map((x) => x.phase)).toEqual(row.phases);
+    for (const x of d.nodes.filter((e) => e.phase === 'Skipped')) expect(x).toMatchObject({ reason: 'NodeDeleted', message: expect.stringMatching(/^the Node was deleted/) });
     expect(d.create.map((x) => x.metadata.name)).toEqual(row.create.map((c) => nodeRotationName('r', 1, c.replace(/^r-g1-/, ''))));
     if (row.events) expect(d.events.map((e) => e.reason)).toEqual(row.events);
     // Input is never mutated: the caller may retry with it after a conflict.

@@ -29,6 +29,8 @@ export interface CascadeInput {
   /** The NodeRotations of this run (spec.generation === runGeneration). */
   nodeRotations: readonly NodeRotation[];
   now: Date;
+  /** Whether the Node still exists (the Node cache); every node does when absent. */
+  nodeExists?: (name: string) => boolean;
 }
 
 export interface NodeEvent {
@@ -128,6 +130,29 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
     } else {
       decision.events.push({ type: 'Warning', reason: EVENT_REASONS.nodeFailed, message: `node ${e.name} (${e.role}) failed${at}${why}` });
     }
+  }
+
+  // 1b. Nodes whose Node object is gone (deleted, scaled down): skipped, before they
+  //     start or while in flight, so the run goes on and the slot is not held by
+  //     a node that will never report. Its agent went with it; a node that comes
+  //     back under the same name is rotated by the next run.
+  const exists = input.nodeExists ?? (() => true);
+  for (const e of entries) {
+    if ((e.phase !== 'Pending' && e.phase !== 'Updating') || exists(e.name)) continue;
+    const inFlight = e.phase === 'Updating';
+    Object.assign(e, {
+      phase: 'Skipped',
+      reason: REASONS.nodeDeleted,
+      finishedAt: nowText,
+      message: inFlight ? 'the Node was deleted while it was being rotated; its result is not awaited' : 'the Node was deleted before it was started',
+    });
+    delete e.step;
+    decision.finished.push({ name: e.name, phase: 'Skipped', durationSeconds: 0, files: [] });
+    decision.events.push({
+      type: 'Warning',
+      reason: EVENT_REASONS.nodeSkipped,
+      message: `node ${e.name} (${e.role}) skipped: ${e.message}`,
+    });
   }
 
   const cascadeInput = () => ({

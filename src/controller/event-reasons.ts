@@ -8,6 +8,7 @@ export const EVENT_REASONS = {
   nodeFailed: 'NodeFailed',
   nodeRolledBack: 'NodeRolledBack',
   nodeTimedOut: 'NodeTimedOut',
+  nodeSkipped: 'NodeSkipped',
   runSucceeded: 'RunSucceeded',
   runFailed: 'RunFailed',
   runPaused: 'RunPaused',

@@ -51,6 +51,12 @@ describe('slotHolder', () => {
       expect(slotHolder(rot('me', 5), [rot('me', 5), timedOut], of(nodeRotations))).toBe(holder);
     });
 
+    it('a node whose Node object is gone never reports: it holds nothing (issue: a deleted Node blocked every later rotation)', () => {
+      const list = [nr('slow', 1, 'gone', 'Updating'), nr('slow', 1, 'b', 'Updating')];
+      expect(slotHolder(rot('me', 5), [rot('me', 5), timedOut], of(list), (name) => name !== 'gone')).toBe('slow (node b still in flight)');
+      expect(slotHolder(rot('me', 5), [rot('me', 5), timedOut], of([list[0]!]), (name) => name !== 'gone')).toBeUndefined();
+    });
+
     it("me's own earlier run counts too (a spec change after a timeout)", () => {
       const me = rot('me', 5, { runGeneration: 1, phase: 'Failed', observedGeneration: 1 }, {}, 2);
       expect(slotHolder(me, [me], of([nr('me', 1, 'x', 'Updating')]))).toBe('me (node x still in flight)');

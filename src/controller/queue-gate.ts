@@ -47,13 +47,17 @@ export function slotHolder(
   me: CertificateRotation,
   all: readonly CertificateRotation[],
   nodeRotationsOf: (rotation: string) => readonly NodeRotation[] = () => [],
+  // A NodeRotation of a node that no longer exists never reports: it holds nothing.
+  nodeExists: (name: string) => boolean = () => true,
 ): string | undefined {
   const others = all.filter((r) => r.metadata.name !== me.metadata.name);
   const running = others.filter((r) => runActive(r.status)).sort(queueOrder)[0];
   if (running) return running.metadata.name;
   for (const r of [...all].sort(queueOrder)) {
     // A Check (mode: Plan) restarts nothing: it never holds the slot.
-    const open = nodeRotationsOf(r.metadata.name!).filter((nr) => nr.spec.action !== 'Check' && !(nr.status && FINISHED_BY_AGENT.includes(nr.status.phase)));
+    const open = nodeRotationsOf(r.metadata.name!).filter(
+      (nr) => nr.spec.action !== 'Check' && !(nr.status && FINISHED_BY_AGENT.includes(nr.status.phase)) && nodeExists(nr.spec.nodeName),
+    );
     if (open.length > 0) return `${r.metadata.name} (node ${open.map((nr) => nr.spec.nodeName).sort().join(', ')} still in flight)`;
   }
   const ahead = others.filter((r) => wantsToRun(r) && queueOrder(r, me) < 0).sort(queueOrder)[0];

@@ -64,9 +64,10 @@ function checkStatus(status: CertificateRotationStatus, maxUnavailable: number):
   expect(flying.length).toBeLessThanOrEqual(maxUnavailable);
 }
 
-/** The same, over the NodeRotation objects themselves (what agents act on). */
+/** The same, over the NodeRotation objects themselves (what agents act on); a node whose Node object is gone has no agent left. */
 function checkInFlightObjects(fake: FakeCluster): void {
-  const open = [...fake.nodeRotationsByName.values()].filter((nr) => !['Rotated', 'Failed', 'RolledBack'].includes(nr.status?.phase ?? 'Pending'));
+  const present = new Set(fake.nodeList.map((n) => n.metadata?.name));
+  const open = [...fake.nodeRotationsByName.values()].filter((nr) => present.has(nr.spec.nodeName) && !['Rotated', 'Failed', 'RolledBack'].includes(nr.status?.phase ?? 'Pending'));
   const servers = open.filter((nr) => isServerRole(nr.spec.role));
   expect(servers.length).toBeLessThanOrEqual(1);
   if (servers.length === 1) expect(open).toHaveLength(1);
@@ -280,6 +281,26 @@ describe('spec changes', () => {
     fake.nodeList = [rke2Node('a0', { etcd: true }), ...fake.nodeList];
     await drive(fake, ['frozen']);
     expect(Object.keys(phases(fake, 'frozen'))).toEqual([...SERVERS, ...WORKERS]);
+  });
+});
+
+describe('nodes that go away', () => {
+  it('a server deleted while in flight is skipped, the run goes on and ends Succeeded, and the next rotation is not queued behind it', async () => {
+    const fake = cluster();
+    fake.apply('a', {});
+    // The agent of s2 never answers: its node is being deleted.
+    const silentOnS2: Agent = (nr) => (nr.spec.nodeName === SERVERS[1] ? undefined : rotateAll(nr));
+    await drive(fake, ['a'], silentOnS2);
+    expect(phases(fake, 'a')[SERVERS[1]!]).toBe('Updating');
+    fake.nodeList = fake.nodeList.filter((n) => n.metadata?.name !== SERVERS[1]);
+    await drive(fake, ['a'], silentOnS2);
+    const r = fake.rotation('a')!;
+    expect(r.status!.phase).toBe('Succeeded');
+    expect(r.status!.nodes!.find((n) => n.name === SERVERS[1])).toMatchObject({ phase: 'Skipped', reason: 'NodeDeleted', message: 'the Node was deleted while it was being rotated; its result is not awaited' });
+    expect(fake.events.some((e) => e.reason === 'NodeSkipped' && e.message.includes(SERVERS[1]!))).toBe(true);
+    fake.apply('b', {});
+    await drive(fake, ['b']);
+    expect(fake.rotation('b')!.status!.phase).toBe('Succeeded');
   });
 });
 

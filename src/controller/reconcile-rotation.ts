@@ -98,7 +98,7 @@ export async function reconcileRotation(deps: ControllerDeps, name: string): Pro
   }
 
   // 9. One rotation at a time.
-  const holder = slotHolder(rotation, deps.read.rotations(), (r) => deps.read.nodeRotationsOf(r));
+  const holder = slotHolder(rotation, deps.read.rotations(), (r) => deps.read.nodeRotationsOf(r), nodeExistsIn(deps));
   if (holder) return writeQueued(deps, rotation, holder, distribution);
 
   // 10. Start: the plan is frozen into status.nodes here and never recomputed for this run.
@@ -132,7 +132,7 @@ async function continueRun(
   const runGeneration = base.runGeneration!;
   const distribution = base.distribution!;
   const nodeRotations = deps.read.nodeRotationsOf(name).filter((nr) => nr.spec.generation === runGeneration && nr.spec.rotation === name);
-  const d = decideCascade({ rotation, distribution, runGeneration, nodes: base.nodes ?? [], nodeRotations, now });
+  const d = decideCascade({ rotation, distribution, runGeneration, nodes: base.nodes ?? [], nodeRotations, now, nodeExists: nodeExistsIn(deps) });
 
   // A spec change that keeps WHAT is rotated is absorbed into this run; one
   // that changes it is not observed yet (kstatus then reads "in progress"),
@@ -334,4 +334,10 @@ async function writeSummary(
     current: summary.current,
     conditions: mergeConditions(prev.conditions, summary.conditions, { now, observedGeneration: summary.observedGeneration }),
   });
+}
+
+/** Node names in the cache, as a test of existence (one Set per pass). */
+function nodeExistsIn(deps: ControllerDeps): (name: string) => boolean {
+  const names = new Set(deps.read.nodes().map((n) => n.metadata?.name));
+  return (name) => names.has(name);
 }
