@@ -304,6 +304,22 @@ describe('nodes that go away', () => {
   });
 });
 
+describe('old NodeRotations', () => {
+  it('keep the current and the previous run\'s; older ones are deleted when a run starts', async () => {
+    const fake = cluster();
+    fake.apply('keep', { scope: 'Service', service: 'etcd' });
+    await drive(fake, ['keep']);
+    for (const service of ['kubelet', 'etcd', 'kube-proxy']) {
+      fake.updateSpec('keep', (s) => (s.service = service));
+      await drive(fake, ['keep']);
+    }
+    const generations = [...new Set([...fake.nodeRotationsByName.values()].map((nr) => nr.spec.generation))].sort();
+    expect(fake.rotation('keep')!.status!.runGeneration).toBe(4);
+    expect(generations).toEqual([3, 4]);
+    expect(fake.writes.filter((w) => w.startsWith('delete noderotations/'))).toHaveLength(SERVERS.length + (SERVERS.length + WORKERS.length));
+  });
+});
+
 describe('one rotation at a time', () => {
   it('a second rotation waits with Reconciling=True reason Queued, then runs', async () => {
     const fake = cluster();

@@ -30,7 +30,7 @@ import { buildNodeRotation } from './node-rotation.js';
 import { parseDuration } from '../api/duration.js';
 import { slotHolder } from './queue-gate.js';
 import { commitRkeState, discardRkeBundle, ensureRkeBundle, isPermanentIssueError, withBundleRef } from './rke-run.js';
-import { planFromStatus, planInProgress, progressFromStatus, runActive, runFingerprint, settled } from './run-state.js';
+import { FINISHED_BY_AGENT, planFromStatus, planInProgress, progressFromStatus, runActive, runFingerprint, settled } from './run-state.js';
 import { writeStatus } from './status-writer.js';
 
 /**
@@ -182,6 +182,7 @@ async function continueRun(
   }
   if (deps.creates) deps.creates.start(name, d.create);
   else await createAll(deps, d.create);
+  if (starting && written) await pruneOldNodeRotations(deps, name, runGeneration);
 
   if (!written) return { requeueAfterMs: d.requeueAfterMs };
   // Events and metrics only for what is now persisted (a refused write re-decides and re-reports).
@@ -340,4 +341,23 @@ async function writeSummary(
 function nodeExistsIn(deps: ControllerDeps): (name: string) => boolean {
   const names = new Set(deps.read.nodes().map((n) => n.metadata?.name));
   return (name) => names.has(name);
+}
+
+/**
+ * NodeRotations of this rotation's runs before the previous one. Each run leaves
+ * one per node (a Plan check too); kept forever they pile up in etcd and in every
+ * cache. The current and the previous run's stay (what `kubectl get
+ * noderotations` is read for); an older one is deleted only once its agent
+ * reported it finished or its Node is gone (a new run starting means none holds
+ * the slot, so this is belt and braces).
+ */
+async function pruneOldNodeRotations(deps: ControllerDeps, name: string, current: number): Promise<void> {
+  const all = deps.read.nodeRotationsOf(name).filter((nr) => nr.spec.rotation === name);
+  const previous = Math.max(0, ...all.map((nr) => nr.spec.generation).filter((g) => g < current));
+  const exists = nodeExistsIn(deps);
+  for (const nr of all) {
+    if (nr.spec.generation >= previous) continue;
+    const finished = (nr.status && FINISHED_BY_AGENT.includes(nr.status.phase)) || nr.status?.phase === 'Checked';
+    if (finished || !exists(nr.spec.nodeName)) await deps.write.deleteNodeRotation(nr.metadata.name!);
+  }
 }
