@@ -18,7 +18,7 @@ import { customResourceInformer, nodeInformer, type Informer } from '../kube/inf
 import { LeaderElector } from '../kube/leader-election.js';
 import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
 import { createLogger, reconcileLogger, type Logger } from '../observability/logger.js';
-import { createMetrics, workQueueHooks, type CertrotatorMetrics } from '../observability/metrics.js';
+import { createMetrics, NodeCertificateSeries, workQueueHooks, type CertrotatorMetrics } from '../observability/metrics.js';
 import { startObservabilityServer, type ObservabilityServer } from '../observability/server.js';
 import type { ControllerDeps, ControllerMetricsSink } from './deps.js';
 import { reuseConnections } from './connection-reuse.js';
@@ -50,7 +50,7 @@ export interface ControllerOptions {
 type Rot = CertificateRotation & CustomObject;
 type NR = NodeRotation & CustomObject;
 
-function metricsSink(m: CertrotatorMetrics): ControllerMetricsSink {
+function metricsSink(m: CertrotatorMetrics, series: NodeCertificateSeries): ControllerMetricsSink {
   return {
     runFinished: (result, seconds) => {
       m.rotationsTotal.inc({ result });
@@ -60,7 +60,7 @@ function metricsSink(m: CertrotatorMetrics): ControllerMetricsSink {
       m.nodeStepsTotal.inc({ step: 'node', result: phase.toLowerCase() });
       m.nodeStepDuration.observe({ step: 'node', result: phase.toLowerCase() }, seconds);
     },
-    certificateNotAfter: (node, service, t) => m.certificateNotAfter.set({ node, service }, t),
+    certificateNotAfter: (node, service, t) => series.set(node, service, t),
   };
 }
 
@@ -94,6 +94,14 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   const rotations: Informer<Rot> = customResourceInformer(kc, rotationsClient, { logger: log, onError: onError('certificaterotations') });
   const nodeRotations: Informer<NR> = customResourceInformer(kc, nodeRotationsClient, { logger: log, onError: onError('noderotations') });
   const nodes: Informer<V1Node> = nodeInformer(kc, { logger: log, onError: onError('nodes'), transform: plannerView });
+  // Series of nodes that left the cluster are removed each minute (level-based, from the Node cache).
+  const certificateSeries = new NodeCertificateSeries(metrics.certificateNotAfter);
+  const sweep = setInterval(() => {
+    if (!nodes.hasSynced()) return;
+    const gone = certificateSeries.keepOnly(new Set(nodes.list().map((n) => n.metadata?.name ?? '')));
+    if (gone.length) log.info({ nodes: gone }, 'removed the certificate series of nodes that left the cluster');
+  }, 60_000);
+  sweep.unref();
 
   // Handlers only map an object to the rotation keys it concerns.
   const queued = (): string[] =>
@@ -126,7 +134,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     write: writer,
     events: { normal: (o, r, m) => recorder.normal(o, r, m), warning: (o, r, m) => recorder.warning(o, r, m) },
     now: () => new Date(),
-    metrics: metricsSink(metrics),
+    metrics: metricsSink(metrics, certificateSeries),
     creates,
     // RKE runs: certificates issued once per run into a bundle Secret in the controller's namespace.
     rke: kubeRkeAccess(clients.core, opts.leaseNamespace, countWrite),
@@ -205,6 +213,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     const shutdown = async (code: number): Promise<void> => {
       // Stop reconciling first, then give up the lease: nobody acts while a successor leads.
       await stopWork();
+      clearInterval(sweep);
       if (elector) await elector.stop();
       await recorder.close();
       rotations.stop();

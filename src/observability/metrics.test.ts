@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { WorkQueue } from '../kube/workqueue.js';
-import { createMetrics, workQueueHooks } from './metrics.js';
+import { createMetrics, NodeCertificateSeries, workQueueHooks } from './metrics.js';
 
 describe('metrics', () => {
   it('defines the design.md §3 metrics in its own registry, with default process metrics', async () => {
@@ -52,5 +52,20 @@ describe('metrics', () => {
     expect(text).toContain('certrotator_reconcile_total{controller="certificaterotation",result="error"} 1');
     expect(text).toContain('certrotator_reconcile_total{controller="certificaterotation",result="success"} 1');
     expect(text).toMatch(/certrotator_reconcile_duration_seconds_count\{controller="certificaterotation"\} 2/);
+  });
+});
+
+describe('NodeCertificateSeries', () => {
+  it('removes every series of a node that left the cluster, and only those', async () => {
+    const m = createMetrics({ defaultMetrics: false });
+    const series = new NodeCertificateSeries(m.certificateNotAfter);
+    series.set('w1', 'kubelet', 100);
+    series.set('w1', 'kube-proxy', 200);
+    series.set('s1', 'etcd', 300);
+    expect(series.keepOnly(new Set(['s1']))).toEqual(['w1']);
+    const text = await m.registry.metrics();
+    expect(text).not.toMatch(/certificate_not_after_timestamp_seconds\{[^}]*node="w1"/);
+    expect(text).toMatch(/certificate_not_after_timestamp_seconds\{node="s1",service="etcd"\} 300/);
+    expect(series.keepOnly(new Set(['s1']))).toEqual([]);
   });
 });

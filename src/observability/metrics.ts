@@ -106,3 +106,31 @@ export function workQueueHooks(m: CertrotatorMetrics, queueName: string): WorkQu
     },
   };
 }
+
+/**
+ * The per-node certificate series, with the nodes they were set for, so that a
+ * node that leaves the cluster takes its series with it: a gauge left behind
+ * would keep answering an expiry alert for a machine that no longer exists.
+ */
+export class NodeCertificateSeries {
+  private readonly services = new Map<string, Set<string>>();
+
+  constructor(private readonly gauge: Gauge<'node' | 'service'>) {}
+
+  set(node: string, service: string, unixSeconds: number): void {
+    this.gauge.set({ node, service }, unixSeconds);
+    let set = this.services.get(node);
+    if (!set) this.services.set(node, (set = new Set()));
+    set.add(service);
+  }
+
+  /** Removes every series of a node not in `present`; returns the nodes removed. */
+  keepOnly(present: ReadonlySet<string>): string[] {
+    const gone = [...this.services.keys()].filter((n) => !present.has(n));
+    for (const node of gone) {
+      for (const service of this.services.get(node)!) this.gauge.remove({ node, service });
+      this.services.delete(node);
+    }
+    return gone;
+  }
+}
