@@ -1,6 +1,7 @@
 // The controller against the real control plane, with the agent's side of the
 // NodeRotation contract played by the test through kubectl (support/controller.ts).
 // Everything is applied and read with kubectl, as a person would.
+import { nodeRotationName } from '../../src/api/names.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { stringify } from 'yaml';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
@@ -231,7 +232,7 @@ describe('restarts', () => {
       expect(a.order.slice(0, 3)).toEqual(SERVERS);
       expect(a.order).toHaveLength(6);
       // The run is the same one: generation-1 names, one per node.
-      expect((await nodeRotationsOf(`${P}kill`)).map((n) => n.metadata.name).sort()).toEqual([...SERVERS, ...WORKERS].map((n) => `${P}kill-g1-${n}`).sort());
+      expect((await nodeRotationsOf(`${P}kill`)).map((n) => n.metadata.name).sort()).toEqual([...SERVERS, ...WORKERS].map((n) => nodeRotationName(`${P}kill`, 1, n)).sort());
     } finally {
       // The standby is the leader now: it is the one the other tests' cleanup needs.
       controller = standby;

@@ -3,6 +3,7 @@
 // rotation stalls naming the node and the step; the controller SIGKILLed mid-run
 // (twice, with a node in flight each time) is replaced and the run finishes with
 // no node done twice and never two servers in flight.
+import { nodeRotationName } from '../../src/api/names.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -166,7 +167,7 @@ describe('the controller SIGKILLed mid-run', () => {
 
     // One NodeRotation per node, of the one run.
     const nrs = await nodeRotations(name);
-    expect(nrs.map((n) => n.metadata.name).sort()).toEqual([...SERVERS, ...WORKERS].map((n) => `${name}-g1-${n}`).sort());
+    expect(nrs.map((n) => n.metadata.name).sort()).toEqual([...SERVERS, ...WORKERS].map((n) => nodeRotationName(name, 1, n)).sort());
     for (const nr of nrs) expect([nr.spec.nodeName, nr.status?.phase]).toEqual([nr.spec.nodeName, 'Rotated']);
     for (const n of ['rke2-server-2', 'rke2-worker-1']) expect(nrs.find((x) => x.spec.nodeName === n)!.status!.message).toContain('resumed after an interruption');
     const iv = intervals(nrs);
