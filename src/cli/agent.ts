@@ -18,7 +18,8 @@ node's certificates as they instruct, reporting each step in their status.
   --node-name NAME       this node (default: $NODE_NAME)
   --host-root DIR        where the node's filesystem is mounted (default /)
   --data-dir DIR         the distribution's data dir on the host (default: the catalog's)
-  --node-ip IP           the node's IP, where components bound to it answer (default: the Node's InternalIP)
+  --node-ip IP           the node's IP, where components bound to it answer (default: $NODE_IP, which the
+                         chart sets from status.hostIP; else the Node's InternalIP, which needs get nodes)
   --loopback-address IP  where the node's 127.0.0.1 listeners are reached (default 127.0.0.1:
                          the agent runs on the host network)
   --restarter KIND       host (systemctl/docker, via nsenter when --host-root is not /)
@@ -39,7 +40,7 @@ async function run(argv: string[], io: Io): Promise<number> {
       'node-name': { type: 'string', default: process.env.NODE_NAME },
       'host-root': { type: 'string', default: '/' },
       'data-dir': { type: 'string' },
-      'node-ip': { type: 'string' },
+      'node-ip': { type: 'string', default: process.env.NODE_IP || undefined },
       'loopback-address': { type: 'string' },
       restarter: { type: 'string', default: 'host' },
       'simulation-url': { type: 'string' },

@@ -149,6 +149,8 @@ describe('charts/certrotator', () => {
     expect(apod.volumes[0].hostPath).toEqual({ path: '/var/lib/rancher/rke2', type: 'Directory' });
     expect(apod.containers[0].volumeMounts[0]).toEqual({ name: 'host-data', mountPath: '/host/var/lib/rancher/rke2' });
     expect(apod.containers[0].securityContext).toMatchObject({ privileged: true, readOnlyRootFilesystem: true });
+    // Its node's IP from the downward API: the agent needs no access to Node objects.
+    expect(apod.containers[0].env).toContainEqual({ name: 'NODE_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } });
     const rke = docs(helmTemplate(HELM, ['--set', 'distribution=rke,agent.privileged=false']));
     const rpod = find(rke, 'DaemonSet', 'certrotator-agent').spec.template.spec;
     expect(rpod.volumes[0].hostPath.path).toBe('/etc/kubernetes');
@@ -270,16 +272,23 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
       [controllerKc, ['create', 'leases', '-n', NAMESPACE]], [controllerKc, ['get', `leases/${LEASE}`, '-n', NAMESPACE]],
       [controllerKc, ['update', `leases/${LEASE}`, '-n', NAMESPACE]],
       [agentKc, ['get', 'noderotations']], [agentKc, ['list', 'noderotations']], [agentKc, ['watch', 'noderotations']],
-      [agentKc, ['patch', 'noderotations', '--subresource=status']], [agentKc, ['get', `nodes/${NODE}`]], [agentKc, ['get', 'certificaterotations']],
-      // RKE runs (src/controller/rke-kube.ts, src/cli/agent.ts): the cluster state and the run's bundle, by name.
+      [agentKc, ['patch', 'noderotations', '--subresource=status']], [agentKc, ['get', 'certificaterotations']],
+    ];
+    const answers = await Promise.all(granted.map(async ([kc, args]) => ({ args, allowed: await canI(kc, ...args) })));
+    expect(answers.filter((a) => !a.allowed)).toEqual([]);
+    expect(answers.length).toBe(21);
+    // RKE runs only (src/controller/rke-kube.ts, src/cli/agent.ts): the cluster state and the run's bundle,
+    // by name. This install is RKE2 (the default): none of it; with distribution=rke, exactly these.
+    const rke: [string, string[]][] = [
       [controllerKc, ['get', 'secrets/full-cluster-state', '-n', 'kube-system']], [controllerKc, ['update', 'secrets/full-cluster-state', '-n', 'kube-system']],
       [controllerKc, ['get', 'configmaps/full-cluster-state', '-n', 'kube-system']], [controllerKc, ['update', 'configmaps/full-cluster-state', '-n', 'kube-system']],
       [controllerKc, ['create', 'secrets', '-n', NAMESPACE]], [controllerKc, ['get', 'secrets/certrotator-rke-bundle', '-n', NAMESPACE]],
       [controllerKc, ['delete', 'secrets/certrotator-rke-bundle', '-n', NAMESPACE]], [agentKc, ['get', 'secrets/certrotator-rke-bundle', '-n', NAMESPACE]],
     ];
-    const answers = await Promise.all(granted.map(async ([kc, args]) => ({ args, allowed: await canI(kc, ...args) })));
-    expect(answers.filter((a) => !a.allowed)).toEqual([]);
-    expect(answers.length).toBe(30);
+    const onRke2 = await Promise.all(rke.map(async ([kc, args]) => ((await canI(kc, ...args)) ? args.join(' ') : '')));
+    expect(onRke2.filter(Boolean)).toEqual([]);
+    const rkeRoles = docs(helmTemplate(HELM, ['--set', 'distribution=rke'])).filter((o) => o.kind === 'Role' && /rke-(state|bundle)$/.test(o.metadata.name)).map((o) => o.metadata.name).sort();
+    expect(rkeRoles).toEqual(['certrotator-agent-rke-bundle', 'certrotator-controller-rke-bundle', 'certrotator-controller-rke-state']);
   });
 
   it('refuses what they must not do: Secrets, CRDs, pods, other Leases, spec writes, other namespaces', async () => {
@@ -296,7 +305,7 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
       ]) asks.push([who, kc, args]);
     }
     for (const args of [
-      ['patch', 'noderotations'], ['create', 'noderotations'], ['delete', 'noderotations'], ['list', 'nodes'],
+      ['patch', 'noderotations'], ['create', 'noderotations'], ['delete', 'noderotations'], ['list', 'nodes'], ['get', `nodes/${NODE}`],
       ['patch', 'certificaterotations'], ['update', 'certificaterotations', '--subresource=status'], ['create', 'events', '-n', 'default'],
     ]) asks.push(['agent', agentKc, args]);
     for (const args of [['patch', 'noderotations', '--subresource=status'], ['update', 'noderotations']]) asks.push(['controller', controllerKc, args]);
@@ -311,7 +320,7 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
     ]) asks.push(['controller', controllerKc, args]);
     const allowed = await Promise.all(asks.map(async ([who, kc, args]) => ((await canI(kc, ...args)) ? `${who}: ${args.join(' ')}` : '')));
     expect(allowed.filter(Boolean)).toEqual([]);
-    expect(asks.length).toBe(64);
+    expect(asks.length).toBe(65);
     // And a real request, not only the access review: reading Secrets is a 403.
     const r = await kubectl(['get', 'secrets', '-A'], { kubeconfig: controllerKc });
     expect(r.code).not.toBe(0);
