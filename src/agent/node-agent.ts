@@ -10,6 +10,7 @@ import type { NodeRotation, NodeRotationStatus } from '../api/noderotation.js';
 import { makeClients, type ClusterCustomResource } from '../kube/client.js';
 import { customResourceInformer, objectKey, type Informer } from '../kube/informer.js';
 import { WorkQueue } from '../kube/workqueue.js';
+import { workQueueHooks, type CertrotatorMetrics } from '../observability/metrics.js';
 import type { HostRunner } from './host-runner.js';
 import { reconcileNodeRotation } from './reconcile.js';
 
@@ -19,6 +20,8 @@ export interface NodeAgentOptions {
   agentName: string;
   runner: HostRunner;
   log: Logger;
+  /** Reconciles and their outcomes (certrotator_reconcile_total{controller="agent"}), as the controller counts its own. */
+  metrics?: CertrotatorMetrics;
 }
 
 export class NodeAgent {
@@ -36,7 +39,10 @@ export class NodeAgent {
     // retried with backoff; each one is said, with the NodeRotation's name.
     this.queue = new WorkQueue({
       name: 'agent',
-      hooks: { onError: (key, err, retries) => o.log.error({ noderotation: key, retries, err: err instanceof Error ? err.message : String(err) }, 'reconcile failed; retrying with backoff') },
+      hooks: {
+        ...(o.metrics ? workQueueHooks(o.metrics, 'agent') : {}),
+        onError: (key, err, retries) => o.log.error({ noderotation: key, retries, err: err instanceof Error ? err.message : String(err) }, 'reconcile failed; retrying with backoff'),
+      },
     });
     this.informer = customResourceInformer(o.kc, this.nodeRotations, {
       name: 'noderotations',

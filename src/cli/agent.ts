@@ -6,6 +6,7 @@ import { CatalogHostRunner } from '../agent/host-runner.js';
 import { NodeAgent } from '../agent/node-agent.js';
 import { isNotFound, loadKubeConfig, makeClients } from '../kube/client.js';
 import { createLogger } from '../observability/logger.js';
+import { createMetrics } from '../observability/metrics.js';
 import { startObservabilityServer } from '../observability/server.js';
 import { UsageError, type Command, type Io } from './command.js';
 import { executorFor } from './node.js';
@@ -63,8 +64,10 @@ async function run(argv: string[], io: Io): Promise<number> {
   const kc = loadKubeConfig({ kubeconfig: values.kubeconfig });
   const nodeIP = values['node-ip'] ?? (await internalIP(kc, nodeName));
   const core = makeClients(kc).core;
+  const metrics = createMetrics();
   const agent = new NodeAgent({
     kc,
+    metrics,
     nodeName,
     agentName: process.env.POD_NAME ?? hostname(),
     runner: new CatalogHostRunner({
@@ -86,7 +89,7 @@ async function run(argv: string[], io: Io): Promise<number> {
     }),
     log,
   });
-  const health = await startObservabilityServer({ port: healthPort, host: values['health-host'], informers: [agent.informer] });
+  const health = await startObservabilityServer({ port: healthPort, host: values['health-host'], informers: [agent.informer], registry: metrics.registry });
   log.info({ nodeIP, healthPort: health.port }, 'agent starting');
   try {
     await agent.start(syncSeconds * 1000);

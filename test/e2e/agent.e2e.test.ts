@@ -182,4 +182,17 @@ describe('certrotator agent', () => {
       fleet.sim(node).faults.serveStale = false;
     }
   });
+
+  it('serves /metrics: its reconciles counted by outcome, as the controller counts its own', async () => {
+    const node = 'rke2-server-1';
+    const port = fleet
+      .agentLog(node)
+      .split('\n')
+      .map((l) => (l.includes('agent starting') ? (JSON.parse(l) as { healthPort?: number }).healthPort : undefined))
+      .filter((p): p is number => typeof p === 'number')
+      .at(-1);
+    expect(port).toBeGreaterThan(0);
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(text).toMatch(/^certrotator_reconcile_total\{controller="agent",result="success"\} [1-9]/m);
+  });
 });
