@@ -35,31 +35,39 @@ describe('slotHolder', () => {
   describe('a node whose agent has not reported holds the slot after its run ended (nodeTimeout)', () => {
     const nr = (rotation: string, generation: number, node: string, phase?: string): NodeRotation =>
       ({
-        metadata: { name: `${rotation}-g${generation}-${node}` },
-        spec: { rotation, generation, nodeName: node },
-        ...(phase ? { status: { phase } } : {}),
+        metadata: { name: `${rotation}-g${generation}-${node}`, creationTimestamp: '2026-09-01T09:00:00Z' },
+        spec: { rotation, generation, nodeName: node, runID: `uid-${rotation}-g${generation}` },
+        ...(phase ? { status: { phase, ...(phase === 'Updating' ? { startedAt: '2026-09-01T09:01:02Z' } : {}) } } : {}),
       }) as unknown as NodeRotation;
+    // The holder without the since-times and the release command (checked on their own below).
+    const short = (h: string | undefined) => h?.replace(/ since [0-9TZ:-]+/g, '').replace(/ with no final report[\s\S]*\)$/, ')');
     const timedOut = rot('slow', 0, { runGeneration: 1, phase: 'Failed', observedGeneration: 1 });
     const of = (list: NodeRotation[]) => (name: string) => list.filter((n) => n.spec.rotation === name);
 
     it.each<[string, NodeRotation[], string | undefined]>([
       ['an Updating node of a failed run', [nr('slow', 1, 'a', 'Rotated'), nr('slow', 1, 'b', 'Updating')], 'slow (node b still in flight)'],
       ['a node never picked up (no status)', [nr('slow', 1, 'b')], 'slow (node b still in flight)'],
-      ['a Pending node', [nr('slow', 1, 'b', 'Pending'), nr('slow', 1, 'c', 'Updating')], 'slow (node b, c still in flight)'],
+      ['a Pending node', [nr('slow', 1, 'b', 'Pending'), nr('slow', 1, 'c', 'Updating')], 'slow (node b, node c still in flight)'],
       ['every node reported', [nr('slow', 1, 'a', 'Rotated'), nr('slow', 1, 'b', 'RolledBack'), nr('slow', 1, 'c', 'Failed')], undefined],
     ])('%s', (_name, nodeRotations, holder) => {
-      expect(slotHolder(rot('me', 5), [rot('me', 5), timedOut], of(nodeRotations))).toBe(holder);
+      expect(short(slotHolder(rot('me', 5), [rot('me', 5), timedOut], of(nodeRotations)))).toBe(holder);
     });
 
     it('a node whose Node object is gone never reports: it holds nothing (issue: a deleted Node blocked every later rotation)', () => {
       const list = [nr('slow', 1, 'gone', 'Updating'), nr('slow', 1, 'b', 'Updating')];
-      expect(slotHolder(rot('me', 5), [rot('me', 5), timedOut], of(list), (name) => name !== 'gone')).toBe('slow (node b still in flight)');
+      expect(short(slotHolder(rot('me', 5), [rot('me', 5), timedOut], of(list), (name) => name !== 'gone'))).toBe('slow (node b still in flight)');
       expect(slotHolder(rot('me', 5), [rot('me', 5), timedOut], of([list[0]!]), (name) => name !== 'gone')).toBeUndefined();
+    });
+
+    it('says since when each node is in flight, and the one command that releases the slot when an agent is gone for good', () => {
+      const h = slotHolder(rot('me', 5), [rot('me', 5), timedOut], of([nr('slow', 1, 'b', 'Updating'), nr('slow', 1, 'c')]))!;
+      expect(h).toContain('node b since 2026-09-01T09:01:02Z, node c since 2026-09-01T09:00:00Z still in flight with no final report from its agent');
+      expect(h).toContain(`kubectl patch noderotation slow-g1-b --subresource=status --type=merge -p '{"status":{"phase":"Failed","runID":"uid-slow-g1","message":"released by hand: agent gone"}}' (and the same for the others)`);
     });
 
     it("me's own earlier run counts too (a spec change after a timeout)", () => {
       const me = rot('me', 5, { runGeneration: 1, phase: 'Failed', observedGeneration: 1 }, {}, 2);
-      expect(slotHolder(me, [me], of([nr('me', 1, 'x', 'Updating')]))).toBe('me (node x still in flight)');
+      expect(short(slotHolder(me, [me], of([nr('me', 1, 'x', 'Updating')])))).toBe('me (node x still in flight)');
     });
 
     it('a running rotation is still named first', () => {

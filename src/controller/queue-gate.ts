@@ -58,8 +58,24 @@ export function slotHolder(
     const open = nodeRotationsOf(r.metadata.name!).filter(
       (nr) => nr.spec.action !== 'Check' && !(nr.status && FINISHED_BY_AGENT.includes(nr.status.phase)) && nodeExists(nr.spec.nodeName),
     );
-    if (open.length > 0) return `${r.metadata.name} (node ${open.map((nr) => nr.spec.nodeName).sort().join(', ')} still in flight)`;
+    if (open.length > 0) return `${r.metadata.name} (${inFlight(open)})`;
   }
   const ahead = others.filter((r) => wantsToRun(r) && queueOrder(r, me) < 0).sort(queueOrder)[0];
   return ahead?.metadata.name;
+}
+
+// Which nodes hold the slot, since when, and the one command that lets it go
+// when an agent is gone for good (its host reinstalled, its pod never coming
+// back): a final report written by hand. Deleting the NodeRotation is not the way:
+// only the controller may (charts/certrotator/templates/noderotation-policy.yaml),
+// and the report keeps the record of what happened.
+function inFlight(open: readonly NodeRotation[]): string {
+  const sorted = [...open].sort((a, b) => (a.spec.nodeName < b.spec.nodeName ? -1 : 1));
+  const nodes = sorted.map((nr) => {
+    const since = nr.status?.startedAt ?? (nr.metadata.creationTimestamp as unknown as string | undefined);
+    return `node ${nr.spec.nodeName}${since ? ` since ${new Date(since).toISOString().replace(/\.\d{3}Z$/, 'Z')}` : ''}`;
+  });
+  const first = sorted[0]!;
+  const release = `kubectl patch noderotation ${first.metadata.name} --subresource=status --type=merge -p '{"status":{"phase":"Failed","runID":"${first.spec.runID}","message":"released by hand: agent gone"}}'`;
+  return `${nodes.join(', ')} still in flight with no final report from its agent; if an agent is gone for good, release its node with: ${release}${sorted.length > 1 ? ' (and the same for the others)' : ''}`;
 }
