@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimulatedFleet } from '../../src/simulation/fleet.js';
-import { kubectlOk } from '../cluster/kubectl.js';
+import { runCommand } from '../cluster/command.js';
+import { kubectlOk, kubectlPath } from '../cluster/kubectl.js';
 import type { SimulatedNode as ClusterNode } from '../cluster/nodes.js';
 import { ControllerProcess } from './support/controller.js';
 import { installCrds } from './support/crds.js';
@@ -73,4 +74,31 @@ describe('a node that overruns nodeTimeout', () => {
     expect(all).toHaveLength(5);
     expect(overlappingServers(intervals(all))).toEqual([]);
   }, 150_000);
+
+  it('an agent gone for good: the queued rotation names the node and the command that releases it; run as written, the next rotation runs', async () => {
+    await fleet.stopAgent('rke2-server-3');
+    await applyRotation(`${P}gone`, { scope: 'Service', service: 'etcd', strategy: { nodeTimeout: '8s' } });
+    // rke2-server-1 and -2 rotate; rke2-server-3's agent never answers.
+    await kubectlOk(['wait', '--for=condition=Stalled', '--timeout=90s', `certrotation/${P}gone`]);
+    expect(condition(await getJson('certrotation', `${P}gone`), 'Stalled').message).toMatch(/^node rke2-server-3 .*the agent never reported/);
+    await applyRotation(`${P}after`, { scope: 'Service', service: 'etcd' });
+    let message = '';
+    for (let i = 0; i < 40 && !message.includes('kubectl patch'); i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      message = condition(await getJson('certrotation', `${P}after`), 'Reconciling')?.message ?? '';
+    }
+    expect(message).toMatch(/node rke2-server-3 since \S+Z still in flight with no final report from its agent/);
+    const command = /release its node with: (kubectl patch noderotation .*?\}\}')/.exec(message)?.[1];
+    expect(command).toBeDefined();
+    // Exactly as the message says (kubectl from the test control plane, this cluster's kubeconfig).
+    const run = await runCommand('sh', ['-c', command!.replace(/^kubectl /, `'${kubectlPath()}' --kubeconfig='${process.env.KUBECONFIG}' `)]);
+    expect(`${run.code} ${run.stderr}`).toBe('0 ');
+    await fleet.startAgent('rke2-server-3');
+    await kubectlOk(['wait', '--for=condition=Ready', '--timeout=90s', `certrotation/${P}after`]).catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${JSON.stringify((await getJson('certrotation', `${P}after`))?.status, null, 1)}\n${debug()}`);
+    });
+    // The released node was never acted on for the old run.
+    const released = (await nodeRotations(`${P}gone`)).find((n) => n.spec.nodeName === 'rke2-server-3')!;
+    expect(released.status).toMatchObject({ phase: 'Failed', message: 'released by hand: agent gone' });
+  }, 240_000);
 });
