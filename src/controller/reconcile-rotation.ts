@@ -132,7 +132,8 @@ async function continueRun(
   const runGeneration = base.runGeneration!;
   const distribution = base.distribution!;
   const nodeRotations = deps.read.nodeRotationsOf(name).filter((nr) => nr.spec.generation === runGeneration && nr.spec.rotation === name);
-  const d = decideCascade({ rotation, distribution, runGeneration, nodes: base.nodes ?? [], nodeRotations, now, nodeExists: nodeExistsIn(deps) });
+  const nodeExists = nodeExistsIn(deps);
+  const d = decideCascade({ rotation, distribution, runGeneration, nodes: base.nodes ?? [], nodeRotations, now, nodeExists });
 
   // A spec change that keeps WHAT is rotated is absorbed into this run; one
   // that changes it is not observed yet (kstatus then reads "in progress"),
@@ -182,7 +183,7 @@ async function continueRun(
   }
   if (deps.creates) deps.creates.start(name, d.create);
   else await createAll(deps, d.create);
-  if (starting && written) await pruneOldNodeRotations(deps, name, runGeneration);
+  if (starting && written) await pruneOldNodeRotations(deps, name, runGeneration, nodeExists);
 
   if (!written) return { requeueAfterMs: d.requeueAfterMs };
   // Events and metrics only for what is now persisted (a refused write re-decides and re-reports).
@@ -351,10 +352,9 @@ function nodeExistsIn(deps: ControllerDeps): (name: string) => boolean {
  * reported it finished or its Node is gone (a new run starting means none holds
  * the slot, so this is belt and braces).
  */
-async function pruneOldNodeRotations(deps: ControllerDeps, name: string, current: number): Promise<void> {
+async function pruneOldNodeRotations(deps: ControllerDeps, name: string, current: number, exists: (node: string) => boolean): Promise<void> {
   const all = deps.read.nodeRotationsOf(name).filter((nr) => nr.spec.rotation === name);
   const previous = Math.max(0, ...all.map((nr) => nr.spec.generation).filter((g) => g < current));
-  const exists = nodeExistsIn(deps);
   for (const nr of all) {
     if (nr.spec.generation >= previous) continue;
     const finished = (nr.status && FINISHED_BY_AGENT.includes(nr.status.phase)) || nr.status?.phase === 'Checked';

@@ -54,14 +54,11 @@ export interface ProvidedPair {
 /** Provided material by the cert path as the plan names it (host-relative, e.g. etc/kubernetes/ssl/kube-node.pem). */
 export type ProvidedMaterial = ReadonlyMap<string, ProvidedPair>;
 
-// A provided pair is installed instead of signing, but only after the same
-// checks a local signature gets implicitly: it chains to the CA on THIS host
-// (signature, not name), its key matches, it names the same subject as the
-// file it replaces, and it is valid now. The on-disk CA key is never read.
-// A new pair, before anything is written: parsed back by OpenSSL (the DER of a
-// local renewal comes from our own encoder; a bundle's comes over the API),
-// signed by this node's CA, its key the certificate's, the subject of the file it
-// replaces, a leaf valid now. The SANs are carried from the old certificate's DER
+// A new pair, before anything is written, whether renewed here (its DER comes
+// from our own encoder) or provided by the controller's bundle (installed
+// instead of signing; the on-disk CA key is never read): parsed back by
+// OpenSSL, signed by this node's CA (signature, not name), its key the
+// certificate's, the subject of the file it replaces, a leaf valid now. The SANs are carried from the old certificate's DER
 // unchanged and are not compared here: the verification after the restart, by the
 // components themselves, is what proves they are right (the test fault that drops
 // them relies on that).

@@ -67,6 +67,30 @@ function tokenKubeconfig(name: string, token: string): string {
   return path;
 }
 
+/**
+ * A ServiceAccount of the release namespace granted `rules` (cluster-wide, or in
+ * one namespace), and a kubeconfig with a token of it (TokenRequest): a third
+ * identity, neither the controller's nor the agent's.
+ */
+async function serviceAccountWith(name: string, scope: 'cluster' | string, rules: object[]): Promise<{ kubeconfig: string; remove: () => Promise<void> }> {
+  const [role, binding] = scope === 'cluster' ? ['ClusterRole', 'ClusterRoleBinding'] : ['Role', 'RoleBinding'];
+  const ns = scope === 'cluster' ? {} : { namespace: scope };
+  const yaml = [
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: NAMESPACE } },
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: role, metadata: { name, ...ns }, rules },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: binding,
+      metadata: { name, ...ns },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: role, name },
+      subjects: [{ kind: 'ServiceAccount', name, namespace: NAMESPACE }],
+    },
+  ].map((o) => stringify(o)).join('---\n');
+  await kubectlOk(['apply', '-f', '-'], { input: yaml });
+  const token = (await kubectlOk(['create', 'token', name, '-n', NAMESPACE, '--duration=1h'])).trim();
+  return { kubeconfig: tokenKubeconfig(name, token), remove: async () => void (await kubectl(['delete', '--ignore-not-found', '-f', '-'], { input: yaml })) };
+}
+
 async function agentPodOn(node: string): Promise<string> {
   const out = await kubectlOk(['get', 'pods', '-n', NAMESPACE, '-l', 'app.kubernetes.io/component=agent', '--field-selector', `spec.nodeName=${node}`, '-o', 'name']);
   const pod = out.trim().split('\n').filter(Boolean)[0];
@@ -368,25 +392,8 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
 
   it('only the controller creates, changes or deletes NodeRotations: a ServiceAccount that RBAC allows, and a cluster-admin, are refused by the policy', async () => {
     const intruder = 'chart-e2e-intruder';
-    const rbac = [
-      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: intruder, namespace: NAMESPACE } },
-      {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'ClusterRole',
-        metadata: { name: intruder },
-        rules: [{ apiGroups: ['certrotator.io'], resources: ['noderotations'], verbs: ['get', 'create', 'update', 'patch', 'delete'] }],
-      },
-      {
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'ClusterRoleBinding',
-        metadata: { name: intruder },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: intruder },
-        subjects: [{ kind: 'ServiceAccount', name: intruder, namespace: NAMESPACE }],
-      },
-    ];
-    const rbacYaml = rbac.map((o) => stringify(o)).join('---\n');
-    await kubectlOk(['apply', '-f', '-'], { input: rbacYaml });
-    const intruderKc = tokenKubeconfig(intruder, (await kubectlOk(['create', 'token', intruder, '-n', NAMESPACE, '--duration=1h'])).trim());
+    const sa = await serviceAccountWith(intruder, 'cluster', [{ apiGroups: ['certrotator.io'], resources: ['noderotations'], verbs: ['get', 'create', 'update', 'patch', 'delete'] }]);
+    const intruderKc = sa.kubeconfig;
     const name = 'chart-e2e-forged';
     const forged = stringify({
       apiVersion: 'certrotator.io/v1alpha1',
@@ -414,22 +421,16 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
       }
     } finally {
       await kubectl(['delete', 'noderotation', name, '--ignore-not-found'], { kubeconfig: controllerKc });
-      await kubectl(['delete', '--ignore-not-found', '-f', '-'], { input: rbacYaml });
+      await sa.remove();
     }
   });
 
   it('a replica whose caches cannot sync does not hold its place: the agent exits 1 instead of looking healthy idle; the leader gives up its Lease and exits 1', async () => {
     // An identity that may hold a Lease and nothing else: it leads, but cannot list what it must watch.
     const who = 'chart-e2e-cannot-list';
-    const objs = [
-      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: who, namespace: NAMESPACE } },
-      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: who, namespace: NAMESPACE }, rules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }] },
-      { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: who, namespace: NAMESPACE }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: who }, subjects: [{ kind: 'ServiceAccount', name: who, namespace: NAMESPACE }] },
-    ];
-    const yaml = objs.map((o) => stringify(o)).join('---\n');
-    await kubectlOk(['apply', '-f', '-'], { input: yaml });
+    const sa = await serviceAccountWith(who, NAMESPACE, [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }]);
     try {
-      const kc = tokenKubeconfig(who, (await kubectlOk(['create', 'token', who, '-n', NAMESPACE, '--duration=1h'])).trim());
+      const kc = sa.kubeconfig;
       const cli = (args: string[]) => runCommand('timeout', ['60', process.execPath, '--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'main.ts'), ...args]);
       const [agent, controller] = await Promise.all([
         cli(['agent', '--node-name', NODE, '--node-ip', '127.0.0.1', '--kubeconfig', kc, '--health-port', '0', '--health-host', '127.0.0.1', '--cache-sync-timeout', '3', '--restarter', 'simulation', '--simulation-url', 'http://127.0.0.1:9']),
@@ -442,7 +443,7 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
       const lease = JSON.parse(await kubectlOk(['get', 'lease', who, '-n', NAMESPACE, '-o', 'json']));
       expect(lease.spec.holderIdentity ?? '').toBe(''); // released for a standby
     } finally {
-      await kubectl(['delete', '--ignore-not-found', '-f', '-'], { input: yaml });
+      await sa.remove();
       await kubectl(['delete', 'lease', who, '-n', NAMESPACE, '--ignore-not-found']);
     }
   }, 120_000);

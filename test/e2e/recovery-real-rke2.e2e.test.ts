@@ -16,14 +16,15 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { REPO_ROOT } from '../cluster/paths.js';
 import { RealRke2Cluster, type RealNode } from '../realnode/cluster.js';
 import { expireLeaves } from '../realnode/expire.js';
 import { tls } from '../realnode/rke2-layout.js';
 import { waitFor } from './support/controller.js';
-import { etcdIsHealthy, getTls } from './support/real-checks.js';
-import { opensslVerify, pemSerial, servedPem } from './support/rotation.js';
+import { etcdIsHealthy } from './support/real-checks.js';
+import { diskSerial } from './support/real-suite.js';
+import { apiReadyz, embeddedAdminSerial, etcdHealth } from './support/rke2-oracles.js';
+import { opensslVerify, servedPem } from './support/rotation.js';
 
 let work: string;
 let cluster: RealRke2Cluster | undefined;
@@ -52,10 +53,6 @@ async function certrotator(n: RealNode, args: string[]): Promise<{ code: number;
   return r;
 }
 
-const etcdHealth = (n: RealNode, via: RealNode) =>
-  getTls(`https://${n.ip}:2379/health`, { cert: tls(via.dataDir, 'etcd/client.crt'), key: tls(via.dataDir, 'etcd/client.key') }, tls(via.dataDir, 'etcd/server-ca.crt'));
-const apiReadyz = (n: RealNode, via: RealNode) =>
-  getTls(`https://${n.ip}:6443/readyz`, { cert: tls(via.dataDir, 'client-admin.crt'), key: tls(via.dataDir, 'client-admin.key') }, tls(via.dataDir, 'server-ca.crt'));
 const expiredFiles = (checkJson: string): string[] =>
   (JSON.parse(checkJson).certificates as { path: string; status: string }[]).filter((c) => c.status === 'EXPIRED').map((c) => c.path);
 const notAfter = (pem: string): Date => new Date(new X509Certificate(pem).validTo);
@@ -89,7 +86,7 @@ describe('RKE2 recovery on the day of expiry, on real etcd and kube-apiserver', 
 
   test('the documented recovery: renew offline on every server, start the servers together, then the workers', async () => {
     const beforeAdmin = new Map<string, string>();
-    for (const n of servers()) beforeAdmin.set(n.name, await pemSerial(readFileSync(tls(n.dataDir, 'client-admin.crt'), 'utf8')));
+    for (const n of servers()) beforeAdmin.set(n.name, await diskSerial(tls(n.dataDir, 'client-admin.crt')));
     // 1. On every server, with rke2-server stopped: renew every file from the CAs on disk, no restart.
     for (const n of servers()) {
       const r = await certrotator(n, ['rotate', '--all', '--no-restart', '-o', 'json']);
@@ -112,9 +109,8 @@ describe('RKE2 recovery on the day of expiry, on real etcd and kube-apiserver', 
       const check = await certrotator(n, ['check', '--fail-on', 'expired']);
       expect(`${n.name} exit ${check.code} ${check.stderr}`).toBe(`${n.name} exit 0 ${check.stderr}`);
       // rke2.yaml is rewritten at start with the new admin pair (k3s pkg/server/server.go writeKubeConfig).
-      const k = parseYaml(readFileSync(n.config.adminKubeconfig, 'utf8')) as { users: { user: Record<string, string> }[] };
-      const embedded = await pemSerial(Buffer.from(k.users[0]!.user['client-certificate-data']!, 'base64').toString('utf8'));
-      expect(embedded).toBe(await pemSerial(readFileSync(tls(n.dataDir, 'client-admin.crt'), 'utf8')));
+      const embedded = await embeddedAdminSerial(n);
+      expect(embedded).toBe(await diskSerial(tls(n.dataDir, 'client-admin.crt')));
       expect(embedded).not.toBe(beforeAdmin.get(n.name));
       // Every endpoint serves a current certificate that openssl verifies against the unchanged CA.
       for (const [port, ca] of [[6443, 'server-ca.crt'], [2379, 'etcd/server-ca.crt'], [2380, 'etcd/peer-ca.crt'], [9345, 'server-ca.crt']] as const) {

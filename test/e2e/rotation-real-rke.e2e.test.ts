@@ -25,8 +25,8 @@ import { kubectlOk } from '../cluster/kubectl.js';
 import { RealRkeCluster, type RkeNode } from '../realnode/rke-cluster.js';
 import { etcdCertName } from '../realnode/rke-layout.js';
 import { etcdIsHealthy, getTls, leases } from './support/real-checks.js';
-import { diskSerials, etcdTraffic, expectLeasesRenewed, expectServedIsDisk, realSuite, type ServedFile } from './support/real-suite.js';
-import { applyRotation, condition, getJson, intervals, nodeRotations, normSerial, opensslVerify, overlappingServers, pemSerial, servedPem, waitRotationCondition } from './support/rotation.js';
+import { diskSerial, diskSerials, etcdTraffic, expectLeasesRenewed, expectServedIsDisk, realSuite, type ServedFile } from './support/real-suite.js';
+import { applyRotation, condition, getJson, intervals, nodeRotations, normSerial, opensslVerify, overlappingServers, servedPem, waitRotationCondition } from './support/rotation.js';
 
 const suite = realSuite<RkeNode, RealRkeCluster>('real-rke', (workDir) =>
   RealRkeCluster.start({ workDir, binDir: process.env.CERTROTATOR_BIN_DIR!, servers: 3, workers: 1 }),
@@ -55,8 +55,6 @@ const SERVED: readonly ServedFile<RkeNode>[] = [
   { port: 2379, file: (n) => ssl(n, `${etcdCertName(n.ip)}.pem`) },
   { port: 2380, file: (n) => ssl(n, `${etcdCertName(n.ip)}.pem`) },
 ];
-
-const diskSerial = (file: string): Promise<string> => pemSerial(readFileSync(file, 'utf8'));
 
 // Every member, asked with the first server's kube-node pair as it was when the run started.
 function newTraffic(prefix: string) {

@@ -13,13 +13,13 @@
 // the load balancer throughout, and etcd's quorum is watched.
 import { describe, expect, test } from '@jest/globals';
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import { join } from 'node:path';
 import { RealRke2Cluster, type RealNode } from '../realnode/cluster.js';
 import { tls } from '../realnode/rke2-layout.js';
 import { waitFor } from './support/controller.js';
 import { getTls, leases, snapshotDir } from './support/real-checks.js';
-import { diskSerials, etcdTraffic, expectLeasesRenewed, expectServedIsDisk, realSuite, type ServedFile } from './support/real-suite.js';
+import { apiReadyz, embeddedAdminSerial, etcdHealth } from './support/rke2-oracles.js';
+import { diskSerial, diskSerials, etcdTraffic, expectLeasesRenewed, expectServedIsDisk, realSuite, type ServedFile } from './support/real-suite.js';
 import { condition, intervals, nodeRotations, pemSerial, run, servedPem } from './support/rotation.js';
 
 const suite = realSuite<RealNode, RealRke2Cluster>('real-rke2', (workDir) =>
@@ -29,19 +29,12 @@ const cluster = (): RealRke2Cluster => suite.cluster();
 
 // ---- oracles ---------------------------------------------------------------
 
-const etcdHealth = (n: RealNode, via: RealNode) =>
-  getTls(`https://${n.ip}:2379/health`, { cert: tls(via.dataDir, 'etcd/client.crt'), key: tls(via.dataDir, 'etcd/client.key') }, tls(via.dataDir, 'etcd/server-ca.crt'));
-const apiReadyz = (n: RealNode, via: RealNode) =>
-  getTls(`https://${n.ip}:6443/readyz`, { cert: tls(via.dataDir, 'client-admin.crt'), key: tls(via.dataDir, 'client-admin.key') }, tls(via.dataDir, 'server-ca.crt'));
-
 // Every member, asked with the first server's etcd client pair as it was when the run started.
 function newTraffic(prefix: string) {
   const first = cluster().servers[0]!;
   const pair = { cert: tls(first.dataDir, 'etcd/client.crt'), key: tls(first.dataDir, 'etcd/client.key') };
   return etcdTraffic(prefix, cluster().kubeconfig, cluster().servers, pair, tls(first.dataDir, 'etcd/server-ca.crt'));
 }
-
-const diskSerial = (file: string): Promise<string> => pemSerial(readFileSync(file, 'utf8'));
 
 // What each server serves where, by upstream's flags (test/realnode/rke2-layout.ts):
 // a hand-written table, not the catalog's.
@@ -83,15 +76,11 @@ describe('RKE2 with real etcd, kube-apiserver, kube-controller-manager and kube-
   });
 
   test('scope All: every server then every worker, the cluster keeps serving; rke2.yaml embeds the new admin pair', async () => {
-    const embedded = async (n: RealNode) => {
-      const k = parseYaml(readFileSync(n.config.adminKubeconfig, 'utf8')) as { users: { user: Record<string, string> }[] };
-      return pemSerial(Buffer.from(k.users[0]!.user['client-certificate-data']!, 'base64').toString('utf8'));
-    };
-    const before = await Promise.all(cluster().servers.map(embedded));
+    const before = await Promise.all(cluster().servers.map(embeddedAdminSerial));
     await rotate('real-all', { scope: 'All' }, () => true);
     // rke2 rewrites /etc/rancher/rke2/rke2.yaml at start (k3s pkg/server/server.go writeKubeConfig); the agent checked it too.
     for (const [i, n] of cluster().servers.entries()) {
-      const now = await embedded(n);
+      const now = await embeddedAdminSerial(n);
       expect(`${n.name} ${now}`).toBe(`${n.name} ${await diskSerial(tls(n.dataDir, 'client-admin.crt'))}`);
       expect(`${n.name} ${now}`).not.toBe(`${n.name} ${before[i]}`);
       expect(readFileSync(cluster().agents.get(n.name)!.log, 'utf8')).not.toMatch(/does not embed the new/);

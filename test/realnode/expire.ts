@@ -11,6 +11,7 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { randomSerial } from './openssl.js';
 
 const run = promisify(execFile);
 
@@ -79,7 +80,7 @@ async function resign(work: string, file: string, key: string, ca: CaFiles | und
   const csr = join(work, 'req.csr');
   const out = join(work, 'new.crt');
   await fs.writeFile(join(work, 'index.txt'), '');
-  await fs.writeFile(join(work, 'serial'), `${randomSerialHex()}\n`);
+  await fs.writeFile(join(work, 'serial'), `${randomSerial()}\n`);
   await fs.writeFile(
     join(work, 'ca.cnf'),
     [
@@ -116,12 +117,4 @@ export async function redateCa(ca: CaFiles, start: Date, end: Date): Promise<voi
   } finally {
     await fs.rm(work, { recursive: true, force: true });
   }
-}
-
-function randomSerialHex(): string {
-  const b = new Uint8Array(8);
-  crypto.getRandomValues(b);
-  b[0]! &= 0x7f;
-  b[0]! |= 0x10;
-  return Buffer.from(b).toString('hex');
 }

@@ -53,8 +53,8 @@ export async function issueWithOpenssl(caCertFile: string, caKeyFile: string, re
   }
 }
 
-// dynamiclistener: a random 63-bit serial.
-function randomSerial(): string {
+// dynamiclistener: a random 63-bit serial, as hex (16 digits).
+export function randomSerial(): string {
   const b = new Uint8Array(8);
   crypto.getRandomValues(b);
   b[0]! &= 0x7f;

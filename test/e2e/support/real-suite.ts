@@ -103,7 +103,8 @@ export interface ServedFile<N extends BaseNode> {
   readonly file: (n: N) => string;
 }
 
-const diskSerial = (file: string): Promise<string> => pemSerial(readFileSync(file, 'utf8'));
+/** The serial of the first certificate in a PEM file. */
+export const diskSerial = (file: string): Promise<string> => pemSerial(readFileSync(file, 'utf8'));
 
 /** `<node>:<port>` → the serial of the file on disk that the port serves. */
 export async function diskSerials<N extends BaseNode>(servers: readonly N[], table: readonly ServedFile<N>[]): Promise<Map<string, string>> {
