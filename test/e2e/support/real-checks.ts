@@ -68,6 +68,8 @@ export class Traffic {
   attempted = 0;
   acked: string[] = [];
   failures: string[] = [];
+  /** When each failed write was sent (ms since the epoch), to say which window the failures fell in. */
+  failedAt: number[] = [];
   // Samples in a row without a healthy majority. etcd's /health also says false
   // for the moment a leader hands over (a graceful stop: "leader changed"), one
   // sample; a lost quorum or leader lasts at least an election timeout (5 s here,
@@ -100,13 +102,17 @@ export class Traffic {
     for (let i = 0; !this.stopped; i++) {
       const name = `${this.prefix}-${i}`;
       this.attempted++;
+      const sentAt = Date.now();
       inflight.push(
         Promise.race([
           this.core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name }, data: { i: String(i) } } }),
           new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in 10 s')), 10_000)),
         ]).then(
           () => void this.acked.push(name),
-          (e: Error) => void this.failures.push(`${name}: ${e.message.slice(0, 120)}`),
+          (e: Error & { cause?: { code?: string } }) => {
+            this.failedAt.push(sentAt);
+            this.failures.push(`${name}: ${e.message.slice(0, 120)}${e.cause?.code ? ` (${e.cause.code})` : ''}`);
+          },
         ),
       );
       await new Promise((r) => setTimeout(r, 200));
