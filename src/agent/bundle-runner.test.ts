@@ -1,30 +1,30 @@
-// The agent's side of the RKE bundle: a NodeRotation naming a bundle Secret
-// has it read (by name) only when a new run is prepared, installs it on a
-// worker that has no CA key, and refuses a bundle issued for another run or a
-// missing one before touching the host.
+// The agent's side of the RKE bundle: a NodeRotation naming a bundle has the
+// pairs fetched (opened from what the controller sealed to this agent) only
+// when a new run is prepared, installs them on a worker that has no CA key,
+// and refuses a missing pair or no way to receive them before touching the host.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NodeRotationSpec } from '../api/noderotation.js';
-import { bundleSecretData, BUNDLE_RUN_ANNOTATION, issueBundle } from '../controller/rke-bundle.js';
+import { issueBundle } from '../controller/rke-bundle.js';
 import type { RestartExecutor } from '../host/restart.js';
 import { clusterCas, rkeNode, type FixtureNode } from '../simulation/fixtures.js';
 import { fullClusterStateFromTrees } from '../simulation/rke-state.js';
 import { changedPaths, copyDir, snapshotTree } from '../simulation/tree.js';
-import { CatalogHostRunner, type SecretReader } from './host-runner.js';
+import { CatalogHostRunner, type BundlePairs } from './host-runner.js';
 
 const SSL = 'etc/kubernetes/ssl';
 let work: string;
 let worker: FixtureNode;
-let data: Record<string, string>;
+let pairs: BundlePairs;
 let n = 0;
 
 beforeAll(async () => {
   work = await fs.mkdtemp(join(tmpdir(), 'certrotator-bundle-runner-'));
   const cp = await rkeNode(join(work, 'cp'), { nodeName: 'cp', nodeIP: '127.0.6.1', roles: ['etcd', 'controlplane'] });
   worker = await rkeNode(join(work, 'w'), { nodeName: 'w', nodeIP: '127.0.6.2', roles: ['worker'], cas: await clusterCas(cp) });
-  data = bundleSecretData(await issueBundle(await fullClusterStateFromTrees([cp]), ['kube-proxy'], new Date()));
+  pairs = await issueBundle(await fullClusterStateFromTrees([cp]), ['kube-proxy'], new Date());
 }, 60_000);
 afterAll(() => fs.rm(work, { recursive: true, force: true }));
 
@@ -34,33 +34,34 @@ const spec: NodeRotationSpec = {
   bundleSecretRef: { namespace: 'certrotator-system', name: 'certrotator-rke-bundle' },
 };
 
-async function runWith(readSecret: SecretReader) {
+async function runWith(bundle: (() => Promise<BundlePairs>) | undefined) {
   const root = join(work, `run-${++n}`);
   await copyDir(worker.root, root);
   const before = await snapshotTree(root, (p) => /ssl-backup-/.test(p));
-  const runner = new CatalogHostRunner({ hostRoot: root, nodeIP: '127.0.6.2', executor: {} as RestartExecutor, readSecret });
-  const result = await runner.run(spec, () => {}).catch((e: unknown) => e as Error);
+  const runner = new CatalogHostRunner({ hostRoot: root, nodeIP: '127.0.6.2', executor: {} as RestartExecutor });
+  const result = await runner.run(spec, () => {}, bundle).catch((e: unknown) => e as Error);
   return { root, result, changed: changedPaths(before, await snapshotTree(root, (p) => /ssl-backup-/.test(p))) };
 }
 
 describe('CatalogHostRunner with spec.bundleSecretRef', () => {
-  it('reads the named Secret and installs its pair on a worker without the CA key', async () => {
-    const asked: string[] = [];
-    const { root, result, changed } = await runWith(async (ref) => {
-      asked.push(`${ref.namespace}/${ref.name}`);
-      return { data, annotations: { [BUNDLE_RUN_ANNOTATION]: 'uid-r-g2' } };
+  it('fetches the pairs once and installs them on a worker without the CA key', async () => {
+    let asked = 0;
+    const { root, result, changed } = await runWith(async () => {
+      asked++;
+      return pairs;
     });
     expect(result).not.toBeInstanceOf(Error);
-    expect(asked).toEqual(['certrotator-system/certrotator-rke-bundle']);
-    expect(await fs.readFile(join(root, SSL, 'kube-proxy.pem'), 'utf8')).toBe(Buffer.from(data['kube-proxy.pem']!, 'base64').toString('utf8'));
+    expect(asked).toBe(1);
+    expect(await fs.readFile(join(root, SSL, 'kube-proxy.pem'), 'utf8')).toBe(pairs.get('kube-proxy')!.certPem);
     expect(changed).toEqual(expect.arrayContaining([`${SSL}/kube-proxy.pem`, `${SSL}/kube-proxy-key.pem`]));
   }, 30_000);
 
   it.each([
-    ['issued for another run', async () => ({ data, annotations: { [BUNDLE_RUN_ANNOTATION]: 'uid-r-g1' } }), /issued for run uid-r-g1, not this run uid-r-g2/],
-    ['missing', async () => undefined, /bundle Secret certrotator-system\/certrotator-rke-bundle does not exist/],
-  ] as [string, SecretReader, RegExp][])('a bundle %s is refused at prepare, nothing changed', async (_what, reader, message) => {
-    const { result, changed } = await runWith(reader);
+    ['without a way to receive the pairs', undefined, /no way to receive the controller-issued certificates/],
+    ['a bundle without this node\'s pair', async () => new Map([['kube-node', pairs.get('kube-proxy')!]]), /kube-proxy\.pem: is not in the controller-issued bundle/],
+    ['a pair whose key is not the certificate\'s', async () => new Map([['kube-proxy', { certPem: pairs.get('kube-proxy')!.certPem, keyPem: await fs.readFile(join(worker.root, SSL, 'kube-node-key.pem'), 'utf8') }]]), /key/i],
+  ] as [string, (() => Promise<BundlePairs>) | undefined, RegExp][])('%s: refused at prepare, nothing changed', async (_what, bundle, message) => {
+    const { result, changed } = await runWith(bundle);
     expect(result).toBeInstanceOf(Error);
     expect((result as Error).message).toMatch(/^prepare: /);
     expect((result as Error).message).toMatch(message);

@@ -5,7 +5,7 @@
 // rotating the node a second time.
 import type { NodeRotationSpec } from '../api/noderotation.js';
 import { catalogFor } from '../distributions/index.js';
-import { openHost, runNodeRotation, type NodeRotationResult, type ProgressEvent } from '../host/rotation.js';
+import { NodeRotationError, openHost, runNodeRotation, type NodeRotationResult, type ProgressEvent } from '../host/rotation.js';
 import type { RestartExecutor } from '../host/restart.js';
 import { parseDuration } from '../api/duration.js';
 import { hostScope } from './report.js';
@@ -13,35 +13,33 @@ import { posix } from 'node:path';
 import type { DistributionCatalog } from '../distributions/types.js';
 import { fillPath } from '../distributions/index.js';
 import type { ProvidedMaterial } from '../host/prepare.js';
-import { BUNDLE_RUN_ANNOTATION } from '../controller/rke-bundle.js';
 import { inspectNode, type CertificateReport } from '../host/inspect.js';
 import type { NodeRole } from '../distributions/types.js';
 
-/** Reads one Secret by name (get only; undefined when it does not exist): its data (base64, as in the API) and annotations. */
-export type SecretReader = (ref: { namespace: string; name: string }) => Promise<{ data: Record<string, string>; annotations: Record<string, string> } | undefined>;
-
+/** Certificate pairs by RKE bundle entry name (`kube-node`, `kube-etcd-10-0-0-1`). */
+export type BundlePairs = ReadonlyMap<string, { certPem: string; keyPem: string }>;
 
 /**
- * The controller-issued RKE bundle as the host steps take it: Secret data keys
- * are the file names under /etc/kubernetes/ssl (`kube-node.pem`,
- * `kube-node-key.pem`), mapped to the cert paths the plan uses.
+ * The controller-issued RKE pairs as the host steps take them: entry names are
+ * the file names under /etc/kubernetes/ssl without `.pem`, mapped to the cert
+ * paths the plan uses.
  */
-export function providedFromBundle(catalog: DistributionCatalog, dataDir: string, data: Readonly<Record<string, string>>): ProvidedMaterial {
+export function providedFromBundle(catalog: DistributionCatalog, dataDir: string, pairs: BundlePairs): ProvidedMaterial {
   const dir = posix.dirname(fillPath(catalog.cas[0]!.files.cert, { dataDir }));
   const out = new Map<string, { certPem: string; keyPem: string }>();
-  for (const k of Object.keys(data)) {
-    if (!k.endsWith('.pem') || k.endsWith('-key.pem')) continue;
-    const name = k.slice(0, -'.pem'.length);
-    if (name.includes('/') || name.startsWith('.')) throw new Error(`bundle entry ${k}: not a file name`);
-    const key = data[`${name}-key.pem`];
-    if (key === undefined) throw new Error(`bundle entry ${k} has no ${name}-key.pem`);
-    out.set(posix.join(dir, k), { certPem: Buffer.from(data[k]!, 'base64').toString('utf8'), keyPem: Buffer.from(key, 'base64').toString('utf8') });
+  for (const [name, pair] of pairs) {
+    if (name.includes('/') || name.startsWith('.')) throw new Error(`bundle entry ${name}: not a file name`);
+    out.set(posix.join(dir, `${name}.pem`), pair);
   }
   return out;
 }
 
 export interface HostRunner {
-  run(spec: NodeRotationSpec, onProgress: (e: ProgressEvent) => void): Promise<NodeRotationResult>;
+  /**
+   * `bundle` (RKE runs whose spec names a bundle): fetches the pairs the
+   * controller issued for this node; called only when a new run is prepared.
+   */
+  run(spec: NodeRotationSpec, onProgress: (e: ProgressEvent) => void, bundle?: () => Promise<BundlePairs>): Promise<NodeRotationResult>;
   /** spec.action Check: the certificates of spec.services on this node as they are; reads only. */
   check(spec: NodeRotationSpec): Promise<CertificateReport[]>;
 }
@@ -56,8 +54,6 @@ export interface CatalogHostRunnerOptions {
   /** Where the node's 127.0.0.1 listeners are reached; 127.0.0.1 when absent (hostNetwork). */
   loopbackAddress?: string;
   executor: RestartExecutor;
-  /** Reads the bundle Secret a NodeRotation names (spec.bundleSecretRef, RKE). */
-  readSecret?: SecretReader;
 }
 
 export class CatalogHostRunner implements HostRunner {
@@ -71,21 +67,15 @@ export class CatalogHostRunner implements HostRunner {
     return reports.filter((r) => spec.services.includes(r.service));
   }
 
-  run(spec: NodeRotationSpec, onProgress: (e: ProgressEvent) => void): Promise<NodeRotationResult> {
+  run(spec: NodeRotationSpec, onProgress: (e: ProgressEvent) => void, bundle?: () => Promise<BundlePairs>): Promise<NodeRotationResult> {
     const catalog = catalogFor(spec.distribution);
     const dataDir = this.o.dataDir ?? catalog.defaultDataDir;
-    const ref = spec.bundleSecretRef;
-    // Read only when a new run is prepared; a resumed run has it staged already.
-    const provided = ref
+    // Fetched only when a new run is prepared; a resumed run has it staged already.
+    const provided = spec.bundleSecretRef
       ? async (): Promise<ProvidedMaterial> => {
-          if (spec.distribution !== 'rke') throw new Error(`spec.bundleSecretRef is for RKE only, not ${spec.distribution}`);
-          if (!this.o.readSecret) throw new Error('this agent cannot read the bundle Secret (no API access configured)');
-          const secret = await this.o.readSecret(ref);
-          if (!secret) throw new Error(`the controller-issued bundle Secret ${ref.namespace}/${ref.name} does not exist`);
-          // One bundle name serves every run: only this run's may be installed.
-          const run = secret.annotations[BUNDLE_RUN_ANNOTATION];
-          if (run !== spec.runID) throw new Error(`the bundle Secret ${ref.namespace}/${ref.name} was issued for run ${run ?? '(none)'}, not this run ${spec.runID}`);
-          return providedFromBundle(catalog, dataDir, secret.data);
+          if (spec.distribution !== 'rke') throw new NodeRotationError('prepare', `spec.bundleSecretRef is for RKE only, not ${spec.distribution}`, false);
+          if (!bundle) throw new NodeRotationError('prepare', 'this agent has no way to receive the controller-issued certificates', false);
+          return providedFromBundle(catalog, dataDir, await bundle());
         }
       : undefined;
     return runNodeRotation({

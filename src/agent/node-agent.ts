@@ -13,6 +13,7 @@ import { WorkQueue } from '../kube/workqueue.js';
 import { workQueueHooks, type CertrotatorMetrics } from '../observability/metrics.js';
 import type { HostRunner } from './host-runner.js';
 import { reconcileNodeRotation } from './reconcile.js';
+import { SealingKeys } from './sealing-keys.js';
 
 export interface NodeAgentOptions {
   kc: KubeConfig;
@@ -30,6 +31,7 @@ export class NodeAgent {
   private readonly nodeRotations: ClusterCustomResource<NodeRotation>;
   private readonly rotations: ClusterCustomResource<CertificateRotation>;
   private running?: Promise<void>;
+  private readonly sealingKeys = new SealingKeys();
 
   constructor(private readonly o: NodeAgentOptions) {
     const clients = makeClients(o.kc);
@@ -67,6 +69,7 @@ export class NodeAgent {
             await this.nodeRotations.mergePatchStatus(name, { status });
           },
           runner: this.o.runner,
+          sealingKeys: this.sealingKeys,
           now: () => new Date(),
           log: this.o.log.child({ noderotation: key }),
         },

@@ -3,8 +3,11 @@ import { pino } from 'pino';
 import type { CertificateRotation } from '../api/certificaterotation.js';
 import type { NodeRotation, NodeRotationStatus } from '../api/noderotation.js';
 import { NodeRotationError, type NodeRotationResult, type ProgressEvent } from '../host/rotation.js';
+import { newSealingKeyPair } from '../pki/seal.js';
 import type { HostRunner } from './host-runner.js';
 import { reconcileNodeRotation, type AgentDeps } from './reconcile.js';
+import { SealingKeys } from './sealing-keys.js';
+import { sealForNode } from '../controller/rke-bundle.js';
 
 const NOW = new Date('2026-11-27T12:00:00Z');
 
@@ -62,6 +65,7 @@ const OWNER = { apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotatio
 // `fresh` is what the API server has, which can be ahead of the cache (`nr`).
 function harness(nr: NodeRotation | undefined, run: HostRunner['run'], fresh: NodeRotation | undefined = nr, check: HostRunner['check'] = async () => [], owner: CertificateRotation | null = OWNER) {
   const patches: Partial<NodeRotationStatus>[] = [];
+  const sealingKeys = new SealingKeys();
   let runs = 0;
   let checks = 0;
   const deps: AgentDeps = {
@@ -72,19 +76,20 @@ function harness(nr: NodeRotation | undefined, run: HostRunner['run'], fresh: No
     getRotation: async (name) => (owner?.metadata?.name === name ? owner : undefined),
     patchStatus: async (_name, status) => void patches.push(status),
     runner: {
-      run: async (spec, onProgress) => {
+      run: async (spec, onProgress, bundle) => {
         runs++;
-        return run(spec, onProgress);
+        return run(spec, onProgress, bundle);
       },
       check: async (spec) => {
         checks++;
         return check(spec);
       },
     },
+    sealingKeys,
     now: () => NOW,
     log: pino({ level: 'silent' }),
   };
-  return { deps, patches, runs: () => runs, checks: () => checks };
+  return { deps, patches, runs: () => runs, checks: () => checks, sealingKeys };
 }
 
 const steps = (events: ProgressEvent['step'][]) => async (_spec: unknown, onProgress: (e: ProgressEvent) => void) => {
@@ -270,5 +275,52 @@ describe('reconcileNodeRotation', () => {
     expect(h.patches).toEqual([
       expect.objectContaining({ phase: 'Failed', message: 'node node-a: check failed: /host/var/lib/rancher/rke2: no such directory' }),
     ]);
+  });
+});
+
+describe('reconcileNodeRotation, RKE: certificates sealed to this agent', () => {
+  const PAIR = { certPem: 'CERT', keyPem: 'KEY' };
+  const rke = (): NodeRotation => instruction({ distribution: 'rke', role: 'worker', services: ['kube-proxy'], bundleSecretRef: { namespace: 'certrotator-system', name: 'certrotator-rke-bundle' } });
+  // The host steps as the runner takes them: the pairs are fetched when prepared, then reported.
+  const installing = async (_spec: unknown, _p: unknown, bundle?: () => Promise<ReadonlyMap<string, unknown>>) => {
+    const pairs = await bundle!();
+    return { ...ok, files: ok.files.map((f) => ({ ...f, id: [...pairs.keys()].join(',') })) };
+  };
+
+  it('publishes a key made for this run with the Updating report, and waits (nothing touched) until a box sealed to it arrives', async () => {
+    const nr = rke();
+    const h = harness(nr, installing);
+    const result = await reconcileNodeRotation(h.deps, nr.metadata.name!);
+    expect(result).toEqual({ requeueAfterMs: 5_000 });
+    expect(h.patches).toHaveLength(1);
+    expect(h.patches[0]).toMatchObject({ phase: 'Updating', sealingKey: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/) });
+    // The controller seals to the published key; the next pass opens it and rotates, then forgets the key.
+    const published = h.patches[0]!.sealingKey!;
+    nr.sealedBundle = { ...sealForNode(new Map([['kube-proxy', PAIR]]), ['kube-proxy'], published, nr.spec.runID, 'node-a'), entries: ['kube-proxy'] };
+    await reconcileNodeRotation(h.deps, nr.metadata.name!);
+    expect(h.patches[1]!.sealingKey).toBe(published);
+    expect(h.patches.at(-1)).toMatchObject({ phase: 'Rotated' });
+    expect(h.sealingKeys.size).toBe(0);
+  });
+
+  it('a box sealed to an earlier key (this agent restarted) is waited past, not opened', async () => {
+    const nr = rke();
+    nr.sealedBundle = { ...sealForNode(new Map([['kube-proxy', PAIR]]), ['kube-proxy'], newSealingKeyPair().publicKey, nr.spec.runID, 'node-a'), entries: ['kube-proxy'] };
+    const h = harness(nr, installing);
+    expect(await reconcileNodeRotation(h.deps, nr.metadata.name!)).toEqual({ requeueAfterMs: 5_000 });
+    expect(h.patches.map((p) => p.phase)).toEqual(['Updating']);
+  });
+
+  it('a box sealed to this key for another node does not open: Failed at prepare, nothing touched', async () => {
+    const nr = rke();
+    const key = new SealingKeys();
+    const h = harness(nr, installing);
+    h.deps.sealingKeys = key;
+    const published = key.forRun(nr.spec.runID).publicKey;
+    nr.sealedBundle = { ...sealForNode(new Map([['kube-proxy', PAIR]]), ['kube-proxy'], published, nr.spec.runID, 'node-b'), entries: ['kube-proxy'] };
+    await reconcileNodeRotation(h.deps, nr.metadata.name!);
+    expect(h.patches.at(-1)).toMatchObject({ phase: 'Failed', step: 'BackingUp' });
+    expect(h.patches.at(-1)!.message).toMatch(/do not open/);
+    expect(key.size).toBe(0);
   });
 });

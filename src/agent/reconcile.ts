@@ -10,7 +10,10 @@ import { runID } from '../api/names.js';
 import type { NodeRotation, NodeRotationStatus } from '../api/noderotation.js';
 import { NodeRotationError } from '../host/rotation.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
-import type { HostRunner } from './host-runner.js';
+import { openForNode } from '../controller/rke-bundle.js';
+import type { SealingKeyPair } from '../pki/seal.js';
+import type { BundlePairs, HostRunner } from './host-runner.js';
+import type { SealingKeys } from './sealing-keys.js';
 import { checkMessage, checkReports, failureMessage, fileReports, hostPath, isReported, statusStep } from './report.js';
 
 export interface AgentDeps {
@@ -25,6 +28,8 @@ export interface AgentDeps {
   getRotation(name: string): Promise<CertificateRotation | undefined>;
   /** Merge-patches status; only this node's agent writes a NodeRotation's status. */
   patchStatus(name: string, status: Partial<NodeRotationStatus>): Promise<void>;
+  /** This process's sealing key per run (RKE bundles): made in memory, never written. */
+  sealingKeys: SealingKeys;
   runner: HostRunner;
   now(): Date;
   log: Logger;
@@ -44,9 +49,9 @@ export async function reconcileNodeRotation(deps: AgentDeps, name: string): Prom
   // 3. Already reported: this run is finished on this node; never do it twice.
   //    The cache can lag our own last write (a watch event of the Updating
   //    report arriving after the final one), so before acting, ask the API server.
-  if (isReported(spec, nr.status, FINISHED_NODE_PHASES)) return;
+  if (isReported(spec, nr.status, FINISHED_NODE_PHASES)) return void deps.sealingKeys.forget(spec.runID);
   const fresh = await deps.getFresh(name);
-  if (!fresh || isReported(fresh.spec, fresh.status, FINISHED_NODE_PHASES)) return;
+  if (!fresh || isReported(fresh.spec, fresh.status, FINISHED_NODE_PHASES)) return void deps.sealingKeys.forget(spec.runID);
 
   // 4. Only the controller's instruction for a run that is going on now is
   //    obeyed: the owner is the CertificateRotation named in spec, with the UID
@@ -74,6 +79,9 @@ export async function reconcileNodeRotation(deps: AgentDeps, name: string): Prom
   const sameRun = fresh.status?.runID === spec.runID;
   const startedAt = sameRun && fresh.status?.startedAt ? fresh.status.startedAt : deps.now().toISOString();
   let step: NodeStep = sameRun && fresh.status?.step ? fresh.status.step : 'BackingUp';
+  //    An RKE run's certificates come from the controller, sealed to a key
+  //    only this process holds: publish it in the same write.
+  const sealingKey = spec.bundleSecretRef ? deps.sealingKeys.forRun(spec.runID) : undefined;
   await deps.patchStatus(name, {
     phase: 'Updating',
     runID: spec.runID,
@@ -81,6 +89,7 @@ export async function reconcileNodeRotation(deps: AgentDeps, name: string): Prom
     startedAt,
     step,
     message: sameRun ? `resuming on ${spec.nodeName}` : `rotating ${spec.scope === 'All' ? 'all services' : spec.services.join(', ')} on ${spec.nodeName}`,
+    ...(sealingKey ? { sealingKey: sealingKey.publicKey } : {}),
   });
 
   // 6. Run (or resume, or read back) the host steps, reporting each step change.
@@ -88,6 +97,7 @@ export async function reconcileNodeRotation(deps: AgentDeps, name: string): Prom
   const progress: Promise<void>[] = [];
   let result;
   try {
+    const bundle = sealingKey ? () => openBundle(deps, name, sealingKey) : undefined;
     result = await deps.runner.run(spec, (e) => {
       deps.log.info({ step: e.step }, e.message);
       const next = statusStep(e.step);
@@ -96,9 +106,15 @@ export async function reconcileNodeRotation(deps: AgentDeps, name: string): Prom
       progress.push(deps.patchStatus(name, { step: next, message: e.message.slice(0, 4000) }).catch((err: unknown) => {
         deps.log.warn({ err: String(err) }, 'could not report the step; the final report follows');
       }));
-    });
+    }, bundle);
   } catch (err) {
     await Promise.all(progress);
+    // 6b. The controller has not sealed this node's certificates to our key
+    //     yet: nothing was touched; its write wakes us (the requeue is a backstop).
+    if (err instanceof AwaitingSealedBundle) {
+      deps.log.info({}, err.message);
+      return { requeueAfterMs: 5_000 };
+    }
     // 7a. Failed: say which step, whether the node was put back, and where the backup is.
     if (err instanceof NodeRotationError) {
       const failedStep = statusStep(err.step);
@@ -110,6 +126,7 @@ export async function reconcileNodeRotation(deps: AgentDeps, name: string): Prom
         ...(err.backupDir ? { backupPath: hostPath(err.backupDir) } : {}),
         finishedAt: deps.now().toISOString(),
       });
+      deps.sealingKeys.forget(spec.runID);
       return;
     }
     // Anything else (the API, a bug) is retried with backoff by the queue: the
@@ -132,7 +149,29 @@ export async function reconcileNodeRotation(deps: AgentDeps, name: string): Prom
     ...(result.backupDir ? { backupPath: hostPath(result.backupDir) } : {}),
     finishedAt: deps.now().toISOString(),
   });
+  deps.sealingKeys.forget(spec.runID);
 }
+
+/**
+ * The pairs the controller sealed to this process's key for this run and node,
+ * read fresh (the controller writes them after our Updating report). A box
+ * sealed to an earlier key (a restarted agent) is waited past; one sealed to
+ * ours that does not open is a failure of the prepare step, nothing touched.
+ */
+async function openBundle(deps: AgentDeps, name: string, key: SealingKeyPair): Promise<BundlePairs> {
+  const nr = await deps.getFresh(name);
+  const box = nr?.sealedBundle;
+  if (!nr || !box || box.recipientKey !== key.publicKey) throw new AwaitingSealedBundle(`waiting for the controller to seal this node's certificates to this agent's key`);
+  try {
+    const pairs = openForNode(box, key, nr.spec.runID, nr.spec.nodeName);
+    deps.log.info({ entries: [...pairs.keys()] }, "opened this node's sealed certificates");
+    return pairs;
+  } catch (e) {
+    throw new NodeRotationError('prepare', `the certificates sealed to this agent do not open: ${(e as Error).message}`, false);
+  }
+}
+
+class AwaitingSealedBundle extends Error {}
 
 /** spec.action Check: report every certificate of spec.services as found. A host that cannot be read at all is Failed. */
 async function check(deps: AgentDeps, name: string, nr: NodeRotation): Promise<void> {

@@ -179,7 +179,13 @@ describe('committed CRD YAML', () => {
     }
   });
 
-  it('NodeRotation status never has a field for key material', () => {
-    walk(nrotRoot, (_n, path) => expect(path).not.toMatch(/key(?!s)|pem|private/i));
+  it('NodeRotation never has a field for key material in clear: the only keys are X25519 public keys, the pairs are ciphertext', () => {
+    const PUBLIC_KEYS = ['.status.sealingKey', '.sealedBundle.recipientKey', '.sealedBundle.senderKey'];
+    walk(nrotRoot, (_n, path) => {
+      if (!PUBLIC_KEYS.includes(path)) expect(path).not.toMatch(/key(?!s)|pem|private/i);
+    });
+    const props = (path: string[]) => path.reduce((n, k) => n.properties![k]!, nrotRoot);
+    for (const p of PUBLIC_KEYS) expect([p, props(p.slice(1).split('.')).description]).toEqual([p, expect.stringMatching(/public key|sealing/i)]);
+    expect(Object.keys(props(['sealedBundle']).properties!).sort()).toEqual(['ciphertext', 'entries', 'nonce', 'recipientKey', 'senderKey']);
   });
 });

@@ -5,7 +5,7 @@
 import { stringify } from 'yaml';
 import { certificateRotationSpecSchema, certificateRotationStatusSchema } from './certificaterotation.js';
 import { CATEGORY, CERTIFICATE_ROTATION, GROUP, NODE_ROTATION, VERSION } from './constants.js';
-import { nodeRotationSpecSchema, nodeRotationStatusSchema } from './noderotation.js';
+import { nodeRotationSpecSchema, nodeRotationStatusSchema, sealedBundleSchema } from './noderotation.js';
 import { s, type AnySchema, type OpenAPISchema } from './schema.js';
 
 interface PrinterColumn {
@@ -69,7 +69,7 @@ export const NODE_ROTATION_COLUMNS: PrinterColumn[] = [
   { name: 'Message', type: 'string', jsonPath: '.status.message', priority: 1 },
 ];
 
-function rootSchema(spec: AnySchema, status: AnySchema, description: string): OpenAPISchema {
+function rootSchema(spec: AnySchema, status: AnySchema, description: string, extra: Record<string, AnySchema> = {}): OpenAPISchema {
   // apiVersion/kind/metadata are validated by the API server itself; the
   // schema only declares them (metadata must be a bare `type: object`).
   const root = s
@@ -78,6 +78,7 @@ function rootSchema(spec: AnySchema, status: AnySchema, description: string): Op
       kind: s.string().optional(),
       metadata: s.object({}).optional(),
       spec,
+      ...extra,
       status,
     })
     .describe(description).openAPI;
@@ -140,7 +141,8 @@ export function nodeRotationCRD(): CustomResourceDefinition {
     rootSchema(
       nodeRotationSpecSchema,
       nodeRotationStatusSchema,
-      'NodeRotation is the controller’s instruction to one node for one run, and that node’s report. Created by the controller; never key material.',
+      'NodeRotation is the controller’s instruction to one node for one run, and that node’s report. Created by the controller; no key material in clear (an RKE run’s sealedBundle opens only for the agent whose sealingKey it names).',
+      { sealedBundle: sealedBundleSchema.optional() },
     ),
     // An agent lists and watches only its own node's instructions with a field
     // selector (spec.nodeName=<node>); labels would need hashing for long node names.

@@ -7,7 +7,8 @@
 // acting on it, so changing it underneath would make the journal lie. A new
 // run is a new NodeRotation (its name carries the generation).
 //
-// The status never carries key material: serials, dates and paths only.
+// The status never carries key material: serials, dates and paths only; the
+// one public key in it is the agent's, to seal the node's RKE certificates to.
 
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { DISTRIBUTIONS, SERVICES_BY_DISTRIBUTION } from '../distributions/services.js';
@@ -72,7 +73,7 @@ export const nodeRotationSpecSchema = s
     bundleSecretRef: s
       .object({ namespace: s.string({ maxLength: 63 }), name: s.string({ maxLength: 253 }) })
       .describe(
-        'RKE only: the Secret holding the certificates the controller issued once for this run (shared ones such as kube-node); the agent writes them to the host.',
+        "RKE only: the controller issued this run's certificates once (shared ones such as kube-node) and keeps them, sealed, in this Secret, which only the controller reads. The agent publishes status.sealingKey and installs what the controller seals to it in sealedBundle.",
       )
       .optional(),
   })
@@ -111,12 +112,34 @@ export const nodeRotationStatusSchema = s
     startedAt: s.time().optional(),
     finishedAt: s.time().optional(),
     backupPath: s.string({ maxLength: 4096, description: 'The backup directory for this run on the host.' }).optional(),
+    sealingKey: s
+      .string({
+        maxLength: 64,
+        description:
+          "RKE runs with a controller-issued bundle: the agent's X25519 public key (base64url) for this run, made in the agent's memory and never written; the controller seals this node's certificates to it in sealedBundle.",
+      })
+      .optional(),
     files: s.listMap(fileReportSchema, 'path', { maxItems: 256 }).optional(),
     conditions: conditionsSchema.optional(),
   })
   .default({ phase: 'Pending' });
 
+// Written by the controller (never by an agent) outside spec, which is
+// immutable: the node's certificates of the run, sealed to the key the agent
+// published in status.sealingKey. Only that agent process can open it; to
+// anyone else who can read NodeRotations it is ciphertext.
+export const sealedBundleSchema = s
+  .object({
+    recipientKey: s.string({ maxLength: 64, description: 'The status.sealingKey it is sealed to.' }),
+    senderKey: s.string({ maxLength: 64, description: "The controller's one-off X25519 public key for this box." }),
+    nonce: s.string({ maxLength: 32 }),
+    ciphertext: s.string({ maxLength: 262144, description: 'AES-256-GCM of the pairs (base64).' }),
+    entries: s.array(s.string({ maxLength: 253 }), { maxItems: 256 }).describe('The certificate names inside, for people; no key material.'),
+  })
+  .describe("RKE runs: this node's certificates of the run, sealed to its agent's status.sealingKey.");
+
 export type NodeRotationSpec = Out<typeof nodeRotationSpecSchema>;
+export type SealedBundle = Out<typeof sealedBundleSchema>;
 export type NodeRotationSpecInput = In<typeof nodeRotationSpecSchema>;
 export type NodeRotationStatus = Out<typeof nodeRotationStatusSchema>;
 export type FileReport = Out<typeof fileReportSchema>;
@@ -126,5 +149,6 @@ export interface NodeRotation {
   kind: typeof NODE_ROTATION.kind;
   metadata: V1ObjectMeta;
   spec: NodeRotationSpec;
+  sealedBundle?: SealedBundle;
   status?: NodeRotationStatus;
 }

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { CatalogHostRunner } from '../agent/host-runner.js';
 import { NodeAgent } from '../agent/node-agent.js';
-import { isNotFound, loadKubeConfig, makeClients } from '../kube/client.js';
+import { loadKubeConfig, makeClients } from '../kube/client.js';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
 import { startObservabilityServer } from '../observability/server.js';
@@ -63,7 +63,6 @@ async function run(argv: string[], io: Io): Promise<number> {
   const log = createLogger({ name: 'certrotator-agent', base: { node: nodeName } });
   const kc = loadKubeConfig({ kubeconfig: values.kubeconfig });
   const nodeIP = values['node-ip'] ?? (await internalIP(kc, nodeName));
-  const core = makeClients(kc).core;
   const metrics = createMetrics();
   const agent = new NodeAgent({
     kc,
@@ -76,16 +75,6 @@ async function run(argv: string[], io: Io): Promise<number> {
       nodeIP,
       ...(values['loopback-address'] ? { loopbackAddress: values['loopback-address'] } : {}),
       executor,
-      // The RKE bundle the controller issued for a run (spec.bundleSecretRef): get by name only.
-      readSecret: async ({ namespace, name }) => {
-        try {
-          const s = await core.readNamespacedSecret({ namespace, name });
-          return { data: s.data ?? {}, annotations: s.metadata?.annotations ?? {} };
-        } catch (e) {
-          if (isNotFound(e)) return undefined;
-          throw e;
-        }
-      },
     }),
     log,
   });

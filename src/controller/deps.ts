@@ -5,7 +5,7 @@
 // kube-adapter.ts); unit tests pass the in-memory fake (fake-cluster.ts).
 import type { V1Node } from '@kubernetes/client-node';
 import type { CertificateRotation, CertificateRotationStatus } from '../api/certificaterotation.js';
-import type { NodeRotation } from '../api/noderotation.js';
+import type { NodeRotation, SealedBundle } from '../api/noderotation.js';
 import type { CreatePipeline } from './create-pipeline.js';
 import type { RkeClusterAccess } from './rke-run.js';
 
@@ -28,6 +28,8 @@ export interface ControllerWriter {
   createNodeRotation(nr: NodeRotation): Promise<'created' | 'exists'>;
   /** Deletes; a missing object counts as deleted. */
   deleteNodeRotation(name: string): Promise<void>;
+  /** Sets a NodeRotation's sealedBundle (RKE: its node's certificates sealed to its agent's key). */
+  setSealedBundle(name: string, sealed: SealedBundle): Promise<void>;
   /** A fresh read (after a conflict), bypassing the cache. */
   getRotation(name: string): Promise<CertificateRotation | undefined>;
 }

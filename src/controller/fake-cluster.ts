@@ -7,7 +7,7 @@
 import type { V1Node } from '@kubernetes/client-node';
 import { API_VERSION, CERTIFICATE_ROTATION, LABELS } from '../api/constants.js';
 import type { CertificateRotation, CertificateRotationSpecInput, CertificateRotationStatus } from '../api/certificaterotation.js';
-import type { NodeRotation, NodeRotationStatus } from '../api/noderotation.js';
+import type { NodeRotation, NodeRotationStatus, SealedBundle } from '../api/noderotation.js';
 import { labelValue } from '../api/names.js';
 import { ConflictError } from '../kube/client.js';
 import type { ClusterReader, ControllerDeps, ControllerWriter, EventSink } from './deps.js';
@@ -159,6 +159,14 @@ export class FakeCluster implements ClusterReader, ControllerWriter, EventSink {
   async deleteNodeRotation(name: string): Promise<void> {
     this.countWrite(`delete noderotations/${name}`);
     this.nodeRotationsByName.delete(name);
+  }
+
+  async setSealedBundle(name: string, sealed: SealedBundle): Promise<void> {
+    this.countWrite(`patch noderotations/${name}`);
+    const nr = this.nodeRotationsByName.get(name);
+    if (!nr) throw new Error(`noderotations/${name} not found`);
+    nr.sealedBundle = clone(sealed);
+    nr.metadata.resourceVersion = this.nextRV();
   }
 
   async getRotation(name: string): Promise<CertificateRotation | undefined> {

@@ -14,7 +14,7 @@ import type { KubernetesObject, V1Node } from '@kubernetes/client-node';
 import type { CertificateRotation, CertificateRotationStatus } from '../api/certificaterotation.js';
 import { LABELS } from '../api/constants.js';
 import { labelValue } from '../api/names.js';
-import type { NodeRotation } from '../api/noderotation.js';
+import type { NodeRotation, SealedBundle } from '../api/noderotation.js';
 import { isAlreadyExists, type ClusterCustomResource, type CustomObject } from '../kube/client.js';
 import { stripManagedFields, type Informer } from '../kube/informer.js';
 import type { ClusterReader, ControllerWriter } from './deps.js';
@@ -151,6 +151,12 @@ export class KubeWriter implements ControllerWriter {
     this.count('delete', 'noderotations');
     this.reader.createdNodeRotations.forget(name);
     await this.nodeRotations.delete(name);
+  }
+
+  async setSealedBundle(name: string, sealedBundle: SealedBundle): Promise<void> {
+    this.count('patch', 'noderotations');
+    // Not fenced: it is sealed to the key the agent published; a newer key is sealed to on the next pass.
+    await this.nodeRotations.mergePatch(name, { sealedBundle });
   }
 
   async getRotation(name: string): Promise<CertificateRotation | undefined> {

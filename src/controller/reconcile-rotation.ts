@@ -29,7 +29,7 @@ import { collectChecks, earliestByService, planStatus } from './plan-mode.js';
 import { buildNodeRotation } from './node-rotation.js';
 import { parseDuration } from '../api/duration.js';
 import { slotHolder } from './queue-gate.js';
-import { commitRkeState, discardRkeBundle, ensureRkeBundle, isPermanentIssueError, withBundleRef } from './rke-run.js';
+import { commitRkeState, discardRkeBundle, ensureRkeBundle, isPermanentIssueError, sealBundleForWaitingNodes, withBundleRef } from './rke-run.js';
 import { FINISHED_BY_AGENT, planFromStatus, planInProgress, progressFromStatus, runActive, runFingerprint, settled } from './run-state.js';
 import { writeStatus } from './status-writer.js';
 
@@ -181,6 +181,8 @@ async function continueRun(
     }
     if (ref) d.create = withBundleRef(d.create, ref);
   }
+  // RKE: a node in flight whose agent published its key gets its certificates sealed to it.
+  if (rke && !terminal) await sealBundleForWaitingNodes(deps, stored, runGeneration, nodeRotations);
   if (deps.creates) deps.creates.start(name, d.create);
   else await createAll(deps, d.create);
   if (starting && written) await pruneOldNodeRotations(deps, name, runGeneration, nodeExists);

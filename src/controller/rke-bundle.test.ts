@@ -6,9 +6,12 @@ import { join } from 'node:path';
 import { addExternalEtcdClient, clusterCas, rkeNode, type FixtureNode } from '../simulation/fixtures.js';
 import { fullClusterStateFromTrees } from '../simulation/rke-state.js';
 import { parsePrivateKey, spkiOf } from '../pki/keys.js';
+import type { NodeRole } from '../distributions/types.js';
 import {
   bundleFromSecretData,
+  bundleSealingSecret,
   bundleSecretData,
+  entriesForRoles,
   entriesInScope,
   issueBundle,
   issueStateOnly,
@@ -92,7 +95,7 @@ describe('issueBundle', () => {
       expect(new Date(cert.validTo).getTime()).toBe(Math.min(Math.floor(NOW.getTime() / 1000) * 1000 + 3650 * 86400_000, new Date(signer.validTo).getTime()));
     }
     // Every node gets the same kube-node: the Secret round trip is lossless.
-    const back = bundleFromSecretData(bundleSecretData(issued));
+    const back = bundleFromSecretData(bundleSecretData(issued, bundleSealingSecret(stateText), 'run-1'), bundleSealingSecret(stateText), 'run-1');
     expect([...back.keys()].sort()).toEqual([...issued.keys()].sort());
     for (const [name, p] of back) expect([name, p.certPem === issued.get(name)!.certPem, p.keyPem === issued.get(name)!.keyPem]).toEqual([name, true, true]);
     expect(new Set([...issued.values()].map((p) => p.serial)).size).toBe(issued.size);
@@ -108,10 +111,29 @@ describe('issueBundle', () => {
     await expect(issueBundle(JSON.stringify(s), ['kube-proxy'], NOW)).rejects.toThrow(RkeStateError);
   });
 
-  test('a bundle Secret with half a pair is refused', () => {
-    expect(() => bundleFromSecretData({ 'kube-node.pem': 'eA==' })).toThrow(/no kube-node-key\.pem/);
-    expect(() => bundleFromSecretData({ 'kube-node-key.pem': 'eA==' })).toThrow(/has no certificate/);
+  test("the bundle Secret holds ciphertext only, and opens only with kube-ca's key for its own run", async () => {
+    const issued = await issueBundle(stateText, ['kube-proxy'], NOW);
+    const secret = bundleSealingSecret(stateText);
+    const data = bundleSecretData(issued, secret, 'run-1');
+    expect(Object.keys(data).sort()).toEqual(['ciphertext', 'nonce']);
+    expect(Object.values(data).map((v) => Buffer.from(v, 'base64').toString('latin1')).join('')).not.toMatch(/PRIVATE KEY|CERTIFICATE/);
+    expect(() => bundleFromSecretData(data, secret, 'run-2')).toThrow(/does not open with kube-ca's key for run run-2/);
+    const otherCa = bundleSealingSecret(externalEtcdState);
+    expect(() => bundleFromSecretData(data, otherCa, 'run-1')).toThrow(RkeStateError);
+    const flipped = Buffer.from(data.ciphertext!, 'base64');
+    flipped[0] ^= 1;
+    expect(() => bundleFromSecretData({ ...data, ciphertext: flipped.toString('base64') }, secret, 'run-1')).toThrow(/does not open/);
+    expect(() => bundleFromSecretData({ 'kube-node.pem': 'eA==' }, secret, 'run-1')).toThrow(/no nonce\/ciphertext/);
   });
+
+  test.each<[string, string[], string[]]>([
+    ['a worker', ['worker'], ['kube-node', 'kube-proxy']],
+    ['an etcd node: every kube-etcd-<ip>', ['etcd'], ['kube-etcd-127-0-9-1', 'kube-etcd-127-0-9-2', 'kube-node', 'kube-proxy']],
+    ['a control-plane node', ['controlplane'], ['kube-apiserver', 'kube-apiserver-proxy-client', 'kube-controller-manager', 'kube-node', 'kube-proxy', 'kube-scheduler']],
+  ])('entriesForRoles: %s gets what RKE deploys to it', async (_what, roles, expected) => {
+    const issued = await issueBundle(stateText, 'All', NOW);
+    expect(entriesForRoles(issued.keys(), roles as NodeRole[])).toEqual(expected);
+  }, 30_000);
 
 });
 

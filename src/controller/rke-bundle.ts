@@ -18,14 +18,18 @@
 // kube-admin, the copy of them its embedded kubeconfig holds); the update is
 // done on the text (string literal for string literal) so every other byte —
 // Go's escaping, field order, the rkeConfig — stays exactly as RKE wrote it.
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { rkeCatalog } from '../distributions/rke/catalog.js';
 import { allFiles } from '../distributions/index.js';
-import type { CertFile } from '../distributions/types.js';
+import type { CertFile, NodeRole } from '../distributions/types.js';
 import { loadSigningCa, type SigningCa } from '../pki/ca.js';
 import { serialOf } from '../pki/certfile.js';
 import { renewCertificate } from '../pki/renew.js';
+import { openSealed, openWithSecret, sealTo, sealWithSecret, type SealedBox, type SealingKeyPair, type SealingPublicKey } from '../pki/seal.js';
+
+// kube-ca (pki/constants.go CACertName): the CA whose key lives in the state.
+const CA_ENTRY = 'kube-ca';
 
 export const FULL_CLUSTER_STATE = { namespace: 'kube-system', name: 'full-cluster-state', key: 'full-cluster-state' } as const;
 
@@ -195,39 +199,101 @@ async function issueEntries(state: FullState, wanted: readonly InScope[], now: D
   return out;
 }
 
-/** Bundle Secret data (base64): `<name>.pem` and `<name>-key.pem` per entry, as the files are named on the host. */
-export function bundleSecretData(issued: ReadonlyMap<string, { certPem: string; keyPem: string }>): Record<string, string> {
-  const data: Record<string, string> = {};
-  for (const [name, p] of issued) {
-    data[`${name}.pem`] = Buffer.from(p.certPem).toString('base64');
-    data[`${name}-key.pem`] = Buffer.from(p.keyPem).toString('base64');
+// The run's bundle at rest (the controller's Secret, between issuing and
+// committing; it outlives a controller restart) is sealed with a key derived
+// from kube-ca's private key (as full-cluster-state holds it) and bound to the
+// run: whoever can open it could sign these certificates anyway, and no one
+// else, agents included, can read a key from it.
+const atRestContext = (runId: string): string => `rke-bundle ${runId}`;
+
+/** kube-ca's private key from the state (DER, PKCS#8): the secret the bundle at rest is sealed with. */
+export function bundleSealingSecret(stateText: string): Buffer {
+  const e = entryOf(parseFullState(stateText), CA_ENTRY);
+  if (!e?.keyPEM) throw new RkeStateError(`full-cluster-state: ${CA_ENTRY} has no keyPEM to seal the run's bundle with`);
+  try {
+    return createPrivateKey(e.keyPEM).export({ type: 'pkcs8', format: 'der' });
+  } catch {
+    throw new RkeStateError(`full-cluster-state: ${CA_ENTRY}.keyPEM is not a private key`);
   }
-  return data;
 }
 
-/** The pairs of a bundle Secret's data (base64), by entry name. Refuses a half pair. */
-export function bundleFromSecretData(data: Readonly<Record<string, string>> | undefined): Map<string, { certPem: string; keyPem: string }> {
-  const out = new Map<string, { certPem: string; keyPem: string }>();
-  const d = data ?? {};
-  for (const k of Object.keys(d).sort()) {
-    if (k.endsWith('-key.pem') || !k.endsWith('.pem')) continue;
-    const name = k.slice(0, -'.pem'.length);
-    const key = d[`${name}-key.pem`];
-    if (key === undefined) throw new RkeStateError(`bundle entry ${k} has no ${name}-key.pem`);
-    out.set(name, { certPem: Buffer.from(d[k]!, 'base64').toString('utf8'), keyPem: Buffer.from(key, 'base64').toString('utf8') });
+type Pairs = ReadonlyMap<string, { certPem: string; keyPem: string }>;
+
+function pairsToJson(pairs: Pairs): Buffer {
+  const o: Record<string, { certPem: string; keyPem: string }> = {};
+  for (const name of [...pairs.keys()].sort()) o[name] = { certPem: pairs.get(name)!.certPem, keyPem: pairs.get(name)!.keyPem };
+  return Buffer.from(JSON.stringify(o));
+}
+
+/** The pairs a sealed box held, by entry name. Refuses anything but name → {certPem, keyPem}. */
+export function pairsFromJson(bytes: Buffer, what: string): Map<string, { certPem: string; keyPem: string }> {
+  let o: unknown;
+  try {
+    o = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new RkeStateError(`${what} is not JSON`);
   }
-  for (const k of Object.keys(d)) {
-    if (k.endsWith('-key.pem') && !out.has(k.slice(0, -'-key.pem'.length))) throw new RkeStateError(`bundle entry ${k} has no certificate`);
+  if (!o || typeof o !== 'object' || Array.isArray(o)) throw new RkeStateError(`${what} is not an object of certificate pairs`);
+  const out = new Map<string, { certPem: string; keyPem: string }>();
+  for (const [name, p] of Object.entries(o as Record<string, unknown>)) {
+    const pair = p as { certPem?: unknown; keyPem?: unknown } | null;
+    if (!/^[A-Za-z0-9][A-Za-z0-9._:-]*$/.test(name)) throw new RkeStateError(`${what}: entry ${JSON.stringify(name).slice(0, 80)} is not a certificate name`);
+    if (typeof pair?.certPem !== 'string' || typeof pair.keyPem !== 'string') throw new RkeStateError(`${what}: entry ${name} is not a certificate and key pair`);
+    out.set(name, { certPem: pair.certPem, keyPem: pair.keyPem });
   }
   return out;
 }
 
+/** Bundle Secret data: the issued pairs sealed for this run (keys `nonce` and `ciphertext`, each base64 as Secret data is). */
+export function bundleSecretData(issued: Pairs, secret: Buffer, runId: string): Record<string, string> {
+  return sealWithSecret(secret, pairsToJson(issued), atRestContext(runId));
+}
+
+/** The pairs of a bundle Secret's data, opened with the secret it was sealed with. */
+export function bundleFromSecretData(data: Readonly<Record<string, string>> | undefined, secret: Buffer, runId: string): Map<string, { certPem: string; keyPem: string }> {
+  const { nonce, ciphertext } = data ?? {};
+  if (!nonce || !ciphertext) throw new RkeStateError('the bundle Secret has no nonce/ciphertext (made by another version?)');
+  let bytes: Buffer;
+  try {
+    bytes = openWithSecret(secret, { nonce, ciphertext }, atRestContext(runId));
+  } catch (e) {
+    throw new RkeStateError(`the bundle Secret does not open with kube-ca's key for run ${runId}: ${(e as Error).message} (kube-ca changed since it was issued?)`);
+  }
+  return pairsFromJson(bytes, 'the bundle Secret');
+}
+
+// Which of the run's certificates a node gets: what RKE itself deploys to a
+// node of those roles (pki/util.go getCertKeys, pki/services.go
+// GenerateRKENodeCerts): kube-node and kube-proxy everywhere, every
+// kube-etcd-<ip> on every etcd node, the control-plane pairs on control-plane
+// nodes; kube-kubelet-<ip> (generate_serving_certificate) for every host on
+// every node, as RKE does. By the catalog's roles, never by what a node asks.
+export function entriesForRoles(names: Iterable<string>, roles: readonly NodeRole[]): string[] {
+  const specs = allFiles(rkeCatalog);
+  return [...names]
+    .filter((name) => specs.some((s) => s.cert && matcher(s).test(name) && s.roles.some((r) => roles.includes(r))))
+    .sort();
+}
+
+const nodeContext = (runId: string, nodeName: string): string => `rke-bundle ${runId} node ${nodeName}`;
+
+/** The pairs `names` of the run, sealed to one node's agent key: only that agent process can open them. */
+export function sealForNode(issued: Pairs, names: readonly string[], recipientKey: SealingPublicKey, runId: string, nodeName: string): SealedBox {
+  const subset = new Map(names.map((n) => [n, issued.get(n)!] as const));
+  return sealTo(recipientKey, pairsToJson(subset), nodeContext(runId, nodeName));
+}
+
+/** The agent's side: the pairs sealed to its key for this run and node. */
+export function openForNode(box: SealedBox, own: SealingKeyPair, runId: string, nodeName: string): Map<string, { certPem: string; keyPem: string }> {
+  return pairsFromJson(openSealed(box, own, nodeContext(runId, nodeName)), 'the sealed bundle');
+}
+
 /**
  * One name for every run's bundle: one rotation runs at a time (the slot), so
- * one bundle exists at a time, and a fixed name lets RBAC grant the agents
- * `get` on exactly this Secret (resourceNames) instead of on every Secret of
- * the namespace. Which run a bundle belongs to is its BUNDLE_RUN_ANNOTATION
- * (the NodeRotation's runID); the controller and the agents check it.
+ * one bundle exists at a time. Only the controller reads it; agents get their
+ * node's pairs sealed to their own key in their NodeRotation (sealedBundle).
+ * Which run a bundle belongs to is its BUNDLE_RUN_ANNOTATION (the
+ * NodeRotation's runID), and the run is also bound into its sealing.
  */
 export const BUNDLE_SECRET_NAME = 'certrotator-rke-bundle';
 export const BUNDLE_RUN_ANNOTATION = 'certrotator.io/run-id';

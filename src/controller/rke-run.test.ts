@@ -16,7 +16,8 @@ import { X509Certificate } from 'node:crypto';
 import { CrashError, FakeCluster } from './fake-cluster.js';
 import { EVENT_REASONS } from './event-reasons.js';
 import { reconcileRotation } from './reconcile-rotation.js';
-import { bundleFromSecretData, parseFullState, stateSerials } from './rke-bundle.js';
+import { newSealingKeyPair, type SealingKeyPair } from '../pki/seal.js';
+import { bundleFromSecretData, bundleSealingSecret, openForNode, parseFullState, stateSerials } from './rke-bundle.js';
 import type { RkeClusterAccess, RkeStateHandle } from './rke-run.js';
 import { rkeNode } from './testing.js';
 
@@ -37,6 +38,7 @@ class FakeRke implements RkeClusterAccess {
   readonly bundles = new Map<string, { data: Record<string, string>; runId: string }>();
   /** The data keys of every bundle created: what any node's agent could read. */
   readonly bundleKeys: string[][] = [];
+  lastBundle: Record<string, string> | undefined;
   readonly ops: string[] = [];
   /** Called at each state write, to check what was true then. */
   onStateWrite: () => void = () => {};
@@ -70,6 +72,7 @@ class FakeRke implements RkeClusterAccess {
   async createBundle(name: string, data: Record<string, string>, runId: string, owner: CertificateRotation) {
     this.op(`create-bundle ${name} owner=${owner.metadata.name} run=${runId}`);
     this.bundleKeys.push(Object.keys(data).sort());
+    this.lastBundle = data;
     if (!this.bundles.has(name)) this.bundles.set(name, { data, runId });
   }
   async deleteBundle(name: string) {
@@ -91,15 +94,29 @@ const FINISHED = new Date(Date.now() + 2000).toISOString();
 
 type Agent = (nr: NodeRotation, rke: FakeRke) => Partial<NodeRotationStatus> | undefined;
 
-/** An agent that installs what the bundle names and reports its serials, as the real one does. */
-const installing: Agent = (nr, rke) => {
-  const b = rke.bundles.get(nr.spec.bundleSecretRef!.name);
-  if (!b || b.runId !== nr.spec.runID) return { phase: 'Failed', step: 'BackingUp', message: 'bundle missing' };
-  const data = b.data;
-  const files = [...bundleFromSecretData(data)].map(([name]) => ({
+// Each node's agent key, by NodeRotation: made once, as an agent process does for its run.
+const agentKeys = new Map<string, SealingKeyPair>();
+const agentKey = (nr: NodeRotation): SealingKeyPair => {
+  const k = agentKeys.get(nr.metadata.name!) ?? newSealingKeyPair();
+  agentKeys.set(nr.metadata.name!, k);
+  return k;
+};
+
+/**
+ * An agent as the real one behaves: on its instruction it reports Updating
+ * with its sealing key; once the controller has sealed its certificates to
+ * that key it opens them, "installs" them and reports their serials.
+ */
+const installing: Agent = (nr) => {
+  const key = agentKey(nr);
+  if (nr.status?.phase === 'Pending') return { phase: 'Updating', step: 'BackingUp', sealingKey: key.publicKey };
+  const box = nr.sealedBundle;
+  if (!box || box.recipientKey !== key.publicKey) return undefined;
+  const pairs = openForNode(box, key, nr.spec.runID, nr.spec.nodeName);
+  const files = [...pairs].map(([name, p]) => ({
     service: 'x',
     path: `/etc/kubernetes/ssl/${name}.pem`,
-    newSerial: stateSerials(JSON.stringify({ currentState: { certificatesBundle: { [name]: { certificatePEM: bundleFromSecretData(data).get(name)!.certPem } } } })).get(name)!,
+    newSerial: stateSerials(JSON.stringify({ currentState: { certificatesBundle: { [name]: { certificatePEM: p.certPem } } } })).get(name)!,
   }));
   return { phase: 'Rotated', step: 'Done', finishedAt: FINISHED, files };
 };
@@ -116,7 +133,7 @@ async function drive(fake: FakeCluster, rke: FakeRke, name: string, agent: Agent
       retry = true;
     }
     for (const nr of fake.nodeRotationsByName.values()) {
-      if (nr.status?.phase !== 'Pending') continue;
+      if (nr.status?.phase !== 'Pending' && nr.status?.phase !== 'Updating') continue;
       const report = agent(nr, rke);
       if (report) {
         fake.report(nr.metadata.name!, report);
@@ -127,6 +144,9 @@ async function drive(fake: FakeCluster, rke: FakeRke, name: string, agent: Agent
   }
   throw new Error('did not settle');
 }
+
+/** What the run's bundle Secret holds, opened as the controller opens it (with kube-ca's key from the state). */
+const openedBundle = (rke: FakeRke, runId: string) => bundleFromSecretData(rke.bundles.get('certrotator-rke-bundle')?.data ?? rke.lastBundle!, bundleSealingSecret(initialState), runId);
 
 const adminOf = (text: string, which: 'desiredState' | 'currentState') => parseFullState(text)[which]!.certificatesBundle!['kube-admin']!;
 const adminEvents = (fake: FakeCluster) => fake.events.filter((e) => e.reason === EVENT_REASONS.rkeKubeAdminRenewed);
@@ -173,6 +193,54 @@ describe('an RKE run with a controller-issued bundle', () => {
     expect(stateEvents[0]!.message).toMatch(/kube-node.*local cluster\.rkestate is stale.*`rke util get-state-file` before the next `rke up`/);
   }, 60_000);
 
+  it("each node is sealed only what RKE deploys to its roles, to its own agent's key; nothing in the cluster holds a key in clear", async () => {
+    const fake = clusterAfterTheCas();
+    const rke = new FakeRke();
+    fake.apply('every', { strategy: { maxUnavailable: 2 } });
+    await drive(fake, rke, 'every');
+    expect(fake.rotation('every')!.status!.phase).toBe('Succeeded');
+    const nrs = [...fake.nodeRotationsByName.values()];
+    const byNode = Object.fromEntries(nrs.map((nr) => [nr.spec.nodeName, nr.sealedBundle!.entries]));
+    // pki/util.go getCertKeys: kube-node and kube-proxy everywhere, kube-etcd-<ip> on etcd nodes, the control-plane pairs on control-plane nodes.
+    expect(byNode).toEqual({
+      e1: ['kube-etcd-127-0-7-1', 'kube-node', 'kube-proxy'],
+      c1: ['kube-apiserver', 'kube-apiserver-proxy-client', 'kube-controller-manager', 'kube-node', 'kube-proxy', 'kube-scheduler'],
+      w1: ['kube-node', 'kube-proxy'],
+      w2: ['kube-node', 'kube-proxy'],
+    });
+    const [w1, w2, c1] = ['w1', 'w2', 'c1'].map((n) => nrs.find((nr) => nr.spec.nodeName === n)!);
+    // A worker's box opens with its own agent's key only, and only as its own.
+    expect(() => openForNode(c1!.sealedBundle!, agentKey(w1!), c1!.spec.runID, 'c1')).toThrow(/sealed to another key/);
+    expect(() => openForNode({ ...c1!.sealedBundle!, recipientKey: agentKey(w1!).publicKey }, agentKey(w1!), c1!.spec.runID, 'c1')).toThrow(/does not open/);
+    expect(() => openForNode(w2!.sealedBundle!, agentKey(w2!), w2!.spec.runID, 'w1')).toThrow(/does not open for/);
+    expect([...openForNode(w1!.sealedBundle!, agentKey(w1!), w1!.spec.runID, 'w1').keys()]).toEqual(['kube-node', 'kube-proxy']);
+    // The bundle Secret: ciphertext only; the NodeRotations: sealed boxes and public keys only.
+    expect(rke.bundleKeys).toEqual([['ciphertext', 'nonce']]);
+    const inCluster = JSON.stringify([rke.lastBundle, Object.values(rke.lastBundle!).map((v) => Buffer.from(v, 'base64').toString('latin1')), nrs, fake.rotation('every')]);
+    expect(inCluster).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE|LS0tLS1CRUdJTi/);
+  }, 60_000);
+
+  it('an agent that restarts mid-wait publishes a new key and is sealed to again; the box for the old key is replaced', async () => {
+    const fake = clusterAfterTheCas();
+    const rke = new FakeRke();
+    fake.apply('restart', { scope: 'Service', service: 'kube-proxy' });
+    const keysOfW1: string[] = [];
+    await drive(fake, rke, 'restart', (nr, r) => {
+      if (nr.spec.nodeName === 'w1' && nr.sealedBundle && keysOfW1.length === 0) {
+        keysOfW1.push(nr.sealedBundle.recipientKey);
+        const fresh = newSealingKeyPair();
+        agentKeys.set(nr.metadata.name!, fresh);
+        return { sealingKey: fresh.publicKey };
+      }
+      return installing(nr, r);
+    });
+    expect(fake.rotation('restart')!.status!.phase).toBe('Succeeded');
+    const w1 = [...fake.nodeRotationsByName.values()].find((nr) => nr.spec.nodeName === 'w1')!;
+    expect(w1.sealedBundle!.recipientKey).toBe(agentKey(w1).publicKey);
+    expect(w1.sealedBundle!.recipientKey).not.toBe(keysOfW1[0]);
+    expect(fake.writes.filter((w) => w === `patch noderotations/${w1.metadata.name}`)).toHaveLength(2);
+  }, 60_000);
+
   it('scope All: kube-admin is renewed in both states in the one state write, never in the bundle, and the user is told to refresh the local files', async () => {
     const fake = clusterAfterTheCas();
     const rke = new FakeRke();
@@ -181,14 +249,19 @@ describe('an RKE run with a controller-issued bundle', () => {
     fake.apply('all', { strategy: { maxUnavailable: 2 } });
     for (let pass = 0; pass < 100 && fake.rotation('all')!.status?.phase !== 'Succeeded'; pass++) {
       await reconcileRotation({ ...deps(), rke }, 'all');
-      for (const nr of fake.nodeRotationsByName.values()) if (nr.status?.phase === 'Pending') fake.report(nr.metadata.name!, installing(nr, rke)!);
+      for (const nr of fake.nodeRotationsByName.values()) {
+        const report = nr.status?.phase === 'Pending' || nr.status?.phase === 'Updating' ? installing(nr, rke) : undefined;
+        if (report) fake.report(nr.metadata.name!, report);
+      }
     }
     expect(fake.rotation('all')!.status!.phase).toBe('Succeeded');
     expect(rke.ops.filter((o) => o === 'replace-state')).toHaveLength(1);
-    // The bundle every agent can read never held it.
+    // The bundle never held it, and no node was sealed it.
     expect(rke.bundleKeys).toHaveLength(1);
-    expect(rke.bundleKeys[0]!.filter((k) => k.startsWith('kube-admin'))).toEqual([]);
-    expect(rke.bundleKeys[0]).toContain('kube-apiserver-key.pem');
+    const sealed = openedBundle(rke, 'uid-all-g1');
+    expect([...sealed.keys()].filter((k) => k.startsWith('kube-admin'))).toEqual([]);
+    expect([...sealed.keys()]).toContain('kube-apiserver');
+    for (const nr of fake.nodeRotationsByName.values()) expect(nr.sealedBundle!.entries.filter((k) => k.startsWith('kube-admin'))).toEqual([]);
     // Renewed in desiredState and currentState alike: signed by kube-ca, same subject, new key.
     const before = new X509Certificate(adminOf(initialState, 'currentState').certificatePEM!);
     const ca = new X509Certificate(parseFullState(initialState).currentState!.certificatesBundle!['kube-ca']!.certificatePEM!);
@@ -296,7 +369,7 @@ describe('an RKE run with a controller-issued bundle', () => {
     fake.apply('mid', { scope: 'Service', service: 'kubelet' });
     await drive(fake, rke, 'mid', (nr, r) => {
       const report = installing(nr, r);
-      if (nr.spec.nodeName === 'e1') r.bundles.clear();
+      if (nr.spec.nodeName === 'e1' && report?.phase === 'Rotated') r.bundles.clear();
       return report;
     });
     const st = fake.rotation('mid')!.status!;
@@ -325,7 +398,7 @@ describe('an RKE run with a controller-issued bundle', () => {
     await expect(
       drive(fake, rke, 'lost', (nr, r) => {
         const report = installing(nr, r);
-        if (nr.spec.nodeName === 'w2') r.bundles.clear(); // someone deletes it before the last report is taken in
+        if (nr.spec.nodeName === 'w2' && report?.phase === 'Rotated') r.bundles.clear(); // someone deletes it before the last report is taken in
         return report;
       }),
     ).rejects.toThrow(/bundle Secret .* is gone and full-cluster-state does not hold/);

@@ -28,6 +28,7 @@
 // (the only other copy of the new keys) is deleted when the run ends.
 import type { CertificateRotation } from '../api/certificaterotation.js';
 import type { NodeRotation } from '../api/noderotation.js';
+import type { NodeRole } from '../distributions/types.js';
 import { CertificateFileError } from '../pki/errors.js';
 import type { ControllerDeps } from './deps.js';
 import { runID } from '../api/names.js';
@@ -35,10 +36,13 @@ import { EVENT_REASONS } from './event-reasons.js';
 import {
   BUNDLE_SECRET_NAME,
   bundleFromSecretData,
+  bundleSealingSecret,
   bundleSecretData,
+  entriesForRoles,
   issueBundle,
   issueStateOnly,
   RkeStateError,
+  sealForNode,
   stateHolds,
   stateSerials,
   updateFullState,
@@ -124,7 +128,7 @@ export async function ensureRkeBundle(
     return undefined;
   }
   const issued = await issueBundle(state.text, bundleScope(rotation), deps.now());
-  await rke.createBundle(ref.name, bundleSecretData(issued), run, rotation);
+  await rke.createBundle(ref.name, bundleSecretData(issued, bundleSealingSecret(state.text), run), run, rotation);
   // Read back: a create that met an existing Secret must have met this run's.
   if ((await rke.getBundle(ref.name))?.runId !== run) throw new Error(`the bundle Secret ${ref.namespace}/${ref.name} belongs to another run; retrying`);
   deps.log.info(
@@ -132,6 +136,38 @@ export async function ensureRkeBundle(
     'issued the RKE certificates for this run',
   );
   return ref;
+}
+
+/**
+ * The node step of an RKE run's hand-off: each node in flight whose agent has
+ * published a sealing key (status.sealingKey) that its sealedBundle is not
+ * sealed to gets the pairs RKE would deploy to a node of its roles, sealed to
+ * that key. An agent that restarted publishes a new key and is sealed to again.
+ * Safe to repeat: a box already sealed to the published key is left alone.
+ */
+export async function sealBundleForWaitingNodes(deps: ControllerDeps, rotation: CertificateRotation, runGeneration: number, nodeRotations: readonly NodeRotation[]): Promise<void> {
+  const run = runOf(rotation, runGeneration);
+  const waiting = nodeRotations.filter(
+    (nr) => nr.spec.bundleSecretRef && nr.spec.runID === run && nr.status?.runID === run && nr.status.phase === 'Updating' && nr.status.sealingKey && nr.sealedBundle?.recipientKey !== nr.status.sealingKey,
+  );
+  if (waiting.length === 0) return;
+  const rke = deps.rke!;
+  const data = await ownBundle(rke, run);
+  const state = data ? await rke.readState() : undefined;
+  if (!data || !state) {
+    // Deleted by hand: nothing to seal from. The node waits untouched until
+    // its nodeTimeout, and the run ends Stalled naming it; this says why.
+    const gone = data ? 'kube-system/full-cluster-state' : `this run's bundle Secret ${rke.bundleNamespace}/${BUNDLE_SECRET_NAME}`;
+    deps.log.error({ nodes: waiting.map((nr) => nr.spec.nodeName) }, `${gone} is gone: these nodes cannot get their certificates and will time out untouched (start a new run)`);
+    return;
+  }
+  const issued = bundleFromSecretData(data, bundleSealingSecret(state.text), run);
+  for (const nr of waiting) {
+    const names = entriesForRoles(issued.keys(), nr.spec.role.split(',') as NodeRole[]);
+    const box = sealForNode(issued, names, nr.status!.sealingKey!, run, nr.spec.nodeName);
+    await deps.write.setSealedBundle(nr.metadata.name!, { ...box, entries: names });
+    deps.log.info({ node: nr.spec.nodeName, entries: names }, "sealed the node's certificates of this run to its agent's key");
+  }
 }
 
 /**
@@ -156,7 +192,7 @@ export async function commitRkeState(deps: ControllerDeps, rotation: Certificate
   const state = await rke.readState();
   if (!state) throw new RkeStateError('kube-system/full-cluster-state disappeared before the new certificates could be written to it');
   if (data) {
-    const issued = bundleFromSecretData(data);
+    const issued = bundleFromSecretData(data, bundleSealingSecret(state.text), runOf(rotation, runGeneration));
     // stateHolds(bundle) true means the one replace below already happened,
     // kube-admin with it: a repeated pass never issues a second kube-admin.
     if (!stateHolds(state.text, issued)) {

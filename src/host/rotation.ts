@@ -225,9 +225,9 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
 
   progress('prepare', o.provided ? `checking ${plan.length} files and the controller-issued replacements` : `checking ${plan.length} files and signing replacements`);
   const now = o.now ?? new Date();
-  const prepared = await wrap('prepare', async () =>
-    prepareFiles(o.host, plan, now, typeof o.provided === 'function' ? await o.provided() : o.provided, o.provided ? undefined : validityOf),
-  );
+  // Fetched outside wrap(): the caller's own errors (still waiting for the material) are its to handle.
+  const provided = typeof o.provided === 'function' ? await o.provided() : o.provided;
+  const prepared = await wrap('prepare', async () => prepareFiles(o.host, plan, now, provided, provided ? undefined : validityOf));
 
   progress('backup', 'backing up');
   const journal = await wrap('backup', async () => {

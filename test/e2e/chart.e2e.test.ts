@@ -4,7 +4,7 @@
 // rotation; the same tokens are refused what they must not do.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
@@ -20,6 +20,7 @@ import { argoHealth } from '../gitops/health.js';
 import { kstatus } from '../gitops/kstatus.js';
 import { ControllerProcess, getRotation, waitFor } from './support/controller.js';
 import { installCrds } from './support/crds.js';
+import { tokenKubeconfig as tokenKubeconfigFor } from './support/service-account.js';
 
 const HELM = join(process.env.CERTROTATOR_BIN_DIR ?? '', 'helm');
 const CHART = join(REPO_ROOT, 'charts', 'certrotator');
@@ -49,23 +50,7 @@ const find = (objs: Obj[], kind: string, name: string): Obj => {
 };
 
 /** A kubeconfig for the test cluster that authenticates with `token` (nothing else). */
-function tokenKubeconfig(name: string, token: string): string {
-  const admin = parse(readFileSync(process.env.KUBECONFIG!, 'utf8')) as any;
-  const path = join(work, `${name}.kubeconfig`);
-  writeFileSync(
-    path,
-    stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: admin.clusters,
-      users: [{ name, user: { token } }],
-      contexts: [{ name, context: { cluster: admin.clusters[0].name, user: name } }],
-      'current-context': name,
-    }),
-    { mode: 0o600 },
-  );
-  return path;
-}
+const tokenKubeconfig = (name: string, token: string): string => tokenKubeconfigFor(process.env.KUBECONFIG!, work, name, token);
 
 /**
  * A ServiceAccount of the release namespace granted `rules` (cluster-wide, or in
@@ -301,18 +286,21 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
     const answers = await Promise.all(granted.map(async ([kc, args]) => ({ args, allowed: await canI(kc, ...args) })));
     expect(answers.filter((a) => !a.allowed)).toEqual([]);
     expect(answers.length).toBe(21);
-    // RKE runs only (src/controller/rke-kube.ts, src/cli/agent.ts): the cluster state and the run's bundle,
-    // by name. This install is RKE2 (the default): none of it; with distribution=rke, exactly these.
+    // RKE runs only (src/controller/rke-kube.ts, rke-run.ts): the cluster state and the run's bundle,
+    // by name, and sealing each node's pairs into its NodeRotation. This install is RKE2 (the default): none of it.
     const rke: [string, string[]][] = [
       [controllerKc, ['get', 'secrets/full-cluster-state', '-n', 'kube-system']], [controllerKc, ['update', 'secrets/full-cluster-state', '-n', 'kube-system']],
       [controllerKc, ['get', 'configmaps/full-cluster-state', '-n', 'kube-system']], [controllerKc, ['update', 'configmaps/full-cluster-state', '-n', 'kube-system']],
       [controllerKc, ['create', 'secrets', '-n', NAMESPACE]], [controllerKc, ['get', 'secrets/certrotator-rke-bundle', '-n', NAMESPACE]],
-      [controllerKc, ['delete', 'secrets/certrotator-rke-bundle', '-n', NAMESPACE]], [agentKc, ['get', 'secrets/certrotator-rke-bundle', '-n', NAMESPACE]],
+      [controllerKc, ['delete', 'secrets/certrotator-rke-bundle', '-n', NAMESPACE]], [controllerKc, ['patch', 'noderotations']],
     ];
     const onRke2 = await Promise.all(rke.map(async ([kc, args]) => ((await canI(kc, ...args)) ? args.join(' ') : '')));
     expect(onRke2.filter(Boolean)).toEqual([]);
     const rkeRoles = docs(helmTemplate(HELM, ['--set', 'distribution=rke'])).filter((o) => o.kind === 'Role' && /rke-(state|bundle)$/.test(o.metadata.name)).map((o) => o.metadata.name).sort();
-    expect(rkeRoles).toEqual(['certrotator-agent-rke-bundle', 'certrotator-controller-rke-bundle', 'certrotator-controller-rke-state']);
+    expect(rkeRoles).toEqual(['certrotator-controller-rke-bundle', 'certrotator-controller-rke-state']);
+    // The agent can read no Secret on RKE either: its pairs come sealed to its own key.
+    const agentRules = docs(helmTemplate(HELM, ['--set', 'distribution=rke'])).filter((o) => /Role$/.test(o.kind) && o.metadata.name.startsWith('certrotator-agent')).flatMap((o) => o.rules);
+    expect(agentRules.filter((r: any) => r.resources.includes('secrets'))).toEqual([]);
   });
 
   it('refuses what they must not do: Secrets, CRDs, pods, other Leases, spec writes, other namespaces', async () => {

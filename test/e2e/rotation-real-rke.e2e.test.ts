@@ -21,15 +21,20 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseFullState } from '../../src/controller/rke-bundle.js';
-import { kubectlOk } from '../cluster/kubectl.js';
+import { kubectl, kubectlOk } from '../cluster/kubectl.js';
 import { RealRkeCluster, type RkeNode } from '../realnode/rke-cluster.js';
 import { etcdCertName } from '../realnode/rke-layout.js';
 import { etcdIsHealthy, getTls, leases } from './support/real-checks.js';
+import { chartAgentKubeconfig } from './support/service-account.js';
 import { diskSerial, diskSerials, etcdTraffic, expectLeasesRenewed, expectServedIsDisk, realSuite, type ServedFile } from './support/real-suite.js';
 import { applyRotation, condition, getJson, intervals, nodeRotations, normSerial, opensslVerify, overlappingServers, servedPem, waitRotationCondition } from './support/rotation.js';
 
-const suite = realSuite<RkeNode, RealRkeCluster>('real-rke', (workDir) =>
-  RealRkeCluster.start({ workDir, binDir: process.env.CERTROTATOR_BIN_DIR!, servers: 3, workers: 1 }),
+// Every agent runs with a token of the chart's agent ServiceAccount and exactly
+// the RBAC the chart grants it on RKE: no Secret at all.
+const suite = realSuite<RkeNode, RealRkeCluster>(
+  'real-rke',
+  (workDir) => RealRkeCluster.start({ workDir, binDir: process.env.CERTROTATOR_BIN_DIR!, servers: 3, workers: 1 }),
+  (c, workDir) => chartAgentKubeconfig(c.kubeconfig, workDir, 'rke'),
 );
 const cluster = (): RealRkeCluster => suite.cluster();
 
@@ -68,6 +73,52 @@ const stateSerial = (state: string, name: string): string => normSerial(new X509
 async function workerPlaneHealthy(n: RkeNode): Promise<boolean> {
   const r = await cluster().exec(n, ['sh', '-c', 'curl -sf --max-time 3 http://127.0.0.1:10248/healthz && curl -sf --max-time 3 http://127.0.0.1:10256/healthz']);
   return r.code === 0;
+}
+
+// ---- what a worker's credentials can get ----------------------------------
+
+// A PEM armour line, in clear or base64 at any of the three alignments.
+const KEY_MATERIAL = /PRIVATE KEY|LS0tLS1CRUdJTi|0tLS0tQkVHSU4|tLS0tLUJFR0lO/;
+
+/**
+ * Everything the agent token (the one every agent uses, the worker's too) can
+ * get that holds key material, and every Secret read it is not refused: both
+ * must stay empty before, during and after a run.
+ */
+async function exposedToAgentToken(rotation: string): Promise<{ findings: string[]; sealedBoxes: number }> {
+  const kubeconfig = cluster().agentKubeconfig!;
+  const findings: string[] = [];
+  for (const args of [
+    ['get', 'secret', 'full-cluster-state', '-n', 'kube-system'],
+    ['get', 'configmap', 'full-cluster-state', '-n', 'kube-system'],
+    // Where this suite's controller keeps the run's bundle: its Lease namespace (test/e2e/support/controller.ts).
+    ['get', 'secret', 'certrotator-rke-bundle', '-n', 'default'],
+    ['get', 'secrets', '-A'],
+  ]) {
+    const r = await kubectl([...args, '-o', 'name'], { kubeconfig });
+    if (r.code === 0 || !/forbidden/i.test(r.stderr)) findings.push(`not refused: kubectl ${args.join(' ')} (${r.code}: ${r.stderr.trim().slice(0, 120)})`);
+  }
+  const nrs = await kubectlOk(['get', 'noderotations', '-o', 'json'], { kubeconfig });
+  const owner = await kubectl(['get', 'certificaterotation', rotation, '-o', 'json'], { kubeconfig });
+  for (const [what, text] of [['noderotations', nrs], ['certificaterotation', owner.stdout]] as const) if (KEY_MATERIAL.test(text)) findings.push(`key material in ${what}`);
+  const sealedBoxes = (JSON.parse(nrs).items as { sealedBundle?: unknown }[]).filter((nr) => nr.sealedBundle).length;
+  return { findings, sealedBoxes };
+}
+
+/** Samples exposedToAgentToken every 1.5 s until stopped. */
+function watchAgentTokenExposure(rotation: string) {
+  const seen = { samples: 0, maxSealedBoxes: 0, findings: new Set<string>() };
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const r = await exposedToAgentToken(rotation);
+      seen.samples++;
+      seen.maxSealedBoxes = Math.max(seen.maxSealedBoxes, r.sealedBoxes);
+      for (const f of r.findings) seen.findings.add(f);
+      await new Promise((res) => setTimeout(res, 1500));
+    }
+  })();
+  return { seen, stop: async () => { stopped = true; await loop; } };
 }
 
 interface RunOutcome {
@@ -147,7 +198,28 @@ describe('RKE with real etcd, kube-apiserver, kube-controller-manager and kube-s
 
   test('scope All: hosts one at a time, one issue of every certificate from the state, kube-admin renewed in the state only; the cluster keeps serving', async () => {
     await cluster().saveClusterState();
-    const { before, state, rotation } = await rotate('real-rke-all', { scope: 'All' }, () => true, true);
+    // The agents' token (a worker's included) can get no private key: before the run, throughout it, after it.
+    expect((await exposedToAgentToken('real-rke-all')).findings).toEqual([]);
+    const exposure = watchAgentTokenExposure('real-rke-all');
+    let outcome: RunOutcome;
+    try {
+      outcome = await rotate('real-rke-all', { scope: 'All' }, () => true, true);
+    } finally {
+      await exposure.stop();
+    }
+    const { before, state, rotation } = outcome;
+    expect([...exposure.seen.findings]).toEqual([]);
+    expect(exposure.seen.samples).toBeGreaterThan(10);
+    expect(exposure.seen.maxSealedBoxes).toBeGreaterThan(0); // it looked while the sealed certificates were there
+    expect((await exposedToAgentToken('real-rke-all')).findings).toEqual([]);
+    // What each agent opened: what RKE deploys to its roles (pki/util.go getCertKeys); the worker only kube-node and kube-proxy.
+    for (const n of cluster().nodes) {
+      const opened = readFileSync(cluster().agents.get(n.name)!.log, 'utf8').split('\n').filter((l) => l.includes("opened this node's sealed certificates")).map((l) => JSON.parse(l).entries);
+      const expected = n.server
+        ? ['kube-apiserver', 'kube-apiserver-proxy-client', 'kube-controller-manager', ...cluster().servers.map((s) => etcdCertName(s.ip)).sort(), 'kube-node', 'kube-proxy', 'kube-scheduler'].sort()
+        : ['kube-node', 'kube-proxy'];
+      expect([n.name, opened]).toEqual([n.name, [expected]]);
+    }
     expect(rotation.status.nodes.map((n: any) => n.phase)).toEqual(cluster().nodes.map(() => 'Rotated'));
     // Servers one at a time, then the worker (etcd plane, control plane, worker plane).
     const iv = intervals(await nodeRotations('real-rke-all', cluster().kubeconfig));

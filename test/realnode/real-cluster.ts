@@ -45,6 +45,12 @@ export interface RealClusterOptions {
 
 export abstract class RealCluster<N extends BaseNode> {
   readonly agents = new Map<string, { child: ChildProcess; log: string }>();
+  /**
+   * The agents' credentials when not the tests' admin: a kubeconfig with a
+   * token of the chart's agent ServiceAccount. The node's IP then comes from
+   * NODE_IP, as the DaemonSet gives it (that ServiceAccount cannot read Nodes).
+   */
+  agentKubeconfig: string | undefined;
   protected constructor(
     readonly o: RealClusterOptions,
     readonly network: HostNetwork,
@@ -141,11 +147,12 @@ export abstract class RealCluster<N extends BaseNode> {
         '--node-name', n.name,
         '--host-root', '/',
         ...this.agentArgs(n),
-        '--kubeconfig', this.kubeconfig,
+        '--kubeconfig', this.agentKubeconfig ?? this.kubeconfig,
         '--health-port', '0',
         '--health-host', '127.0.0.1',
       ];
-      this.agents.set(n.name, { child: this.startInNode(n, 'certrotator-agent', argv, log, env), log });
+      const identity: Record<string, string> = this.agentKubeconfig ? { NODE_IP: n.ip } : {};
+      this.agents.set(n.name, { child: this.startInNode(n, 'certrotator-agent', argv, log, { ...identity, ...env }), log });
     }
     // Each agent is ready once it logged that it watches its node.
     const deadline = Date.now() + 60_000;

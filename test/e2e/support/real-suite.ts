@@ -29,7 +29,12 @@ export interface RealSuite<N extends BaseNode, C extends RealCluster<N>> {
 }
 
 /** Registers the suite's beforeAll/afterAll: cluster, agents, a leading controller; and their teardown. */
-export function realSuite<N extends BaseNode, C extends RealCluster<N>>(label: string, start: (workDir: string) => Promise<C>): RealSuite<N, C> {
+export function realSuite<N extends BaseNode, C extends RealCluster<N>>(
+  label: string,
+  start: (workDir: string) => Promise<C>,
+  // The agents' own credentials (a token of the chart's agent ServiceAccount); the tests' admin when absent.
+  agentKubeconfig?: (cluster: C, workDir: string) => Promise<string>,
+): RealSuite<N, C> {
   let work: string;
   let cluster: C | undefined;
   let controller: ControllerProcess | undefined;
@@ -39,6 +44,7 @@ export function realSuite<N extends BaseNode, C extends RealCluster<N>>(label: s
     const t0 = Date.now();
     work = mkdtempSync(join(tmpdir(), `certrotator-${label}-`));
     cluster = await start(work);
+    if (agentKubeconfig) cluster.agentKubeconfig = await agentKubeconfig(cluster, work);
     await cluster.startAgents();
     controller = new ControllerProcess(label, { leaseName: `certrotator-${label}`, extraArgs: [`--kubeconfig=${cluster.kubeconfig}`] });
     await waitFor('controller leading', () => controller!.leading(), 60_000, () => controller!.debug());
