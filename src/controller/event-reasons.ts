@@ -23,4 +23,6 @@ export const EVENT_REASONS = {
   // RKE, any other scope: full-cluster-state holds the new certificates; the
   // admin's local cluster.rkestate (what `rke up` reads) is stale.
   rkeStateUpdated: 'ClusterStateUpdated',
+  // A failed RKE run: some nodes hold certificates full-cluster-state does not.
+  rkeStateNotUpdated: 'ClusterStateNotUpdated',
 } as const;

@@ -29,7 +29,7 @@ import { collectChecks, earliestByService, planStatus } from './plan-mode.js';
 import { buildNodeRotation } from './node-rotation.js';
 import { parseDuration } from '../api/duration.js';
 import { slotHolder } from './queue-gate.js';
-import { commitRkeState, discardRkeBundle, ensureRkeBundle, isPermanentIssueError, sealBundleForWaitingNodes, withBundleRef } from './rke-run.js';
+import { commitRkeState, discardRkeBundle, ensureRkeBundle, failedRunStateNote, isPermanentIssueError, sealBundleForWaitingNodes, withBundleRef } from './rke-run.js';
 import { FINISHED_BY_AGENT, planFromStatus, planInProgress, progressFromStatus, runActive, runFingerprint, settled } from './run-state.js';
 import { writeStatus } from './status-writer.js';
 
@@ -165,6 +165,8 @@ async function continueRun(
   // RKE: a run ends only after its certificates are in full-cluster-state
   // (success) or its bundle is gone (failure); see rke-run.ts for the order.
   const rke = distribution === 'rke' && deps.rke !== undefined;
+  const stateNote = rke && summary.phase === 'Failed' ? failedRunStateNote(d.nodes) : undefined;
+  if (stateNote) next.conditions = next.conditions!.map((c) => (c.type === 'Stalled' && c.status === 'True' ? { ...c, message: `${c.message}. ${stateNote}` } : c));
   if (rke && terminal && base.phase !== summary.phase) {
     if (summary.phase === 'Succeeded') await commitRkeState(deps, rotation, runGeneration, nodeRotations);
     else await discardRkeBundle(deps, rotation, runGeneration);
@@ -211,6 +213,7 @@ async function continueRun(
     const stalled = summary.conditions.find((c) => c.type === 'Stalled')!;
     if (summary.phase === 'Succeeded') deps.events.normal(stored, EVENT_REASONS.runSucceeded, ready.message);
     else deps.events.warning(stored, EVENT_REASONS.runFailed, stalled.message);
+    if (stateNote) deps.events.warning(stored, EVENT_REASONS.rkeStateNotUpdated, stateNote);
     deps.metrics?.runFinished?.(summary.phase === 'Succeeded' ? 'succeeded' : 'failed', seconds);
     deps.log.info({ phase: summary.phase, progress: summary.progress, seconds }, 'rotation run finished');
   }

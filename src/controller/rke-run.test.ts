@@ -322,6 +322,13 @@ describe('an RKE run with a controller-issued bundle', () => {
     expect(rke.state === initialState).toBe(true); // a diff would print keys
     expect(rke.bundles.size).toBe(0);
     expect(rke.ops.at(-1)).toBe('delete-bundle certrotator-rke-bundle');
+    // The nodes that did rotate hold what the state does not: said in status and by an Event, with what to do.
+    const rotated = fake.rotation('proxy')!.status!.nodes!.filter((n) => n.phase === 'Rotated').map((n) => n.name);
+    expect(rotated.length).toBeGreaterThan(0);
+    const stalled = fake.rotation('proxy')!.status!.conditions!.find((c) => c.type === 'Stalled')!;
+    expect(stalled.message).toContain(`RKE: ${rotated.length} node(s) (${rotated.join(', ')}) now hold new certificates that kube-system/full-cluster-state does not`);
+    expect(stalled.message).toMatch(/next `rke up` deploys the certificates of the state again.*apply the rotation again/);
+    expect(fake.events.filter((e) => e.reason === EVENT_REASONS.rkeStateNotUpdated).map((e) => e.type)).toEqual(['Warning']);
   }, 60_000);
 
   it("a leftover bundle of an earlier run is replaced, never handed to this run's nodes", async () => {
@@ -346,6 +353,9 @@ describe('an RKE run with a controller-issued bundle', () => {
     });
     expect(fake.rotation('f')!.status!.phase).toBe('Failed');
     expect(rke.bundles.get('certrotator-rke-bundle')?.runId).toBe('uid-other-g1');
+    // No node rotated: the state describes every node, nothing to warn about.
+    expect(fake.events.filter((e) => e.reason === EVENT_REASONS.rkeStateNotUpdated)).toEqual([]);
+    expect(fake.rotation('f')!.status!.conditions!.find((c) => c.type === 'Stalled')!.message).not.toContain('full-cluster-state does not');
   });
 
   it('a state the certificates cannot be issued from (no kube-ca key): no node is instructed, the run fails naming why', async () => {

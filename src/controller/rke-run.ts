@@ -252,6 +252,22 @@ function tellAdminFilesStale(deps: ControllerDeps, rotation: CertificateRotation
   deps.events.normal(rotation, EVENT_REASONS.rkeKubeAdminRenewed, message);
 }
 
+/**
+ * A failed RKE run leaves the state as it was, so nodes that did rotate hold
+ * certificates it does not: what the user must know before the next `rke up`,
+ * for the run's Stalled condition and an Event. Undefined when no node rotated.
+ */
+export function failedRunStateNote(nodes: readonly { name: string; phase: string }[]): string | undefined {
+  const rotated = nodes.filter((n) => n.phase === 'Rotated').map((n) => n.name);
+  if (rotated.length === 0) return undefined;
+  return (
+    `RKE: ${rotated.length} node(s) (${rotated.slice(0, 10).join(', ')}${rotated.length > 10 ? ', …' : ''}) now hold new certificates that ` +
+    'kube-system/full-cluster-state does not (it is written only when every node succeeded); old and new are both valid (same kube-ca). ' +
+    'The next `rke up` deploys the certificates of the state again and restarts those components; to keep the new ones instead, ' +
+    'fix the failure and apply the rotation again (a new generation) until it succeeds'
+  );
+}
+
 /** A run that ended without success: the bundle (the only other copy of the new keys) goes; the state stays as it is. */
 export async function discardRkeBundle(deps: ControllerDeps, rotation: CertificateRotation, runGeneration: number): Promise<void> {
   const rke = deps.rke!;

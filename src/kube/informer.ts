@@ -12,11 +12,14 @@
 // - There is no "synced" signal; we mark synced when the first list has been
 //   applied to the cache (start() resolved without an error in between), so
 //   readiness and the controller's first reconciles see a complete cache.
-// - There is no resync. Every `resyncPeriodMs` we relist into a fresh
-//   ListWatch, swap caches, and enqueue every key plus the keys of objects
-//   that vanished (a DELETED event lost to a broken watch would otherwise
-//   leave a ghost in the cache forever). Level-based reconcile makes the
-//   extra reconciles harmless.
+// - There is no resync. Every `resyncPeriodMs` we enqueue every key of the
+//   cache again, as client-go's resync does: from memory, no LIST. The API
+//   server is listed only at start and when the watch cannot resume (410
+//   Gone, which ListWatch handles by relisting); after any other error the
+//   watch resumes from its last resourceVersion, which replays whatever was
+//   missed, deletes included. At 10,000 agents a periodic relist would be
+//   about 17 LIST+WATCH per second against the API server for nothing.
+//   Level-based reconcile makes the extra reconciles harmless.
 // - `labelSelector` is only applied to the watch by ListWatch; the list
 //   function we build applies the same selector.
 //
@@ -70,7 +73,7 @@ export interface InformerOptions<T extends KubernetesObject> {
   /** Name for logs. */
   name?: string;
   logger?: InformerLogger;
-  /** Relist and enqueue everything this often (0 disables). Default 10 min. */
+  /** Enqueue every cached key again this often, from the cache (0 disables). Default 10 min. */
   resyncPeriodMs?: number;
   /** Restart backoff after errors. Default 1 s → 30 s (ListWatch's own reconnect range). */
   restartBackoff?: { baseMs: number; maxMs: number };
@@ -274,39 +277,15 @@ export class Informer<T extends KubernetesObject> {
   private scheduleResync(): void {
     clearTimeout(this.resyncTimer);
     if (this.resyncPeriodMs <= 0 || this.stopped) return;
-    this.resyncTimer = setTimeout(() => void this.resync(), this.resyncPeriodMs);
+    this.resyncTimer = setTimeout(() => this.resync(), this.resyncPeriodMs);
   }
 
-  /**
-   * Relists into a fresh ListWatch and swaps it in. The old one keeps
-   * serving reads (and its watch keeps running) until the new one has
-   * listed, so there is never a moment with an empty cache.
-   */
-  async resync(): Promise<void> {
+  /** Enqueues every cached key again (client-go's resync): from the cache, no request to the API server. */
+  resync(): void {
     if (this.stopped) return;
-    const old = this.current;
-    const fresh = this.makeListWatch();
-    let failed: unknown;
-    fresh.on('error', (err: unknown) => (failed ??= err));
-    await fresh.start();
-    if (this.stopped || old !== this.current || failed !== undefined) {
-      void fresh.stop();
-      if (failed !== undefined && !this.stopped) {
-        this.log.warn({ informer: this.name, err: errorText(failed) }, 'resync list failed; keeping the current cache');
-        this.opts.onError?.(failed);
-        this.scheduleResync();
-      }
-      return;
-    }
-    const freshKeys = new Set(fresh.list().map(objectKey));
-    const vanished = old ? old.list().filter((o) => !freshKeys.has(objectKey(o))) : [];
-    this.current = fresh;
-    this.attach(fresh);
-    if (old) void old.stop();
-    for (const obj of vanished) this.enqueue(obj);
-    for (const obj of fresh.list()) this.enqueue(obj);
-    this.log.debug({ informer: this.name, objects: freshKeys.size, vanished: vanished.length }, 'informer resynced');
-    this.markSynced();
+    const objects = this.list();
+    for (const obj of objects) this.enqueue(obj);
+    this.log.debug({ informer: this.name, objects: objects.length }, 'informer resynced from its cache');
     this.scheduleResync();
   }
 }
