@@ -3,10 +3,11 @@
 // one file at a time: they share one control plane.
 //
 // `npm test` (no arguments) runs two lanes at once, because the real-component
-// suites (test/e2e/*-real-*) spend most of their time waiting on real
-// restarts (etcd's graceful stop, leader hand-overs, lease renewals) with the
-// CPU idle, and they bring their own clusters instead of the shared one:
-//   real:  the real-component suites, one after the other, no shared control plane;
+// suites (test/e2e/*-real-*) and the chaos suite spend most of their time
+// waiting on restarts (etcd's graceful stop, leader hand-overs, lease
+// renewals) with the CPU idle, and they bring their own clusters instead of
+// the shared one:
+//   real:  the real-component suites and the chaos suite, one after the other, no shared control plane;
 //   main:  every other suite, unit and e2e, on the shared control plane.
 // Each lane is its own jest process; the real lane's lines are prefixed with
 // `[real] `. The exit code is non-zero if either lane failed.
@@ -16,7 +17,7 @@ import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const jestBin = require.resolve('jest/bin/jest');
-const REAL_SUITES = 'test/e2e/[a-z]+-real-';
+const REAL_SUITES = 'test/e2e/([a-z]+-real-|chaos\\.)';
 
 const env = {
   ...process.env,

@@ -42,6 +42,8 @@ export interface ControllerOptions {
   logLevel?: string;
   /** How long the leader waits for its caches before it gives up the Lease and exits 1 (default 60 s). */
   cacheSyncTimeoutMs?: number;
+  /** Lease timing (LeaderElector's defaults when absent: 15 s, 10 s, 2 s). */
+  election?: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
   /** Aborting it stops the controller gracefully (SIGTERM does this in the CLI). */
   signal: AbortSignal;
   logger?: Logger;
@@ -231,6 +233,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
         namespace: opts.leaseNamespace,
         name: opts.leaseName,
         identity: opts.identity,
+        ...opts.election,
         logger: log,
         onStartedLeading: (signal) => lead(signal),
         onStoppedLeading: (reason) => {
