@@ -98,7 +98,17 @@ describe('CatalogHostRunner', () => {
       expect(err.message).toMatch(/serves serial/);
       // The new files stay in place: nothing was restored.
       const changed = changedPaths(before, await snapshotTree(root, (p) => p.startsWith(`${S}-`)));
-      expect(changed).toEqual(expect.arrayContaining([`${S}/serving-kube-apiserver.crt`, `${S}/serving-kube-apiserver.key`]));
+      // The api-server service's pairs, and the kubelet pairs rke2-server re-issues whenever it restarts.
+      expect(changed.sort()).toEqual([
+        'var/lib/rancher/rke2/agent/client-kubelet.crt',
+        'var/lib/rancher/rke2/agent/client-kubelet.key',
+        'var/lib/rancher/rke2/agent/serving-kubelet.crt',
+        'var/lib/rancher/rke2/agent/serving-kubelet.key',
+        `${S}/client-kube-apiserver.crt`,
+        `${S}/client-kube-apiserver.key`,
+        `${S}/serving-kube-apiserver.crt`,
+        `${S}/serving-kube-apiserver.key`,
+      ]);
 
       sim.faults.serveStale = false;
       const again = await runner.run(spec({ onFailure: 'Halt', timeout: '8s' }), () => {}).catch((e: unknown) => e);

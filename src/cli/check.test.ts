@@ -46,6 +46,12 @@ const check = async (root: string, ...args: string[]) => {
   outputs.push(run);
   return run;
 };
+/** A check that must succeed: exit code 0 (without --fail-on nothing is a failure). */
+const checkOk = async (root: string, ...args: string[]) => {
+  const run = await check(root, ...args);
+  expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: '' });
+  return run;
+};
 
 test('check -o json lists every certificate of a server with subject, issuer, serial and expiry', async () => {
   const run = await runCli(['node', 'check', '--host-root', server.root, '--distribution', 'rke2', '-o', 'json']);
@@ -62,7 +68,7 @@ test('check -o json lists every certificate of a server with subject, issuer, se
 });
 
 test('check on an agent detects the worker role and lists only agent files', async () => {
-  const run = await runCli(['node', 'check', '--host-root', agent.root, '--distribution', 'rke2', '-o', 'json']);
+  const run = await checkOk(agent.root, '-o', 'json');
   const report = JSON.parse(run.stdout) as Report;
   expect(report.roles).toEqual(['worker']);
   expect(report.certificates.map((c) => c.path.split('/').pop()).sort()).toEqual(['client-kube-proxy.crt', 'client-kubelet.crt', 'client-rke2-controller.crt', 'serving-kubelet.crt']);
@@ -78,7 +84,7 @@ test('a corrupt file is reported by name in the table, the others still listed, 
 
 test('a missing dynamic-cert.json is ERROR "missing" under its own path (rotate writes its trigger; check only reports)', async () => {
   const root = await variant('no-dynamic-cert', (r) => fs.rm(join(r, S, 'dynamic-cert.json')));
-  const certs = (JSON.parse((await check(root, '-o', 'json')).stdout) as Report).certificates;
+  const certs = (JSON.parse((await checkOk(root, '-o', 'json')).stdout) as Report).certificates;
   expect(certs.filter((c) => c.status === 'ERROR')).toEqual([{ service: 'rke2-server', path: `${S}/dynamic-cert.json`, status: 'ERROR', error: 'missing' }]);
 });
 
@@ -133,18 +139,18 @@ describe('STATUS per file', () => {
   });
 
   test('the table says EXPIRED beside the negative DAYS LEFT', async () => {
-    const run = await check(mixed);
+    const run = await checkOk(mixed);
     expect(run.stdout.split('\n')[0]).toMatch(/\sDAYS LEFT\s+STATUS$/);
     expect(run.stdout).toMatch(/admin\s+var\/lib\/rancher\/rke2\/server\/tls\/client-admin\.crt\s.*\s-36\s+EXPIRED$/m);
     expect(run.stdout).toMatch(/client-scheduler\.crt\s.*\sNOT YET VALID$/m);
   });
 
   test('--warn-within widens WARNING: 400d catches every 365-day leaf, not the 10-year CAs', async () => {
-    const certs = (JSON.parse((await check(server.root, '--warn-within', '400d', '-o', 'json')).stdout) as Report).certificates;
+    const certs = (JSON.parse((await checkOk(server.root, '--warn-within', '400d', '-o', 'json')).stdout) as Report).certificates;
     expect(new Set(certs.filter((c) => c.service !== 'certificate-authority').map((c) => c.status))).toEqual(new Set(['WARNING']));
     expect(new Set(certs.filter((c) => c.service === 'certificate-authority').map((c) => c.status))).toEqual(new Set(['OK']));
     // A Go duration means the same.
-    const hours = (JSON.parse((await check(server.root, '--warn-within', '9600h', '-o', 'json')).stdout) as Report).certificates;
+    const hours = (JSON.parse((await checkOk(server.root, '--warn-within', '9600h', '-o', 'json')).stdout) as Report).certificates;
     expect(hours.map((c) => c.status)).toEqual(certs.map((c) => c.status));
   });
 });

@@ -1,6 +1,7 @@
 // Test and demo support: run the CLI in-process with captured output, and read
 // certificates back with the openssl CLI as an independent judge.
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { promisify } from 'node:util';
 import { main } from '../cli/main.js';
 
@@ -77,4 +78,17 @@ export async function opensslVerify(caFile: string, certFile: string): Promise<{
 export async function opensslPublicKeyOfPrivate(keyFile: string): Promise<string> {
   const { stdout } = await execFileAsync('openssl', ['pkey', '-in', keyFile, '-pubout']);
   return stdout;
+}
+
+/** The serial (hex, no leading zeros, lower case) of the certificate `openssl s_client` is served on ip:port. */
+export async function opensslServedSerial(ip: string, port: number): Promise<string> {
+  const s = await new Promise<string>((resolve, reject) => {
+    const child = execFile('openssl', ['s_client', '-connect', `${ip}:${port}`, '-servername', 'localhost'], { timeout: 10_000 }, (err, stdout) => {
+      const m = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/.exec(stdout);
+      if (m) resolve(m[0]);
+      else reject(new Error(`openssl s_client ${ip}:${port} showed no certificate${err ? `: ${err.message}` : ''}`));
+    });
+    child.stdin?.end();
+  });
+  return new X509Certificate(s).serialNumber.replace(/^0+(?=.)/, '').toLowerCase();
 }

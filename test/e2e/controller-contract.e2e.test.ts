@@ -148,8 +148,9 @@ describe('controller with the NodeRotation contract played by the test', () => {
     for (const n of SERVERS) first.release(n);
     await kubectlOk(['wait', '--for=condition=Ready', '--timeout=60s', `certificaterotation/${P}q1`]);
     await kubectlOk(['wait', '--for=condition=Ready', '--timeout=60s', `certificaterotation/${P}q2`]);
-    // Never overlapping: q2's first node appeared after q1's last finished.
-    expect(Math.min(...second.firstSeen.values())).toBeGreaterThan(Math.max(...first.firstSeen.values()));
+    // Never overlapping: q2's first node appeared after q1's last node had reported finished.
+    expect(first.finishedAt.size).toBe(first.firstSeen.size);
+    expect(Math.min(...second.firstSeen.values())).toBeGreaterThan(Math.max(...first.finishedAt.values()));
   }, 120_000);
 
   it('deleting mid-run waits for the node in flight, then leaves no NodeRotation behind', async () => {

@@ -122,6 +122,8 @@ const isServer = (role: string): boolean => role.includes('etcd') || role.includ
 export class ContractAgent {
   readonly firstSeen = new Map<string, number>();
   readonly finished = new Map<string, string>();
+  /** When this agent reported each node finished (ms since the epoch, after the API server took the report). */
+  readonly finishedAt = new Map<string, number>();
   readonly uidsByNode = new Map<string, Set<string>>();
   readonly violations: string[] = [];
   readonly order: string[] = [];
@@ -192,6 +194,7 @@ export class ContractAgent {
         await this.patch(nr, { ...verdict, runID: nr.spec.runID });
         this.finished.set(node, verdict.phase);
       }
+      this.finishedAt.set(node, Date.now());
     }
   }
 
