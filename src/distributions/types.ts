@@ -13,9 +13,11 @@ import type { Distribution, NodeRole } from './services.js';
 
 export type { Distribution, NodeRole };
 
+// What the distributions write is P-256 (RKE2) and RSA-2048 (RKE); the rest is
+// what a person or another tool may have put in place, renewed in kind.
 export type KeyAlgorithm =
-  | { readonly name: 'ECDSA'; readonly namedCurve: 'P-256' }
-  | { readonly name: 'RSA'; readonly modulusLength: 2048 };
+  | { readonly name: 'ECDSA'; readonly namedCurve: 'P-256' | 'P-384' }
+  | { readonly name: 'RSA'; readonly modulusLength: 2048 | 3072 | 4096 };
 
 // How a private key file is PEM-encoded. Go writes ECDSA keys as SEC1
 // ("EC PRIVATE KEY", MakeEllipticPrivateKeyPEM) and RSA keys as PKCS#1

@@ -8,7 +8,7 @@ import { parseCertificates, type KnownCertificate } from './certfile.js';
 import { parsePrivateKey } from './keys.js';
 import { encodePem } from './pem.js';
 import type { KeyAlgorithm } from '../distributions/types.js';
-import { SUBJECT_KEY_IDENTIFIER_OID, certificateFields, signatureAlgorithmDer } from './tbs.js';
+import { SUBJECT_KEY_IDENTIFIER_OID, certificateFields, signatureOf } from './tbs.js';
 
 export interface SigningCa {
   readonly certFile: string;
@@ -26,8 +26,9 @@ export interface SigningCa {
   readonly notAfter: Date;
   // The CA's subject as encoded in its certificate: every renewal's issuer, byte for byte.
   readonly subjectDer: Uint8Array;
-  // The AlgorithmIdentifier of the signatures this CA's key makes.
+  // The AlgorithmIdentifier of the signatures this CA's key makes, and the digest they use.
   readonly signatureAlgorithm: Uint8Array;
+  readonly signatureHash: 'sha256' | 'sha384';
   // The CA's SubjectKeyIdentifier (hex, and its bytes), for the AuthorityKeyIdentifier.
   readonly subjectKeyId?: string;
   readonly subjectKeyIdBytes?: Uint8Array;
@@ -67,6 +68,7 @@ export async function loadSigningCa(certText: string, certFile: string, keyText:
     notBefore: new Date(cert.validFrom),
     notAfter: new Date(cert.validTo),
     subjectDer: fields.subject,
-    signatureAlgorithm: signatureAlgorithmDer(key.algorithm),
+    signatureAlgorithm: signatureOf(key.algorithm).der,
+    signatureHash: signatureOf(key.algorithm).hash,
   };
 }

@@ -20,7 +20,9 @@ export interface LoadedKey {
 export function keyAlgorithmOf(key: KeyObject, file: string): KeyAlgorithm {
   const details = key.asymmetricKeyDetails ?? {};
   if (key.asymmetricKeyType === 'ec' && details.namedCurve === 'prime256v1') return { name: 'ECDSA', namedCurve: 'P-256' };
-  if (key.asymmetricKeyType === 'rsa' && details.modulusLength === 2048) return { name: 'RSA', modulusLength: 2048 };
+  if (key.asymmetricKeyType === 'ec' && details.namedCurve === 'secp384r1') return { name: 'ECDSA', namedCurve: 'P-384' };
+  const bits = details.modulusLength;
+  if (key.asymmetricKeyType === 'rsa' && (bits === 2048 || bits === 3072 || bits === 4096)) return { name: 'RSA', modulusLength: bits };
   throw new CertificateFileError(
     file,
     `unsupported key type ${key.asymmetricKeyType ?? '?'} ${details.namedCurve ?? details.modulusLength ?? ''}`.trim(),

@@ -196,7 +196,7 @@ function assemble(tbs: Buffer, signature: Buffer, p: SignParams, file: string): 
 
 export async function signCertificate(p: SignParams): Promise<{ der: Buffer; serial: string }> {
   const { tbs, serial } = tbsFor(p);
-  return { der: assemble(tbs, await signAsync('sha256', tbs, p.ca.signingKey), p, 'certificate'), serial };
+  return { der: assemble(tbs, await signAsync(p.ca.signatureHash, tbs, p.ca.signingKey), p, 'certificate'), serial };
 }
 
 export async function renewCertificate(req: RenewRequest): Promise<RenewedCertificate> {
@@ -225,7 +225,7 @@ export async function renewCertificate(req: RenewRequest): Promise<RenewedCertif
     const extensions = carriedExtensions(kept, keys.spki, ca);
     const params: SignParams = { subject: checked.fields.subject, extensions, subjectPublicKeyInfo: keys.spki, ca, ...window };
     const { tbs, serial } = tbsFor(params);
-    return { params, tbs, serial, signature: signAsync('sha256', tbs, ca.signingKey) };
+    return { params, tbs, serial, signature: signAsync(ca.signatureHash, tbs, ca.signingKey) };
   });
   const signature = await built.signature;
   return timed(trace, 'finish', () => ({

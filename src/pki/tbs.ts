@@ -138,14 +138,23 @@ export const authorityKeyIdentifierExtension = (keyId: Uint8Array, critical: boo
 // @peculiar/asn1-rsa 2.11's ready-made `sha256WithRSAEncryption` carries the
 // sha512/256 OID.
 const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
+const ECDSA_WITH_SHA384 = '1.2.840.10045.4.3.3';
 const SHA256_WITH_RSA = '1.2.840.113549.1.1.11';
-const SIGNATURE_ALGORITHM = {
-  // ECDSA: parameters absent (RFC 5758); RSA: parameters NULL (RFC 4055).
-  ECDSA: Buffer.from(AsnConvert.serialize(new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 }))),
-  RSA: Buffer.from(AsnConvert.serialize(new AlgorithmIdentifier({ algorithm: SHA256_WITH_RSA, parameters: null }))),
-} as const;
+// ECDSA: parameters absent (RFC 5758); RSA: parameters NULL (RFC 4055).
+const ECDSA_SHA256 = Buffer.from(AsnConvert.serialize(new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA256 })));
+const ECDSA_SHA384 = Buffer.from(AsnConvert.serialize(new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA384 })));
+const RSA_SHA256 = Buffer.from(AsnConvert.serialize(new AlgorithmIdentifier({ algorithm: SHA256_WITH_RSA, parameters: null })));
 
-export const signatureAlgorithmDer = (caAlgorithm: KeyAlgorithm): Buffer => SIGNATURE_ALGORITHM[caAlgorithm.name];
+/**
+ * How a CA key signs, as Go's crypto/x509 picks it (signingParamsForKey): a
+ * P-384 key with SHA-384, a P-256 key with SHA-256, RSA with SHA-256 whatever its size.
+ */
+export function signatureOf(caAlgorithm: KeyAlgorithm): { der: Buffer; hash: 'sha256' | 'sha384' } {
+  if (caAlgorithm.name === 'RSA') return { der: RSA_SHA256, hash: 'sha256' };
+  return caAlgorithm.namedCurve === 'P-384' ? { der: ECDSA_SHA384, hash: 'sha384' } : { der: ECDSA_SHA256, hash: 'sha256' };
+}
+
+export const signatureAlgorithmDer = (caAlgorithm: KeyAlgorithm): Buffer => signatureOf(caAlgorithm).der;
 
 // RFC 5280 4.1.2.5: UTCTime (YYMMDDHHMMSSZ) for 1950 through 2049, GeneralizedTime
 // (YYYYMMDDHHMMSSZ) otherwise; whole seconds, always Z.

@@ -204,14 +204,23 @@ describe('controller with the NodeRotation contract played by the test', () => {
     expect(cond(r, 'Stalled').message).toContain('"kube-apiserver" is not a service of rke2');
   }, 60_000);
 
-  it('serves /healthz, /readyz and /metrics with rotation and write counters', async () => {
+  it('serves /healthz, /readyz and /metrics with rotation and write counters, counting a run of its own', async () => {
     const port = controller.port!;
     for (const path of ['/healthz', '/readyz']) expect((await fetch(`http://127.0.0.1:${port}${path}`)).status).toBe(200);
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    expect(metrics).toMatch(/certrotator_rotations_total\{result="succeeded"\} [1-9]/);
-    expect(metrics).toMatch(/certrotator_controller_api_writes_total\{verb="create",resource="noderotations"\} [1-9]/);
-    expect(metrics).toMatch(/certrotator_leader\{lease="cc-controller"\} 1/);
-  }, 30_000);
+    const scrape = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const value = (text: string, series: RegExp): number => Number(series.exec(text)?.[1] ?? 0);
+    const SUCCEEDED = /^certrotator_rotations_total\{result="succeeded"\} (\d+)$/m;
+    const CREATES = /^certrotator_controller_api_writes_total\{verb="create",resource="noderotations"\} (\d+)$/m;
+    const before = await scrape();
+    agent('metrics', () => 'rotate');
+    await apply('metrics', { scope: 'Service', service: 'scheduler' });
+    await kubectlOk(['wait', '--for=condition=Ready', '--timeout=60s', `certificaterotation/${P}metrics`]);
+    const after = await scrape();
+    // This run: one more succeeded rotation, one NodeRotation created per server (the scheduler runs on servers).
+    expect(value(after, SUCCEEDED) - value(before, SUCCEEDED)).toBe(1);
+    expect(value(after, CREATES) - value(before, CREATES)).toBe(SERVERS.length);
+    expect(after).toMatch(/certrotator_leader\{lease="cc-controller"\} 1/);
+  }, 90_000);
 });
 
 describe('restarts', () => {
