@@ -303,6 +303,15 @@ describe('reconcileNodeRotation, RKE: certificates sealed to this agent', () => 
     expect(h.sealingKeys.size).toBe(0);
   });
 
+  it('no box within the verification budget of the timeout (counted from pick-up): Failed at prepare, nothing touched', async () => {
+    const picked = new Date(NOW.getTime() - 8 * 60_000).toISOString(); // 8 min ago; the budget is 70% of 10m
+    const nr = { ...rke(), status: { phase: 'Updating' as const, runID: 'uid-g1', startedAt: picked, step: 'BackingUp' as const } };
+    const h = harness(nr, installing);
+    await reconcileNodeRotation(h.deps, nr.metadata.name!);
+    expect(h.patches.at(-1)).toMatchObject({ phase: 'Failed' });
+    expect(h.patches.at(-1)!.message).toMatch(/did not seal this node's certificates to this agent within its time .*nothing was changed/);
+  });
+
   it('a box sealed to an earlier key (this agent restarted) is waited past, not opened', async () => {
     const nr = rke();
     nr.sealedBundle = { ...sealForNode(new Map([['kube-proxy', PAIR]]), ['kube-proxy'], newSealingKeyPair().publicKey, nr.spec.runID, 'node-a'), entries: ['kube-proxy'] };

@@ -11,6 +11,7 @@ import type { NodeRotation, NodeRotationStatus } from '../api/noderotation.js';
 import { NodeRotationError } from '../host/rotation.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
 import { openForNode } from '../controller/rke-bundle.js';
+import { parseDuration } from '../api/duration.js';
 import type { SealingKeyPair } from '../pki/seal.js';
 import type { BundlePairs, HostRunner } from './host-runner.js';
 import type { SealingKeys } from './sealing-keys.js';
@@ -97,7 +98,9 @@ export async function reconcileNodeRotation(deps: AgentDeps, name: string): Prom
   const progress: Promise<void>[] = [];
   let result;
   try {
-    const bundle = sealingKey ? () => openBundle(deps, name, sealingKey) : undefined;
+    // The wait for the sealed certificates has the verification budget's bound (70% of spec.timeout from pick-up): past it the controller has given up on this node.
+    const sealBy = Date.parse(startedAt) + Math.max(5_000, Math.floor(parseDuration(spec.timeout) * 0.7));
+    const bundle = sealingKey ? () => openBundle(deps, name, sealingKey, sealBy) : undefined;
     result = await deps.runner.run(spec, (e) => {
       deps.log.info({ step: e.step }, e.message);
       const next = statusStep(e.step);
@@ -158,10 +161,15 @@ export async function reconcileNodeRotation(deps: AgentDeps, name: string): Prom
  * sealed to an earlier key (a restarted agent) is waited past; one sealed to
  * ours that does not open is a failure of the prepare step, nothing touched.
  */
-async function openBundle(deps: AgentDeps, name: string, key: SealingKeyPair): Promise<BundlePairs> {
+async function openBundle(deps: AgentDeps, name: string, key: SealingKeyPair, sealBy: number): Promise<BundlePairs> {
   const nr = await deps.getFresh(name);
   const box = nr?.sealedBundle;
-  if (!nr || !box || box.recipientKey !== key.publicKey) throw new AwaitingSealedBundle(`waiting for the controller to seal this node's certificates to this agent's key`);
+  if (!nr || !box || box.recipientKey !== key.publicKey) {
+    if (deps.now().getTime() > sealBy) {
+      throw new NodeRotationError('prepare', `the controller did not seal this node's certificates to this agent within its time (by ${new Date(sealBy).toISOString()}); nothing was changed`, false);
+    }
+    throw new AwaitingSealedBundle(`waiting for the controller to seal this node's certificates to this agent's key`);
+  }
   try {
     const pairs = openForNode(box, key, nr.spec.runID, nr.spec.nodeName);
     deps.log.info({ entries: [...pairs.keys()] }, "opened this node's sealed certificates");

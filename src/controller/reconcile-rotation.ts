@@ -184,7 +184,10 @@ async function continueRun(
     if (ref) d.create = withBundleRef(d.create, ref);
   }
   // RKE: a node in flight whose agent published its key gets its certificates sealed to it.
-  if (rke && !terminal) await sealBundleForWaitingNodes(deps, stored, runGeneration, nodeRotations);
+  if (rke && !terminal) {
+    const inFlight = new Set(d.nodes.filter((n) => n.phase === 'Updating').map((n) => n.name));
+    await sealBundleForWaitingNodes(deps, stored, runGeneration, nodeRotations, inFlight);
+  }
   if (deps.creates) deps.creates.start(name, d.create);
   else await createAll(deps, d.create);
   if (starting && written) await pruneOldNodeRotations(deps, name, runGeneration, nodeExists);

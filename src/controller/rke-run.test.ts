@@ -241,6 +241,43 @@ describe('an RKE run with a controller-issued bundle', () => {
     expect(fake.writes.filter((w) => w === `patch noderotations/${w1.metadata.name}`)).toHaveLength(2);
   }, 60_000);
 
+  it('a node the run gave up on (nodeTimeout) is never sealed to, even if its agent publishes a key afterwards', async () => {
+    const fake = new FakeCluster([...NODES, rkeNode('w3', { worker: true })]);
+    fake.clock = clusterAfterTheCas().clock;
+    const rke = new FakeRke();
+    fake.apply('late', { scope: 'Service', service: 'kube-proxy', strategy: { maxUnavailable: 2, nodeTimeout: '1m' } });
+    const byNode = (node: string) => [...fake.nodeRotationsByName.values()].find((nr) => nr.spec.nodeName === node);
+    // w1 and w3 are slow (Updating, no key yet); everyone else installs.
+    const slow = new Set(['w1', 'w3']);
+    const pass = async () => {
+      await reconcileRotation({ ...fake.deps(), rke }, 'late');
+      for (const nr of fake.nodeRotationsByName.values()) {
+        if (slow.has(nr.spec.nodeName)) {
+          if (nr.status?.phase === 'Pending') fake.report(nr.metadata.name!, { phase: 'Updating', step: 'BackingUp' });
+        } else if (nr.status?.phase === 'Pending' || nr.status?.phase === 'Updating') {
+          const report = installing(nr, rke);
+          if (report) fake.report(nr.metadata.name!, report);
+        }
+      }
+    };
+    for (let i = 0; i < 12 && !byNode('w1'); i++) await pass();
+    // w2 (started with w1) finishes 30 s later, and w3 takes its slot then.
+    fake.clock = new Date(fake.clock.getTime() + 30_000);
+    for (let i = 0; i < 6 && !byNode('w3'); i++) await pass();
+    expect(byNode('w3')!.status!.phase).toBe('Updating');
+    // 31 s on, w1 has overrun its nodeTimeout; w3 has not, so the run waits for it.
+    fake.clock = new Date(fake.clock.getTime() + 31_000);
+    await pass();
+    const nodes = fake.rotation('late')!.status!.nodes!;
+    expect(nodes.find((n) => n.name === 'w1')).toMatchObject({ phase: 'Failed', reason: 'NodeTimeout' });
+    expect(nodes.find((n) => n.name === 'w3')!.phase).toBe('Updating');
+    // Now both agents publish their keys: only w3, still in flight, is sealed to.
+    for (const node of ['w1', 'w3']) fake.report(byNode(node)!.metadata.name!, { sealingKey: agentKey(byNode(node)!).publicKey });
+    await reconcileRotation({ ...fake.deps(), rke }, 'late');
+    expect(byNode('w1')!.sealedBundle).toBeUndefined();
+    expect(byNode('w3')!.sealedBundle?.recipientKey).toBe(agentKey(byNode('w3')!).publicKey);
+  }, 60_000);
+
   it('scope All: kube-admin is renewed in both states in the one state write, never in the bundle, and the user is told to refresh the local files', async () => {
     const fake = clusterAfterTheCas();
     const rke = new FakeRke();

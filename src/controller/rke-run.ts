@@ -145,10 +145,19 @@ export async function ensureRkeBundle(
  * that key. An agent that restarted publishes a new key and is sealed to again.
  * Safe to repeat: a box already sealed to the published key is left alone.
  */
-export async function sealBundleForWaitingNodes(deps: ControllerDeps, rotation: CertificateRotation, runGeneration: number, nodeRotations: readonly NodeRotation[]): Promise<void> {
+export async function sealBundleForWaitingNodes(
+  deps: ControllerDeps,
+  rotation: CertificateRotation,
+  runGeneration: number,
+  nodeRotations: readonly NodeRotation[],
+  // The run's own view (status.nodes as this pass decided it): a node it gave up on (timed out, skipped) gets nothing.
+  inFlight: ReadonlySet<string>,
+): Promise<void> {
   const run = runOf(rotation, runGeneration);
   const waiting = nodeRotations.filter(
-    (nr) => nr.spec.bundleSecretRef && nr.spec.runID === run && nr.status?.runID === run && nr.status.phase === 'Updating' && nr.status.sealingKey && nr.sealedBundle?.recipientKey !== nr.status.sealingKey,
+    (nr) =>
+      inFlight.has(nr.spec.nodeName) &&
+      nr.spec.bundleSecretRef && nr.spec.runID === run && nr.status?.runID === run && nr.status.phase === 'Updating' && nr.status.sealingKey && nr.sealedBundle?.recipientKey !== nr.status.sealingKey,
   );
   if (waiting.length === 0) return;
   const rke = deps.rke!;
