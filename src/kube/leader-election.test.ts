@@ -1,8 +1,10 @@
 // Leader election against an in-memory Lease store that enforces
 // resourceVersion like the API server (409 on a stale replace). Short
-// durations and real timers; the real API server is exercised in
+// durations on jest's fake clock (setTimeout, Date and performance.now), so
+// every "not before" and "within" below is exact rather than a race with a
+// loaded machine; the real API server and real time are exercised in
 // test/e2e/leader-election.e2e.test.ts.
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { ApiException, type V1Lease } from '@kubernetes/client-node';
 import { LeaderElector, type LeaseClient } from './leader-election.js';
 
@@ -11,6 +13,8 @@ class LeaseStore {
   private rv = 0;
   writes = 0;
   conflicts = 0;
+  /** Every accepted write: who holds the Lease after it, for how long, and when (fake time). */
+  readonly history: { holder: string | undefined; seconds: number | undefined; at: number }[] = [];
 
   client(opts: { failing?: () => boolean } = {}): LeaseClient {
     const fail = (): void => {
@@ -33,6 +37,7 @@ class LeaseStore {
         }
         this.writes++;
         this.lease = { ...copy(body), metadata: { ...body.metadata, resourceVersion: String(++this.rv) } };
+        this.history.push({ holder: this.lease.spec?.holderIdentity || undefined, seconds: this.lease.spec?.leaseDurationSeconds, at: performance.now() });
         return copy(this.lease);
       },
       replaceNamespacedLease: async ({ body }: { body: V1Lease }) => {
@@ -44,6 +49,7 @@ class LeaseStore {
         }
         this.writes++;
         this.lease = { ...copy(body), metadata: { ...body.metadata, resourceVersion: String(++this.rv) } };
+        this.history.push({ holder: this.lease.spec?.holderIdentity || undefined, seconds: this.lease.spec?.leaseDurationSeconds, at: performance.now() });
         return copy(this.lease);
       },
     } as unknown as LeaseClient;
@@ -54,12 +60,24 @@ class LeaseStore {
   }
 }
 
+// Each API call takes 1 ms of (fake) time, as a round trip would take some.
 const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 1));
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+// Time passes only when a test says so.
+const sleep = async (ms: number): Promise<void> => void (await jest.advanceTimersByTimeAsync(ms));
+/** Lets fake time pass in 5 ms steps until `p` settles (at most `maxMs`). */
+async function settle<T>(p: Promise<T>, maxMs = 5_000): Promise<T> {
+  let state: { ok: true; value: T } | { ok: false; err: unknown } | undefined;
+  p.then((value) => (state = { ok: true, value }), (err: unknown) => (state = { ok: false, err }));
+  for (let waited = 0; !state; waited += 5) {
+    if (waited > maxMs) throw new Error(`did not settle within ${maxMs} ms of fake time`);
+    await sleep(5);
+  }
+  if (!state.ok) throw state.err;
+  return state.value;
+}
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  for (let waited = 0; !cond(); waited += 5) {
+    if (waited > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await sleep(5);
   }
 }
@@ -82,8 +100,13 @@ function elector(store: LeaseStore, identity: string, events: string[], extra: P
   return e;
 }
 
+beforeEach(() => {
+  jest.useFakeTimers();
+});
+
 afterEach(async () => {
-  await Promise.all(running.splice(0).map((e) => e.stop()));
+  await settle(Promise.all(running.splice(0).map((e) => e.stop())));
+  jest.useRealTimers();
 });
 
 describe('LeaderElector', () => {
@@ -153,7 +176,7 @@ describe('LeaderElector', () => {
     const lastWrite = store.lease!.spec!.renewTime as unknown as string;
     down = true;
     const downAt = performance.now();
-    await done; // run() resolves when leadership is lost
+    await settle(done); // run() resolves when leadership is lost
     expect(events).toEqual(['a:start', 'a:stop:lost']);
     expect(a.isLeader()).toBe(false);
     // gave up within the renew deadline (+ one retry) and before the lease duration
@@ -170,7 +193,7 @@ describe('LeaderElector', () => {
     void a.run();
     await waitFor('a leads', () => a.isLeader());
     expect(signal?.aborted).toBe(false);
-    await a.stop();
+    await settle(a.stop());
     expect(signal?.aborted).toBe(true);
   });
 
@@ -183,12 +206,14 @@ describe('LeaderElector', () => {
     const b = elector(store, 'b', events, { retryPeriodMs: 100, leaseDurationMs: 60_000, renewDeadlineMs: 600 });
     void b.run();
     await sleep(200);
-    await a.stop();
-    expect(store.holder()).toBeUndefined();
-    expect(store.lease?.spec?.leaseDurationSeconds).toBe(1);
-    const releasedAt = performance.now();
+    await settle(a.stop());
     await waitFor('b leads', () => b.isLeader(), 2000);
-    expect(performance.now() - releasedAt).toBeLessThan(300);
+    // a's last write released the Lease (no holder, 1 s); b's next write took it, within one retry period.
+    const release = store.history.findIndex((h) => h.holder === undefined);
+    expect(store.history[release - 1]!.holder).toBe('a');
+    expect(store.history[release]!.seconds).toBe(1);
+    expect(store.history[release + 1]!.holder).toBe('b');
+    expect(store.history[release + 1]!.at - store.history[release]!.at).toBeLessThanOrEqual(100 + 5);
     expect(events).toEqual(['a:start', 'a:stop:stopped', 'b:start']);
   });
 
@@ -202,7 +227,7 @@ describe('LeaderElector', () => {
     void b.run();
     await sleep(250);
     const writes = store.writes;
-    await b.stop();
+    await settle(b.stop());
     expect(events).toEqual(['a:start']);
     await sleep(150);
     expect(store.holder()).toBe('a');

@@ -169,6 +169,8 @@ describe('WorkQueue delays (fake timers)', () => {
 
 describe('WorkQueue.run (controller-runtime contract)', () => {
   it('never reconciles one key in two workers at once, and re-runs it for an add during processing', async () => {
+    // Fake time: "nothing more happened in 30 ms" is then a fact, not a race with a loaded machine.
+    jest.useFakeTimers();
     const q = new WorkQueue();
     const active = new Map<string, number>();
     let maxConcurrentSameKey = 0;
@@ -190,14 +192,12 @@ describe('WorkQueue.run (controller-runtime contract)', () => {
     // 'a' is held open: adding it again must not start a second reconcile of 'a'
     q.add('a');
     q.add('a');
-    await new Promise((r) => setTimeout(r, 30));
+    await jest.advanceTimersByTimeAsync(30);
     expect(calls.filter((c) => c === 'a')).toHaveLength(1);
     expect(calls).toContain('b');
     hold.open();
-    // exactly one more reconcile of 'a' for the two adds made during processing
-    // (waited for, not timed: timers run late on a loaded machine)
-    for (let i = 0; i < 400 && calls.filter((c) => c === 'a').length < 2; i++) await new Promise((r) => setTimeout(r, 5));
-    await new Promise((r) => setTimeout(r, 30));
+    // exactly one more reconcile of 'a' for the two adds made during processing, and no third after 100 ms more
+    await jest.advanceTimersByTimeAsync(100);
     expect(calls.filter((c) => c === 'a')).toHaveLength(2);
     expect(maxConcurrentSameKey).toBe(1);
     expect(maxConcurrentTotal).toBe(2);
