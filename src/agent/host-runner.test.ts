@@ -114,6 +114,14 @@ describe('CatalogHostRunner', () => {
       const again = await runner.run(spec({ onFailure: 'Halt', timeout: '8s' }), () => {}).catch((e: unknown) => e);
       expect(again).toBeInstanceOf(NodeRotationError);
       expect((again as NodeRotationError).rolledBack).toBe(false);
+
+      // A new run on the halted node goes ahead from the files as they are, and says where the files from before the halted run are.
+      const halted = await fs.readFile(join(root, S, 'serving-kube-apiserver.crt'), 'utf8');
+      const said: string[] = [];
+      const next = await runner.run(spec({ runID: 'uid-1-g2', generation: 2 }), (e) => said.push(e.message));
+      expect(said.find((m) => m.startsWith('note: run uid-1-g1 halted here'))).toMatch(/^note: run uid-1-g1 halted here at step verify \(.*serves serial.*\); the files from before it are in var\/lib\/rancher\/rke2\/server\/tls-\d+, this run backs up the files as they are now$/);
+      expect(next.files.find((f) => f.path === `${S}/serving-kube-apiserver.crt`)!.servedVerified).toBe(true);
+      expect(await fs.readFile(join(root, S, 'serving-kube-apiserver.crt'), 'utf8')).not.toBe(halted);
     } finally {
       await sim.stop();
     }

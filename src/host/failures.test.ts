@@ -248,6 +248,52 @@ describe('failures after the first change roll back byte for byte', () => {
     expect(changedPaths(before, after)).toEqual(REWRITTEN_BY_ANY_RESTART);
   }, 60_000);
 
+  test.each([
+    ['ENOSPC', 'no space left on device'],
+    ['EACCES', 'permission denied'],
+  ])('%s while installing: stopped at install, rolled back byte for byte, no temporary file left', async (code, words) => {
+    process.env.CERTROTATOR_TEST_FAULT = `write-error:${code}:serving-kube-apiserver.crt:1`;
+    try {
+      const { run, before, after } = await withSimulation(() => {}, ['--service', 'api-server']);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(new RegExp(`error: install: ${code}: ${words}, write 'serving-kube-apiserver\\.crt' \\(rolled back from var/lib/rancher/rke2/server/tls-\\d+\\)`));
+      expect(changedPaths(before, after)).toEqual([]);
+      expect([...after.keys()].filter((p) => p.includes('.certrotator-'))).toEqual([]);
+    } finally {
+      delete process.env.CERTROTATOR_TEST_FAULT;
+    }
+  }, 60_000);
+
+  test('a rollback that itself fails: says so, and exactly how to finish it (the same run again, or these copies by hand)', async () => {
+    // The disk fails the install's write of the file and the rollback's too.
+    process.env.CERTROTATOR_TEST_FAULT = 'write-error:ENOSPC:serving-kube-apiserver.crt:2';
+    let node: FixtureNode;
+    try {
+      const r = await withSimulation(() => {}, ['--service', 'api-server']);
+      node = r.node;
+      expect(r.run.code).toBe(1);
+      const backup = /tls-\d+/.exec(r.run.stderr)![0];
+      expect(r.run.stderr).toMatch(/ROLLBACK FAILED: ENOSPC: no space left on device, write 'serving-kube-apiserver\.crt' — start the same rotation again to finish the rollback from its journal \(var\/lib\/rancher\/rke2\/server\/tls-\d+\/certrotator\/journal\.json\), or restore by hand: /);
+      expect(r.run.stderr).toContain(`cp -p /var/lib/rancher/rke2/server/${backup}/serving-kube-apiserver.crt /var/lib/rancher/rke2/server/tls/serving-kube-apiserver.crt`);
+      expect((await readJournalOf(node)).step).toBe('rolling-back');
+    } finally {
+      delete process.env.CERTROTATOR_TEST_FAULT;
+    }
+    // Run again, as the message says (the same command): the rollback finishes and the node is as it was.
+    const address = `127.0.6.${++n}`;
+    const sim = new SimulatedNode(node!, { address });
+    await sim.start();
+    let again;
+    try {
+      again = await cli(rotateArgs(node!, ['--service', 'api-server', '--restarter', 'simulation', '--simulation-url', sim.controlUrl, '--node-ip', address, '--loopback-address', address, '--verify-timeout', '2']));
+    } finally {
+      await sim.stop();
+    }
+    expect(again.stderr).toMatch(/resuming the rotation recorded in .*tls-\d+ at step rolling-back/);
+    expect((await readJournalOf(node!)).step).toBe('rolled-back');
+    expect(await fs.readFile(join(node!.root, S, 'serving-kube-apiserver.crt'), 'utf8')).toBe(await fs.readFile(join(server.root, S, 'serving-kube-apiserver.crt'), 'utf8'));
+  }, 60_000);
+
   test('a distribution that does not regenerate what it should', async () => {
     const { run, before, after } = await withSimulation((sim) => (sim.faults.skipRegeneration = true), ['--service', 'rke2-server']);
     expect(run.code).toBe(1);
@@ -331,6 +377,30 @@ describe('a run killed at any step resumes without renewing twice', () => {
       await sim.stop();
     }
   }, 90_000);
+
+  test('killed while the backup is being made (a partial directory on disk): the next run removes it and rotates once', async () => {
+    const node = await copyOf(server);
+    const before = await snapshotTree(node.root);
+    const args = rotateArgs(node, ['--service', 'admin', '--no-restart']);
+    await killAt('mid-backup', args);
+    const partial = (await fs.readdir(join(node.root, D, 'server'))).filter((d) => d.startsWith('.certrotator-partial-'));
+    expect(partial).toHaveLength(1);
+    const again = await cli(args);
+    expect(again.code).toBe(0);
+    expect((await fs.readdir(join(node.root, D, 'server'))).filter((d) => d.startsWith('.certrotator-partial-') || /^tls-\d+$/.test(d))).toHaveLength(1);
+    expect((await readJournalOf(node)).step).toBe('done');
+    expect(changedPaths(before, await snapshotTree(node.root, isBackup))).toEqual([`${S}/client-admin.crt`, `${S}/client-admin.key`]);
+  }, 60_000);
+
+  test('an unfinished rotation of another scope: refused before anything changes, naming it and how to finish it', async () => {
+    const node = await copyOf(server);
+    await killAt('after-backup', rotateArgs(node, ['--service', 'admin', '--no-restart']));
+    const before = await snapshotTree(node.root);
+    const other = await cli(rotateArgs(node, ['--service', 'scheduler', '--no-restart']));
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/an unfinished rotation \(scope admin, no restart\) is recorded in var\/lib\/rancher\/rke2\/server\/tls-\d+; run it again with the same scope to finish it/);
+    expect(changedPaths(before, await snapshotTree(node.root))).toEqual([]);
+  }, 60_000);
 
   test('killed in the middle of a rollback, the resumed run finishes the rollback', async () => {
     const node = await copyOf(server);

@@ -6,7 +6,7 @@
 import { constants, promises as fs } from 'node:fs';
 import { dirname, join, posix, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { pausePoint } from './testhooks.js';
+import { pausePoint, writeFault } from './testhooks.js';
 
 export class HostPathError extends Error {
   constructor(
@@ -200,6 +200,8 @@ export async function writeAtomic(target: string, data: string | Buffer, mode: n
   const tmp = join(dir, `.${target.split(sep).pop()}${TEMP_MARK}${randomBytes(6).toString('hex')}`);
   const fh = await fs.open(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode);
   try {
+    const fault = writeFault(target.split(sep).pop()!);
+    if (fault) throw fault;
     await fh.writeFile(data);
     await fh.chmod(mode);
     if (owner) await chownKeepingOurs(fh, owner);

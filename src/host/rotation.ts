@@ -16,7 +16,7 @@ import {
   publishBackup,
   removeStalePartials,
 } from './backup.js';
-import { isFinished, JOURNAL_DIR, readJournal, saveJournal, UnreadableJournalError, type Journal, type JournalFile } from './journal.js';
+import { isFinished, JOURNAL_DIR, JOURNAL_FILE, readJournal, saveJournal, UnreadableJournalError, type Journal, type JournalFile } from './journal.js';
 import { planNode, scopeServices, type PlannedFile, type Scope } from './plan.js';
 import { prepareFiles, type ProvidedMaterial } from './prepare.js';
 import { performRestart, restartPlanFor, type RestartExecutor } from './restart.js';
@@ -131,6 +131,12 @@ async function findJournal(
   o: Pick<NodeRotationOptions, 'catalog' | 'host' | 'dataDir'>,
   matches: (j: Journal) => boolean,
 ): Promise<Journal | undefined> {
+  return (await listJournals(o)).find(matches);
+}
+
+/** Every backup's journal on the node. */
+async function listJournals(o: Pick<NodeRotationOptions, 'catalog' | 'host' | 'dataDir'>): Promise<Journal[]> {
+  const out: Journal[] = [];
   const vars = { dataDir: o.dataDir };
   const prefix = o.catalog.backup.prefix;
   for (const parent of await backupParents(o.catalog.backup, o.host, vars)) {
@@ -150,10 +156,10 @@ async function findJournal(
           dir,
         );
       }
-      if (j && matches(j)) return j;
+      if (j) out.push(j);
     }
   }
-  return undefined;
+  return out;
 }
 
 export function findUnfinishedJournal(o: Pick<NodeRotationOptions, 'catalog' | 'host' | 'dataDir'>): Promise<Journal | undefined> {
@@ -204,6 +210,12 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
     return { ...(await continueRun(o, unfinished)), resumed: true, clusterObjects };
   }
 
+  // The last run here halted (onFailure Halt) and left the node as it failed; this
+  // run backs up the files as they are now, so its backup is not the one to go back to.
+  const halted = (await listJournals(o)).sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt))[0];
+  if (halted?.step === 'halted') {
+    progress('plan', `note: run ${halted.runId} halted here at step ${halted.failure?.step ?? '?'} (${halted.failure?.message ?? 'no message'}); the files from before it are in ${halted.backupDir}, this run backs up the files as they are now`);
+  }
   progress('plan', `planning ${key} for roles ${o.roles.join(',')}`);
   const plan = await wrap('plan', () => planNode(o.catalog, o.host, o.scope, o.roles, { dataDir: o.dataDir, withRestartSideEffects: o.restart }));
   if (plan.length === 0) return { resumed: false, files: [], clusterObjects };
@@ -306,6 +318,7 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
       ...(planWarnings.length ? { warnings: planWarnings } : {}),
     };
     await writeFileDurable(posix.join(partialAbs, JOURNAL_DIR, 'journal.json'), `${JSON.stringify(j, null, 2)}\n`, 0o600);
+    await pausePoint('mid-backup');
     await publishBackup(o.host, loc, partialAbs);
     return j;
   });
@@ -375,13 +388,31 @@ async function continueRun(o: NodeRotationOptions, j: Journal): Promise<Omit<Nod
     try {
       await rollback(o, j);
     } catch (re) {
-      throw new NodeRotationError(failedStep, `${message}; ROLLBACK FAILED: ${(re as Error).message} — restore by hand from ${j.backupDir}`, false, j.backupDir);
+      throw new NodeRotationError(failedStep, `${message}; ROLLBACK FAILED: ${(re as Error).message} — ${byHand(j)}`, false, j.backupDir);
     }
     throw new NodeRotationError(failedStep, message, true, j.backupDir);
   }
 }
 
 class ResumedRollback extends Error {}
+
+/**
+ * What a person does when the rollback itself failed: the journal still says
+ * rolling-back, so the same run started again finishes it; or each file by
+ * hand, exactly (host paths).
+ */
+function byHand(j: Journal): string {
+  const steps = j.files.flatMap((f) => [
+    ...(f.backupKey ? [`cp -p /${f.backupKey} /${f.key}`] : []),
+    ...(f.backupCert ? [`cp -p /${f.backupCert} /${f.cert}`] : []),
+    ...(f.trigger ? [`rm -f /${f.trigger}`] : []),
+    ...(f.missing && f.cert ? [`rm -f /${f.cert}`] : []),
+  ]);
+  return (
+    `start the same rotation again to finish the rollback from its journal (${j.backupDir}/${JOURNAL_DIR}/${JOURNAL_FILE}), ` +
+    `or restore by hand: ${steps.join('; ')}${j.restartAttempted ? '; then restart the services' : ''}`
+  );
+}
 
 async function install(host: HostRoot, j: Journal): Promise<void> {
   const dirs = new Set(j.files.flatMap((f) => [f.cert, f.key].filter((p): p is string => !!p).map((p) => posix.dirname(p))));

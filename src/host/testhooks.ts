@@ -21,3 +21,22 @@ export function dropsSubjectAltName(catalogId: string): boolean {
 export function givesForeignKey(catalogId: string): boolean {
   return process.env.CERTROTATOR_TEST_FAULT === `foreign-key:${catalogId}`;
 }
+
+// A test-only write failure: with CERTROTATOR_TEST_FAULT=write-error:<CODE>:<file
+// name>[:<times>] (CODE ENOSPC, EACCES or EIO), the first <times> (default 1)
+// atomic writes of that file fail as the disk would, so a test can prove an
+// install that fails part-way is rolled back, and what a failed rollback says.
+const writeFaultsUsed = new Map<string, number>();
+const WRITE_ERRORS: Record<string, string> = { ENOSPC: 'no space left on device', EACCES: 'permission denied', EIO: 'i/o error' };
+
+export function writeFault(fileName: string): NodeJS.ErrnoException | undefined {
+  const v = process.env.CERTROTATOR_TEST_FAULT;
+  const m = v ? /^write-error:(ENOSPC|EACCES|EIO):([^:]+)(?::(\d+))?$/.exec(v) : null;
+  if (!v || !m || m[2] !== fileName) return undefined;
+  const used = writeFaultsUsed.get(v) ?? 0;
+  if (used >= Number(m[3] ?? 1)) return undefined;
+  writeFaultsUsed.set(v, used + 1);
+  const e = new Error(`${m[1]}: ${WRITE_ERRORS[m[1]!]}, write '${fileName}'`) as NodeJS.ErrnoException;
+  e.code = m[1];
+  return e;
+}
