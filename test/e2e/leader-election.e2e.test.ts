@@ -5,7 +5,15 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
+import { loadKubeConfig } from '../../src/kube/client.js';
+import { ControllerProcess } from './support/controller.js';
+import { installCrds } from './support/crds.js';
+import { TcpProxy } from './support/tcp-proxy.js';
 
 const NS = 'leader-e2e';
 const LEASE = 'certrotator-controller';
@@ -149,4 +157,60 @@ describe('leader election on a Lease (two processes)', () => {
     // Released: no holder left behind.
     expect((await readLease()).spec.holderIdentity).toBeUndefined();
   });
+});
+
+describe('a controller leader cut off from the API server (not killed)', () => {
+  beforeAll(() => installCrds(), 60_000);
+
+  it('stops acting by its renew deadline, exits 1, and is gone before the standby takes over; back on the network it writes nothing', async () => {
+    const base = loadKubeConfig();
+    const proxy = new TcpProxy(Number(new URL(base.getCurrentCluster()!.server).port));
+    const port = await proxy.open();
+    const viaProxy = join(mkdtempSync(join(tmpdir(), 'le-cut-')), 'kubeconfig');
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: base.clusters.map((c) => ({ ...c, server: `https://127.0.0.1:${port}` })),
+      users: base.users,
+      contexts: base.contexts,
+      currentContext: base.currentContext,
+    });
+    writeFileSync(viaProxy, kc.exportConfig(), { mode: 0o600 });
+    // Lease 6 s, renew deadline 3 s, retry 1 s: the leader must be gone 3 s before the standby may take over.
+    const timing = ['--leader-elect-lease-duration=6', '--leader-elect-renew-deadline=3', '--leader-elect-retry-period=1'];
+    const a = new ControllerProcess('le-cut-a', { leaseName: 'le-cut', extraArgs: [`--kubeconfig=${viaProxy}`, ...timing] });
+    const debug = (): string => `${a.debug()}\n${b?.debug() ?? ''}`;
+    let b: ControllerProcess | undefined;
+    try {
+      await waitFor('a leads', () => a.leading(), 30_000, debug);
+      b = new ControllerProcess('le-cut-b', { leaseName: 'le-cut', extraArgs: timing });
+      await waitFor('b synced and standing by', () => b!.lines.some((l) => l.msg === 'informer synced'), 30_000, debug);
+      const transitionsBefore = Number((await kubectlOk(['get', 'lease', 'le-cut', '-n', 'default', '-o', 'jsonpath={.spec.leaseTransitions}'])) || 0);
+
+      const cutAt = Date.now();
+      await proxy.cut();
+      await waitFor('a to give up', () => a.exit !== undefined, 10_000, debug);
+      const exitedAfter = Date.now() - cutAt;
+      await waitFor('b leads', () => b!.leading(), 15_000, debug);
+      const takeoverAfter = Date.now() - cutAt;
+      process.stderr.write(`[leader-election e2e] cut off: leader exited after ${exitedAfter} ms, standby led after ${takeoverAfter} ms\n`);
+      // Gave up within its renew deadline (3 s) plus a retry, with code 1, saying so — and stopped reconciling
+      // (its log says when) before the lease (6 s) let b in; the process was gone by then too.
+      expect(a.exit).toEqual({ code: 1, signal: null });
+      const gaveUp = a.lines.find((l) => l.msg === 'leadership lost; exiting');
+      const bLed = b.lines.find((l) => l.msg === 'leading: reconciling');
+      expect(Date.parse(String(gaveUp?.time)) - cutAt).toBeLessThan(3_000 + 1_000 + 500);
+      expect(Date.parse(String(gaveUp?.time))).toBeLessThan(Date.parse(String(bLed?.time)));
+      expect(exitedAfter).toBeLessThan(takeoverAfter);
+      // The network comes back: nothing of a's reaches the API server (it is gone); b holds the Lease.
+      await proxy.open();
+      const lease = JSON.parse(await kubectlOk(['get', 'lease', 'le-cut', '-n', 'default', '-o', 'json']));
+      expect(lease.spec.holderIdentity).toBe('le-cut-b');
+      expect(lease.spec.leaseTransitions).toBe(transitionsBefore + 1);
+    } finally {
+      await b?.stop();
+      await a.stop();
+      await proxy.cut();
+      await kubectl(['delete', 'lease', 'le-cut', '-n', 'default', '--ignore-not-found']);
+    }
+  }, 90_000);
 });
