@@ -1,7 +1,8 @@
 // A simulated node: its components serve the certificates on disk over real TLS
-// on the node's loopback address and real ports (e.g. 127.0.1.11:6443), answer the
-// catalog's health probes, and on a restart behave like the distribution —
-// all driven by the catalog data:
+// on the node's loopback address and real ports (e.g. 127.0.1.11:6443) — which
+// file on which port from a table of its own (served-files.ts), never from the
+// catalog it is meant to check — answer the catalog's health probes, and on a
+// restart behave like the distribution, driven by the catalog data:
 //   - marker files (force-restart) are consumed at start;
 //   - a trigger file makes the certificate it belongs to be regenerated;
 //   - removed self-signed cert-dir certificates are regenerated;
@@ -15,7 +16,6 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import { allFiles, catalogFor, fillPath } from '../distributions/index.js';
-import type { CertFile } from '../distributions/types.js';
 import { readCertificateFile } from '../pki/certfile.js';
 import {
   distributionSignedCertDirPair,
@@ -29,6 +29,7 @@ import {
   type FixtureNode,
 } from './fixtures.js';
 import { createCa, fillTemplate, issueLeaf } from './issue.js';
+import { SERVED_FILES, type ServedFile } from './served-files.js';
 
 export interface SimulationFaults {
   // The next N start/restart requests fail (and change nothing).
@@ -44,7 +45,7 @@ export interface SimulationFaults {
 interface Listener {
   readonly port: number;
   readonly server: HttpsServer | HttpServer;
-  readonly file?: { cert: string; key?: string; spec: CertFile };
+  readonly file?: { cert: string; key?: string; format: ServedFile['format'] };
 }
 
 export class SimulatedNode {
@@ -80,17 +81,17 @@ export class SimulatedNode {
     return roles.some((r) => (this.node.roles as readonly string[]).includes(r));
   }
 
-  // Which file is served on a port: the catalog's file for that port present on
-  // this node (for RKE's per-host etcd certificates, the one named for this node's IP).
+  // Which file is served on a port: from the simulator's own table of the
+  // distributions' flags (served-files.ts), not the catalog's servedOn, the file
+  // present on this node (for RKE's per-host names, the one for this node's IP).
   private async servingFile(port: number): Promise<Listener['file']> {
-    const dashes = this.vars.nodeIPDashes!;
-    for (const spec of allFiles(this.catalog)) {
-      if (!spec.servedOn?.some((s) => s.port === port) || !this.has(spec.roles)) continue;
-      const cert = fillPath(spec.cert!, { ...this.vars, host: dashes });
-      const key = spec.key && fillPath(spec.key, { ...this.vars, host: dashes });
+    const vars = { ...this.vars, host: this.vars.nodeIPDashes! };
+    for (const f of SERVED_FILES[this.node.distribution]) {
+      if (f.port !== port || !this.has(f.roles)) continue;
+      const cert = fillPath(f.cert, vars);
       try {
         await fs.access(join(this.node.root, cert));
-        return { cert, ...(key ? { key } : {}), spec };
+        return { cert, ...(f.key ? { key: fillPath(f.key, vars) } : {}), format: f.format };
       } catch {
         continue;
       }
@@ -100,7 +101,7 @@ export class SimulatedNode {
 
   private async tlsMaterial(file: NonNullable<Listener['file']>): Promise<{ cert: string; key: string }> {
     const text = await fs.readFile(join(this.node.root, file.cert), 'utf8');
-    if (file.spec.format === 'dynamiclistener-json') {
+    if (file.format === 'dynamiclistener-json') {
       const parsed = readCertificateFile(text, file.cert, 'dynamiclistener-json');
       const secret = JSON.parse(text) as { data: Record<string, string> };
       void parsed;
@@ -122,7 +123,7 @@ export class SimulatedNode {
   // Every port a component of this node listens on.
   private ports(): number[] {
     const ports = new Set<number>();
-    for (const spec of allFiles(this.catalog)) if (this.has(spec.roles)) for (const s of spec.servedOn ?? []) ports.add(s.port);
+    for (const f of SERVED_FILES[this.node.distribution]) if (this.has(f.roles)) ports.add(f.port);
     for (const p of this.catalog.probes) if (this.has(p.roles)) ports.add(p.port);
     return [...ports].sort((a, b) => a - b);
   }
