@@ -15,6 +15,7 @@ import {
   API_VERSION,
   CERTIFICATE_ROTATION,
   FAILURE_POLICIES,
+  MAX_PLANNED_NODES,
   MODES,
   NODE_PHASES,
   NODE_STEPS,
@@ -192,13 +193,13 @@ export const certificateRotationStatusSchema = s
     // cost) and sent it back with every response and watch event. One entry
     // per name is the controller's invariant (the plan never repeats a node).
     nodes: s
-      .array(nodeStatusSchema, { maxItems: 5000 })
+      .array(nodeStatusSchema, { maxItems: MAX_PLANNED_NODES })
       .with({ 'x-kubernetes-list-type': 'atomic' })
       .describe('One compact entry per planned node, in plan order.')
       .optional(),
     plan: s
       .object({
-        nodes: s.listMap(plannedNodeSchema, 'name', { maxItems: 5000 }),
+        nodes: s.listMap(plannedNodeSchema, 'name', { maxItems: MAX_PLANNED_NODES }),
         earliestExpiry: s.listMap(serviceExpirySchema, 'service', { maxItems: 64 }).optional(),
       })
       .describe('Plan mode: the ordered plan and the earliest notAfter per service.')

@@ -96,6 +96,9 @@ export const CONDITION_TYPES = {
 export type ConditionType = (typeof CONDITION_TYPES)[keyof typeof CONDITION_TYPES];
 
 /** Condition reasons (CamelCase, as metav1.Condition requires). */
+/** The most nodes one rotation plans: status.nodes and status.plan.nodes have this maxItems. */
+export const MAX_PLANNED_NODES = 5000;
+
 export const REASONS = {
   // Reconciling=True
   planning: 'Planning',
@@ -115,6 +118,8 @@ export const REASONS = {
   serviceNotInDistribution: 'ServiceNotInDistribution',
   distributionUnknown: 'DistributionUnknown',
   noNodesSelected: 'NoNodesSelected',
+  // More nodes than one rotation's status can hold (MAX_PLANNED_NODES).
+  planTooLarge: 'PlanTooLarge',
   // Cascade conditions
   pending: 'Pending',
   inProgress: 'InProgress',

@@ -12,7 +12,7 @@
 // table, in services.ts).
 
 import type { V1Node } from '@kubernetes/client-node';
-import type { FailurePolicy, NodePhase, Scope } from '../api/constants.js';
+import { MAX_PLANNED_NODES, REASONS, type FailurePolicy, type NodePhase, type Scope } from '../api/constants.js';
 import type { LabelSelector } from '../api/common.js';
 import {
   SERVICE_ROLES,
@@ -65,7 +65,7 @@ export interface Plan {
 
 export type PlanResult =
   | { ok: true; plan: Plan }
-  | { ok: false; reason: 'ServiceNotInDistribution' | 'NoNodesSelected'; message: string };
+  | { ok: false; reason: 'ServiceNotInDistribution' | 'NoNodesSelected' | 'PlanTooLarge'; message: string };
 
 /** Does a label set satisfy a LabelSelector? Absent or empty selector: everything. */
 export function matchesSelector(labels: Record<string, string> | undefined, selector: LabelSelector | undefined): boolean {
@@ -172,6 +172,17 @@ export function planRotation(input: PlanInput): PlanResult {
   if (candidates.length === 0) {
     const why = skipped.length > 0 ? `${skipped.length} selected node(s) skipped, e.g. ${skipped[0]!.name}: ${skipped[0]!.reason}` : 'no node matches spec.strategy.nodeSelector';
     return { ok: false, reason: 'NoNodesSelected', message: `nothing to rotate: ${why}` };
+  }
+
+  // status.nodes (and a plan's status.plan.nodes) hold one entry per planned
+  // node, up to the schema's limit: a larger plan would make every status write
+  // a 422 and the run would never start. Said at once instead, with what to do.
+  if (candidates.length > MAX_PLANNED_NODES) {
+    return {
+      ok: false,
+      reason: REASONS.planTooLarge,
+      message: `${candidates.length} nodes selected; one rotation covers at most ${MAX_PLANNED_NODES} (the size of its status). Split the cluster with spec.strategy.nodeSelector into rotations of at most ${MAX_PLANNED_NODES} nodes each, servers first`,
+    };
   }
 
   candidates.sort((a, b) => a.group - b.group || byName(a, b));

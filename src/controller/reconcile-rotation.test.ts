@@ -372,6 +372,14 @@ describe('problems a person must fix', () => {
     ['an RKE service on detected RKE2', cluster(), { scope: 'Service', service: 'kube-apiserver' }, 'ServiceNotInDistribution', 'spec.service "kube-apiserver" is not a service of rke2'],
     ['no nodes at all', new FakeCluster([]), {}, 'DistributionUnknown', 'no nodes to detect the distribution from'],
     ['a selector matching nothing', cluster(), { strategy: { nodeSelector: { matchLabels: { pool: 'none' } } } }, 'NoNodesSelected', ''],
+    [
+      'more nodes than a rotation\'s status holds (5,001): refused at once, not a 422 on every write',
+      new FakeCluster([...SERVERS.map((n) => rke2Node(n, { etcd: true, cp: true })), ...Array.from({ length: 5001 - SERVERS.length }, (_, i) => rke2Node(`w-${i}`))]),
+      {},
+      'PlanTooLarge',
+      '5001 nodes selected; one rotation covers at most 5000 (the size of its status). Split the cluster with spec.strategy.nodeSelector',
+    ],
+    ['a Plan-mode preview of 5,001 nodes, likewise', new FakeCluster([...SERVERS.map((n) => rke2Node(n, { etcd: true, cp: true })), ...Array.from({ length: 4998 }, (_, i) => rke2Node(`w-${i}`))]), { mode: 'Plan' }, 'PlanTooLarge', '5001 nodes selected'],
   ])('%s: Stalled=True with reason and message, nothing created', async (_name, fake, spec, reason, message) => {
     fake.apply('bad', spec);
     await reconcileRotation(fake.deps(), 'bad');
