@@ -5,6 +5,9 @@ import { parseArgs } from 'node:util';
 import { CatalogHostRunner } from '../agent/host-runner.js';
 import { NodeAgent } from '../agent/node-agent.js';
 import { loadKubeConfig, makeClients } from '../kube/client.js';
+import { NodeInventory } from '../agent/inventory.js';
+import { parseDuration } from '../api/duration.js';
+import { DISTRIBUTIONS, type Distribution } from '../distributions/services.js';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
 import { startObservabilityServer } from '../observability/server.js';
@@ -31,6 +34,10 @@ node's certificates as they instruct, reporting each step in their status.
   --health-host ADDR     default 0.0.0.0
   --cache-sync-timeout SEC  how long to wait for the NodeRotation cache (default 60); past it the
                          agent exits 1 (the kubelet restarts it) rather than look healthy idle
+  --distribution D       rke2 or rke (default: $DISTRIBUTION, which the chart sets): enables the
+                         certificate inventory; without it the agent only acts on NodeRotations
+  --inventory-interval DURATION  how often the inventory reads this node's certificates for /metrics
+                         (default 6h, and once at start; 0 turns it off)
 `;
 
 async function run(argv: string[], io: Io): Promise<number> {
@@ -49,6 +56,8 @@ async function run(argv: string[], io: Io): Promise<number> {
       'health-port': { type: 'string', default: '8081' },
       'health-host': { type: 'string', default: '0.0.0.0' },
       'cache-sync-timeout': { type: 'string', default: '60' },
+      distribution: { type: 'string', default: process.env.DISTRIBUTION || undefined },
+      'inventory-interval': { type: 'string', default: '6h' },
     },
   });
   if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
@@ -58,6 +67,14 @@ async function run(argv: string[], io: Io): Promise<number> {
   if (!Number.isInteger(healthPort) || healthPort < 0) throw new UsageError('--health-port must be a port number');
   const syncSeconds = Number(values['cache-sync-timeout']);
   if (!Number.isFinite(syncSeconds) || syncSeconds <= 0) throw new UsageError('--cache-sync-timeout must be a positive number of seconds');
+  const distribution = values.distribution;
+  if (distribution !== undefined && !(DISTRIBUTIONS as readonly string[]).includes(distribution)) throw new UsageError(`--distribution must be one of ${DISTRIBUTIONS.join(', ')}`);
+  let inventoryMs: number;
+  try {
+    inventoryMs = values['inventory-interval'] === '0' ? 0 : parseDuration(values['inventory-interval']);
+  } catch (e) {
+    throw new UsageError(`--inventory-interval: ${(e as Error).message}`);
+  }
   const executor = executorFor(values.restarter, values['host-root'], values['simulation-url']);
 
   const log = createLogger({ name: 'certrotator-agent', base: { node: nodeName } });
@@ -92,6 +109,11 @@ async function run(argv: string[], io: Io): Promise<number> {
     return 1;
   }
   io.err(`certrotator agent: watching NodeRotations of node ${nodeName} (health on port ${health.port})\n`);
+  const inventory =
+    distribution && inventoryMs > 0
+      ? new NodeInventory({ nodeName, distribution: distribution as Distribution, hostRoot: values['host-root'], ...(values['data-dir'] ? { dataDir: values['data-dir'].replace(/^\/+/, '') } : {}), metrics, log })
+      : undefined;
+  inventory?.start(inventoryMs);
 
   // SIGTERM (pod deletion, node drain): finish the call in hand, then exit. A
   // rotation cut off anyway is resumed from the host journal by the next agent.
@@ -100,6 +122,7 @@ async function run(argv: string[], io: Io): Promise<number> {
     process.once('SIGINT', resolve);
   });
   log.info('stopping');
+  await inventory?.stop();
   await agent.stop();
   await health.close();
   return 0;

@@ -3,9 +3,9 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rke2Catalog } from '../distributions/rke2/catalog.js';
-import { readCa, rke2Agent, rke2Server, writeHostFile, type FixtureNode } from '../simulation/fixtures.js';
+import { readCa, rke2Agent, rke2Server, writeAgedClientAdmin, writeHostFile, type FixtureNode } from '../simulation/fixtures.js';
 import { runCli, type CliRun } from '../simulation/harness.js';
-import { caFromMaterial, createCa, issueLeaf } from '../simulation/issue.js';
+import { issueLeaf } from '../simulation/issue.js';
 
 const S = 'var/lib/rancher/rke2/server/tls';
 const DAY = 86_400_000;
@@ -100,12 +100,7 @@ const corrupt = (root: string) => fs.writeFile(join(root, `${S}/client-superviso
 
 // client-admin as rke2 issued it 400 days ago: 365 days, so 35 days expired. The
 // CA only has to be old enough to have signed it (check reads, it does not verify).
-async function expired(root: string) {
-  const spec = rke2Catalog.services.admin!.files[0]!;
-  const ca = await caFromMaterial(await createCa('rke2-client-ca@1', spec.keyAlgorithm, spec.keyEncoding, new Date(Date.now() - 800 * DAY)));
-  const m = await issueLeaf({ template: spec.template!, ca, validity: spec.validity, algorithm: spec.keyAlgorithm, encoding: spec.keyEncoding, chained: true, now: new Date(Date.now() - 400 * DAY) });
-  await writeHostFile(root, `${S}/client-admin.crt`, m.certPem, 0o644);
-}
+const expired = (root: string) => writeAgedClientAdmin(root, 400);
 
 // client-scheduler issued by a clock three days ahead of this one.
 async function notYetValid(root: string) {

@@ -9,7 +9,11 @@ import type { WorkQueue, WorkQueueHooks } from '../kube/workqueue.js';
 export interface CertrotatorMetrics {
   registry: Registry;
   /** Unix seconds of a certificate's notAfter; alert on `… - time() < 30*86400`. */
-  certificateNotAfter: Gauge<'node' | 'service'>;
+  certificateNotAfter: Gauge<'node' | 'service' | 'path'>;
+  /** 1 for a certificate file past its notAfter (agent inventory), per node, service and path. */
+  certificateExpired: Gauge<'node' | 'service' | 'path'>;
+  /** Certificate files the agent inventory could not read or parse. */
+  certificateReadErrorsTotal: Counter<'node' | 'service' | 'path'>;
   /** Finished CertificateRotation runs by result (succeeded, failed, rolled_back, cancelled). */
   rotationsTotal: Counter<'result'>;
   /** Wall time of a whole run, start to Ready/Stalled. */
@@ -48,10 +52,24 @@ export function createMetrics(opts: MetricsOptions = {}): CertrotatorMetrics {
   return {
     observeQueueDepth: (queue) => void queues.set(queue.name, queue),
     registry,
+    // The controller sets it per node and service (the earliest a rotation reported, no path);
+    // each agent per file (path) from its inventory: the same name from every source.
     certificateNotAfter: new Gauge({
       name: `${p}certificate_not_after_timestamp_seconds`,
-      help: 'notAfter of a component certificate, as Unix seconds, per node and service',
-      labelNames: ['node', 'service'],
+      help: 'notAfter of a component certificate, as Unix seconds, per node, service and (agent inventory) file path',
+      labelNames: ['node', 'service', 'path'],
+      registers,
+    }),
+    certificateExpired: new Gauge({
+      name: `${p}certificate_expired`,
+      help: '1 when a component certificate file is past its notAfter (agent inventory)',
+      labelNames: ['node', 'service', 'path'],
+      registers,
+    }),
+    certificateReadErrorsTotal: new Counter({
+      name: `${p}certificate_read_errors_total`,
+      help: 'Certificate files the agent inventory could not read or parse',
+      labelNames: ['node', 'service', 'path'],
       registers,
     }),
     rotationsTotal: new Counter({ name: `${p}rotations_total`, help: 'Finished rotation runs by result', labelNames: ['result'], registers }),

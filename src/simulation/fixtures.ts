@@ -320,3 +320,16 @@ export async function addExternalEtcdClient(node: FixtureNode, ca?: CaMaterial):
   await writeHostFile(node.root, clientCa!.cert, etcdCa.certPem, 0o600);
   return etcdCa;
 }
+
+/**
+ * RKE2's client-admin as rke2 issued it `daysAgo` days ago (365-day validity, so
+ * expired when daysAgo > 365), signed by a throwaway CA old enough to have signed
+ * it: for tests that read expiry (check, inventory), which do not verify the chain.
+ */
+export async function writeAgedClientAdmin(root: string, daysAgo: number): Promise<void> {
+  const spec = catalogFor('rke2').services.admin!.files[0]!;
+  const day = 86_400_000;
+  const ca = await caFromMaterial(await createCa('rke2-client-ca@1', spec.keyAlgorithm, spec.keyEncoding, new Date(Date.now() - 2 * daysAgo * day)));
+  const m = await issueLeaf({ template: spec.template!, ca, validity: spec.validity, algorithm: spec.keyAlgorithm, encoding: spec.keyEncoding, chained: true, now: new Date(Date.now() - daysAgo * day) });
+  await writeHostFile(root, 'var/lib/rancher/rke2/server/tls/client-admin.crt', m.certPem, 0o644);
+}

@@ -128,6 +128,7 @@ export class SimulatedFleet {
         // Every simulated node listens on its own loopback-range IP in this one namespace.
         '--loopback-address', m.spec.ip,
         '--restarter', 'simulation',
+        '--distribution', this.o.distribution,
         '--simulation-url', m.sim.controlUrl,
         '--kubeconfig', this.o.kubeconfig,
         '--health-port', '0',

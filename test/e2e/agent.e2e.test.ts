@@ -194,5 +194,12 @@ describe('certrotator agent', () => {
     expect(port).toBeGreaterThan(0);
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(text).toMatch(/^certrotator_reconcile_total\{controller="agent",result="success"\} [1-9]/m);
+    // Its certificate inventory (read at start): each file's notAfter, as openssl reads it from the host.
+    // (Read at agent start, so compared with a file no test in this suite renews: the etcd peer CA.)
+    const file = join(fleet.hostRoot(node), 'var/lib/rancher/rke2/server/tls/etcd/peer-ca.crt');
+    const enddate = execFileSync('openssl', ['x509', '-noout', '-enddate', '-in', file], { encoding: 'utf8' }).trim().replace(/^notAfter=/, '');
+    const series = new RegExp(`^certrotator_certificate_not_after_timestamp_seconds\\{node="${node}",service="certificate-authority",path="/var/lib/rancher/rke2/server/tls/etcd/peer-ca\\.crt"\\} (\\d+)$`, 'm');
+    expect(Number(series.exec(text)?.[1])).toBe(Math.floor(Date.parse(enddate) / 1000));
+    expect(text).toMatch(/^certrotator_certificate_expired\{node="rke2-server-1",service="admin",path="\/var\/lib\/rancher\/rke2\/server\/tls\/client-admin\.crt"\} 0$/m);
   });
 });
