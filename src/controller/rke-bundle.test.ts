@@ -130,10 +130,11 @@ describe('issueBundle', () => {
     ['a worker', ['worker'], ['kube-node', 'kube-proxy']],
     ['an etcd node: every kube-etcd-<ip>', ['etcd'], ['kube-etcd-127-0-9-1', 'kube-etcd-127-0-9-2', 'kube-node', 'kube-proxy']],
     ['a control-plane node', ['controlplane'], ['kube-apiserver', 'kube-apiserver-proxy-client', 'kube-controller-manager', 'kube-node', 'kube-proxy', 'kube-scheduler']],
-  ])('entriesForRoles: %s gets what RKE deploys to it', async (_what, roles, expected) => {
-    const issued = await issueBundle(stateText, 'All', NOW);
-    expect(entriesForRoles(issued.keys(), roles as NodeRole[])).toEqual(expected);
-  }, 30_000);
+  ])('entriesForRoles: %s gets what RKE deploys to it', (_what, roles, expected) => {
+    // The names a scope-All bundle holds: the state's entries in scope (issuing them would only cost RSA key generation).
+    const names = entriesInScope(parseFullState(stateText), 'All').map((e) => e.name);
+    expect(entriesForRoles(names, roles as NodeRole[])).toEqual(expected);
+  });
 
 });
 
