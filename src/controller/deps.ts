@@ -28,8 +28,8 @@ export interface ControllerWriter {
   createNodeRotation(nr: NodeRotation): Promise<'created' | 'exists'>;
   /** Deletes; a missing object counts as deleted. */
   deleteNodeRotation(name: string): Promise<void>;
-  /** Sets a NodeRotation's sealedBundle (RKE: its node's certificates sealed to its agent's key). */
-  setSealedBundle(name: string, sealed: SealedBundle): Promise<void>;
+  /** Sets a NodeRotation's sealedBundle (RKE: its node's certificates sealed to its agent's key); null removes it. */
+  setSealedBundle(name: string, sealed: SealedBundle | null): Promise<void>;
   /** A fresh read (after a conflict), bypassing the cache. */
   getRotation(name: string): Promise<CertificateRotation | undefined>;
 }

@@ -161,11 +161,12 @@ export class FakeCluster implements ClusterReader, ControllerWriter, EventSink {
     this.nodeRotationsByName.delete(name);
   }
 
-  async setSealedBundle(name: string, sealed: SealedBundle): Promise<void> {
+  async setSealedBundle(name: string, sealed: SealedBundle | null): Promise<void> {
     this.countWrite(`patch noderotations/${name}`);
     const nr = this.nodeRotationsByName.get(name);
     if (!nr) throw new Error(`noderotations/${name} not found`);
-    nr.sealedBundle = clone(sealed);
+    if (sealed) nr.sealedBundle = clone(sealed);
+    else delete nr.sealedBundle;
     nr.metadata.resourceVersion = this.nextRV();
   }
 

@@ -153,7 +153,7 @@ export class KubeWriter implements ControllerWriter {
     await this.nodeRotations.delete(name);
   }
 
-  async setSealedBundle(name: string, sealedBundle: SealedBundle): Promise<void> {
+  async setSealedBundle(name: string, sealedBundle: SealedBundle | null): Promise<void> {
     this.count('patch', 'noderotations');
     // Not fenced: it is sealed to the key the agent published; a newer key is sealed to on the next pass.
     await this.nodeRotations.mergePatch(name, { sealedBundle });

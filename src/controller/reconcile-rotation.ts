@@ -29,7 +29,7 @@ import { collectChecks, earliestByService, planStatus } from './plan-mode.js';
 import { buildNodeRotation } from './node-rotation.js';
 import { parseDuration } from '../api/duration.js';
 import { slotHolder } from './queue-gate.js';
-import { commitRkeState, discardRkeBundle, ensureRkeBundle, failedRunStateNote, isPermanentIssueError, sealBundleForWaitingNodes, withBundleRef } from './rke-run.js';
+import { clearSealedBundles, commitRkeState, discardRkeBundle, ensureRkeBundle, failedRunStateNote, isPermanentIssueError, sealBundleForWaitingNodes, withBundleRef } from './rke-run.js';
 import { FINISHED_BY_AGENT, planFromStatus, planInProgress, progressFromStatus, runActive, runFingerprint, settled } from './run-state.js';
 import { writeStatus } from './status-writer.js';
 
@@ -170,6 +170,7 @@ async function continueRun(
   if (rke && terminal && base.phase !== summary.phase) {
     if (summary.phase === 'Succeeded') await commitRkeState(deps, rotation, runGeneration, nodeRotations);
     else await discardRkeBundle(deps, rotation, runGeneration);
+    await clearSealedBundles(deps, nodeRotations);
   }
   const { rotation: stored, written } = await writeStatus(deps, rotation, next);
   // RKE: the certificates are issued once per run, after its intent is recorded and before the first node gets its instruction.

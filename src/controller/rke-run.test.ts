@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CertificateRotation } from '../api/certificaterotation.js';
-import type { NodeRotationStatus, NodeRotation } from '../api/noderotation.js';
+import type { NodeRotationStatus, NodeRotation, SealedBundle } from '../api/noderotation.js';
 import { ConflictError, isConflict } from '../kube/client.js';
 import { rkeNode as rkeTree } from '../simulation/fixtures.js';
 import { fullClusterStateFromTrees } from '../simulation/rke-state.js';
@@ -93,6 +93,17 @@ const FINISHED = new Date(Date.now() + 2000).toISOString();
 
 
 type Agent = (nr: NodeRotation, rke: FakeRke) => Partial<NodeRotationStatus> | undefined;
+
+/** Every box the controller sealed, by NodeRotation name (the last one; they are cleared when the run ends). */
+function recordSeals(fake: FakeCluster): Map<string, SealedBundle> {
+  const seen = new Map<string, SealedBundle>();
+  const set = fake.setSealedBundle.bind(fake);
+  fake.setSealedBundle = async (name, sealed) => {
+    if (sealed) seen.set(name, sealed);
+    await set(name, sealed);
+  };
+  return seen;
+}
 
 // Each node's agent key, by NodeRotation: made once, as an agent process does for its run.
 const agentKeys = new Map<string, SealingKeyPair>();
@@ -197,10 +208,14 @@ describe('an RKE run with a controller-issued bundle', () => {
     const fake = clusterAfterTheCas();
     const rke = new FakeRke();
     fake.apply('every', { strategy: { maxUnavailable: 2 } });
+    const boxes = recordSeals(fake);
     await drive(fake, rke, 'every');
     expect(fake.rotation('every')!.status!.phase).toBe('Succeeded');
     const nrs = [...fake.nodeRotationsByName.values()];
-    const byNode = Object.fromEntries(nrs.map((nr) => [nr.spec.nodeName, nr.sealedBundle!.entries]));
+    // The run is over: no box is left in any NodeRotation.
+    expect(nrs.filter((nr) => nr.sealedBundle).map((nr) => nr.spec.nodeName)).toEqual([]);
+    const boxOf = (nr: NodeRotation) => boxes.get(nr.metadata.name!)!;
+    const byNode = Object.fromEntries(nrs.map((nr) => [nr.spec.nodeName, boxOf(nr).entries]));
     // pki/util.go getCertKeys: kube-node and kube-proxy everywhere, kube-etcd-<ip> on etcd nodes, the control-plane pairs on control-plane nodes.
     expect(byNode).toEqual({
       e1: ['kube-etcd-127-0-7-1', 'kube-node', 'kube-proxy'],
@@ -210,13 +225,13 @@ describe('an RKE run with a controller-issued bundle', () => {
     });
     const [w1, w2, c1] = ['w1', 'w2', 'c1'].map((n) => nrs.find((nr) => nr.spec.nodeName === n)!);
     // A worker's box opens with its own agent's key only, and only as its own.
-    expect(() => openForNode(c1!.sealedBundle!, agentKey(w1!), c1!.spec.runID, 'c1')).toThrow(/sealed to another key/);
-    expect(() => openForNode({ ...c1!.sealedBundle!, recipientKey: agentKey(w1!).publicKey }, agentKey(w1!), c1!.spec.runID, 'c1')).toThrow(/does not open/);
-    expect(() => openForNode(w2!.sealedBundle!, agentKey(w2!), w2!.spec.runID, 'w1')).toThrow(/does not open for/);
-    expect([...openForNode(w1!.sealedBundle!, agentKey(w1!), w1!.spec.runID, 'w1').keys()]).toEqual(['kube-node', 'kube-proxy']);
+    expect(() => openForNode(boxOf(c1!), agentKey(w1!), c1!.spec.runID, 'c1')).toThrow(/sealed to another key/);
+    expect(() => openForNode({ ...boxOf(c1!), recipientKey: agentKey(w1!).publicKey }, agentKey(w1!), c1!.spec.runID, 'c1')).toThrow(/does not open/);
+    expect(() => openForNode(boxOf(w2!), agentKey(w2!), w2!.spec.runID, 'w1')).toThrow(/does not open for/);
+    expect([...openForNode(boxOf(w1!), agentKey(w1!), w1!.spec.runID, 'w1').keys()]).toEqual(['kube-node', 'kube-proxy']);
     // The bundle Secret: ciphertext only; the NodeRotations: sealed boxes and public keys only.
     expect(rke.bundleKeys).toEqual([['ciphertext', 'nonce']]);
-    const inCluster = JSON.stringify([rke.lastBundle, Object.values(rke.lastBundle!).map((v) => Buffer.from(v, 'base64').toString('latin1')), nrs, fake.rotation('every')]);
+    const inCluster = JSON.stringify([rke.lastBundle, Object.values(rke.lastBundle!).map((v) => Buffer.from(v, 'base64').toString('latin1')), [...boxes.values()], fake.rotation('every')]);
     expect(inCluster).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE|LS0tLS1CRUdJTi/);
   }, 60_000);
 
@@ -224,6 +239,7 @@ describe('an RKE run with a controller-issued bundle', () => {
     const fake = clusterAfterTheCas();
     const rke = new FakeRke();
     fake.apply('restart', { scope: 'Service', service: 'kube-proxy' });
+    const boxes = recordSeals(fake);
     const keysOfW1: string[] = [];
     await drive(fake, rke, 'restart', (nr, r) => {
       if (nr.spec.nodeName === 'w1' && nr.sealedBundle && keysOfW1.length === 0) {
@@ -236,9 +252,11 @@ describe('an RKE run with a controller-issued bundle', () => {
     });
     expect(fake.rotation('restart')!.status!.phase).toBe('Succeeded');
     const w1 = [...fake.nodeRotationsByName.values()].find((nr) => nr.spec.nodeName === 'w1')!;
-    expect(w1.sealedBundle!.recipientKey).toBe(agentKey(w1).publicKey);
-    expect(w1.sealedBundle!.recipientKey).not.toBe(keysOfW1[0]);
-    expect(fake.writes.filter((w) => w === `patch noderotations/${w1.metadata.name}`)).toHaveLength(2);
+    expect(boxes.get(w1.metadata.name!)!.recipientKey).toBe(agentKey(w1).publicKey);
+    expect(boxes.get(w1.metadata.name!)!.recipientKey).not.toBe(keysOfW1[0]);
+    // Sealed twice (the old key, then the new one), and the box removed when the run ended.
+    expect(fake.writes.filter((w) => w === `patch noderotations/${w1.metadata.name}`)).toHaveLength(3);
+    expect(w1.sealedBundle).toBeUndefined();
   }, 60_000);
 
   it('a node the run gave up on (nodeTimeout) is never sealed to, even if its agent publishes a key afterwards', async () => {
@@ -284,6 +302,7 @@ describe('an RKE run with a controller-issued bundle', () => {
     const logs: string[] = [];
     const deps = () => ({ ...fake.deps(), log: capturingLog(logs) });
     fake.apply('all', { strategy: { maxUnavailable: 2 } });
+    const boxes = recordSeals(fake);
     for (let pass = 0; pass < 100 && fake.rotation('all')!.status?.phase !== 'Succeeded'; pass++) {
       await reconcileRotation({ ...deps(), rke }, 'all');
       for (const nr of fake.nodeRotationsByName.values()) {
@@ -298,7 +317,7 @@ describe('an RKE run with a controller-issued bundle', () => {
     const sealed = openedBundle(rke, 'uid-all-g1');
     expect([...sealed.keys()].filter((k) => k.startsWith('kube-admin'))).toEqual([]);
     expect([...sealed.keys()]).toContain('kube-apiserver');
-    for (const nr of fake.nodeRotationsByName.values()) expect(nr.sealedBundle!.entries.filter((k) => k.startsWith('kube-admin'))).toEqual([]);
+    for (const box of boxes.values()) expect(box.entries.filter((k) => k.startsWith('kube-admin'))).toEqual([]);
     // Renewed in desiredState and currentState alike: signed by kube-ca, same subject, new key.
     const before = new X509Certificate(adminOf(initialState, 'currentState').certificatePEM!);
     const ca = new X509Certificate(parseFullState(initialState).currentState!.certificatesBundle!['kube-ca']!.certificatePEM!);
@@ -359,6 +378,8 @@ describe('an RKE run with a controller-issued bundle', () => {
     expect(rke.state === initialState).toBe(true); // a diff would print keys
     expect(rke.bundles.size).toBe(0);
     expect(rke.ops.at(-1)).toBe('delete-bundle certrotator-rke-bundle');
+    // A failed run leaves no sealed box behind either.
+    expect([...fake.nodeRotationsByName.values()].filter((nr) => nr.sealedBundle)).toEqual([]);
     // The nodes that did rotate hold what the state does not: said in status and by an Event, with what to do.
     const rotated = fake.rotation('proxy')!.status!.nodes!.filter((n) => n.phase === 'Rotated').map((n) => n.name);
     expect(rotated.length).toBeGreaterThan(0);

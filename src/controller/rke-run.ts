@@ -180,6 +180,15 @@ export async function sealBundleForWaitingNodes(
 }
 
 /**
+ * When the run ends, the sealed boxes go from its NodeRotations: they are
+ * sealed to keys the agents have dropped, so no one can open them, but no copy
+ * of a key of ours, sealed or not, is left in the cluster after a run.
+ */
+export async function clearSealedBundles(deps: ControllerDeps, nodeRotations: readonly NodeRotation[]): Promise<void> {
+  for (const nr of nodeRotations) if (nr.sealedBundle) await deps.write.setSealedBundle(nr.metadata.name!, null);
+}
+
+/**
  * Can this error never go away by retrying? (The state is unusable: no CA key,
  * not JSON, a key that does not match its certificate.) Then the nodes about
  * to start fail at once, untouched, instead of waiting out nodeTimeout.
