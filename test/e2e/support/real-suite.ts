@@ -38,6 +38,7 @@ export function realSuite<N extends BaseNode, C extends RealCluster<N>>(
   let work: string;
   let cluster: C | undefined;
   let controller: ControllerProcess | undefined;
+  let stopping = false;
   const timings: Record<string, number> = {};
 
   beforeAll(async () => {
@@ -46,12 +47,27 @@ export function realSuite<N extends BaseNode, C extends RealCluster<N>>(
     cluster = await start(work);
     if (agentKubeconfig) cluster.agentKubeconfig = await agentKubeconfig(cluster, work);
     await cluster.startAgents();
-    controller = new ControllerProcess(label, { leaseName: `certrotator-${label}`, extraArgs: [`--kubeconfig=${cluster.kubeconfig}`] });
+    // As its Deployment would: a controller that exits on its own (it gives up its
+    // Lease when a renewal through the load balancer hangs while an API server
+    // restarts, and exits 1) is started again, and picks the run up where it is.
+    let restarts = 0;
+    const startController = (): ControllerProcess => {
+      const c = new ControllerProcess(restarts === 0 ? label : `${label}-${restarts}`, { leaseName: `certrotator-${label}`, extraArgs: [`--kubeconfig=${cluster!.kubeconfig}`] });
+      c.child.once('exit', () => {
+        if (stopping || c !== controller) return;
+        restarts++;
+        process.stderr.write(`${label}: controller exited on its own; started again (${restarts})\n`);
+        controller = startController();
+      });
+      return c;
+    };
+    controller = startController();
     await waitFor('controller leading', () => controller!.leading(), 60_000, () => controller!.debug());
     timings.setup = (Date.now() - t0) / 1000;
   }, 420_000);
 
   afterAll(async () => {
+    stopping = true;
     await controller?.stop();
     try {
       for (const n of cluster?.nodes ?? []) {
