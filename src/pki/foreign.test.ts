@@ -66,6 +66,16 @@ function make(o: { leafKey: KeySpec; keyFormat: 'traditional' | 'pkcs8'; ext?: s
   };
 }
 
+/** Runs `test` on what `make(o)` made, then removes it. */
+async function withMade(o: Parameters<typeof make>[0], test: (m: Made) => Promise<void>): Promise<void> {
+  const m = make(o);
+  try {
+    await test(m);
+  } finally {
+    rmSync(m.dir, { recursive: true, force: true });
+  }
+}
+
 /** openssl's verdict on `leaf` against the root, with the intermediate as untrusted when there is one. */
 function verify(m: Made, leafPem: string, intermediate: boolean): string {
   writeFileSync(join(m.dir, 'new.crt'), leafPem);
@@ -92,8 +102,7 @@ describe('renewing certificates made by openssl', () => {
     ['an RSA-2048 leaf with a PKCS#1 key', 'rsa:2048', 'traditional', 'RSA PRIVATE KEY'],
     ['an RSA-4096 leaf with a PKCS#8 key', 'rsa:4096', 'pkcs8', 'PRIVATE KEY'],
   ])('%s: same subject and extensions, a new key of the same type and encoding, verified by openssl', async (_what, keySpec, keyFormat, pemType) => {
-    const m = make({ leafKey: keySpec, keyFormat });
-    try {
+    await withMade({ leafKey: keySpec, keyFormat }, async (m) => {
       const ca = await loadSigningCa(m.issuerCert, 'ca.crt', m.issuerKey, 'ca.key');
       const r = await renewCertificate({ certText: m.leafCert, certFile: 'leaf.crt', keyText: m.leafKey, keyFile: 'leaf.key', ca, validity: RKE2, chained: false });
       const [before, after] = [new X509Certificate(m.leafCert), new X509Certificate(r.certPem)];
@@ -105,26 +114,20 @@ describe('renewing certificates made by openssl', () => {
       expect(newKey.keyObject.asymmetricKeyDetails).toEqual(oldKey.keyObject.asymmetricKeyDetails);
       expect(after.checkPrivateKey(newKey.keyObject)).toBe(true);
       expect(verify(m, r.certPem, false)).toBe('OK');
-    } finally {
-      rmSync(m.dir, { recursive: true, force: true });
-    }
+    });
   }, 60_000);
 
   test('a P-384 CA: the renewal is signed with ecdsa-with-SHA384, as Go signs with such a key, and openssl verifies it', async () => {
-    const m = make({ leafKey: 'ec:P-256', keyFormat: 'traditional', caKey: 'ec:P-384' });
-    try {
+    await withMade({ leafKey: 'ec:P-256', keyFormat: 'traditional', caKey: 'ec:P-384' }, async (m) => {
       const ca = await loadSigningCa(m.issuerCert, 'ca.crt', m.issuerKey, 'ca.key');
       const r = await renewCertificate({ certText: m.leafCert, certFile: 'leaf.crt', keyText: m.leafKey, keyFile: 'leaf.key', ca, validity: RKE2, chained: false });
       expect(run(['x509', '-noout', '-text'], r.certPem)).toMatch(/Signature Algorithm: ecdsa-with-SHA384/);
       expect(verify(m, r.certPem, false)).toBe('OK');
-    } finally {
-      rmSync(m.dir, { recursive: true, force: true });
-    }
+    });
   }, 60_000);
 
   test('unusual extensions (certificate policies, a private extension) are carried over byte for byte', async () => {
-    const m = make({ leafKey: 'ec:P-256', keyFormat: 'traditional', ext: 'certificatePolicies=1.2.3.4.5\n1.3.6.1.4.1.99999.1=DER:04:03:66:6F:6F\n' });
-    try {
+    await withMade({ leafKey: 'ec:P-256', keyFormat: 'traditional', ext: 'certificatePolicies=1.2.3.4.5\n1.3.6.1.4.1.99999.1=DER:04:03:66:6F:6F\n' }, async (m) => {
       const ca = await loadSigningCa(m.issuerCert, 'ca.crt', m.issuerKey, 'ca.key');
       const r = await renewCertificate({ certText: m.leafCert, certFile: 'leaf.crt', keyText: m.leafKey, keyFile: 'leaf.key', ca, validity: RKE2, chained: false });
       const text = extensionsText(r.certPem);
@@ -132,31 +135,23 @@ describe('renewing certificates made by openssl', () => {
       expect(text).toContain('1.3.6.1.4.1.99999.1');
       expect(text).toBe(extensionsText(m.leafCert));
       expect(verify(m, r.certPem, false)).toBe('OK');
-    } finally {
-      rmSync(m.dir, { recursive: true, force: true });
-    }
+    });
   }, 60_000);
 
   test('a leaf issued by an intermediate, with the intermediate after it: signed by the intermediate again, the chain kept', async () => {
-    const m = make({ leafKey: 'ec:P-256', keyFormat: 'traditional', intermediate: true });
-    try {
+    await withMade({ leafKey: 'ec:P-256', keyFormat: 'traditional', intermediate: true }, async (m) => {
       const ca = await loadSigningCa(m.issuerCert, 'intermediate.crt', m.issuerKey, 'intermediate.key');
       const r = await renewCertificate({ certText: m.leafCert, certFile: 'leaf.crt', keyText: m.leafKey, keyFile: 'leaf.key', ca, validity: RKE2, chained: true });
       expect(verify(m, r.certPem, true)).toBe('OK');
       expect(r.certPem.endsWith(m.issuerCert)).toBe(true);
       expect(new X509Certificate(r.certPem).issuer).toBe('CN=foreign-intermediate-ca');
-    } finally {
-      rmSync(m.dir, { recursive: true, force: true });
-    }
+    });
   }, 60_000);
 
   test('the same leaf offered the root instead of its intermediate: refused, naming the file, nothing issued', async () => {
-    const m = make({ leafKey: 'ec:P-256', keyFormat: 'traditional', intermediate: true });
-    try {
+    await withMade({ leafKey: 'ec:P-256', keyFormat: 'traditional', intermediate: true }, async (m) => {
       const root = await loadSigningCa(m.caCert, 'ca.crt', m.caKey, 'ca.key');
       await expect(renewCertificate({ certText: m.leafCert, certFile: 'leaf.crt', keyText: m.leafKey, keyFile: 'leaf.key', ca: root, validity: RKE2, chained: false })).rejects.toThrow(/^leaf\.crt: /);
-    } finally {
-      rmSync(m.dir, { recursive: true, force: true });
-    }
+    });
   }, 60_000);
 });

@@ -8,7 +8,7 @@ import { CoreV1Api, KubeConfig, type KubernetesListObject, type V1ConfigMap } fr
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
 import { Informer, nodeInformer } from '../../src/kube/informer.js';
 import { loadKubeConfig } from '../../src/kube/client.js';
-import { TcpProxy } from './support/tcp-proxy.js';
+import { kubeConfigVia, TcpProxy } from './support/tcp-proxy.js';
 
 const NS = 'informer-e2e';
 const SELECTOR = 'app=informer-e2e';
@@ -143,13 +143,7 @@ describe('Informer against the real API server', () => {
     const upstreamPort = Number(new URL(base.getCurrentCluster()!.server).port);
     const proxy = new TcpProxy(upstreamPort);
     const port = await proxy.open();
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: base.clusters.map((c) => ({ ...c, server: `https://127.0.0.1:${port}` })),
-      users: base.users,
-      contexts: base.contexts,
-      currentContext: base.currentContext,
-    });
+    const kc = kubeConfigVia(base, port);
     const errors: unknown[] = [];
     const sink = new RecordingSink();
     const inf = track(
@@ -218,13 +212,7 @@ describe('Informer against the real API server', () => {
     const proxy = new TcpProxy(Number(new URL(base.getCurrentCluster()!.server).port));
     const port = await proxy.open();
     await proxy.cut(); // nothing listens on `port` now
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: base.clusters.map((c) => ({ ...c, server: `https://127.0.0.1:${port}` })),
-      users: base.users,
-      contexts: base.contexts,
-      currentContext: base.currentContext,
-    });
+    const kc = kubeConfigVia(base, port);
     const errors: unknown[] = [];
     const inf = track(configMapInformer(kc, { restartBackoff: { baseMs: 100, maxMs: 400 }, onError: (e) => errors.push(e) }));
     try {

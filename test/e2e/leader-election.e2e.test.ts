@@ -8,12 +8,11 @@ import { createInterface } from 'node:readline';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
 import { loadKubeConfig } from '../../src/kube/client.js';
 import { ControllerProcess } from './support/controller.js';
 import { installCrds } from './support/crds.js';
-import { TcpProxy } from './support/tcp-proxy.js';
+import { kubeConfigVia, TcpProxy } from './support/tcp-proxy.js';
 
 const NS = 'leader-e2e';
 const LEASE = 'certrotator-controller';
@@ -167,13 +166,7 @@ describe('a controller leader cut off from the API server (not killed)', () => {
     const proxy = new TcpProxy(Number(new URL(base.getCurrentCluster()!.server).port));
     const port = await proxy.open();
     const viaProxy = join(mkdtempSync(join(tmpdir(), 'le-cut-')), 'kubeconfig');
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: base.clusters.map((c) => ({ ...c, server: `https://127.0.0.1:${port}` })),
-      users: base.users,
-      contexts: base.contexts,
-      currentContext: base.currentContext,
-    });
+    const kc = kubeConfigVia(base, port);
     writeFileSync(viaProxy, kc.exportConfig(), { mode: 0o600 });
     // Lease 6 s, renew deadline 3 s, retry 1 s: the leader must be gone 3 s before the standby may take over.
     const timing = ['--leader-elect-lease-duration=6', '--leader-elect-renew-deadline=3', '--leader-elect-retry-period=1'];
