@@ -29,6 +29,8 @@ options:
   --restarter KIND       host: systemctl/docker, entering PID 1's namespaces when --host-root is not /
                          simulation: a simulated node's control endpoint (--simulation-url URL)
   --verify-timeout SEC   how long restarted components get to come back (default 120)
+  --step-timeout SEC     bound of each step that only reads and writes the node's files (plan, prepare,
+                         backup, install, the rollback's restore); past it the step fails (default 60)
 
 node check:
   --warn-within D        a file expiring within D is WARNING: days (30d) or a Go duration (720h) (default 30d)
@@ -60,6 +62,7 @@ function common(argv: string[]) {
       restarter: { type: 'string', default: 'host' },
       'simulation-url': { type: 'string' },
       'verify-timeout': { type: 'string', default: '120' },
+      'step-timeout': { type: 'string', default: '60' },
       // node check only; no parseArgs default, so rotate can tell they were given.
       'warn-within': { type: 'string' },
       'fail-on': { type: 'string' },
@@ -138,8 +141,11 @@ async function rotate(argv: string[], io: Io): Promise<number> {
   const unknown = services.find((s) => !known.includes(s));
   if (unknown) throw new UsageError(`unknown ${catalog.distribution} service "${unknown}" (valid: ${known.join(', ')})`);
   const scope: Scope = values.all ? { all: true } : { services };
-  const verifySeconds = Number(values['verify-timeout']);
-  if (!Number.isFinite(verifySeconds) || verifySeconds <= 0) throw new UsageError('--verify-timeout must be a positive number of seconds');
+  const [verifySeconds, stepSeconds] = (['verify-timeout', 'step-timeout'] as const).map((flag) => {
+    const n = Number(values[flag]);
+    if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${flag} must be a positive number of seconds`);
+    return n;
+  }) as [number, number];
   const restart = !values['no-restart'];
   const roles = given ?? (await detectRoles(catalog, host, { dataDir }));
   try {
@@ -154,6 +160,7 @@ async function rotate(argv: string[], io: Io): Promise<number> {
       restart,
       ...(restart ? { executor: executorFor(values.restarter, values['host-root'], values['simulation-url']) } : {}),
       verifyTimeoutMs: verifySeconds * 1000,
+      localStepTimeoutMs: stepSeconds * 1000,
       onProgress: (e) => io.err(`certrotator: ${e.step}: ${e.message}\n`),
     });
     if (output === 'json') io.out(json({ distribution: catalog.distribution, roles, ...result }));

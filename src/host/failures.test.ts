@@ -264,6 +264,30 @@ describe('failures after the first change roll back byte for byte', () => {
     }
   }, 60_000);
 
+  // A hung disk (write-stall: the write returns only after 3 s) against a 1 s step deadline.
+  test.each([
+    ['installing', 'write-stall:3000:serving-kube-apiserver.crt', /error: install: did not finish within 1 s: an operation on the host did not return .*\(rolled back from var\/lib\/rancher\/rke2\/server\/tls-\d+\)/],
+    ['backing up', 'new-file-stall:3000:journal.json', /error: backup: did not finish within 1 s: an operation on the host did not return /],
+  ])('a disk that hangs while %s: the step fails at its deadline, named; the late write lands nowhere; the node is as it was', async (step, fault, message) => {
+    process.env.CERTROTATOR_TEST_FAULT = fault;
+    try {
+      const started = Date.now();
+      const { run, before, node } = await withSimulation(() => {}, ['--service', 'api-server', '--step-timeout', '1']);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(message);
+      expect(Date.now() - started).toBeLessThan(3_000);
+      // The stalled write returns now, after the run ended: it must not rename anything into place.
+      await new Promise((r) => setTimeout(r, 3_500));
+      const after = await snapshotTree(node.root);
+      expect(changedPaths(before, new Map([...after].filter(([p]) => !isBackup(p))))).toEqual([]);
+      expect([...after.keys()].filter((p) => p.includes('.certrotator-'))).toEqual([]);
+      if (step === 'backing up') expect([...after.keys()].filter(isBackup)).toEqual([]);
+      else expect((await readJournalOf(node)).step).toBe('rolled-back');
+    } finally {
+      delete process.env.CERTROTATOR_TEST_FAULT;
+    }
+  }, 60_000);
+
   test('a rollback that itself fails: says so, and exactly how to finish it (the same run again, or these copies by hand)', async () => {
     // The disk fails the install's write of the file and the rollback's too.
     process.env.CERTROTATOR_TEST_FAULT = 'write-error:ENOSPC:serving-kube-apiserver.crt:2';

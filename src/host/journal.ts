@@ -92,9 +92,11 @@ export function journalPath(backupDir: string): string {
   return posix.join(backupDir, JOURNAL_DIR, JOURNAL_FILE);
 }
 
-export async function saveJournal(host: HostRoot, journal: Journal): Promise<void> {
+// `signal`: a save cut off by a step's deadline never lands (a late write of
+// "installed" must not replace the rollback's "rolling-back").
+export async function saveJournal(host: HostRoot, journal: Journal, signal?: AbortSignal): Promise<void> {
   journal.updatedAt = new Date().toISOString();
-  await host.writeFileAtomic(journalPath(journal.backupDir), `${JSON.stringify(journal, null, 2)}\n`, 0o600);
+  await host.writeFileAtomic(journalPath(journal.backupDir), `${JSON.stringify(journal, null, 2)}\n`, 0o600, undefined, signal);
 }
 
 export class UnreadableJournalError extends Error {

@@ -6,7 +6,7 @@
 import { constants, promises as fs } from 'node:fs';
 import { dirname, join, posix, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { pausePoint, writeFault } from './testhooks.js';
+import { pausePoint, writeFault, writeStall } from './testhooks.js';
 
 export class HostPathError extends Error {
   constructor(
@@ -152,9 +152,11 @@ export class HostRoot {
   // Atomic replace: a reader (or a crash) sees the old file or the new one, never
   // half of either. Temp file in the same directory (same filesystem for rename),
   // created with the final mode so a key is never readable by others even briefly.
-  async writeFileAtomic(rel: string, data: string | Buffer, mode: number, owner?: FileOwner): Promise<void> {
+  // `signal`: once aborted (a step's deadline passed), the write never renames
+  // its temp file into place, even when the disk answers late.
+  async writeFileAtomic(rel: string, data: string | Buffer, mode: number, owner?: FileOwner, signal?: AbortSignal): Promise<void> {
     const target = await this.assertWritable(rel);
-    await writeAtomic(target, data, mode, owner);
+    await writeAtomic(target, data, mode, owner, signal);
   }
 
   async remove(rel: string): Promise<void> {
@@ -195,13 +197,14 @@ function matchesPrefixPattern(canon: string, pattern: string): boolean {
   return name.length > prefix.length && name.startsWith(prefix);
 }
 
-export async function writeAtomic(target: string, data: string | Buffer, mode: number, owner?: FileOwner): Promise<void> {
+export async function writeAtomic(target: string, data: string | Buffer, mode: number, owner?: FileOwner, signal?: AbortSignal): Promise<void> {
   const dir = dirname(target);
   const tmp = join(dir, `.${target.split(sep).pop()}${TEMP_MARK}${randomBytes(6).toString('hex')}`);
   const fh = await fs.open(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode);
   try {
     const fault = writeFault(target.split(sep).pop()!);
     if (fault) throw fault;
+    await writeStall('write', target.split(sep).pop()!);
     await fh.writeFile(data);
     await fh.chmod(mode);
     if (owner) await chownKeepingOurs(fh, owner);
@@ -214,6 +217,11 @@ export async function writeAtomic(target: string, data: string | Buffer, mode: n
     await fh.close().catch(() => undefined);
   }
   await pausePoint(`temp-written:${target.split(sep).pop()}`);
+  // Checked in the same tick as the rename is issued: nothing can abort in between.
+  if (signal?.aborted) {
+    await fs.rm(tmp, { force: true });
+    throw signal.reason;
+  }
   await fs.rename(tmp, target);
   await fsyncDir(dir);
 }
@@ -232,6 +240,7 @@ async function chownKeepingOurs(fh: fs.FileHandle, owner: FileOwner): Promise<vo
 export async function writeFileDurable(path: string, data: string | Buffer, mode: number): Promise<void> {
   const fh = await fs.open(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode);
   try {
+    await writeStall('new-file', path.split(sep).pop()!);
     await fh.writeFile(data);
     await fh.sync();
   } finally {

@@ -14,14 +14,16 @@ import {
   copyTree,
   PARTIAL_PREFIX,
   publishBackup,
+  type BackupLocation,
   removeStalePartials,
 } from './backup.js';
 import { isFinished, JOURNAL_DIR, JOURNAL_FILE, readJournal, saveJournal, UnreadableJournalError, type Journal, type JournalFile } from './journal.js';
 import { planNode, scopeServices, type PlannedFile, type Scope } from './plan.js';
-import { prepareFiles, type ProvidedMaterial } from './prepare.js';
+import { prepareFiles, type PreparedFile, type ProvidedMaterial } from './prepare.js';
 import { performRestart, restartPlanFor, type RestartExecutor } from './restart.js';
 import { HostRoot, writeFileDurable } from './root.js';
 import { pausePoint } from './testhooks.js';
+import { DEFAULT_LOCAL_STEP_TIMEOUT_MS, withinDeadline } from './deadline.js';
 import { eventually, nodeAddresses, probe, ServedCertificateError, servedSerialOn } from './verify.js';
 import { embeddedState } from './embedded.js';
 import { describeSignedBy, signedByOnHost, type SignedBy } from './issuer.js';
@@ -52,6 +54,9 @@ export interface NodeRotationOptions {
   // Verification ends by then at the latest (an agent bounded by nodeTimeout
   // must leave its rollback time to restore and restart within it).
   readonly verifyBy?: Date;
+  // The bound of each step that only touches the node's files (plan, prepare,
+  // backup, install, the rollback's restore): see deadline.ts. Default 60 s.
+  readonly localStepTimeoutMs?: number;
   readonly now?: Date;
   readonly onProgress?: (e: ProgressEvent) => void;
   // The caller's identity for this run (an agent passes the NodeRotation's
@@ -217,21 +222,21 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
     progress('plan', `note: run ${halted.runId} halted here at step ${halted.failure?.step ?? '?'} (${halted.failure?.message ?? 'no message'}); the files from before it are in ${halted.backupDir}, this run backs up the files as they are now`);
   }
   progress('plan', `planning ${key} for roles ${o.roles.join(',')}`);
-  const plan = await wrap('plan', () => planNode(o.catalog, o.host, o.scope, o.roles, { dataDir: o.dataDir, withRestartSideEffects: o.restart }));
+  const plan = await wrap(o, 'plan', () => planNode(o.catalog, o.host, o.scope, o.roles, { dataDir: o.dataDir, withRestartSideEffects: o.restart }));
   if (plan.length === 0) return { resumed: false, files: [], clusterObjects };
   for (const p of plan.filter((p) => p.missing)) {
     progress('plan', `${p.cert}: missing; writing the regenerate trigger ${p.trigger}, ${o.catalog.distribution} issues a new one at start`);
   }
 
   // The validity of what we sign, from the distribution's own service environment.
-  const env = await wrap('plan', () => readServiceEnvironment(o.catalog, o.host, o.roles));
+  const env = await wrap(o, 'plan', () => readServiceEnvironment(o.catalog, o.host, o.roles));
   const validities = new Map<PlannedFile['spec']['validity'], EffectiveValidity>();
   const validityOf = (p: PlannedFile): EffectiveValidity => {
     if (!validities.has(p.spec.validity)) validities.set(p.spec.validity, effectiveValidity(p.spec.validity, env));
     return validities.get(p.spec.validity)!;
   };
   const signing = o.provided ? [] : plan.filter((p) => p.spec.renewal.kind === 'sign');
-  const planWarnings = [...new Set(await wrap('plan', async () => signing.map((p) => validityOf(p).warning).filter((w): w is string => !!w)))];
+  const planWarnings = [...new Set(await wrap(o, 'plan', async () => signing.map((p) => validityOf(p).warning).filter((w): w is string => !!w)))];
   for (const d of new Set(signing.map((p) => validityOf(p).description))) progress('plan', `signed leaves get validity ${d}`);
   for (const w of planWarnings) progress('plan', `warning: ${w}`);
 
@@ -239,116 +244,151 @@ export async function runNodeRotation(o: NodeRotationOptions): Promise<NodeRotat
   const now = o.now ?? new Date();
   // Fetched outside wrap(): the caller's own errors (still waiting for the material) are its to handle.
   const provided = typeof o.provided === 'function' ? await o.provided() : o.provided;
-  const prepared = await wrap('prepare', async () => prepareFiles(o.host, plan, now, provided, provided ? undefined : validityOf));
+  const prepared = await wrap(o, 'prepare', async () => prepareFiles(o.host, plan, now, provided, provided ? undefined : validityOf));
 
   progress('backup', 'backing up');
-  const journal = await wrap('backup', async () => {
+  const journal = await wrap(o, 'backup', async (signal) => {
     const loc = await chooseBackupLocation(o.catalog.backup, o.host, vars, now);
-    const partialRel = posix.join(loc.parent, `${PARTIAL_PREFIX}${loc.name}`);
-    const partialAbs = await o.host.assertWritable(partialRel);
-    if (loc.copyDir) await copyTree(await o.host.resolve(loc.copyDir), partialAbs);
-    else await fs.mkdir(partialAbs, { mode: 0o700 });
-    await fs.mkdir(posix.join(partialAbs, JOURNAL_DIR, 'staged'), { recursive: true, mode: 0o700 });
-    const finalDir = posix.join(loc.parent, loc.name);
-    const taken = new Set(await fs.readdir(partialAbs));
-    const backupOf = async (path: string | undefined): Promise<string | undefined> => {
-      if (!path || !(await o.host.exists(path))) return undefined;
-      if (loc.copyDir && path.startsWith(`${loc.copyDir}/`)) return posix.join(finalDir, path.slice(loc.copyDir.length + 1));
-      // rke2 flattens files from outside server/tls into the backup by base name;
-      // agent/client-kubelet.key would overwrite server/tls/client-kubelet.key there,
-      // so a clash gets the parent dir's name as a prefix instead of losing a file.
-      let name = posix.basename(path);
-      if (taken.has(name)) name = `${posix.basename(posix.dirname(path))}-${name}`;
-      taken.add(name);
-      await copyFileKeepingMeta(await o.host.resolve(path), posix.join(partialAbs, name));
-      return posix.join(finalDir, name);
-    };
-    const files: JournalFile[] = [];
-    for (const p of prepared) {
-      const pl = p.planned;
-      const stage = async (suffix: string, data: string | undefined) => {
-        if (data === undefined) return undefined;
-        const name = `${pl.id}.${suffix}`;
-        await writeFileDurable(posix.join(partialAbs, JOURNAL_DIR, 'staged', name), data, 0o600);
-        return posix.join(finalDir, JOURNAL_DIR, 'staged', name);
-      };
-      const [backupCert, backupKey, stagedCert, stagedKey] = [
-        await backupOf(pl.cert),
-        await backupOf(pl.key),
-        await stage('crt', p.certPem),
-        await stage('key', p.keyPem),
-      ];
-      files.push({
-        service: pl.service,
-        id: pl.id,
-        specId: pl.spec.id,
-        renewal: pl.spec.renewal.kind,
-        ...(pl.cert ? { cert: pl.cert } : {}),
-        ...(pl.key ? { key: pl.key } : {}),
-        ...(p.certMeta ? { certMeta: p.certMeta } : {}),
-        ...(p.keyMeta ? { keyMeta: p.keyMeta } : {}),
-        ...(backupCert ? { backupCert } : {}),
-        ...(backupKey ? { backupKey } : {}),
-        ...(stagedCert ? { stagedCert } : {}),
-        ...(stagedKey ? { stagedKey } : {}),
-        ...(pl.trigger ? { trigger: pl.trigger } : {}),
-        ...(pl.caCert ? { caCert: pl.caCert } : {}),
-        ...(p.oldSerial ? { oldSerial: p.oldSerial } : {}),
-        ...(p.newSerial ? { newSerial: p.newSerial } : {}),
-        ...(p.notAfter ? { notAfter: p.notAfter.toISOString() } : {}),
-        ...(pl.spec.servedOn ? { servedOn: pl.spec.servedOn, servedCa: servedCaOf(pl, p.signedBy) } : {}),
-        ...(pl.distributionCa ? { distributionCa: pl.distributionCa } : {}),
-        ...(p.signedBy ? { signedBy: p.signedBy } : {}),
-        ...(p.validity ? { validity: p.validity } : {}),
-        ...(pl.missing ? { missing: true } : {}),
-      });
+    const partialAbs = await o.host.assertWritable(posix.join(loc.parent, `${PARTIAL_PREFIX}${loc.name}`));
+    try {
+      return await backUp(o, loc, partialAbs, prepared, { key, now, planWarnings }, signal);
+    } catch (e) {
+      // Nothing of a failed backup is left behind. Past the deadline the disk may
+      // not answer the removal either: it is not waited for (the next run removes
+      // what is left, removeStalePartials).
+      const removal = fs.rm(partialAbs, { recursive: true, force: true }).catch(() => undefined);
+      if (!signal.aborted) await removal;
+      throw e;
     }
-    const j: Journal = {
-      version: 1,
-      runId: o.runId ?? randomUUID(),
-      distribution: o.catalog.distribution,
-      scope: key,
-      roles: [...o.roles],
-      restart: o.restart,
-      backupDir: finalDir,
-      startedAt: now.toISOString(),
-      step: 'staged',
-      markers: [],
-      files,
-      ...(planWarnings.length ? { warnings: planWarnings } : {}),
-    };
-    await writeFileDurable(posix.join(partialAbs, JOURNAL_DIR, 'journal.json'), `${JSON.stringify(j, null, 2)}\n`, 0o600);
-    await pausePoint('mid-backup');
-    await publishBackup(o.host, loc, partialAbs);
-    return j;
   });
   progress('backup', `backed up to ${journal.backupDir}`);
   await pausePoint('after-backup');
   return { ...(await continueRun(o, journal)), resumed: false, clusterObjects };
 }
 
-async function wrap<T>(step: RotationStep, fn: () => Promise<T>): Promise<T> {
+/**
+ * Copies what the plan replaces and stages the new files in a partial backup
+ * directory, writes the journal there, and publishes it under its final name:
+ * only a complete backup is ever seen, and with it the run it records.
+ */
+async function backUp(
+  o: NodeRotationOptions,
+  loc: BackupLocation,
+  partialAbs: string,
+  prepared: readonly PreparedFile[],
+  run: { key: string; now: Date; planWarnings: readonly string[] },
+  signal: AbortSignal,
+): Promise<Journal> {
+  const { key, now, planWarnings } = run;
+  if (loc.copyDir) await copyTree(await o.host.resolve(loc.copyDir), partialAbs);
+  else await fs.mkdir(partialAbs, { mode: 0o700 });
+  await fs.mkdir(posix.join(partialAbs, JOURNAL_DIR, 'staged'), { recursive: true, mode: 0o700 });
+  const finalDir = posix.join(loc.parent, loc.name);
+  const taken = new Set(await fs.readdir(partialAbs));
+  const backupOf = async (path: string | undefined): Promise<string | undefined> => {
+    if (!path || !(await o.host.exists(path))) return undefined;
+    if (loc.copyDir && path.startsWith(`${loc.copyDir}/`)) return posix.join(finalDir, path.slice(loc.copyDir.length + 1));
+    // rke2 flattens files from outside server/tls into the backup by base name;
+    // agent/client-kubelet.key would overwrite server/tls/client-kubelet.key there,
+    // so a clash gets the parent dir's name as a prefix instead of losing a file.
+    let name = posix.basename(path);
+    if (taken.has(name)) name = `${posix.basename(posix.dirname(path))}-${name}`;
+    taken.add(name);
+    await copyFileKeepingMeta(await o.host.resolve(path), posix.join(partialAbs, name));
+    return posix.join(finalDir, name);
+  };
+  const files: JournalFile[] = [];
+  for (const p of prepared) {
+    const pl = p.planned;
+    const stage = async (suffix: string, data: string | undefined) => {
+      if (data === undefined) return undefined;
+      const name = `${pl.id}.${suffix}`;
+      await writeFileDurable(posix.join(partialAbs, JOURNAL_DIR, 'staged', name), data, 0o600);
+      return posix.join(finalDir, JOURNAL_DIR, 'staged', name);
+    };
+    const [backupCert, backupKey, stagedCert, stagedKey] = [
+      await backupOf(pl.cert),
+      await backupOf(pl.key),
+      await stage('crt', p.certPem),
+      await stage('key', p.keyPem),
+    ];
+    files.push({
+      service: pl.service,
+      id: pl.id,
+      specId: pl.spec.id,
+      renewal: pl.spec.renewal.kind,
+      ...(pl.cert ? { cert: pl.cert } : {}),
+      ...(pl.key ? { key: pl.key } : {}),
+      ...(p.certMeta ? { certMeta: p.certMeta } : {}),
+      ...(p.keyMeta ? { keyMeta: p.keyMeta } : {}),
+      ...(backupCert ? { backupCert } : {}),
+      ...(backupKey ? { backupKey } : {}),
+      ...(stagedCert ? { stagedCert } : {}),
+      ...(stagedKey ? { stagedKey } : {}),
+      ...(pl.trigger ? { trigger: pl.trigger } : {}),
+      ...(pl.caCert ? { caCert: pl.caCert } : {}),
+      ...(p.oldSerial ? { oldSerial: p.oldSerial } : {}),
+      ...(p.newSerial ? { newSerial: p.newSerial } : {}),
+      ...(p.notAfter ? { notAfter: p.notAfter.toISOString() } : {}),
+      ...(pl.spec.servedOn ? { servedOn: pl.spec.servedOn, servedCa: servedCaOf(pl, p.signedBy) } : {}),
+      ...(pl.distributionCa ? { distributionCa: pl.distributionCa } : {}),
+      ...(p.signedBy ? { signedBy: p.signedBy } : {}),
+      ...(p.validity ? { validity: p.validity } : {}),
+      ...(pl.missing ? { missing: true } : {}),
+    });
+  }
+  const j: Journal = {
+    version: 1,
+    runId: o.runId ?? randomUUID(),
+    distribution: o.catalog.distribution,
+    scope: key,
+    roles: [...o.roles],
+    restart: o.restart,
+    backupDir: finalDir,
+    startedAt: now.toISOString(),
+    step: 'staged',
+    markers: [],
+    files,
+    ...(planWarnings.length ? { warnings: [...planWarnings] } : {}),
+  };
+  await writeFileDurable(posix.join(partialAbs, JOURNAL_DIR, 'journal.json'), `${JSON.stringify(j, null, 2)}\n`, 0o600);
+  await pausePoint('mid-backup');
+  // Past the deadline the node is reported failed with nothing changed: a
+  // backup that finishes late must not appear as an unfinished run to resume.
+  signal.throwIfAborted();
+  await publishBackup(o.host, loc, partialAbs);
+  return j;
+}
+
+/** A local step (see deadline.ts), its errors named by the step. */
+async function wrap<T>(o: Pick<NodeRotationOptions, 'localStepTimeoutMs'>, step: RotationStep, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   try {
-    return await fn();
+    return await local(o, fn);
   } catch (e) {
     if (e instanceof NodeRotationError) throw e;
     throw new NodeRotationError(step, (e as Error).message, false);
   }
 }
 
+function local<T>(o: Pick<NodeRotationOptions, 'localStepTimeoutMs'>, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  return withinDeadline(o.localStepTimeoutMs ?? DEFAULT_LOCAL_STEP_TIMEOUT_MS, fn);
+}
+
 async function continueRun(o: NodeRotationOptions, j: Journal): Promise<Omit<NodeRotationResult, 'resumed' | 'clusterObjects'>> {
   const progress = (step: RotationStep, message: string) => o.onProgress?.({ step, message });
   let current: RotationStep = 'install';
-  await o.host.removeStaleTempFiles(posix.join(j.backupDir, JOURNAL_DIR));
+  await local(o, () => o.host.removeStaleTempFiles(posix.join(j.backupDir, JOURNAL_DIR)));
   try {
     if (j.step === 'rolling-back') throw new ResumedRollback();
     if (j.step === 'staged' || j.step === 'installing') {
-      j.step = 'installing';
-      await saveJournal(o.host, j);
-      progress('install', `installing ${j.files.length} files`);
-      await install(o.host, j);
-      j.step = 'installed';
-      await saveJournal(o.host, j);
+      await local(o, async (signal) => {
+        j.step = 'installing';
+        await saveJournal(o.host, j, signal);
+        progress('install', `installing ${j.files.length} files`);
+        await install(o.host, j, signal);
+        j.step = 'installed';
+        await saveJournal(o.host, j, signal);
+      });
       await pausePoint('after-install');
     }
     const restartPlan = restartPlanFor(o.catalog, j.roles);
@@ -366,10 +406,15 @@ async function continueRun(o: NodeRotationOptions, j: Journal): Promise<Omit<Nod
     }
     current = 'verify';
     progress('verify', j.restart ? 'checking files, served certificates and health probes' : 'checking files');
-    await verifyNode(o, j, components);
-    await fs.rm(await o.host.resolve(posix.join(j.backupDir, JOURNAL_DIR, 'staged')), { recursive: true, force: true });
-    j.step = 'done';
-    await saveJournal(o.host, j);
+    // Each check retries within the verification budget; this bounds a check
+    // that never returns at all (a read of a hung disk).
+    const verifyMs = Math.max(0, Math.min(o.verifyTimeoutMs ?? 120_000, (o.verifyBy?.getTime() ?? Infinity) - Date.now()));
+    await withinDeadline(verifyMs + (o.localStepTimeoutMs ?? DEFAULT_LOCAL_STEP_TIMEOUT_MS), () => verifyNode(o, j, components));
+    await local(o, async (signal) => {
+      await fs.rm(await o.host.resolve(posix.join(j.backupDir, JOURNAL_DIR, 'staged')), { recursive: true, force: true });
+      j.step = 'done';
+      await saveJournal(o.host, j, signal);
+    });
     progress('done', `rotated ${j.files.length} files; backup in ${j.backupDir}`);
     return { backupDir: j.backupDir, files: results(j), ...(j.warnings?.length ? { warnings: j.warnings } : {}) };
   } catch (e) {
@@ -382,8 +427,6 @@ async function continueRun(o: NodeRotationOptions, j: Journal): Promise<Omit<Nod
       progress(failedStep, `${failedStep} failed (${message}); halted without rolling back — the backup is in ${j.backupDir}`);
       throw new NodeRotationError(failedStep, message, false, j.backupDir);
     }
-    j.step = 'rolling-back';
-    await saveJournal(o.host, j);
     progress('rollback', `${failedStep} failed (${message}); restoring ${j.backupDir}`);
     try {
       await rollback(o, j);
@@ -414,11 +457,12 @@ function byHand(j: Journal): string {
   );
 }
 
-async function install(host: HostRoot, j: Journal): Promise<void> {
+async function install(host: HostRoot, j: Journal, signal: AbortSignal): Promise<void> {
   const dirs = new Set(j.files.flatMap((f) => [f.cert, f.key].filter((p): p is string => !!p).map((p) => posix.dirname(p))));
   for (const d of dirs) await host.removeStaleTempFiles(d);
   let n = 0;
   for (const f of j.files) {
+    signal.throwIfAborted();
     switch (f.renewal) {
       case 'sign':
       case 'new-key':
@@ -426,11 +470,11 @@ async function install(host: HostRoot, j: Journal): Promise<void> {
         // healed by the resume reinstalling both from the staged copies.
         // Each file keeps its owner and mode, as a rollback puts them back; a key
         // never gets more than 0600 (a group- or world-readable key is narrowed).
-        if (f.stagedKey) await host.writeFileAtomic(f.key!, await host.readFile(f.stagedKey), keyMode(f.keyMeta?.mode), f.keyMeta);
-        if (f.stagedCert) await host.writeFileAtomic(f.cert!, await host.readFile(f.stagedCert), f.certMeta?.mode ?? 0o644, f.certMeta);
+        if (f.stagedKey) await host.writeFileAtomic(f.key!, await host.readFile(f.stagedKey), keyMode(f.keyMeta?.mode), f.keyMeta, signal);
+        if (f.stagedCert) await host.writeFileAtomic(f.cert!, await host.readFile(f.stagedCert), f.certMeta?.mode ?? 0o644, f.certMeta, signal);
         break;
       case 'trigger':
-        await host.writeFileAtomic(f.trigger!, '', 0o600);
+        await host.writeFileAtomic(f.trigger!, '', 0o600, undefined, signal);
         break;
       case 'remove-to-regenerate':
         if (f.cert) await host.remove(f.cert);
@@ -608,22 +652,31 @@ function fillProbe(p: HealthProbe, vars: Record<string, string>): HealthProbe {
   };
 }
 
+// The restore and the final bookkeeping are local steps with their deadline; the
+// restart between them is bounded by its commands' own timeouts.
 async function rollback(o: NodeRotationOptions, j: Journal): Promise<void> {
-  for (const f of j.files) {
-    if (f.backupKey) await o.host.writeFileAtomic(f.key!, await o.host.readFile(f.backupKey), f.keyMeta?.mode ?? 0o600, f.keyMeta);
-    if (f.backupCert) await o.host.writeFileAtomic(f.cert!, await o.host.readFile(f.backupCert), f.certMeta?.mode ?? 0o644, f.certMeta);
-    if (f.trigger) await o.host.remove(f.trigger);
-    // Back to how it was: no file (the distribution may have made one at the restart).
-    if (f.missing && f.cert) await o.host.remove(f.cert);
-  }
+  await local(o, async (signal) => {
+    j.step = 'rolling-back';
+    await saveJournal(o.host, j, signal);
+    for (const f of j.files) {
+      if (f.backupKey) await o.host.writeFileAtomic(f.key!, await o.host.readFile(f.backupKey), f.keyMeta?.mode ?? 0o600, f.keyMeta, signal);
+      if (f.backupCert) await o.host.writeFileAtomic(f.cert!, await o.host.readFile(f.backupCert), f.certMeta?.mode ?? 0o644, f.certMeta, signal);
+      signal.throwIfAborted();
+      if (f.trigger) await o.host.remove(f.trigger);
+      // Back to how it was: no file (the distribution may have made one at the restart).
+      if (f.missing && f.cert) await o.host.remove(f.cert);
+    }
+  });
   await pausePoint('mid-rollback');
   if (j.restartAttempted) {
     await restartNode(o, j);
   }
-  for (const m of j.markers) await o.host.remove(m);
-  await fs.rm(await o.host.resolve(posix.join(j.backupDir, JOURNAL_DIR, 'staged')), { recursive: true, force: true });
-  j.step = 'rolled-back';
-  await saveJournal(o.host, j);
+  await local(o, async (signal) => {
+    for (const m of j.markers) await o.host.remove(m);
+    await fs.rm(await o.host.resolve(posix.join(j.backupDir, JOURNAL_DIR, 'staged')), { recursive: true, force: true });
+    j.step = 'rolled-back';
+    await saveJournal(o.host, j, signal);
+  });
 }
 
 function results(j: Journal): FileResult[] {

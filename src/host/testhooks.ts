@@ -40,3 +40,19 @@ export function writeFault(fileName: string): NodeJS.ErrnoException | undefined 
   e.code = m[1];
   return e;
 }
+
+// A test-only hung disk: with CERTROTATOR_TEST_FAULT=write-stall:<ms>:<file name>
+// the first atomic replace of that file (install, rollback, journal saves), and
+// with new-file-stall:<ms>:<file name> the first new file of that name (the
+// backup's staged copies and first journal), waits <ms> before writing, as a
+// write to a hung filesystem does, so a test can prove a step's deadline fails
+// the node and that the late write does not land over the rollback.
+const stallsUsed = new Set<string>();
+
+export async function writeStall(kind: 'write' | 'new-file', fileName: string): Promise<void> {
+  const v = process.env.CERTROTATOR_TEST_FAULT;
+  const m = v ? /^(write|new-file)-stall:(\d+):([^:]+)$/.exec(v) : null;
+  if (!v || !m || m[1] !== kind || m[3] !== fileName || stallsUsed.has(v)) return;
+  stallsUsed.add(v);
+  await new Promise((r) => setTimeout(r, Number(m[2])));
+}
