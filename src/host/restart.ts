@@ -70,11 +70,14 @@ export async function performRestart(
 export class HostCommandExecutor implements RestartExecutor {
   constructor(
     private readonly hostRoot: string,
-    private readonly options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+    // hostPid: the process whose namespaces are the host's: PID 1 of the host's
+    // PID namespace (the pod has hostPID). Only a test gives another, to prove
+    // the chart's capability set is enough to enter them (agent-capabilities e2e).
+    private readonly options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; hostPid?: number } = {},
   ) {}
 
   private async run(argv: string[]): Promise<string> {
-    const full = this.hostRoot === '/' ? argv : ['nsenter', '-t', '1', '-m', '-u', '-i', '-n', '-p', '--', ...argv];
+    const full = this.hostRoot === '/' ? argv : ['nsenter', '-t', String(this.options.hostPid ?? 1), '-m', '-u', '-i', '-n', '-p', '--', ...argv];
     try {
       const { stdout } = await execFileAsync(full[0]!, full.slice(1), {
         timeout: this.options.timeoutMs ?? 300_000,
