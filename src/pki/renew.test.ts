@@ -23,15 +23,16 @@ const RKE: ValidityProfile = { days: 3650, notBefore: 'ca-not-before' };
 describe('validityWindow', () => {
   const now = new Date('2030-06-01T12:00:00.500Z');
   const caFrom = (notBefore: string, notAfter = '2040-01-01T00:00:00Z') => ({ certFile: 'tls/server-ca.crt', notBefore: new Date(notBefore), notAfter: new Date(notAfter) });
-  test('RKE2: one hour back, whole seconds, 365 days on', () => {
+  test('RKE2: one hour back, whole seconds, 365 days from that NotBefore (dynamiclistener NewSignedCert)', () => {
     const w = validityWindow(RKE2, caFrom('2020-01-01T00:00:00Z'), now);
     expect(w.notBefore.toISOString()).toBe('2030-06-01T11:00:00.000Z');
-    expect(w.notAfter.toISOString()).toBe('2031-06-01T12:00:00.000Z');
+    expect(w.notAfter.toISOString()).toBe('2031-06-01T11:00:00.000Z');
     expect(w.clampedToCa).toBe(false);
   });
   test('RKE2: never before the CA', () => {
     const ca = caFrom('2030-06-01T11:30:00Z');
     expect(validityWindow(RKE2, ca, now).notBefore).toEqual(ca.notBefore);
+    expect(validityWindow(RKE2, ca, now).notAfter.toISOString()).toBe('2031-06-01T11:30:00.000Z');
   });
   test('RKE: the CA NotBefore and ten years', () => {
     const ca = caFrom('2021-03-04T05:06:07Z', '2050-01-01T00:00:00Z');

@@ -123,7 +123,10 @@ export function validityWindow(profile: ValidityProfile, ca: CaValidity, now: Da
     profile.notBefore === 'ca-not-before'
       ? ca.notBefore
       : new Date(Math.max(nowS.getTime() - HOUR, ca.notBefore.getTime()));
-  const wanted = nowS.getTime() + profile.days * DAY;
+  // dynamiclistener counts the validity from the NotBefore it set (cert/cert.go
+  // NewSignedCert: notBefore.Add(expiresAt)), so an RKE2 leaf lasts exactly
+  // `days`; RKE's newSignedCert counts from now (NotAfter: time.Now().Add(...)).
+  const wanted = (profile.notBefore === 'one-hour-back-clamped-to-ca' ? notBefore.getTime() : nowS.getTime()) + profile.days * DAY;
   const clampedToCa = wanted > ca.notAfter.getTime();
   return { notBefore, notAfter: new Date(clampedToCa ? ca.notAfter.getTime() : wanted), clampedToCa };
 }
