@@ -63,8 +63,9 @@ export class CatalogHostRunner implements HostRunner {
     const catalog = catalogFor(spec.distribution);
     const dataDir = this.o.dataDir ?? catalog.defaultDataDir;
     const reports = await inspectNode(catalog, openHost(catalog, this.o.hostRoot, dataDir), spec.role.split(',') as NodeRole[], dataDir);
-    // The CA files are reported by `node check` too, but they are not what a rotation renews.
-    return reports.filter((r) => spec.services.includes(r.service));
+    // The CA files are reported by `node check` too, but they are not what a rotation renews;
+    // the files only a rotation of every service renews ("all") are, with scope All.
+    return reports.filter((r) => spec.services.includes(r.service) || (r.service === 'all' && spec.scope === 'All'));
   }
 
   run(spec: NodeRotationSpec, onProgress: (e: ProgressEvent) => void, bundle?: () => Promise<BundlePairs>): Promise<NodeRotationResult> {

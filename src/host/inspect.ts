@@ -5,7 +5,7 @@ import { fillPath } from '../distributions/index.js';
 import type { DistributionCatalog, NodeRole } from '../distributions/types.js';
 import { readCertificateFile, serialOf } from '../pki/certfile.js';
 import { describeSignedBy, signedByOf } from './issuer.js';
-import { planNode, type PlannedFile } from './plan.js';
+import { planAllOnlyFiles, planNode, type PlannedFile } from './plan.js';
 import type { HostRoot } from './root.js';
 import { certificateStatus, type CertificateStatus } from './status.js';
 
@@ -87,6 +87,12 @@ export async function inspectNode(
     } catch (e) {
       reports.push({ service, path: '', status: certificateStatus(undefined, now, warnWithinMs), error: (e as Error).message });
     }
+  }
+  // Files no single service covers (RKE's kube-apiserver-proxy-client) expire too.
+  try {
+    for (const p of await planAllOnlyFiles(catalog, host, roles, { dataDir })) if (p.cert) await read(p.service, p.cert, p.spec.format, p);
+  } catch (e) {
+    reports.push({ service: 'all', path: '', status: certificateStatus(undefined, now, warnWithinMs), error: (e as Error).message });
   }
   return reports;
 }

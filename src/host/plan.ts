@@ -93,7 +93,7 @@ export async function planNode(
   const entries: { service: string; spec: CertFile }[] = services.flatMap((service) =>
     catalog.services[service]!.files.map((spec) => ({ service, spec })),
   );
-  if ('all' in scope) entries.push(...catalog.allOnlyFiles.map((spec) => ({ service: 'all', spec })));
+  if ('all' in scope) entries.push(...allOnlyEntries(catalog));
   const excluded = notOurs(catalog, vars);
   const planned = await planEntries(host, entries, roles, vars, excluded);
   // Only a node that is restarted anyway gets the side effects; an irrelevant
@@ -105,6 +105,16 @@ export async function planNode(
     planned.push(...(await planEntries(host, extra, roles, vars, excluded)));
   }
   return planned;
+}
+
+// Files only a rotation of every service renews (RKE's proxy-client: rke cert
+// rotate without --service), under the service name "all".
+const allOnlyEntries = (catalog: DistributionCatalog) => catalog.allOnlyFiles.map((spec) => ({ service: 'all', spec }));
+
+/** The files of allOnlyEntries on this node, planned alone (what check and the inventory read besides each service's). */
+export function planAllOnlyFiles(catalog: DistributionCatalog, host: HostRoot, roles: readonly NodeRole[], opts: Pick<PlanOptions, 'dataDir'>): Promise<PlannedFile[]> {
+  const vars = { dataDir: opts.dataDir };
+  return planEntries(host, allOnlyEntries(catalog), roles, vars, notOurs(catalog, vars));
 }
 
 async function planEntries(
