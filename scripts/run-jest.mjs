@@ -46,6 +46,9 @@ if (userArgs.length > 0) {
 // must not build into the same cache directory at the same time.
 const build = spawnSync('bash', ['test/cluster/build-binaries.sh'], { stdio: ['ignore', 'ignore', 'inherit'] });
 if (build.status !== 0) process.exit(build.status ?? 1);
+// The same for the fixture generators built from upstream Go code (test/upstream).
+const upstream = spawnSync(process.execPath, ['--import', 'tsx', 'test/upstream/build-all.ts'], { stdio: ['ignore', 'ignore', 'inherit'] });
+if (upstream.status !== 0) process.exit(upstream.status ?? 1);
 
 const children = [];
 // Passed on to both lanes: a Ctrl-C or a CI timeout must not leave one lane's clusters running.
