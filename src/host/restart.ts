@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fillPath } from '../distributions/index.js';
 import type { DistributionCatalog, NodeRole, RestartPlan } from '../distributions/types.js';
+import { pausePoint } from './testhooks.js';
 import type { HostRoot } from './root.js';
 
 const execFileAsync = promisify(execFile);
@@ -51,6 +52,8 @@ export async function performRestart(
       await executor.stopUnit(plan.unit);
       await onMarkers(markers);
       for (const m of markers) await host.writeFileAtomic(m, '', 0o600);
+      // A test kills the process here, with the unit stopped: the resumed run must start it.
+      await pausePoint('unit-stopped');
       await executor.startUnit(plan.unit);
       return { markers };
     }
