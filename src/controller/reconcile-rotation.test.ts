@@ -4,13 +4,12 @@
 // the controller wrote, not just the final one.
 import { nodeRotationName } from '../api/names.js';
 import { describe, expect, it } from '@jest/globals';
-import type { CertificateRotationStatus } from '../api/certificaterotation.js';
 import type { NodeRotationStatus, NodeRotation } from '../api/noderotation.js';
 import { FINALIZER } from '../api/constants.js';
 import { isConflict } from '../kube/client.js';
 import { CrashError, FakeCluster } from './fake-cluster.js';
 import { reconcileRotation } from './reconcile-rotation.js';
-import { rke2Node } from './testing.js';
+import { checkInFlightObjects, checkStatus, rke2Node } from './testing.js';
 
 const SERVERS = ['s1', 's2', 's3'];
 const WORKERS = ['w1', 'w2', 'w3', 'w4'];
@@ -51,26 +50,6 @@ async function drive(fake: FakeCluster, names: string[], agent: Agent | undefine
     if (!agentActed && !retry && fake.writes.length === writesBefore) return;
   }
   throw new Error('did not settle');
-}
-
-const isServerRole = (role: string): boolean => role.includes('etcd') || role.includes('controlplane');
-
-/** Never two servers in flight, never a server next to anything else, never more workers than maxUnavailable. */
-function checkStatus(status: CertificateRotationStatus, maxUnavailable: number): void {
-  const flying = (status.nodes ?? []).filter((n) => n.phase === 'Updating');
-  const servers = flying.filter((n) => isServerRole(n.role));
-  expect(servers.length).toBeLessThanOrEqual(1);
-  if (servers.length === 1) expect(flying).toHaveLength(1);
-  expect(flying.length).toBeLessThanOrEqual(maxUnavailable);
-}
-
-/** The same, over the NodeRotation objects themselves (what agents act on); a node whose Node object is gone has no agent left. */
-function checkInFlightObjects(fake: FakeCluster): void {
-  const present = new Set(fake.nodeList.map((n) => n.metadata?.name));
-  const open = [...fake.nodeRotationsByName.values()].filter((nr) => present.has(nr.spec.nodeName) && !['Rotated', 'Failed', 'RolledBack'].includes(nr.status?.phase ?? 'Pending'));
-  const servers = open.filter((nr) => isServerRole(nr.spec.role));
-  expect(servers.length).toBeLessThanOrEqual(1);
-  if (servers.length === 1) expect(open).toHaveLength(1);
 }
 
 function phases(fake: FakeCluster, name: string): Record<string, string> {

@@ -1,6 +1,9 @@
-// Small builders for unit tests of the pure controller functions. Not used by
-// production code.
+// Small builders for unit tests of the pure controller functions, and the
+// run invariants those tests check. Not used by production code.
+import { expect } from '@jest/globals';
 import type { V1Node } from '@kubernetes/client-node';
+import type { CertificateRotationStatus } from '../api/certificaterotation.js';
+import type { FakeCluster } from './fake-cluster.js';
 
 export interface NodeShape {
   labels?: Record<string, string>;
@@ -44,4 +47,24 @@ export function rkeNode(name: string, roles: { etcd?: boolean; cp?: boolean; wor
       ...(roles.worker ? { 'node-role.kubernetes.io/worker': 'true' } : {}),
     },
   });
+}
+
+const isServerRole = (role: string): boolean => role.includes('etcd') || role.includes('controlplane');
+
+/** Never two servers in flight, never a server next to anything else, never more workers than maxUnavailable. */
+export function checkStatus(status: CertificateRotationStatus, maxUnavailable: number): void {
+  const flying = (status.nodes ?? []).filter((n) => n.phase === 'Updating');
+  const servers = flying.filter((n) => isServerRole(n.role));
+  expect(servers.length).toBeLessThanOrEqual(1);
+  if (servers.length === 1) expect(flying).toHaveLength(1);
+  expect(flying.length).toBeLessThanOrEqual(maxUnavailable);
+}
+
+/** The same, over the NodeRotation objects themselves (what agents act on); a node whose Node object is gone has no agent left. */
+export function checkInFlightObjects(fake: FakeCluster): void {
+  const present = new Set(fake.nodeList.map((n) => n.metadata?.name));
+  const open = [...fake.nodeRotationsByName.values()].filter((nr) => present.has(nr.spec.nodeName) && !['Rotated', 'Failed', 'RolledBack'].includes(nr.status?.phase ?? 'Pending'));
+  const servers = open.filter((nr) => isServerRole(nr.spec.role));
+  expect(servers.length).toBeLessThanOrEqual(1);
+  if (servers.length === 1) expect(open).toHaveLength(1);
 }
