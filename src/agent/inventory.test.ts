@@ -75,4 +75,22 @@ describe('NodeInventory', () => {
     expect([...notAfter.keys()].filter((p) => !after.has(p)).sort()).toEqual([`/${S}/client-kube-apiserver.crt`, `/${S}/serving-kube-apiserver.crt`]);
     expect(await metrics.registry.metrics()).toMatch(/^certrotator_certificate_read_errors_total\{node="server-1",service="api-server",path=""\} 1$/m);
   }, 60_000);
+
+  it('puts one Warning Event on its Node per certificate and threshold, not again at the next scan', async () => {
+    const said: { obj: { kind: string; metadata?: { name?: string; uid?: string } }; reason: string; message: string }[] = [];
+    const inventory = new NodeInventory({
+      nodeName: 'server-1',
+      distribution: 'rke2',
+      hostRoot: server.root,
+      metrics: createMetrics({ defaultMetrics: false }),
+      log: pino({ level: 'silent' }),
+      events: { warning: (obj, reason, message) => said.push({ obj, reason, message }) },
+    });
+    await inventory.scan();
+    await inventory.scan();
+    // The fixture's one file past a threshold: client-admin, expired 35 days ago.
+    expect(said).toEqual([
+      { obj: { apiVersion: 'v1', kind: 'Node', metadata: { name: 'server-1', uid: 'server-1' } }, reason: 'CertificateExpired', message: expect.stringMatching(/^\/var\/lib\/rancher\/rke2\/server\/tls\/client-admin\.crt \(service admin\) expired on /) },
+    ]);
+  });
 });

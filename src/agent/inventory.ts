@@ -11,6 +11,8 @@ import { inspectNode } from '../host/inspect.js';
 import { detectRoles } from '../host/plan.js';
 import { openHost } from '../host/rotation.js';
 import type { CertrotatorMetrics } from '../observability/metrics.js';
+import type { InvolvedObject } from '../kube/events.js';
+import { ExpiryWarner } from './expiry-warnings.js';
 
 export interface InventoryOptions {
   nodeName: string;
@@ -20,6 +22,8 @@ export interface InventoryOptions {
   dataDir?: string;
   metrics: Pick<CertrotatorMetrics, 'certificateNotAfter' | 'certificateExpired' | 'certificateReadErrorsTotal'>;
   log: Logger;
+  /** Where the Node's expiry Warning Events go (the agent's EventRecorder); without it, none. */
+  events?: { warning(obj: InvolvedObject, reason: string, message: string): void };
   now?: () => Date;
 }
 
@@ -34,8 +38,13 @@ export interface InventoryScan {
 export class NodeInventory {
   private timer: ReturnType<typeof setInterval> | undefined;
   private running: Promise<unknown> | undefined;
+  private readonly warner: ExpiryWarner | undefined;
 
-  constructor(private readonly o: InventoryOptions) {}
+  constructor(private readonly o: InventoryOptions) {
+    // uid = the node's name, as the kubelet sets it on Node Events, so `kubectl describe node` shows them.
+    const node: InvolvedObject = { apiVersion: 'v1', kind: 'Node', metadata: { name: o.nodeName, uid: o.nodeName } };
+    this.warner = o.events && new ExpiryWarner((w) => o.events!.warning(node, w.reason, w.message));
+  }
 
   /** Reads every certificate of this node once and replaces the node's series with what it found. */
   async scan(): Promise<InventoryScan> {
@@ -65,7 +74,8 @@ export class NodeInventory {
       if (expired) out.expired++;
       if (!out.earliest || notAfter < Date.parse(out.earliest.notAfter)) out.earliest = { path: labels.path, notAfter: r.notAfter };
     }
-    this.o.log.info({ roles, ...out }, 'certificate inventory of this node');
+    const warned = this.warner?.warn(reports, now) ?? 0;
+    this.o.log.info({ roles, ...out, warned }, 'certificate inventory of this node');
     return out;
   }
 

@@ -6,6 +6,7 @@ import { CatalogHostRunner } from '../agent/host-runner.js';
 import { NodeAgent } from '../agent/node-agent.js';
 import { loadKubeConfig, makeClients } from '../kube/client.js';
 import { NodeInventory } from '../agent/inventory.js';
+import { EventRecorder } from '../kube/events.js';
 import { parseDuration } from '../api/duration.js';
 import { DISTRIBUTIONS, type Distribution } from '../distributions/services.js';
 import { createLogger } from '../observability/logger.js';
@@ -109,9 +110,19 @@ async function run(argv: string[], io: Io): Promise<number> {
     return 1;
   }
   io.err(`certrotator agent: watching NodeRotations of node ${nodeName} (health on port ${health.port})\n`);
+  // Warning Events on this Node about certificates close to expiry (the inventory's).
+  const recorder = new EventRecorder({ kc, component: 'certrotator-agent', instance: nodeName, logger: log });
   const inventory =
     distribution && inventoryMs > 0
-      ? new NodeInventory({ nodeName, distribution: distribution as Distribution, hostRoot: values['host-root'], ...(values['data-dir'] ? { dataDir: values['data-dir'].replace(/^\/+/, '') } : {}), metrics, log })
+      ? new NodeInventory({
+          nodeName,
+          distribution: distribution as Distribution,
+          hostRoot: values['host-root'],
+          ...(values['data-dir'] ? { dataDir: values['data-dir'].replace(/^\/+/, '') } : {}),
+          metrics,
+          log,
+          events: recorder,
+        })
       : undefined;
   inventory?.start(inventoryMs);
 
@@ -123,6 +134,7 @@ async function run(argv: string[], io: Io): Promise<number> {
   });
   log.info('stopping');
   await inventory?.stop();
+  await recorder.close();
   await agent.stop();
   await health.close();
   return 0;

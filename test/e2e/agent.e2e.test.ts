@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { nodeRotationLabels, nodeRotationName } from '../../src/api/names.js';
 import type { NodeRotation } from '../../src/api/noderotation.js';
 import { SimulatedFleet } from '../../src/simulation/fleet.js';
+import { writeAgedClientAdmin } from '../../src/simulation/fixtures.js';
 import { snapshotTree, changedPaths } from '../../src/simulation/tree.js';
 import { kubectlOk } from '../cluster/kubectl.js';
 import type { SimulatedNode as ClusterNode } from '../cluster/nodes.js';
@@ -201,5 +202,24 @@ describe('certrotator agent', () => {
     const series = new RegExp(`^certrotator_certificate_not_after_timestamp_seconds\\{node="${node}",service="certificate-authority",path="/var/lib/rancher/rke2/server/tls/etcd/peer-ca\\.crt"\\} (\\d+)$`, 'm');
     expect(Number(series.exec(text)?.[1])).toBe(Math.floor(Date.parse(enddate) / 1000));
     expect(text).toMatch(/^certrotator_certificate_expired\{node="rke2-server-1",service="admin",path="\/var\/lib\/rancher\/rke2\/server\/tls\/client-admin\.crt"\} 0$/m);
+  });
+
+  // Last in this suite: it leaves rke2-server-3's client-admin signed by a throwaway CA.
+  it('warns on its Node when a certificate nears expiry: one CertificateExpirationWarning Event, kubectl describe node shows it', async () => {
+    const node = 'rke2-server-3';
+    await fleet.stopAgent(node);
+    // client-admin as rke2 issued it 340 days ago: 25 days left, within the 30-day threshold.
+    await writeAgedClientAdmin(fleet.hostRoot(node), 340);
+    await fleet.startAgent(node);
+    const selector = `involvedObject.kind=Node,involvedObject.name=${node},reason=CertificateExpirationWarning`;
+    let events: { type: string; message: string; count?: number; source?: { component?: string } }[] = [];
+    for (let i = 0; i < 60 && events.length === 0; i++) {
+      events = JSON.parse(await kubectlOk(['get', 'events', '-n', 'default', '--field-selector', selector, '-o', 'json'])).items;
+      if (events.length === 0) await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ type: 'Warning', source: { component: 'certrotator-agent' } });
+    expect(events[0]!.message).toMatch(/^\/var\/lib\/rancher\/rke2\/server\/tls\/client-admin\.crt \(service admin\) expires in 2[45] days, on .* \(within 30 days\)/);
+    expect(await kubectlOk(['describe', 'node', node])).toContain('CertificateExpirationWarning');
   });
 });

@@ -282,10 +282,11 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
       [controllerKc, ['update', `leases/${LEASE}`, '-n', NAMESPACE]],
       [agentKc, ['get', 'noderotations']], [agentKc, ['list', 'noderotations']], [agentKc, ['watch', 'noderotations']],
       [agentKc, ['patch', 'noderotations', '--subresource=status']], [agentKc, ['get', 'certificaterotations']],
+      [agentKc, ['create', 'events', '-n', 'default']], [agentKc, ['patch', 'events', '-n', 'default']],
     ];
     const answers = await Promise.all(granted.map(async ([kc, args]) => ({ args, allowed: await canI(kc, ...args) })));
     expect(answers.filter((a) => !a.allowed)).toEqual([]);
-    expect(answers.length).toBe(21);
+    expect(answers.length).toBe(23);
     // RKE runs only (src/controller/rke-kube.ts, rke-run.ts): the cluster state and the run's bundle,
     // by name, and sealing each node's pairs into its NodeRotation. This install is RKE2 (the default): none of it.
     const rke: [string, string[]][] = [
@@ -318,7 +319,8 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
     }
     for (const args of [
       ['patch', 'noderotations'], ['create', 'noderotations'], ['delete', 'noderotations'], ['list', 'nodes'], ['get', `nodes/${NODE}`],
-      ['patch', 'certificaterotations'], ['update', 'certificaterotations', '--subresource=status'], ['create', 'events', '-n', 'default'],
+      ['patch', 'certificaterotations'], ['update', 'certificaterotations', '--subresource=status'], ['delete', 'events', '-n', 'default'],
+      ['create', 'events', '-n', NAMESPACE],
     ]) asks.push(['agent', agentKc, args]);
     for (const args of [['patch', 'noderotations', '--subresource=status'], ['update', 'noderotations']]) asks.push(['controller', controllerKc, args]);
     // RKE: nothing beyond the named objects — not other Secrets, not the state for the agent, not writing the bundle for the agent.
