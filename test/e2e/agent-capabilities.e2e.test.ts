@@ -80,8 +80,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (host?.pid && host.exitCode === null) {
+    // unshare --fork ignores SIGTERM while it waits for its child: end the child
+    // (the sleep we started, PID 1 of its namespace), and unshare exits with it.
     const exited = new Promise((r) => host.once('exit', r));
-    process.kill(host.pid, 'SIGTERM');
+    if (hostPid > 0) process.kill(hostPid, 'SIGKILL');
+    else process.kill(host.pid, 'SIGKILL');
     await exited;
   }
   host?.stdout?.destroy();
