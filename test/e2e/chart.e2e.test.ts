@@ -334,7 +334,7 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
     ]) asks.push(['controller', controllerKc, args]);
     const allowed = await Promise.all(asks.map(async ([who, kc, args]) => ((await canI(kc, ...args)) ? `${who}: ${args.join(' ')}` : '')));
     expect(allowed.filter(Boolean)).toEqual([]);
-    expect(asks.length).toBe(65);
+    expect(asks.length).toBe(66);
     // And a real request, not only the access review: reading Secrets is a 403.
     const r = await kubectl(['get', 'secrets', '-A'], { kubeconfig: controllerKc });
     expect(r.code).not.toBe(0);
