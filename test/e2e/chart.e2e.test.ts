@@ -11,6 +11,7 @@ import { parse, parseAllDocuments, stringify } from 'yaml';
 import { HELM_ONLY_LABELS, helmTemplate, NAMESPACE, renderDeploy } from '../../scripts/deploy-render.js';
 import { describeError, loadKubeConfig, makeClients, type ClusterCustomResource } from '../../src/kube/client.js';
 import { SimulatedFleet } from '../../src/simulation/fleet.js';
+import { createMetrics } from '../../src/observability/metrics.js';
 import { changedPaths, snapshotTree } from '../../src/simulation/tree.js';
 import { runCommand } from '../cluster/command.js';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
@@ -112,8 +113,8 @@ afterAll(async () => {
 }, 60_000);
 
 describe('charts/certrotator', () => {
-  it('passes helm lint --strict, for rke2 and for rke with the capability-only agent', () => {
-    for (const extra of [[], ['--set', 'distribution=rke,agent.privileged=false']]) {
+  it('passes helm lint --strict, for rke2, for rke with the capability-only agent, and with the monitoring objects', () => {
+    for (const extra of [[], ['--set', 'distribution=rke,agent.privileged=false'], ['--set', 'metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true']]) {
       const r = helm(['lint', '--strict', CHART, ...extra]);
       expect({ code: r.code, out: r.stdout + r.stderr }).toMatchObject({ code: 0 });
       expect(r.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
@@ -126,11 +127,39 @@ describe('charts/certrotator', () => {
       ['controller.replicas=0', 'minimum'],
       ['rke2.dataDir=var/lib/rancher/rke2', 'does not match pattern'],
       ['agent.hostNetwrk=true', 'additional properties'],
+      ['metrics.prometheusRule.criticalDays=0', 'minimum'],
+      ['metrics.serviceMonitor.interval=1minute', 'does not match pattern'],
     ] as const) {
       const r = helm(['template', 'x', CHART, '--set', set]);
       expect(r.code).not.toBe(0);
       expect(r.stderr.toLowerCase()).toContain(why.toLowerCase());
     }
+  });
+
+  it('renders the optional ServiceMonitor and PrometheusRule (off by default): the rules name only metrics the agent exports', async () => {
+    expect(docs(rendered).filter((o) => o.apiVersion === 'monitoring.coreos.com/v1')).toEqual([]);
+    const objs = docs(helmTemplate(HELM, ['--set', 'metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true,metrics.prometheusRule.warningDays=45']));
+    const monitor = find(objs, 'ServiceMonitor', 'certrotator');
+    // It selects both metrics Services (controller and agent) by their shared labels, on their port name.
+    for (const svc of objs.filter((o) => o.kind === 'Service' && /-metrics$/.test(o.metadata.name))) {
+      expect(svc.metadata.labels).toMatchObject(monitor.spec.selector.matchLabels);
+      expect(svc.spec.ports.map((p: { name: string }) => p.name)).toContain(monitor.spec.endpoints[0].port);
+    }
+    const rules = find(objs, 'PrometheusRule', 'certrotator').spec.groups.flatMap((g: { rules: unknown[] }) => g.rules) as { alert: string; expr: string; labels: { severity: string } }[];
+    expect(rules.map((r) => [r.alert, r.labels.severity])).toEqual([
+      ['CertrotatorCertificateExpiringSoon', 'warning'],
+      ['CertrotatorCertificateExpiringCritical', 'critical'],
+      ['CertrotatorCertificateExpired', 'critical'],
+      ['CertrotatorCertificateReadErrors', 'warning'],
+    ]);
+    expect(rules[0]!.expr).toContain(`< ${45 * 86400}`);
+    expect(rules[1]!.expr).toContain(`< ${7 * 86400}`);
+    const exported = new Set((await createMetrics({ defaultMetrics: false }).registry.getMetricsAsJSON()).map((m) => m.name));
+    for (const r of rules) for (const name of r.expr.match(/certrotator_[a-z_]+/g) ?? []) expect({ alert: r.alert, name, exported: exported.has(name) }).toEqual({ alert: r.alert, name, exported: true });
+    // A ServiceMonitor without the Services it scrapes is refused at render time.
+    const r = helm(['template', 'x', CHART, '--set', 'metrics.serviceMonitor.enabled=true,metrics.service.enabled=false']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('metrics.serviceMonitor.enabled needs metrics.service.enabled');
   });
 
   it('renders the controller and agent as specified', () => {
