@@ -40,8 +40,10 @@ class LaggingCache<T extends { metadata?: { name?: string } }> {
 function apiOf(fake: FakeCluster) {
   const rotations = {
     replaceStatus: (r: CertificateRotation, status: CertificateRotationStatus) => fake.replaceStatus(r, status),
-    mergePatch: (name: string, patch: { metadata: { finalizers: string[]; resourceVersion?: string } }) =>
-      fake.setFinalizers({ ...fake.rotation(name)!, metadata: { ...fake.rotation(name)!.metadata, resourceVersion: patch.metadata.resourceVersion } }, patch.metadata.finalizers),
+    mergePatch: (name: string, patch: { metadata: { finalizers: string[]; resourceVersion?: string } }) => {
+      const stored = fake.rotation(name)!;
+      return fake.setFinalizers({ ...stored, metadata: { ...stored.metadata, resourceVersion: patch.metadata.resourceVersion } }, patch.metadata.finalizers);
+    },
     tryGet: async (name: string) => fake.rotation(name),
   };
   const nodeRotations = {

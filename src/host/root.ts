@@ -199,12 +199,13 @@ function matchesPrefixPattern(canon: string, pattern: string): boolean {
 
 export async function writeAtomic(target: string, data: string | Buffer, mode: number, owner?: FileOwner, signal?: AbortSignal): Promise<void> {
   const dir = dirname(target);
-  const tmp = join(dir, `.${target.split(sep).pop()}${TEMP_MARK}${randomBytes(6).toString('hex')}`);
+  const name = target.split(sep).pop()!;
+  const tmp = join(dir, `.${name}${TEMP_MARK}${randomBytes(6).toString('hex')}`);
   const fh = await fs.open(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, mode);
   try {
-    const fault = writeFault(target.split(sep).pop()!);
+    const fault = writeFault(name);
     if (fault) throw fault;
-    await writeStall('write', target.split(sep).pop()!);
+    await writeStall('write', name);
     await fh.writeFile(data);
     await fh.chmod(mode);
     if (owner) await chownKeepingOurs(fh, owner);
@@ -216,7 +217,7 @@ export async function writeAtomic(target: string, data: string | Buffer, mode: n
   } finally {
     await fh.close().catch(() => undefined);
   }
-  await pausePoint(`temp-written:${target.split(sep).pop()}`);
+  await pausePoint(`temp-written:${name}`);
   // Checked in the same tick as the rename is issued: nothing can abort in between.
   if (signal?.aborted) {
     await fs.rm(tmp, { force: true });

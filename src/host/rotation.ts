@@ -370,8 +370,22 @@ async function wrap<T>(o: Pick<NodeRotationOptions, 'localStepTimeoutMs'>, step:
   }
 }
 
+const stepTimeoutMs = (o: Pick<NodeRotationOptions, 'localStepTimeoutMs'>): number => o.localStepTimeoutMs ?? DEFAULT_LOCAL_STEP_TIMEOUT_MS;
+
 function local<T>(o: Pick<NodeRotationOptions, 'localStepTimeoutMs'>, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  return withinDeadline(o.localStepTimeoutMs ?? DEFAULT_LOCAL_STEP_TIMEOUT_MS, fn);
+  return withinDeadline(stepTimeoutMs(o), fn);
+}
+
+/** The end of the run's verification: one budget for all checks together, not one each. */
+const verifyEnd = (o: Pick<NodeRotationOptions, 'verifyTimeoutMs' | 'verifyBy'>): number => Math.min(Date.now() + (o.verifyTimeoutMs ?? 120_000), o.verifyBy?.getTime() ?? Infinity);
+
+/** The journal's last step (done, rolled-back): the staged keys go, then the step is recorded. */
+function closeJournal(o: NodeRotationOptions, j: Journal, step: 'done' | 'rolled-back'): Promise<void> {
+  return local(o, async (signal) => {
+    await fs.rm(await o.host.resolve(posix.join(j.backupDir, JOURNAL_DIR, 'staged')), { recursive: true, force: true });
+    j.step = step;
+    await saveJournal(o.host, j, signal);
+  });
 }
 
 async function continueRun(o: NodeRotationOptions, j: Journal): Promise<Omit<NodeRotationResult, 'resumed' | 'clusterObjects'>> {
@@ -408,13 +422,9 @@ async function continueRun(o: NodeRotationOptions, j: Journal): Promise<Omit<Nod
     progress('verify', j.restart ? 'checking files, served certificates and health probes' : 'checking files');
     // Each check retries within the verification budget; this bounds a check
     // that never returns at all (a read of a hung disk).
-    const verifyMs = Math.max(0, Math.min(o.verifyTimeoutMs ?? 120_000, (o.verifyBy?.getTime() ?? Infinity) - Date.now()));
-    await withinDeadline(verifyMs + (o.localStepTimeoutMs ?? DEFAULT_LOCAL_STEP_TIMEOUT_MS), () => verifyNode(o, j, components));
-    await local(o, async (signal) => {
-      await fs.rm(await o.host.resolve(posix.join(j.backupDir, JOURNAL_DIR, 'staged')), { recursive: true, force: true });
-      j.step = 'done';
-      await saveJournal(o.host, j, signal);
-    });
+    const end = verifyEnd(o);
+    await withinDeadline(Math.max(0, end - Date.now()) + stepTimeoutMs(o), () => verifyNode(o, j, components, end));
+    await closeJournal(o, j, 'done');
     progress('done', `rotated ${j.files.length} files; backup in ${j.backupDir}`);
     return { backupDir: j.backupDir, files: results(j), ...(j.warnings?.length ? { warnings: j.warnings } : {}) };
   } catch (e) {
@@ -507,9 +517,7 @@ async function currentSerial(o: NodeRotationOptions, f: JournalFile): Promise<{ 
   return { serial: serialOf(file.leaf), notAfter: new Date(file.leaf.validTo).toISOString(), cert: file.leaf };
 }
 
-async function verifyNode(o: NodeRotationOptions, j: Journal, components: readonly string[] | undefined): Promise<void> {
-  // One budget for all checks together, not one each.
-  const end = Math.min(Date.now() + (o.verifyTimeoutMs ?? 120_000), o.verifyBy?.getTime() ?? Infinity);
+async function verifyNode(o: NodeRotationOptions, j: Journal, components: readonly string[] | undefined, end: number): Promise<void> {
   const timeout = () => Math.max(0, end - Date.now());
   for (const f of j.files) {
     if (f.renewal === 'sign') {
@@ -671,12 +679,10 @@ async function rollback(o: NodeRotationOptions, j: Journal): Promise<void> {
   if (j.restartAttempted) {
     await restartNode(o, j);
   }
-  await local(o, async (signal) => {
+  await local(o, async () => {
     for (const m of j.markers) await o.host.remove(m);
-    await fs.rm(await o.host.resolve(posix.join(j.backupDir, JOURNAL_DIR, 'staged')), { recursive: true, force: true });
-    j.step = 'rolled-back';
-    await saveJournal(o.host, j, signal);
   });
+  await closeJournal(o, j, 'rolled-back');
 }
 
 function results(j: Journal): FileResult[] {

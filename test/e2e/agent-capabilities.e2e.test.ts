@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { helmTemplate } from '../../scripts/deploy-render.js';
 import { rke2Server, type FixtureNode } from '../../src/simulation/fixtures.js';
-import { serialOf, readCertificateFile } from '../../src/pki/certfile.js';
+import { diskSerial } from './support/real-suite.js';
 
 const HELM = join(process.env.CERTROTATOR_BIN_DIR ?? '', 'helm');
 const ETCD_TLS = 'var/lib/rancher/rke2/server/tls/etcd';
@@ -134,16 +134,15 @@ describe("the chart's capability set for agent.privileged=false", () => {
   }
   const renewEtcd = (caps: readonly string[], root: string) =>
     run(withCapabilities(caps, [process.execPath, '--import', 'tsx', 'src/cli/main.ts', 'node', 'rotate', '--host-root', root, '--distribution', 'rke2', '--service', 'etcd', '--no-restart']));
-  const serial = async (path: string) => serialOf(readCertificateFile(await fs.readFile(path, 'utf8'), path, 'pem').leaf);
 
   test("renews etcd's pairs owned by the etcd user, keeping owner and mode", async () => {
     const root = await cisNode('cis-ok');
     const cert = join(root, ETCD_TLS, 'server-client.crt');
-    const old = await serial(cert);
+    const old = await diskSerial(cert);
     const r = renewEtcd(chartCaps, root);
     expect(r.out).not.toContain('PRIVATE KEY');
     expect(r.code).toBe(0);
-    expect(await serial(cert)).not.toBe(old);
+    expect(await diskSerial(cert)).not.toBe(old);
     for (const f of ['server-client.crt', 'server-client.key', 'peer-server-client.crt', 'peer-server-client.key']) {
       const st = await fs.stat(join(root, ETCD_TLS, f));
       expect({ f, uid: st.uid, gid: st.gid, mode: st.mode & 0o777 }).toEqual({ f, uid: ETCD_UID, gid: ETCD_UID, mode: f.endsWith('.key') ? 0o600 : expect.any(Number) });
@@ -160,10 +159,10 @@ describe("the chart's capability set for agent.privileged=false", () => {
   ])("without %s the etcd user's files cannot be renewed, and nothing changes", async (cap, message) => {
     const root = await cisNode(`cis-no-${cap}`);
     const cert = join(root, ETCD_TLS, 'server-client.crt');
-    const old = await serial(cert);
+    const old = await diskSerial(cert);
     const r = renewEtcd(without(chartCaps, cap), root);
     expect(r.code).toBe(1);
     expect(r.out).toMatch(message);
-    expect(await serial(cert)).toBe(old);
+    expect(await diskSerial(cert)).toBe(old);
   }, 60_000);
 });

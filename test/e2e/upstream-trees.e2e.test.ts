@@ -38,7 +38,8 @@ interface Tree {
   readonly isCa: (rel: string) => boolean;
   // Files that are neither CAs nor leaves we renew: kept byte for byte.
   readonly keptAlso: (rel: string) => boolean;
-  // Leaves upstream signed that a rotation of this node renews (not the agent's, which rke2 reissues at start; not component-made cert-dir pairs).
+  // Leaves upstream signed that a rotation of this node renews, besides the CAs and
+  // keptAlso (not the agent's, which rke2 reissues at start; not component-made cert-dir pairs).
   readonly renewable: (rel: string) => boolean;
   readonly keyOf: (crt: string) => string;
   // dynamiclistener: NotAfter = NotBefore + 365 d, exactly; rke: NotBefore = the CA's, NotAfter = now + 10 y.
@@ -60,7 +61,7 @@ const trees: Tree[] = [
     roles: ['controlplane', 'etcd', 'worker'],
     isCa: (rel) => /(^|\/)(server-ca|client-ca|request-header-ca|peer-ca)\.(crt|key)$/.test(rel),
     keptAlso: (rel) => rel.endsWith('/service.key'),
-    renewable: (rel) => rel.startsWith(`${D}/server/tls/`) && rel.endsWith('.crt') && !/(^|\/)(server-ca|client-ca|request-header-ca|peer-ca)\.crt$/.test(rel) && !/\/kube-(controller-manager|scheduler)\//.test(rel),
+    renewable: (rel) => rel.startsWith(`${D}/server/tls/`) && rel.endsWith('.crt') && !/\/kube-(controller-manager|scheduler)\//.test(rel),
     keyOf: (crt) => crt.replace(/\.crt$/, '.key'),
     validity: 'from-not-before',
   },
@@ -72,7 +73,7 @@ const trees: Tree[] = [
     roles: ['controlplane', 'etcd', 'worker'],
     isCa: (rel) => /\/(kube-ca|kube-apiserver-requestheader-ca)(-key)?\.pem$/.test(rel),
     keptAlso: (rel) => /\/kube-service-account-token(-key)?\.pem$|\.yaml$/.test(rel),
-    renewable: (rel) => rel.startsWith(`${SSL}/`) && rel.endsWith('.pem') && !rel.endsWith('-key.pem') && !/\/(kube-ca|kube-apiserver-requestheader-ca|kube-service-account-token)\.pem$/.test(rel),
+    renewable: (rel) => rel.startsWith(`${SSL}/`) && rel.endsWith('.pem') && !rel.endsWith('-key.pem'),
     keyOf: (crt) => crt.replace(/\.pem$/, '-key.pem'),
     validity: 'from-now',
   },
@@ -89,9 +90,10 @@ describe.each(trees)('a $distribution node tree made by upstream code', (tree) =
     await tree.make(pristine);
     root = join(work, `${tree.distribution}-node`);
     await fs.cp(pristine, root, { recursive: true });
-    leaves = [...(await snapshotTree(pristine)).keys()].filter(tree.renewable).sort();
+    const files = [...(await snapshotTree(pristine)).keys()];
+    leaves = files.filter((p) => tree.renewable(p) && !tree.isCa(p) && !tree.keptAlso(p)).sort();
     // Every CA certificate upstream made, in one file: openssl finds the one that signed each leaf.
-    const cas = [...(await snapshotTree(pristine)).keys()].filter((p) => tree.isCa(p) && !/key\.(pem|crt)$|\.key$/.test(p));
+    const cas = files.filter((p) => tree.isCa(p) && !/(-key\.pem|\.key)$/.test(p));
     await fs.writeFile(join(work, `${tree.distribution}-cas.pem`), (await Promise.all(cas.map((p) => fs.readFile(join(pristine, p), 'utf8')))).join(''));
   }, 600_000);
 
