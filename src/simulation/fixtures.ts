@@ -249,36 +249,38 @@ export function rkeNode(root: string, o: FixtureOptions): Promise<FixtureNode> {
 export async function writeEmbeddedCopies(catalog: DistributionCatalog, root: string, vars: Record<string, string>, roles: readonly NodeRole[]): Promise<void> {
   for (const spec of allFiles(catalog)) {
     if (!spec.embeddedIn || !spec.roles.some((r) => roles.includes(r)) || spec.renewal.kind !== 'sign') continue;
-    const cert = await fs.readFile(join(root, fillPath(spec.cert!, vars)));
-    const key = await fs.readFile(join(root, fillPath(spec.key!, vars)));
     for (const copy of spec.embeddedIn) {
-      const ca = await fs.readFile(join(root, fillPath(copy.serverCa, vars)));
-      const b64 = (b: Buffer) => b.toString('base64');
-      const kubeconfig = [
-        'apiVersion: v1',
-        'clusters:',
-        '- cluster:',
-        `    certificate-authority-data: ${b64(ca)}`,
-        '    server: https://127.0.0.1:6443',
-        '  name: default',
-        'contexts:',
-        '- context:',
-        '    cluster: default',
-        '    user: default',
-        '  name: default',
-        'current-context: default',
-        'kind: Config',
-        'preferences: {}',
-        'users:',
-        '- name: default',
-        '  user:',
-        `    client-certificate-data: ${b64(cert)}`,
-        `    client-key-data: ${b64(key)}`,
-        '',
-      ].join('\n');
-      await writeHostFile(root, fillPath(copy.path, vars), kubeconfig, 0o600);
+      await writeKubeconfig(root, fillPath(copy.path, vars), { cert: fillPath(spec.cert!, vars), key: fillPath(spec.key!, vars) }, fillPath(copy.serverCa, vars));
     }
   }
+}
+
+/** A kubeconfig at `path` for the local API server, embedding the client pair and server CA read from the tree (as k3s writes rke2.yaml). */
+export async function writeKubeconfig(root: string, path: string, client: { cert: string; key: string }, serverCa: string): Promise<void> {
+  const b64 = async (rel: string) => (await fs.readFile(join(root, rel))).toString('base64');
+  const kubeconfig = [
+    'apiVersion: v1',
+    'clusters:',
+    '- cluster:',
+    `    certificate-authority-data: ${await b64(serverCa)}`,
+    '    server: https://127.0.0.1:6443',
+    '  name: default',
+    'contexts:',
+    '- context:',
+    '    cluster: default',
+    '    user: default',
+    '  name: default',
+    'current-context: default',
+    'kind: Config',
+    'preferences: {}',
+    'users:',
+    '- name: default',
+    '  user:',
+    `    client-certificate-data: ${await b64(client.cert)}`,
+    `    client-key-data: ${await b64(client.key)}`,
+    '',
+  ].join('\n');
+  await writeHostFile(root, path, kubeconfig, 0o600);
 }
 
 // The CA material of a laid-out tree, to build more nodes of the same cluster.

@@ -1,13 +1,14 @@
 // A simulated node: its components serve the certificates on disk over real TLS
-// on the node's loopback address and real ports (e.g. 127.0.1.11:6443) — which
-// file on which port from a table of its own (served-files.ts), never from the
-// catalog it is meant to check — answer the catalog's health probes, and on a
-// restart behave like the distribution, driven by the catalog data:
+// on the node's loopback address and real ports (e.g. 127.B.1.11:6443), answer
+// health checks, and on a restart behave like the distribution:
 //   - marker files (force-restart) are consumed at start;
 //   - a trigger file makes the certificate it belongs to be regenerated;
-//   - removed self-signed cert-dir certificates are regenerated;
+//   - removed cert-dir certificates are regenerated;
 //   - files the distribution rewrites on every start are re-issued by the
 //     supervisor (the server tree's CA) or copied from the server's own pair.
+// Which file on which port, which health endpoints, and what a start does all
+// come from tables of its own (served-files.ts, restart-behaviour.ts), written
+// from upstream sources, never from the catalog it is meant to check.
 // A control endpoint (POST /stop, /start, /restart, /restart-containers) is what
 // SimulationExecutor calls. Faults can be injected for tests.
 import { promises as fs } from 'node:fs';
@@ -15,21 +16,19 @@ import { createServer as createHttpServer, type Server as HttpServer, type Incom
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
-import { allFiles, catalogFor, fillPath } from '../distributions/index.js';
+import { fillPath } from '../distributions/index.js';
 import { readCertificateFile } from '../pki/certfile.js';
-import {
-  distributionSignedCertDirPair,
-  dynamicListenerJson,
-  materialise,
-  readCa,
-  selfSignedCertDirPair,
-  templateVars,
-  writeEmbeddedCopies,
-  writeHostFile,
-  type FixtureNode,
-} from './fixtures.js';
-import { createCa, fillTemplate, issueLeaf } from './issue.js';
-import { SERVED_FILES, type ServedFile } from './served-files.js';
+import type { SubjectTemplate } from '../distributions/types.js';
+import { dynamicListenerJson, readCa, templateVars, writeHostFile, writeKubeconfig, type FixtureNode } from './fixtures.js';
+import { caFromMaterial, createCa, fillTemplate, issueLeaf } from './issue.js';
+import { START_BEHAVIOUR, type StartStep, type Subject } from './restart-behaviour.js';
+import { HEALTH_ENDPOINTS, SERVED_FILES, type ServedFile } from './served-files.js';
+
+// What every certificate a start makes is (k3s, dynamiclistener NewSignedCert):
+// ECDSA P-256, SEC1 key, 365 days from an hour back (CalculateNotBefore), the
+// CA's certificate after the leaf.
+const P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+const MADE_AT_START = { validity: { days: 365, notBefore: 'one-hour-back-clamped-to-ca' }, algorithm: P256, encoding: 'sec1', chained: true } as const;
 
 export interface SimulationFaults {
   // The next N start/restart requests fail (and change nothing).
@@ -51,7 +50,6 @@ interface Listener {
 export class SimulatedNode {
   readonly faults: SimulationFaults = { failRestarts: 0, serveStale: false, skipRegeneration: false, skipKubeconfigRewrite: false };
   readonly events: string[] = [];
-  private readonly catalog;
   private readonly vars: Record<string, string>;
   private listeners: Listener[] = [];
   private control?: HttpServer;
@@ -67,7 +65,6 @@ export class SimulatedNode {
     readonly node: FixtureNode,
     opts: { address?: string; controlPort?: number } = {},
   ) {
-    this.catalog = catalogFor(node.distribution);
     this.vars = templateVars(node);
     this.address = opts.address ?? node.nodeIP;
     this.controlPort = opts.controlPort ?? 19_000;
@@ -124,7 +121,7 @@ export class SimulatedNode {
   private ports(): number[] {
     const ports = new Set<number>();
     for (const f of SERVED_FILES[this.node.distribution]) if (this.has(f.roles)) ports.add(f.port);
-    for (const p of this.catalog.probes) if (this.has(p.roles)) ports.add(p.port);
+    for (const h of HEALTH_ENDPOINTS[this.node.distribution]) if (this.has(h.roles)) ports.add(h.port);
     return [...ports].sort((a, b) => a - b);
   }
 
@@ -143,20 +140,19 @@ export class SimulatedNode {
   // certificate is not there does not listen (until a start makes the file).
   private async openPort(port: number): Promise<void> {
     const file = await this.servingFile(port);
-    const probe = this.catalog.probes.find((p) => p.port === port && this.has(p.roles));
-    const probeScheme = probe?.scheme;
+    const health = HEALTH_ENDPOINTS[this.node.distribution].find((h) => h.port === port && this.has(h.roles));
     const handler = (_req: IncomingMessage, res: import('node:http').ServerResponse) => {
       res.writeHead(this.running ? 200 : 503).end(this.running ? 'ok' : 'stopped');
     };
     let server: HttpsServer | HttpServer;
     if (file) server = createHttpsServer(await this.tlsMaterial(file), handler);
-    else if (probeScheme === 'http') server = createHttpServer(handler);
+    else if (health?.tls === 'none') server = createHttpServer(handler);
     // A component that makes its own serving certificate in memory (RKE's
     // kube-controller-manager and kube-scheduler: no CA to check it against).
-    else if (probeScheme === 'https' && !probe?.ca) {
-      const self = await createCa(probe!.component, { name: 'ECDSA', namedCurve: 'P-256' }, 'sec1');
+    else if (health?.tls === 'in-memory') {
+      const self = await createCa(health.component, P256, 'sec1');
       server = createHttpsServer({ cert: self.certPem, key: self.keyPem }, handler);
-    } else return; // an https probe whose certificate is not on this node (e.g. no cert-dir certs)
+    } else return; // an https component whose certificate is not on this node (e.g. no cert-dir certs)
     server.on('connection', (s: Socket) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
@@ -199,10 +195,9 @@ export class SimulatedNode {
       }
       if (action === 'restart-containers') {
         const { containers } = JSON.parse(body) as { containers: string[] };
-        const present = new Set([
-          ...allFiles(this.catalog).filter((s) => this.has(s.roles)).flatMap((s) => s.consumers),
-          ...this.catalog.probes.filter((p) => this.has(p.roles)).map((p) => p.component),
-        ]);
+        const present = new Set(
+          START_BEHAVIOUR[this.node.distribution].flatMap((b) => b.containers ?? []).filter((c) => this.has(c.roles)).map((c) => c.name),
+        );
         const restarted = containers.filter((c) => present.has(c));
         await this.bootDistribution();
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(restarted));
@@ -214,43 +209,13 @@ export class SimulatedNode {
     }
   }
 
-  // What the distribution does when its service starts.
+  // What the distribution does when its service starts (restart-behaviour.ts).
   private async bootDistribution(): Promise<void> {
-    const root = this.node.root;
-    const exists = (rel: string) => fs.access(join(root, rel)).then(() => true, () => false);
-    for (const rule of this.catalog.restart) {
-      if (rule.plan.kind === 'systemd-stop-start' && this.has(rule.whenRoleIn)) {
-        for (const m of rule.plan.markerFiles) await fs.rm(join(root, fillPath(m, this.vars)), { force: true });
-      }
+    const steps = START_BEHAVIOUR[this.node.distribution].filter((b) => this.has(b.roles)).flatMap((b) => b.steps);
+    for (const step of steps) {
+      if (step.kind === 'consume-marker') await fs.rm(join(this.node.root, this.path(step.path)), { force: true });
     }
-    if (!this.faults.skipRegeneration) {
-      const supervisor = this.node.supervisorRoot ?? root;
-      for (const spec of allFiles(this.catalog)) {
-        if (!this.has(spec.roles)) continue;
-        const r = spec.renewal;
-        const cert = spec.cert && fillPath(spec.cert, this.vars);
-        const key = spec.key && fillPath(spec.key, this.vars);
-        if (r.kind === 'trigger' && (await exists(fillPath(r.trigger, this.vars)))) {
-          await fs.rm(join(root, fillPath(r.trigger, this.vars)));
-          const ca = await readCa(root, { cert: fillPath(r.ca.cert, this.vars), key: fillPath(r.ca.key, this.vars) });
-          const m = await issueLeaf({ template: fillTemplate(spec.template!, this.vars), ca, validity: spec.validity, algorithm: spec.keyAlgorithm, encoding: spec.keyEncoding, chained: spec.chained });
-          await writeHostFile(root, cert!, dynamicListenerJson(m.certPem, m.keyPem), 0o600);
-        } else if (r.kind === 'remove-to-regenerate' && spec.optional && cert && !(await exists(cert)) && key) {
-          // The component (self-signed) or, since k3s PR #12285, k3s (server-ca) makes a new pair.
-          const vars = { ...this.vars, unix: String(Math.floor(Date.now() / 1000)) };
-          const m =
-            this.node.certDirSignedBy === 'distribution'
-              ? await distributionSignedCertDirPair(spec, vars, (files) => readCa(root, { cert: fillPath(files.cert, this.vars), key: fillPath(files.key, this.vars) }))
-              : await selfSignedCertDirPair(spec, vars);
-          await writeHostFile(root, key, m.keyPem, 0o600);
-          await writeHostFile(root, cert, m.certPem, 0o644);
-        } else if (r.kind === 'reissued-on-start' && spec.rewrittenOnEveryStart) {
-          await materialise(this.catalog, root, spec, this.vars, () => Promise.reject(new Error('unused')), supervisor, 0o600);
-        }
-      }
-      // rke2-server rewrites its admin kubeconfig at the end of every start.
-      if (!this.faults.skipKubeconfigRewrite) await writeEmbeddedCopies(this.catalog, root, this.vars, this.node.roles);
-    }
+    if (!this.faults.skipRegeneration) for (const step of steps) await this.startStep(step);
     // A component that had no certificate to serve (rke2's supervisor without
     // dynamic-cert.json) listens once the start made one.
     const open = new Set(this.listeners.map((l) => l.port));
@@ -263,6 +228,69 @@ export class SimulatedNode {
       }
     }
     this.running = true;
+  }
+
+  private path(p: string): string {
+    return fillPath(p, this.vars);
+  }
+
+  private async exists(rel: string): Promise<boolean> {
+    return fs.access(join(this.node.root, rel)).then(() => true, () => false);
+  }
+
+  private async startStep(step: StartStep): Promise<void> {
+    const root = this.node.root;
+    const supervisor = this.node.supervisorRoot ?? root;
+    const pairAt = (p: { cert: string; key: string }) => ({ cert: this.path(p.cert), key: this.path(p.key) });
+    const leaf = (subject: Subject, ca: Awaited<ReturnType<typeof readCa>>, vars = this.vars) =>
+      issueLeaf({ template: fillTemplate(subject as SubjectTemplate, vars), ca, ...MADE_AT_START });
+    switch (step.kind) {
+      case 'consume-marker':
+        return;
+      case 'regenerate-on-trigger': {
+        if (!(await this.exists(this.path(step.trigger)))) return;
+        await fs.rm(join(root, this.path(step.trigger)));
+        const m = await leaf(step.subject, await readCa(root, pairAt(step.ca)));
+        await writeHostFile(root, this.path(step.file), dynamicListenerJson(m.certPem, m.keyPem), 0o600);
+        return;
+      }
+      case 'regenerate-when-missing': {
+        const at = pairAt(step.pair);
+        if (await this.exists(at.cert)) return;
+        const vars: Record<string, string> = { ...this.vars, unix: String(Math.floor(Date.now() / 1000)) };
+        const m =
+          this.node.certDirSignedBy === 'distribution'
+            ? await leaf(step.distributionSigned, await readCa(root, pairAt(step.distributionCa)), vars)
+            : await issueLeaf({
+                template: fillTemplate(step.selfSigned as SubjectTemplate, vars),
+                ca: await caFromMaterial(await createCa(`${vars.nodeIP}-ca@${vars.unix}`, P256, 'sec1')),
+                ...MADE_AT_START,
+              });
+        await writeHostFile(root, at.key, m.keyPem, 0o600);
+        await writeHostFile(root, at.cert, m.certPem, 0o644);
+        return;
+      }
+      case 'reissue':
+      case 'copy-from-supervisor': {
+        const signer = pairAt(step.signer);
+        await writeHostFile(root, this.path(step.caCopy), await fs.readFile(join(supervisor, signer.cert)), 0o644);
+        const at = pairAt(step.pair);
+        if (step.kind === 'copy-from-supervisor') {
+          const from = pairAt(step.from);
+          await writeHostFile(root, at.cert, await fs.readFile(join(supervisor, from.cert)), 0o600);
+          await writeHostFile(root, at.key, await fs.readFile(join(supervisor, from.key)), 0o600);
+        } else {
+          const m = await leaf(step.subject, await readCa(supervisor, signer));
+          await writeHostFile(root, at.cert, m.certPem, 0o600);
+          await writeHostFile(root, at.key, m.keyPem, 0o600);
+        }
+        return;
+      }
+      case 'write-kubeconfig':
+        // rke2 told to write it elsewhere (--write-kubeconfig) leaves this one alone.
+        if (!this.faults.skipKubeconfigRewrite) await writeKubeconfig(root, this.path(step.path), pairAt(step.client), this.path(step.serverCa));
+        return;
+    }
   }
 }
 

@@ -40,3 +40,36 @@ export const SERVED_FILES: Record<Distribution, readonly ServedFile[]> = {
     { port: 10250, roles: EVERY, cert: '{dataDir}/ssl/kube-kubelet-{host}.pem', key: '{dataDir}/ssl/kube-kubelet-{host}-key.pem', format: 'pem', source: 'rancher/rke cluster/plan.go getKubeletProcess: --tls-cert-file with generate_serving_certificate' },
   ],
 };
+
+/**
+ * The health endpoints a node's components answer, from the same sources (not
+ * the catalog's probes): plain HTTP; HTTPS with the file the port serves (above);
+ * or HTTPS with a certificate the component makes in memory at start.
+ */
+export interface HealthEndpoint {
+  readonly component: string;
+  readonly port: number;
+  readonly roles: readonly NodeRole[];
+  readonly tls: 'none' | 'served-file' | 'in-memory';
+  readonly source: string;
+}
+
+export const HEALTH_ENDPOINTS: Record<Distribution, readonly HealthEndpoint[]> = {
+  rke2: [
+    { component: 'etcd', port: 2381, roles: ['etcd'], tls: 'none', source: 'k3s pkg/etcd/etcd.go: listen-metrics-urls http://127.0.0.1:2381 (/health)' },
+    { component: 'kube-apiserver', port: 6443, roles: ['controlplane'], tls: 'served-file', source: 'kube-apiserver /readyz on its secure port' },
+    { component: 'kube-controller-manager', port: 10257, roles: ['controlplane'], tls: 'served-file', source: 'kube-controller-manager --secure-port 10257 /healthz' },
+    { component: 'kube-scheduler', port: 10259, roles: ['controlplane'], tls: 'served-file', source: 'kube-scheduler --secure-port 10259 /healthz' },
+    { component: 'rke2-supervisor', port: 9345, roles: SERVER, tls: 'served-file', source: 'k3s pkg/server/router.go /ping on the supervisor port' },
+    { component: 'kubelet', port: 10248, roles: EVERY, tls: 'none', source: 'kubelet --healthz-port 10248 (plain HTTP)' },
+  ],
+  rke: [
+    { component: 'etcd', port: 2379, roles: ['etcd'], tls: 'served-file', source: 'etcd /health on its client port (rancher/rke services/etcd.go health check)' },
+    { component: 'kube-apiserver', port: 6443, roles: ['controlplane'], tls: 'served-file', source: 'kube-apiserver /healthz (rancher/rke services/healthcheck.go)' },
+    // RKE sets no --cert-dir pair: they serve a self-signed certificate made in memory.
+    { component: 'kube-controller-manager', port: 10257, roles: ['controlplane'], tls: 'in-memory', source: 'rancher/rke services/healthcheck.go: https://localhost:10257/healthz, certificate not checked' },
+    { component: 'kube-scheduler', port: 10259, roles: ['controlplane'], tls: 'in-memory', source: 'rancher/rke services/healthcheck.go: https://localhost:10259/healthz, certificate not checked' },
+    { component: 'kubelet', port: 10248, roles: EVERY, tls: 'none', source: 'rancher/rke services/kubelet.go: healthz http 10248' },
+    { component: 'kube-proxy', port: 10256, roles: EVERY, tls: 'none', source: 'rancher/rke services/proxy.go: healthz http 10256' },
+  ],
+};
