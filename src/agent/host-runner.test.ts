@@ -13,6 +13,7 @@ import { SimulationExecutor } from '../simulation/executor.js';
 import { SimulatedNode } from '../simulation/node.js';
 import { changedPaths, copyDir, snapshotTree } from '../simulation/tree.js';
 import { CatalogHostRunner } from './host-runner.js';
+import { runIp } from '../simulation/loopback.js';
 
 const S = 'var/lib/rancher/rke2/server/tls';
 let work: string;
@@ -21,7 +22,7 @@ let ip = 20;
 
 beforeAll(async () => {
   work = await fs.mkdtemp(join(tmpdir(), 'certrotator-agent-runner-'));
-  fixture = await rke2Server(join(work, 'fixture'), { nodeName: 'server-1', nodeIP: '127.77.0.1' });
+  fixture = await rke2Server(join(work, 'fixture'), { nodeName: 'server-1', nodeIP: runIp(210, 1) });
 }, 60_000);
 afterAll(() => fs.rm(work, { recursive: true, force: true }));
 
@@ -35,7 +36,7 @@ function spec(over: Partial<NodeRotationSpec> = {}): NodeRotationSpec {
 async function node(): Promise<{ root: string; sim: SimulatedNode; runner: CatalogHostRunner }> {
   const root = join(work, `node-${ip}`);
   await copyDir(fixture.root, root);
-  const address = `127.77.1.${ip++}`;
+  const address = runIp(211, ip++);
   const sim = new SimulatedNode({ ...fixture, root }, { address });
   await sim.start();
   const runner = new CatalogHostRunner({ hostRoot: root, nodeIP: address, loopbackAddress: address, executor: new SimulationExecutor(sim.controlUrl) });
@@ -46,7 +47,7 @@ describe('CatalogHostRunner', () => {
   it('checks read only: every certificate of the asked services with its serial and notAfter, nothing on the host changes', async () => {
     const root = join(work, 'check');
     await copyDir(fixture.root, root);
-    const runner = new CatalogHostRunner({ hostRoot: root, nodeIP: '127.77.2.1', executor: {} as SimulationExecutor });
+    const runner = new CatalogHostRunner({ hostRoot: root, nodeIP: runIp(212, 1), executor: {} as SimulationExecutor });
     const before = await snapshotTree(root);
     const reports = await runner.check(spec({ action: 'Check', scope: 'All', services: ['api-server', 'etcd'] }));
     expect(changedPaths(before, await snapshotTree(root))).toEqual([]);

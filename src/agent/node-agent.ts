@@ -57,8 +57,12 @@ export class NodeAgent {
     this.informer.start();
     await this.informer.waitForSync(cacheSyncTimeoutMs);
     this.o.log.info({ node: this.o.nodeName }, 'watching this node\'s NodeRotations');
-    this.running = this.queue.run(1, (key) =>
-      reconcileNodeRotation(
+    this.running = this.queue.run(1, async (key) => {
+      const log = this.o.log.child({ noderotation: key });
+      // The version this pass decided from: "the agent had its chance at this
+      // state", which tests wait on before asserting that nothing was done.
+      const resourceVersion = this.informer.get(key)?.metadata?.resourceVersion;
+      const result = await reconcileNodeRotation(
         {
           nodeName: this.o.nodeName,
           agentName: this.o.agentName,
@@ -71,11 +75,13 @@ export class NodeAgent {
           runner: this.o.runner,
           sealingKeys: this.sealingKeys,
           now: () => new Date(),
-          log: this.o.log.child({ noderotation: key }),
+          log,
         },
         key,
-      ),
-    );
+      );
+      log.debug({ resourceVersion }, 'reconciled');
+      return result;
+    });
   }
 
   /** Stops taking new work and waits for the instruction in hand to finish its current call. */

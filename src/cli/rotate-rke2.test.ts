@@ -11,6 +11,7 @@ import { rke2Server, writeHostFile, type FixtureNode } from '../simulation/fixtu
 import { opensslVerify, opensslX509, runCli, type CliRun } from '../simulation/harness.js';
 import { SimulatedNode, type SimulationFaults } from '../simulation/node.js';
 import { copyDir } from '../simulation/tree.js';
+import { runIp } from '../simulation/loopback.js';
 
 const D = 'var/lib/rancher/rke2';
 const S = `${D}/server/tls`;
@@ -25,8 +26,8 @@ const outputs: CliRun[] = [];
 
 beforeAll(async () => {
   work = await fs.mkdtemp(join(tmpdir(), 'certrotator-rotate-rke2-'));
-  selfSigned = await rke2Server(join(work, 'self'), { nodeName: 'server-1', nodeIP: '127.0.5.1' });
-  serverCaSigned = await rke2Server(join(work, 'k3s-signed'), { nodeName: 'server-2', nodeIP: '127.0.5.2', certDirSignedBy: 'distribution' });
+  selfSigned = await rke2Server(join(work, 'self'), { nodeName: 'server-1', nodeIP: runIp(208, 1) });
+  serverCaSigned = await rke2Server(join(work, 'k3s-signed'), { nodeName: 'server-2', nodeIP: runIp(208, 2), certDirSignedBy: 'distribution' });
 }, 60_000);
 
 afterAll(async () => {

@@ -144,8 +144,14 @@ export async function runController(opts: ControllerOptions): Promise<number> {
 
   const reconcile = async (key: string): Promise<ReconcileResult | void> => {
     const rlog = reconcileLogger(log, CONTROLLER_NAME, key);
+    // The version this pass decided from: a debug line that says "the controller
+    // had its chance at this state" (tests wait on it before asserting that
+    // nothing happened; a person debugging sees every pass).
+    const resourceVersion = reader.rotation(key)?.metadata?.resourceVersion;
     try {
-      return await reconcileRotation({ ...baseDeps, log: rlog }, key);
+      const result = await reconcileRotation({ ...baseDeps, log: rlog }, key);
+      rlog.debug({ resourceVersion, requeueAfterMs: result ? result.requeueAfterMs : undefined }, 'reconciled');
+      return result;
     } catch (err) {
       if (isConflict(err)) {
         // Lost an optimistic-concurrency race: refresh from the API server and decide again, soon.

@@ -13,6 +13,7 @@ import { SimulatedNode } from '../simulation/node.js';
 import { changedPaths, copyDir, snapshotTree } from '../simulation/tree.js';
 import { readCertificateFile, serialOf } from '../pki/certfile.js';
 import { redateCa } from '../../test/realnode/expire.js';
+import { runIp } from '../simulation/loopback.js';
 
 const D = 'var/lib/rancher/rke2';
 const DAY = 86_400_000;
@@ -30,8 +31,8 @@ const outputs: CliRun[] = [];
 
 beforeAll(async () => {
   work = await fs.mkdtemp(join(tmpdir(), 'certrotator-failures-'));
-  server = await rke2Server(join(work, 'fixture-server'), { nodeName: 'server-1', nodeIP: '127.0.5.1' });
-  rkeWorker = await rkeNode(join(work, 'fixture-rke-worker'), { nodeName: 'w1', nodeIP: '127.0.5.2', roles: ['worker'] });
+  server = await rke2Server(join(work, 'fixture-server'), { nodeName: 'server-1', nodeIP: runIp(205, 1) });
+  rkeWorker = await rkeNode(join(work, 'fixture-rke-worker'), { nodeName: 'w1', nodeIP: runIp(205, 2), roles: ['worker'] });
 }, 60_000);
 
 afterAll(async () => {
@@ -202,7 +203,7 @@ describe('failures after the first change roll back byte for byte', () => {
   async function withSimulation(configure: (sim: SimulatedNode) => void, args: string[], damage?: (node: FixtureNode) => Promise<void>) {
     const node = await copyOf(server);
     await damage?.(node);
-    const address = `127.0.6.${n}`;
+    const address = runIp(206, n);
     const sim = new SimulatedNode(node, { address });
     await sim.start();
     configure(sim);
@@ -230,7 +231,7 @@ describe('failures after the first change roll back byte for byte', () => {
   test('a component that keeps serving the old certificate', async () => {
     const { run, before, after } = await withSimulation((sim) => (sim.faults.serveStale = true), ['--service', 'etcd']);
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/error: verify: 127\.0\.6\.\d+:2379 serves serial [0-9A-F]+, expected [0-9A-F]+ \(.*etcd\/server-client\.crt\) \(rolled back/);
+    expect(run.stderr).toMatch(/error: verify: 127\.\d+\.206\.\d+:2379 serves serial [0-9A-F]+, expected [0-9A-F]+ \(.*etcd\/server-client\.crt\) \(rolled back/);
     expect(changedPaths(before, after)).toEqual(REWRITTEN_BY_ANY_RESTART);
   }, 60_000);
 
@@ -241,7 +242,7 @@ describe('failures after the first change roll back byte for byte', () => {
       (node) => fs.rm(join(node.root, S, 'dynamic-cert.json')),
     );
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/error: verify: 127\.0\.6\.\d+:6443 serves serial [0-9A-F]+, expected .*\(rolled back/);
+    expect(run.stderr).toMatch(/error: verify: 127\.\d+\.206\.\d+:6443 serves serial [0-9A-F]+, expected .*\(rolled back/);
     // The restart made the file (the journal knew it was missing), the rollback took it away.
     const journal = await readJournalOf(node);
     expect(journal.files.find((f: { id: string }) => f.id === 'dynamic-cert')).toMatchObject({ missing: true, newSerial: expect.stringMatching(/^[0-9A-F]+$/) });
@@ -276,8 +277,14 @@ describe('failures after the first change roll back byte for byte', () => {
       expect(run.code).toBe(1);
       expect(run.stderr).toMatch(message);
       expect(Date.now() - started).toBeLessThan(3_000);
-      // The stalled write returns now, after the run ended: it must not rename anything into place.
-      await new Promise((r) => setTimeout(r, 3_500));
+      // The stalled write is still under way (its temp file, or the partial backup
+      // it writes into, exists); it returns after the run ended and must not rename
+      // anything into place. It has ended when what it wrote into is gone.
+      const inFlight = async () => [...(await snapshotTree(node.root)).keys()].filter((p) => p.includes('.certrotator-'));
+      expect(await inFlight()).not.toEqual([]);
+      for (const deadline = Date.now() + 10_000; (await inFlight()).length > 0; await new Promise((r) => setTimeout(r, 50))) {
+        if (Date.now() > deadline) throw new Error(`the stalled write never ended: ${(await inFlight()).join(', ')}`);
+      }
       const after = await snapshotTree(node.root);
       expect(changedPaths(before, new Map([...after].filter(([p]) => !isBackup(p))))).toEqual([]);
       expect([...after.keys()].filter((p) => p.includes('.certrotator-'))).toEqual([]);
@@ -304,7 +311,7 @@ describe('failures after the first change roll back byte for byte', () => {
       delete process.env.CERTROTATOR_TEST_FAULT;
     }
     // Run again, as the message says (the same command): the rollback finishes and the node is as it was.
-    const address = `127.0.6.${++n}`;
+    const address = runIp(206, ++n);
     const sim = new SimulatedNode(node!, { address });
     await sim.start();
     let again;
@@ -369,7 +376,7 @@ describe('a run killed at any step resumes without renewing twice', () => {
   const points = ['after-backup', 'temp-written:client-admin.crt', 'mid-install', 'after-install', 'unit-stopped', 'after-restart'];
   test.each(points)('killed at %s', async (point) => {
     const node = await copyOf(server);
-    const address = `127.0.7.${n}`;
+    const address = runIp(207, n);
     const sim = new SimulatedNode(node, { address });
     await sim.start();
     const before = await snapshotTree(node.root);
@@ -431,7 +438,7 @@ describe('a run killed at any step resumes without renewing twice', () => {
 
   test('killed in the middle of a rollback, the resumed run finishes the rollback', async () => {
     const node = await copyOf(server);
-    const address = `127.0.7.${n}`;
+    const address = runIp(207, n);
     const sim = new SimulatedNode(node, { address });
     await sim.start();
     sim.faults.failRestarts = 1;

@@ -144,7 +144,9 @@ export class LeaderElector {
         this.becomeLeader(attemptStarted);
         break;
       }
-      await this.sleep(this.nextAcquireDelay());
+      const delay = this.nextAcquireDelay();
+      this.log.debug({ identity: this.identity, retryInMs: Math.round(delay) }, 'lease held by another candidate; retrying');
+      await this.sleep(delay);
     }
     if (this.stopped) {
       await this.finishStopped();

@@ -206,6 +206,7 @@ describe('WorkQueue.run (controller-runtime contract)', () => {
   });
 
   it('uses all workers for distinct keys', async () => {
+    jest.useFakeTimers();
     const q = new WorkQueue();
     let active = 0;
     let peak = 0;
@@ -218,7 +219,10 @@ describe('WorkQueue.run (controller-runtime contract)', () => {
       done.push(key);
     });
     for (const k of ['a', 'b', 'c', 'd', 'e', 'f']) q.add(k);
-    while (done.length < 6) await new Promise((r) => setTimeout(r, 5));
+    // Each reconcile takes 20 ms of fake time: two rounds of three.
+    await jest.advanceTimersByTimeAsync(20);
+    expect(done).toHaveLength(3);
+    await jest.advanceTimersByTimeAsync(20);
     expect(peak).toBe(3);
     expect(done.sort()).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
     await q.shutDown();
@@ -324,6 +328,7 @@ describe('WorkQueue.run (controller-runtime contract)', () => {
   });
 
   it('shutDown waits for the reconcile in flight and does not start queued keys', async () => {
+    jest.useFakeTimers();
     const q = new WorkQueue();
     const hold = gate();
     const started: string[] = [];
@@ -339,7 +344,8 @@ describe('WorkQueue.run (controller-runtime contract)', () => {
     expect(started).toEqual(['a']);
     let shutDownResolved = false;
     const stopping = q.shutDown().then(() => (shutDownResolved = true));
-    await new Promise((r) => setTimeout(r, 20));
+    // However long (fake) time runs, shutDown waits for the held reconcile.
+    await jest.advanceTimersByTimeAsync(60_000);
     expect(shutDownResolved).toBe(false);
     hold.open();
     await stopping;
@@ -349,6 +355,7 @@ describe('WorkQueue.run (controller-runtime contract)', () => {
   });
 
   it('reports outcomes and durations to the hooks', async () => {
+    jest.useFakeTimers();
     const outcomes: string[] = [];
     const adds: string[] = [];
     const q = new WorkQueue({
@@ -361,7 +368,10 @@ describe('WorkQueue.run (controller-runtime contract)', () => {
       if (n === 1) throw new Error('x');
     });
     q.add('k');
-    while (n < 2) await new Promise((r) => setTimeout(r, 5));
+    await flush();
+    expect(n).toBe(1);
+    await jest.advanceTimersByTimeAsync(10); // the one backoff step
+    expect(n).toBe(2);
     await q.shutDown();
     await running;
     expect(outcomes).toEqual(['error:true', 'success:true']);

@@ -134,7 +134,7 @@ export class SimulatedFleet {
         '--health-port', '0',
         '--health-host', '127.0.0.1',
       ],
-      { cwd: REPO_ROOT, stdio: ['ignore', fd, fd], env: { ...process.env, ...this.o.agentEnv, ...env, LOG_LEVEL: 'info' } },
+      { cwd: REPO_ROOT, stdio: ['ignore', fd, fd], env: { ...process.env, LOG_LEVEL: 'debug', ...this.o.agentEnv, ...env } },
     );
     closeSync(fd);
     m.agent = child;

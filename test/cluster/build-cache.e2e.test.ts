@@ -3,7 +3,7 @@
 // half-way, a disk that filled up) is detected so it gets rebuilt.
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { CLUSTER_SRC_DIR } from './paths.js';
@@ -67,8 +67,12 @@ describe('build-binaries.sh cache detection', () => {
     copyFileSync(join(dir, '.complete'), join(work, 'stamp'));
     rmSync(join(dir, '.complete'));
     // The "other build": holds the lock, finishes the cache (its stamp), lets go.
-    const other = spawn('flock', [join(cache, '.build.lock'), '-c', `sleep 3; cp '${join(work, 'stamp')}' '${join(dir, '.complete')}'`], { stdio: 'ignore' });
-    await new Promise((r) => setTimeout(r, 500));
+    const held = join(work, 'lock-held');
+    const other = spawn('flock', [join(cache, '.build.lock'), '-c', `touch '${held}'; sleep 3; cp '${join(work, 'stamp')}' '${join(dir, '.complete')}'`], { stdio: 'ignore' });
+    // The second run starts once the other one holds the lock (it says so in a file).
+    for (const deadline = Date.now() + 10_000; !existsSync(held); await new Promise((r) => setTimeout(r, 20))) {
+      if (Date.now() > deadline) throw new Error('the other build never took the lock');
+    }
     const second = spawn('bash', [join(CLUSTER_SRC_DIR, 'build-binaries.sh')], { env: { ...process.env, CERTROTATOR_CACHE: cache }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';

@@ -58,7 +58,7 @@ describe('cluster harness faults', () => {
     const held = await Promise.all([2379, 2380, 6443, 10257, 10259].map(listen));
     try {
       const dir = tempDir('cluster-second-');
-      const second = await startCluster({ dir, binDir: binDir(), topology: { distribution: 'rke', servers: 1, workers: 1, ipPrefix: '127.9' } });
+      const second = await startCluster({ dir, binDir: binDir(), topology: { distribution: 'rke', servers: 1, workers: 1, octetBase: 160 } });
       expect(second.server).not.toBe(`https://127.0.0.1:6443`);
       const nodes = await kubectlOk(['get', 'nodes', '-o', 'name'], { kubeconfig: second.kubeconfig });
       expect(nodes.trim().split('\n').sort()).toEqual(['node/rke-server-1', 'node/rke-worker-1']);

@@ -3,6 +3,7 @@
 // kubelet version string and an InternalIP on loopback that the simulated host
 // components of that node listen on.
 import type { CoreV1Api, V1Node } from '@kubernetes/client-node';
+import { runNet } from '../../src/simulation/loopback.js';
 import { sleep } from './processes.js';
 
 export type SimDistribution = 'rke2' | 'rke';
@@ -15,8 +16,13 @@ export interface Topology {
   workers: number;
   etcdOnly?: number;
   controlPlaneOnly?: number;
-  /** First two octets of the node IPs; another cluster on the same machine picks another. */
+  /** First two octets of the node IPs; default this run's own network (src/simulation/loopback.ts). */
   ipPrefix?: string;
+  /**
+   * Added to the third octet of every address: another cluster of the same run
+   * picks another base, so its nodes never bind the shared cluster's addresses.
+   */
+  octetBase?: number;
   /** Prefix of node names, default `<distribution>-`. */
   namePrefix?: string;
   /** Kubernetes version the kubelet strings are made from. */
@@ -44,17 +50,18 @@ interface Group {
 
 /**
  * Lays out the node list. Each group gets its own third octet so the addresses
- * say what a node is (127.0.1.x servers, 127.0.2.x workers, …); a group larger
+ * say what a node is (127.B.1.x servers, 127.B.10.x workers, …); a group larger
  * than 250 nodes continues in the following octets.
  */
 export function layoutNodes(t: Topology): SimulatedNode[] {
   const prefix = t.namePrefix ?? `${t.distribution}-`;
-  const ipPrefix = t.ipPrefix ?? '127.0';
+  const ipPrefix = t.ipPrefix ?? runNet();
+  const base = t.octetBase ?? 0;
   const groups: Group[] = [
-    { kind: 'server', roles: ['etcd', 'controlplane'], count: t.servers, octet: 1 },
-    { kind: 'etcd', roles: ['etcd'], count: t.etcdOnly ?? 0, octet: 3 },
-    { kind: 'controlplane', roles: ['controlplane'], count: t.controlPlaneOnly ?? 0, octet: 4 },
-    { kind: 'worker', roles: ['worker'], count: t.workers, octet: 10 },
+    { kind: 'server', roles: ['etcd', 'controlplane'], count: t.servers, octet: base + 1 },
+    { kind: 'etcd', roles: ['etcd'], count: t.etcdOnly ?? 0, octet: base + 3 },
+    { kind: 'controlplane', roles: ['controlplane'], count: t.controlPlaneOnly ?? 0, octet: base + 4 },
+    { kind: 'worker', roles: ['worker'], count: t.workers, octet: base + 10 },
   ];
   const nodes: SimulatedNode[] = [];
   for (const g of groups) {

@@ -1,17 +1,25 @@
 import { describe, expect, it } from '@jest/globals';
+import { runNet } from '../../src/simulation/loopback.js';
 import { isReadyAndUntainted, layoutNodes, nodeManifest } from './nodes.js';
 
 describe('layoutNodes', () => {
-  it('lays out the default RKE2 topology with role-coded loopback IPs', () => {
+  it("lays out the default RKE2 topology with role-coded addresses in this run's loopback network", () => {
     const nodes = layoutNodes({ distribution: 'rke2', servers: 3, workers: 3 });
+    const net = runNet();
+    expect(net).toMatch(/^127\.([1-9]\d?|1\d\d|2[0-4]\d|25[0-4])$/);
     expect(nodes.map((n) => [n.name, n.ip, n.roles.join(',')])).toEqual([
-      ['rke2-server-1', '127.0.1.1', 'etcd,controlplane'],
-      ['rke2-server-2', '127.0.1.2', 'etcd,controlplane'],
-      ['rke2-server-3', '127.0.1.3', 'etcd,controlplane'],
-      ['rke2-worker-1', '127.0.10.1', 'worker'],
-      ['rke2-worker-2', '127.0.10.2', 'worker'],
-      ['rke2-worker-3', '127.0.10.3', 'worker'],
+      ['rke2-server-1', `${net}.1.1`, 'etcd,controlplane'],
+      ['rke2-server-2', `${net}.1.2`, 'etcd,controlplane'],
+      ['rke2-server-3', `${net}.1.3`, 'etcd,controlplane'],
+      ['rke2-worker-1', `${net}.10.1`, 'worker'],
+      ['rke2-worker-2', `${net}.10.2`, 'worker'],
+      ['rke2-worker-3', `${net}.10.3`, 'worker'],
     ]);
+  });
+
+  it('moves a second cluster of the same run to its own third octets', () => {
+    const nodes = layoutNodes({ distribution: 'rke', servers: 1, workers: 1, ipPrefix: '127.7', octetBase: 160 });
+    expect(nodes.map((n) => n.ip)).toEqual(['127.7.161.1', '127.7.170.1']);
   });
 
   it('gives 500 workers 500 distinct addresses, spilling into the next octets', () => {

@@ -86,6 +86,23 @@ async function waitFinished(name: string, timeoutMs = 90_000): Promise<NodeRotat
   }
 }
 
+/** How many reconcile passes over a NodeRotation the node's agent has logged (debug 'reconciled' lines). */
+function agentPasses(node: string, noderotation: string): number {
+  return fleet
+    .agentLog(node)
+    .split('\n')
+    .filter((l) => l.includes('"msg":"reconciled"'))
+    .filter((l) => (JSON.parse(l) as { noderotation?: string }).noderotation === noderotation).length;
+}
+
+async function waitForAgent(node: string, what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${fleet.agentLog(node).slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 function backups(node: string): string[] {
   return readdirSync(join(fleet.hostRoot(node), 'var/lib/rancher/rke2/server')).filter((n) => n.startsWith('tls-'));
 }
@@ -139,11 +156,7 @@ describe('certrotator agent', () => {
     await fleet.startAgent(node, { CERTROTATOR_TEST_PAUSE_AT: 'after-install' });
     const backupsBefore = backups(node);
     const name = await instruct(node, { scope: 'Service', services: ['etcd'] });
-    const deadline = Date.now() + 60_000;
-    while (!fleet.agentLog(node).includes('paused at after-install')) {
-      if (Date.now() > deadline) throw new Error(`agent never reached after-install:\n${fleet.agentLog(node).slice(-2000)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitForAgent(node, 'the agent to reach after-install', () => fleet.agentLog(node).includes('paused at after-install'), 60_000);
     const midway = JSON.parse(await kubectlOk(['get', 'noderotation', name, '-o', 'json'])) as NodeRotation;
     expect(midway.status).toMatchObject({ phase: 'Updating', step: 'Renewing' });
     await fleet.stopAgent(node, 'SIGKILL');
@@ -158,11 +171,13 @@ describe('certrotator agent', () => {
     expect(peer.servedVerified).toBe(true);
     expect(await servedSerial(ipOf(node), 2380)).toBe(peer.newSerial!.toLowerCase());
 
-    // The agent restarting once more must not touch the node again.
+    // The agent restarting once more must not touch the node again: once the new
+    // agent has reconciled the finished NodeRotation, the tree is as it was.
     const settled = await snapshotTree(fleet.hostRoot(node));
     await fleet.stopAgent(node);
+    const passesBefore = agentPasses(node, name);
     await fleet.startAgent(node);
-    await new Promise((r) => setTimeout(r, 2000));
+    await waitForAgent(node, 'the restarted agent to reconcile the finished NodeRotation', () => agentPasses(node, name) > passesBefore);
     expect(changedPaths(settled, await snapshotTree(fleet.hostRoot(node)))).toEqual([]);
   });
 
@@ -175,7 +190,7 @@ describe('certrotator agent', () => {
       const nr = await waitFinished(await instruct(node, { scope: 'Service', services: ['api-server'], timeout: '10s' }));
       expect(nr.status?.phase).toBe('RolledBack');
       expect(nr.status?.step).toBe('Verifying');
-      expect(nr.status?.message).toMatch(/^node rke2-server-3: step Verifying failed: 127\.0\.1\.3:6443 serves serial [0-9A-F]+, expected [0-9A-F]+ \(var\/lib\/rancher\/rke2\/server\/tls\/serving-kube-apiserver\.crt\); rolled back from \/var\/lib\/rancher\/rke2\/server\/tls-\d+$/);
+      expect(nr.status?.message).toMatch(/^node rke2-server-3: step Verifying failed: 127\.\d+\.1\.3:6443 serves serial [0-9A-F]+, expected [0-9A-F]+ \(var\/lib\/rancher\/rke2\/server\/tls\/serving-kube-apiserver\.crt\); rolled back from \/var\/lib\/rancher\/rke2\/server\/tls-\d+$/);
       const reissuedAtStart = /\/agent\/(client|serving)-kubelet\.(crt|key)$/;
       const changed = changedPaths(before, await snapshotTree(root, (p) => p.startsWith(`${TLS}-`)));
       expect(changed.filter((p) => !reissuedAtStart.test(`/${p}`))).toEqual([]);

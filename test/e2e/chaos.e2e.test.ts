@@ -86,7 +86,7 @@ function walk(root: string, dir = root, out: string[] = []): string[] {
 }
 
 beforeAll(async () => {
-  ({ dir, cluster } = await startSeparateCluster('chaos-e2e-', { distribution: 'rke2', servers: 3, workers: 20, ipPrefix: '127.42' }));
+  ({ dir, cluster } = await startSeparateCluster('chaos-e2e-', { distribution: 'rke2', servers: 3, workers: 20, octetBase: 140 }));
   kubeconfig = cluster.kubeconfig;
   const started = await startFleetAndController({
     workDir: join(dir, 'fleet'), distribution: 'rke2', nodes: cluster.nodes.map((n) => ({ name: n.name, ip: n.ip, roles: n.roles })), kubeconfig,

@@ -35,7 +35,7 @@ async function deleteMine(): Promise<void> {
 }
 
 function cond(obj: any, type: string): any {
-  return obj.status?.conditions?.find((c: any) => c.type === type);
+  return obj?.status?.conditions?.find((c: any) => c.type === type);
 }
 
 beforeAll(async () => {
@@ -101,7 +101,8 @@ describe('controller with the NodeRotation contract played by the test', () => {
     );
     await apply('fail', {});
     await kubectlOk(['wait', '--for=condition=Stalled', '--timeout=60s', `certificaterotation/${P}fail`]);
-    await new Promise((r) => setTimeout(r, 1500));
+    // The controller has reconciled the stalled run once more: had it anything left to start, it would have.
+    await controller.reconciledAfterTouch(`${P}fail`);
     const r = await getRotation(`${P}fail`);
     expect(r.status.phase).toBe('Failed');
     const stalled = cond(r, 'Stalled');
@@ -121,7 +122,7 @@ describe('controller with the NodeRotation contract played by the test', () => {
     await kubectlOk(['patch', 'certificaterotation', `${P}pause`, '--type=merge', '-p', '{"spec":{"paused":true}}']);
     a.release('rke2-server-1');
     await waitFor('Paused', async () => (await getRotation(`${P}pause`))?.status?.phase === 'Paused', 30_000);
-    await new Promise((r) => setTimeout(r, 2000));
+    await controller.reconciledAfterTouch(`${P}pause`);
     expect(a.order).toEqual(['rke2-server-1']);
     const paused = await getRotation(`${P}pause`);
     expect(paused.status).toMatchObject({ progress: '1/6', observedGeneration: 2 });
@@ -158,7 +159,8 @@ describe('controller with the NodeRotation contract played by the test', () => {
     await apply('del', {});
     await waitFor('server-1 in flight', () => a.firstSeen.has('rke2-server-1'), 30_000);
     await kubectlOk(['delete', '--wait=false', 'certificaterotation', `${P}del`]);
-    await new Promise((r) => setTimeout(r, 2000));
+    await waitFor('the deletion held for the node in flight', async () => cond(await getRotation(`${P}del`), 'Reconciling')?.reason === 'FinishingInFlight', 30_000);
+    await controller.reconciledAfterTouch(`${P}del`);
     const held = await getRotation(`${P}del`);
     expect(held?.metadata.deletionTimestamp).toBeDefined();
     expect(cond(held, 'Reconciling')).toMatchObject({ reason: 'FinishingInFlight' });

@@ -5,6 +5,7 @@ import { describe, expect, it } from '@jest/globals';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
 import { EventRecorder } from '../../src/kube/events.js';
 import { loadKubeConfig } from '../../src/kube/client.js';
+import { waitFor } from './support/controller.js';
 
 interface EventList {
   items: { type: string; reason: string; message: string; count: number; involvedObject: { kind: string; name: string }; source: { component: string } }[];
@@ -18,11 +19,12 @@ describe('EventRecorder against the real API server', () => {
     try {
       for (let i = 0; i < 50; i++) rec.warning(involved, 'NodeFailed', 'node rke2-worker-1 failed at step restart-agent');
       rec.normal(involved, 'RunFinished', 'all 6 nodes rotated');
-      await new Promise((r) => setTimeout(r, 400));
+      const events = async (): Promise<EventList> =>
+        JSON.parse(await kubectlOk(['-n', 'default', 'get', 'events', '--field-selector', `involvedObject.name=${name}`, '-o', 'json'])) as EventList;
+      // The recorder's own interval timer (not a flush) writes the folded count.
+      await waitFor('the burst folded into one Event of count 50', async () => (await events()).items.some((e) => e.reason === 'NodeFailed' && e.count === 50), 30_000);
       await rec.flush();
-      const list = JSON.parse(
-        await kubectlOk(['-n', 'default', 'get', 'events', '--field-selector', `involvedObject.name=${name}`, '-o', 'json']),
-      ) as EventList;
+      const list = await events();
       const byReason = Object.fromEntries(list.items.map((e) => [e.reason, e]));
       expect(list.items).toHaveLength(2);
       expect(byReason.NodeFailed).toMatchObject({ type: 'Warning', count: 50, message: 'node rke2-worker-1 failed at step restart-agent' });

@@ -18,7 +18,7 @@ const NS = 'leader-e2e';
 const LEASE = 'certrotator-controller';
 
 interface ElectorEvent {
-  event: 'running' | 'leader' | 'started' | 'stopped' | 'exiting';
+  event: 'running' | 'leader' | 'attempt' | 'started' | 'stopped' | 'exiting';
   identity: string;
   t: number;
   leader?: string;
@@ -71,9 +71,9 @@ class Candidate {
   }
 }
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs: number, debug: () => string = () => ''): Promise<void> {
+async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, debug: () => string = () => ''): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} ${debug()}`);
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -108,9 +108,12 @@ describe('leader election on a Lease (two processes)', () => {
     const b = candidate('replica-b');
     await waitFor('a leader', () => a.leading() || b.leading(), 30_000, describeAll);
     await waitFor('both to see the leader', () => [a, b].every((c) => c.first('leader')), 30_000, describeAll);
-    // Stay with two live candidates for a few renewals: still exactly one leader.
-    await new Promise((r) => setTimeout(r, 5000));
+    // Stay with two live candidates for a few renewals (seen on the Lease) and
+    // failed attempts of the standby: still exactly one leader.
+    const renewals = new Set<string>();
+    await waitFor('three renewals of the Lease', async () => (renewals.add((await readLease()).spec.renewTime ?? ''), renewals.size > 3), 30_000, describeAll);
     const [leader, standby] = a.leading() ? [a, b] : [b, a];
+    await waitFor('two failed attempts of the standby', () => standby.events.filter((e) => e.event === 'attempt').length >= 2, 30_000, describeAll);
     expect(standby.leading()).toBe(false);
     expect(standby.first('started')).toBeUndefined();
     expect((await readLease()).spec.holderIdentity).toBe(leader.identity);
@@ -135,7 +138,8 @@ describe('leader election on a Lease (two processes)', () => {
     // A new standby joins; the leader is stopped gracefully and releases the Lease.
     const c = candidate('replica-c');
     await waitFor('the new standby to see the leader', () => c.first('leader')?.leader === standby.identity, 30_000, describeAll);
-    await new Promise((r) => setTimeout(r, 2500)); // c is now in its steady 2 s retry rhythm
+    // Two failed attempts: c is in its steady 2 s retry rhythm, not in its first jittered wait.
+    await waitFor('two failed attempts of the new standby', () => c.events.filter((e) => e.event === 'attempt').length >= 2, 30_000, describeAll);
     const termAt = Date.now();
     standby.kill('SIGTERM');
     await waitFor('the new standby to take over', () => c.leading(), 10_000, describeAll);

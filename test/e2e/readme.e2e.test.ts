@@ -20,6 +20,7 @@ import { processesMentioning } from '../cluster/processes.js';
 import type { ControllerProcess } from './support/controller.js';
 import { installCrds } from './support/crds.js';
 import { fleetDebug, getJson, nodeRotations, pemSerial, servedPem, startFleetAndController, stopFleetAndController } from './support/rotation.js';
+import { inBlock, runIp } from '../../src/simulation/loopback.js';
 
 const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
 const NODE = join(REPO_ROOT, 'node_modules', 'node', 'bin', 'node');
@@ -28,7 +29,7 @@ const NAMESPACE = 'certrotator-system';
 const nodes = JSON.parse(process.env.CERTROTATOR_E2E_NODES ?? '[]') as ClusterNode[];
 const SERVERS = nodes.filter((n) => n.roles.includes('etcd') || n.roles.includes('controlplane')).map((n) => n.name).sort();
 // This suite's own loopback range for the simulated components (see rotation.e2e.test.ts).
-const hostIP = (ip: string): string => ip.replace(/^127\.0\./, '127.44.');
+const hostIP = (ip: string): string => inBlock(ip, 80);
 
 const work = mkdtempSync(join(tmpdir(), 'readme-e2e-'));
 
@@ -158,13 +159,14 @@ describe('README "Watching a rotation", on examples/rotate-one-service.yaml run 
 });
 
 describe('README "Offline recovery": certrotator node check / rotate on fixture host trees', () => {
-  const IP = '127.44.200.1';
+  const IP = runIp(100, 1);
+  const RKE_IP = runIp(100, 2);
   let rke2: FixtureNode;
   let rke: FixtureNode;
 
   beforeAll(async () => {
     rke2 = await rke2Server(join(work, 'rke2'), { nodeName: 'server-1', nodeIP: IP });
-    rke = await rkeNode(join(work, 'rke'), { nodeName: 'rke-1', nodeIP: '127.44.200.2', roles: ['etcd', 'controlplane', 'worker'], withOptional: true });
+    rke = await rkeNode(join(work, 'rke'), { nodeName: 'rke-1', nodeIP: RKE_IP, roles: ['etcd', 'controlplane', 'worker'], withOptional: true });
   }, 60_000);
 
   it('certrotator node check --distribution rke2', async () => {
@@ -216,14 +218,15 @@ describe('README "Offline recovery": certrotator node check / rotate on fixture 
   it('certrotator node rotate --distribution rke --service kubelet --no-restart -o json', async () => {
     readmeHas('certrotator node rotate --distribution rke --service kubelet --no-restart -o json');
     const SSL = join(rke.root, 'etc', 'kubernetes', 'ssl');
-    const keys = ['kube-node-key.pem', 'kube-kubelet-127-44-200-2-key.pem'];
+    const kubelet = `kube-kubelet-${RKE_IP.replaceAll('.', '-')}`;
+    const keys = ['kube-node-key.pem', `${kubelet}-key.pem`];
     const keysBefore = keys.map((k) => readFileSync(join(SSL, k), 'utf8'));
     const r = ok(await certrotator(['node', 'rotate', '--distribution', 'rke', '--service', 'kubelet', '--no-restart', '-o', 'json', '--host-root', rke.root]));
     const report = JSON.parse(r.stdout) as { distribution: string; files: { service: string; path: string; oldSerial: string; newSerial: string }[]; backupDir: string };
     expect(report.distribution).toBe('rke');
     expect(report.backupDir).toMatch(/^etc\/kubernetes\/ssl-backup-\d+$/);
     expect(report.files.map((f) => f.path).sort()).toEqual(
-      ['kube-kubelet-127-44-200-2.pem', 'kube-node.pem'].map((f) => `etc/kubernetes/ssl/${f}`),
+      [`${kubelet}.pem`, 'kube-node.pem'].map((f) => `etc/kubernetes/ssl/${f}`),
     );
     for (const f of report.files) {
       expect(f.service).toBe('kubelet');

@@ -1,6 +1,6 @@
 // RKE with the controller-issued bundle, end to end: a control plane whose
 // kwok nodes are RKE nodes (1 etcd+controlplane server, 2 workers on
-// 127.40.x.y), a kube-system/full-cluster-state Secret built from the
+// its own block of the run's loopback network), a kube-system/full-cluster-state Secret built from the
 // simulated hosts' material (the kube-ca key lives there and on the server
 // only), the controller as a child process and real agents.
 //
@@ -46,7 +46,7 @@ async function waitReady(name: string): Promise<any> {
 }
 
 beforeAll(async () => {
-  ({ dir, cluster } = await startSeparateCluster('rke-bundle-e2e-', { distribution: 'rke', servers: 1, workers: 2, ipPrefix: '127.40' }));
+  ({ dir, cluster } = await startSeparateCluster('rke-bundle-e2e-', { distribution: 'rke', servers: 1, workers: 2, octetBase: 120 }));
   kubeconfig = cluster.kubeconfig;
   ({ fleet, controller } = await startFleetAndController({
     workDir: join(dir, 'fleet'), distribution: 'rke', nodes: cluster.nodes.map((n) => ({ name: n.name, ip: n.ip, roles: n.roles })), kubeconfig, controllerId: 'rkeb-a', leaseName: 'rkeb-controller',

@@ -10,15 +10,16 @@ import { SimulatedFleet } from '../../src/simulation/fleet.js';
 import { runCommand } from '../cluster/command.js';
 import { kubectlOk, kubectlPath } from '../cluster/kubectl.js';
 import type { SimulatedNode as ClusterNode } from '../cluster/nodes.js';
-import { ControllerProcess } from './support/controller.js';
+import { ControllerProcess, waitFor } from './support/controller.js';
 import { installCrds } from './support/crds.js';
 import { applyRotation, condition, deleteRotations, fleetDebug, getJson, intervals, nodeRotations, overlappingServers, startFleetAndController } from './support/rotation.js';
+import { inBlock } from '../../src/simulation/loopback.js';
 
 const P = 'rott-';
 const nodes = JSON.parse(process.env.CERTROTATOR_E2E_NODES ?? '[]') as ClusterNode[];
 const SERVERS = nodes.filter((n) => n.roles.includes('etcd') || n.roles.includes('controlplane')).sort((a, b) => a.name.localeCompare(b.name));
 // The agents' --node-ip: a range of this suite's own (see rotation.e2e.test.ts).
-const hostIP = (ip: string): string => ip.replace(/^127\.0\./, '127.43.');
+const hostIP = (ip: string): string => inBlock(ip, 60);
 
 let work: string;
 let fleet: SimulatedFleet;
@@ -58,7 +59,8 @@ describe('a node that overruns nodeTimeout', () => {
 
     // rke2-server-2's agent is still in the middle of it (its NodeRotation is Updating).
     await applyRotation(`${P}next`, { scope: 'Service', service: 'etcd' });
-    await new Promise((r) => setTimeout(r, 4000));
+    await waitFor('the next rotation queued', async () => condition(await getJson('certrotation', `${P}next`), 'Reconciling')?.reason === 'Queued', 30_000);
+    await controller.reconciledAfterTouch(`${P}next`);
     expect((await nodeRotations(`${P}next`)).map((n) => n.spec.nodeName)).toEqual([]);
     const next = await getJson('certrotation', `${P}next`);
     expect(condition(next, 'Reconciling')).toMatchObject({ status: 'True', reason: 'Queued' });

@@ -14,6 +14,7 @@ import type { SimulatedNode as ClusterNode } from '../cluster/nodes.js';
 import { ControllerProcess } from './support/controller.js';
 import { installCrds } from './support/crds.js';
 import { applyRotation, condition, deleteRotations, fleetDebug, getJson, intervals, nodeRotations, opensslVerify, overlappingServers, pemSerial, rke2Backups, servedPem, startFleetAndController, stopFleetAndController, waitRotationCondition } from './support/rotation.js';
+import { inBlock } from '../../src/simulation/loopback.js';
 
 const P = 'rot-';
 const TLS = 'var/lib/rancher/rke2/server/tls';
@@ -22,9 +23,9 @@ const nodes = JSON.parse(process.env.CERTROTATOR_E2E_NODES ?? '[]') as ClusterNo
 const SERVERS = nodes.filter((n) => n.roles.includes('etcd') || n.roles.includes('controlplane')).map((n) => n.name).sort();
 const WORKERS = nodes.filter((n) => !SERVERS.includes(n.name)).map((n) => n.name).sort();
 // Where each node's simulated components answer (the agent's --node-ip). The kwok
-// nodes' InternalIPs are 127.0.x.y; other processes on a shared machine (the agent
-// suite, the demo) simulate those very addresses, so this suite takes its own range.
-const hostIP = (ip: string): string => ip.replace(/^127\.0\./, '127.41.');
+// nodes' InternalIPs are in this run's network; the agent suite simulates those
+// very addresses, so this suite takes its own block of it.
+const hostIP = (ip: string): string => inBlock(ip, 20);
 const ipOf = (name: string): string => hostIP(nodes.find((n) => n.name === name)!.ip);
 
 // Which CA signs what each server serves on a port; undefined: self-signed cert-dir certificate.

@@ -35,7 +35,8 @@ export class ControllerProcess {
         `--identity=${identity}`,
         ...(opts.extraArgs ?? []),
       ],
-      { cwd: process.cwd(), env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      // debug: the 'reconciled' lines reconciledAfterTouch waits on.
+      { cwd: process.cwd(), env: { ...process.env, NODE_OPTIONS: '', LOG_LEVEL: 'debug' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     createInterface(this.child.stdout!).on('line', (line) => {
       try {
@@ -76,6 +77,28 @@ export class ControllerProcess {
     const timer = setTimeout(() => this.kill('SIGKILL'), 15_000);
     await exited;
     clearTimeout(timer);
+  }
+
+  /**
+   * Touches the rotation (an annotation; no spec change) and waits until a
+   * reconcile pass has decided from that version or a later one. After it, a
+   * check that nothing happened is a fact (the controller had its chance at
+   * this very state), not a hope that a fixed sleep was long enough.
+   * (Comparing resourceVersions as numbers holds for etcd3, which the tests run.)
+   */
+  async reconciledAfterTouch(rotation: string, opts: { kubeconfig?: string } = {}): Promise<void> {
+    const rv = Number(
+      await kubectlOk(
+        ['annotate', '--overwrite', 'certificaterotation', rotation, `test.certrotator.io/touched=${Date.now()}`, '-o', 'jsonpath={.metadata.resourceVersion}'],
+        opts,
+      ),
+    );
+    await waitFor(
+      `a reconcile of ${rotation} at resourceVersion ${rv} or later`,
+      () => this.lines.some((l) => l.msg === 'reconciled' && l.object === rotation && Number(l.resourceVersion) >= rv),
+      30_000,
+      () => this.debug(),
+    );
   }
 
   debug(): string {

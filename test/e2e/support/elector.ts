@@ -20,6 +20,8 @@ const elector = new LeaderElector({
   onStartedLeading: () => emit('started'),
   onStoppedLeading: (reason) => emit('stopped', { reason }),
   onNewLeader: (leader) => emit('leader', { leader }),
+  // Each failed acquire attempt, so a test can see a standby's retry rhythm.
+  logger: { info() {}, warn() {}, debug: (_obj, msg) => msg.startsWith('lease held by another') && emit('attempt') },
 });
 
 let stopping = false;
