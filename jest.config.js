@@ -15,6 +15,7 @@ export default {
       ...common,
       displayName: 'unit',
       testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/test/**/*.unit.test.ts'],
+      globalSetup: '<rootDir>/test/cluster/jest-unit-global-setup.mjs',
     },
     {
       ...common,

@@ -4,10 +4,14 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runNet } from '../../src/simulation/loopback.js';
 import { ensureBinaries } from './binaries.js';
 import { startCluster, stopCluster } from './cluster.js';
 
 export default async function globalSetup(): Promise<void> {
+  // The run's loopback network, claimed here in jest's own process so that every
+  // suite shares it and the claim ends with the run (src/simulation/loopback.ts).
+  runNet();
   // The real-component suites bring their own clusters (scripts/run-jest.mjs runs
   // them in a lane of their own); a shared control plane would only take CPU.
   if (process.env.CERTROTATOR_E2E_SHARED_CLUSTER === 'off') {
