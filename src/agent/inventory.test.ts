@@ -10,6 +10,9 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { createMetrics } from '../observability/metrics.js';
 import { rke2Server, writeAgedClientAdmin, type FixtureNode } from '../simulation/fixtures.js';
+import { opensslServedPem, runCli } from '../simulation/harness.js';
+import { runIp } from '../simulation/loopback.js';
+import { SimulatedNode } from '../simulation/node.js';
 import { changedPaths, snapshotTree } from '../simulation/tree.js';
 import { NodeInventory } from './inventory.js';
 
@@ -93,4 +96,52 @@ describe('NodeInventory', () => {
       { obj: { apiVersion: 'v1', kind: 'Node', metadata: { name: 'server-1', uid: 'server-1' } }, reason: 'CertificateExpired', message: expect.stringMatching(/^\/var\/lib\/rancher\/rke2\/server\/tls\/client-admin\.crt \(service admin\) expired on /) },
     ]);
   });
+
+  it('reads what each endpoint really serves: its notAfter as openssl sees it, and stale after a renewal without a restart', async () => {
+    const root = join(work, 'served');
+    await fs.cp(server.root, root, { recursive: true });
+    const address = runIp(214, 1);
+    const sim = new SimulatedNode({ ...server, root }, { address });
+    await sim.start();
+    try {
+      const metrics = createMetrics({ defaultMetrics: false });
+      const inventory = new NodeInventory({ nodeName: 'server-1', distribution: 'rke2', hostRoot: root, metrics, log: pino({ level: 'silent' }), addresses: { loopback: address, nodeIPs: [address] } });
+      const served = async () => {
+        const text = await metrics.registry.metrics();
+        const byEndpoint = (metric: string) =>
+          new Map([...text.matchAll(new RegExp(`^${metric}\\{node="server-1",service="([^"]+)",endpoint="([^"]+)"\\} (\\S+)$`, 'gm'))].map((m) => [`${m[1]} ${m[2]}`, Number(m[3])]));
+        return { notAfter: byEndpoint('certrotator_certificate_not_after_timestamp_seconds'), stale: byEndpoint('certrotator_certificate_served_stale') };
+      };
+      const ports = { 'api-server': 6443, etcd: 2379, 'rke2-server': 9345, kubelet: 10250, 'controller-manager': 10257, scheduler: 10259 };
+      const first = await inventory.scan();
+      expect(first.stale).toEqual([]);
+      const before = await served();
+      // Every endpoint of the server, each with the notAfter openssl reads from what it serves.
+      expect([...before.notAfter.keys()].sort()).toEqual([...Object.entries(ports).map(([svc, port]) => `${svc} ${address}:${port}`), `etcd ${address}:2380`].sort());
+      for (const [key, t] of before.notAfter) {
+        const port = Number(key.split(':').pop());
+        const pem = await opensslServedPem(address, port);
+        const end = execFileSync('openssl', ['x509', '-noout', '-enddate'], { input: pem, encoding: 'utf8' }).trim().replace(/^notAfter=/, '');
+        expect([key, t]).toEqual([key, Math.floor(Date.parse(end) / 1000)]);
+      }
+      expect([...before.stale.values()].every((v) => v === 0)).toBe(true);
+
+      // Renewed on disk, not restarted: kube-apiserver still serves the old certificate.
+      const r = await runCli(['node', 'rotate', '--host-root', root, '--distribution', 'rke2', '--service', 'api-server', '--no-restart']);
+      expect(r.code).toBe(0);
+      const second = await inventory.scan();
+      expect(second.stale).toEqual([`${address}:6443`]);
+      const after = await served();
+      expect(after.stale.get(`api-server ${address}:6443`)).toBe(1);
+      expect([...after.stale].filter(([, v]) => v === 1).map(([k]) => k)).toEqual([`api-server ${address}:6443`]);
+
+      // The restart the rotation left to a person: then disk and endpoint agree again.
+      const res = await fetch(`${sim.controlUrl}/restart`, { method: 'POST' });
+      expect(res.status).toBe(200);
+      expect((await inventory.scan()).stale).toEqual([]);
+      expect((await served()).stale.get(`api-server ${address}:6443`)).toBe(0);
+    } finally {
+      await sim.stop();
+    }
+  }, 60_000);
 });

@@ -5,9 +5,16 @@
 // expiry is visible (and alertable) before anything is rotated — RKE2 renews
 // only when its service starts, so nodes that never restart expire unnoticed
 // (rancher/rke2#589). It never writes to the host.
+//
+// It also reads the certificate each endpoint really serves (with the agent's
+// node addresses): after a file was renewed and its component not restarted,
+// the disk says one thing and clients get another; certificate_served_stale
+// says so, and the served notAfter is what expires first in practice.
 import type { Logger } from 'pino';
-import { catalogFor, type Distribution } from '../distributions/index.js';
-import { inspectNode } from '../host/inspect.js';
+import { catalogFor, fillPath, type Distribution, type DistributionCatalog, type NodeRole } from '../distributions/index.js';
+import { inspectNode, type CertificateReport } from '../host/inspect.js';
+import { servedCertificate, type NodeAddresses } from '../host/verify.js';
+import { serialOf } from '../pki/certfile.js';
 import { detectRoles } from '../host/plan.js';
 import { openHost } from '../host/rotation.js';
 import type { CertrotatorMetrics } from '../observability/metrics.js';
@@ -20,7 +27,9 @@ export interface InventoryOptions {
   hostRoot: string;
   /** Relative to the host root; the catalog's default when absent. */
   dataDir?: string;
-  metrics: Pick<CertrotatorMetrics, 'certificateNotAfter' | 'certificateExpired' | 'certificateReadErrorsTotal'>;
+  metrics: Pick<CertrotatorMetrics, 'certificateNotAfter' | 'certificateExpired' | 'certificateReadErrorsTotal' | 'certificateServedStale'>;
+  /** Where this node's listeners are reached; without it, served certificates are not read. */
+  addresses?: NodeAddresses;
   log: Logger;
   /** Where the Node's expiry Warning Events go (the agent's EventRecorder); without it, none. */
   events?: { warning(obj: InvolvedObject, reason: string, message: string): void };
@@ -33,6 +42,9 @@ export interface InventoryScan {
   errors: number;
   /** The earliest notAfter found, with its file. */
   earliest?: { path: string; notAfter: string };
+  /** Endpoints read, and those serving a certificate that is none of their service's files. */
+  endpoints: number;
+  stale: string[];
 }
 
 export class NodeInventory {
@@ -58,7 +70,8 @@ export class NodeInventory {
     // A file that is gone since the last scan must not keep its series.
     certificateNotAfter.reset();
     certificateExpired.reset();
-    const out: InventoryScan = { files: reports.length, expired: 0, errors: 0 };
+    this.o.metrics.certificateServedStale.reset();
+    const out: InventoryScan = { files: reports.length, expired: 0, errors: 0, endpoints: 0, stale: [] };
     for (const r of reports) {
       // A service whose files cannot be planned (one missing) is one error without a path, as `node check` reports it.
       const labels = { node: this.o.nodeName, service: r.service, path: r.path ? `/${r.path}` : '' };
@@ -74,9 +87,47 @@ export class NodeInventory {
       if (expired) out.expired++;
       if (!out.earliest || notAfter < Date.parse(out.earliest.notAfter)) out.earliest = { path: labels.path, notAfter: r.notAfter };
     }
+    if (this.o.addresses) await this.scanServed(catalog, dataDir, roles, reports, now, out);
     const warned = this.warner?.warn(reports, now) ?? 0;
     this.o.log.info({ roles, ...out, warned }, 'certificate inventory of this node');
     return out;
+  }
+
+  // Every endpoint that serves a certificate file present on this node: its served
+  // notAfter, and whether it is one of the service's files on disk at all.
+  private async scanServed(catalog: DistributionCatalog, dataDir: string, roles: readonly NodeRole[], reports: readonly CertificateReport[], now: Date, out: InventoryScan): Promise<void> {
+    const { certificateNotAfter, certificateExpired, certificateReadErrorsTotal, certificateServedStale } = this.o.metrics;
+    const seen = new Set<string>();
+    for (const entry of Object.values(catalog.services)) {
+      for (const spec of entry.files) {
+        if (!spec.cert || !spec.servedOn || !spec.roles.some((r) => roles.includes(r))) continue;
+        // RKE's per-host names ({host}): any of them on this node is the service's file.
+        const pattern = new RegExp(`^${fillPath(spec.cert, { dataDir }).replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{\w+\}/g, '[^/]+')}$`);
+        const onDisk = reports.filter((r) => r.service === entry.name && pattern.test(r.path) && r.serial);
+        if (onDisk.length === 0) continue; // not on this node (an optional cert-dir pair): the component serves its own
+        for (const served of spec.servedOn) {
+          const key = `${entry.name}:${served.port}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          try {
+            const { address, certificate } = await servedCertificate(this.o.addresses!, served);
+            const labels = { node: this.o.nodeName, service: entry.name, endpoint: `${address}:${served.port}` };
+            const notAfter = Date.parse(certificate.validTo);
+            certificateNotAfter.set(labels, Math.floor(notAfter / 1000));
+            certificateExpired.set(labels, notAfter <= now.getTime() ? 1 : 0);
+            const stale = !onDisk.some((r) => r.serial === serialOf(certificate));
+            certificateServedStale.set(labels, stale ? 1 : 0);
+            out.endpoints++;
+            if (stale) out.stale.push(labels.endpoint);
+          } catch (e) {
+            // Down or refusing: counted, and said once per scan; the next scan tries again.
+            certificateReadErrorsTotal.inc({ node: this.o.nodeName, service: entry.name, endpoint: `:${served.port}` });
+            out.errors++;
+            this.o.log.warn({ service: entry.name, port: served.port, err: (e as Error).message }, 'could not read the certificate an endpoint serves');
+          }
+        }
+      }
+    }
   }
 
   /** Scans now and then every `intervalMs`; a failed scan is logged and tried again at the next one. */

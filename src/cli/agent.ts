@@ -6,6 +6,7 @@ import { CatalogHostRunner } from '../agent/host-runner.js';
 import { NodeAgent } from '../agent/node-agent.js';
 import { loadKubeConfig, makeClients } from '../kube/client.js';
 import { NodeInventory } from '../agent/inventory.js';
+import { nodeAddresses } from '../host/verify.js';
 import { EventRecorder } from '../kube/events.js';
 import { parseDuration } from '../api/duration.js';
 import { DISTRIBUTIONS, type Distribution } from '../distributions/services.js';
@@ -122,6 +123,7 @@ async function run(argv: string[], io: Io): Promise<number> {
           metrics,
           log,
           events: recorder,
+          addresses: nodeAddresses({ loopback: values['loopback-address'], nodeIP }),
         })
       : undefined;
   inventory?.start(inventoryMs);

@@ -88,19 +88,29 @@ export async function servedSerial(
   timeoutMs = 3000,
   trust?: { readonly caFile: string; readonly ca: Buffer; readonly identity: string },
 ): Promise<string> {
+  const { peer, chainError } = await handshake(address, port, timeoutMs, trust?.ca);
+  // The chain is judged by OpenSSL (authorizationError); the name separately here,
+  // against the identity a client of this listener dials rather than `address`.
+  const nameError = trust && !(isIP(trust.identity) ? peer.checkIP(trust.identity) : peer.checkHost(trust.identity)) ? new Error(`no subjectAltName matches (${peer.subjectAltName ?? 'none'})`) : undefined;
+  const serial = serialOf(peer);
+  if (trust && chainError) throw new ServedCertificateError(`${address}:${port} serves serial ${serial}, which does not verify against ${trust.caFile}: ${String(chainError)}`, serial);
+  if (nameError) throw new ServedCertificateError(`${address}:${port} serves serial ${serial}, which is not valid for ${trust!.identity}: ${nameError.message}`, serial);
+  return serial;
+}
+
+/** The leaf certificate an endpoint presents, whoever signed it (the inventory's read of what is really served). */
+export async function servedCertificate(addrs: NodeAddresses, served: ServedPort, timeoutMs = 3000): Promise<{ address: string; certificate: X509Certificate }> {
+  return onEachAddress(addrs, served.on, `port ${served.port}`, async (address) => ({ address, certificate: (await handshake(address, served.port, timeoutMs)).peer }));
+}
+
+function handshake(address: string, port: number, timeoutMs: number, ca?: Buffer): Promise<{ peer: X509Certificate; chainError: Error | undefined }> {
   return new Promise((resolve, reject) => {
-    // The chain is judged by OpenSSL (authorizationError); the name separately below,
-    // against the identity a client of this listener dials rather than `address`.
-    const socket = connect({ host: address, port, rejectUnauthorized: false, timeout: timeoutMs, checkServerIdentity: () => undefined, ...(trust ? { ca: trust.ca } : {}) }, () => {
+    const socket = connect({ host: address, port, rejectUnauthorized: false, timeout: timeoutMs, checkServerIdentity: () => undefined, ...(ca ? { ca } : {}) }, () => {
       const peer = socket.getPeerX509Certificate();
-      const chainError = trust ? socket.authorizationError : undefined;
-      const nameError = trust && peer && !(isIP(trust.identity) ? peer.checkIP(trust.identity) : peer.checkHost(trust.identity)) ? new Error(`no subjectAltName matches (${peer.subjectAltName ?? 'none'})`) : undefined;
+      const chainError = socket.authorizationError;
       socket.destroy();
       if (!peer) return reject(new Error(`${address}:${port} presented no certificate`));
-      const serial = serialOf(peer);
-      if (chainError) return reject(new ServedCertificateError(`${address}:${port} serves serial ${serial}, which does not verify against ${trust!.caFile}: ${String(chainError)}`, serial));
-      if (nameError) return reject(new ServedCertificateError(`${address}:${port} serves serial ${serial}, which is not valid for ${trust!.identity}: ${nameError.message}`, serial));
-      resolve(serial);
+      resolve({ peer, chainError });
     });
     socket.on('timeout', () => {
       socket.destroy();

@@ -6,14 +6,22 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { WorkQueue, WorkQueueHooks } from '../kube/workqueue.js';
 
+/** Where a certificate was read: `path` (a file on the node) or `endpoint` (address:port it is served on); the other is absent. */
+export type CertificateLabel = 'node' | 'service' | 'path' | 'endpoint';
+
 export interface CertrotatorMetrics {
   registry: Registry;
   /** Unix seconds of a certificate's notAfter; alert on `… - time() < 30*86400`. */
-  certificateNotAfter: Gauge<'node' | 'service' | 'path'>;
-  /** 1 for a certificate file past its notAfter (agent inventory), per node, service and path. */
-  certificateExpired: Gauge<'node' | 'service' | 'path'>;
+  certificateNotAfter: Gauge<CertificateLabel>;
+  /** 1 for a certificate past its notAfter (agent inventory), per node, service and file path or served endpoint. */
+  certificateExpired: Gauge<CertificateLabel>;
   /** Certificate files the agent inventory could not read or parse. */
-  certificateReadErrorsTotal: Counter<'node' | 'service' | 'path'>;
+  certificateReadErrorsTotal: Counter<CertificateLabel>;
+  /**
+   * 1 when an endpoint serves a certificate that is none of its service's files
+   * on disk: the component was not restarted since the file changed (agent inventory).
+   */
+  certificateServedStale: Gauge<'node' | 'service' | 'endpoint'>;
   /** Finished CertificateRotation runs by result (succeeded, failed, rolled_back, cancelled). */
   rotationsTotal: Counter<'result'>;
   /** Wall time of a whole run, start to Ready/Stalled. */
@@ -56,20 +64,26 @@ export function createMetrics(opts: MetricsOptions = {}): CertrotatorMetrics {
     // each agent per file (path) from its inventory: the same name from every source.
     certificateNotAfter: new Gauge({
       name: `${p}certificate_not_after_timestamp_seconds`,
-      help: 'notAfter of a component certificate, as Unix seconds, per node, service and (agent inventory) file path',
-      labelNames: ['node', 'service', 'path'],
+      help: 'notAfter of a component certificate, as Unix seconds, per node, service and (agent inventory) file path or served endpoint',
+      labelNames: ['node', 'service', 'path', 'endpoint'],
       registers,
     }),
     certificateExpired: new Gauge({
       name: `${p}certificate_expired`,
-      help: '1 when a component certificate file is past its notAfter (agent inventory)',
-      labelNames: ['node', 'service', 'path'],
+      help: '1 when a component certificate (file or served) is past its notAfter (agent inventory)',
+      labelNames: ['node', 'service', 'path', 'endpoint'],
       registers,
     }),
     certificateReadErrorsTotal: new Counter({
       name: `${p}certificate_read_errors_total`,
-      help: 'Certificate files the agent inventory could not read or parse',
-      labelNames: ['node', 'service', 'path'],
+      help: 'Certificate files or endpoints the agent inventory could not read or parse',
+      labelNames: ['node', 'service', 'path', 'endpoint'],
+      registers,
+    }),
+    certificateServedStale: new Gauge({
+      name: `${p}certificate_served_stale`,
+      help: "1 when an endpoint serves a certificate that is none of its service's files on disk (the component was not restarted since the file changed)",
+      labelNames: ['node', 'service', 'endpoint'],
       registers,
     }),
     rotationsTotal: new Counter({ name: `${p}rotations_total`, help: 'Finished rotation runs by result', labelNames: ['result'], registers }),

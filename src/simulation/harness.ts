@@ -82,7 +82,12 @@ export async function opensslPublicKeyOfPrivate(keyFile: string): Promise<string
 
 /** The serial (hex, no leading zeros, lower case) of the certificate `openssl s_client` is served on ip:port. */
 export async function opensslServedSerial(ip: string, port: number): Promise<string> {
-  const s = await new Promise<string>((resolve, reject) => {
+  return new X509Certificate(await opensslServedPem(ip, port)).serialNumber.replace(/^0+(?=.)/, '').toLowerCase();
+}
+
+/** The leaf certificate (PEM) `openssl s_client` is served on ip:port. */
+export function opensslServedPem(ip: string, port: number): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
     const child = execFile('openssl', ['s_client', '-connect', `${ip}:${port}`, '-servername', 'localhost'], { timeout: 10_000 }, (err, stdout) => {
       const m = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/.exec(stdout);
       if (m) resolve(m[0]);
@@ -90,5 +95,4 @@ export async function opensslServedSerial(ip: string, port: number): Promise<str
     });
     child.stdin?.end();
   });
-  return new X509Certificate(s).serialNumber.replace(/^0+(?=.)/, '').toLowerCase();
 }

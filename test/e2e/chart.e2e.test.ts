@@ -150,6 +150,7 @@ describe('charts/certrotator', () => {
       ['CertrotatorCertificateExpiringSoon', 'warning'],
       ['CertrotatorCertificateExpiringCritical', 'critical'],
       ['CertrotatorCertificateExpired', 'critical'],
+      ['CertrotatorCertificateServedStale', 'warning'],
       ['CertrotatorCertificateReadErrors', 'warning'],
     ]);
     expect(rules[0]!.expr).toContain(`< ${45 * 86400}`);
