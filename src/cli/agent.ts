@@ -8,12 +8,11 @@ import { loadKubeConfig, makeClients } from '../kube/client.js';
 import { NodeInventory } from '../agent/inventory.js';
 import { nodeAddresses } from '../host/verify.js';
 import { EventRecorder } from '../kube/events.js';
-import { parseDuration } from '../api/duration.js';
 import { DISTRIBUTIONS, type Distribution } from '../distributions/services.js';
 import { createLogger } from '../observability/logger.js';
 import { createMetrics } from '../observability/metrics.js';
 import { startObservabilityServer } from '../observability/server.js';
-import { UsageError, type Command, type Io } from './command.js';
+import { inventoryInterval, UsageError, type Command, type Io } from './command.js';
 import { executorFor } from './node.js';
 
 const USAGE = `usage: certrotator agent --node-name NAME [options]
@@ -71,12 +70,7 @@ async function run(argv: string[], io: Io): Promise<number> {
   if (!Number.isFinite(syncSeconds) || syncSeconds <= 0) throw new UsageError('--cache-sync-timeout must be a positive number of seconds');
   const distribution = values.distribution;
   if (distribution !== undefined && !(DISTRIBUTIONS as readonly string[]).includes(distribution)) throw new UsageError(`--distribution must be one of ${DISTRIBUTIONS.join(', ')}`);
-  let inventoryMs: number;
-  try {
-    inventoryMs = values['inventory-interval'] === '0' ? 0 : parseDuration(values['inventory-interval']);
-  } catch (e) {
-    throw new UsageError(`--inventory-interval: ${(e as Error).message}`);
-  }
+  const inventoryMs = inventoryInterval(values['inventory-interval']);
   const executor = executorFor(values.restarter, values['host-root'], values['simulation-url']);
 
   const log = createLogger({ name: 'certrotator-agent', base: { node: nodeName } });

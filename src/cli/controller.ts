@@ -2,13 +2,14 @@
 // CertificateRotations (src/controller/run.ts).
 import { parseArgs } from 'node:util';
 import { runController } from '../controller/run.js';
-import { UsageError, type Command, type Io } from './command.js';
+import { inventoryInterval, UsageError, type Command, type Io } from './command.js';
 
 const USAGE = `usage:
   certrotator controller [--kubeconfig FILE] [--metrics-addr HOST:PORT] [--leader-elect true|false]
                          [--lease-namespace NS] [--lease-name NAME] [--identity ID] [--log-level LEVEL]
                          [--cache-sync-timeout SEC] [--leader-elect-lease-duration SEC]
                          [--leader-elect-renew-deadline SEC] [--leader-elect-retry-period SEC]
+                         [--inventory-interval DURATION]
 
 options:
   --kubeconfig FILE        kubeconfig (default: $KUBECONFIG, then the in-cluster service account)
@@ -26,6 +27,9 @@ options:
   --leader-elect-renew-deadline SEC  the leader gives up (and exits) when it could not renew for
                            this long (default 10; less than the lease duration)
   --leader-elect-retry-period SEC    between attempts to acquire or renew (default 2)
+  --inventory-interval DURATION  how often the leader reads the distribution's certificate Secrets
+                           (RKE2: kube-system/rke2-serving) for /metrics (default 6h, and once when
+                           it starts leading; 0 turns it off)
 `;
 
 function seconds(flag: string, value: string): number {
@@ -60,6 +64,7 @@ export const controllerCommand: Command = {
         'leader-elect-lease-duration': { type: 'string', default: '15' },
         'leader-elect-renew-deadline': { type: 'string', default: '10' },
         'leader-elect-retry-period': { type: 'string', default: '2' },
+        'inventory-interval': { type: 'string', default: '6h' },
       },
     });
     if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
@@ -89,6 +94,7 @@ export const controllerCommand: Command = {
         logLevel: values['log-level'],
         cacheSyncTimeoutMs: syncSeconds * 1000,
         election,
+        inventoryIntervalMs: inventoryInterval(values['inventory-interval']),
         signal: abort.signal,
       });
     } finally {

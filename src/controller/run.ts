@@ -12,7 +12,7 @@ import { Counter } from 'prom-client';
 import type { CertificateRotation } from '../api/certificaterotation.js';
 import type { NodeRotation } from '../api/noderotation.js';
 import { kubeRkeAccess } from './rke-kube.js';
-import { describeError, isConflict, loadKubeConfig, makeClients, type ClusterCustomResource, type CustomObject } from '../kube/client.js';
+import { describeError, isConflict, isNotFound, loadKubeConfig, makeClients, type ClusterCustomResource, type CustomObject } from '../kube/client.js';
 import { EventRecorder, type EventClient } from '../kube/events.js';
 import { customResourceInformer, nodeInformer, type Informer } from '../kube/informer.js';
 import { LeaderElector } from '../kube/leader-election.js';
@@ -25,7 +25,8 @@ import { reuseConnections } from './connection-reuse.js';
 import { CreatePipeline } from './create-pipeline.js';
 import { KubeReader, KubeWriter, type WriteCounter } from './kube-adapter.js';
 import { reconcileRotation } from './reconcile-rotation.js';
-import { plannerView } from './detect.js';
+import { detectDistribution, plannerView } from './detect.js';
+import { SecretInventory } from './secret-inventory.js';
 import { runActive, settled } from './run-state.js';
 
 export const CONTROLLER_NAME = 'certificaterotation';
@@ -44,6 +45,8 @@ export interface ControllerOptions {
   cacheSyncTimeoutMs?: number;
   /** Lease timing (LeaderElector's defaults when absent: 15 s, 10 s, 2 s). */
   election?: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
+  /** How often the leader reads the distribution's certificate Secrets (default 6 h; 0: never). */
+  inventoryIntervalMs?: number;
   /** Aborting it stops the controller gracefully (SIGTERM does this in the CLI). */
   signal: AbortSignal;
   logger?: Logger;
@@ -104,6 +107,18 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     if (gone.length) log.info({ nodes: gone }, 'removed the certificate series of nodes that left the cluster');
   }, 60_000);
   sweep.unref();
+
+  // The distribution's certificate Secrets, read by the leader (secret-inventory.ts).
+  const secrets = new SecretInventory({
+    readSecret: (namespace, name) => clients.core.readNamespacedSecret({ namespace, name }).catch((e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e))),
+    distribution: () => {
+      const d = detectDistribution(nodes.list());
+      return d.ok ? d.distribution : undefined;
+    },
+    metrics,
+    log,
+  });
+  const inventoryMs = opts.inventoryIntervalMs ?? 6 * 3600_000;
 
   // Handlers only map an object to the rotation keys it concerns.
   const queued = (): string[] =>
@@ -190,6 +205,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     log.info({ identity: elector?.identity }, 'leading: reconciling');
     for (const key of rotations.keys()) q.add(key);
     workers = q.run(1, reconcile);
+    if (inventoryMs > 0) secrets.start(inventoryMs);
     signal.addEventListener('abort', () => void stopWork(), { once: true });
   };
 
@@ -197,6 +213,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     const q = queue;
     queue = undefined;
     metrics.leader.set({ lease: opts.leaseName }, 0);
+    await secrets.stop();
     if (q) await q.shutDown(); // waits for the reconcile in flight
     await workers;
     await creates.settled(); // and for the creates it started: no write after this

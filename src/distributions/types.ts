@@ -139,6 +139,8 @@ export interface ClusterObject {
   readonly namespace: string;
   readonly name: string;
   readonly why: string;
+  /** A kubernetes.io/tls Secret whose tls.crt the controller's inventory reads for its expiry. */
+  readonly tls?: boolean;
 }
 
 export interface ServiceEntry {

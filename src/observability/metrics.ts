@@ -6,8 +6,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { WorkQueue, WorkQueueHooks } from '../kube/workqueue.js';
 
-/** Where a certificate was read: `path` (a file on the node) or `endpoint` (address:port it is served on); the other is absent. */
-export type CertificateLabel = 'node' | 'service' | 'path' | 'endpoint';
+/** Where a certificate was read: `path` (a file on the node), `endpoint` (address:port it is served on) or `secret` (namespace/name); the others are absent. */
+export type CertificateLabel = 'node' | 'service' | 'path' | 'endpoint' | 'secret';
 
 export interface CertrotatorMetrics {
   registry: Registry;
@@ -65,19 +65,19 @@ export function createMetrics(opts: MetricsOptions = {}): CertrotatorMetrics {
     certificateNotAfter: new Gauge({
       name: `${p}certificate_not_after_timestamp_seconds`,
       help: 'notAfter of a component certificate, as Unix seconds, per node, service and (agent inventory) file path or served endpoint',
-      labelNames: ['node', 'service', 'path', 'endpoint'],
+      labelNames: ['node', 'service', 'path', 'endpoint', 'secret'],
       registers,
     }),
     certificateExpired: new Gauge({
       name: `${p}certificate_expired`,
       help: '1 when a component certificate (file or served) is past its notAfter (agent inventory)',
-      labelNames: ['node', 'service', 'path', 'endpoint'],
+      labelNames: ['node', 'service', 'path', 'endpoint', 'secret'],
       registers,
     }),
     certificateReadErrorsTotal: new Counter({
       name: `${p}certificate_read_errors_total`,
       help: 'Certificate files or endpoints the agent inventory could not read or parse',
-      labelNames: ['node', 'service', 'path', 'endpoint'],
+      labelNames: ['node', 'service', 'path', 'endpoint', 'secret'],
       registers,
     }),
     certificateServedStale: new Gauge({

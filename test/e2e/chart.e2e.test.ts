@@ -310,13 +310,15 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
       [controllerKc, ['create', 'events', '-n', 'default']], [controllerKc, ['patch', 'events', '-n', 'default']],
       [controllerKc, ['create', 'leases', '-n', NAMESPACE]], [controllerKc, ['get', `leases/${LEASE}`, '-n', NAMESPACE]],
       [controllerKc, ['update', `leases/${LEASE}`, '-n', NAMESPACE]],
+      // RKE2 (this install): the Secret inventory reads rke2-serving, by name.
+      [controllerKc, ['get', 'secrets/rke2-serving', '-n', 'kube-system']],
       [agentKc, ['get', 'noderotations']], [agentKc, ['list', 'noderotations']], [agentKc, ['watch', 'noderotations']],
       [agentKc, ['patch', 'noderotations', '--subresource=status']], [agentKc, ['get', 'certificaterotations']],
       [agentKc, ['create', 'events', '-n', 'default']], [agentKc, ['patch', 'events', '-n', 'default']],
     ];
     const answers = await Promise.all(granted.map(async ([kc, args]) => ({ args, allowed: await canI(kc, ...args) })));
     expect(answers.filter((a) => !a.allowed)).toEqual([]);
-    expect(answers.length).toBe(23);
+    expect(answers.length).toBe(24);
     // RKE runs only (src/controller/rke-kube.ts, rke-run.ts): the cluster state and the run's bundle,
     // by name, and sealing each node's pairs into its NodeRotation. This install is RKE2 (the default): none of it.
     const rke: [string, string[]][] = [
@@ -329,6 +331,7 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
     expect(onRke2.filter(Boolean)).toEqual([]);
     const rkeRoles = docs(helmTemplate(HELM, ['--set', 'distribution=rke'])).filter((o) => o.kind === 'Role' && /rke-(state|bundle)$/.test(o.metadata.name)).map((o) => o.metadata.name).sort();
     expect(rkeRoles).toEqual(['certrotator-controller-rke-bundle', 'certrotator-controller-rke-state']);
+    expect(docs(helmTemplate(HELM, ['--set', 'distribution=rke'])).filter((o) => /rke2-serving/.test(o.metadata?.name ?? ''))).toEqual([]);
     // The agent can read no Secret on RKE either: its pairs come sealed to its own key.
     const agentRules = docs(helmTemplate(HELM, ['--set', 'distribution=rke'])).filter((o) => /Role$/.test(o.kind) && o.metadata.name.startsWith('certrotator-agent')).flatMap((o) => o.rules);
     expect(agentRules.filter((r: any) => r.resources.includes('secrets'))).toEqual([]);
@@ -361,10 +364,12 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
     for (const args of [
       ['get', 'secrets/other', '-n', NAMESPACE], ['get', 'secrets/other', '-n', 'kube-system'], ['update', 'secrets/certrotator-rke-bundle', '-n', NAMESPACE],
       ['delete', 'secrets/full-cluster-state', '-n', 'kube-system'], ['create', 'secrets', '-n', 'kube-system'], ['list', 'configmaps', '-n', 'kube-system'],
+      ['update', 'secrets/rke2-serving', '-n', 'kube-system'], ['watch', 'secrets/rke2-serving', '-n', 'kube-system'],
     ]) asks.push(['controller', controllerKc, args]);
+    asks.push(['agent', agentKc, ['get', 'secrets/rke2-serving', '-n', 'kube-system']]);
     const allowed = await Promise.all(asks.map(async ([who, kc, args]) => ((await canI(kc, ...args)) ? `${who}: ${args.join(' ')}` : '')));
     expect(allowed.filter(Boolean)).toEqual([]);
-    expect(asks.length).toBe(66);
+    expect(asks.length).toBe(69);
     // And a real request, not only the access review: reading Secrets is a 403.
     const r = await kubectl(['get', 'secrets', '-A'], { kubeconfig: controllerKc });
     expect(r.code).not.toBe(0);
@@ -471,6 +476,7 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
   describe('a controller and an agent on these tokens', () => {
     let controller: ControllerProcess;
     let fleet: SimulatedFleet;
+    let servingNotAfter: number;
     const node = nodes.find((n) => n.name === NODE)!;
 
     beforeAll(async () => {
@@ -478,6 +484,13 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
         (r: any) => r.status?.phase && !['Succeeded', 'Failed', 'Planned'].includes(r.status.phase),
       );
       expect(others.map((r: any) => r.metadata.name)).toEqual([]); // one rotation at a time: nothing may be queued ahead of ours
+      // What dynamiclistener keeps in kube-system on an RKE2 server, made here by openssl (the Secret inventory reads it).
+      const tls = mkdtempSync(join(tmpdir(), 'rke2-serving-'));
+      const made = await runCommand('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '100', '-subj', '/CN=rke2/O=rke2', '-keyout', join(tls, 'k'), '-out', join(tls, 'c')]);
+      expect(made.code).toBe(0);
+      servingNotAfter = Math.floor(Date.parse((await runCommand('openssl', ['x509', '-noout', '-enddate', '-in', join(tls, 'c')])).stdout.trim().replace(/^notAfter=/, '')) / 1000);
+      await kubectlOk(['-n', 'kube-system', 'create', 'secret', 'tls', 'rke2-serving', `--cert=${join(tls, 'c')}`, `--key=${join(tls, 'k')}`]);
+      rmSync(tls, { recursive: true, force: true });
       controller = new ControllerProcess('chart-e2e', {
         leaseName: LEASE,
         extraArgs: [`--kubeconfig=${controllerKc}`, `--lease-namespace=${NAMESPACE}`],
@@ -497,6 +510,7 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
       await kubectl(['delete', 'certificaterotations', '-l', 'certrotator.io/test=chart-e2e', '--wait=true', '--timeout=60s']);
       await controller?.stop();
       await fleet?.stop();
+      await kubectl(['-n', 'kube-system', 'delete', 'secret', 'rke2-serving', '--ignore-not-found']);
       for (const n of fleet?.nodeNames() ?? []) expect(fleet.agentLog(n)).not.toContain('PRIVATE KEY');
     }, 120_000);
 
@@ -554,6 +568,15 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
       // No RBAC refusal anywhere in the controller's log.
       expect(JSON.stringify(controller.lines)).not.toMatch(/forbidden/i);
       expect(fleet.agentLog(NODE)).not.toMatch(/forbidden/i);
+    });
+
+    it("the leader's Secret inventory reads kube-system/rke2-serving with the chart's RBAC: its notAfter on /metrics as openssl reads it", async () => {
+      const series = `certrotator_certificate_not_after_timestamp_seconds{service="rke2-server",secret="kube-system/rke2-serving"}`;
+      let text = '';
+      await waitFor('the Secret inventory on /metrics', async () => (text = await (await fetch(`http://127.0.0.1:${controller.port}/metrics`)).text()).includes(series), 30_000, () => controller.debug());
+      expect(text).toContain(`${series} ${servingNotAfter}`);
+      expect(text).not.toMatch(/certrotator_certificate_read_errors_total\{[^}]*secret=/);
+      expect(text).not.toContain('PRIVATE KEY');
     });
 
     it('plan mode (example plan): the agent reads the expiry (read-only check), Ready with reason Planned; Healthy and Current', async () => {

@@ -254,6 +254,7 @@ const services: Record<string, ServiceEntry> = {
           kind: 'Secret',
           namespace: 'kube-system',
           name: 'rke2-serving',
+          tls: true,
           why: 'dynamiclistener stores the supervisor certificate here too; after the regenerate it must hold the new certificate or a restart restores the old one (rke2#4372, k3s#3144)',
         },
       ],
