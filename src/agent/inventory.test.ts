@@ -130,7 +130,7 @@ describe('NodeInventory', () => {
       const r = await runCli(['node', 'rotate', '--host-root', root, '--distribution', 'rke2', '--service', 'api-server', '--no-restart']);
       expect(r.code).toBe(0);
       const second = await inventory.scan();
-      expect(second.stale).toEqual([`${address}:6443`]);
+      expect(second.stale).toEqual([`api-server ${address}:6443`]);
       const after = await served();
       expect(after.stale.get(`api-server ${address}:6443`)).toBe(1);
       expect([...after.stale].filter(([, v]) => v === 1).map(([k]) => k)).toEqual([`api-server ${address}:6443`]);

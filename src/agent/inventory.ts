@@ -30,13 +30,29 @@ export interface InventoryOptions {
   metrics: Pick<CertrotatorMetrics, 'certificateNotAfter' | 'certificateExpired' | 'certificateReadErrorsTotal' | 'certificateServedStale'>;
   /** Where this node's listeners are reached; without it, served certificates are not read. */
   addresses?: NodeAddresses;
+  /** Called with every scan (the CertificateInventory writer); a failure is logged, the metrics stand. */
+  publish?: (scan: InventoryScan) => Promise<void>;
   log: Logger;
   /** Where the Node's expiry Warning Events go (the agent's EventRecorder); without it, none. */
   events?: { warning(obj: InvolvedObject, reason: string, message: string): void };
   now?: () => Date;
 }
 
+/** One certificate the scan read: a file (path) or what an endpoint serves (endpoint). */
+export interface InventoryItem {
+  service: string;
+  path?: string;
+  endpoint?: string;
+  notAfter: string;
+}
+
 export interface InventoryScan {
+  /** When the scan ran, and the roles it found on the node. */
+  at: string;
+  roles: NodeRole[];
+  items: InventoryItem[];
+  /** What could not be read, each with its reason (the series carry no reasons). */
+  unreadable: string[];
   files: number;
   expired: number;
   errors: number;
@@ -71,15 +87,17 @@ export class NodeInventory {
     certificateNotAfter.reset();
     certificateExpired.reset();
     this.o.metrics.certificateServedStale.reset();
-    const out: InventoryScan = { files: reports.length, expired: 0, errors: 0, endpoints: 0, stale: [] };
+    const out: InventoryScan = { at: now.toISOString(), roles: [...roles], items: [], unreadable: [], files: reports.length, expired: 0, errors: 0, endpoints: 0, stale: [] };
     for (const r of reports) {
       // A service whose files cannot be planned (one missing) is one error without a path, as `node check` reports it.
       const labels = { node: this.o.nodeName, service: r.service, path: r.path ? `/${r.path}` : '' };
       if (r.error !== undefined || !r.notAfter) {
         certificateReadErrorsTotal.inc(labels);
         out.errors++;
+        out.unreadable.push(`${labels.path || `service ${r.service}`}: ${r.error ?? 'no notAfter'}`);
         continue;
       }
+      out.items.push({ service: r.service, path: labels.path, notAfter: r.notAfter });
       const notAfter = Date.parse(r.notAfter);
       certificateNotAfter.set(labels, Math.floor(notAfter / 1000));
       const expired = notAfter <= now.getTime();
@@ -89,7 +107,9 @@ export class NodeInventory {
     }
     if (this.o.addresses) await this.scanServed(catalog, dataDir, roles, reports, now, out);
     const warned = this.warner?.warn(reports, now) ?? 0;
-    this.o.log.info({ roles, ...out, warned }, 'certificate inventory of this node');
+    const { items, unreadable, ...summary } = out;
+    this.o.log.info({ ...summary, warned }, 'certificate inventory of this node');
+    await this.o.publish?.(out).catch((e: unknown) => this.o.log.warn({ err: (e as Error).message }, 'could not write this node\'s CertificateInventory'));
     return out;
   }
 
@@ -114,15 +134,19 @@ export class NodeInventory {
             const labels = { node: this.o.nodeName, service: entry.name, endpoint: `${address}:${served.port}` };
             const notAfter = Date.parse(certificate.validTo);
             certificateNotAfter.set(labels, Math.floor(notAfter / 1000));
-            certificateExpired.set(labels, notAfter <= now.getTime() ? 1 : 0);
+            const expired = notAfter <= now.getTime();
+            certificateExpired.set(labels, expired ? 1 : 0);
+            if (expired) out.expired++;
+            out.items.push({ service: entry.name, endpoint: labels.endpoint, notAfter: new Date(notAfter).toISOString() });
             const stale = !onDisk.some((r) => r.serial === serialOf(certificate));
             certificateServedStale.set(labels, stale ? 1 : 0);
             out.endpoints++;
-            if (stale) out.stale.push(labels.endpoint);
+            if (stale) out.stale.push(`${entry.name} ${labels.endpoint}`);
           } catch (e) {
             // Down or refusing: counted, and said once per scan; the next scan tries again.
             certificateReadErrorsTotal.inc({ node: this.o.nodeName, service: entry.name, endpoint: `:${served.port}` });
             out.errors++;
+            out.unreadable.push(`service ${entry.name} :${served.port}: ${(e as Error).message}`);
             this.o.log.warn({ service: entry.name, port: served.port, err: (e as Error).message }, 'could not read the certificate an endpoint serves');
           }
         }

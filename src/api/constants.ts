@@ -25,6 +25,14 @@ export const NODE_ROTATION = {
   shortNames: ['noderot', 'nrot'],
 } as const;
 
+export const CERTIFICATE_INVENTORY = {
+  kind: 'CertificateInventory',
+  listKind: 'CertificateInventoryList',
+  plural: 'certificateinventories',
+  singular: 'certificateinventory',
+  shortNames: ['certinv', 'certinventory'],
+} as const;
+
 /** Labels the controller puts on every NodeRotation so agents and people can select them. */
 export const LABELS = {
   /** Name of the owning CertificateRotation. */

@@ -5,6 +5,7 @@ export * from './constants.js';
 export type { Condition, LabelSelector } from './common.js';
 export * from './certificaterotation.js';
 export * from './noderotation.js';
+export * from './certificateinventory.js';
 export * from './names.js';
 export * from './duration.js';
-export { certificateRotationCRD, nodeRotationCRD, renderAllCRDs } from './crds.js';
+export { certificateInventoryCRD, certificateRotationCRD, nodeRotationCRD, renderAllCRDs } from './crds.js';

@@ -4,8 +4,10 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { CatalogHostRunner } from '../agent/host-runner.js';
 import { NodeAgent } from '../agent/node-agent.js';
-import { loadKubeConfig, makeClients } from '../kube/client.js';
+import { loadKubeConfig, makeClients, type ClusterCustomResource, type CustomObject } from '../kube/client.js';
+import type { CertificateInventory } from '../api/certificateinventory.js';
 import { NodeInventory } from '../agent/inventory.js';
+import { InventoryPublisher } from '../agent/inventory-publisher.js';
 import { nodeAddresses } from '../host/verify.js';
 import { EventRecorder } from '../kube/events.js';
 import { DISTRIBUTIONS, type Distribution } from '../distributions/services.js';
@@ -107,6 +109,10 @@ async function run(argv: string[], io: Io): Promise<number> {
   io.err(`certrotator agent: watching NodeRotations of node ${nodeName} (health on port ${health.port})\n`);
   // Warning Events on this Node about certificates close to expiry (the inventory's).
   const recorder = new EventRecorder({ kc, component: 'certrotator-agent', instance: nodeName, logger: log });
+  // The node's CertificateInventory, named after it (the one place a person looks).
+  const publisher = distribution
+    ? new InventoryPublisher({ client: makeClients(kc).certificateInventories as unknown as ClusterCustomResource<CertificateInventory & CustomObject>, nodeName, distribution: distribution as Distribution })
+    : undefined;
   const inventory =
     distribution && inventoryMs > 0
       ? new NodeInventory({
@@ -118,6 +124,10 @@ async function run(argv: string[], io: Io): Promise<number> {
           log,
           events: recorder,
           addresses: nodeAddresses({ loopback: values['loopback-address'], nodeIP }),
+          publish: async (scan) => {
+            const outcome = await publisher!.publish(scan);
+            log.debug({ outcome }, 'CertificateInventory of this node');
+          },
         })
       : undefined;
   inventory?.start(inventoryMs);

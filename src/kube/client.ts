@@ -23,6 +23,7 @@ export const CERTROTATOR_GROUP = 'certrotator.io';
 export const CERTROTATOR_VERSION = 'v1alpha1';
 export const CERTIFICATE_ROTATIONS = 'certificaterotations';
 export const NODE_ROTATIONS = 'noderotations';
+export const CERTIFICATE_INVENTORIES = 'certificateinventories';
 
 export interface LoadKubeConfigOptions {
   /** Explicit kubeconfig file (the `--kubeconfig` flag); wins over everything. */
@@ -63,6 +64,7 @@ export interface KubeClients {
   custom: CustomObjectsApi;
   certificateRotations: ClusterCustomResource;
   nodeRotations: ClusterCustomResource;
+  certificateInventories: ClusterCustomResource;
 }
 
 export function makeClients(kc: KubeConfig): KubeClients {
@@ -75,6 +77,7 @@ export function makeClients(kc: KubeConfig): KubeClients {
     custom,
     certificateRotations: new ClusterCustomResource(custom, CERTROTATOR_GROUP, CERTROTATOR_VERSION, CERTIFICATE_ROTATIONS),
     nodeRotations: new ClusterCustomResource(custom, CERTROTATOR_GROUP, CERTROTATOR_VERSION, NODE_ROTATIONS),
+    certificateInventories: new ClusterCustomResource(custom, CERTROTATOR_GROUP, CERTROTATOR_VERSION, CERTIFICATE_INVENTORIES),
   };
 }
 

@@ -237,4 +237,26 @@ describe('certrotator agent', () => {
     expect(events[0]!.message).toMatch(/^\/var\/lib\/rancher\/rke2\/server\/tls\/client-admin\.crt \(service admin\) expires in 2[45] days, on .* \(within 30 days\)/);
     expect(await kubectlOk(['describe', 'node', node])).toContain('CertificateExpirationWarning');
   });
+
+  it('each agent writes its node’s CertificateInventory: kubectl get certinv, sorted by expiry, shows server-3’s admin certificate first', async () => {
+    // Runs after the test above aged server-3's client-admin to 25 days left.
+    type Inv = { metadata: { name: string }; status: { nodeName: string; roles: string; files: number; earliest?: { service: string; daysLeft: number; path?: string } } };
+    let items: Inv[] = [];
+    const names = nodes.map((n) => n.name).sort();
+    await waitForAgent('rke2-server-3', 'an inventory of every node, server-3 with its aged admin certificate', () => {
+      void kubectlOk(['get', 'certinv', '-o', 'json']).then((out) => (items = (JSON.parse(out) as { items: Inv[] }).items));
+      return items.filter((i) => names.includes(i.metadata.name)).length === names.length && items.some((i) => i.metadata.name === 'rke2-server-3' && i.status.earliest?.service === 'admin');
+    });
+    for (const i of items.filter((x) => names.includes(x.metadata.name))) {
+      expect(i.status.nodeName).toBe(i.metadata.name);
+      expect(i.status.files).toBeGreaterThan(0);
+      // What the agent finds on the host: an RKE2 server runs the agent's kubelet too.
+      expect(i.status.roles).toBe(i.metadata.name.includes('server') ? 'etcd,controlplane,worker' : 'worker');
+    }
+    const s3 = items.find((i) => i.metadata.name === 'rke2-server-3')!;
+    expect(s3.status.earliest).toMatchObject({ service: 'admin', path: '/var/lib/rancher/rke2/server/tls/client-admin.crt' });
+    expect([24, 25]).toContain(s3.status.earliest!.daysLeft);
+    const sorted = (await kubectlOk(['get', 'certinv', '--sort-by=.status.earliest.notAfter', '--no-headers'])).trim().split('\n');
+    expect(sorted[0]).toMatch(/^rke2-server-3\s+etcd,controlplane,worker\s+admin\s+\S+\s+2[45]\s/);
+  });
 });

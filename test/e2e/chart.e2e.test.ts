@@ -11,6 +11,8 @@ import { parse, parseAllDocuments, stringify } from 'yaml';
 import { HELM_ONLY_LABELS, helmTemplate, NAMESPACE, renderDeploy } from '../../scripts/deploy-render.js';
 import { describeError, loadKubeConfig, makeClients, type ClusterCustomResource } from '../../src/kube/client.js';
 import { SimulatedFleet } from '../../src/simulation/fleet.js';
+import type { InventoryScan } from '../../src/agent/inventory.js';
+import { InventoryPublisher } from '../../src/agent/inventory-publisher.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { changedPaths, snapshotTree } from '../../src/simulation/tree.js';
 import { runCommand } from '../cluster/command.js';
@@ -249,7 +251,7 @@ describe('deploy/ (plain manifests)', () => {
     };
     const chart = docs(rendered).map(strip);
     const crds = docs(helmTemplate(HELM, ['--include-crds'])).filter((o) => o.kind === 'CustomResourceDefinition');
-    expect(crds.length).toBe(2);
+    expect(crds.length).toBe(3);
     const expected = new Map([...chart, ...crds].map((o) => [key(o), o]));
     const got = new Map(kustomized.filter((o) => o.kind !== 'Namespace').map((o) => [key(o), o]));
     expect([...got.keys()].sort()).toEqual([...expected.keys()].sort());
@@ -315,10 +317,11 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
       [agentKc, ['get', 'noderotations']], [agentKc, ['list', 'noderotations']], [agentKc, ['watch', 'noderotations']],
       [agentKc, ['patch', 'noderotations', '--subresource=status']], [agentKc, ['get', 'certificaterotations']],
       [agentKc, ['create', 'events', '-n', 'default']], [agentKc, ['patch', 'events', '-n', 'default']],
+      [agentKc, ['get', 'certificateinventories']], [agentKc, ['create', 'certificateinventories']], [agentKc, ['update', 'certificateinventories']],
     ];
     const answers = await Promise.all(granted.map(async ([kc, args]) => ({ args, allowed: await canI(kc, ...args) })));
     expect(answers.filter((a) => !a.allowed)).toEqual([]);
-    expect(answers.length).toBe(24);
+    expect(answers.length).toBe(27);
     // RKE runs only (src/controller/rke-kube.ts, rke-run.ts): the cluster state and the run's bundle,
     // by name, and sealing each node's pairs into its NodeRotation. This install is RKE2 (the default): none of it.
     const rke: [string, string[]][] = [
@@ -367,9 +370,12 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
       ['update', 'secrets/rke2-serving', '-n', 'kube-system'], ['watch', 'secrets/rke2-serving', '-n', 'kube-system'],
     ]) asks.push(['controller', controllerKc, args]);
     asks.push(['agent', agentKc, ['get', 'secrets/rke2-serving', '-n', 'kube-system']]);
+    // The inventory: an agent never deletes or lists them; the controller does not touch them.
+    for (const args of [['delete', 'certificateinventories'], ['list', 'certificateinventories'], ['patch', 'certificateinventories']]) asks.push(['agent', agentKc, args]);
+    asks.push(['controller', controllerKc, ['create', 'certificateinventories']]);
     const allowed = await Promise.all(asks.map(async ([who, kc, args]) => ((await canI(kc, ...args)) ? `${who}: ${args.join(' ')}` : '')));
     expect(allowed.filter(Boolean)).toEqual([]);
-    expect(asks.length).toBe(69);
+    expect(asks.length).toBe(73);
     // And a real request, not only the access review: reading Secrets is a 403.
     const r = await kubectl(['get', 'secrets', '-A'], { kubeconfig: controllerKc });
     expect(r.code).not.toBe(0);
@@ -412,6 +418,31 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
       expect(nr.status.message).toBe('written by its own agent');
     } finally {
       await kubectlOk(['delete', 'noderotation', name, '--ignore-not-found'], { kubeconfig: controllerKc });
+    }
+  });
+
+  it("an agent writes only its own node's CertificateInventory (the agent's own writer, through RBAC and the policy); kubectl get certinv shows it", async () => {
+    const publisher = (kc: string, nodeName: string) =>
+      new InventoryPublisher({ client: makeClients(loadKubeConfig({ kubeconfig: kc })).certificateInventories as unknown as ClusterCustomResource<any>, nodeName, distribution: 'rke2' });
+    const scan = (stale: string[]): InventoryScan => ({
+      at: new Date().toISOString(), roles: ['etcd', 'controlplane'], unreadable: [], files: 1, expired: 0, errors: 0, endpoints: 1, stale,
+      items: [{ service: 'api-server', path: '/var/lib/rancher/rke2/server/tls/serving-kube-apiserver.crt', notAfter: '2027-02-01T00:00:00.000Z' }, { service: 'etcd', endpoint: '10.1.2.3:2379', notAfter: '2027-01-15T00:00:00.000Z' }],
+    });
+    const attempt = (p: Promise<unknown>) => p.then((outcome) => String(outcome), (err: unknown) => describeError(err));
+    try {
+      expect(await attempt(publisher(agentKc, OTHER_NODE).publish(scan([])))).toContain(
+        `may only write the CertificateInventory of its own node (this token is for node ${NODE}, the object is ${OTHER_NODE})`,
+      );
+      expect(await attempt(publisher(unboundAgentKc, OTHER_NODE).publish(scan([])))).toContain('none: not bound to a scheduled pod');
+      // Its own node's: created, then updated when something changed (RBAC get/create/update, the policy lets it through).
+      expect(await attempt(publisher(otherAgentKc, OTHER_NODE).publish(scan([])))).toBe('created');
+      expect(await attempt(publisher(otherAgentKc, OTHER_NODE).publish(scan([])))).toBe('unchanged');
+      expect(await attempt(publisher(otherAgentKc, OTHER_NODE).publish(scan(['etcd 10.1.2.3:2379'])))).toBe('updated');
+      const table = (await kubectlOk(['get', 'certinv', OTHER_NODE, '-o', 'wide'])).trim().split('\n');
+      expect(table[0]!.split(/\s{2,}/)).toEqual(['NAME', 'ROLES', 'EARLIEST', 'EXPIRES', 'DAYS', 'EXPIRED', 'ERRORS', 'SCANNED', 'PATH', 'ENDPOINT', 'STALE']);
+      expect(table[1]).toMatch(new RegExp(`^${OTHER_NODE}\\s+etcd,controlplane\\s+etcd\\s+2027-01-15T00:00:00.000Z\\s+\\d+\\s+0\\s+0\\s+\\S+\\s+10\\.1\\.2\\.3:2379\\s+\\["etcd 10\\.1\\.2\\.3:2379"\\]$`));
+    } finally {
+      await kubectl(['delete', 'certinv', OTHER_NODE, '--ignore-not-found']);
     }
   });
 

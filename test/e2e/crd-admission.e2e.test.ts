@@ -47,13 +47,14 @@ beforeAll(async () => {
     '--timeout=60s',
     'crd/certificaterotations.certrotator.io',
     'crd/noderotations.certrotator.io',
+    'crd/certificateinventories.certrotator.io',
   ]);
 });
 
 afterAll(async () => {
   const list = async (kind: string): Promise<string[]> =>
     (await kubectlOk(['get', kind, '-o', 'name'])).split('\n').filter((n) => n.includes(`/${PREFIX}`));
-  for (const kind of ['certificaterotations', 'noderotations']) {
+  for (const kind of ['certificaterotations', 'noderotations', 'certificateinventories']) {
     const names = await list(kind);
     if (names.length > 0) await kubectlOk(['delete', '--wait=false', ...names]);
   }
@@ -140,6 +141,30 @@ describe('NodeRotation admission', () => {
     expect(out.trim().split('\n')).toContain(`noderotation.certrotator.io/${PREFIX}ok`);
     const none = await kubectlOk(['get', 'noderotations', '--field-selector', 'spec.nodeName=nobody', '-o', 'name']);
     expect(none.trim()).toBe('');
+  });
+});
+
+describe('CertificateInventory admission', () => {
+  const inventory = (name: string, status: Record<string, unknown>) => stringify({ apiVersion: API_VERSION, kind: 'CertificateInventory', metadata: { name: PREFIX + name }, status });
+  const good = {
+    nodeName: 'server-1', distribution: 'rke2', roles: 'etcd,controlplane,worker', scannedAt: '2026-12-03T00:00:00Z', writtenAt: '2026-12-03T00:00:01Z',
+    files: 20, endpoints: 7, expired: 0, errors: 0, services: [{ name: 'etcd', notAfter: '2027-01-01T00:00:00Z', path: '/x' }], staleEndpoints: [], unreadable: [],
+  };
+
+  it('refuses a report with missing fields, an unknown distribution, or more than 16 stale endpoints', async () => {
+    const missing = oneLine((await create(inventory('missing', { nodeName: 'n' }))).stderr);
+    for (const field of ['distribution', 'scannedAt', 'files', 'services']) expect(missing).toContain(`status.${field}: Required value`);
+    expect(oneLine((await create(inventory('bad-distribution', { ...good, distribution: 'k3s' }))).stderr)).toContain('status.distribution: Unsupported value: "k3s"');
+    const many = Array.from({ length: 17 }, (_, i) => `kubelet 10.0.0.${i}:10250`);
+    expect(oneLine((await create(inventory('too-many', { ...good, staleEndpoints: many }))).stderr)).toMatch(/status\.staleEndpoints: Too many: 17: must have at most 16 items/);
+  });
+
+  it('accepts a report written whole (no status subresource: one write), shown by kubectl get certinv', async () => {
+    const result = await create(inventory('ok', { ...good, earliest: { service: 'etcd', notAfter: '2027-01-01T00:00:00Z', daysLeft: 29, path: '/x' } }));
+    expect(result.stderr).toBe('');
+    const row = (await kubectlOk(['get', 'certinv', `${PREFIX}ok`, '--no-headers'])).trim();
+    expect(row).toMatch(new RegExp(`^${PREFIX}ok\\s+etcd,controlplane,worker\\s+etcd\\s+2027-01-01T00:00:00Z\\s+29\\s+0\\s+0\\s+`));
+    await kubectlOk(['delete', 'certinv', `${PREFIX}ok`]);
   });
 });
 

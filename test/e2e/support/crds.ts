@@ -8,6 +8,6 @@ export async function installCrds(kubeconfig?: string): Promise<void> {
   await kubectlOk(['apply', '--server-side', '--force-conflicts', '-f', join(REPO_ROOT, 'crds')], opts);
   await kubectlOk([
     'wait', '--for=condition=Established', '--timeout=60s',
-    'crd/certificaterotations.certrotator.io', 'crd/noderotations.certrotator.io',
+    'crd/certificaterotations.certrotator.io', 'crd/noderotations.certrotator.io', 'crd/certificateinventories.certrotator.io',
   ], opts);
 }
