@@ -20,6 +20,7 @@ import { openHost } from '../host/rotation.js';
 import type { CertrotatorMetrics } from '../observability/metrics.js';
 import type { InvolvedObject } from '../kube/events.js';
 import { ExpiryWarner } from './expiry-warnings.js';
+import { PeriodicScan } from '../observability/periodic.js';
 
 export interface InventoryOptions {
   nodeName: string;
@@ -64,8 +65,10 @@ export interface InventoryScan {
 }
 
 export class NodeInventory {
-  private timer: ReturnType<typeof setInterval> | undefined;
-  private running: Promise<unknown> | undefined;
+  private readonly periodic = new PeriodicScan(
+    () => this.scan(),
+    (e: unknown) => this.o.log.error({ err: (e as Error).message }, 'certificate inventory failed'),
+  );
   private readonly warner: ExpiryWarner | undefined;
 
   constructor(private readonly o: InventoryOptions) {
@@ -156,19 +159,10 @@ export class NodeInventory {
 
   /** Scans now and then every `intervalMs`; a failed scan is logged and tried again at the next one. */
   start(intervalMs: number): void {
-    const once = (): void => {
-      if (this.running) return; // one scan at a time
-      this.running = this.scan()
-        .catch((e: unknown) => this.o.log.error({ err: (e as Error).message }, 'certificate inventory failed'))
-        .finally(() => (this.running = undefined));
-    };
-    once();
-    this.timer = setInterval(once, intervalMs);
-    this.timer.unref();
+    this.periodic.start(intervalMs);
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.periodic.stop();
   }
 }

@@ -12,6 +12,7 @@ import { describeError } from '../kube/client.js';
 import type { Logger } from '../observability/logger.js';
 import type { CertrotatorMetrics } from '../observability/metrics.js';
 import { parsePem } from '../pki/pem.js';
+import { PeriodicScan } from '../observability/periodic.js';
 
 export interface SecretInventoryOptions {
   /** undefined when the Secret does not exist. */
@@ -29,8 +30,10 @@ export interface SecretScan {
 }
 
 export class SecretInventory {
-  private timer: ReturnType<typeof setInterval> | undefined;
-  private running: Promise<unknown> | undefined;
+  private readonly periodic = new PeriodicScan(
+    () => this.scan(),
+    (e: unknown) => this.o.log.error({ err: describeError(e) }, 'Secret inventory failed'),
+  );
   /** Series this inventory set, so a Secret that went away (or a distribution that changed) leaves. */
   private series: { service: string; secret: string }[] = [];
 
@@ -73,20 +76,11 @@ export class SecretInventory {
 
   /** Scans now and then every `intervalMs`; a failed scan is logged and tried again at the next one. */
   start(intervalMs: number): void {
-    const once = (): void => {
-      if (this.running) return;
-      this.running = this.scan()
-        .catch((e: unknown) => this.o.log.error({ err: describeError(e) }, 'Secret inventory failed'))
-        .finally(() => (this.running = undefined));
-    };
-    once();
-    this.timer = setInterval(once, intervalMs);
-    this.timer.unref();
+    this.periodic.start(intervalMs);
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.periodic.stop();
   }
 }
 
