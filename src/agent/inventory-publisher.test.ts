@@ -37,6 +37,7 @@ describe('inventoryStatus', () => {
 
   it.each([
     ['nothing read: no earliest, empty lists', scan({ items: [], files: 0, expired: 0, endpoints: 0 }), { services: [], staleEndpoints: [], unreadable: [] }],
+    ['a reason longer than the schema holds is cut, not refused', scan({ unreadable: [`/x: ${'e'.repeat(5000)}`] }), { unreadable: [expect.stringMatching(/^\/x: e{1020}$/)] }],
     ['16 listed at most, the rest counted', scan({ stale: Array.from({ length: 20 }, (_, i) => `kubelet 10.0.0.${i + 10}:10250`) }), { staleEndpoints: expect.arrayContaining(['and 5 more']) }],
   ])('%s', (_name, input, want) => {
     const st = inventoryStatus(input, 'n', 'rke2', input.at);

@@ -38,7 +38,8 @@ export function inventoryStatus(scan: InventoryScan, nodeName: string, distribut
       : {}),
     services: services.slice(0, INVENTORY_LIMITS.services).map((i) => ({ name: i.service, notAfter: i.notAfter, ...where(i) })),
     staleEndpoints: bounded([...scan.stale].sort()),
-    unreadable: bounded([...scan.unreadable].sort()),
+    // Each reason cut to what the schema holds: one long message must not get the whole report refused.
+    unreadable: bounded([...scan.unreadable].sort().map((u) => u.slice(0, INVENTORY_LIMITS.reasonLength))),
   };
 }
 

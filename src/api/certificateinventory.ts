@@ -14,7 +14,7 @@ import { API_VERSION, CERTIFICATE_INVENTORY } from './constants.js';
 import { s, type Out } from './schema.js';
 
 /** Bounds: a node has a few dozen files; endpoints and errors are capped with a count of the rest. */
-export const INVENTORY_LIMITS = { services: 32, listed: 16 } as const;
+export const INVENTORY_LIMITS = { services: 32, listed: 16, reasonLength: 1024 } as const;
 
 const where = {
   path: s.string({ maxLength: 4096, description: 'The file, absolute on the node.' }).optional(),
@@ -46,7 +46,7 @@ export const certificateInventoryStatusSchema = s.object({
     .array(s.string({ maxLength: 192 }), { maxItems: INVENTORY_LIMITS.listed })
     .describe('service address:port serving a certificate that is none of its files on disk (renewed, not restarted); at most 16.'),
   unreadable: s
-    .array(s.string({ maxLength: 4200 }), { maxItems: INVENTORY_LIMITS.listed })
+    .array(s.string({ maxLength: INVENTORY_LIMITS.reasonLength }), { maxItems: INVENTORY_LIMITS.listed })
     .describe('Files and endpoints that could not be read, with the reason; at most 16 (errors counts them all).'),
 });
 

@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { PeriodicScan } from './periodic.js';
 
-afterEach(() => jest.useRealTimers());
+afterEach(() => {
+  jest.useRealTimers();
+});
 
 describe('PeriodicScan', () => {
   it('scans at start and every interval, never two at once; a failure is reported and the next tick tries again; stop waits for the scan in hand', async () => {
