@@ -11,7 +11,7 @@
 // the disk says one thing and clients get another; certificate_served_stale
 // says so, and the served notAfter is what expires first in practice.
 import type { Logger } from 'pino';
-import { catalogFor, fillPath, type Distribution, type DistributionCatalog, type NodeRole } from '../distributions/index.js';
+import { catalogFor, fillPath, templatePattern, type Distribution, type DistributionCatalog, type NodeRole } from '../distributions/index.js';
 import { inspectNode, type CertificateReport } from '../host/inspect.js';
 import { servedCertificate, type NodeAddresses } from '../host/verify.js';
 import { serialOf } from '../pki/certfile.js';
@@ -100,12 +100,7 @@ export class NodeInventory {
         out.unreadable.push(`${labels.path || `service ${r.service}`}: ${r.error ?? 'no notAfter'}`);
         continue;
       }
-      out.items.push({ service: r.service, path: labels.path, notAfter: r.notAfter });
-      const notAfter = Date.parse(r.notAfter);
-      certificateNotAfter.set(labels, Math.floor(notAfter / 1000));
-      const expired = notAfter <= now.getTime();
-      certificateExpired.set(labels, expired ? 1 : 0);
-      if (expired) out.expired++;
+      const notAfter = this.record(labels, { service: r.service, path: labels.path, notAfter: r.notAfter }, now, out);
       if (!out.earliest || notAfter < Date.parse(out.earliest.notAfter)) out.earliest = { path: labels.path, notAfter: r.notAfter };
     }
     if (this.o.addresses) await this.scanServed(catalog, dataDir, roles, reports, now, out);
@@ -116,16 +111,28 @@ export class NodeInventory {
     return out;
   }
 
+  // One certificate read, a file or what an endpoint serves: its series, the
+  // expired count and the scan's list. Returns its notAfter (ms).
+  private record(labels: { node: string; service: string; path?: string; endpoint?: string }, item: InventoryItem, now: Date, out: InventoryScan): number {
+    const notAfter = Date.parse(item.notAfter);
+    this.o.metrics.certificateNotAfter.set(labels, Math.floor(notAfter / 1000));
+    const expired = notAfter <= now.getTime();
+    this.o.metrics.certificateExpired.set(labels, expired ? 1 : 0);
+    if (expired) out.expired++;
+    out.items.push(item);
+    return notAfter;
+  }
+
   // Every endpoint that serves a certificate file present on this node: its served
   // notAfter, and whether it is one of the service's files on disk at all.
   private async scanServed(catalog: DistributionCatalog, dataDir: string, roles: readonly NodeRole[], reports: readonly CertificateReport[], now: Date, out: InventoryScan): Promise<void> {
-    const { certificateNotAfter, certificateExpired, certificateReadErrorsTotal, certificateServedStale } = this.o.metrics;
+    const { certificateReadErrorsTotal, certificateServedStale } = this.o.metrics;
     const seen = new Set<string>();
     for (const entry of Object.values(catalog.services)) {
       for (const spec of entry.files) {
         if (!spec.cert || !spec.servedOn || !spec.roles.some((r) => roles.includes(r))) continue;
         // RKE's per-host names ({host}): any of them on this node is the service's file.
-        const pattern = new RegExp(`^${fillPath(spec.cert, { dataDir }).replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{\w+\}/g, '[^/]+')}$`);
+        const pattern = templatePattern(fillPath(spec.cert, { dataDir }));
         const onDisk = reports.filter((r) => r.service === entry.name && pattern.test(r.path) && r.serial);
         if (onDisk.length === 0) continue; // not on this node (an optional cert-dir pair): the component serves its own
         for (const served of spec.servedOn) {
@@ -135,12 +142,7 @@ export class NodeInventory {
           try {
             const { address, certificate } = await servedCertificate(this.o.addresses!, served);
             const labels = { node: this.o.nodeName, service: entry.name, endpoint: `${address}:${served.port}` };
-            const notAfter = Date.parse(certificate.validTo);
-            certificateNotAfter.set(labels, Math.floor(notAfter / 1000));
-            const expired = notAfter <= now.getTime();
-            certificateExpired.set(labels, expired ? 1 : 0);
-            if (expired) out.expired++;
-            out.items.push({ service: entry.name, endpoint: labels.endpoint, notAfter: new Date(notAfter).toISOString() });
+            this.record(labels, { service: entry.name, endpoint: labels.endpoint, notAfter: new Date(certificate.validTo).toISOString() }, now, out);
             const stale = !onDisk.some((r) => r.serial === serialOf(certificate));
             certificateServedStale.set(labels, stale ? 1 : 0);
             out.endpoints++;

@@ -21,7 +21,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { rkeCatalog } from '../distributions/rke/catalog.js';
-import { allFiles } from '../distributions/index.js';
+import { allFiles, templatePattern } from '../distributions/index.js';
 import type { CertFile, NodeRole } from '../distributions/types.js';
 import { loadSigningCa, type SigningCa } from '../pki/ca.js';
 import { serialOf } from '../pki/certfile.js';
@@ -86,8 +86,7 @@ function entryNames(state: FullState): string[] {
 const baseName = (path: string): string => path.slice(path.lastIndexOf('/') + 1).replace(/\.pem$/, '');
 
 function matcher(spec: CertFile): RegExp {
-  const esc = baseName(spec.cert!).replace(/[.*+?^$()|[\]\\]/g, '\\$&');
-  return new RegExp(`^${esc.replace('{host}', '.+')}$`);
+  return templatePattern(baseName(spec.cert!));
 }
 
 interface InScope {

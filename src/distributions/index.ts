@@ -23,6 +23,11 @@ export function fillPath(path: string, vars: Readonly<Record<string, string>>): 
   return path.replace(/\{(\w+)\}/g, (whole, name: string) => vars[name] ?? whole);
 }
 
+/** A path template as a pattern for the paths it stands for: each placeholder matches any text within one path segment (RKE's per-host names). */
+export function templatePattern(template: string): RegExp {
+  return new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{\w+\}/g, '[^/]+')}$`);
+}
+
 export function allFiles(catalog: DistributionCatalog): CertFile[] {
   return [...Object.values(catalog.services).flatMap((s) => s.files), ...catalog.allOnlyFiles];
 }
