@@ -11,16 +11,26 @@ export interface TreeEntry {
 
 export async function snapshotTree(root: string, skip: (rel: string) => boolean = () => false): Promise<Map<string, TreeEntry>> {
   const out = new Map<string, TreeEntry>();
+  // An entry below the root that is removed while the walk reaches it (a write
+  // still under way cleaning up after itself) is simply not in the snapshot.
+  const vanished = (err: unknown): undefined => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  };
   const walk = async (rel: string): Promise<void> => {
-    for (const e of await fs.readdir(join(root, rel), { withFileTypes: true })) {
+    const entries = await fs.readdir(join(root, rel), { withFileTypes: true }).catch((e: unknown) => (rel ? vanished(e) : Promise.reject(e)));
+    for (const e of entries ?? []) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (skip(r)) continue;
+      const abs = join(root, r);
       if (e.isDirectory()) await walk(r);
       else if (e.isFile()) {
-        const abs = join(root, r);
-        const [data, st] = await Promise.all([fs.readFile(abs), fs.stat(abs)]);
-        out.set(r, { sha256: createHash('sha256').update(data).digest('hex'), mode: st.mode & 0o7777 });
-      } else out.set(r, { sha256: `link:${e.isSymbolicLink() ? await fs.readlink(join(root, r)) : '?'}`, mode: 0 });
+        const read = await Promise.all([fs.readFile(abs), fs.stat(abs)]).catch(vanished);
+        if (read) out.set(r, { sha256: createHash('sha256').update(read[0]).digest('hex'), mode: read[1].mode & 0o7777 });
+      } else {
+        const target = e.isSymbolicLink() ? await fs.readlink(abs).catch(vanished) : '?';
+        if (target !== undefined) out.set(r, { sha256: `link:${target}`, mode: 0 });
+      }
     }
   };
   await walk('');

@@ -51,6 +51,9 @@ afterAll(async () => {
   for (const name of fleet?.nodeNames() ?? []) expect(fleet.agentLog(name)).not.toContain('PRIVATE KEY');
   await kubectlOk(['delete', 'noderotations', '-l', 'certrotator.io/rotation=agent-e2e', '--wait=false']);
   await kubectlOk(['delete', 'certificaterotation', OWNER, '--ignore-not-found', '--wait=false']);
+  // The inventories its agents wrote: a later suite may own the same node names.
+  const inventories = (fleet?.nodeNames() ?? []).map((n) => `certificateinventory/${n}`);
+  if (inventories.length > 0) await kubectlOk(['delete', ...inventories, '--ignore-not-found']);
   rmSync(work, { recursive: true, force: true });
 });
 
