@@ -164,6 +164,11 @@ export class NodeInventory {
     this.periodic.start(intervalMs);
   }
 
+  /** A scan out of schedule: after a rotation, so the inventory (and a policy reading it) shows the new certificates. */
+  scanSoon(): void {
+    this.periodic.soon();
+  }
+
   stop(): Promise<void> {
     return this.periodic.stop();
   }

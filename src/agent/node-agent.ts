@@ -3,7 +3,7 @@
 // by one instruction at a time), and the reconcile function.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { LABELS } from '../api/constants.js';
+import { FINISHED_NODE_PHASES, LABELS } from '../api/constants.js';
 import { labelValue } from '../api/names.js';
 import type { CertificateRotation } from '../api/certificaterotation.js';
 import type { NodeRotation, NodeRotationStatus } from '../api/noderotation.js';
@@ -23,6 +23,8 @@ export interface NodeAgentOptions {
   log: Logger;
   /** Reconciles and their outcomes (certrotator_reconcile_total{controller="agent"}), as the controller counts its own. */
   metrics?: CertrotatorMetrics;
+  /** Called when this agent reported a node finished (Rotated, RolledBack, Failed, Checked): the host's certificates may have changed. */
+  onFinished?: () => void;
 }
 
 export class NodeAgent {
@@ -71,6 +73,7 @@ export class NodeAgent {
           getRotation: (name) => this.rotations.tryGet(name),
           patchStatus: async (name, status: Partial<NodeRotationStatus>) => {
             await this.nodeRotations.mergePatchStatus(name, { status });
+            if (status.phase && FINISHED_NODE_PHASES.includes(status.phase)) this.o.onFinished?.();
           },
           runner: this.o.runner,
           sealingKeys: this.sealingKeys,

@@ -43,13 +43,13 @@ export function allServiceNames(): string[] {
  * in at least one distribution; the controller re-checks it against the
  * detected one (Stalled, reason ServiceNotInDistribution).
  */
-export function serviceRules(): CelRule[] {
+export function serviceRules(field = 'spec'): CelRule[] {
   const perDistribution = DISTRIBUTIONS.map((d): CelRule => {
     const names = SERVICES_BY_DISTRIBUTION[d];
     return {
       rule: `!has(self.service) || !has(self.distribution) || self.distribution != '${d}' || self.service in ${celList(names)}`,
-      message: `spec.service must be one of the ${DISPLAY_NAME[d]} services: ${names.join(', ')}`,
-      messageExpression: `'spec.service "' + self.service + '" is not an ${DISPLAY_NAME[d]} service; ${DISPLAY_NAME[d]} services are: ${names.join(', ')}'`,
+      message: `${field}.service must be one of the ${DISPLAY_NAME[d]} services: ${names.join(', ')}`,
+      messageExpression: `'${field}.service "' + self.service + '" is not an ${DISPLAY_NAME[d]} service; ${DISPLAY_NAME[d]} services are: ${names.join(', ')}'`,
       fieldPath: '.service',
       reason: 'FieldValueInvalid',
     };
@@ -57,29 +57,34 @@ export function serviceRules(): CelRule[] {
   const any = allServiceNames();
   const anyDistribution: CelRule = {
     rule: `has(self.distribution) || !has(self.service) || self.service in ${celList(any)}`,
-    message: `spec.service must be a service of a supported distribution: ${DISTRIBUTIONS.map((d) => `${DISPLAY_NAME[d]}: ${SERVICES_BY_DISTRIBUTION[d].join(', ')}`).join('; ')}`,
-    messageExpression: `'spec.service "' + self.service + '" is not a service of any supported distribution (${DISTRIBUTIONS.map((d) => `${DISPLAY_NAME[d]}: ${SERVICES_BY_DISTRIBUTION[d].join(', ')}`).join('; ')})'`,
+    message: `${field}.service must be a service of a supported distribution: ${DISTRIBUTIONS.map((d) => `${DISPLAY_NAME[d]}: ${SERVICES_BY_DISTRIBUTION[d].join(', ')}`).join('; ')}`,
+    messageExpression: `'${field}.service "' + self.service + '" is not a service of any supported distribution (${DISTRIBUTIONS.map((d) => `${DISPLAY_NAME[d]}: ${SERVICES_BY_DISTRIBUTION[d].join(', ')}`).join('; ')})'`,
     fieldPath: '.service',
     reason: 'FieldValueInvalid',
   };
   return [...perDistribution, anyDistribution];
 }
 
-export const SCOPE_RULES: CelRule[] = [
+/** `field`: where the spec sits (spec, or a policy's spec.template), so each message names the field a person wrote. */
+export function scopeRules(field = 'spec'): CelRule[] {
+  return [
   {
     rule: "!has(self.scope) || self.scope != 'Service' || has(self.service)",
-    message: 'spec.service is required when spec.scope is Service: name the one service to rotate',
+    message: `${field}.service is required when ${field}.scope is Service: name the one service to rotate`,
     fieldPath: '.service',
     reason: 'FieldValueRequired',
   },
   {
     rule: "(has(self.scope) && self.scope == 'Service') || !has(self.service)",
     message:
-      'spec.service is only allowed with spec.scope: Service; scope All (the default) rotates every service, so remove spec.service or set spec.scope: Service',
+      `${field}.service is only allowed with ${field}.scope: Service; scope All (the default) rotates every service, so remove ${field}.service or set ${field}.scope: Service`,
     fieldPath: '.service',
     reason: 'FieldValueForbidden',
   },
-];
+  ];
+}
+
+export const SCOPE_RULES: CelRule[] = scopeRules();
 
 export const strategySchema = s.object({
   maxUnavailable: s

@@ -33,6 +33,14 @@ export const CERTIFICATE_INVENTORY = {
   shortNames: ['certinv', 'certinventory'],
 } as const;
 
+export const CERTIFICATE_ROTATION_POLICY = {
+  kind: 'CertificateRotationPolicy',
+  listKind: 'CertificateRotationPolicyList',
+  plural: 'certificaterotationpolicies',
+  singular: 'certificaterotationpolicy',
+  shortNames: ['crpol', 'certrotationpolicy'],
+} as const;
+
 /** Labels the controller puts on every NodeRotation so agents and people can select them. */
 export const LABELS = {
   /** Name of the owning CertificateRotation. */
@@ -41,7 +49,15 @@ export const LABELS = {
   node: `${GROUP}/node`,
   /** CertificateRotation generation (= run) the NodeRotation belongs to. */
   generation: `${GROUP}/generation`,
+  /** On a CertificateRotation a policy created: the policy's name. */
+  policy: `${GROUP}/policy`,
 } as const;
+
+/**
+ * On a CertificateRotation the policy paused because its window closed: the
+ * policy resumes only what it paused, never a rotation a person paused.
+ */
+export const PAUSED_BY_POLICY_ANNOTATION = `${GROUP}/paused-by-policy`;
 
 /** Finalizer that holds a CertificateRotation until its node in flight finishes. */
 export const FINALIZER = `${GROUP}/node-in-flight`;
@@ -135,6 +151,16 @@ export const REASONS = {
   restarted: 'Restarted',
   noneInPlan: 'NoneInPlan',
   failed: 'Failed',
+  // CertificateRotationPolicy
+  notDue: 'NotDue',
+  waitingForWindow: 'WaitingForWindow',
+  waitingForInventory: 'WaitingForInventory',
+  rotationRunning: 'RotationRunning',
+  rotationCreated: 'RotationCreated',
+  suspended: 'Suspended',
+  expiredOutsideWindow: 'ExpiredOutsideWindow',
+  lastRotationFailed: 'LastRotationFailed',
+  invalidTimeZone: 'InvalidTimeZone',
   // Generic "the opposite is true" reason for False conditions.
   notReady: 'NotReady',
   asExpected: 'AsExpected',

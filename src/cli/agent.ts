@@ -79,6 +79,8 @@ async function run(argv: string[], io: Io): Promise<number> {
   const kc = loadKubeConfig({ kubeconfig: values.kubeconfig });
   const nodeIP = values['node-ip'] ?? (await internalIP(kc, nodeName));
   const metrics = createMetrics();
+  // Set once the agent runs (below): the agent asks it for a scan after each node it finishes.
+  let inventory: NodeInventory | undefined;
   const agent = new NodeAgent({
     kc,
     metrics,
@@ -92,6 +94,8 @@ async function run(argv: string[], io: Io): Promise<number> {
       executor,
     }),
     log,
+    // The node's certificates changed (or were restored): read them again now, not in six hours.
+    onFinished: () => inventory?.scanSoon(),
   });
   const health = await startObservabilityServer({ port: healthPort, host: values['health-host'], informers: [agent.informer], registry: metrics.registry });
   log.info({ nodeIP, healthPort: health.port }, 'agent starting');
@@ -113,7 +117,7 @@ async function run(argv: string[], io: Io): Promise<number> {
   const publisher = distribution
     ? new InventoryPublisher({ client: makeClients(kc).certificateInventories as unknown as ClusterCustomResource<CertificateInventory & CustomObject>, nodeName, distribution: distribution as Distribution })
     : undefined;
-  const inventory =
+  inventory =
     distribution && inventoryMs > 0
       ? new NodeInventory({
           nodeName,

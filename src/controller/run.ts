@@ -1,5 +1,5 @@
 // The controller process: informers on CertificateRotation, NodeRotation and
-// Node; one keyed work queue; leader election on a Lease; /metrics, /healthz,
+// Node; one keyed work queue (and the policy controller's, policy/); leader election on a Lease; /metrics, /healthz,
 // /readyz; graceful SIGTERM.
 //
 // Only the leader reconciles. A standby runs its informers too (warm caches:
@@ -26,6 +26,7 @@ import { CreatePipeline } from './create-pipeline.js';
 import { KubeReader, KubeWriter, type WriteCounter } from './kube-adapter.js';
 import { reconcileRotation } from './reconcile-rotation.js';
 import { detectDistribution, plannerView } from './detect.js';
+import { PolicyController } from './policy/controller.js';
 import { SecretInventory } from './secret-inventory.js';
 import { runActive, settled } from './run-state.js';
 
@@ -137,6 +138,8 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     patchNamespacedEvent: (p, o) => (countWrite('patch', 'events'), clients.core.patchNamespacedEvent(p, o)),
   };
   const recorder = new EventRecorder({ client: countingEvents, component: COMPONENT, logger: log });
+  // CertificateRotationPolicies: a second controller with its own queue (policy/controller.ts).
+  const policies = new PolicyController({ clients, rotations, nodes, recorder, metrics, countWrite, log, onWatchError: onError });
   // NodeRotation creates run behind the pass that recorded their intent (create-pipeline.ts).
   const creates = new CreatePipeline({
     create: (nr) => writer.createNodeRotation(nr),
@@ -189,7 +192,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   const lead = async (signal: AbortSignal): Promise<void> => {
     try {
       const t = opts.cacheSyncTimeoutMs;
-      await Promise.all([rotations.waitForSync(t), nodeRotations.waitForSync(t), nodes.waitForSync(t)]);
+      await Promise.all([rotations.waitForSync(t), nodeRotations.waitForSync(t), nodes.waitForSync(t), policies.waitForSync(t)]);
     } catch (err) {
       // Holding the Lease with no work queue would keep the standby from taking
       // over: give it up (the shutdown releases it) and exit non-zero.
@@ -205,6 +208,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     log.info({ identity: elector?.identity }, 'leading: reconciling');
     for (const key of rotations.keys()) q.add(key);
     workers = q.run(1, reconcile);
+    policies.lead();
     if (inventoryMs > 0) secrets.start(inventoryMs);
     signal.addEventListener('abort', () => void stopWork(), { once: true });
   };
@@ -214,6 +218,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     queue = undefined;
     metrics.leader.set({ lease: opts.leaseName }, 0);
     await secrets.stop();
+    await policies.stopLeading();
     if (q) await q.shutDown(); // waits for the reconcile in flight
     await workers;
     await creates.settled(); // and for the creates it started: no write after this
@@ -222,13 +227,14 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   rotations.start();
   nodeRotations.start();
   nodes.start();
+  policies.start();
   if (opts.metricsAddr !== undefined) {
     const { host, port } = parseAddr(opts.metricsAddr);
     server = await startObservabilityServer({
       port,
       host,
       registry: metrics.registry,
-      informers: [rotations, nodeRotations, nodes],
+      informers: [rotations, nodeRotations, nodes, ...policies.informers()],
       readiness: [{ name: 'leader-election', check: () => !lost || 'leadership lost' }],
     });
     log.info({ port: server.port, host }, 'serving /metrics, /healthz, /readyz');
@@ -244,6 +250,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
       rotations.stop();
       nodeRotations.stop();
       nodes.stop();
+      policies.stop();
       await server?.close();
       log.info({ code }, 'controller stopped');
       resolve(code);

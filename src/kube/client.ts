@@ -24,6 +24,7 @@ export const CERTROTATOR_VERSION = 'v1alpha1';
 export const CERTIFICATE_ROTATIONS = 'certificaterotations';
 export const NODE_ROTATIONS = 'noderotations';
 export const CERTIFICATE_INVENTORIES = 'certificateinventories';
+export const CERTIFICATE_ROTATION_POLICIES = 'certificaterotationpolicies';
 
 export interface LoadKubeConfigOptions {
   /** Explicit kubeconfig file (the `--kubeconfig` flag); wins over everything. */
@@ -65,6 +66,7 @@ export interface KubeClients {
   certificateRotations: ClusterCustomResource;
   nodeRotations: ClusterCustomResource;
   certificateInventories: ClusterCustomResource;
+  certificateRotationPolicies: ClusterCustomResource;
 }
 
 export function makeClients(kc: KubeConfig): KubeClients {
@@ -78,6 +80,7 @@ export function makeClients(kc: KubeConfig): KubeClients {
     certificateRotations: new ClusterCustomResource(custom, CERTROTATOR_GROUP, CERTROTATOR_VERSION, CERTIFICATE_ROTATIONS),
     nodeRotations: new ClusterCustomResource(custom, CERTROTATOR_GROUP, CERTROTATOR_VERSION, NODE_ROTATIONS),
     certificateInventories: new ClusterCustomResource(custom, CERTROTATOR_GROUP, CERTROTATOR_VERSION, CERTIFICATE_INVENTORIES),
+    certificateRotationPolicies: new ClusterCustomResource(custom, CERTROTATOR_GROUP, CERTROTATOR_VERSION, CERTIFICATE_ROTATION_POLICIES),
   };
 }
 

@@ -37,4 +37,38 @@ describe('PeriodicScan', () => {
     await stopping;
     expect(stopped).toBe(true);
   });
+
+  it('soon(): a scan at once when none runs; one more right after the one in hand (never two at once); nothing before start or after stop', async () => {
+    jest.useFakeTimers();
+    let started = 0;
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const finishers: (() => void)[] = [];
+    const scan = () => {
+      started++;
+      maxInFlight = Math.max(maxInFlight, ++inFlight);
+      return new Promise<void>((r) => finishers.push(() => (inFlight--, r())));
+    };
+    const p = new PeriodicScan(scan, () => {});
+    p.soon();
+    expect(started).toBe(0); // not started: no scan
+    p.start(60_000);
+    expect(started).toBe(1);
+    p.soon();
+    p.soon();
+    expect(started).toBe(1); // asked twice while one runs: one more, after it
+    finishers.shift()!();
+    await jest.advanceTimersByTimeAsync(0);
+    expect(started).toBe(2);
+    finishers.shift()!();
+    await jest.advanceTimersByTimeAsync(0);
+    expect(started).toBe(2);
+    p.soon();
+    expect(started).toBe(3); // idle: at once
+    finishers.shift()!();
+    await p.stop();
+    p.soon();
+    expect(started).toBe(3);
+    expect(maxInFlight).toBe(1);
+  });
 });

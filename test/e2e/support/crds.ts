@@ -9,5 +9,6 @@ export async function installCrds(kubeconfig?: string): Promise<void> {
   await kubectlOk([
     'wait', '--for=condition=Established', '--timeout=60s',
     'crd/certificaterotations.certrotator.io', 'crd/noderotations.certrotator.io', 'crd/certificateinventories.certrotator.io',
+    'crd/certificaterotationpolicies.certrotator.io',
   ], opts);
 }

@@ -1,0 +1,151 @@
+import { describe, expect, test } from '@jest/globals';
+import type { CertificateInventory } from '../../api/certificateinventory.js';
+import type { CertificateRotation, CertificateRotationInput } from '../../api/certificaterotation.js';
+import { WEEKDAYS, type CertificateRotationPolicy, type CertificateRotationPolicyStatus } from '../../api/certificaterotationpolicy.js';
+import { LABELS, PAUSED_BY_POLICY_ANNOTATION } from '../../api/constants.js';
+import { inventory, NOW, policy, rotation } from './testing.js';
+import { MAX_REQUEUE_MS, reconcilePolicy, rotationName, type PolicyDeps } from './reconcile-policy.js';
+
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
+
+class FakePolicyCluster {
+  policies = new Map<string, CertificateRotationPolicy>();
+  inventories: CertificateInventory[] = [inventory('server-1', { etcd: 200, 'api-server': 80 })];
+  rotations: CertificateRotation[] = [];
+  /** What the API server has that the cache has not delivered yet. */
+  notYetCached: CertificateRotation[] = [];
+  created: CertificateRotationInput[] = [];
+  patches: [string, Record<string, unknown>][] = [];
+  deleted: string[] = [];
+  statusWrites = 0;
+  events: string[] = [];
+  now = NOW;
+
+  deps(): PolicyDeps {
+    return {
+      policy: (n) => this.policies.get(n),
+      inventories: () => this.inventories,
+      nodeLabels: () => new Map([['server-1', {}]]),
+      rotations: () => this.rotations,
+      listOwnedFresh: async (p) => [...this.rotations, ...this.notYetCached].filter((r) => r.metadata.labels?.[LABELS.policy] === p),
+      createRotation: async (r) => void this.created.push(r),
+      patchRotation: async (n, patch) => void this.patches.push([n, patch]),
+      deleteRotation: async (n) => void this.deleted.push(n),
+      writeStatus: async (p, status: CertificateRotationPolicyStatus) => {
+        this.statusWrites++;
+        this.policies.set(p.metadata.name!, { ...p, status });
+      },
+      event: (_p, type, reason, message) => void this.events.push(`${type} ${reason}: ${message}`),
+      now: () => this.now,
+      log: silent,
+    };
+  }
+}
+
+function cluster(spec: Parameters<typeof policy>[0] = {}): FakePolicyCluster {
+  const c = new FakePolicyCluster();
+  c.policies.set('nightly', policy(spec));
+  return c;
+}
+
+describe('reconcilePolicy', () => {
+  test('due: creates one rotation from the template, owned by the policy; the next pass creates none while it runs', async () => {
+    const c = cluster({ template: { scope: 'Service', service: 'api-server', strategy: { maxUnavailable: 2, nodeTimeout: '15m', onFailure: 'Halt' } } });
+    await reconcilePolicy(c.deps(), 'nightly');
+    expect(c.created).toHaveLength(1);
+    const r = c.created[0]!;
+    expect(r.metadata.name).toBe('nightly-20270106-030000');
+    expect(r.metadata.labels).toEqual({ [LABELS.policy]: 'nightly' });
+    expect(r.metadata.ownerReferences).toEqual([{ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotationPolicy', name: 'nightly', uid: 'uid-1', controller: true }]);
+    expect(r.spec).toEqual({ scope: 'Service', service: 'api-server', mode: 'Apply', strategy: { maxUnavailable: 2, nodeTimeout: '15m', onFailure: 'Halt' } });
+    const status = c.policies.get('nightly')!.status!;
+    expect(status.lastRotation).toEqual({ name: 'nightly-20270106-030000', createdAt: NOW.toISOString() });
+    expect(status.nextExpiry).toMatchObject({ service: 'api-server', node: 'server-1' });
+    expect(status.conditions?.find((x) => x.type === 'Ready')).toMatchObject({ status: 'True', reason: 'RotationCreated' });
+    expect(c.events[0]).toMatch(/^Normal RotationCreated: created CertificateRotation nightly-20270106-030000: api-server on server-1/);
+    // The API server has it; the cache does not yet: the fresh list stops a second one.
+    c.notYetCached = [rotation('nightly-20270106-030000', undefined, { policy: 'nightly', generation: '1' })];
+    c.now = new Date(NOW.getTime() + 1000);
+    await reconcilePolicy(c.deps(), 'nightly');
+    expect(c.created).toHaveLength(1);
+    // And once cached, it blocks by itself.
+    c.rotations = c.notYetCached;
+    c.notYetCached = [];
+    await reconcilePolicy(c.deps(), 'nightly');
+    expect(c.created).toHaveLength(1);
+    expect(c.policies.get('nightly')!.status!.conditions?.find((x) => x.type === 'Ready')).toMatchObject({ reason: 'RotationRunning' });
+  });
+
+  test('status is written only when it changed', async () => {
+    const c = cluster({ renewBefore: '720h' });
+    const first = await reconcilePolicy(c.deps(), 'nightly');
+    expect(c.statusWrites).toBe(1);
+    await reconcilePolicy(c.deps(), 'nightly');
+    expect(c.statusWrites).toBe(1);
+    expect(c.created).toEqual([]);
+    expect(c.policies.get('nightly')!.status).toMatchObject({ nextRotation: '2027-02-25T03:00:00.000Z', observedGeneration: 1 });
+    expect(first).toEqual({ requeueAfterMs: MAX_REQUEUE_MS });
+  });
+
+  describe('the window steers a running rotation of the policy', () => {
+    const win = { window: { days: [...WEEKDAYS], startTime: '22:00', endTime: '02:00', timeZone: 'UTC' } };
+    test('closed: pauses it (marked as the policy’s doing), says so, requeues for the opening', async () => {
+      const c = cluster(win);
+      c.rotations = [rotation('nightly-1', 'Progressing', { policy: 'nightly', generation: '1' })];
+      const result = await reconcilePolicy(c.deps(), 'nightly');
+      expect(c.patches).toEqual([['nightly-1', { metadata: { annotations: { [PAUSED_BY_POLICY_ANNOTATION]: 'true' } }, spec: { paused: true } }]]);
+      expect(c.events[0]).toMatch(/^Normal WindowClosed: paused CertificateRotation nightly-1: .* window opening at 2027-01-06T22:00:00.000Z/);
+      expect(result).toEqual({ requeueAfterMs: 19 * 3_600_000 > MAX_REQUEUE_MS ? MAX_REQUEUE_MS : 19 * 3_600_000 });
+    });
+    test('open: resumes what the policy paused, not what a person paused', async () => {
+      const c = cluster(win);
+      c.now = new Date('2027-01-06T23:00:00Z');
+      const ours = rotation('nightly-1', 'Paused', { policy: 'nightly', generation: '1' });
+      ours.spec.paused = true;
+      ours.metadata.annotations![PAUSED_BY_POLICY_ANNOTATION] = 'true';
+      c.rotations = [ours];
+      await reconcilePolicy(c.deps(), 'nightly');
+      expect(c.patches).toEqual([['nightly-1', { metadata: { annotations: { [PAUSED_BY_POLICY_ANNOTATION]: null } }, spec: { paused: false } }]]);
+      const theirs = rotation('nightly-1', 'Paused', { policy: 'nightly', generation: '1' });
+      theirs.spec.paused = true;
+      const d = cluster(win);
+      d.now = c.now;
+      d.rotations = [theirs];
+      await reconcilePolicy(d.deps(), 'nightly');
+      expect(d.patches).toEqual([]);
+    });
+    test('suspended: the policy neither pauses nor resumes', async () => {
+      const c = cluster({ ...win, suspend: true });
+      c.rotations = [rotation('nightly-1', 'Progressing', { policy: 'nightly', generation: '1' })];
+      await reconcilePolicy(c.deps(), 'nightly');
+      expect(c.patches).toEqual([]);
+    });
+  });
+
+  test('history: finished rotations beyond historyLimit are deleted, oldest first; unfinished and others’ never', async () => {
+    const c = cluster({ historyLimit: 2, renewBefore: '720h' });
+    const at = (days: number) => new Date(NOW.getTime() - days * 86_400_000) as unknown as Date;
+    c.rotations = [5, 4, 3, 2].map((d) => {
+      const r = rotation(`nightly-${d}`, 'Succeeded', { policy: 'nightly', generation: '1' });
+      r.metadata.creationTimestamp = at(d);
+      return r;
+    });
+    c.rotations.push(rotation('by-hand', 'Succeeded'));
+    await reconcilePolicy(c.deps(), 'nightly');
+    expect(c.deleted).toEqual(['nightly-5', 'nightly-4']);
+  });
+
+  test('a stalled policy says so once as a Warning event', async () => {
+    const c = cluster({ window: { days: [...WEEKDAYS], startTime: '22:00', endTime: '02:00', timeZone: 'UTC' } });
+    c.inventories = [inventory('server-1', { etcd: -1 })];
+    await reconcilePolicy(c.deps(), 'nightly');
+    await reconcilePolicy(c.deps(), 'nightly');
+    expect(c.events.filter((e) => e.startsWith('Warning'))).toEqual([expect.stringMatching(/^Warning ExpiredOutsideWindow: etcd on server-1 .* EXPIRED/)]);
+    expect(c.policies.get('nightly')!.status!.conditions?.find((x) => x.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'ExpiredOutsideWindow' });
+  });
+
+  test('rotationName fits any policy name', () => {
+    expect(rotationName('a'.repeat(253), NOW)).toHaveLength(253);
+    expect(rotationName('nightly', NOW)).toBe('nightly-20270106-030000');
+  });
+});

@@ -1,0 +1,76 @@
+// Fixtures for the policy controller's unit tests: a policy, a node's
+// inventory and a rotation, each as the API server would return it.
+import type { CertificateInventory } from '../../api/certificateinventory.js';
+import type { CertificateRotation } from '../../api/certificaterotation.js';
+import type { CertificateRotationPolicy, CertificateRotationPolicySpec } from '../../api/certificaterotationpolicy.js';
+import { LABELS } from '../../api/constants.js';
+import { POLICY_GENERATION_ANNOTATION } from './decide.js';
+
+const DAY = 86_400_000;
+/** A Wednesday. */
+export const NOW = new Date('2027-01-06T03:00:00Z');
+
+export function policy(spec: Partial<CertificateRotationPolicySpec> = {}, generation = 1): CertificateRotationPolicy {
+  return {
+    apiVersion: 'certrotator.io/v1alpha1',
+    kind: 'CertificateRotationPolicy',
+    metadata: { name: 'nightly', uid: 'uid-1', generation },
+    spec: {
+      renewBefore: '2160h',
+      template: { scope: 'All', strategy: { maxUnavailable: 1, nodeTimeout: '10m', onFailure: 'Rollback' } },
+      renewExpiredOutsideWindow: false,
+      suspend: false,
+      historyLimit: 3,
+      ...spec,
+    },
+  };
+}
+
+export function inventory(node: string, services: Record<string, number>, scannedAt = new Date(NOW.getTime() - 3600_000)): CertificateInventory {
+  return {
+    apiVersion: 'certrotator.io/v1alpha1',
+    kind: 'CertificateInventory',
+    metadata: { name: node },
+    status: {
+      nodeName: node,
+      distribution: 'rke2',
+      roles: 'etcd,controlplane',
+      scannedAt: scannedAt.toISOString(),
+      writtenAt: scannedAt.toISOString(),
+      files: 10,
+      endpoints: 2,
+      expired: 0,
+      errors: 0,
+      services: Object.entries(services).map(([name, days]) => ({ name, notAfter: new Date(NOW.getTime() + days * DAY).toISOString(), path: `/var/lib/rancher/rke2/${name}.crt` })),
+      staleEndpoints: [],
+      unreadable: [],
+    },
+  };
+}
+
+export function rotation(name: string, phase: string | undefined, extra: { policy?: string; generation?: string; completedAt?: string; rotated?: string[] } = {}): CertificateRotation {
+  return {
+    apiVersion: 'certrotator.io/v1alpha1',
+    kind: 'CertificateRotation',
+    metadata: {
+      name,
+      generation: 1,
+      creationTimestamp: new Date(NOW.getTime() - DAY) as unknown as Date,
+      labels: extra.policy ? { [LABELS.policy]: extra.policy } : {},
+      annotations: extra.generation ? { [POLICY_GENERATION_ANNOTATION]: extra.generation } : {},
+    },
+    spec: { scope: 'All', mode: 'Apply', paused: false, strategy: { maxUnavailable: 1, nodeTimeout: '10m', onFailure: 'Rollback' } },
+    ...(phase
+      ? {
+          status: {
+            observedGeneration: 1,
+            phase: phase as never,
+            ...(extra.completedAt ? { completedAt: extra.completedAt } : {}),
+            nodes: (extra.rotated ?? []).map((n) => ({ name: n, role: 'etcd,controlplane', phase: 'Rotated' as const })),
+            conditions: [{ type: 'Ready', status: phase === 'Succeeded' ? 'True' : 'False', reason: phase, message: phase === 'Failed' ? 'node server-1 rolled back: verify failed' : '', lastTransitionTime: NOW.toISOString() }],
+          },
+        }
+      : {}),
+  } as CertificateRotation;
+}
+
