@@ -88,6 +88,7 @@ describe('InventoryPublisher', () => {
     ['creates it, then writes nothing while nothing changes', { steps: [{ at: '2026-12-03T00:00:00Z' }, { at: '2026-12-03T06:00:00Z' }, { at: '2026-12-03T12:00:00Z' }], outcomes: ['created', 'unchanged', 'unchanged'] }],
     ['writes when something a person reads changed', { steps: [{ at: '2026-12-03T00:00:00Z' }, { at: '2026-12-03T06:00:00Z', over: { stale: ['api-server 10.0.0.1:6443'] } }], outcomes: ['created', 'updated'] }],
     ['writes at least daily (the agent is alive)', { steps: [{ at: '2026-12-03T00:00:00Z' }, { at: '2026-12-04T00:00:01Z' }], outcomes: ['created', 'updated'] }],
+    ['a scan asked for after the node finished a rotation is written even when it reads the same (its scannedAt is what a policy waits for)', { steps: [{ at: '2026-12-03T00:00:00Z' }, { at: '2026-12-03T00:05:00Z', over: { afterChange: true } }], outcomes: ['created', 'updated'] }],
     ['a write that lost a race is decided again from the fresh object', { steps: [{ at: '2026-12-03T00:00:00Z' }, { at: '2026-12-03T06:00:00Z', over: { errors: 1 } }], race: 1, outcomes: ['created', 'updated'] }],
   ])('%s', async (_name, { steps, race, outcomes }) => {
     const api = fakeApi();

@@ -92,7 +92,8 @@ export class InventoryPublisher {
     const lastWrite = Date.parse(current.status?.writtenAt ?? '');
     const fresh = now.getTime() - lastWrite < (this.o.heartbeatMs ?? DAY_MS);
     // Compared as values: the API server returns the object's keys in its own order.
-    if (fresh && isDeepStrictEqual(content(current.status), content(status))) return 'unchanged';
+    // After a rotation on this node, always: a policy waits for a scannedAt later than the rotation.
+    if (fresh && !scan.afterChange && isDeepStrictEqual(content(current.status), content(status))) return 'unchanged';
     await this.o.client.replace({ ...current, status });
     return 'updated';
   }

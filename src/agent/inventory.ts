@@ -62,6 +62,8 @@ export interface InventoryScan {
   /** Endpoints read, and those serving a certificate that is none of their service's files. */
   endpoints: number;
   stale: string[];
+  /** Asked for after this node finished a rotation (scanSoon): written even if it reads the same. */
+  afterChange?: boolean;
 }
 
 export class NodeInventory {
@@ -70,6 +72,8 @@ export class NodeInventory {
     (e: unknown) => this.o.log.error({ err: (e as Error).message }, 'certificate inventory failed'),
   );
   private readonly warner: ExpiryWarner | undefined;
+  /** Set by scanSoon, taken by the next scan that starts (not one already under way: it may have read the old files). */
+  private changed = false;
 
   constructor(private readonly o: InventoryOptions) {
     // uid = the node's name, as the kubelet sets it on Node Events, so `kubectl describe node` shows them.
@@ -79,6 +83,8 @@ export class NodeInventory {
 
   /** Reads every certificate of this node once and replaces the node's series with what it found. */
   async scan(): Promise<InventoryScan> {
+    const afterChange = this.changed;
+    this.changed = false;
     const catalog = catalogFor(this.o.distribution);
     const dataDir = this.o.dataDir ?? catalog.defaultDataDir;
     const host = openHost(catalog, this.o.hostRoot, dataDir);
@@ -90,7 +96,7 @@ export class NodeInventory {
     certificateNotAfter.reset();
     certificateExpired.reset();
     this.o.metrics.certificateServedStale.reset();
-    const out: InventoryScan = { at: now.toISOString(), roles: [...roles], items: [], unreadable: [], files: reports.length, expired: 0, errors: 0, endpoints: 0, stale: [] };
+    const out: InventoryScan = { at: now.toISOString(), roles: [...roles], items: [], unreadable: [], files: reports.length, expired: 0, errors: 0, endpoints: 0, stale: [], ...(afterChange ? { afterChange } : {}) };
     for (const r of reports) {
       // A service whose files cannot be planned (one missing) is one error without a path, as `node check` reports it.
       const labels = { node: this.o.nodeName, service: r.service, path: r.path ? `/${r.path}` : '' };
@@ -166,6 +172,7 @@ export class NodeInventory {
 
   /** A scan out of schedule: after a rotation, so the inventory (and a policy reading it) shows the new certificates. */
   scanSoon(): void {
+    this.changed = true;
     this.periodic.soon();
   }
 

@@ -13,7 +13,7 @@ import type { NodeRotation } from '../../src/api/noderotation.js';
 import { SimulatedFleet } from '../../src/simulation/fleet.js';
 import { writeAgedClientAdmin } from '../../src/simulation/fixtures.js';
 import { snapshotTree, changedPaths } from '../../src/simulation/tree.js';
-import { kubectlOk } from '../cluster/kubectl.js';
+import { kubectl, kubectlOk } from '../cluster/kubectl.js';
 import type { SimulatedNode as ClusterNode } from '../cluster/nodes.js';
 import { installCrds } from './support/crds.js';
 import { servedSerial } from './support/rotation.js';
@@ -127,6 +127,14 @@ describe('certrotator agent', () => {
     const verify = execFileSync('openssl', ['verify', '-CAfile', join(root, TLS, 'server-ca.crt'), join(root, TLS, 'serving-kube-apiserver.crt')]).toString();
     expect(verify.trim()).toMatch(/: OK$/);
     expect(nr.status?.backupPath).toMatch(new RegExp(`^/${TLS}-\\d+$`));
+    // The agent read its node again once it finished (not six hours later): its CertificateInventory
+    // was written after the report, so a policy deciding from it sees the new certificates.
+    const finished = Date.parse(nr.status!.finishedAt!);
+    let scannedAt = 0;
+    await waitForAgent(node, 'a CertificateInventory scanned after the rotation', () => {
+      void kubectl(['get', 'certinv', node, '-o', 'jsonpath={.status.scannedAt}']).then((r) => (scannedAt = r.code === 0 ? Date.parse(r.stdout) : 0));
+      return scannedAt >= finished;
+    });
   });
 
   it('refuses an instruction no CertificateRotation run owns (made by hand): Failed with the reason, nothing touched on the host', async () => {

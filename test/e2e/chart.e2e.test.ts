@@ -251,7 +251,7 @@ describe('deploy/ (plain manifests)', () => {
     };
     const chart = docs(rendered).map(strip);
     const crds = docs(helmTemplate(HELM, ['--include-crds'])).filter((o) => o.kind === 'CustomResourceDefinition');
-    expect(crds.length).toBe(3);
+    expect(crds.length).toBe(4);
     const expected = new Map([...chart, ...crds].map((o) => [key(o), o]));
     const got = new Map(kustomized.filter((o) => o.kind !== 'Namespace').map((o) => [key(o), o]));
     expect([...got.keys()].sort()).toEqual([...expected.keys()].sort());
@@ -306,6 +306,11 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
       [controllerKc, ['get', 'certificaterotations']], [controllerKc, ['list', 'certificaterotations']],
       [controllerKc, ['watch', 'certificaterotations']], [controllerKc, ['patch', 'certificaterotations']],
       [controllerKc, ['update', 'certificaterotations', '--subresource=status']],
+      // Policies (src/controller/policy/): their rotations created, paused, pruned; the inventories read.
+      [controllerKc, ['create', 'certificaterotations']], [controllerKc, ['delete', 'certificaterotations']],
+      [controllerKc, ['list', 'certificaterotationpolicies']], [controllerKc, ['watch', 'certificaterotationpolicies']],
+      [controllerKc, ['update', 'certificaterotationpolicies', '--subresource=status']],
+      [controllerKc, ['list', 'certificateinventories']], [controllerKc, ['watch', 'certificateinventories']],
       [controllerKc, ['list', 'noderotations']], [controllerKc, ['watch', 'noderotations']],
       [controllerKc, ['create', 'noderotations']], [controllerKc, ['delete', 'noderotations']],
       [controllerKc, ['list', 'nodes']], [controllerKc, ['watch', 'nodes']],
@@ -321,7 +326,7 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
     ];
     const answers = await Promise.all(granted.map(async ([kc, args]) => ({ args, allowed: await canI(kc, ...args) })));
     expect(answers.filter((a) => !a.allowed)).toEqual([]);
-    expect(answers.length).toBe(27);
+    expect(answers.length).toBe(34);
     // RKE runs only (src/controller/rke-kube.ts, rke-run.ts): the cluster state and the run's bundle,
     // by name, and sealing each node's pairs into its NodeRotation. This install is RKE2 (the default): none of it.
     const rke: [string, string[]][] = [
@@ -348,15 +353,16 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
         ['create', 'customresourcedefinitions'], ['patch', 'customresourcedefinitions'], ['delete', 'customresourcedefinitions'],
         ['create', 'pods', '-n', NAMESPACE], ['create', 'pods/exec', '-n', NAMESPACE], ['patch', 'nodes'], ['delete', 'nodes'],
         ['update', 'leases/other-lease', '-n', NAMESPACE], ['get', 'leases', '-n', 'kube-system'], ['create', 'events', '-n', 'kube-system'],
-        ['delete', 'certificaterotations'], ['create', 'certificaterotations'], ['update', 'noderotations'],
-        ['create', 'validatingadmissionpolicies'], ['delete', 'validatingadmissionpolicybindings'],
+        ['update', 'noderotations'], ['create', 'certificaterotationpolicies'], ['update', 'certificaterotationpolicies'],
+        ['delete', 'certificaterotationpolicies'], ['create', 'validatingadmissionpolicies'], ['delete', 'validatingadmissionpolicybindings'],
         ['create', 'serviceaccounts/token', '-n', NAMESPACE], ['escalate', 'clusterroles'], ['bind', 'clusterroles'],
       ]) asks.push([who, kc, args]);
     }
     for (const args of [
       ['patch', 'noderotations'], ['create', 'noderotations'], ['delete', 'noderotations'], ['list', 'nodes'], ['get', `nodes/${NODE}`],
       ['patch', 'certificaterotations'], ['update', 'certificaterotations', '--subresource=status'], ['delete', 'events', '-n', 'default'],
-      ['create', 'events', '-n', NAMESPACE],
+      ['create', 'events', '-n', NAMESPACE], ['create', 'certificaterotations'], ['delete', 'certificaterotations'],
+      ['list', 'certificaterotationpolicies'], ['update', 'certificaterotationpolicies', '--subresource=status'],
     ]) asks.push(['agent', agentKc, args]);
     for (const args of [['patch', 'noderotations', '--subresource=status'], ['update', 'noderotations']]) asks.push(['controller', controllerKc, args]);
     // RKE: nothing beyond the named objects — not other Secrets, not the state for the agent, not writing the bundle for the agent.
@@ -372,10 +378,12 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
     asks.push(['agent', agentKc, ['get', 'secrets/rke2-serving', '-n', 'kube-system']]);
     // The inventory: an agent never deletes or lists them; the controller does not touch them.
     for (const args of [['delete', 'certificateinventories'], ['list', 'certificateinventories'], ['patch', 'certificateinventories']]) asks.push(['agent', agentKc, args]);
-    asks.push(['controller', controllerKc, ['create', 'certificateinventories']]);
+    for (const args of [['create', 'certificateinventories'], ['update', 'certificateinventories'], ['delete', 'certificateinventories'], ['get', 'certificaterotationpolicies']]) {
+      asks.push(['controller', controllerKc, args]);
+    }
     const allowed = await Promise.all(asks.map(async ([who, kc, args]) => ((await canI(kc, ...args)) ? `${who}: ${args.join(' ')}` : '')));
     expect(allowed.filter(Boolean)).toEqual([]);
-    expect(asks.length).toBe(73);
+    expect(asks.length).toBe(82);
     // And a real request, not only the access review: reading Secrets is a 403.
     const r = await kubectl(['get', 'secrets', '-A'], { kubeconfig: controllerKc });
     expect(r.code).not.toBe(0);

@@ -48,13 +48,14 @@ beforeAll(async () => {
     'crd/certificaterotations.certrotator.io',
     'crd/noderotations.certrotator.io',
     'crd/certificateinventories.certrotator.io',
+    'crd/certificaterotationpolicies.certrotator.io',
   ]);
 });
 
 afterAll(async () => {
   const list = async (kind: string): Promise<string[]> =>
     (await kubectlOk(['get', kind, '-o', 'name'])).split('\n').filter((n) => n.includes(`/${PREFIX}`));
-  for (const kind of ['certificaterotations', 'noderotations', 'certificateinventories']) {
+  for (const kind of ['certificaterotations', 'noderotations', 'certificateinventories', 'certificaterotationpolicies']) {
     const names = await list(kind);
     if (names.length > 0) await kubectlOk(['delete', '--wait=false', ...names]);
   }
@@ -165,6 +166,45 @@ describe('CertificateInventory admission', () => {
     const row = (await kubectlOk(['get', 'certinv', `${PREFIX}ok`, '--no-headers'])).trim();
     expect(row).toMatch(new RegExp(`^${PREFIX}ok\\s+etcd,controlplane,worker\\s+etcd\\s+2027-01-01T00:00:00Z\\s+29\\s+0\\s+0\\s+`));
     await kubectlOk(['delete', 'certinv', `${PREFIX}ok`]);
+  });
+});
+
+describe('CertificateRotationPolicy admission', () => {
+  const policy = (name: string, spec: Record<string, unknown>) => stringify({ apiVersion: API_VERSION, kind: 'CertificateRotationPolicy', metadata: { name: PREFIX + name }, spec });
+  const window = { startTime: '02:00', endTime: '04:00' };
+  it.each<[string, Record<string, unknown>, string]>([
+    ['startTime not HH:MM', { window: { ...window, startTime: '2:00' } }, 'spec.window.startTime: Invalid value: "2:00": spec.window.startTime must be a time of day HH:MM between 00:00 and 23:59, e.g. 02:00'],
+    ['endTime past 23:59', { window: { ...window, endTime: '24:00' } }, 'spec.window.endTime must be a time of day HH:MM between 00:00 and 23:59'],
+    ['a window with no length', { window: { startTime: '03:00', endTime: '03:00' } }, 'spec.window.endTime: Invalid value: spec.window.startTime and spec.window.endTime must differ (omit spec.window for "any time")'],
+    ['an unknown day', { window: { ...window, days: ['monday', 'funday'] } }, 'spec.window.days[1]: Unsupported value: "funday": supported values: "sunday", "monday",'],
+    ['a day twice', { window: { ...window, days: ['monday', 'monday'] } }, 'spec.window.days must not name a day twice'],
+    ['no days', { window: { ...window, days: [] } }, 'spec.window.days: Invalid value: 0: spec.window.days in body should have at least 1 items'],
+    ['a time zone that is not a zone name', { window: { ...window, timeZone: 'Central European Time' } }, 'spec.window.timeZone must be an IANA time zone name such as UTC or Europe/Berlin'],
+    ['renewBefore 0', { renewBefore: '0s' }, 'spec.renewBefore must be more than 0 and at most 87600h (10 years)'],
+    ['renewBefore in days', { renewBefore: '90d' }, 'spec.renewBefore must be a duration such as 2160h (90 days) or 720h'],
+    ['historyLimit 0', { historyLimit: 0 }, 'spec.historyLimit: Invalid value: 0: spec.historyLimit in body should be greater than or equal to 1'],
+    ['a template service with scope All', { template: { service: 'etcd' } }, 'spec.template.service: Forbidden: spec.template.service is only allowed with spec.template.scope: Service'],
+    ['a template service of the wrong distribution', { template: { distribution: 'rke2', scope: 'Service', service: 'kube-apiserver' } }, 'spec.template.service "kube-apiserver" is not an RKE2 service'],
+    ['a mode in the template (the policy always applies)', { template: { mode: 'Plan' } }, 'unknown field "spec.template.mode"'],
+  ])('refuses %s, naming the field', async (name, spec, message) => {
+    const result = await create(policy(name.replace(/[^a-z0-9]+/gi, '-').toLowerCase().slice(0, 40), spec), ['--validate=strict']);
+    expect(result.code).not.toBe(0);
+    expect(oneLine(result.stderr)).toContain(message);
+  });
+
+  it('accepts an empty spec with the documented defaults, shown by kubectl get crpol', async () => {
+    expect((await create(policy('defaults', {}))).stderr).toBe('');
+    const obj = JSON.parse(await kubectlOk(['get', 'crpol', `${PREFIX}defaults`, '-o', 'json']));
+    expect(obj.spec).toEqual({
+      renewBefore: '2160h', historyLimit: 3, suspend: false, renewExpiredOutsideWindow: false,
+      template: { scope: 'All', strategy: { maxUnavailable: 1, nodeTimeout: '10m', onFailure: 'Rollback' } },
+    });
+    expect((await create(policy('window-defaults', { window }))).stderr).toBe('');
+    const withWindow = JSON.parse(await kubectlOk(['get', 'crpol', `${PREFIX}window-defaults`, '-o', 'json']));
+    expect(withWindow.spec.window).toEqual({ ...window, timeZone: 'UTC', days: ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday'] });
+    const header = (await kubectlOk(['get', 'certrotationpolicy', `${PREFIX}defaults`])).split('\n')[0]!;
+    expect(header.split(/\s+/).filter(Boolean)).toEqual(['NAME', 'RENEW-BEFORE', 'NEXT-EXPIRY', 'NEXT-WINDOW', 'LAST', 'AGE']);
+    await kubectlOk(['delete', 'crpol', `${PREFIX}defaults`, `${PREFIX}window-defaults`]);
   });
 });
 

@@ -80,22 +80,24 @@ export class ControllerProcess {
   }
 
   /**
-   * Touches the rotation (an annotation; no spec change) and waits until a
+   * Touches the rotation, or with `kind` a policy (an annotation; no spec change) and waits until a
    * reconcile pass has decided from that version or a later one. After it, a
    * check that nothing happened is a fact (the controller had its chance at
    * this very state), not a hope that a fixed sleep was long enough.
    * (Comparing resourceVersions as numbers holds for etcd3, which the tests run.)
    */
-  async reconciledAfterTouch(rotation: string, opts: { kubeconfig?: string } = {}): Promise<void> {
+  async reconciledAfterTouch(rotation: string, opts: { kubeconfig?: string; kind?: string } = {}): Promise<void> {
+    const kind = opts.kind ?? 'certificaterotation';
     const rv = Number(
       await kubectlOk(
-        ['annotate', '--overwrite', 'certificaterotation', rotation, `test.certrotator.io/touched=${Date.now()}`, '-o', 'jsonpath={.metadata.resourceVersion}'],
-        opts,
+        ['annotate', '--overwrite', kind, rotation, `test.certrotator.io/touched=${Date.now()}`, '-o', 'jsonpath={.metadata.resourceVersion}'],
+        opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {},
       ),
     );
+    const controller = kind === 'certificaterotation' ? 'certificaterotation' : 'certificaterotationpolicy';
     await waitFor(
-      `a reconcile of ${rotation} at resourceVersion ${rv} or later`,
-      () => this.lines.some((l) => l.msg === 'reconciled' && l.object === rotation && Number(l.resourceVersion) >= rv),
+      `a reconcile of ${kind} ${rotation} at resourceVersion ${rv} or later`,
+      () => this.lines.some((l) => l.msg === 'reconciled' && l.controller === controller && l.object === rotation && Number(l.resourceVersion) >= rv),
       30_000,
       () => this.debug(),
     );
