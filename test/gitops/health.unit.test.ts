@@ -11,6 +11,9 @@ import { mergeConditions, summarizeRun, type RunNodeProgress, type RunState } fr
 import { planRotation } from '../../src/controller/plan.js';
 import { rke2Node } from '../../src/controller/testing.js';
 import { REPO_ROOT } from '../cluster/paths.js';
+import { WEEKDAYS } from '../../src/api/certificaterotationpolicy.js';
+import { reconcilePolicy } from '../../src/controller/policy/reconcile-policy.js';
+import { FakePolicyCluster, inventory, policy } from '../../src/controller/policy/testing.js';
 import { argoHealth, HEALTH_DIR, HEALTH_LUA, luaVersion } from './health.js';
 import { kstatus } from './kstatus.js';
 
@@ -34,9 +37,10 @@ describe('Argo CD health check (health.lua)', () => {
     expect(argoHealth(input(c))).toEqual(c.healthStatus);
   });
 
-  it('is embedded byte for byte in the argocd-cm patch', () => {
+  it('is embedded byte for byte in the argocd-cm patch, for rotations and for policies', () => {
     const cm = parse(readFileSync(join(REPO_ROOT, 'gitops', 'argocd', 'argocd-cm-patch.yaml'), 'utf8')) as { data: Record<string, string> };
-    expect(cm.data['resource.customizations.health.certrotator.io_CertificateRotation']).toBe(readFileSync(HEALTH_LUA, 'utf8'));
+    expect(Object.keys(cm.data).sort()).toEqual(['resource.customizations.health.certrotator.io_CertificateRotation', 'resource.customizations.health.certrotator.io_CertificateRotationPolicy']);
+    for (const script of Object.values(cm.data)) expect(script).toBe(readFileSync(HEALTH_LUA, 'utf8'));
   });
 
   it('a script error is reported, not read as a status (the harness can fail)', () => {
@@ -119,5 +123,29 @@ describe('the controller\'s statuses', () => {
     const o = { kind: 'CertificateRotation', metadata: { name: 'r', generation: 1 }, spec: {}, status: { observedGeneration: -1 } };
     expect(kstatus(o).status).toBe('InProgress');
     expect(argoHealth(o).status).toBe('Progressing');
+  });
+});
+
+// CertificateRotationPolicy: the statuses its own reconcile writes, through the same script and kstatus.
+describe('CertificateRotationPolicy health (the same script)', () => {
+  const windowClosed = { window: { days: [...WEEKDAYS], startTime: '22:00', endTime: '02:00', timeZone: 'UTC' } };
+  it.each<[string, Parameters<typeof policy>[0], number | undefined, string, string]>([
+    ['not due', { renewBefore: '720h' }, undefined, 'Healthy', 'Current'],
+    ['waiting for its window', windowClosed, undefined, 'Healthy', 'Current'],
+    ['suspended', { suspend: true }, undefined, 'Healthy', 'Current'],
+    ['expired outside the window (Stalled)', windowClosed, -1, 'Degraded', 'Failed'],
+  ])('%s: Argo CD %s', async (_name, spec, expiresInDays, argo, k) => {
+    const c = new FakePolicyCluster();
+    c.policies.set('nightly', policy(spec));
+    if (expiresInDays !== undefined) c.inventories = [inventory('server-1', { etcd: expiresInDays })];
+    await reconcilePolicy(c.deps(), 'nightly');
+    // As JSON, the way Argo CD and kstatus receive it.
+    const o = JSON.parse(JSON.stringify(c.policies.get('nightly')!));
+    expect(argoHealth(o).status).toBe(argo);
+    expect(kstatus(o).status).toBe(k);
+    // A spec change the controller has not seen yet: in progress for both.
+    const edited = { ...o, metadata: { ...o.metadata, generation: 2 } };
+    expect(argoHealth(edited).status).toBe('Progressing');
+    expect(kstatus(edited).status).toBe('InProgress');
   });
 });

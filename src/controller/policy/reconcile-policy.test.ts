@@ -1,46 +1,8 @@
 import { describe, expect, test } from '@jest/globals';
-import type { CertificateInventory } from '../../api/certificateinventory.js';
-import type { CertificateRotation, CertificateRotationInput } from '../../api/certificaterotation.js';
-import { WEEKDAYS, type CertificateRotationPolicy, type CertificateRotationPolicyStatus } from '../../api/certificaterotationpolicy.js';
+import { WEEKDAYS } from '../../api/certificaterotationpolicy.js';
 import { LABELS, PAUSED_BY_POLICY_ANNOTATION } from '../../api/constants.js';
-import { inventory, NOW, policy, rotation } from './testing.js';
-import { MAX_REQUEUE_MS, reconcilePolicy, rotationName, type PolicyDeps } from './reconcile-policy.js';
-
-const silent = { debug() {}, info() {}, warn() {}, error() {} };
-
-class FakePolicyCluster {
-  policies = new Map<string, CertificateRotationPolicy>();
-  inventories: CertificateInventory[] = [inventory('server-1', { etcd: 200, 'api-server': 80 })];
-  rotations: CertificateRotation[] = [];
-  /** What the API server has that the cache has not delivered yet. */
-  notYetCached: CertificateRotation[] = [];
-  created: CertificateRotationInput[] = [];
-  patches: [string, Record<string, unknown>][] = [];
-  deleted: string[] = [];
-  statusWrites = 0;
-  events: string[] = [];
-  now = NOW;
-
-  deps(): PolicyDeps {
-    return {
-      policy: (n) => this.policies.get(n),
-      inventories: () => this.inventories,
-      nodeLabels: () => new Map([['server-1', {}]]),
-      rotations: () => this.rotations,
-      listOwnedFresh: async (p) => [...this.rotations, ...this.notYetCached].filter((r) => r.metadata.labels?.[LABELS.policy] === p),
-      createRotation: async (r) => void this.created.push(r),
-      patchRotation: async (n, patch) => void this.patches.push([n, patch]),
-      deleteRotation: async (n) => void this.deleted.push(n),
-      writeStatus: async (p, status: CertificateRotationPolicyStatus) => {
-        this.statusWrites++;
-        this.policies.set(p.metadata.name!, { ...p, status });
-      },
-      event: (_p, type, reason, message) => void this.events.push(`${type} ${reason}: ${message}`),
-      now: () => this.now,
-      log: silent,
-    };
-  }
-}
+import { FakePolicyCluster, inventory, NOW, policy, rotation } from './testing.js';
+import { MAX_REQUEUE_MS, reconcilePolicy, rotationName } from './reconcile-policy.js';
 
 function cluster(spec: Parameters<typeof policy>[0] = {}): FakePolicyCluster {
   const c = new FakePolicyCluster();

@@ -1,10 +1,11 @@
 // Fixtures for the policy controller's unit tests: a policy, a node's
 // inventory and a rotation, each as the API server would return it.
 import type { CertificateInventory } from '../../api/certificateinventory.js';
-import type { CertificateRotation } from '../../api/certificaterotation.js';
-import type { CertificateRotationPolicy, CertificateRotationPolicySpec } from '../../api/certificaterotationpolicy.js';
+import type { CertificateRotation, CertificateRotationInput } from '../../api/certificaterotation.js';
+import type { CertificateRotationPolicy, CertificateRotationPolicySpec, CertificateRotationPolicyStatus } from '../../api/certificaterotationpolicy.js';
 import { LABELS } from '../../api/constants.js';
 import { POLICY_GENERATION_ANNOTATION } from './decide.js';
+import type { PolicyDeps } from './reconcile-policy.js';
 
 const DAY = 86_400_000;
 /** A Wednesday. */
@@ -74,3 +75,39 @@ export function rotation(name: string, phase: string | undefined, extra: { polic
   } as CertificateRotation;
 }
 
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** The policy controller's world in memory: what its caches hold, what the API server has, what it wrote. */
+export class FakePolicyCluster {
+  policies = new Map<string, CertificateRotationPolicy>();
+  inventories: CertificateInventory[] = [inventory('server-1', { etcd: 200, 'api-server': 80 })];
+  rotations: CertificateRotation[] = [];
+  /** What the API server has that the cache has not delivered yet. */
+  notYetCached: CertificateRotation[] = [];
+  created: CertificateRotationInput[] = [];
+  patches: [string, Record<string, unknown>][] = [];
+  deleted: string[] = [];
+  statusWrites = 0;
+  events: string[] = [];
+  now = NOW;
+
+  deps(): PolicyDeps {
+    return {
+      policy: (n) => this.policies.get(n),
+      inventories: () => this.inventories,
+      nodeLabels: () => new Map([['server-1', {}]]),
+      rotations: () => this.rotations,
+      listOwnedFresh: async (p) => [...this.rotations, ...this.notYetCached].filter((r) => r.metadata.labels?.[LABELS.policy] === p),
+      createRotation: async (r) => void this.created.push(r),
+      patchRotation: async (n, patch) => void this.patches.push([n, patch]),
+      deleteRotation: async (n) => void this.deleted.push(n),
+      writeStatus: async (p, status: CertificateRotationPolicyStatus) => {
+        this.statusWrites++;
+        this.policies.set(p.metadata.name!, { ...p, status });
+      },
+      event: (_p, type, reason, message) => void this.events.push(`${type} ${reason}: ${message}`),
+      now: () => this.now,
+      log: silent,
+    };
+  }
+}

@@ -1,6 +1,9 @@
--- Argo CD health check for certrotator.io/CertificateRotation.
--- Install: argocd-cm key resource.customizations.health.certrotator.io_CertificateRotation
--- (gitops/argocd/argocd-cm-patch.yaml). Written for Lua 5.1 (Argo CD's gopher-lua).
+-- Argo CD health check for certrotator.io/CertificateRotation, and the same
+-- script for CertificateRotationPolicy (its Ready and Stalled mean the same;
+-- it has no Reconciling and no spec.paused, so it is Healthy or Degraded).
+-- Install: argocd-cm keys resource.customizations.health.certrotator.io_CertificateRotation
+-- and ..._CertificateRotationPolicy (gitops/argocd/argocd-cm-patch.yaml).
+-- Written for Lua 5.1 (Argo CD's gopher-lua).
 --
 -- Order matters:
 --   1. observedGeneration behind metadata.generation (or -1 / absent: the
