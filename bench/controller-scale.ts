@@ -1,9 +1,17 @@
 // Scale benchmark of the controller (npm run bench:scale): a separate control
 // plane with 3 RKE2 servers + 500 workers (kwok), one CertificateRotation of
-// all services with maxUnavailable 50, and "agents" whose host step takes no
-// time: this process watches every NodeRotation and reports it Rotated the
-// moment it appears (one status write per node, like a real agent's final
-// report; a real agent also writes Updating first).
+// all services with maxUnavailable 50, and "agents" played by this process:
+// it watches every NodeRotation and reports it Rotated (one status write per
+// node, like a real agent's final report; a real agent also writes Updating
+// first), either
+// - at once (closed loop, the default): the run's pace is then set by the CPU
+//   the API server, etcd and the controller share, so it is reported as
+//   throughput (nodes per second per core), not as a latency target; or
+// - after a seeded, realistic host step (`--agent-seconds 2`, uniform within
+//   ±`--agent-jitter` 0.5 s; open loop): the machine is not saturated, and the
+//   hand-off measures what the controller adds (targets p50 < 50 ms, p99 < 150 ms),
+//   reported for the server phase (one at a time: it adds directly to the
+//   run's wall time) and for the whole run.
 //
 // Measured:
 // - total wall time from `kubectl apply` to Ready=True;
@@ -23,7 +31,7 @@
 // Usage: npm run bench:scale [-- --workers 500 --max-unavailable 50 --keep --dir DIR --tsx --node-arg=--cpu-prof]
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
@@ -54,12 +62,33 @@ const { values } = parseArgs({
     'no-build': { type: 'boolean', default: false },
     /** Extra node flags for the controller process, e.g. `--node-arg=--cpu-prof`. */
     'node-arg': { type: 'string', multiple: true, default: [] },
+    /** Seconds each simulated host step takes (0: report at once, the closed loop). */
+    'agent-seconds': { type: 'string', default: '0' },
+    /** ± this many seconds around --agent-seconds, uniform, from --seed. */
+    'agent-jitter': { type: 'string', default: '0.5' },
+    seed: { type: 'string', default: '1' },
   },
 });
 const SERVERS = Number(values.servers);
 const WORKERS = Number(values.workers);
 const M = Number(values['max-unavailable']);
 const TOTAL = SERVERS + WORKERS;
+const AGENT_MS = Number(values['agent-seconds']) * 1000;
+const JITTER_MS = AGENT_MS > 0 ? Number(values['agent-jitter']) * 1000 : 0;
+const OPEN_LOOP = AGENT_MS > 0;
+
+/** mulberry32: a small seeded generator, so two runs with one seed wait the same times. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const random = seeded(Number(values.seed));
 const NAME = `bench-scale-${Date.now().toString(36)}`;
 
 function percentile(sorted: number[], p: number): number {
@@ -158,8 +187,10 @@ async function main(): Promise<void> {
         seenAt.set(name, performance.now());
         startOrder.push(name);
         const p = (async () => {
+          // The host step: nothing (closed loop) or a seeded 2 s ± 0.5 s (open loop).
+          if (OPEN_LOOP) await new Promise((r) => setTimeout(r, AGENT_MS + (random() * 2 - 1) * JITTER_MS));
           agentWrites++;
-          await nrClient.mergePatchStatus(name, { status: { phase: 'Rotated', step: 'Done', runID: nr.spec.runID, message: 'bench: zero-time host step' } });
+          await nrClient.mergePatchStatus(name, { status: { phase: 'Rotated', step: 'Done', runID: nr.spec.runID, message: OPEN_LOOP ? 'bench: simulated host step' : 'bench: zero-time host step' } });
           finishedAt.set(name, performance.now());
         })().catch((e: unknown) => log(`report ${name} failed: ${String(e)}`));
         inFlightReports.add(p);
@@ -216,12 +247,18 @@ async function main(): Promise<void> {
     // workers by the last server's; worker j (j ≥ M) by the (j-M)th worker report.
     const starts = startOrder.map((n) => seenAt.get(n)!);
     const finishes = [...finishedAt.values()].sort((a, b) => a - b);
+    // (In the open loop the workers finish in any order: the kth report in time frees the kth slot.)
     const handoffs: number[] = [];
+    const serverHandoffs: number[] = [];
     for (let j = 1; j < starts.length; j++) {
       const enabling = j < SERVERS ? finishes[j - 1] : j < SERVERS + M ? finishes[SERVERS - 1] : finishes[j - M];
-      if (enabling !== undefined) handoffs.push(starts[j]! - enabling);
+      if (enabling === undefined) continue;
+      handoffs.push(starts[j]! - enabling);
+      // Server to server, and the last server to the first workers: one at a time, straight onto the wall time.
+      if (j <= SERVERS) serverHandoffs.push(starts[j]! - enabling);
     }
     handoffs.sort((a, b) => a - b);
+    serverHandoffs.sort((a, b) => a - b);
     // The agents finish at once, so this is a closed loop: a node's cycle is
     // hand-off + report (its agent seeing it, reporting, the API server
     // accepting), and with M in flight the cycle is M / throughput (Little's
@@ -255,15 +292,17 @@ async function main(): Promise<void> {
       return { n, meanMs: Number((n > 0 ? (a.ms * a.n - (Number.isNaN(b.ms) ? 0 : b.ms * b.n)) / n : NaN).toFixed(1)) };
     };
     const passes = mean(text, 'certrotator_reconcile_duration_seconds', () => true);
+    const loop = {
+      workersPerSecond: Number(throughput.toFixed(1)),
+      workersPerSecondPerCore: Number((throughput / cpus().length).toFixed(1)),
+      cycleMs: Number(((M / throughput) * 1000).toFixed(0)),
+      reportMs: { p50: Number(percentile(reports, 50).toFixed(1)), p99: Number(percentile(reports, 99).toFixed(1)) },
+    };
     const breakdown = {
       cpuSecondsDuringRun: cpuDuringRun,
       apiserverIdleCores: Number(apiserverIdleCores.toFixed(2)),
       apiserverCpuMsPerNodeAboveIdle: Number((((cpuDuringRun['kube-apiserver']! - apiserverIdleCores * wall) / TOTAL) * 1000).toFixed(1)),
-      closedLoop: {
-        workersPerSecond: Number(throughput.toFixed(1)),
-        cycleMs: Number(((M / throughput) * 1000).toFixed(0)),
-        reportMs: { p50: Number(percentile(reports, 50).toFixed(1)), p99: Number(percentile(reports, 99).toFixed(1)) },
-      },
+      [OPEN_LOOP ? 'openLoop' : 'closedLoop']: loop,
       controllerPasses: { n: passes.n, meanMs: Number(passes.ms.toFixed(1)) },
       putRotationStatus: request('PUT', 'certificaterotations', 'status'),
       createNodeRotation: request('POST', 'noderotations', ''),
@@ -277,25 +316,32 @@ async function main(): Promise<void> {
       maxUnavailable: M,
       nodeRotationsSeen: startOrder.length,
       wallSeconds: Number(wall.toFixed(2)),
+      agentStep: OPEN_LOOP ? { ms: AGENT_MS, jitterMs: JITTER_MS, seed: Number(values.seed) } : 'none (closed loop)',
       handoffMs: { p50: Number(percentile(handoffs, 50).toFixed(1)), p99: Number(percentile(handoffs, 99).toFixed(1)), max: Number((handoffs.at(-1) ?? NaN).toFixed(1)), samples: handoffs.length },
+      serverHandoffMs: { p50: Number(percentile(serverHandoffs, 50).toFixed(1)), max: Number((serverHandoffs.at(-1) ?? NaN).toFixed(1)), samples: serverHandoffs.length },
       controllerWritesPerNode: Number((writes / TOTAL).toFixed(2)),
       controllerWritesPerNodeWithoutEvents: Number(((writes - eventWrites) / TOTAL).toFixed(2)),
       agentWritesPerNode: Number((agentWrites / TOTAL).toFixed(2)),
       apiserverMutatingRequestsPerNode: Number((serverSide / TOTAL).toFixed(2)),
       controllerPeakRssMB: Number((peakRssKb / 1024).toFixed(1)),
       controllerCpuSeconds: Number(cpuSeconds.toFixed(2)),
-      targets: { handoffP99Ms: 250, writesPerNode: 6, peakRssMB: 200 },
+      targets: OPEN_LOOP ? { handoffP50Ms: 50, handoffP99Ms: 150, writesPerNode: 6, peakRssMB: 200 } : { writesPerNode: 6, peakRssMB: 200 },
     };
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     const rows: [string, string, string, boolean | undefined][] = [
       ['nodes (servers + workers)', `${SERVERS} + ${WORKERS}, maxUnavailable ${M}`, '', undefined],
       ['wall time', `${result.wallSeconds} s`, '', undefined],
-      ['hand-off p50', `${result.handoffMs.p50} ms`, '', undefined],
-      ['hand-off p99', `${result.handoffMs.p99} ms`, '< 250 ms', result.handoffMs.p99 < 250],
+      ['host step per node', OPEN_LOOP ? `${AGENT_MS / 1000} s ± ${JITTER_MS / 1000} s (seed ${values.seed}): open loop` : 'none: closed loop', '', undefined],
+      ['hand-off p50', `${result.handoffMs.p50} ms`, OPEN_LOOP ? '< 50 ms' : '', OPEN_LOOP ? result.handoffMs.p50 < 50 : undefined],
+      ['hand-off p99', `${result.handoffMs.p99} ms`, OPEN_LOOP ? '< 150 ms' : '', OPEN_LOOP ? result.handoffMs.p99 < 150 : undefined],
+      ['server-phase hand-off', `p50 ${result.serverHandoffMs.p50} ms, max ${result.serverHandoffMs.max} ms (${result.serverHandoffMs.samples})`, '', undefined],
       ['API writes per node', `${result.controllerWritesPerNode} (${result.controllerWritesPerNodeWithoutEvents} without Events)`, '<= 6', result.controllerWritesPerNode <= 6],
       ['controller peak RSS', `${result.controllerPeakRssMB} MB`, '< 200 MB', result.controllerPeakRssMB < 200],
       ['controller CPU during the run', `${result.controllerCpuSeconds} s`, '', undefined],
-      ['closed loop (workers)', `${breakdown.closedLoop.workersPerSecond} nodes/s; ${M} in flight -> cycle ${breakdown.closedLoop.cycleMs} ms = hand-off + report (p50 ${breakdown.closedLoop.reportMs.p50} ms)`, '', undefined],
+      OPEN_LOOP
+        ? ['workers', `${loop.workersPerSecond} nodes/s with ${M} in flight (host step included)`, '', undefined]
+        : ['closed loop (workers)', `${loop.workersPerSecond} nodes/s (${loop.workersPerSecondPerCore} per core); ${M} in flight -> cycle ${loop.cycleMs} ms = hand-off + report (p50 ${loop.reportMs.p50} ms)`, '', undefined],
+      ['CPU during the run (s)', Object.entries(breakdown.cpuSecondsDuringRun).map(([k, v]) => `${k} ${v}`).join(', '), '', undefined],
       ['API server CPU per node', `${breakdown.apiserverCpuMsPerNodeAboveIdle} ms above its idle ${breakdown.apiserverIdleCores} cores`, '', undefined],
       ['load average', loadavg().map((l) => l.toFixed(2)).join(' '), '', undefined],
     ];
@@ -304,7 +350,9 @@ async function main(): Promise<void> {
       process.stdout.write(`${what.padEnd(w[0]!)}  ${value.padEnd(w[1]!)}  ${target.padEnd(w[2]!)}  ${met === undefined ? '' : met ? 'MET' : 'NOT MET'}\n`);
     }
     informer.stop();
-    const ok = result.handoffMs.p99 < 250 && result.controllerWritesPerNode <= 6 && result.controllerPeakRssMB < 200 && startOrder.length === TOTAL;
+    // Latency is a target only in the open loop; the closed loop measures the machine (issue 14).
+    const latencyOk = !OPEN_LOOP || (result.handoffMs.p50 < 50 && result.handoffMs.p99 < 150);
+    const ok = latencyOk && result.controllerWritesPerNode <= 6 && result.controllerPeakRssMB < 200 && startOrder.length === TOTAL;
     process.exitCode = ok ? 0 : 1;
   } finally {
     if (controller?.pid !== undefined && controller.exitCode === null) process.kill(controller.pid, 'SIGTERM');
