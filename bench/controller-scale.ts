@@ -42,6 +42,7 @@ import { customResourceInformer } from '../src/kube/informer.js';
 import { reuseConnections } from '../src/controller/connection-reuse.js';
 import { startCluster, stopCluster } from '../test/cluster/cluster.js';
 import { kubectlOk } from '../test/cluster/kubectl.js';
+import { seededRandom } from '../test/cluster/random.js';
 
 const { values } = parseArgs({
   options: {
@@ -77,18 +78,7 @@ const AGENT_MS = Number(values['agent-seconds']) * 1000;
 const JITTER_MS = AGENT_MS > 0 ? Number(values['agent-jitter']) * 1000 : 0;
 const OPEN_LOOP = AGENT_MS > 0;
 
-/** mulberry32: a small seeded generator, so two runs with one seed wait the same times. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const random = seeded(Number(values.seed));
+const random = seededRandom(Number(values.seed));
 const NAME = `bench-scale-${Date.now().toString(36)}`;
 
 function percentile(sorted: number[], p: number): number {

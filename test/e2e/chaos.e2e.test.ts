@@ -22,6 +22,7 @@ import { JOURNAL_DIR, JOURNAL_FILE } from '../../src/host/journal.js';
 import { TEMP_MARK } from '../../src/host/root.js';
 import type { SimulatedFleet } from '../../src/simulation/fleet.js';
 import type { ClusterState } from '../cluster/cluster.js';
+import { seededRandom } from '../cluster/random.js';
 import { ControllerProcess, waitFor } from './support/controller.js';
 import {
   applyRotation,
@@ -54,18 +55,6 @@ let fleet: SimulatedFleet;
 let kubeconfig: string;
 const replicas: ControllerProcess[] = [];
 let replicaCount = 0;
-
-// mulberry32: a small seeded generator, so a failing schedule can be replayed.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function startReplica(): ControllerProcess {
   const c = new ControllerProcess(`chaos-${++replicaCount}`, { leaseName: LEASE, extraArgs: [`--kubeconfig=${kubeconfig}`, ...FAST_LEASE] });
@@ -112,7 +101,7 @@ afterAll(async () => {
 
 describe(`chaos: 50 SIGKILLs of controller replicas and agents during a rotation of 3 servers + 20 workers (seed ${SEED})`, () => {
   it('every node rotated exactly once, every file new and verified, never two servers in flight, nothing left behind', async () => {
-    const random = rng(SEED);
+    const random = seededRandom(SEED);
     const nrs = makeClients(loadKubeConfig({ kubeconfig })).nodeRotations as unknown as ClusterCustomResource<NodeRotation>;
     const name = `${P}all`;
     const schedule: string[] = [];
