@@ -76,6 +76,23 @@ describe('reconcilePolicy', () => {
       await reconcilePolicy(d.deps(), 'nightly');
       expect(d.patches).toEqual([]);
     });
+    test('the window removed from the spec: what the policy paused is resumed; an unknown time zone: nothing is touched', async () => {
+      const paused = () => {
+        const r = rotation('nightly-1', 'Paused', { policy: 'nightly', generation: '1' });
+        r.spec.paused = true;
+        r.metadata.annotations![PAUSED_BY_POLICY_ANNOTATION] = 'true';
+        return r;
+      };
+      const c = cluster();
+      c.rotations = [paused()];
+      await reconcilePolicy(c.deps(), 'nightly');
+      expect(c.patches).toEqual([['nightly-1', { metadata: { annotations: { [PAUSED_BY_POLICY_ANNOTATION]: null } }, spec: { paused: false } }]]);
+      expect(c.events[0]).toBe('Normal WindowOpened: resumed CertificateRotation nightly-1: the policy has no window any more');
+      const d = cluster({ window: { ...win.window, timeZone: 'Mars/Olympus_Mons' } });
+      d.rotations = [paused()];
+      await reconcilePolicy(d.deps(), 'nightly');
+      expect(d.patches).toEqual([]);
+    });
     test('suspended: the policy neither pauses nor resumes', async () => {
       const c = cluster({ ...win, suspend: true });
       c.rotations = [rotation('nightly-1', 'Progressing', { policy: 'nightly', generation: '1' })];

@@ -73,19 +73,27 @@ export function rotationFor(policy: CertificateRotationPolicy, now: Date, ignore
   };
 }
 
-/** The window's say over a running rotation of this policy: pause at close, resume what the policy paused. */
+/**
+ * The window's say over a running rotation of this policy: pause at close,
+ * resume what the policy paused at opening, or once the policy has no window
+ * any more (removed from the spec). A suspended policy, or one whose time zone
+ * is unknown, touches nothing.
+ */
 async function steerByWindow(deps: PolicyDeps, policy: CertificateRotationPolicy, owned: readonly CertificateRotation[], seen: Observed): Promise<void> {
-  if (policy.spec.suspend || !seen.window) return;
+  const w = policy.spec.window;
+  if (policy.spec.suspend || (w && !seen.window)) return;
+  const open = !seen.window || seen.window.open;
   for (const r of owned) {
     if (settled(r) || r.metadata.annotations?.[IGNORES_WINDOW_ANNOTATION] === 'true') continue;
     const name = r.metadata.name!;
     const pausedByUs = r.metadata.annotations?.[PAUSED_BY_POLICY_ANNOTATION] === 'true';
-    if (!seen.window.open && !r.spec.paused) {
+    if (!open && !r.spec.paused) {
       await deps.patchRotation(name, { metadata: { annotations: { [PAUSED_BY_POLICY_ANNOTATION]: 'true' } }, spec: { paused: true } });
-      deps.event(policy, 'Normal', 'WindowClosed', `paused CertificateRotation ${name}: the window closed; nodes in flight finish, the rest wait for the window opening at ${seen.window.next.opensAt.toISOString()}`);
-    } else if (seen.window.open && r.spec.paused && pausedByUs) {
+      deps.event(policy, 'Normal', 'WindowClosed', `paused CertificateRotation ${name}: the window closed; nodes in flight finish, the rest wait for the window opening at ${seen.window!.next.opensAt.toISOString()}`);
+    } else if (open && r.spec.paused && pausedByUs) {
       await deps.patchRotation(name, { metadata: { annotations: { [PAUSED_BY_POLICY_ANNOTATION]: null } }, spec: { paused: false } });
-      deps.event(policy, 'Normal', 'WindowOpened', `resumed CertificateRotation ${name}: the window is open until ${seen.window.current!.closesAt.toISOString()}`);
+      const why = seen.window ? `the window is open until ${seen.window.current!.closesAt.toISOString()}` : 'the policy has no window any more';
+      deps.event(policy, 'Normal', 'WindowOpened', `resumed CertificateRotation ${name}: ${why}`);
     }
   }
 }
