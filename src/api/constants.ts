@@ -160,6 +160,7 @@ export const REASONS = {
   suspended: 'Suspended',
   expiredOutsideWindow: 'ExpiredOutsideWindow',
   lastRotationFailed: 'LastRotationFailed',
+  stillDueAfterRotation: 'StillDueAfterRotation',
   invalidTimeZone: 'InvalidTimeZone',
   // Generic "the opposite is true" reason for False conditions.
   notReady: 'NotReady',

@@ -49,6 +49,16 @@ describe('decide: whether and why a policy creates a rotation now', () => {
       input(policy(), { rotations: [rotation('nightly-1', 'Succeeded', { policy: 'nightly', generation: '1', completedAt: new Date(NOW.getTime() - 60_000).toISOString(), rotated: ['server-1'] })] }),
       { create: false, reason: 'WaitingForInventory', message: /inventories of server-1, scanned before nightly-1 finished/ },
     ],
+    [
+      'due although its last rotation finished after it became due (renewBefore longer than the leaves live): Stalled, never a loop',
+      input(policy({ renewBefore: '87600h' }), { rotations: [rotation('nightly-1', 'Succeeded', { policy: 'nightly', generation: '1', completedAt: new Date(NOW.getTime() - 7_200_000).toISOString(), rotated: ['server-1'] })] }),
+      { create: false, reason: 'StillDueAfterRotation', stalled: true, message: /within renewBefore 87600h even after nightly-1 finished at .*: another rotation would not change that/ },
+    ],
+    [
+      'due again a year after its last rotation: rotates',
+      input(policy(), { rotations: [rotation('nightly-1', 'Succeeded', { policy: 'nightly', generation: '1', completedAt: new Date(NOW.getTime() - 300 * 86_400_000).toISOString(), rotated: ['server-1'] })] }),
+      { create: true, reason: 'RotationCreated' },
+    ],
   ])('%s', (_name, i, expected) => {
     const v = decide(i);
     expect(v.create).toBe(expected.create);

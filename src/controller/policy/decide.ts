@@ -132,6 +132,27 @@ const due: Check = ({ policy, now }, seen) => {
   return undefined;
 };
 
+/**
+ * Due although the policy's last rotation finished after it became due: that
+ * rotation did not renew it past renewBefore (renewBefore longer than the
+ * certificates live, or a leaf clamped to a CA that expires soon). Another
+ * rotation would do the same, again and again: stop and say so.
+ */
+const notRenewedByLast: Check = ({ policy, owned }, seen) => {
+  const last = owned.at(-1);
+  const done = last?.status?.phase === 'Succeeded' ? last.status.completedAt : undefined;
+  if (!done) return undefined;
+  const e = seen.nextExpiry!;
+  const dueAt = Date.parse(e.notAfter) - parseDuration(policy.spec.renewBefore);
+  if (dueAt >= Date.parse(done)) return undefined;
+  return {
+    create: false,
+    stalled: true,
+    reason: REASONS.stillDueAfterRotation,
+    message: `${describeExpiry(e)} expires at ${e.notAfter}, within renewBefore ${policy.spec.renewBefore} even after ${last!.metadata.name} finished at ${done}: another rotation would not change that. Shorten spec.renewBefore below the certificates' lifetime, or renew the CA that limits it`,
+  };
+};
+
 const expiredNow: Check = ({ policy, now }, seen) => {
   const e = seen.nextExpiry!;
   if (Date.parse(e.notAfter) > now.getTime() || !policy.spec.renewExpiredOutsideWindow) return undefined;
@@ -161,7 +182,7 @@ const insideWindow: Check = ({ policy, now }, seen) => {
   return { create: false, reason: REASONS.waitingForWindow, message: `${why}; the next window opens at ${at(next.opensAt)}`, retryAt: startAt };
 };
 
-const CHAIN: readonly Check[] = [suspended, timeZoneKnown, lastFailed, oneAtATime, inventoryKnown, inventoryFresh, due, expiredNow, insideWindow];
+const CHAIN: readonly Check[] = [suspended, timeZoneKnown, lastFailed, oneAtATime, inventoryKnown, inventoryFresh, due, notRenewedByLast, expiredNow, insideWindow];
 
 export function decide(input: PolicyInput, seen: Observed = observe(input)): Verdict {
   for (const check of CHAIN) {
