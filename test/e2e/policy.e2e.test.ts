@@ -149,7 +149,7 @@ describe('CertificateRotationPolicy on the real control plane', () => {
     await waitFor('the rotation succeeded', async () => (await getRotation(rotation))?.status?.phase === 'Succeeded', 30_000, () => controller.debug());
     await agent!.stop();
     let p = await waitForReason('WaitingForInventory');
-    expect(ready(p).message).toContain(`waiting for the inventories of ${NODE}, scanned before ${rotation} finished`);
+    expect(ready(p).message).toContain(`waiting for the inventories of ${NODE}, scanned before ${rotation} rotated them`);
     await writeInventory(365);
     p = await waitForReason('NotDue');
     expect(await owned()).toEqual([rotation]);

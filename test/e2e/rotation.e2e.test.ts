@@ -201,4 +201,52 @@ describe('CertificateRotation with real agents on 3 RKE2 servers + 3 workers', (
       expect(changed).toEqual(expect.arrayContaining([`${AGENT}/serving-kubelet.crt`, `${AGENT}/client-kubelet.crt`]));
     }
   }, 200_000);
+
+  it('a CertificateRotationPolicy decides from what the agents read: one rotation through the real agents, their fresh inventories after it, then Stalled rather than a second (renewBefore longer than the leaves live)', async () => {
+    const policy = `${P}policy`;
+    type Inv = { status?: { nodeName: string; scannedAt: string; services: { name: string; notAfter: string }[] } };
+    // Every node's inventory, as its agent wrote it at start.
+    let inventories: Inv[] = [];
+    const apiServerExpiries = () => inventories.flatMap((i) => i.status?.services.filter((x) => x.name === 'api-server').map((x) => Date.parse(x.notAfter)) ?? []);
+    for (const deadline = Date.now() + 30_000; ; await new Promise((r) => setTimeout(r, 300))) {
+      inventories = (JSON.parse(await kubectlOk(['get', 'certinv', '-o', 'json'])) as { items: Inv[] }).items.filter((i) => nodes.some((n) => n.name === i.status?.nodeName));
+      if (inventories.length === nodes.length && apiServerExpiries().length > 0) break;
+      if (Date.now() > deadline) throw new Error(`the agents' inventories: ${JSON.stringify(inventories.map((i) => i.status?.nodeName))}\n${debug()}`);
+    }
+    // Due now and after any renewal: ten years, longer than any leaf lives.
+    const renewBefore = '87600h';
+    await kubectlOk(['apply', '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotationPolicy', metadata: { name: policy }, spec: { renewBefore, template: { scope: 'Service', service: 'api-server', strategy: { maxUnavailable: 3 } } } }),
+    });
+    try {
+      const owned = async () => (await kubectlOk(['get', 'certificaterotations', '-l', `certrotator.io/policy=${policy}`, '-o', 'name'])).split('\n').filter(Boolean).map((n) => n.split('/')[1]!);
+      for (const deadline = Date.now() + 30_000; (await owned()).length === 0; await new Promise((r) => setTimeout(r, 200))) {
+        if (Date.now() > deadline) throw new Error(`no rotation from ${policy}: ${JSON.stringify((await getJson('crpol', policy))?.status)}\n${debug()}`);
+      }
+      const [rotation] = await owned();
+      await waitReady(rotation!);
+      // The policy waits for the rotated nodes to read their files again, sees the new certificates
+      // still within renewBefore, and stops: another rotation would change nothing.
+      let p: any;
+      for (const deadline = Date.now() + 60_000; ; await new Promise((r) => setTimeout(r, 300))) {
+        p = await getJson('crpol', policy);
+        const stalled = p?.status?.conditions?.find((c: any) => c.type === 'Stalled');
+        if (stalled?.status === 'True') break;
+        if (Date.now() > deadline) throw new Error(`policy not stalled: ${JSON.stringify(p?.status)}\n${debug()}`);
+      }
+      expect(p.status.conditions.find((c: any) => c.type === 'Stalled')).toMatchObject({ reason: 'StillDueAfterRotation' });
+      expect(p.status.lastRotation).toMatchObject({ name: rotation, phase: 'Succeeded' });
+      expect(await owned()).toEqual([rotation]);
+      // What it decided from: every rotated node's inventory, read after the rotation, with a later api-server expiry.
+      const rotated = new Map(((await getJson('certificaterotation', rotation!)).status.nodes as { name: string; phase: string; finishedAt: string }[]).filter((n) => n.phase === 'Rotated').map((n) => [n.name, Date.parse(n.finishedAt)]));
+      expect([...rotated.keys()].sort()).toEqual(nodes.map((n) => n.name).sort());
+      const after = (JSON.parse(await kubectlOk(['get', 'certinv', '-o', 'json'])) as { items: Inv[] }).items.filter((i) => rotated.has(i.status!.nodeName));
+      expect(after).toHaveLength(rotated.size);
+      for (const i of after) expect(Date.parse(i.status!.scannedAt)).toBeGreaterThanOrEqual(rotated.get(i.status!.nodeName)!);
+      expect(p.status.nextExpiry.service).toBe('api-server');
+      expect(Date.parse(p.status.nextExpiry.notAfter)).toBeGreaterThan(Math.min(...apiServerExpiries()));
+    } finally {
+      await kubectlOk(['delete', 'crpol', policy, '--ignore-not-found', '--wait=true']);
+    }
+  }, 240_000);
 });

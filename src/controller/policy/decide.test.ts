@@ -47,7 +47,7 @@ describe('decide: whether and why a policy creates a rotation now', () => {
     [
       'after its rotation succeeded, a rotated node’s inventory from before: wait for a fresh scan',
       input(policy(), { rotations: [rotation('nightly-1', 'Succeeded', { policy: 'nightly', generation: '1', completedAt: new Date(NOW.getTime() - 60_000).toISOString(), rotated: ['server-1'] })] }),
-      { create: false, reason: 'WaitingForInventory', message: /inventories of server-1, scanned before nightly-1 finished/ },
+      { create: false, reason: 'WaitingForInventory', message: /inventories of server-1, scanned before nightly-1 rotated them/ },
     ],
     [
       'due although its last rotation finished after it became due (renewBefore longer than the leaves live): Stalled, never a loop',

@@ -110,19 +110,21 @@ const inventoryKnown: Check = (_input, seen) =>
     : { create: false, reason: REASONS.waitingForInventory, message: 'no CertificateInventory in scope yet: each node’s agent writes one at start and every --inventory-interval' };
 
 /**
- * After this policy's last rotation, the nodes it rotated must have scanned
- * again (agents scan after each rotation): until then their inventories still
- * show the old expiry, and the policy would rotate the same certificates twice.
+ * After this policy's last rotation, each node it rotated must have scanned
+ * again since it finished (its agent scans right after its report): until then
+ * its inventory still shows the old expiry, and the policy would rotate the
+ * same certificates twice.
  */
 const inventoryFresh: Check = ({ owned, inventories }) => {
   const last = owned.at(-1);
-  const done = last?.status?.completedAt;
-  if (!last || last.status?.phase !== 'Succeeded' || !done) return undefined;
-  const rotated = new Set((last.status.nodes ?? []).filter((n) => n.phase === 'Rotated').map((n) => n.name));
-  const stale = inventories.filter((i) => i.status && rotated.has(i.status.nodeName) && Date.parse(i.status.scannedAt) < Date.parse(done)).map((i) => i.status!.nodeName);
+  if (!last || last.status?.phase !== 'Succeeded') return undefined;
+  const finishedAt = new Map((last.status.nodes ?? []).filter((n) => n.phase === 'Rotated').map((n) => [n.name, Date.parse(n.finishedAt ?? last.status!.completedAt ?? '')]));
+  const stale = inventories
+    .filter((i) => i.status && finishedAt.has(i.status.nodeName) && Date.parse(i.status.scannedAt) < finishedAt.get(i.status.nodeName)!)
+    .map((i) => i.status!.nodeName);
   if (stale.length === 0) return undefined;
   const shown = stale.sort().slice(0, 5).join(', ') + (stale.length > 5 ? ` and ${stale.length - 5} more` : '');
-  return { create: false, reason: REASONS.waitingForInventory, message: `waiting for the inventories of ${shown}, scanned before ${last.metadata.name} finished at ${done}` };
+  return { create: false, reason: REASONS.waitingForInventory, message: `waiting for the inventories of ${shown}, scanned before ${last.metadata.name} rotated them` };
 };
 
 const due: Check = ({ policy, now }, seen) => {

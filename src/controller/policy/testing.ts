@@ -67,7 +67,7 @@ export function rotation(name: string, phase: string | undefined, extra: { polic
             observedGeneration: 1,
             phase: phase as never,
             ...(extra.completedAt ? { completedAt: extra.completedAt } : {}),
-            nodes: (extra.rotated ?? []).map((n) => ({ name: n, role: 'etcd,controlplane', phase: 'Rotated' as const })),
+            nodes: (extra.rotated ?? []).map((n) => ({ name: n, role: 'etcd,controlplane', phase: 'Rotated' as const, ...(extra.completedAt ? { finishedAt: extra.completedAt } : {}) })),
             conditions: [{ type: 'Ready', status: phase === 'Succeeded' ? 'True' : 'False', reason: phase, message: phase === 'Failed' ? 'node server-1 rolled back: verify failed' : '', lastTransitionTime: NOW.toISOString() }],
           },
         }
