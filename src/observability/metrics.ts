@@ -22,6 +22,8 @@ export interface CertrotatorMetrics {
    * on disk: the component was not restarted since the file changed (agent inventory).
    */
   certificateServedStale: Gauge<'node' | 'service' | 'endpoint'>;
+  /** 1 while a CertificateRotationPolicy is Stalled, with the reason (it cannot renew without a person); no series otherwise. */
+  policyStalled: Gauge<'policy' | 'reason'>;
   /** Finished CertificateRotation runs by result (succeeded, failed, rolled_back, cancelled). */
   rotationsTotal: Counter<'result'>;
   /** Wall time of a whole run, start to Ready/Stalled. */
@@ -84,6 +86,12 @@ export function createMetrics(opts: MetricsOptions = {}): CertrotatorMetrics {
       name: `${p}certificate_served_stale`,
       help: "1 when an endpoint serves a certificate that is none of its service's files on disk (the component was not restarted since the file changed)",
       labelNames: ['node', 'service', 'endpoint'],
+      registers,
+    }),
+    policyStalled: new Gauge({
+      name: `${p}policy_stalled`,
+      help: '1 while a CertificateRotationPolicy is Stalled, by reason: it will not renew until a person acts (its Ready message says what)',
+      labelNames: ['policy', 'reason'],
       registers,
     }),
     rotationsTotal: new Counter({ name: `${p}rotations_total`, help: 'Finished rotation runs by result', labelNames: ['result'], registers }),

@@ -138,7 +138,7 @@ describe('charts/certrotator', () => {
     }
   });
 
-  it('renders the optional ServiceMonitor and PrometheusRule (off by default): the rules name only metrics the agent exports', async () => {
+  it('renders the optional ServiceMonitor and PrometheusRule (off by default): the rules name only metrics certrotator exports', async () => {
     expect(docs(rendered).filter((o) => o.apiVersion === 'monitoring.coreos.com/v1')).toEqual([]);
     const objs = docs(helmTemplate(HELM, ['--set', 'metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true,metrics.prometheusRule.warningDays=45']));
     const monitor = find(objs, 'ServiceMonitor', 'certrotator');
@@ -153,6 +153,7 @@ describe('charts/certrotator', () => {
       ['CertrotatorCertificateExpiringCritical', 'critical'],
       ['CertrotatorCertificateExpired', 'critical'],
       ['CertrotatorCertificateServedStale', 'warning'],
+      ['CertrotatorPolicyStalled', 'warning'],
       ['CertrotatorCertificateReadErrors', 'warning'],
     ]);
     expect(rules[0]!.expr).toContain(`< ${45 * 86400}`);

@@ -245,6 +245,14 @@ describe('CertificateRotation with real agents on 3 RKE2 servers + 3 workers', (
       for (const i of after) expect(Date.parse(i.status!.scannedAt)).toBeGreaterThanOrEqual(rotated.get(i.status!.nodeName)!);
       expect(p.status.nextExpiry.service).toBe('api-server');
       expect(Date.parse(p.status.nextExpiry.notAfter)).toBeGreaterThan(Math.min(...apiServerExpiries()));
+      // What the CertrotatorPolicyStalled alert reads, on the leader's /metrics; gone with the policy.
+      const series = `certrotator_policy_stalled{policy="${policy}",reason="StillDueAfterRotation"} 1`;
+      const metrics = async () => (await fetch(`http://127.0.0.1:${controller.port}/metrics`)).text();
+      expect(await metrics()).toContain(series);
+      await kubectlOk(['delete', 'crpol', policy, '--wait=true']);
+      for (const deadline = Date.now() + 30_000; (await metrics()).includes(`policy="${policy}"`); await new Promise((r) => setTimeout(r, 200))) {
+        if (Date.now() > deadline) throw new Error(`the series of ${policy} outlived it`);
+      }
     } finally {
       await kubectlOk(['delete', 'crpol', policy, '--ignore-not-found', '--wait=true']);
     }

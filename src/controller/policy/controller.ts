@@ -58,6 +58,8 @@ export class PolicyController {
   private queue: WorkQueue | undefined;
   private running: Promise<void> | undefined;
   private readonly policyClient: ClusterCustomResource<Policy>;
+  /** The reason each stalled policy's series carries, so a change of reason replaces it. */
+  private readonly stalledReasons = new Map<string, string>();
   private readonly rotationClient: ClusterCustomResource<Rotation>;
 
   constructor(private readonly o: PolicyControllerOptions) {
@@ -137,6 +139,16 @@ export class PolicyController {
       event: (policy, type, reason, message) => (type === 'Normal' ? o.recorder.normal(policy, reason, message) : o.recorder.warning(policy, reason, message)),
       now: o.now ?? (() => new Date()),
       log,
+      stalled: (policy, reason) => {
+        const before = this.stalledReasons.get(policy);
+        if (before === reason) return;
+        if (before !== undefined) o.metrics.policyStalled.remove({ policy, reason: before });
+        if (reason === undefined) this.stalledReasons.delete(policy);
+        else {
+          this.stalledReasons.set(policy, reason);
+          o.metrics.policyStalled.set({ policy, reason }, 1);
+        }
+      },
     };
   }
 

@@ -114,13 +114,22 @@ describe('reconcilePolicy', () => {
     expect(c.deleted).toEqual(['nightly-5', 'nightly-4']);
   });
 
-  test('a stalled policy says so once as a Warning event', async () => {
+  test('a stalled policy says so once as a Warning event, and to the metric until it is not (or is gone)', async () => {
     const c = cluster({ window: { days: [...WEEKDAYS], startTime: '22:00', endTime: '02:00', timeZone: 'UTC' } });
     c.inventories = [inventory('server-1', { etcd: -1 })];
-    await reconcilePolicy(c.deps(), 'nightly');
-    await reconcilePolicy(c.deps(), 'nightly');
+    const said: [string, string | undefined][] = [];
+    const deps = () => ({ ...c.deps(), stalled: (p: string, r: string | undefined) => void said.push([p, r]) });
+    await reconcilePolicy(deps(), 'nightly');
+    await reconcilePolicy(deps(), 'nightly');
+    expect(said).toEqual([['nightly', 'ExpiredOutsideWindow'], ['nightly', 'ExpiredOutsideWindow']]);
     expect(c.events.filter((e) => e.startsWith('Warning'))).toEqual([expect.stringMatching(/^Warning ExpiredOutsideWindow: etcd on server-1 .* EXPIRED/)]);
     expect(c.policies.get('nightly')!.status!.conditions?.find((x) => x.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'ExpiredOutsideWindow' });
+    // Renewed (by hand, say): not stalled; then the policy deleted: no series either.
+    c.inventories = [inventory('server-1', { etcd: 300 })];
+    await reconcilePolicy(deps(), 'nightly');
+    c.policies.clear();
+    await reconcilePolicy(deps(), 'nightly');
+    expect(said.slice(2)).toEqual([['nightly', undefined], ['nightly', undefined]]);
   });
 
   test('rotationName fits any policy name', () => {

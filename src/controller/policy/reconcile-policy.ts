@@ -40,6 +40,8 @@ export interface PolicyDeps {
   event(policy: CertificateRotationPolicy, type: 'Normal' | 'Warning', reason: string, message: string): void;
   now(): Date;
   log: Logger;
+  /** The policy's Stalled reason after this pass, or undefined (not stalled, or gone): the metric alerts are made from. */
+  stalled?(policy: string, reason: string | undefined): void;
 }
 
 /** creationTimestamp is typed Date but arrives as a string from a custom-object client: either way, its instant. */
@@ -154,7 +156,10 @@ function requeueAfter(now: Date, verdict: Verdict, seen: Observed): number {
 
 export async function reconcilePolicy(deps: PolicyDeps, name: string): Promise<ReconcileResult | void> {
   const policy = deps.policy(name);
-  if (!policy) return;
+  if (!policy) {
+    deps.stalled?.(name, undefined);
+    return;
+  }
   const now = deps.now();
   const rotations = deps.rotations();
   const owned = ownedBy(name, rotations);
@@ -187,5 +192,6 @@ export async function reconcilePolicy(deps: PolicyDeps, name: string): Promise<R
     }
     await deps.writeStatus(policy, status);
   }
+  deps.stalled?.(name, !verdict.create && verdict.stalled ? verdict.reason : undefined);
   return { requeueAfterMs: requeueAfter(now, verdict, seen) };
 }
