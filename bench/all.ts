@@ -5,7 +5,9 @@
 //      (agents report at once: throughput per core, API writes per node, peak
 //      RSS), on its own control plane;
 //   3. the same, open loop (each host step 2 s ± 0.5 s, seeded): the hand-off
-//      latency the controller adds (p50 < 50 ms, p99 < 150 ms).
+//      latency the controller adds (p50 < 50 ms, p99 < 150 ms);
+//   4. bench/inventory-memory.ts — the controller's cache of 5,000 nodes'
+//      CertificateInventories (< 50 MB).
 // Each prints its own table; the exit code is non-zero when either failed or
 // missed a target. About 4 minutes on 2 cores (BENCH_SECONDS per engine case,
 // default 8; the scale run brings up and tears down its cluster).
@@ -16,6 +18,7 @@ const BENCHES = [
   { name: 'certificate engine', file: 'bench/run.ts', args: [] },
   { name: 'controller scale', file: 'bench/controller-scale.ts', args: [] },
   { name: 'controller open loop', file: 'bench/controller-scale.ts', args: ['--agent-seconds', '2', '--no-build'] },
+  { name: 'inventory cache', file: 'bench/inventory-memory.ts', args: [] },
 ];
 
 function run(file: string, args: string[]): Promise<number> {
