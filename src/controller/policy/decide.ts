@@ -72,6 +72,16 @@ export function observe(input: PolicyInput): Observed {
   return { nextExpiry, window: { open: !!current, next: nextWindow(w, input.now), ...(current ? { current } : {}) } };
 }
 
+/** When a certificate becomes due for this policy: renewBefore ahead of its notAfter. */
+export function dueAt(policy: CertificateRotationPolicy, e: Expiry): Date {
+  return new Date(Date.parse(e.notAfter) - parseDuration(policy.spec.renewBefore));
+}
+
+/** When this policy starts a rotation inside a window: its opening plus the policy's own jitter. */
+export function startInWindow(policy: CertificateRotationPolicy, span: WindowSpan): Date {
+  return new Date(span.opensAt.getTime() + jitterMs(policy.metadata.uid ?? policy.metadata.name ?? '', span));
+}
+
 const describeExpiry = (e: Expiry) => `${e.service} on ${e.node} (${e.path ?? e.endpoint ?? 'certificate'})`;
 
 type Check = (input: PolicyInput, seen: Observed) => Verdict | undefined;
@@ -129,8 +139,8 @@ const inventoryFresh: Check = ({ owned, inventories }) => {
 
 const due: Check = ({ policy, now }, seen) => {
   const e = seen.nextExpiry!;
-  const dueAt = new Date(Date.parse(e.notAfter) - parseDuration(policy.spec.renewBefore));
-  if (now < dueAt) return { create: false, reason: REASONS.notDue, message: `the first certificate in scope, ${describeExpiry(e)}, expires at ${e.notAfter}; due for rotation at ${at(dueAt)} (renewBefore ${policy.spec.renewBefore})`, retryAt: dueAt };
+  const dueTime = dueAt(policy, e);
+  if (now < dueTime) return { create: false, reason: REASONS.notDue, message: `the first certificate in scope, ${describeExpiry(e)}, expires at ${e.notAfter}; due for rotation at ${at(dueTime)} (renewBefore ${policy.spec.renewBefore})`, retryAt: dueTime };
   return undefined;
 };
 
@@ -145,8 +155,7 @@ const notRenewedByLast: Check = ({ policy, owned }, seen) => {
   const done = last?.status?.phase === 'Succeeded' ? last.status.completedAt : undefined;
   if (!done) return undefined;
   const e = seen.nextExpiry!;
-  const dueAt = Date.parse(e.notAfter) - parseDuration(policy.spec.renewBefore);
-  if (dueAt >= Date.parse(done)) return undefined;
+  if (dueAt(policy, e).getTime() >= Date.parse(done)) return undefined;
   return {
     create: false,
     stalled: true,
@@ -167,11 +176,11 @@ const insideWindow: Check = ({ policy, now }, seen) => {
   if (!seen.window) return { create: true, reason: REASONS.rotationCreated, message: `${why}; no window: rotating now` };
   const { current, next } = seen.window;
   if (current) {
-    const startAt = new Date(current.opensAt.getTime() + jitterMs(policy.metadata.uid ?? policy.metadata.name ?? '', current));
+    const startAt = startInWindow(policy, current);
     if (now >= startAt) return { create: true, reason: REASONS.rotationCreated, message: `${why}; the window is open until ${at(current.closesAt)}` };
     return { create: false, reason: REASONS.waitingForWindow, message: `${why}; starting at ${at(startAt)}, inside the window open since ${at(current.opensAt)} (jitter)`, retryAt: startAt };
   }
-  const startAt = new Date(next.opensAt.getTime() + jitterMs(policy.metadata.uid ?? policy.metadata.name ?? '', next));
+  const startAt = startInWindow(policy, next);
   if (Date.parse(e.notAfter) <= now.getTime()) {
     return {
       create: false,

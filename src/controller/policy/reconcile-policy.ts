@@ -12,14 +12,13 @@ import type { CertificateInventory } from '../../api/certificateinventory.js';
 import type { CertificateRotation, CertificateRotationInput } from '../../api/certificaterotation.js';
 import type { CertificateRotationPolicy, CertificateRotationPolicyStatus } from '../../api/certificaterotationpolicy.js';
 import { API_VERSION, CERTIFICATE_ROTATION, CERTIFICATE_ROTATION_POLICY, CONDITION_TYPES, LABELS, PAUSED_BY_POLICY_ANNOTATION, REASONS } from '../../api/constants.js';
-import { parseDuration } from '../../api/duration.js';
 import type { ReconcileResult } from '../../kube/workqueue.js';
 import { mergeConditions } from '../conditions.js';
 import type { Logger } from '../deps.js';
 import { settled } from '../run-state.js';
 import { jsonEqual } from '../status-writer.js';
-import { decide, observe, POLICY_GENERATION_ANNOTATION, type Observed, type PolicyInput, type Verdict } from './decide.js';
-import { currentWindow, jitterMs, nextWindow } from './window.js';
+import { decide, dueAt, observe, POLICY_GENERATION_ANNOTATION, startInWindow, type Observed, type PolicyInput, type Verdict } from './decide.js';
+import { currentWindow, nextWindow } from './window.js';
 
 /** On a rotation created for a certificate that had already expired (renewExpiredOutsideWindow): the window does not pause it. */
 export const IGNORES_WINDOW_ANNOTATION = 'certrotator.io/ignores-window';
@@ -115,12 +114,11 @@ async function pruneHistory(deps: PolicyDeps, policy: CertificateRotationPolicy,
 function nextRotationAt(policy: CertificateRotationPolicy, verdict: Verdict, seen: Observed): Date | undefined {
   if (verdict.create || !seen.nextExpiry || verdict.reason === REASONS.suspended) return undefined;
   if (verdict.reason !== REASONS.notDue) return verdict.retryAt;
-  const dueAt = new Date(Date.parse(seen.nextExpiry.notAfter) - parseDuration(policy.spec.renewBefore));
+  const due = dueAt(policy, seen.nextExpiry);
   const w = policy.spec.window;
-  if (!w || !seen.window) return dueAt;
-  const span = currentWindow(w, dueAt) ?? nextWindow(w, dueAt);
-  const start = span.opensAt.getTime() + jitterMs(policy.metadata.uid ?? policy.metadata.name ?? '', span);
-  return new Date(Math.max(dueAt.getTime(), start));
+  if (!w || !seen.window) return due;
+  const start = startInWindow(policy, currentWindow(w, due) ?? nextWindow(w, due));
+  return new Date(Math.max(due.getTime(), start.getTime()));
 }
 
 function statusFor(policy: CertificateRotationPolicy, now: Date, verdict: Verdict, seen: Observed, last: CertificateRotation | undefined, created: string | undefined): CertificateRotationPolicyStatus {
