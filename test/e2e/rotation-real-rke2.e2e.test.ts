@@ -105,9 +105,12 @@ describe('RKE2 with real etcd, kube-apiserver, kube-controller-manager and kube-
       // The injected fault cuts the first member off from its peers (they refuse a
       // peer certificate without their IP), so writes the load balancer hands to
       // that node's kube-apiserver wait on an etcd without quorum until the rollback
-      // restarts it; a TCP load balancer cannot see that. Which writes may fail is
-      // asserted below: only those sent while that node was being rotated.
-      minAvailability: 0.95,
+      // restarts it; a TCP load balancer cannot see that. The share of all writes
+      // that fail therefore depends on how long that window is against the whole
+      // run (93.6% acknowledged in one CI run, 14 of 219), which says nothing about
+      // certrotator. What does is asserted below, per window: none fails outside it,
+      // and inside it the other two servers keep taking writes.
+      minAvailability: 'per-window',
     });
     const stalled = condition(rotation, 'Stalled');
     process.stderr.write(`real-fault: Stalled: ${stalled?.message}\n`);
@@ -123,6 +126,12 @@ describe('RKE2 with real etcd, kube-apiserver, kube-controller-manager and kube-
     expect((end - start) / 1000).toBeLessThan(0.7 * 180);
     // The writes that failed were sent while the first node was installing, verifying or rolling back.
     expect(traffic.failedAt.filter((t) => t < start || t > end)).toEqual([]);
+    // Round robin over three API servers, one cut off: about one write in three
+    // fails inside the window. Half is the bound; more means the cluster, not one
+    // member, stopped taking writes.
+    const inside = traffic.availabilityBetween(start, end);
+    process.stderr.write(`real-fault: ${(inside * 100).toFixed(1)}% of the writes sent in that window acknowledged\n`);
+    expect(inside).toBeGreaterThanOrEqual(0.5);
     // Nothing was started after the failed node.
     for (const n of rotation.status.nodes.filter((x: any) => x.name !== first.name)) expect(n.phase).toBe('Pending');
     // Byte for byte what it was, and the member serves it again, healthy.

@@ -67,6 +67,8 @@ export class Traffic {
   private loops: Promise<void>[] = [];
   attempted = 0;
   acked: string[] = [];
+  /** When each acknowledged write was sent (ms since the epoch). */
+  ackedAt: number[] = [];
   failures: string[] = [];
   /** When each failed write was sent (ms since the epoch), to say which window the failures fell in. */
   failedAt: number[] = [];
@@ -108,7 +110,10 @@ export class Traffic {
           this.core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name }, data: { i: String(i) } } }),
           new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in 10 s')), 10_000)),
         ]).then(
-          () => void this.acked.push(name),
+          () => {
+            this.acked.push(name);
+            this.ackedAt.push(sentAt);
+          },
           (e: Error & { cause?: { code?: string } }) => {
             this.failedAt.push(sentAt);
             this.failures.push(`${name}: ${e.message.slice(0, 120)}${e.cause?.code ? ` (${e.cause.code})` : ''}`);
@@ -144,6 +149,14 @@ export class Traffic {
 
   availability(): number {
     return this.acked.length / this.attempted;
+  }
+
+  /** The share of the writes sent between `start` and `end` (ms) that were acknowledged; 1 if none were sent. */
+  availabilityBetween(start: number, end: number): number {
+    const inside = (t: number): boolean => t >= start && t <= end;
+    const acked = this.ackedAt.filter(inside).length;
+    const sent = acked + this.failedAt.filter(inside).length;
+    return sent === 0 ? 1 : acked / sent;
   }
 
   async unreadable(): Promise<string[]> {
