@@ -1,7 +1,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { WEEKDAYS, type CertificateRotationPolicy } from '../../api/certificaterotationpolicy.js';
 import { LABELS } from '../../api/constants.js';
-import { decide, inScope, type PolicyInput } from './decide.js';
+import { decide, earliestInScope, expiresFirst, inScope, type PolicyInput } from './decide.js';
 import { inventory, NOW, policy, rotation } from './testing.js';
 
 const labels = new Map<string, Record<string, string>>([
@@ -69,6 +69,20 @@ describe('decide: whether and why a policy creates a rotation now', () => {
   });
 });
 
-test('inScope: earliest first, each with its node and file', () => {
-  expect(inScope(input(policy())).map((e) => `${e.service}@${e.node}`)).toEqual(['api-server@server-1', 'etcd@server-1', 'kubelet@worker-1']);
+test('inScope: each (node, service) in scope with its node and file; earliestInScope: the one that expires first', () => {
+  const i = input(policy());
+  expect([...inScope(i)].sort(expiresFirst).map((e) => `${e.service}@${e.node}`)).toEqual(['api-server@server-1', 'etcd@server-1', 'kubelet@worker-1']);
+  expect(earliestInScope(i)).toEqual([...inScope(i)].sort(expiresFirst)[0]);
+});
+
+test.each([
+  ['the earlier notAfter', [['b', { etcd: 20 }], ['a', { etcd: 30 }]], 'etcd@b'],
+  ['a tie: the node first by name', [['b', { etcd: 20 }], ['a', { kubelet: 20 }]], 'kubelet@a'],
+  ['a tie on one node: the service first by name', [['a', { kubelet: 20, etcd: 20 }]], 'etcd@a'],
+] as const)('earliestInScope: %s, whatever the order of the cache', (_name, entries, expected) => {
+  const inventories = entries.map(([node, services]) => inventory(node, services as Record<string, number>));
+  for (const order of [inventories, [...inventories].reverse()]) {
+    const e = earliestInScope({ ...input(policy()), inventories: order, nodeLabels: new Map([['a', {}], ['b', {}]]) });
+    expect(`${e?.service}@${e?.node}`).toBe(expected);
+  }
 });

@@ -46,7 +46,12 @@ export const POLICY_GENERATION_ANNOTATION = 'certrotator.io/policy-generation';
 
 const at = (d: Date) => d.toISOString();
 
-/** The earliest expiry per (node, service) in the template's scope. */
+/** Earliest notAfter first; ties by node, then service, so the answer does not depend on cache order. */
+export function expiresFirst(a: Expiry, b: Expiry): number {
+  return Date.parse(a.notAfter) - Date.parse(b.notAfter) || a.node.localeCompare(b.node) || a.service.localeCompare(b.service);
+}
+
+/** The earliest expiry per (node, service) in the template's scope, in no particular order. */
 export function inScope(input: PolicyInput): Expiry[] {
   const t = input.policy.spec.template;
   const out: Expiry[] = [];
@@ -61,11 +66,22 @@ export function inScope(input: PolicyInput): Expiry[] {
       out.push({ service: s.name, node: status.nodeName, notAfter: s.notAfter, ...(s.path ? { path: s.path } : {}), ...(s.endpoint ? { endpoint: s.endpoint } : {}) });
     }
   }
-  return out.sort((a, b) => Date.parse(a.notAfter) - Date.parse(b.notAfter) || a.node.localeCompare(b.node) || a.service.localeCompare(b.service));
+  return out;
+}
+
+/**
+ * The one certificate in scope that expires first. One pass, no sort: every
+ * rotation change re-decides every policy, and at 5,000 nodes the scope holds
+ * tens of thousands of (node, service) entries of which only this one is read.
+ */
+export function earliestInScope(input: PolicyInput): Expiry | undefined {
+  let first: Expiry | undefined;
+  for (const e of inScope(input)) if (!first || expiresFirst(e, first) < 0) first = e;
+  return first;
 }
 
 export function observe(input: PolicyInput): Observed {
-  const nextExpiry = inScope(input)[0];
+  const nextExpiry = earliestInScope(input);
   const w = input.policy.spec.window;
   if (!w || !validTimeZone(w.timeZone)) return { nextExpiry };
   const current = currentWindow(w, input.now);
