@@ -16,6 +16,8 @@ import {
   CERTIFICATE_ROTATION,
   FAILURE_POLICIES,
   MAX_PLANNED_NODES,
+  MAX_STATUS_NODES,
+  MAX_UNAVAILABLE,
   MODES,
   NODE_PHASES,
   NODE_STEPS,
@@ -90,12 +92,19 @@ export const strategySchema = s.object({
   maxUnavailable: s
     .int32({
       minimum: 1,
-      description: 'Worker nodes restarted at once. Server and etcd nodes always go one at a time.',
+      maximum: MAX_UNAVAILABLE,
+      description: `Worker nodes restarted at once (1 to ${MAX_UNAVAILABLE}). Server and etcd nodes always go one at a time.`,
     })
-    .validate({
-      rule: 'self >= 1',
-      message: 'spec.strategy.maxUnavailable must be at least 1 (worker nodes restarted at once)',
-    })
+    .validate(
+      {
+        rule: 'self >= 1',
+        message: 'spec.strategy.maxUnavailable must be at least 1 (worker nodes restarted at once)',
+      },
+      {
+        rule: `self <= ${MAX_UNAVAILABLE}`,
+        message: `spec.strategy.maxUnavailable must be at most ${MAX_UNAVAILABLE}: the nodes in flight are listed in status.nodes, which has a bounded size`,
+      },
+    )
     .default(1),
   nodeSelector: labelSelectorSchema
     .describe('Narrows the nodes the rotation touches. Empty or absent: every node of the cluster.')
@@ -147,6 +156,31 @@ export const nodeStatusSchema = s.object({
     .optional(),
 });
 
+/** How many nodes of a run are in each phase, for one role string. */
+export const roleCountsSchema = s.object({
+  role: s.string({ maxLength: 64, description: 'The role string, e.g. etcd,controlplane or worker.' }),
+  planned: s.int32({ minimum: 0 }),
+  pending: s.int32({ minimum: 0 }),
+  updating: s.int32({ minimum: 0 }),
+  rotated: s.int32({ minimum: 0 }),
+  failed: s.int32({ minimum: 0, description: 'Failed or RolledBack.' }),
+  skipped: s.int32({ minimum: 0 }),
+});
+
+/**
+ * What the run rotates, frozen when it starts. The run's nodes are re-derived
+ * from it on every pass: the Nodes it selects that existed when the run
+ * started (a node that joins later waits for the next run), plus every node
+ * the run already touched.
+ */
+export const runSpecSchema = s
+  .object({
+    scope: s.enum(SCOPES),
+    service: s.string({ maxLength: 63 }).optional(),
+    nodeSelector: labelSelectorSchema.optional(),
+  })
+  .describe('What the running run rotates, as the spec said when it started.');
+
 export const plannedNodeSchema = s.object({
   name: s.string({ maxLength: 253 }),
   role: roleSchema,
@@ -192,16 +226,26 @@ export const certificateRotationStatusSchema = s
     conditions: conditionsSchema.optional(),
     // Atomic, not a list keyed by name: only the controller writes it, always
     // whole (a fenced PUT of status), so per-entry field ownership buys
-    // nothing, and it cost the most of all. The API server recorded every
-    // field of every entry in managedFields (72 KB next to 94 KB of status at
-    // 503 nodes), recomputed that on every write (about twice the write's
-    // cost) and sent it back with every response and watch event. One entry
-    // per name is the controller's invariant (the plan never repeats a node).
+    // nothing and cost the most of all (managedFields listed every field of
+    // every entry). Bounded: it lists only the nodes in flight and the ones
+    // that stopped; a Rotated node's detail is on its NodeRotation and a
+    // Pending one is in status.counts, so the status is as large at 5,000
+    // nodes as at 50 (issue 14: it was 0.7 MiB, rewritten on every hand-off).
     nodes: s
-      .array(nodeStatusSchema, { maxItems: MAX_PLANNED_NODES })
+      .array(nodeStatusSchema, { maxItems: MAX_STATUS_NODES })
       .with({ 'x-kubernetes-list-type': 'atomic' })
-      .describe('One compact entry per planned node, in plan order.')
+      .describe(
+        'The nodes of the run in flight (Updating) or stopped (Failed, RolledBack; Skipped while in flight, the latest few), in plan order. Rotated nodes are counted in status.counts; their NodeRotations have the detail.',
+      )
       .optional(),
+    counts: s
+      .listMap(roleCountsSchema, 'role', { maxItems: 16 })
+      .describe('How many nodes of the run are in each phase, per role (e.g. etcd,controlplane).')
+      .optional(),
+    planDescription: s
+      .string({ maxLength: 1024, description: 'The order of the run in words: the servers one at a time, then the workers by name, maxUnavailable at a time.' })
+      .optional(),
+    runSpec: runSpecSchema.optional(),
     plan: s
       .object({
         nodes: s.listMap(plannedNodeSchema, 'name', { maxItems: MAX_PLANNED_NODES }),
@@ -221,6 +265,8 @@ export type CertificateRotationStatus = Out<typeof certificateRotationStatusSche
 export type NodeStatus = Out<typeof nodeStatusSchema>;
 export type PlannedNodeStatus = Out<typeof plannedNodeSchema>;
 export type ServiceExpiry = Out<typeof serviceExpirySchema>;
+export type RoleCounts = Out<typeof roleCountsSchema>;
+export type RunSpec = Out<typeof runSpecSchema>;
 
 /** A CertificateRotation as read from the API server (defaults applied). */
 export interface CertificateRotation {

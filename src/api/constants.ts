@@ -120,8 +120,20 @@ export const CONDITION_TYPES = {
 export type ConditionType = (typeof CONDITION_TYPES)[keyof typeof CONDITION_TYPES];
 
 /** Condition reasons (CamelCase, as metav1.Condition requires). */
-/** The most nodes one rotation plans: status.nodes and status.plan.nodes have this maxItems. */
+/** The most nodes one Plan-mode rotation plans: status.plan.nodes has this maxItems. An Apply run has no such limit (its status does not list every node). */
 export const MAX_PLANNED_NODES = 5000;
+
+/**
+ * The most workers in flight at once (spec.strategy.maxUnavailable). It bounds
+ * status.nodes, which lists only the nodes in flight or stopped: the rest of
+ * the run is counts and its NodeRotations, so the status stays the same size
+ * at 50 nodes and at 5,000.
+ */
+export const MAX_UNAVAILABLE = 500;
+/** Nodes skipped while in flight (their Node was deleted) kept in status.nodes; older ones are only counted. */
+export const MAX_SKIPPED_LISTED = 20;
+/** status.nodes maxItems: every node in flight (one server, or MAX_UNAVAILABLE workers), the ones that stopped with them, and the skipped ones listed. */
+export const MAX_STATUS_NODES = 2 * MAX_UNAVAILABLE + MAX_SKIPPED_LISTED;
 
 export const REASONS = {
   // Reconciling=True
@@ -142,7 +154,7 @@ export const REASONS = {
   serviceNotInDistribution: 'ServiceNotInDistribution',
   distributionUnknown: 'DistributionUnknown',
   noNodesSelected: 'NoNodesSelected',
-  // More nodes than one rotation's status can hold (MAX_PLANNED_NODES).
+  // More nodes than one Plan-mode rotation's status can hold (MAX_PLANNED_NODES).
   planTooLarge: 'PlanTooLarge',
   // Cascade conditions
   pending: 'Pending',

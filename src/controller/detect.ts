@@ -79,6 +79,8 @@ export function plannerView(node: V1Node): V1Node {
       name: m.name,
       uid: m.uid,
       resourceVersion: m.resourceVersion,
+      // A run's nodes are the ones that existed when it started (run-state.ts).
+      ...(m.creationTimestamp ? { creationTimestamp: m.creationTimestamp } : {}),
       ...(m.labels ? { labels: m.labels } : {}),
       ...(m.annotations ? { annotations: m.annotations } : {}),
     },

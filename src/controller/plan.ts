@@ -12,7 +12,7 @@
 // table, in services.ts).
 
 import type { V1Node } from '@kubernetes/client-node';
-import { MAX_PLANNED_NODES, REASONS, type FailurePolicy, type NodePhase, type Scope } from '../api/constants.js';
+import { REASONS, type FailurePolicy, type NodePhase, type Scope } from '../api/constants.js';
 import type { LabelSelector } from '../api/common.js';
 import {
   SERVICE_ROLES,
@@ -32,6 +32,8 @@ export interface PlanInput {
   /** Workers in flight at once (spec.strategy.maxUnavailable, ≥ 1). */
   maxUnavailable: number;
   nodeSelector?: LabelSelector;
+  /** Refuse more nodes than this (Plan mode: the size of status.plan.nodes). Absent: no limit. */
+  maxNodes?: number;
 }
 
 export interface PlannedNode {
@@ -174,14 +176,15 @@ export function planRotation(input: PlanInput): PlanResult {
     return { ok: false, reason: 'NoNodesSelected', message: `nothing to rotate: ${why}` };
   }
 
-  // status.nodes (and a plan's status.plan.nodes) hold one entry per planned
-  // node, up to the schema's limit: a larger plan would make every status write
-  // a 422 and the run would never start. Said at once instead, with what to do.
-  if (candidates.length > MAX_PLANNED_NODES) {
+  // A plan's status.plan.nodes holds one entry per planned node, up to the
+  // schema's limit: a larger plan would make every status write a 422 and it
+  // would never finish. Said at once instead, with what to do. (An Apply run's
+  // status does not list every node and has no such limit.)
+  if (input.maxNodes !== undefined && candidates.length > input.maxNodes) {
     return {
       ok: false,
       reason: REASONS.planTooLarge,
-      message: `${candidates.length} nodes selected; one rotation covers at most ${MAX_PLANNED_NODES} (the size of its status). Split the cluster with spec.strategy.nodeSelector into rotations of at most ${MAX_PLANNED_NODES} nodes each, servers first`,
+      message: `${candidates.length} nodes selected; a Plan-mode rotation covers at most ${input.maxNodes} (the size of its status.plan). Split the cluster with spec.strategy.nodeSelector into plans of at most ${input.maxNodes} nodes each, or use mode Apply, which has no such limit`,
     };
   }
 

@@ -9,7 +9,7 @@ import { FINALIZER } from '../api/constants.js';
 import { isConflict } from '../kube/client.js';
 import { CrashError, FakeCluster } from './fake-cluster.js';
 import { reconcileRotation } from './reconcile-rotation.js';
-import { checkInFlightObjects, checkStatus, rke2Node } from './testing.js';
+import { checkInFlightObjects, checkStatus, plannedCount, rke2Node, runPhases } from './testing.js';
 
 const SERVERS = ['s1', 's2', 's3'];
 const WORKERS = ['w1', 'w2', 'w3', 'w4'];
@@ -52,9 +52,7 @@ async function drive(fake: FakeCluster, names: string[], agent: Agent | undefine
   throw new Error('did not settle');
 }
 
-function phases(fake: FakeCluster, name: string): Record<string, string> {
-  return Object.fromEntries((fake.rotation(name)!.status!.nodes ?? []).map((n) => [n.name, n.phase]));
-}
+const phases = (fake: FakeCluster, name: string): Record<string, string> => runPhases(fake, name, [...SERVERS, ...WORKERS]);
 
 function condition(fake: FakeCluster, name: string, type: string) {
   return fake.rotation(name)!.status!.conditions!.find((c) => c.type === type)!;
@@ -103,7 +101,8 @@ describe('a whole run', () => {
     const fake = cluster();
     fake.apply('api', { scope: 'Service', service: 'scheduler' });
     await drive(fake, ['api']);
-    expect(Object.keys(phases(fake, 'api'))).toEqual(SERVERS);
+    expect(plannedCount(fake.rotation('api')!.status!)).toBe(SERVERS.length);
+    expect(fake.created).toEqual(SERVERS.map((n) => nodeRotationName('api', 1, n)));
     const nr = fake.nodeRotationsByName.get(nodeRotationName('api', 1, 's1'))!;
     expect(nr.spec).toMatchObject({ scope: 'Service', services: ['scheduler'], role: 'etcd,controlplane', generation: 1, runID: 'uid-api-g1' });
     expect(condition(fake, 'api', 'WorkersRestarted')).toMatchObject({ status: 'True', reason: 'NoneInPlan' });
@@ -253,13 +252,19 @@ describe('spec changes', () => {
     expect(fake.created).toEqual([nodeRotationName('mid', 1, 's1'), nodeRotationName('mid', 1, 's2'), nodeRotationName('mid', 1, 's3'), nodeRotationName('mid', 2, 's1'), nodeRotationName('mid', 2, 's2'), nodeRotationName('mid', 2, 's3')]);
   });
 
-  it('a node added mid-run does not join or reorder the run (the plan is frozen in status)', async () => {
+  it('a node added mid-run does not join or reorder the run (the run is the nodes that existed when it started)', async () => {
     const fake = cluster();
     fake.apply('frozen');
     await reconcileRotation(fake.deps(), 'frozen');
-    fake.nodeList = [rke2Node('a0', { etcd: true }), ...fake.nodeList];
+    fake.advance(1000);
+    // An etcd node sorts first: had it joined, it would be rotated before s2.
+    const a0 = rke2Node('a0', { etcd: true });
+    a0.metadata!.creationTimestamp = fake.clock;
+    fake.nodeList = [a0, ...fake.nodeList];
     await drive(fake, ['frozen']);
-    expect(Object.keys(phases(fake, 'frozen'))).toEqual([...SERVERS, ...WORKERS]);
+    expect(fake.created).toEqual([...SERVERS, ...WORKERS].map((n) => nodeRotationName('frozen', 1, n)));
+    expect(plannedCount(fake.rotation('frozen')!.status!)).toBe(7);
+    expect(fake.rotation('frozen')!.status).toMatchObject({ phase: 'Succeeded', progress: '7/7' });
   });
 });
 
@@ -352,13 +357,12 @@ describe('problems a person must fix', () => {
     ['no nodes at all', new FakeCluster([]), {}, 'DistributionUnknown', 'no nodes to detect the distribution from'],
     ['a selector matching nothing', cluster(), { strategy: { nodeSelector: { matchLabels: { pool: 'none' } } } }, 'NoNodesSelected', ''],
     [
-      'more nodes than a rotation\'s status holds (5,001): refused at once, not a 422 on every write',
-      new FakeCluster([...SERVERS.map((n) => rke2Node(n, { etcd: true, cp: true })), ...Array.from({ length: 5001 - SERVERS.length }, (_, i) => rke2Node(`w-${i}`))]),
-      {},
+      'a Plan-mode preview of more nodes than its status.plan holds (5,001): refused at once, not a 422 on every write',
+      new FakeCluster([...SERVERS.map((n) => rke2Node(n, { etcd: true, cp: true })), ...Array.from({ length: 4998 }, (_, i) => rke2Node(`w-${i}`))]),
+      { mode: 'Plan' },
       'PlanTooLarge',
-      '5001 nodes selected; one rotation covers at most 5000 (the size of its status). Split the cluster with spec.strategy.nodeSelector',
+      '5001 nodes selected; a Plan-mode rotation covers at most 5000 (the size of its status.plan). Split the cluster with spec.strategy.nodeSelector',
     ],
-    ['a Plan-mode preview of 5,001 nodes, likewise', new FakeCluster([...SERVERS.map((n) => rke2Node(n, { etcd: true, cp: true })), ...Array.from({ length: 4998 }, (_, i) => rke2Node(`w-${i}`))]), { mode: 'Plan' }, 'PlanTooLarge', '5001 nodes selected'],
   ])('%s: Stalled=True with reason and message, nothing created', async (_name, fake, spec, reason, message) => {
     fake.apply('bad', spec);
     await reconcileRotation(fake.deps(), 'bad');

@@ -14,9 +14,9 @@
 //   7. plan                    → select/order nodes; else Stalled
 //   8. mode Plan               → publish the plan, ask every node for a read-only check
 //   9. another rotation runs   → Queued
-//  10. start the run           → freeze the plan into status, first node in the same write
+//  10. start the run           → record what it rotates (runSpec), first node in the same write
 import type { CertificateRotation, CertificateRotationStatus } from '../api/certificaterotation.js';
-import { REASONS } from '../api/constants.js';
+import { MAX_PLANNED_NODES, REASONS } from '../api/constants.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
 import { decideCascade, rfc3339 } from './cascade.js';
 import { mergeConditions, summarizeRun, type RunState } from './conditions.js';
@@ -30,7 +30,7 @@ import { buildNodeRotation } from './node-rotation.js';
 import { parseDuration } from '../api/duration.js';
 import { slotHolder } from './queue-gate.js';
 import { clearSealedBundles, commitRkeState, discardRkeBundle, ensureRkeBundle, failedRunStateNote, isPermanentIssueError, sealBundleForWaitingNodes, withBundleRef } from './rke-run.js';
-import { FINISHED_BY_AGENT, planFromStatus, planInProgress, progressFromStatus, runActive, runFingerprint, settled } from './run-state.js';
+import { compactRun, countRun, describePlan, FINISHED_BY_AGENT, planFromStatus, planInProgress, progressFromStatus, rebuildRun, runActive, runFingerprint, runSpecOf, settled } from './run-state.js';
 import { writeStatus } from './status-writer.js';
 
 /**
@@ -80,6 +80,7 @@ export async function reconcileRotation(deps: ControllerDeps, name: string): Pro
     service: spec.service,
     maxUnavailable: spec.strategy.maxUnavailable,
     nodeSelector: spec.strategy.nodeSelector,
+    ...(spec.mode === 'Plan' ? { maxNodes: MAX_PLANNED_NODES } : {}),
   });
   if (!planned.ok) return writeProblem(deps, rotation, { reason: planned.reason, message: planned.message }, distribution);
   const plan = planned.plan;
@@ -101,7 +102,8 @@ export async function reconcileRotation(deps: ControllerDeps, name: string): Pro
   const holder = slotHolder(rotation, deps.read.rotations(), (r) => deps.read.nodeRotationsOf(r), nodeExistsIn(deps));
   if (holder) return writeQueued(deps, rotation, holder, distribution);
 
-  // 10. Start: the plan is frozen into status.nodes here and never recomputed for this run.
+  // 10. Start: what the run rotates is frozen into status.runSpec here; its nodes
+  //     are the ones selected now (run-state.ts rebuilds them on every pass).
   const now = rfc3339(deps.now());
   const start: CertificateRotationStatus = {
     ...status,
@@ -113,7 +115,8 @@ export async function reconcileRotation(deps: ControllerDeps, name: string): Pro
     startedAt: now,
     completedAt: undefined,
     plan: undefined,
-    nodes: plan.nodes.map((n) => ({ name: n.name, role: n.role, phase: 'Pending' })),
+    runSpec: runSpecOf(spec),
+    nodes: [],
   };
   deps.log.info({ generation, nodes: plan.nodes.length, distribution }, 'starting a rotation run');
   return continueRun(deps, rotation, start, true);
@@ -133,7 +136,20 @@ async function continueRun(
   const distribution = base.distribution!;
   const nodeRotations = deps.read.nodeRotationsOf(name).filter((nr) => nr.spec.generation === runGeneration && nr.spec.rotation === name);
   const nodeExists = nodeExistsIn(deps);
-  const d = decideCascade({ rotation, distribution, runGeneration, nodes: base.nodes ?? [], nodeRotations, now, nodeExists });
+  // The run rotates what its runSpec says, even if the spec changed since (that
+  // change starts its own run when this one ends); the knobs that steer a run
+  // (paused, strategy) are read from the spec as it is now.
+  const runSpec = base.runSpec ?? runSpecOf(spec);
+  const run: CertificateRotation = { ...rotation, spec: { ...spec, scope: runSpec.scope, service: runSpec.service } };
+  const entries = rebuildRun({
+    distribution,
+    runSpec,
+    startedAt: base.startedAt ?? rfc3339(now),
+    recorded: base.nodes ?? [],
+    nodes: deps.read.nodes(),
+    nodeRotations,
+  });
+  const d = decideCascade({ rotation: run, distribution, runGeneration, nodes: entries, nodeRotations, now, nodeExists });
 
   // A spec change that keeps WHAT is rotated is absorbed into this run; one
   // that changes it is not observed yet (kstatus then reads "in progress"),
@@ -154,7 +170,10 @@ async function continueRun(
     phase: summary.phase,
     progress: summary.progress,
     current: summary.current,
-    nodes: d.nodes,
+    runSpec,
+    planDescription: describePlan(d.plan),
+    counts: countRun(d.nodes),
+    nodes: compactRun(d.nodes),
     conditions: mergeConditions(base.conditions, summary.conditions, { now, observedGeneration }),
     completedAt: terminal ? (base.completedAt ?? rfc3339(now)) : undefined,
   };

@@ -1,15 +1,24 @@
-// Reading a run back from CertificateRotation status. The status IS the run's
-// durable state: the plan is frozen into status.nodes when the run starts and
-// rebuilt from there on every pass (never re-planned from the live Node list,
-// so a node added, relabelled or removed mid-run cannot reorder the cascade or
-// turn a worker into a server under our feet).
+// Reading a run back from what is durable: the CertificateRotation's status
+// and the run's NodeRotations. The status holds what the run rotates (runSpec,
+// frozen at its start), the nodes in flight and the ones that stopped
+// (status.nodes, bounded); each node the run finished has its NodeRotation
+// with the agent's report. Every pass rebuilds the whole run from those and
+// the Node cache (rebuildRun), decides, and writes back only the bounded part
+// (compactRun): the status does not grow with the fleet, and a hand-off at
+// 5,000 nodes rewrites as little as one at 5.
+//
+// The run's nodes are the Nodes runSpec selects that existed when it started,
+// plus every node it already touched: a node that joins mid-run waits for the
+// next run, and one that leaves before its turn drops out of the plan.
+import type { V1Node } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
-import type { CertificateRotation, CertificateRotationSpec, CertificateRotationStatus, NodeStatus } from '../api/certificaterotation.js';
-import { REASONS, type NodePhase } from '../api/constants.js';
+import type { CertificateRotation, CertificateRotationSpec, CertificateRotationStatus, NodeStatus, RoleCounts, RunSpec } from '../api/certificaterotation.js';
+import { MAX_SKIPPED_LISTED, REASONS, type NodePhase } from '../api/constants.js';
+import type { NodeRotation } from '../api/noderotation.js';
 import type { Distribution, NodeRole } from '../distributions/services.js';
 import type { RunNodeProgress } from './conditions.js';
 import { isServer } from './detect.js';
-import { roleGroup, servicesForNode, type Plan, type PlannedNode } from './plan.js';
+import { planRotation, roleGroup, servicesForNode, type Plan, type PlannedNode } from './plan.js';
 
 /** Hash of WHAT a run rotates. Knobs that only steer a run (paused, strategy) are left out on purpose. */
 export function runFingerprint(spec: CertificateRotationSpec): string {
@@ -111,3 +120,134 @@ export function progressFromStatus(nodes: readonly NodeStatus[]): Map<string, Ru
 }
 
 export const FINISHED_BY_AGENT: readonly NodePhase[] = ['Rotated', 'Failed', 'RolledBack'];
+
+/** What a run rotates, as the spec says when it starts. */
+export function runSpecOf(spec: CertificateRotationSpec): RunSpec {
+  return {
+    scope: spec.scope,
+    ...(spec.service !== undefined ? { service: spec.service } : {}),
+    ...(spec.strategy.nodeSelector !== undefined ? { nodeSelector: spec.strategy.nodeSelector } : {}),
+  };
+}
+
+/** The agent's report on a NodeRotation is about that NodeRotation's run (not an earlier object of the same name). */
+export function reportIsCurrent(nr: NodeRotation): boolean {
+  return nr.status?.runID === undefined || nr.status.runID === nr.spec.runID;
+}
+
+/**
+ * The nodes a rotation's latest run rotated, each with when it finished (ms;
+ * the run's completedAt when the agent's report has no time), from its
+ * NodeRotations: the status lists only the nodes that did not rotate.
+ */
+export function rotatedNodes(rotation: CertificateRotation, nodeRotations: readonly NodeRotation[]): Map<string, number> {
+  const out = new Map<string, number>();
+  const generation = rotation.status?.runGeneration;
+  for (const nr of nodeRotations) {
+    if (nr.spec.generation !== generation || nr.spec.action === 'Check' || nr.status?.phase !== 'Rotated' || !reportIsCurrent(nr)) continue;
+    out.set(nr.spec.nodeName, Date.parse(nr.status.finishedAt ?? rotation.status?.completedAt ?? ''));
+  }
+  return out;
+}
+
+/** Whole seconds, as metav1.Time has them: a Node created in the second the run started belongs to it. */
+const createdBy = (node: V1Node, startedAt: number): boolean => {
+  const t = node.metadata?.creationTimestamp;
+  if (t === undefined) return true;
+  const ms = typeof t === 'string' ? Date.parse(t) : new Date(t).getTime();
+  return Number.isNaN(ms) || Math.floor(ms / 1000) <= Math.floor(startedAt / 1000);
+};
+
+export interface RunSources {
+  distribution: Distribution;
+  runSpec: RunSpec;
+  /** status.startedAt of the run. */
+  startedAt: string;
+  /** status.nodes: the nodes in flight and the ones that stopped. */
+  recorded: readonly NodeStatus[];
+  /** The Node cache. */
+  nodes: readonly V1Node[];
+  /** The run's NodeRotations (spec.generation is the run's). */
+  nodeRotations: readonly NodeRotation[];
+}
+
+/**
+ * Every node of the run with its phase, in plan order (role group, then name):
+ * what status.nodes once held whole. A recorded entry wins; else a node whose
+ * NodeRotation reports Rotated is Rotated; else a node of the plan is Pending.
+ */
+export function rebuildRun(src: RunSources): NodeStatus[] {
+  const startedAt = Date.parse(src.startedAt);
+  const planned = planRotation({
+    nodes: src.nodes.filter((n) => createdBy(n, startedAt)),
+    distribution: src.distribution,
+    scope: src.runSpec.scope,
+    service: src.runSpec.service,
+    maxUnavailable: 1,
+    nodeSelector: src.runSpec.nodeSelector,
+  });
+  const byName = new Map<string, NodeStatus>();
+  if (planned.ok) for (const n of planned.plan.nodes) byName.set(n.name, { name: n.name, role: n.role, phase: 'Pending' });
+  for (const nr of src.nodeRotations) {
+    if (nr.status?.phase !== 'Rotated' || !reportIsCurrent(nr)) continue;
+    const e: NodeStatus = { name: nr.spec.nodeName, role: nr.spec.role, phase: 'Rotated' };
+    if (nr.status.startedAt) e.startedAt = nr.status.startedAt;
+    if (nr.status.finishedAt) e.finishedAt = nr.status.finishedAt;
+    byName.set(e.name, e);
+  }
+  for (const r of src.recorded) byName.set(r.name, { ...r });
+  const group = (e: NodeStatus): number => roleGroup(src.distribution, rolesOf(e.role));
+  return [...byName.values()].sort((a, b) => group(a) - group(b) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** Stopped nodes whose message status.nodes keeps; the others keep phase, step and reason (their NodeRotation has the message). */
+export const STOPPED_WITH_MESSAGE = 5;
+
+/**
+ * The part of the run status.nodes keeps: the nodes in flight and the ones
+ * that stopped (at most one batch; the first few with their message), and the
+ * latest few skipped while in flight (a Skipped node's Node is gone, so
+ * forgetting it changes nothing).
+ */
+export function compactRun(entries: readonly NodeStatus[]): NodeStatus[] {
+  const skipped = entries.filter((e) => e.phase === 'Skipped');
+  const keepSkipped = new Set(
+    [...skipped].sort((a, b) => Date.parse(b.finishedAt ?? '') - Date.parse(a.finishedAt ?? '')).slice(0, MAX_SKIPPED_LISTED).map((e) => e.name),
+  );
+  let stopped = 0;
+  const out: NodeStatus[] = [];
+  for (const e of entries) {
+    if (e.phase === 'Pending' || e.phase === 'Rotated' || (e.phase === 'Skipped' && !keepSkipped.has(e.name))) continue;
+    if ((e.phase === 'Failed' || e.phase === 'RolledBack') && ++stopped > STOPPED_WITH_MESSAGE && e.message !== undefined) {
+      const { message: _dropped, ...rest } = e;
+      out.push(rest);
+    } else out.push(e);
+  }
+  return out;
+}
+
+/** status.counts: nodes per phase for each role string, in plan order of first appearance. */
+export function countRun(entries: readonly NodeStatus[]): RoleCounts[] {
+  const out = new Map<string, RoleCounts>();
+  for (const e of entries) {
+    let c = out.get(e.role);
+    if (!c) out.set(e.role, (c = { role: e.role, planned: 0, pending: 0, updating: 0, rotated: 0, failed: 0, skipped: 0 }));
+    c.planned++;
+    if (e.phase === 'Pending') c.pending++;
+    else if (e.phase === 'Updating') c.updating++;
+    else if (e.phase === 'Rotated') c.rotated++;
+    else if (e.phase === 'Failed' || e.phase === 'RolledBack') c.failed++;
+    else if (e.phase === 'Skipped') c.skipped++;
+  }
+  return [...out.values()];
+}
+
+/** status.planDescription: the run's order in words. */
+export function describePlan(plan: Plan): string {
+  const servers = plan.nodes.filter((n) => n.kind === 'server');
+  const workers = plan.nodes.length - servers.length;
+  const names = servers.slice(0, 5).map((n) => n.name).join(', ') + (servers.length > 5 ? ` and ${servers.length - 5} more` : '');
+  const first = servers.length > 0 ? `${servers.length} server node(s) one at a time (${names})` : 'no server node';
+  const then = workers > 0 ? `${workers} worker node(s) by name, ${plan.maxUnavailable} at a time` : 'no worker node';
+  return `${first}, then ${then}; nodes that joined after the run started wait for the next run`.slice(0, 1024);
+}

@@ -139,7 +139,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   };
   const recorder = new EventRecorder({ client: countingEvents, component: COMPONENT, logger: log });
   // CertificateRotationPolicies: a second controller with its own queue (policy/controller.ts).
-  const policies = new PolicyController({ clients, rotations, nodes, recorder, metrics, countWrite, log, onWatchError: onError });
+  const policies = new PolicyController({ clients, rotations, nodes, nodeRotationsOf: (r) => reader.nodeRotationsOf(r), recorder, metrics, countWrite, log, onWatchError: onError });
   // NodeRotation creates run behind the pass that recorded their intent (create-pipeline.ts).
   const creates = new CreatePipeline({
     create: (nr) => writer.createNodeRotation(nr),

@@ -60,6 +60,24 @@ export function checkStatus(status: CertificateRotationStatus, maxUnavailable: n
   expect(flying.length).toBeLessThanOrEqual(maxUnavailable);
 }
 
+/**
+ * Each node's phase in a rotation's latest run, read the way a person reads it:
+ * status.nodes for the nodes in flight or stopped, the NodeRotation's report
+ * for a Rotated one, and Pending for every other node of `planned`.
+ */
+export function runPhases(fake: FakeCluster, name: string, planned: readonly string[]): Record<string, string> {
+  const status = fake.rotation(name)!.status!;
+  const out: Record<string, string> = Object.fromEntries(planned.map((n) => [n, 'Pending']));
+  for (const nr of fake.nodeRotationsByName.values()) {
+    if (nr.spec.rotation === name && nr.spec.generation === status.runGeneration && nr.status?.phase === 'Rotated') out[nr.spec.nodeName] = 'Rotated';
+  }
+  for (const n of status.nodes ?? []) out[n.name] = n.phase;
+  return out;
+}
+
+/** How many nodes status.counts says are planned, in all roles. */
+export const plannedCount = (status: CertificateRotationStatus): number => (status.counts ?? []).reduce((sum, c) => sum + c.planned, 0);
+
 /** The same, over the NodeRotation objects themselves (what agents act on); a node whose Node object is gone has no agent left. */
 export function checkInFlightObjects(fake: FakeCluster): void {
   const present = new Set(fake.nodeList.map((n) => n.metadata?.name));

@@ -18,6 +18,8 @@ import { reconcileLogger, type Logger } from '../../observability/logger.js';
 import { workQueueHooks, type CertrotatorMetrics } from '../../observability/metrics.js';
 import type { WriteCounter } from '../kube-adapter.js';
 import { reconcilePolicy, type PolicyDeps } from './reconcile-policy.js';
+import { rotatedNodes } from '../run-state.js';
+import type { NodeRotation } from '../../api/noderotation.js';
 
 export const POLICY_CONTROLLER_NAME = 'certificaterotationpolicy';
 
@@ -29,6 +31,8 @@ export interface PolicyControllerOptions {
   clients: KubeClients;
   rotations: Informer<Rotation>;
   nodes: Informer<V1Node>;
+  /** A rotation's NodeRotations (the rotation controller's cache): when each node it rotated finished. */
+  nodeRotationsOf: (rotation: string) => readonly NodeRotation[];
   recorder: EventRecorder;
   metrics: CertrotatorMetrics;
   countWrite: WriteCounter;
@@ -119,6 +123,7 @@ export class PolicyController {
       inventories: () => this.inventories.list(),
       nodeLabels: () => new Map(o.nodes.list().map((n) => [n.metadata?.name ?? '', n.metadata?.labels])),
       rotations: () => o.rotations.list(),
+      rotatedNodes: (rotation) => rotatedNodes(rotation, o.nodeRotationsOf(rotation.metadata.name!)),
       listOwnedFresh: async (policy) => (await this.rotationClient.list(`${LABELS.policy}=${labelValue(policy)}`)).items,
       createRotation: async (rotation: CertificateRotationInput) => {
         o.countWrite('create', 'certificaterotations');

@@ -2,7 +2,7 @@ import { describe, expect, test } from '@jest/globals';
 import { WEEKDAYS, type CertificateRotationPolicy } from '../../api/certificaterotationpolicy.js';
 import { LABELS } from '../../api/constants.js';
 import { decide, earliestInScope, expiresFirst, inScope, type PolicyInput } from './decide.js';
-import { inventory, NOW, policy, rotation } from './testing.js';
+import { inventory, NOW, policy, rotatedBy, rotation } from './testing.js';
 
 const labels = new Map<string, Record<string, string>>([
   ['server-1', { 'node-role.kubernetes.io/control-plane': 'true' }],
@@ -11,13 +11,15 @@ const labels = new Map<string, Record<string, string>>([
 
 function input(p: CertificateRotationPolicy, o: Partial<PolicyInput> = {}): PolicyInput {
   const rotations = o.rotations ?? [];
+  const owned = rotations.filter((r) => r.metadata.labels?.[LABELS.policy] === p.metadata.name);
   return {
     policy: p,
     now: NOW,
     inventories: [inventory('server-1', { etcd: 200, 'api-server': 80 }), inventory('worker-1', { kubelet: 300 })],
     nodeLabels: labels,
     rotations,
-    owned: rotations.filter((r) => r.metadata.labels?.[LABELS.policy] === p.metadata.name),
+    owned,
+    lastRotated: rotatedBy(owned.at(-1)),
     ...o,
   };
 }

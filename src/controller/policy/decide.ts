@@ -29,6 +29,8 @@ export interface PolicyInput {
   rotations: readonly CertificateRotation[];
   /** This policy's rotations, oldest first. */
   owned: readonly CertificateRotation[];
+  /** The nodes the newest of them rotated, each with when it finished (ms). */
+  lastRotated: ReadonlyMap<string, number>;
 }
 
 export type Verdict =
@@ -141,10 +143,9 @@ const inventoryKnown: Check = (_input, seen) =>
  * its inventory still shows the old expiry, and the policy would rotate the
  * same certificates twice.
  */
-const inventoryFresh: Check = ({ owned, inventories }) => {
+const inventoryFresh: Check = ({ owned, inventories, lastRotated: finishedAt }) => {
   const last = owned.at(-1);
   if (!last || last.status?.phase !== 'Succeeded') return undefined;
-  const finishedAt = new Map((last.status.nodes ?? []).filter((n) => n.phase === 'Rotated').map((n) => [n.name, Date.parse(n.finishedAt ?? last.status!.completedAt ?? '')]));
   const stale = inventories
     .filter((i) => i.status && finishedAt.has(i.status.nodeName) && Date.parse(i.status.scannedAt) < finishedAt.get(i.status.nodeName)!)
     .map((i) => i.status!.nodeName);

@@ -29,6 +29,8 @@ export interface PolicyDeps {
   inventories(): readonly CertificateInventory[];
   nodeLabels(): ReadonlyMap<string, Record<string, string> | undefined>;
   rotations(): readonly CertificateRotation[];
+  /** When each node a rotation rotated finished (ms), from its NodeRotations. */
+  rotatedNodes(rotation: CertificateRotation): ReadonlyMap<string, number>;
   /** This policy's rotations read from the API server, not the cache: a create must never be doubled by a lagging cache. */
   listOwnedFresh(policy: string): Promise<CertificateRotation[]>;
   createRotation(rotation: CertificateRotationInput): Promise<void>;
@@ -161,7 +163,8 @@ export async function reconcilePolicy(deps: PolicyDeps, name: string): Promise<R
   const now = deps.now();
   const rotations = deps.rotations();
   const owned = ownedBy(name, rotations);
-  const input: PolicyInput = { policy, now, inventories: deps.inventories(), nodeLabels: deps.nodeLabels(), rotations, owned };
+  const last = owned.at(-1);
+  const input: PolicyInput = { policy, now, inventories: deps.inventories(), nodeLabels: deps.nodeLabels(), rotations, owned, lastRotated: last ? deps.rotatedNodes(last) : new Map() };
   const seen = observe(input);
 
   await steerByWindow(deps, policy, owned, seen);

@@ -49,7 +49,17 @@ export function inventory(node: string, services: Record<string, number>, scanne
   };
 }
 
+/** The nodes a fixture rotation rotated (its NodeRotations would say so), each finished at its completedAt. */
+const ROTATED = new WeakMap<CertificateRotation, Map<string, number>>();
+export const rotatedBy = (r: CertificateRotation | undefined): ReadonlyMap<string, number> => (r && ROTATED.get(r)) ?? new Map();
+
 export function rotation(name: string, phase: string | undefined, extra: { policy?: string; generation?: string; completedAt?: string; rotated?: string[] } = {}): CertificateRotation {
+  const r = rotationObject(name, phase, extra);
+  ROTATED.set(r, new Map((extra.rotated ?? []).map((n) => [n, Date.parse(extra.completedAt ?? '')])));
+  return r;
+}
+
+function rotationObject(name: string, phase: string | undefined, extra: { policy?: string; generation?: string; completedAt?: string }): CertificateRotation {
   return {
     apiVersion: 'certrotator.io/v1alpha1',
     kind: 'CertificateRotation',
@@ -67,7 +77,6 @@ export function rotation(name: string, phase: string | undefined, extra: { polic
             observedGeneration: 1,
             phase: phase as never,
             ...(extra.completedAt ? { completedAt: extra.completedAt } : {}),
-            nodes: (extra.rotated ?? []).map((n) => ({ name: n, role: 'etcd,controlplane', phase: 'Rotated' as const, ...(extra.completedAt ? { finishedAt: extra.completedAt } : {}) })),
             conditions: [{ type: 'Ready', status: phase === 'Succeeded' ? 'True' : 'False', reason: phase, message: phase === 'Failed' ? 'node server-1 rolled back: verify failed' : '', lastTransitionTime: NOW.toISOString() }],
           },
         }
@@ -97,6 +106,7 @@ export class FakePolicyCluster {
       inventories: () => this.inventories,
       nodeLabels: () => new Map([['server-1', {}]]),
       rotations: () => this.rotations,
+      rotatedNodes: rotatedBy,
       listOwnedFresh: async (p) => [...this.rotations, ...this.notYetCached].filter((r) => r.metadata.labels?.[LABELS.policy] === p),
       createRotation: async (r) => void this.created.push(r),
       patchRotation: async (n, patch) => void this.patches.push([n, patch]),
