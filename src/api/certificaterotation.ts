@@ -212,7 +212,7 @@ export const certificateRotationStatusSchema = s
     progress: s.string({ maxLength: 32, description: 'Finished nodes / planned nodes, e.g. 4/6.' }).optional(),
     current: s.string({ maxLength: 256, description: 'The node(s) in flight, for the printer column.' }).optional(),
     runGeneration: s
-      .int64({ description: 'The spec generation whose run status.nodes belongs to (NodeRotation names carry it).' })
+      .int64({ description: 'The spec generation of the run that status.nodes and status.counts describe (NodeRotation names carry it).' })
       .optional(),
     runFingerprint: s
       .string({

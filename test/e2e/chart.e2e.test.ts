@@ -23,6 +23,7 @@ import { argoHealth } from '../gitops/health.js';
 import { kstatus } from '../gitops/kstatus.js';
 import { ControllerProcess, getRotation, waitFor } from './support/controller.js';
 import { installCrds } from './support/crds.js';
+import { runPhases } from './support/rotation.js';
 import { tokenKubeconfig as tokenKubeconfigFor } from './support/service-account.js';
 
 const HELM = join(process.env.CERTROTATOR_BIN_DIR ?? '', 'helm');
@@ -595,7 +596,8 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
       });
       const { final, seen } = await follow(name, (o) => ['Succeeded', 'Failed'].includes(o?.status?.phase));
       expect(final.status.phase).toBe('Succeeded');
-      expect(final.status.nodes).toEqual([expect.objectContaining({ name: NODE, phase: 'Rotated' })]);
+      expect(await runPhases(name)).toEqual({ [NODE]: 'Rotated' });
+      expect(final.status.counts).toEqual([expect.objectContaining({ planned: 1, rotated: 1 })]);
       expect(seen[0]).toMatch(/\|InProgress\|Progressing$/);
       expect(seen.at(-1)).toBe('Succeeded|Current|Healthy');
       await kubectlOk(['wait', `certificaterotation/${name}`, '--for=condition=Ready', '--timeout=10s']);

@@ -19,7 +19,7 @@ import { REPO_ROOT } from '../cluster/paths.js';
 import { processesMentioning } from '../cluster/processes.js';
 import type { ControllerProcess } from './support/controller.js';
 import { installCrds } from './support/crds.js';
-import { fleetDebug, getJson, nodeRotations, pemSerial, servedPem, startFleetAndController, stopFleetAndController } from './support/rotation.js';
+import { allIn, fleetDebug, getJson, nodeRotations, pemSerial, runPhases, servedPem, startFleetAndController, stopFleetAndController } from './support/rotation.js';
 import { inBlock, runIp } from '../../src/simulation/loopback.js';
 
 const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
@@ -130,7 +130,8 @@ describe('README "Watching a rotation", on examples/rotate-one-service.yaml run 
     const TOUCHED = [...SERVERS, ...nodes.filter((n) => !SERVERS.includes(n.name) && n.roles.includes('worker')).map((n) => n.name).sort()];
     expect(TOUCHED).toHaveLength(nodes.length);
     expect(status).toMatchObject({ phase: 'Succeeded', progress: `${TOUCHED.length}/${TOUCHED.length}` });
-    expect(status.nodes.map((n: any) => n.name)).toEqual(TOUCHED);
+    expect(await runPhases(NAME, TOUCHED)).toEqual(allIn(TOUCHED, 'Rotated'));
+    expect(status.nodes).toEqual([]);
 
     // kubectl get noderotations: NODE ROLE PHASE AGE, one Rotated row per node touched.
     readmeHas('kubectl get noderotations ');

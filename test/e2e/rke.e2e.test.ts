@@ -19,7 +19,7 @@ import { fullClusterStateFromTrees } from '../../src/simulation/rke-state.js';
 import type { ClusterState } from '../cluster/cluster.js';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
 import { ControllerProcess, waitFor } from './support/controller.js';
-import { applyRotation, fleetDebug, getJson, nodeRotations, normSerial, opensslVerify, pemSerial, servedPem, startFleetAndController, startSeparateCluster, stopFleetAndController, stopSeparateCluster, waitRotationCondition } from './support/rotation.js';
+import { applyRotation, fleetDebug, getJson, nodeRotations, normSerial, opensslVerify, pemSerial, runPhases, servedPem, startFleetAndController, startSeparateCluster, stopFleetAndController, stopSeparateCluster, waitRotationCondition } from './support/rotation.js';
 
 const P = 'rkeb-';
 const SSL = 'etc/kubernetes/ssl';
@@ -94,7 +94,7 @@ describe('RKE rotations with the controller-issued bundle', () => {
     await applyRotation(`${P}kubelet`, { scope: 'Service', service: 'kubelet', strategy: { maxUnavailable: 2 } }, kubeconfig);
     const r = await waitReady(`${P}kubelet`);
     expect(r.status).toMatchObject({ phase: 'Succeeded', distribution: 'rke', progress: '3/3' });
-    expect(r.status.nodes.map((n: any) => n.phase)).toEqual(['Rotated', 'Rotated', 'Rotated']);
+    expect(Object.values(await runPhases(`${P}kubelet`, [], kubeconfig))).toEqual(['Rotated', 'Rotated', 'Rotated']);
     const nrs = await nodeRotations(`${P}kubelet`, kubeconfig);
     expect(nrs.map((n) => n.spec.bundleSecretRef?.name)).toEqual(Array(3).fill('certrotator-rke-bundle'));
     const state = await readState();

@@ -27,7 +27,7 @@ import { etcdCertName } from '../realnode/rke-layout.js';
 import { etcdIsHealthy, getTls, leases } from './support/real-checks.js';
 import { chartAgentKubeconfig } from './support/service-account.js';
 import { diskSerial, diskSerials, etcdTraffic, expectLeasesRenewed, expectServedIsDisk, realSuite, type ServedFile } from './support/real-suite.js';
-import { applyRotation, condition, getJson, intervals, nodeRotations, normSerial, opensslVerify, overlappingServers, servedPem, waitRotationCondition } from './support/rotation.js';
+import { allIn, applyRotation, condition, getJson, intervals, nodeRotations, normSerial, opensslVerify, overlappingServers, runPhases, servedPem, waitRotationCondition } from './support/rotation.js';
 
 // Every agent runs with a token of the chart's agent ServiceAccount and exactly
 // the RBAC the chart grants it on RKE: no Secret at all.
@@ -226,7 +226,7 @@ describe('RKE with real etcd, kube-apiserver, kube-controller-manager and kube-s
         : ['kube-node', 'kube-proxy'];
       expect([n.name, opened]).toEqual([n.name, [expected]]);
     }
-    expect(rotation.status.nodes.map((n: any) => n.phase)).toEqual(cluster().nodes.map(() => 'Rotated'));
+    expect(await runPhases(rotation.metadata.name, [], cluster().kubeconfig)).toEqual(allIn(cluster().nodes.map((n) => n.name), 'Rotated'));
     // Servers one at a time, then the worker (etcd plane, control plane, worker plane).
     const iv = intervals(await nodeRotations('real-rke-all', cluster().kubeconfig));
     expect(overlappingServers(iv)).toEqual([]);

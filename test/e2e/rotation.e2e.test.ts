@@ -13,7 +13,7 @@ import { kubectlOk } from '../cluster/kubectl.js';
 import type { SimulatedNode as ClusterNode } from '../cluster/nodes.js';
 import { ControllerProcess } from './support/controller.js';
 import { installCrds } from './support/crds.js';
-import { applyRotation, condition, deleteRotations, fleetDebug, getJson, intervals, nodeRotations, opensslVerify, overlappingServers, pemSerial, rke2Backups, servedPem, startFleetAndController, stopFleetAndController, waitRotationCondition } from './support/rotation.js';
+import { allIn, applyRotation, condition, deleteRotations, fleetDebug, getJson, intervals, nodeRotations, opensslVerify, overlappingServers, pemSerial, rke2Backups, runPhases, servedPem, startFleetAndController, stopFleetAndController, waitRotationCondition } from './support/rotation.js';
 import { inBlock } from '../../src/simulation/loopback.js';
 
 const P = 'rot-';
@@ -100,7 +100,8 @@ describe('CertificateRotation with real agents on 3 RKE2 servers + 3 workers', (
 
     const r = await getJson(`certrotation`, `${P}all`);
     expect(r.status).toMatchObject({ phase: 'Succeeded', progress: '6/6', distribution: 'rke2', observedGeneration: 1 });
-    expect(r.status.nodes.map((n: any) => [n.name, n.phase])).toEqual([...SERVERS, ...WORKERS].map((n) => [n, 'Rotated']));
+    expect(await runPhases(`${P}all`)).toEqual(allIn([...SERVERS, ...WORKERS], 'Rotated'));
+    expect(r.status.counts.map((c: any) => [c.role, c.planned, c.rotated])).toEqual([['etcd,controlplane', 3, 3], ['worker', 3, 3]]);
     expect(condition(r, 'ServersRotated').status).toBe('True');
     expect(condition(r, 'WorkersRestarted').status).toBe('True');
     expect(condition(r, 'Stalled').status).toBe('False');
@@ -238,7 +239,7 @@ describe('CertificateRotation with real agents on 3 RKE2 servers + 3 workers', (
       expect(p.status.lastRotation).toMatchObject({ name: rotation, phase: 'Succeeded' });
       expect(await owned()).toEqual([rotation]);
       // What it decided from: every rotated node's inventory, read after the rotation, with a later api-server expiry.
-      const rotated = new Map(((await getJson('certificaterotation', rotation!)).status.nodes as { name: string; phase: string; finishedAt: string }[]).filter((n) => n.phase === 'Rotated').map((n) => [n.name, Date.parse(n.finishedAt)]));
+      const rotated = new Map((await nodeRotations(rotation!)).filter((nr) => nr.status?.phase === 'Rotated').map((nr) => [nr.spec.nodeName, Date.parse(nr.status!.finishedAt!)]));
       expect([...rotated.keys()].sort()).toEqual(nodes.map((n) => n.name).sort());
       const after = (JSON.parse(await kubectlOk(['get', 'certinv', '-o', 'json'])) as { items: Inv[] }).items.filter((i) => rotated.has(i.status!.nodeName));
       expect(after).toHaveLength(rotated.size);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { BaseNode, RealCluster } from '../../realnode/real-cluster.js';
 import { ControllerProcess, waitFor } from './controller.js';
 import { getTls, leases, leasesRenewedSince, Traffic, type Lease } from './real-checks.js';
-import { applyRotation, getJson, pemSerial, servedPem, waitRotationCondition } from './rotation.js';
+import { applyRotation, getJson, nodeRotations, pemSerial, servedPem, waitRotationCondition } from './rotation.js';
 
 export interface RealSuite<N extends BaseNode, C extends RealCluster<N>> {
   cluster(): C;
@@ -162,7 +162,8 @@ export async function expectServedIsDisk<N extends BaseNode>(
  * renewed file), by the same ones otherwise.
  */
 export async function expectLeasesRenewed(kubeconfig: string, before: Record<string, Lease>, rotation: any, restarted: boolean): Promise<void> {
-  const lastServerDone = Math.max(...rotation.status.nodes.filter((n: any) => n.role !== 'worker').map((n: any) => new Date(n.finishedAt).getTime()));
+  const servers = (await nodeRotations(rotation.metadata.name, kubeconfig)).filter((nr) => nr.spec.generation === rotation.status.runGeneration && nr.spec.role !== 'worker');
+  const lastServerDone = Math.max(...servers.map((nr) => new Date(nr.status!.finishedAt!).getTime()));
   const renewed = async (): Promise<boolean> => {
     const now = await leases(kubeconfig);
     return restarted ? leasesRenewedSince(before, now, lastServerDone) : Object.values(now).every((l) => l.renew > lastServerDone);

@@ -73,6 +73,25 @@ export async function nodeRotations(rotation: string, kubeconfig?: string): Prom
   return (JSON.parse(out) as { items: NodeRotation[] }).items;
 }
 
+/**
+ * Each node's phase in a rotation's latest run, read as a person reads it:
+ * status.nodes for the nodes in flight or stopped, the NodeRotation's report
+ * for a Rotated one, and Pending for a node of `planned` with neither.
+ */
+export async function runPhases(rotation: string, planned: readonly string[] = [], kubeconfig?: string): Promise<Record<string, string>> {
+  const r = await getJson('certificaterotation', rotation, kubeconfig);
+  const out: Record<string, string> = Object.fromEntries(planned.map((n) => [n, 'Pending']));
+  for (const nr of await nodeRotations(rotation, kubeconfig)) {
+    const current = nr.status?.runID === undefined || nr.status.runID === nr.spec.runID;
+    if (nr.spec.generation === r.status.runGeneration && nr.spec.action !== 'Check' && nr.status?.phase === 'Rotated' && current) out[nr.spec.nodeName] = 'Rotated';
+  }
+  for (const n of r.status.nodes ?? []) out[n.name] = n.phase;
+  return out;
+}
+
+/** `{ node: phase }` for every node named. */
+export const allIn = (names: readonly string[], phase: string): Record<string, string> => Object.fromEntries(names.map((n) => [n, phase]));
+
 export function condition(obj: any, type: string): any {
   return obj?.status?.conditions?.find((c: any) => c.type === type);
 }
