@@ -1,5 +1,7 @@
-// One step of the cascade, as a pure function of the run's recorded state
-// (status.nodes), the NodeRotations the agents report on, and the clock.
+// One step of the cascade, as a pure function of the run's state (every node
+// with its phase, as run-state.ts rebuilds it from status.nodes, the Node
+// cache and the NodeRotations), the NodeRotations the agents report on, and
+// the clock.
 //
 // The caller applies the decision in this order, and that order is the
 // crash-safety argument:
@@ -24,7 +26,7 @@ export interface CascadeInput {
   rotation: CertificateRotation;
   distribution: Distribution;
   runGeneration: number;
-  /** status.nodes: the frozen plan and each node's recorded phase. */
+  /** Every node of the run with its phase, in plan order (rebuildRun). */
   nodes: readonly NodeStatus[];
   /** The NodeRotations of this run (spec.generation === runGeneration). */
   nodeRotations: readonly NodeRotation[];
