@@ -134,6 +134,38 @@ function byName(a: { name: string }, b: { name: string }): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
+type Classified = Omit<PlannedNode, 'batch'> | SkippedNode | undefined;
+
+// A run re-derives its nodes on every pass (run-state.ts), at 5,000 nodes
+// thousands of times per run. The informer keeps an unchanged Node as the same
+// object, so what a node is for one kind of plan is worked out once per
+// version of that Node.
+const classified = new WeakMap<V1Node, Map<string, Classified>>();
+
+function classifyKey(input: PlanInput): string {
+  return JSON.stringify([input.distribution, input.scope, input.service ?? null, input.nodeSelector ?? null]);
+}
+
+/** Whether the plan selects this node, and as what: planned, skipped (with why), or not selected (undefined). */
+function classify(node: V1Node, input: PlanInput, key: string): Classified {
+  let memo = classified.get(node);
+  if (memo?.has(key)) return memo.get(key);
+  const { distribution, scope, service } = input;
+  const out = ((): Classified => {
+    const name = node.metadata?.name;
+    if (!name) return undefined;
+    if (!matchesSelector(node.metadata?.labels, input.nodeSelector)) return undefined;
+    const roles = nodeRoles(node, distribution);
+    if (roles.length === 0) return { name, reason: `no ${distribution} role label` };
+    const services = servicesForNode(distribution, scope, service, roles);
+    if (services.length === 0) return { name, reason: `${service ?? 'no service'} is not relevant to role ${roleString(roles)}` };
+    return { name, roles, role: roleString(roles), kind: isServer(roles) ? 'server' : 'worker', group: roleGroup(distribution, roles), services };
+  })();
+  if (!memo) classified.set(node, (memo = new Map()));
+  memo.set(key, out);
+  return out;
+}
+
 /** Select, classify, filter and order the nodes of one run. */
 export function planRotation(input: PlanInput): PlanResult {
   const { distribution, scope, service } = input;
@@ -148,28 +180,12 @@ export function planRotation(input: PlanInput): PlanResult {
   const skipped: SkippedNode[] = [];
   const candidates: Omit<PlannedNode, 'batch'>[] = [];
 
+  const key = classifyKey(input);
   for (const node of input.nodes) {
-    const name = node.metadata?.name;
-    if (!name) continue;
-    if (!matchesSelector(node.metadata?.labels, input.nodeSelector)) continue;
-    const roles = nodeRoles(node, distribution);
-    if (roles.length === 0) {
-      skipped.push({ name, reason: `no ${distribution} role label` });
-      continue;
-    }
-    const services = servicesForNode(distribution, scope, service, roles);
-    if (services.length === 0) {
-      skipped.push({ name, reason: `${service ?? 'no service'} is not relevant to role ${roleString(roles)}` });
-      continue;
-    }
-    candidates.push({
-      name,
-      roles,
-      role: roleString(roles),
-      kind: isServer(roles) ? 'server' : 'worker',
-      group: roleGroup(distribution, roles),
-      services,
-    });
+    const c = classify(node, input, key);
+    if (c === undefined) continue;
+    if ('reason' in c) skipped.push(c);
+    else candidates.push(c);
   }
   if (candidates.length === 0) {
     const why = skipped.length > 0 ? `${skipped.length} selected node(s) skipped, e.g. ${skipped[0]!.name}: ${skipped[0]!.reason}` : 'no node matches spec.strategy.nodeSelector';

@@ -151,11 +151,13 @@ export function rotatedNodes(rotation: CertificateRotation, nodeRotations: reado
 }
 
 /** Whole seconds, as metav1.Time has them: a Node created in the second the run started belongs to it. */
-const createdBy = (node: V1Node, startedAt: number): boolean => {
-  const t = node.metadata?.creationTimestamp;
+const createdBy = (node: V1Node, startedAt: string): boolean => {
+  const t = node.metadata?.creationTimestamp as unknown as string | Date | undefined;
   if (t === undefined) return true;
-  const ms = typeof t === 'string' ? Date.parse(t) : new Date(t).getTime();
-  return Number.isNaN(ms) || Math.floor(ms / 1000) <= Math.floor(startedAt / 1000);
+  // The API server writes both as RFC 3339 in UTC with whole seconds, which order as strings.
+  if (typeof t === 'string' && t.length === startedAt.length && t.endsWith('Z') && startedAt.endsWith('Z')) return t <= startedAt;
+  const ms = new Date(t).getTime();
+  return Number.isNaN(ms) || Math.floor(ms / 1000) <= Math.floor(Date.parse(startedAt) / 1000);
 };
 
 export interface RunSources {
@@ -177,27 +179,35 @@ export interface RunSources {
  * NodeRotation reports Rotated is Rotated; else a node of the plan is Pending.
  */
 export function rebuildRun(src: RunSources): NodeStatus[] {
-  const startedAt = Date.parse(src.startedAt);
   const planned = planRotation({
-    nodes: src.nodes.filter((n) => createdBy(n, startedAt)),
+    nodes: src.nodes.filter((n) => createdBy(n, src.startedAt)),
     distribution: src.distribution,
     scope: src.runSpec.scope,
     service: src.runSpec.service,
     maxUnavailable: 1,
     nodeSelector: src.runSpec.nodeSelector,
   });
+  // The plan's order (role group, then name) is kept; a node the plan no longer
+  // holds (its Node gone or changed) is put back in that order.
   const byName = new Map<string, NodeStatus>();
   if (planned.ok) for (const n of planned.plan.nodes) byName.set(n.name, { name: n.name, role: n.role, phase: 'Pending' });
+  let outside = false;
+  const put = (e: NodeStatus): void => {
+    if (!byName.has(e.name)) outside = true;
+    byName.set(e.name, e);
+  };
   for (const nr of src.nodeRotations) {
     if (nr.status?.phase !== 'Rotated' || !reportIsCurrent(nr)) continue;
     const e: NodeStatus = { name: nr.spec.nodeName, role: nr.spec.role, phase: 'Rotated' };
     if (nr.status.startedAt) e.startedAt = nr.status.startedAt;
     if (nr.status.finishedAt) e.finishedAt = nr.status.finishedAt;
-    byName.set(e.name, e);
+    put(e);
   }
-  for (const r of src.recorded) byName.set(r.name, { ...r });
-  const group = (e: NodeStatus): number => roleGroup(src.distribution, rolesOf(e.role));
-  return [...byName.values()].sort((a, b) => group(a) - group(b) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const r of src.recorded) put({ ...r });
+  const entries = [...byName.values()];
+  if (!outside) return entries;
+  const groups = new Map(entries.map((e) => [e.name, roleGroup(src.distribution, rolesOf(e.role))]));
+  return entries.sort((a, b) => groups.get(a.name)! - groups.get(b.name)! || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 /** Stopped nodes whose message status.nodes keeps; the others keep phase, step and reason (their NodeRotation has the message). */
