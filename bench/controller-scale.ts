@@ -43,6 +43,8 @@ import { reuseConnections } from '../src/controller/connection-reuse.js';
 import { startCluster, stopCluster } from '../test/cluster/cluster.js';
 import { kubectlOk } from '../test/cluster/kubectl.js';
 import { seededRandom } from '../test/cluster/random.js';
+import { catalogFor, fillPath } from '../src/distributions/index.js';
+import type { FileReport } from '../src/api/noderotation.js';
 
 const { values } = parseArgs({
   options: {
@@ -81,6 +83,24 @@ const JITTER_MS = AGENT_MS > 0 ? Number(values['agent-jitter']) * 1000 : 0;
 const OPEN_LOOP = AGENT_MS > 0;
 
 const random = seededRandom(Number(values.seed));
+
+/**
+ * The files an RKE2 agent reports for a node (what the controller then caches
+ * in its NodeRotation informer): every catalog file of the node's services,
+ * with old and new serial, new notAfter, backup path and served check, as
+ * src/host reports them. Sizes, not values, are what matter here.
+ */
+function reportedFiles(services: readonly string[], node: string, role: string): FileReport[] {
+  const catalog = catalogFor('rke2');
+  const serial = () => Array.from({ length: 16 }, () => Math.floor(random() * 256).toString(16).padStart(2, '0')).join('').toUpperCase();
+  const notAfter = new Date(Date.now() + 365 * 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return services.flatMap((service) =>
+    (catalog.services[service]?.files ?? []).filter((f) => f.cert && f.roles.some((r) => role.split(',').includes(r))).map((f) => {
+      const path = `/${fillPath(f.cert!, { dataDir: catalog.defaultDataDir, node })}`;
+      return { service, path, oldSerial: serial(), newSerial: serial(), newNotAfter: notAfter, backupPath: path.replace('/tls/', `/tls-${Math.floor(Date.now() / 1000)}/`), servedVerified: true };
+    }),
+  );
+}
 /** Issue 14's targets for the controller, at every size up to 3 + 5,000 nodes. */
 const TARGETS = { writesPerNode: 1.3, peakRssMB: 200, controllerCpuMsPerNode: 2, statusKiB: 32 };
 const NAME = `bench-scale-${Date.now().toString(36)}`;
@@ -184,7 +204,18 @@ async function main(): Promise<void> {
           // The host step: nothing (closed loop) or a seeded 2 s ± 0.5 s (open loop).
           if (OPEN_LOOP) await new Promise((r) => setTimeout(r, AGENT_MS + (random() * 2 - 1) * JITTER_MS));
           agentWrites++;
-          await nrClient.mergePatchStatus(name, { status: { phase: 'Rotated', step: 'Done', runID: nr.spec.runID, message: OPEN_LOOP ? 'bench: simulated host step' : 'bench: zero-time host step' } });
+          const startedAt = new Date(seenAt.get(name)! - performance.now() + Date.now()).toISOString();
+          await nrClient.mergePatchStatus(name, {
+            status: {
+              phase: 'Rotated',
+              step: 'Done',
+              runID: nr.spec.runID,
+              message: OPEN_LOOP ? 'bench: simulated host step' : 'bench: zero-time host step',
+              startedAt,
+              finishedAt: new Date().toISOString(),
+              files: reportedFiles(nr.spec.services, nr.spec.nodeName, nr.spec.role),
+            },
+          });
           finishedAt.set(name, performance.now());
         })().catch((e: unknown) => log(`report ${name} failed: ${String(e)}`));
         inFlightReports.add(p);
