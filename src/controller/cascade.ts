@@ -17,10 +17,11 @@ import { REASONS } from '../api/constants.js';
 import { parseDuration } from '../api/duration.js';
 import type { FileReport, NodeRotation } from '../api/noderotation.js';
 import type { Distribution } from '../distributions/services.js';
+import type { RunNodeProgress } from './conditions.js';
 import { EVENT_REASONS } from './event-reasons.js';
 import { buildNodeRotation } from './node-rotation.js';
 import { nextStep, type Plan } from './plan.js';
-import { FINISHED_BY_AGENT, planFromStatus, progressFromStatus } from './run-state.js';
+import { FINISHED_BY_AGENT, planFromStatus, progressFromStatus, progressOf } from './run-state.js';
 
 export interface CascadeInput {
   rotation: CertificateRotation;
@@ -59,6 +60,8 @@ export interface FinishedNode {
 export interface CascadeDecision {
   plan: Plan;
   nodes: NodeStatus[];
+  /** `nodes` as the progress map summarizeRun takes. */
+  progress: Map<string, RunNodeProgress>;
   /** NodeRotations to create AFTER the status write succeeded. */
   create: NodeRotation[];
   events: NodeEvent[];
@@ -89,19 +92,35 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
   const nodeTimeoutMs = parseDuration(spec.strategy.nodeTimeout);
   const plan = planFromStatus(distribution, spec, input.nodes);
   const planned = new Map(plan.nodes.map((n) => [n.name, n]));
-  const entries = input.nodes.map((n) => ({ ...n }));
-  const byName = new Map(entries.map((e) => [e.name, e]));
+  // Copied on first change only: at 5,000 nodes most entries are Rotated or
+  // Pending and stay as they are, and copying all of them on every pass was a
+  // tenth of the controller's CPU.
+  const entries = [...input.nodes];
+  const index = new Map(entries.map((e, i) => [e.name, i]));
+  const progress = progressFromStatus(entries);
+  const own = (e: NodeStatus): NodeStatus => {
+    const i = index.get(e.name)!;
+    if (entries[i] !== input.nodes[i]) return entries[i]!;
+    return (entries[i] = { ...e });
+  };
+  /** Record a change to a node: its entry (copied first) and its progress. */
+  const change = (e: NodeStatus, f: (mine: NodeStatus) => void): void => {
+    const mine = own(e);
+    f(mine);
+    progress.set(mine.name, progressOf(mine));
+  };
+  const byName = { get: (name: string) => entries[index.get(name)!] };
   const reports = new Map(input.nodeRotations.map((nr) => [nr.spec.nodeName, nr]));
-  const decision: CascadeDecision = { plan, nodes: entries, create: [], events: [], finished: [] };
+  const decision: CascadeDecision = { plan, nodes: entries, progress, create: [], events: [], finished: [] };
   const nowText = rfc3339(now);
 
   // 1. Take in what the agents reported for the nodes in flight.
-  for (const e of entries) {
-    if (e.phase !== 'Updating') continue;
-    const nr = reports.get(e.name);
+  for (const recorded of input.nodes) {
+    if (recorded.phase !== 'Updating') continue;
+    const nr = reports.get(recorded.name);
     if (!nr) {
       // Intent recorded, object missing: we crashed (or someone deleted it) between the two writes.
-      decision.create.push(buildNodeRotation(rotation, runGeneration, distribution, planned.get(e.name)!));
+      decision.create.push(buildNodeRotation(rotation, runGeneration, distribution, planned.get(recorded.name)!));
       continue;
     }
     const st = nr.status;
@@ -113,9 +132,13 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
     // most for (a third of its CPU went to these writes). A node that failed
     // keeps its message and step here: that is what a person reads first.
     const finishedAt = st.finishedAt && !Number.isNaN(Date.parse(st.finishedAt)) ? rfc3339(new Date(st.finishedAt)) : nowText;
-    if (st.phase === 'Rotated') Object.assign(e, { phase: st.phase, finishedAt });
-    else Object.assign(e, withoutUndefined({ phase: st.phase, finishedAt, message: clip(st.message), step: st.step }));
-    delete e.reason;
+    let e = recorded;
+    change(recorded, (mine) => {
+      if (st.phase === 'Rotated') Object.assign(mine, { phase: st.phase, finishedAt });
+      else Object.assign(mine, withoutUndefined({ phase: st.phase, finishedAt, message: clip(st.message), step: st.step }));
+      delete mine.reason;
+      e = mine;
+    });
     const seconds = e.startedAt ? Math.max(0, (Date.parse(e.finishedAt!) - Date.parse(e.startedAt)) / 1000) : 0;
     decision.finished.push({ name: e.name, phase: st.phase, durationSeconds: seconds, files: st.files ?? [] });
     const at = st.step ? ` at step ${st.step}` : '';
@@ -139,16 +162,20 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
   //     a node that will never report. Its agent went with it; a node that comes
   //     back under the same name is rotated by the next run.
   const exists = input.nodeExists ?? (() => true);
-  for (const e of entries) {
-    if ((e.phase !== 'Pending' && e.phase !== 'Updating') || exists(e.name)) continue;
-    const inFlight = e.phase === 'Updating';
-    Object.assign(e, {
-      phase: 'Skipped',
-      reason: REASONS.nodeDeleted,
-      finishedAt: nowText,
-      message: inFlight ? 'the Node was deleted while it was being rotated; its result is not awaited' : 'the Node was deleted before it was started',
+  for (const current of entries) {
+    if ((current.phase !== 'Pending' && current.phase !== 'Updating') || exists(current.name)) continue;
+    const inFlight = current.phase === 'Updating';
+    let e = current;
+    change(current, (mine) => {
+      Object.assign(mine, {
+        phase: 'Skipped',
+        reason: REASONS.nodeDeleted,
+        finishedAt: nowText,
+        message: inFlight ? 'the Node was deleted while it was being rotated; its result is not awaited' : 'the Node was deleted before it was started',
+      });
+      delete mine.step;
+      e = mine;
     });
-    delete e.step;
     decision.finished.push({ name: e.name, phase: 'Skipped', durationSeconds: 0, files: [] });
     decision.events.push({
       type: 'Warning',
@@ -159,7 +186,7 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
 
   const cascadeInput = () => ({
     plan,
-    progress: progressFromStatus(entries),
+    progress,
     paused: spec.paused,
     onFailure: spec.strategy.onFailure,
     nodeTimeoutMs,
@@ -170,13 +197,16 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
   // 2. Nodes that overran nodeTimeout have failed: recorded so the run stops and says which and where.
   if (step.kind === 'timedOut') {
     for (const name of step.nodes) {
-      const e = byName.get(name)!;
       const lastStep = reports.get(name)?.status?.step;
-      e.phase = 'Failed';
-      e.reason = REASONS.nodeTimeout;
-      e.finishedAt = nowText;
-      e.message = `no result within spec.strategy.nodeTimeout (${spec.strategy.nodeTimeout})${lastStep ? `; last reported step ${lastStep}` : '; the agent never reported'}`;
-      if (lastStep) e.step = lastStep;
+      let e = byName.get(name)!;
+      change(e, (mine) => {
+        mine.phase = 'Failed';
+        mine.reason = REASONS.nodeTimeout;
+        mine.finishedAt = nowText;
+        mine.message = `no result within spec.strategy.nodeTimeout (${spec.strategy.nodeTimeout})${lastStep ? `; last reported step ${lastStep}` : '; the agent never reported'}`;
+        if (lastStep) mine.step = lastStep;
+        e = mine;
+      });
       decision.finished.push({ name, phase: 'Failed', durationSeconds: nodeTimeoutMs / 1000, files: [] });
       decision.events.push({
         type: 'Warning',
@@ -190,13 +220,14 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
   // 3. Start what the rules allow: record intent here; the caller creates after writing it.
   if (step.kind === 'start') {
     for (const node of step.nodes) {
-      const e = byName.get(node.name)!;
-      e.phase = 'Updating';
-      e.startedAt = nowText;
-      delete e.finishedAt;
-      delete e.message;
-      delete e.step;
-      delete e.reason;
+      change(byName.get(node.name)!, (mine) => {
+        mine.phase = 'Updating';
+        mine.startedAt = nowText;
+        delete mine.finishedAt;
+        delete mine.message;
+        delete mine.step;
+        delete mine.reason;
+      });
       decision.create.push(buildNodeRotation(rotation, runGeneration, distribution, node));
       decision.events.push({
         type: 'Normal',

@@ -16,6 +16,8 @@ export interface ClusterReader {
   /** Every NodeRotation of this rotation (all generations). */
   nodeRotationsOf(rotation: string): readonly NodeRotation[];
   nodes(): readonly V1Node[];
+  /** Whether the Node is in the cache (one lookup, not a scan of every Node). */
+  nodeExists(name: string): boolean;
 }
 
 /** One API write per call. Fenced writes throw ConflictError (src/kube/client.ts) on a stale resourceVersion. */

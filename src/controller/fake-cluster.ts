@@ -114,6 +114,13 @@ export class FakeCluster implements ClusterReader, ControllerWriter, EventSink {
     return this.nodeList;
   }
 
+  nodeExists(name: string): boolean {
+    if (this.nodeNames?.list !== this.nodeList) this.nodeNames = { list: this.nodeList, names: new Set(this.nodeList.map((n) => n.metadata?.name ?? '')) };
+    return this.nodeNames.names.has(name);
+  }
+
+  private nodeNames: { list: V1Node[]; names: Set<string> } | undefined;
+
   // --- ControllerWriter -----------------------------------------------------
 
   private fenced(rotation: CertificateRotation, what: string): CertificateRotation {

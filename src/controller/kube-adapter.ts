@@ -106,6 +106,10 @@ export class KubeReader implements ClusterReader {
   nodes(): readonly V1Node[] {
     return this.src.nodes.list();
   }
+
+  nodeExists(name: string): boolean {
+    return this.src.nodes.get(name) !== undefined;
+  }
 }
 
 export type WriteCounter = (verb: 'update' | 'patch' | 'create' | 'delete', resource: string) => void;

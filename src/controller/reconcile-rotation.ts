@@ -30,7 +30,7 @@ import { buildNodeRotation } from './node-rotation.js';
 import { parseDuration } from '../api/duration.js';
 import { slotHolder } from './queue-gate.js';
 import { clearSealedBundles, commitRkeState, discardRkeBundle, ensureRkeBundle, failedRunStateNote, isPermanentIssueError, sealBundleForWaitingNodes, withBundleRef } from './rke-run.js';
-import { compactRun, countRun, describePlan, FINISHED_BY_AGENT, planFromStatus, planInProgress, progressFromStatus, rebuildRun, runActive, runFingerprint, runSpecOf, settled } from './run-state.js';
+import { compactRun, countRun, describePlan, FINISHED_BY_AGENT, planFromStatus, planInProgress, rebuildRun, runActive, runFingerprint, runSpecOf, settled } from './run-state.js';
 import { writeStatus } from './status-writer.js';
 
 /**
@@ -161,7 +161,7 @@ async function continueRun(
     mode: 'Apply',
     paused: spec.paused,
     plan: d.plan,
-    progress: progressFromStatus(d.nodes),
+    progress: d.progress,
   });
   const terminal = summary.phase === 'Succeeded' || summary.phase === 'Failed';
   const next: CertificateRotationStatus = {
@@ -366,10 +366,9 @@ async function writeSummary(
   });
 }
 
-/** Node names in the cache, as a test of existence (one Set per pass). */
+/** Whether a Node is in the cache. */
 function nodeExistsIn(deps: ControllerDeps): (name: string) => boolean {
-  const names = new Set(deps.read.nodes().map((n) => n.metadata?.name));
-  return (name) => names.has(name);
+  return (name) => deps.read.nodeExists(name);
 }
 
 /**

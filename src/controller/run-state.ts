@@ -104,19 +104,14 @@ export function planFromStatus(
   return { distribution, maxUnavailable, nodes: planned, skipped: [] };
 }
 
-/** status.nodes as the progress map the pure cascade and summary functions take. */
+/** One node's entry as the progress the pure cascade and summary functions take. */
+export function progressOf(n: NodeStatus): RunNodeProgress {
+  return { phase: n.phase, startedAt: n.startedAt, message: n.message, step: n.step, timedOut: n.reason === REASONS.nodeTimeout };
+}
+
+/** The run's entries as the progress map the pure cascade and summary functions take. */
 export function progressFromStatus(nodes: readonly NodeStatus[]): Map<string, RunNodeProgress> {
-  const progress = new Map<string, RunNodeProgress>();
-  for (const n of nodes) {
-    progress.set(n.name, {
-      phase: n.phase,
-      startedAt: n.startedAt,
-      message: n.message,
-      step: n.step,
-      timedOut: n.reason === REASONS.nodeTimeout,
-    });
-  }
-  return progress;
+  return new Map(nodes.map((n) => [n.name, progressOf(n)]));
 }
 
 export const FINISHED_BY_AGENT: readonly NodePhase[] = ['Rotated', 'Failed', 'RolledBack'];

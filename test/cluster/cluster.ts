@@ -101,8 +101,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterSt
         progress(`creating ${topology.servers + topology.workers} simulated ${topology.distribution} nodes`);
         const core = coreClient(state.kubeconfig);
         state.nodes = layoutNodes(topology);
-        // kwok and the node lifecycle controller take about a minute per thousand nodes on 2 cores.
-        await createNodes(core, state.nodes, topology.kubernetesVersion ?? readVersions().k8s, Math.max(120_000, state.nodes.length * 60));
+        // kwok and the node lifecycle controller (20 requests/s) make about ten nodes a second Ready on 2 cores.
+        await createNodes(core, state.nodes, topology.kubernetesVersion ?? readVersions().k8s, Math.max(120_000, state.nodes.length * 150));
         await waitDefaultServiceAccount(core);
       }
       writeFileSync(join(dir, STATE_FILE), JSON.stringify(state, null, 2));
