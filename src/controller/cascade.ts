@@ -103,11 +103,12 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
     if (entries[i] !== input.nodes[i]) return entries[i]!;
     return (entries[i] = { ...e });
   };
-  /** Record a change to a node: its entry (copied first) and its progress. */
-  const change = (e: NodeStatus, f: (mine: NodeStatus) => void): void => {
+  /** Changes a node's entry (a copy, made first) and its progress; returns the changed entry. */
+  const change = (e: NodeStatus, f: (mine: NodeStatus) => void): NodeStatus => {
     const mine = own(e);
     f(mine);
     progress.set(mine.name, progressOf(mine));
+    return mine;
   };
   const byName = { get: (name: string) => entries[index.get(name)!] };
   const reports = new Map(input.nodeRotations.map((nr) => [nr.spec.nodeName, nr]));
@@ -126,18 +127,15 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
     const st = nr.status;
     if (!st || !FINISHED_BY_AGENT.includes(st.phase)) continue;
     if (st.runID !== undefined && st.runID !== nr.spec.runID) continue; // a report about another run: not ours to take
-    // A rotated node's entry is name, role, phase and times only: its message
-    // and files stay on its NodeRotation. status.nodes is rewritten whole on
-    // every hand-off, and at 500 nodes its size is what the API server pays
-    // most for (a third of its CPU went to these writes). A node that failed
-    // keeps its message and step here: that is what a person reads first.
+    // A rotated node's entry is name, role, phase and times only (and
+    // compactRun drops it from status.nodes): its message and files stay on its
+    // NodeRotation. A node that failed keeps its message and step here: that is
+    // what a person reads first.
     const finishedAt = st.finishedAt && !Number.isNaN(Date.parse(st.finishedAt)) ? rfc3339(new Date(st.finishedAt)) : nowText;
-    let e = recorded;
-    change(recorded, (mine) => {
+    const e = change(recorded, (mine) => {
       if (st.phase === 'Rotated') Object.assign(mine, { phase: st.phase, finishedAt });
       else Object.assign(mine, withoutUndefined({ phase: st.phase, finishedAt, message: clip(st.message), step: st.step }));
       delete mine.reason;
-      e = mine;
     });
     const seconds = e.startedAt ? Math.max(0, (Date.parse(e.finishedAt!) - Date.parse(e.startedAt)) / 1000) : 0;
     decision.finished.push({ name: e.name, phase: st.phase, durationSeconds: seconds, files: st.files ?? [] });
@@ -165,8 +163,7 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
   for (const current of entries) {
     if ((current.phase !== 'Pending' && current.phase !== 'Updating') || exists(current.name)) continue;
     const inFlight = current.phase === 'Updating';
-    let e = current;
-    change(current, (mine) => {
+    const e = change(current, (mine) => {
       Object.assign(mine, {
         phase: 'Skipped',
         reason: REASONS.nodeDeleted,
@@ -174,7 +171,6 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
         message: inFlight ? 'the Node was deleted while it was being rotated; its result is not awaited' : 'the Node was deleted before it was started',
       });
       delete mine.step;
-      e = mine;
     });
     decision.finished.push({ name: e.name, phase: 'Skipped', durationSeconds: 0, files: [] });
     decision.events.push({
@@ -198,14 +194,12 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
   if (step.kind === 'timedOut') {
     for (const name of step.nodes) {
       const lastStep = reports.get(name)?.status?.step;
-      let e = byName.get(name)!;
-      change(e, (mine) => {
+      const e = change(byName.get(name)!, (mine) => {
         mine.phase = 'Failed';
         mine.reason = REASONS.nodeTimeout;
         mine.finishedAt = nowText;
         mine.message = `no result within spec.strategy.nodeTimeout (${spec.strategy.nodeTimeout})${lastStep ? `; last reported step ${lastStep}` : '; the agent never reported'}`;
         if (lastStep) mine.step = lastStep;
-        e = mine;
       });
       decision.finished.push({ name, phase: 'Failed', durationSeconds: nodeTimeoutMs / 1000, files: [] });
       decision.events.push({
