@@ -21,7 +21,7 @@ import type { RunNodeProgress } from './conditions.js';
 import { EVENT_REASONS } from './event-reasons.js';
 import { buildNodeRotation } from './node-rotation.js';
 import { nextStep, type Plan } from './plan.js';
-import { FINISHED_BY_AGENT, planFromStatus, progressFromStatus, progressOf } from './run-state.js';
+import { FINISHED_BY_AGENT, planFromStatus, progressFromStatus, progressOf, reportIsCurrent } from './run-state.js';
 
 export interface CascadeInput {
   rotation: CertificateRotation;
@@ -126,7 +126,7 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
     }
     const st = nr.status;
     if (!st || !FINISHED_BY_AGENT.includes(st.phase)) continue;
-    if (st.runID !== undefined && st.runID !== nr.spec.runID) continue; // a report about another run: not ours to take
+    if (!reportIsCurrent(nr)) continue; // a report about another run: not ours to take
     // A rotated node's entry is name, role, phase and times only (and
     // compactRun drops it from status.nodes): its message and files stay on its
     // NodeRotation. A node that failed keeps its message and step here: that is

@@ -130,7 +130,8 @@ export function roleGroup(distribution: Distribution, roles: readonly NodeRole[]
   return 2;
 }
 
-function byName(a: { name: string }, b: { name: string }): number {
+/** Byte order of names, not locale order, so every controller replica orders the same way. */
+export function byName(a: { name: string }, b: { name: string }): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 

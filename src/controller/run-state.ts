@@ -18,7 +18,7 @@ import type { NodeRotation } from '../api/noderotation.js';
 import type { Distribution, NodeRole } from '../distributions/services.js';
 import type { RunNodeProgress } from './conditions.js';
 import { isServer } from './detect.js';
-import { planRotation, roleGroup, servicesForNode, type Plan, type PlannedNode } from './plan.js';
+import { byName, planRotation, roleGroup, servicesForNode, type Plan, type PlannedNode } from './plan.js';
 
 /** Hash of WHAT a run rotates. Knobs that only steer a run (paused, strategy) are left out on purpose. */
 export function runFingerprint(spec: CertificateRotationSpec): string {
@@ -184,12 +184,12 @@ export function rebuildRun(src: RunSources): NodeStatus[] {
   });
   // The plan's order (role group, then name) is kept; a node the plan no longer
   // holds (its Node gone or changed) is put back in that order.
-  const byName = new Map<string, NodeStatus>();
-  if (planned.ok) for (const n of planned.plan.nodes) byName.set(n.name, { name: n.name, role: n.role, phase: 'Pending' });
+  const entriesByName = new Map<string, NodeStatus>();
+  if (planned.ok) for (const n of planned.plan.nodes) entriesByName.set(n.name, { name: n.name, role: n.role, phase: 'Pending' });
   let outside = false;
   const put = (e: NodeStatus): void => {
-    if (!byName.has(e.name)) outside = true;
-    byName.set(e.name, e);
+    if (!entriesByName.has(e.name)) outside = true;
+    entriesByName.set(e.name, e);
   };
   for (const nr of src.nodeRotations) {
     if (nr.status?.phase !== 'Rotated' || !reportIsCurrent(nr)) continue;
@@ -199,10 +199,10 @@ export function rebuildRun(src: RunSources): NodeStatus[] {
     put(e);
   }
   for (const r of src.recorded) put({ ...r });
-  const entries = [...byName.values()];
+  const entries = [...entriesByName.values()];
   if (!outside) return entries;
   const groups = new Map(entries.map((e) => [e.name, roleGroup(src.distribution, rolesOf(e.role))]));
-  return entries.sort((a, b) => groups.get(a.name)! - groups.get(b.name)! || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return entries.sort((a, b) => groups.get(a.name)! - groups.get(b.name)! || byName(a, b));
 }
 
 /** Stopped nodes whose message status.nodes keeps; the others keep phase, step and reason (their NodeRotation has the message). */
