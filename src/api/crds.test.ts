@@ -14,10 +14,10 @@ import {
   NODE_STEPS,
   ROLE_STRINGS,
   ROTATION_PHASES,
-  SCOPES,
   VERSION,
 } from './constants.js';
 import { renderAllCRDs, type CustomResourceDefinition } from './crds.js';
+import { ROTATION_SCOPES } from './certificaterotation.js';
 import type { CelRule, OpenAPISchema } from './schema.js';
 
 const CRDS_DIR = join(process.cwd(), 'crds');
@@ -89,7 +89,7 @@ describe('committed CRD YAML', () => {
 
   it('enums in the YAML equal the TypeScript constants', () => {
     expect(at(crotRoot, 'spec.distribution').enum).toEqual([...DISTRIBUTIONS]);
-    expect(at(crotRoot, 'spec.scope').enum).toEqual([...SCOPES]);
+    expect(at(crotRoot, 'spec.scope').enum).toEqual([...ROTATION_SCOPES]);
     expect(at(crotRoot, 'spec.mode').enum).toEqual([...MODES]);
     expect(at(crotRoot, 'spec.strategy.onFailure').enum).toEqual([...FAILURE_POLICIES]);
     expect(at(crotRoot, 'status.phase').enum).toEqual([...ROTATION_PHASES]);

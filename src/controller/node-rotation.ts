@@ -5,6 +5,7 @@
 // succeeds once or answers AlreadyExists.
 import { API_VERSION, CERTIFICATE_ROTATION, NODE_ROTATION, type NodeAction } from '../api/constants.js';
 import type { CertificateRotation } from '../api/certificaterotation.js';
+import { nodeScope } from '../api/certificaterotation.js';
 import type { NodeRotation } from '../api/noderotation.js';
 import { nodeRotationLabels, nodeRotationName, runID } from '../api/names.js';
 import type { Distribution } from '../distributions/services.js';
@@ -39,7 +40,7 @@ export function buildNodeRotation(
       role: node.role,
       action,
       distribution,
-      scope: spec.scope,
+      scope: nodeScope(spec.scope),
       services: node.services,
       restart: true,
       timeout: spec.strategy.nodeTimeout,

@@ -16,6 +16,7 @@
 //   9. another rotation runs   → Queued
 //  10. start the run           → record what it rotates (runSpec), first node in the same write
 import type { CertificateRotation, CertificateRotationStatus } from '../api/certificaterotation.js';
+import { nodeScope } from '../api/certificaterotation.js';
 import { MAX_PLANNED_NODES, REASONS } from '../api/constants.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
 import { decideCascade, rfc3339 } from './cascade.js';
@@ -76,7 +77,7 @@ export async function reconcileRotation(deps: ControllerDeps, name: string): Pro
   const planned = planRotation({
     nodes,
     distribution,
-    scope: spec.scope,
+    scope: nodeScope(spec.scope),
     service: spec.service,
     maxUnavailable: spec.strategy.maxUnavailable,
     nodeSelector: spec.strategy.nodeSelector,

@@ -13,6 +13,7 @@
 import type { V1Node } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
 import type { CertificateRotation, CertificateRotationSpec, CertificateRotationStatus, NodeStatus, RoleCounts, RunSpec } from '../api/certificaterotation.js';
+import { nodeScope } from '../api/certificaterotation.js';
 import { MAX_SKIPPED_LISTED, REASONS, type NodePhase } from '../api/constants.js';
 import type { NodeRotation } from '../api/noderotation.js';
 import type { Distribution, NodeRole } from '../distributions/services.js';
@@ -97,7 +98,7 @@ export function planFromStatus(
       kind,
       group: roleGroup(distribution, roles),
       batch,
-      services: servicesForNode(distribution, spec.scope, spec.service, roles),
+      services: servicesForNode(distribution, nodeScope(spec.scope), spec.service, roles),
     });
   }
   for (const p of planned) if (p.kind === 'worker') p.batch = servers + Math.floor(workers++ / maxUnavailable);
@@ -119,7 +120,7 @@ export const FINISHED_BY_AGENT: readonly NodePhase[] = ['Rotated', 'Failed', 'Ro
 /** What a run rotates, as the spec says when it starts. */
 export function runSpecOf(spec: CertificateRotationSpec): RunSpec {
   return {
-    scope: spec.scope,
+    scope: nodeScope(spec.scope),
     ...(spec.service !== undefined ? { service: spec.service } : {}),
     ...(spec.strategy.nodeSelector !== undefined ? { nodeSelector: spec.strategy.nodeSelector } : {}),
   };

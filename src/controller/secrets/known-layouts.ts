@@ -1,0 +1,78 @@
+// Where projects keep a webhook's serving pair and its CA: data, not code, so
+// a new layout is a row here and the discovery table in the README follows it.
+import type { BuiltInSecretTarget } from '../../api/secret-targets.js';
+import { GROUP } from '../../api/constants.js';
+import type { ServiceRef, SecretInfo } from './discovery.js';
+
+/**
+ * The data keys of a serving pair and of its CA, in the order discovery
+ * tries them. The first is the kubernetes.io/tls layout (plus ca.crt, as
+ * cert-manager and most charts write it); the second is what
+ * kube-webhook-certgen (ingress-nginx and many charts) writes; the third and
+ * fourth are common in hand-made Secrets.
+ */
+export const SERVING_PAIR_KEYS = [
+  { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt', caKey: 'ca.key' },
+  { cert: 'cert', key: 'key', ca: 'ca', caKey: 'ca-key' },
+  { cert: 'cert.pem', key: 'key.pem', ca: 'ca.pem', caKey: 'ca-key.pem' },
+  { cert: 'server.crt', key: 'server.key', ca: 'ca.crt', caKey: 'ca.key' },
+] as const;
+
+/** Every data key discovery reads; cluster-read.ts keeps only these of each Secret. */
+export const READ_KEYS: ReadonlySet<string> = new Set(SERVING_PAIR_KEYS.flatMap((k) => [k.cert, k.key, k.ca, k.caKey]));
+
+/** On a serving Secret: where its CA (certificate and key) is, as "namespace/name" or "name" (same namespace). */
+export const CA_SECRET_ANNOTATION = `${GROUP}/ca-secret`;
+
+/** cert-manager writes this on every Secret it issues; such a Secret is cert-manager's to renew. */
+export const CERT_MANAGER_ANNOTATION = 'cert-manager.io/certificate-name';
+
+export interface BuiltInLayout {
+  secret: ServiceRef;
+  ca: ServiceRef;
+  /** What Regenerate does, in the words of the plan. */
+  procedure: string;
+}
+
+/**
+ * Targets whose owner makes its own certificate, so renewal is "delete and
+ * let the owner re-issue" (Rancher's documented procedure for an expired
+ * rancher-webhook certificate), done with a backup and verification.
+ */
+export const BUILT_IN: Record<BuiltInSecretTarget, BuiltInLayout> = {
+  'rancher-webhook': {
+    secret: { namespace: 'cattle-system', name: 'cattle-webhook-tls' },
+    ca: { namespace: 'cattle-system', name: 'cattle-webhook-ca' },
+    procedure:
+      "rancher-webhook makes its own CA and serving pair: back up cattle-webhook-tls, delete it, restart the rancher-webhook pods so they issue a new one and re-register the rancher.cattle.io webhook configurations with the new caBundle, then verify (Rancher's documented procedure)",
+  },
+};
+
+const STEM_SUFFIXES = ['-tls', '-certs', '-cert', '-serving-cert', '-secret'];
+
+/**
+ * Where the CA of `secret` may be, in order: the annotation, the Secret
+ * itself (ca.crt with ca.key), the built-in layout's CA Secret, then the
+ * naming conventions "<name>-ca" and "<name without -tls/-cert…>-ca".
+ */
+export function caSecretCandidates(secret: SecretInfo, builtIn: BuiltInSecretTarget | undefined): ServiceRef[] {
+  const out: ServiceRef[] = [];
+  const annotated = secret.annotations[CA_SECRET_ANNOTATION];
+  if (annotated) {
+    const [a, b] = annotated.split('/');
+    out.push(b === undefined ? { namespace: secret.namespace, name: a! } : { namespace: a!, name: b });
+  }
+  out.push({ namespace: secret.namespace, name: secret.name });
+  if (builtIn) out.push(BUILT_IN[builtIn].ca);
+  out.push({ namespace: secret.namespace, name: `${secret.name}-ca` });
+  for (const suffix of STEM_SUFFIXES) {
+    if (secret.name.endsWith(suffix) && secret.name.length > suffix.length) {
+      out.push({ namespace: secret.namespace, name: `${secret.name.slice(0, -suffix.length)}-ca` });
+    }
+  }
+  const seen = new Set<string>();
+  return out.filter((r) => {
+    const k = `${r.namespace}/${r.name}`;
+    return !seen.has(k) && (seen.add(k), true);
+  });
+}
