@@ -156,6 +156,8 @@ export const REASONS = {
   noNodesSelected: 'NoNodesSelected',
   // More nodes than one Plan-mode rotation's status can hold (MAX_PLANNED_NODES).
   planTooLarge: 'PlanTooLarge',
+  // scope Secrets: the controller may not read what discovery needs (RBAC).
+  discoveryForbidden: 'DiscoveryForbidden',
   // Cascade conditions
   pending: 'Pending',
   inProgress: 'InProgress',

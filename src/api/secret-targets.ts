@@ -39,6 +39,8 @@ export type SecretAction = (typeof SECRET_ACTIONS)[number];
 
 /** The most targets status.secretPlan lists (the earliest to expire first); the rest are counted. */
 export const MAX_LISTED_SECRET_TARGETS = 100;
+/** The most unresolved fronts status.secretPlan lists. */
+export const MAX_LISTED_UNRESOLVED = 20;
 
 const dnsName = (description: string) => s.string({ maxLength: 253, description });
 
@@ -109,6 +111,18 @@ export const secretPlanSchema = s
       .array(secretTargetSchema, { maxItems: MAX_LISTED_SECRET_TARGETS })
       .with({ 'x-kubernetes-list-type': 'atomic' })
       .describe(`The targets in scope, the earliest to expire first; at most ${MAX_LISTED_SECRET_TARGETS} (total counts them all).`),
+    unresolved: s
+      .array(
+        s.object({
+          front: s.string({ maxLength: 320, description: 'Kind/name of what could not be followed to a Secret.' }),
+          reason: s.string({ maxLength: 1024 }),
+        }),
+        { maxItems: MAX_LISTED_UNRESOLVED },
+      )
+      .with({ 'x-kubernetes-list-type': 'atomic' })
+      .describe(`Fronts (or named Secrets) that could not be followed to a serving pair, and why; at most ${MAX_LISTED_UNRESOLVED} (unresolvedCount counts them all).`)
+      .optional(),
+    unresolvedCount: count().optional(),
   })
   .describe('scope: Secrets: what the rotation covers and what it would do with each Secret.');
 export type SecretPlanStatus = Out<typeof secretPlanSchema>;

@@ -157,7 +157,7 @@ function cond(type: string, status: ConditionStatus, reason: string, message: st
 }
 
 /** Ready, Reconciling, Stalled in one go; exactly one of the three tells the story. */
-function kstatus(
+export function kstatus(
   state: 'ready' | 'reconciling' | 'stalled' | 'stalledFinishing',
   reason: string,
   message: string,

@@ -8,6 +8,7 @@ import type { CertificateRotation, CertificateRotationStatus } from '../api/cert
 import type { NodeRotation, SealedBundle } from '../api/noderotation.js';
 import type { CreatePipeline } from './create-pipeline.js';
 import type { RkeClusterAccess } from './rke-run.js';
+import type { SecretTargetSource } from './secrets/cluster-read.js';
 
 /** The cache view: what the informers hold, plus our own writes they have not delivered yet. */
 export interface ClusterReader {
@@ -74,4 +75,6 @@ export interface ControllerDeps {
    * Without it an RKE run signs on each host, as the offline CLI does.
    */
   rke?: RkeClusterAccess;
+  /** scope Secrets: where discovery reads webhook configurations, Services, Pods and Secrets (secrets/cluster-read.ts). */
+  secretTargets?: SecretTargetSource;
 }

@@ -10,7 +10,8 @@
 //   4. a run in progress       → continue it (the cascade), whatever else changed
 //      a plan in progress      → take in its checks (plan-mode.ts)
 //   5. this generation settled → nothing
-//   6. distribution            → spec, or detected from the Nodes; else Stalled
+//   6. scope Secrets           → discover and publish status.secretPlan (secrets/plan-secrets.ts)
+//      distribution            → spec, or detected from the Nodes; else Stalled
 //   7. plan                    → select/order nodes; else Stalled
 //   8. mode Plan               → publish the plan, ask every node for a read-only check
 //   9. another rotation runs   → Queued
@@ -32,6 +33,7 @@ import { parseDuration } from '../api/duration.js';
 import { slotHolder } from './queue-gate.js';
 import { clearSealedBundles, commitRkeState, discardRkeBundle, ensureRkeBundle, failedRunStateNote, isPermanentIssueError, sealBundleForWaitingNodes, withBundleRef } from './rke-run.js';
 import { compactRun, countRun, describePlan, FINISHED_BY_AGENT, planFromStatus, planInProgress, rebuildRun, runActive, runFingerprint, runSpecOf, settled } from './run-state.js';
+import { planSecretTargets } from './secrets/plan-secrets.js';
 import { writeStatus } from './status-writer.js';
 
 /**
@@ -63,6 +65,8 @@ export async function reconcileRotation(deps: ControllerDeps, name: string): Pro
 
   const generation = rotation.metadata.generation!;
   const spec = rotation.spec;
+  // 6'. Secret-backed serving certificates: discovered and planned by the controller itself.
+  if (spec.scope === 'Secrets') return planSecretTargets(deps, rotation);
   const nodes = deps.read.nodes();
 
   // 6. The distribution: as the spec says, or as the Nodes show.

@@ -34,7 +34,7 @@ export function runFingerprint(spec: CertificateRotationSpec): string {
 }
 
 /** Conditions the controller sets before any node started: recomputed every pass, never "settled". */
-const PRE_RUN_PROBLEMS: readonly string[] = [REASONS.serviceNotInDistribution, REASONS.distributionUnknown, REASONS.noNodesSelected];
+const PRE_RUN_PROBLEMS: readonly string[] = [REASONS.serviceNotInDistribution, REASONS.distributionUnknown, REASONS.noNodesSelected, REASONS.discoveryForbidden];
 
 export function preRunProblem(status: CertificateRotationStatus | undefined): boolean {
   const stalled = status?.conditions?.find((c) => c.type === 'Stalled');

@@ -24,6 +24,7 @@ import type { ControllerDeps, ControllerMetricsSink } from './deps.js';
 import { reuseConnections } from './connection-reuse.js';
 import { CreatePipeline } from './create-pipeline.js';
 import { KubeReader, KubeWriter, type WriteCounter } from './kube-adapter.js';
+import { ApiSecretTargetSource } from './secrets/cluster-read.js';
 import { reconcileRotation } from './reconcile-rotation.js';
 import { detectDistribution, plannerView } from './detect.js';
 import { PolicyController } from './policy/controller.js';
@@ -158,6 +159,8 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     creates,
     // RKE runs: certificates issued once per run into a bundle Secret in the controller's namespace.
     rke: kubeRkeAccess(clients.core, opts.leaseNamespace, countWrite),
+    // scope Secrets: read once per plan, never cached (secrets/cluster-read.ts).
+    secretTargets: new ApiSecretTargetSource(kc),
   };
 
   const reconcile = async (key: string): Promise<ReconcileResult | void> => {

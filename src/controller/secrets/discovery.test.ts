@@ -173,6 +173,14 @@ describe('discoverSecretTargets', () => {
     expect(discoverSecretTargets(w, spec).plan.total).toBe(total);
   });
 
+  it('a front that calls into a namespace outside spec.secrets.namespaces is neither a target nor unresolved', () => {
+    const w = world([front('hook.example.com', ca.certPem), { ...front('elsewhere.example.com', ca.certPem), service: { namespace: 'other', name: 'x' } }], [secret('hook-tls', tlsPair(leaf)), secret('hook-ca', tlsPair(ca))]);
+    const r = discoverSecretTargets(w, { namespaces: ['web'] });
+    expect(r.plan.total).toBe(1);
+    expect(r.unresolved).toEqual([]);
+    expect(discoverSecretTargets(w, {}).unresolved).toEqual([{ front: 'ValidatingWebhookConfiguration/elsewhere.example.com', reason: 'it calls Service other/x, which does not exist' }]);
+  });
+
   it('a named front or Secret that is missing is reported; an unnamed one is not', () => {
     const w = world([], [secret('hook-ca', tlsPair(ca))]);
     expect(discoverSecretTargets(w, { secretRefs: [{ namespace: 'web', name: 'gone' }], builtIn: ['rancher-webhook'] }).unresolved).toEqual([

@@ -13,6 +13,7 @@ import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } fr
 import {
   BUILT_IN_SECRET_TARGETS,
   MAX_LISTED_SECRET_TARGETS,
+  MAX_LISTED_UNRESOLVED,
   type BuiltInSecretTarget,
   type FrontKind,
   type SecretAction,
@@ -121,6 +122,8 @@ export function discoverSecretTargets(input: DiscoveryInput, spec: SecretTargets
   };
 
   for (const front of input.fronts) {
+    // A front that calls into a namespace outside spec.secrets.namespaces cannot reach a Secret in scope (pods mount their own namespace's Secrets).
+    if (spec.namespaces && !spec.namespaces.includes(front.service.namespace)) continue;
     const found = followFront(front, services, podsByNamespace, secrets, input.replicaSetOwners);
     if ('reason' in found) {
       unresolved.push({ front: frontName(front), reason: found.reason });
@@ -165,10 +168,17 @@ export function discoverSecretTargets(input: DiscoveryInput, spec: SecretTargets
     .sort(byUrgency);
   const counts = { renewInPlace: 0, regenerate: 0, leaveAlone: 0, cannotRenew: 0 };
   for (const t of targets) counts[COUNT_FIELD[t.action]]++;
+  // A front nobody asked about is not this rotation's problem when names were given.
+  const reported = namesSomething ? unresolved.filter((u) => namedFront(u.front, named, builtIns)) : unresolved;
   return {
-    plan: { total: targets.length, ...counts, targets: targets.slice(0, MAX_LISTED_SECRET_TARGETS) },
+    plan: {
+      total: targets.length,
+      ...counts,
+      targets: targets.slice(0, MAX_LISTED_SECRET_TARGETS),
+      ...(reported.length ? { unresolved: reported.slice(0, MAX_LISTED_UNRESOLVED), unresolvedCount: reported.length } : {}),
+    },
     targets,
-    unresolved: namesSomething ? unresolved.filter((u) => namedFront(u.front, named, builtIns)) : unresolved,
+    unresolved: reported,
   };
 }
 
