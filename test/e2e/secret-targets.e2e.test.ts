@@ -1,0 +1,261 @@
+// scope: Secrets on the real control plane: webhook configurations, a CRD
+// conversion webhook, Services, Deployments whose pods kwok runs, and Secrets
+// made by openssl; the controller runs with the chart's own ServiceAccount and
+// RBAC (secretTargets.enabled=true), and kubectl is the client.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { CHART } from '../../scripts/deploy-render.js';
+import { kubectl, kubectlOk } from '../cluster/kubectl.js';
+import { issueServing, makeCa, type Pem } from '../secrets/webhook-pki.js';
+import { ControllerProcess, getRotation, waitFor } from './support/controller.js';
+import { installCrds } from './support/crds.js';
+import { tokenKubeconfig } from './support/service-account.js';
+
+const NS = 'crt-web';
+const RELEASE = 'secrets-e2e';
+const RELEASE_NS = 'crt-secrets-e2e';
+const SA = `${RELEASE}-certrotator-controller`;
+const ROTATION = 'webhooks-plan';
+const CRD = 'widgets.crt-e2e.certrotator.io';
+const NEVER = { matchLabels: { 'certrotator-e2e/never': 'true' } }; // no namespace has it: the webhooks are never called
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+let work: string;
+let controller: ControllerProcess;
+let controllerKc: string;
+let hookLeaf: Pem;
+const resourceVersions = new Map<string, string>();
+
+function deployment(name: string, secret: string) {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace: NS },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          automountServiceAccountToken: false,
+          containers: [{ name: 'server', image: 'example.invalid/webhook:1', volumeMounts: [{ name: 'tls', mountPath: '/tls', readOnly: true }] }],
+          volumes: [{ name: 'tls', secret: { secretName: secret } }],
+        },
+      },
+    },
+  };
+}
+
+const service = (name: string) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: NS }, spec: { selector: { app: name }, ports: [{ port: 443, targetPort: 8443 }] } });
+
+function tlsSecret(name: string, pair: Pem, extra: { ca?: Pem; annotations?: Record<string, string> } = {}) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'kubernetes.io/tls',
+    metadata: { name, namespace: NS, ...(extra.annotations ? { annotations: extra.annotations } : {}) },
+    data: { 'tls.crt': b64(pair.certPem), 'tls.key': b64(pair.keyPem), ...(extra.ca ? { 'ca.crt': b64(extra.ca.certPem) } : {}) },
+  };
+}
+
+function webhookConfiguration(kind: 'ValidatingWebhookConfiguration' | 'MutatingWebhookConfiguration', name: string, svc: string, ca: Pem) {
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind,
+    metadata: { name },
+    webhooks: [
+      {
+        name,
+        clientConfig: { service: { namespace: NS, name: svc, path: '/validate' }, caBundle: b64(ca.certPem) },
+        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['configmaps'] }],
+        namespaceSelector: NEVER,
+        failurePolicy: 'Ignore',
+        sideEffects: 'None',
+        admissionReviewVersions: ['v1'],
+      },
+    ],
+  };
+}
+
+function conversionCrd(svc: string, ca: Pem) {
+  const version = (name: string, storage: boolean) => ({ name, served: true, storage, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } });
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: CRD },
+    spec: {
+      group: 'crt-e2e.certrotator.io',
+      scope: 'Namespaced',
+      names: { plural: 'widgets', singular: 'widget', kind: 'Widget' },
+      versions: [version('v1', true), version('v2', false)],
+      conversion: { strategy: 'Webhook', webhook: { conversionReviewVersions: ['v1'], clientConfig: { service: { namespace: NS, name: svc, path: '/convert' }, caBundle: b64(ca.certPem) } } },
+    },
+  };
+}
+
+const apply = (objects: object[]) => kubectlOk(['apply', '-f', '-'], { input: objects.map((o) => stringify(o)).join('---\n') });
+
+async function removeWorld(): Promise<void> {
+  await kubectl(['delete', 'validatingwebhookconfiguration', 'crt-e2e-hook.certrotator.io', 'crt-e2e-missing.certrotator.io', '--ignore-not-found']);
+  await kubectl(['delete', 'mutatingwebhookconfiguration', 'crt-e2e-cm.certrotator.io', '--ignore-not-found']);
+  await kubectl(['delete', 'crd', CRD, '--ignore-not-found']);
+  await kubectl(['delete', 'namespace', NS, '--ignore-not-found', '--wait=false']);
+}
+
+beforeAll(async () => {
+  await installCrds();
+  await kubectl(['delete', 'certificaterotation', ROTATION, '--ignore-not-found', '--wait=true']);
+  await removeWorld();
+  await waitFor(`namespace ${NS} gone`, async () => (await kubectl(['get', 'namespace', NS])).code !== 0, 60_000);
+  work = mkdtempSync(join(tmpdir(), 'secret-targets-e2e-'));
+
+  // Made by openssl: a CA in the cluster with its key, one whose key is not in the cluster, and the serving pairs.
+  const hookCa = makeCa({ cn: 'hook-ca' });
+  hookLeaf = issueServing(hookCa, { cn: `hook.${NS}.svc`, dns: ['hook', `hook.${NS}`, `hook.${NS}.svc`], days: 90 });
+  const outsideCa = makeCa({ cn: 'outside-ca' });
+  const orphanLeaf = issueServing(outsideCa, { cn: `orphan.${NS}.svc`, dns: [`orphan.${NS}.svc`], days: 30 });
+  const cmCa = makeCa({ cn: 'cm-ca' });
+  const cmLeaf = issueServing(cmCa, { cn: `cm.${NS}.svc`, dns: [`cm.${NS}.svc`], days: 60 });
+
+  await kubectlOk(['create', 'namespace', NS]);
+  await apply([
+    tlsSecret('hook-ca', hookCa),
+    tlsSecret('hook-tls', hookLeaf, { ca: hookCa }),
+    tlsSecret('orphan-tls', orphanLeaf),
+    tlsSecret('cm-tls', cmLeaf, { ca: cmCa, annotations: { 'cert-manager.io/certificate-name': 'cm' } }),
+    deployment('hook', 'hook-tls'),
+    deployment('orphan', 'orphan-tls'),
+    deployment('cm', 'cm-tls'),
+    service('hook'),
+    service('orphan'),
+    service('cm'),
+    webhookConfiguration('ValidatingWebhookConfiguration', 'crt-e2e-hook.certrotator.io', 'hook', hookCa),
+    webhookConfiguration('ValidatingWebhookConfiguration', 'crt-e2e-missing.certrotator.io', 'missing', hookCa),
+    webhookConfiguration('MutatingWebhookConfiguration', 'crt-e2e-cm.certrotator.io', 'cm', cmCa),
+    conversionCrd('orphan', outsideCa),
+  ]);
+  for (const d of ['hook', 'orphan', 'cm']) await kubectlOk(['-n', NS, 'rollout', 'status', `deployment/${d}`, '--timeout=60s']);
+  for (const s of ['hook-ca', 'hook-tls', 'orphan-tls', 'cm-tls']) {
+    resourceVersions.set(s, (await kubectlOk(['-n', NS, 'get', 'secret', s, '-o', 'jsonpath={.metadata.resourceVersion}'])).trim());
+  }
+
+  // The chart's controller ServiceAccount and RBAC, with secretTargets enabled, under a release of its own.
+  const helm = join(process.env.CERTROTATOR_BIN_DIR ?? '', 'helm');
+  const rendered = execFileSync(helm, ['template', RELEASE, CHART, '--namespace', RELEASE_NS, '--set', 'secretTargets.enabled=true', '--show-only', 'templates/serviceaccounts.yaml', '--show-only', 'templates/controller-rbac.yaml'], { encoding: 'utf8' });
+  const ns = await kubectl(['create', 'namespace', RELEASE_NS]);
+  if (ns.code !== 0 && !/AlreadyExists/.test(ns.stderr)) throw new Error(ns.stderr);
+  writeFileSync(join(work, 'rbac.yaml'), rendered);
+  await kubectlOk(['apply', '-f', join(work, 'rbac.yaml')]);
+  const token = (await kubectlOk(['create', 'token', SA, '-n', RELEASE_NS, '--duration=1h'])).trim();
+  controllerKc = tokenKubeconfig(process.env.KUBECONFIG!, work, 'secrets-controller', token);
+  controller = new ControllerProcess('secrets-e2e', { leaseName: 'secrets-e2e', extraArgs: [`--kubeconfig=${controllerKc}`, `--lease-namespace=${RELEASE_NS}`] });
+  await waitFor('controller leading', () => controller.leading(), 40_000, () => controller.debug());
+}, 240_000);
+
+afterAll(async () => {
+  await kubectl(['delete', 'certificaterotation', ROTATION, '--ignore-not-found', '--wait=true']);
+  await controller?.stop();
+  if (controller) expect(controller.stderr + JSON.stringify(controller.lines)).not.toMatch(/PRIVATE KEY/);
+  await removeWorld();
+  await kubectl(['delete', '-f', join(work, 'rbac.yaml'), '--ignore-not-found']);
+  await kubectl(['delete', 'namespace', RELEASE_NS, '--ignore-not-found', '--wait=false']);
+  rmSync(work, { recursive: true, force: true });
+}, 120_000);
+
+describe('scope: Secrets, mode: Plan, on the real control plane', () => {
+  let status: any;
+
+  it('plans every Secret-backed certificate in the namespace: Ready=True/Planned, counts, and kubectl get shows the coverage', async () => {
+    await kubectlOk(['apply', '-f', '-'], {
+      input: stringify({ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name: ROTATION }, spec: { scope: 'Secrets', mode: 'Plan', secrets: { namespaces: [NS] } } }),
+    });
+    await kubectlOk(['wait', `certificaterotation/${ROTATION}`, '--for=condition=Ready', '--timeout=60s']);
+    status = (await getRotation(ROTATION)).status;
+    expect(status).toMatchObject({ phase: 'Planned', progress: '0/3', secretPlan: { total: 3, renewInPlace: 1, regenerate: 0, leaveAlone: 1, cannotRenew: 1, unresolvedCount: 1 } });
+    const table = (await kubectlOk(['get', 'certrotations', ROTATION, '--no-headers'])).trim();
+    expect(table).toMatch(new RegExp(`^${ROTATION}\\s+Secrets\\s+Planned\\s+0/3\\s`));
+  });
+
+  it('the webhook whose CA key is in the cluster: renew in place, the Deployment through its ReplicaSet, notAfter as openssl reads it', async () => {
+    const t = status.secretPlan.targets.find((x: any) => x.secret.name === 'hook-tls');
+    const end = execFileSync('openssl', ['x509', '-noout', '-enddate'], { input: hookLeaf.certPem, encoding: 'utf8' }).trim().replace(/^notAfter=/, '');
+    expect(t).toEqual({
+      secret: { namespace: NS, name: 'hook-tls' },
+      fronts: ['ValidatingWebhookConfiguration/crt-e2e-hook.certrotator.io'],
+      workload: 'Deployment/hook',
+      notAfter: new Date(Date.parse(end)).toISOString().replace('.000Z', 'Z'),
+      ca: `${NS}/hook-ca tls.crt`,
+      caKeyAvailable: true,
+      caBundleCurrent: true,
+      action: 'RenewInPlace',
+      reason: expect.stringMatching(/^new EC P-256 key, same subject, SANs and usages, signed by the CA in crt-web\/hook-ca tls\.crt, valid (89|90) days/),
+    });
+  });
+
+  it("the conversion webhook whose CA is only in its caBundle: cannot renew, and says what to do", () => {
+    const t = status.secretPlan.targets.find((x: any) => x.secret.name === 'orphan-tls');
+    expect(t).toMatchObject({ fronts: [`CustomResourceDefinition/${CRD}`], workload: 'Deployment/orphan', ca: `caBundle of CustomResourceDefinition/${CRD} only`, caKeyAvailable: false, caBundleCurrent: true, action: 'CannotRenew' });
+    expect(t.reason).toMatch(/private key is not in the cluster.*certrotator\.io\/ca-secret/);
+  });
+
+  it("cert-manager's Secret is listed and left alone, with the reason", () => {
+    const t = status.secretPlan.targets.find((x: any) => x.secret.name === 'cm-tls');
+    expect(t).toMatchObject({ fronts: ['MutatingWebhookConfiguration/crt-e2e-cm.certrotator.io'], action: 'LeaveAlone', reason: expect.stringContaining(`cert-manager Certificate ${NS}/cm`) });
+  });
+
+  it('a webhook that calls a Service that does not exist is reported, not guessed', () => {
+    expect(status.secretPlan.unresolved).toEqual([{ front: 'ValidatingWebhookConfiguration/crt-e2e-missing.certrotator.io', reason: `it calls Service ${NS}/missing, which does not exist` }]);
+  });
+
+  it('the earliest to expire is listed first, and the Ready message says so', () => {
+    expect(status.secretPlan.targets.map((t: any) => t.secret.name)).toEqual(['orphan-tls', 'cm-tls', 'hook-tls']);
+    const ready = status.conditions.find((c: any) => c.type === 'Ready');
+    expect(ready.message).toMatch(new RegExp(`^planned 3 Secret-backed certificate\\(s\\): 1 renew in place, 0 regenerate, 1 left alone, 1 cannot renew; nothing changed; earliest notAfter \\S+ \\(${NS}/orphan-tls\\); 1 front\\(s\\) could not be followed`));
+  });
+
+  it('a plan changes nothing: every Secret keeps its resourceVersion, and no key material is in the status', async () => {
+    for (const [s, rv] of resourceVersions) expect((await kubectlOk(['-n', NS, 'get', 'secret', s, '-o', 'jsonpath={.metadata.resourceVersion}'])).trim()).toBe(rv);
+    expect(JSON.stringify(status)).not.toMatch(/PRIVATE KEY|LS0tLS1CRUdJTi/);
+  });
+
+  it('naming one webhook configuration narrows the plan to its Secret (a new generation, a new plan)', async () => {
+    await kubectlOk(['patch', 'certificaterotation', ROTATION, '--type=merge', '-p', JSON.stringify({ spec: { secrets: { namespaces: [NS], webhookConfigurations: ['crt-e2e-hook.certrotator.io'] } } })]);
+    let r: any;
+    await waitFor('the plan of generation 2', async () => {
+      r = await getRotation(ROTATION);
+      return r.status.observedGeneration === r.metadata.generation && r.status.phase === 'Planned';
+    }, 30_000, () => controller.debug());
+    expect(r.status.secretPlan).toMatchObject({ total: 1, renewInPlace: 1 });
+    expect(r.status.secretPlan.targets.map((t: any) => t.secret.name)).toEqual(['hook-tls']);
+    expect(r.status.secretPlan.unresolved).toBeUndefined();
+  });
+
+  it('admission refuses Apply for scope Secrets, secrets without the scope, and node fields with it, each naming the field', async () => {
+    const tryCreate = (spec: object) => kubectl(['create', '--dry-run=server', '-f', '-'], { input: stringify({ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name: 'crt-e2e-bad' }, spec }) });
+    const cases: [object, RegExp][] = [
+      [{ scope: 'Secrets', secrets: {} }, /spec\.mode must be Plan when spec\.scope is Secrets/],
+      [{ scope: 'Secrets', mode: 'Plan' }, /spec\.secrets is required when spec\.scope is Secrets/],
+      [{ scope: 'All', secrets: {} }, /spec\.secrets is only allowed with spec\.scope: Secrets/],
+      [{ scope: 'Secrets', mode: 'Plan', secrets: {}, distribution: 'rke2' }, /spec\.distribution does not apply to spec\.scope: Secrets/],
+      [{ scope: 'Secrets', mode: 'Plan', secrets: {}, strategy: { nodeSelector: { matchLabels: { a: 'b' } } } }, /spec\.strategy\.nodeSelector does not apply to spec\.scope: Secrets/],
+      [{ scope: 'Secrets', mode: 'Plan', secrets: { builtIn: ['istio'] } }, /spec\.secrets\.builtIn\[0\]: Unsupported value: "istio"/],
+    ];
+    for (const [spec, message] of cases) {
+      const r = await tryCreate(spec);
+      expect({ spec, code: r.code, stderr: r.stderr }).toEqual({ spec, code: 1, stderr: expect.stringMatching(message) });
+    }
+  });
+
+  it("the chart's RBAC with secretTargets enabled reads what discovery needs and writes none of it", async () => {
+    const can = async (...args: string[]) => (await kubectl(['auth', 'can-i', ...args], { kubeconfig: controllerKc })).code === 0;
+    for (const args of [['list', 'secrets', '-n', NS], ['list', 'validatingwebhookconfigurations'], ['list', 'apiservices'], ['list', 'customresourcedefinitions'], ['list', 'endpointslices.discovery.k8s.io', '-n', NS], ['list', 'replicasets.apps', '-n', NS]]) {
+      expect({ args, allowed: await can(...args) }).toEqual({ args, allowed: true });
+    }
+    for (const args of [['create', 'secrets', '-n', NS], ['update', 'secrets', '-n', NS], ['delete', 'secrets', '-n', NS], ['patch', 'validatingwebhookconfigurations'], ['patch', 'deployments.apps', '-n', NS], ['delete', 'pods', '-n', NS], ['update', 'customresourcedefinitions'], ['update', 'apiservices']]) {
+      expect({ args, allowed: await can(...args) }).toEqual({ args, allowed: false });
+    }
+  });
+});
