@@ -37,10 +37,12 @@ function tmp(): string {
   return d;
 }
 
+// A claimant still starting (tsx takes seconds on a loaded machine) exits only
+// once it has started: the same bound as the tests, not jest's 5 s default.
 afterEach(async () => {
   await Promise.all(held.splice(0).filter((c) => c.exitCode === null).map(end));
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+}, 60_000);
 
 describe('runNet', () => {
   it('gives concurrent runs different networks, and frees each claim when its run exits', async () => {
