@@ -265,8 +265,8 @@ describe('deploy/ (plain manifests)', () => {
 describe('examples/', () => {
   const examples = readdirSync(join(REPO_ROOT, 'examples')).filter((n) => n.endsWith('.yaml')).sort();
 
-  it('all five are accepted by the API server (schema and CEL) with --dry-run=server', async () => {
-    expect(examples).toEqual(['paused.yaml', 'plan.yaml', 'policy.yaml', 'rotate-all.yaml', 'rotate-one-service.yaml']);
+  it('all seven are accepted by the API server (schema and CEL) with --dry-run=server', async () => {
+    expect(examples).toEqual(['paused.yaml', 'plan.yaml', 'policy.yaml', 'rancher-webhook.yaml', 'rotate-all.yaml', 'rotate-one-service.yaml', 'rotate-webhooks.yaml']);
     for (const e of examples) {
       const out = await kubectlOk(['apply', '--dry-run=server', '--validate=strict', '-f', join(REPO_ROOT, 'examples', e)]);
       expect(out).toMatch(/certificaterotation(policy)?\.certrotator\.io\/\S+ created \(server dry run\)/);
