@@ -151,7 +151,8 @@ beforeAll(async () => {
   await kubectlOk(['apply', '-f', join(work, 'rbac.yaml')]);
   const token = (await kubectlOk(['create', 'token', SA, '-n', RELEASE_NS, '--duration=1h'])).trim();
   controllerKc = tokenKubeconfig(process.env.KUBECONFIG!, work, 'secrets-controller', token);
-  controller = new ControllerProcess('secrets-e2e', { leaseName: 'secrets-e2e', extraArgs: [`--kubeconfig=${controllerKc}`, `--lease-namespace=${RELEASE_NS}`] });
+  // The chart's Role allows its own Lease only (controller.leaderElection.leaseName), in the release namespace.
+  controller = new ControllerProcess('secrets-e2e', { leaseName: 'certrotator-controller', extraArgs: [`--kubeconfig=${controllerKc}`, `--lease-namespace=${RELEASE_NS}`] });
   await waitFor('controller leading', () => controller.leading(), 40_000, () => controller.debug());
 }, 240_000);
 

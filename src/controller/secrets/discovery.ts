@@ -21,6 +21,7 @@ import {
   type SecretTargetsSpec,
   type SecretTargetStatus,
 } from '../../api/secret-targets.js';
+import { rfc3339 } from '../cascade.js';
 import { matchesSelector } from '../plan.js';
 import { BUILT_IN, SERVING_PAIR_KEYS, CA_SECRET_ANNOTATION, CERT_MANAGER_ANNOTATION, caSecretCandidates } from './known-layouts.js';
 
@@ -359,7 +360,7 @@ function judge(c: Candidate, secrets: Map<string, SecretInfo>, now: Date): Secre
     const what = pair ? `${pair.cert} holds no readable certificate` : `it has no serving pair (${SERVING_PAIR_KEYS.map((k) => `${k.cert}/${k.key}`).join(', ')})`;
     return { ...base, ca: 'unknown', caKeyAvailable: false, caBundleCurrent: false, action: 'CannotRenew', reason: `Secret ${key(c.secret.namespace, c.secret.name)}: ${what}` };
   }
-  const notAfter = new Date(leaf.validTo).toISOString();
+  const notAfter = rfc3339(new Date(leaf.validTo));
   const ca = findCa(c, leaf, secrets);
   const caBundleCurrent = c.fronts.every((f) => trustedBy(leaf, f.caBundle));
   const common = { ...base, notAfter, ca: ca?.where ?? 'unknown', caKeyAvailable: ca?.keyAvailable ?? false, caBundleCurrent };
