@@ -31,6 +31,8 @@ export interface SecretTargetSource {
 }
 
 const PAGE = 250;
+/** Secrets come in smaller pages: a Helm release Secret alone can be a megabyte. */
+const SECRET_PAGE = 50;
 /** Namespaces read at once. */
 const CONCURRENCY = 4;
 
@@ -152,7 +154,7 @@ export class ApiSecretTargetSource implements SecretTargetSource {
           if (owner) input.replicaSetOwners.set(`${namespace}/${rs.metadata?.name}`, { kind: owner.kind, name: owner.name });
         },
       ),
-      eachItem((cont) => this.core.listNamespacedSecret({ namespace, limit: PAGE, _continue: cont }), (s) => input.secrets.push(secretInfo(s))),
+      eachItem((cont) => this.core.listNamespacedSecret({ namespace, limit: SECRET_PAGE, _continue: cont }), (s) => input.secrets.push(secretInfo(s))),
     ]);
     for (const s of services) input.services.push({ ...s, endpointPods: slices.get(s.name) ?? [] });
   }
