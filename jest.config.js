@@ -6,6 +6,11 @@ const preset = createDefaultEsmPreset({ tsconfig: 'tsconfig.json' });
 const common = {
   ...preset,
   testEnvironment: 'node',
+  // Tests assert behaviour, not speed (benchmarks do that). Jest's 5 s default
+  // failed tests that run openssl or start processes when both lanes of
+  // `npm test` load the two cores (src/host/failures.test.ts, seen in a
+  // clean-clone run); a hang still fails, after a minute.
+  testTimeout: 60_000,
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
 };
 
