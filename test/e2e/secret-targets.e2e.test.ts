@@ -21,6 +21,8 @@ const RELEASE_NS = 'crt-secrets-e2e';
 const SA = `${RELEASE}-certrotator-controller`;
 const ROTATION = 'webhooks-plan';
 const CRD = 'widgets.crt-e2e.certrotator.io';
+const APISERVICE = 'v1beta1.metrics.crt-e2e.certrotator.io';
+const PKI_NS = 'crt-pki';
 const NEVER = { matchLabels: { 'certrotator-e2e/never': 'true' } }; // no namespace has it: the webhooks are never called
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 let work: string;
@@ -80,6 +82,18 @@ function webhookConfiguration(kind: 'ValidatingWebhookConfiguration' | 'Mutating
   };
 }
 
+// An APIService that no server answers: the aggregator marks it unavailable
+// (kubectl then warns that it cannot list every API group), so it lives only
+// as long as this suite.
+function apiService(svc: string, ca: Pem) {
+  return {
+    apiVersion: 'apiregistration.k8s.io/v1',
+    kind: 'APIService',
+    metadata: { name: APISERVICE },
+    spec: { group: 'metrics.crt-e2e.certrotator.io', version: 'v1beta1', groupPriorityMinimum: 100, versionPriority: 100, service: { namespace: NS, name: svc, port: 443 }, caBundle: b64(ca.certPem) },
+  };
+}
+
 function conversionCrd(svc: string, ca: Pem) {
   const version = (name: string, storage: boolean) => ({ name, served: true, storage, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } });
   return {
@@ -102,14 +116,15 @@ async function removeWorld(): Promise<void> {
   await kubectl(['delete', 'validatingwebhookconfiguration', 'crt-e2e-hook.certrotator.io', 'crt-e2e-missing.certrotator.io', '--ignore-not-found']);
   await kubectl(['delete', 'mutatingwebhookconfiguration', 'crt-e2e-cm.certrotator.io', '--ignore-not-found']);
   await kubectl(['delete', 'crd', CRD, '--ignore-not-found']);
-  await kubectl(['delete', 'namespace', NS, '--ignore-not-found', '--wait=false']);
+  await kubectl(['delete', 'apiservice', APISERVICE, '--ignore-not-found']);
+  await kubectl(['delete', 'namespace', NS, PKI_NS, '--ignore-not-found', '--wait=false']);
 }
 
 beforeAll(async () => {
   await installCrds();
   await kubectl(['delete', 'certificaterotation', ROTATION, '--ignore-not-found', '--wait=true']);
   await removeWorld();
-  await waitFor(`namespace ${NS} gone`, async () => (await kubectl(['get', 'namespace', NS])).code !== 0, 60_000);
+  await waitFor(`namespaces ${NS} and ${PKI_NS} gone`, async () => (await kubectl(['get', 'namespace', NS])).code !== 0 && (await kubectl(['get', 'namespace', PKI_NS])).code !== 0, 60_000);
   work = mkdtempSync(join(tmpdir(), 'secret-targets-e2e-'));
 
   // Made by openssl: a CA in the cluster with its key, one whose key is not in the cluster, and the serving pairs.
@@ -117,11 +132,20 @@ beforeAll(async () => {
   hookLeaf = issueServing(hookCa, { cn: `hook.${NS}.svc`, dns: ['hook', `hook.${NS}`, `hook.${NS}.svc`], days: 90 });
   const outsideCa = makeCa({ cn: 'outside-ca' });
   const orphanLeaf = issueServing(outsideCa, { cn: `orphan.${NS}.svc`, dns: [`orphan.${NS}.svc`], days: 30 });
+  const metricsCa = makeCa({ cn: 'metrics-ca' });
+  const metricsLeaf = issueServing(metricsCa, { cn: `metrics.${NS}.svc`, dns: [`metrics.${NS}.svc`], days: 120 });
   const cmCa = makeCa({ cn: 'cm-ca' });
   const cmLeaf = issueServing(cmCa, { cn: `cm.${NS}.svc`, dns: [`cm.${NS}.svc`], days: 60 });
 
   await kubectlOk(['create', 'namespace', NS]);
+  await kubectlOk(['create', 'namespace', PKI_NS]);
   await apply([
+    // The metrics server's CA lives in another namespace, named by the annotation.
+    { ...tlsSecret('metrics-root', metricsCa), metadata: { name: 'metrics-root', namespace: PKI_NS } },
+    tlsSecret('metrics-serving', metricsLeaf, { annotations: { 'certrotator.io/ca-secret': `${PKI_NS}/metrics-root` } }),
+    deployment('metrics', 'metrics-serving'),
+    service('metrics'),
+    apiService('metrics', metricsCa),
     tlsSecret('hook-ca', hookCa),
     tlsSecret('hook-tls', hookLeaf, { ca: hookCa }),
     tlsSecret('orphan-tls', orphanLeaf),
@@ -137,7 +161,7 @@ beforeAll(async () => {
     webhookConfiguration('MutatingWebhookConfiguration', 'crt-e2e-cm.certrotator.io', 'cm', cmCa),
     conversionCrd('orphan', outsideCa),
   ]);
-  for (const d of ['hook', 'orphan', 'cm']) await kubectlOk(['-n', NS, 'rollout', 'status', `deployment/${d}`, '--timeout=60s']);
+  for (const d of ['hook', 'orphan', 'cm', 'metrics']) await kubectlOk(['-n', NS, 'rollout', 'status', `deployment/${d}`, '--timeout=60s']);
   for (const s of ['hook-ca', 'hook-tls', 'orphan-tls', 'cm-tls']) {
     resourceVersions.set(s, (await kubectlOk(['-n', NS, 'get', 'secret', s, '-o', 'jsonpath={.metadata.resourceVersion}'])).trim());
   }
@@ -175,9 +199,9 @@ describe('scope: Secrets, mode: Plan, on the real control plane', () => {
     });
     await kubectlOk(['wait', `certificaterotation/${ROTATION}`, '--for=condition=Ready', '--timeout=60s']);
     status = (await getRotation(ROTATION)).status;
-    expect(status).toMatchObject({ phase: 'Planned', progress: '0/3', secretPlan: { total: 3, renewInPlace: 1, regenerate: 0, leaveAlone: 1, cannotRenew: 1, unresolvedCount: 1 } });
+    expect(status).toMatchObject({ phase: 'Planned', progress: '0/4', secretPlan: { total: 4, renewInPlace: 2, regenerate: 0, leaveAlone: 1, cannotRenew: 1, unresolvedCount: 1 } });
     const table = (await kubectlOk(['get', 'certrotations', ROTATION, '--no-headers'])).trim();
-    expect(table).toMatch(new RegExp(`^${ROTATION}\\s+Secrets\\s+Planned\\s+0/3\\s`));
+    expect(table).toMatch(new RegExp(`^${ROTATION}\\s+Secrets\\s+Planned\\s+0/4\\s`));
   });
 
   it('the webhook whose CA key is in the cluster: renew in place, the Deployment through its ReplicaSet, notAfter as openssl reads it', async () => {
@@ -196,6 +220,11 @@ describe('scope: Secrets, mode: Plan, on the real control plane', () => {
     });
   });
 
+  it('the aggregated API (APIService) whose CA an annotation places in another namespace: renew in place', () => {
+    const t = status.secretPlan.targets.find((x: any) => x.secret.name === 'metrics-serving');
+    expect(t).toMatchObject({ fronts: [`APIService/${APISERVICE}`], workload: 'Deployment/metrics', ca: `${PKI_NS}/metrics-root tls.crt`, caKeyAvailable: true, caBundleCurrent: true, action: 'RenewInPlace' });
+  });
+
   it("the conversion webhook whose CA is only in its caBundle: cannot renew, and says what to do", () => {
     const t = status.secretPlan.targets.find((x: any) => x.secret.name === 'orphan-tls');
     expect(t).toMatchObject({ fronts: [`CustomResourceDefinition/${CRD}`], workload: 'Deployment/orphan', ca: `caBundle of CustomResourceDefinition/${CRD} only`, caKeyAvailable: false, caBundleCurrent: true, action: 'CannotRenew' });
@@ -212,9 +241,9 @@ describe('scope: Secrets, mode: Plan, on the real control plane', () => {
   });
 
   it('the earliest to expire is listed first, and the Ready message says so', () => {
-    expect(status.secretPlan.targets.map((t: any) => t.secret.name)).toEqual(['orphan-tls', 'cm-tls', 'hook-tls']);
+    expect(status.secretPlan.targets.map((t: any) => t.secret.name)).toEqual(['orphan-tls', 'cm-tls', 'hook-tls', 'metrics-serving']);
     const ready = status.conditions.find((c: any) => c.type === 'Ready');
-    expect(ready.message).toMatch(new RegExp(`^planned 3 Secret-backed certificate\\(s\\): 1 renew in place, 0 regenerate, 1 left alone, 1 cannot renew; nothing changed; earliest notAfter \\S+ \\(${NS}/orphan-tls\\); 1 front\\(s\\) could not be followed`));
+    expect(ready.message).toMatch(new RegExp(`^planned 4 Secret-backed certificate\\(s\\): 2 renew in place, 0 regenerate, 1 left alone, 1 cannot renew; nothing changed; earliest notAfter \\S+ \\(${NS}/orphan-tls\\); 1 front\\(s\\) could not be followed`));
   });
 
   it('a plan changes nothing: every Secret keeps its resourceVersion, and no key material is in the status', async () => {

@@ -103,7 +103,7 @@ export function discoverSecretTargets(input: DiscoveryInput, spec: SecretTargets
   const secrets = new Map(input.secrets.map((s) => [key(s.namespace, s.name), s]));
   const services = new Map(input.services.map((s) => [key(s.namespace, s.name), s]));
   const podsByNamespace = groupBy(input.pods, (p) => p.namespace);
-  const builtIns = new Set(spec.builtIn ?? []);
+  const builtIns = new Set<string>(spec.builtIn ?? []);
   const named = {
     webhooks: new Set(spec.webhookConfigurations ?? []),
     apiServices: new Set(spec.apiServices ?? []),
@@ -112,9 +112,17 @@ export function discoverSecretTargets(input: DiscoveryInput, spec: SecretTargets
   };
   const namesSomething =
     named.webhooks.size + named.apiServices.size + named.crds.size + named.secrets.size + builtIns.size > 0;
+  /** Whether spec.secrets names this front (by kind and name), Secret ("ns/name") or built-in target. */
+  const isNamed = (kind: string, name: string): boolean => {
+    if (kind === 'ValidatingWebhookConfiguration' || kind === 'MutatingWebhookConfiguration') return named.webhooks.has(name);
+    if (kind === 'APIService') return named.apiServices.has(name);
+    if (kind === 'CustomResourceDefinition') return named.crds.has(name);
+    if (kind === 'Secret') return named.secrets.has(name);
+    return kind === 'builtIn' && builtIns.has(name);
+  };
 
   const candidates = new Map<string, Candidate>();
-  const unresolved: Unresolved[] = [];
+  const unresolved: { kind: string; name: string; reason: string }[] = [];
   const candidate = (secret: SecretInfo): Candidate => {
     const k = key(secret.namespace, secret.name);
     let c = candidates.get(k);
@@ -127,7 +135,7 @@ export function discoverSecretTargets(input: DiscoveryInput, spec: SecretTargets
     if (spec.namespaces && !spec.namespaces.includes(front.service.namespace)) continue;
     const found = followFront(front, services, podsByNamespace, secrets, input.replicaSetOwners);
     if ('reason' in found) {
-      unresolved.push({ front: frontName(front), reason: found.reason });
+      unresolved.push({ kind: front.kind, name: front.name, reason: found.reason });
       continue;
     }
     const c = candidate(found.secret);
@@ -137,14 +145,14 @@ export function discoverSecretTargets(input: DiscoveryInput, spec: SecretTargets
   }
   for (const ref of spec.secretRefs ?? []) {
     const s = secrets.get(key(ref.namespace, ref.name));
-    if (!s) unresolved.push({ front: `Secret/${key(ref.namespace, ref.name)}`, reason: 'named in spec.secrets.secretRefs but not found' });
+    if (!s) unresolved.push({ kind: 'Secret', name: key(ref.namespace, ref.name), reason: 'named in spec.secrets.secretRefs but not found' });
     else candidate(s);
   }
   for (const b of BUILT_IN_SECRET_TARGETS) {
     const layout = BUILT_IN[b];
     const s = secrets.get(key(layout.secret.namespace, layout.secret.name));
     if (s) candidate(s).builtIn = b;
-    else if (builtIns.has(b)) unresolved.push({ front: `builtIn/${b}`, reason: `Secret ${key(layout.secret.namespace, layout.secret.name)} not found` });
+    else if (builtIns.has(b)) unresolved.push({ kind: 'builtIn', name: b, reason: `Secret ${key(layout.secret.namespace, layout.secret.name)} not found` });
   }
 
   const inScope = (c: Candidate): boolean => {
@@ -152,14 +160,9 @@ export function discoverSecretTargets(input: DiscoveryInput, spec: SecretTargets
     if (spec.selector && !matchesSelector(c.secret.labels, spec.selector)) return false;
     if (!namesSomething) return c.fronts.length > 0 || c.builtIn !== undefined;
     return (
-      (c.builtIn !== undefined && builtIns.has(c.builtIn)) ||
-      named.secrets.has(key(c.secret.namespace, c.secret.name)) ||
-      c.fronts.some(
-        (f) =>
-          ((f.kind === 'ValidatingWebhookConfiguration' || f.kind === 'MutatingWebhookConfiguration') && named.webhooks.has(f.name)) ||
-          (f.kind === 'APIService' && named.apiServices.has(f.name)) ||
-          (f.kind === 'CustomResourceDefinition' && named.crds.has(f.name)),
-      )
+      (c.builtIn !== undefined && isNamed('builtIn', c.builtIn)) ||
+      isNamed('Secret', key(c.secret.namespace, c.secret.name)) ||
+      c.fronts.some((f) => isNamed(f.kind, f.name))
     );
   };
 
@@ -170,7 +173,7 @@ export function discoverSecretTargets(input: DiscoveryInput, spec: SecretTargets
   const counts = { renewInPlace: 0, regenerate: 0, leaveAlone: 0, cannotRenew: 0 };
   for (const t of targets) counts[COUNT_FIELD[t.action]]++;
   // A front nobody asked about is not this rotation's problem when names were given.
-  const reported = namesSomething ? unresolved.filter((u) => namedFront(u.front, named, builtIns)) : unresolved;
+  const reported: Unresolved[] = (namesSomething ? unresolved.filter((u) => isNamed(u.kind, u.name)) : unresolved).map((u) => ({ front: frontName(u), reason: u.reason }));
   return {
     plan: {
       total: targets.length,
@@ -189,17 +192,6 @@ const COUNT_FIELD: Record<SecretAction, 'renewInPlace' | 'regenerate' | 'leaveAl
   LeaveAlone: 'leaveAlone',
   CannotRenew: 'cannotRenew',
 };
-
-function namedFront(front: string, named: { webhooks: Set<string>; apiServices: Set<string>; crds: Set<string>; secrets: Set<string> }, builtIns: Set<string>): boolean {
-  const [kind, ...rest] = front.split('/');
-  const name = rest.join('/');
-  if (kind === 'ValidatingWebhookConfiguration' || kind === 'MutatingWebhookConfiguration') return named.webhooks.has(name);
-  if (kind === 'APIService') return named.apiServices.has(name);
-  if (kind === 'CustomResourceDefinition') return named.crds.has(name);
-  if (kind === 'Secret') return named.secrets.has(name);
-  if (kind === 'builtIn') return builtIns.has(name);
-  return false;
-}
 
 /** Expired and soonest first; targets without a readable certificate first of all (they need a person). */
 function byUrgency(a: SecretTargetStatus, b: SecretTargetStatus): number {
