@@ -133,7 +133,7 @@ describe('discoverSecretTargets', () => {
       }),
       spec: { builtIn: ['rancher-webhook'] },
       want: { action: 'Regenerate', ca: 'cattle-system/cattle-webhook-ca tls.crt', workload: 'Deployment/rancher-webhook', fronts: ['MutatingWebhookConfiguration/rancher.cattle.io'] },
-      reason: /back up cattle-webhook-tls, delete it, restart the rancher-webhook pods/,
+      reason: /back up cattle-webhook-tls, delete it and the rancher.cattle.io MutatingWebhookConfiguration, restart the app=rancher-webhook pods/,
     },
   ];
 

@@ -43,8 +43,13 @@ export const BUILT_IN: Record<BuiltInSecretTarget, BuiltInLayout> = {
   'rancher-webhook': {
     secret: { namespace: 'cattle-system', name: 'cattle-webhook-tls' },
     ca: { namespace: 'cattle-system', name: 'cattle-webhook-ca' },
+    // rancher/webhook pkg/server/server.go: Secret cattle-webhook-tls (tls.crt = leaf + CA, tls.key),
+    // CA Secret cattle-webhook-ca (tls.crt/tls.key), Service rancher-webhook, pods app=rancher-webhook,
+    // webhook configurations rancher.cattle.io whose caBundle the leader fills from the CA Secret.
+    // dynamiclistener re-creates a deleted leaf Secret from memory while the pod runs, so the pods
+    // must be restarted after the delete; the CA is loaded once at start and kept.
     procedure:
-      "rancher-webhook makes its own CA and serving pair: back up cattle-webhook-tls, delete it, restart the rancher-webhook pods so they issue a new one and re-register the rancher.cattle.io webhook configurations with the new caBundle, then verify (Rancher's documented procedure)",
+      "rancher-webhook issues its own serving certificate from cattle-webhook-ca (Rancher 2.6.3 and later renew it within 90 days of expiry, every 6 h): back up cattle-webhook-tls, delete it and the rancher.cattle.io MutatingWebhookConfiguration, restart the app=rancher-webhook pods so the new one issues a certificate and registers the webhooks again with the CA as caBundle, then verify (Rancher's documented procedure for an expired webhook certificate)",
   },
 };
 
