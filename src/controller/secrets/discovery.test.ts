@@ -97,6 +97,12 @@ describe('discoverSecretTargets', () => {
       reason: /cert-manager Certificate web\/hook-cert/,
     },
     {
+      name: "tls.key that is not tls.crt's key: cannot renew, says the pair is broken",
+      input: () => world([front('hook.example.com', ca.certPem)], [secret('hook-tls', { 'tls.crt': leaf.certPem, 'tls.key': leafOfShortCa.keyPem }), secret('hook-ca', tlsPair(ca))]),
+      want: { action: 'CannotRenew', caKeyAvailable: true, caBundleCurrent: true },
+      reason: /^tls\.key is not the private key of the certificate in tls\.crt: no server can load this pair/,
+    },
+    {
       name: 'expired CA: cannot renew, rotate the CA first',
       input: () => world([front('hook.example.com', expiredCa.certPem)], [secret('hook-tls', tlsPair(leafOfExpiredCa)), secret('hook-ca', tlsPair(expiredCa))]),
       want: { action: 'CannotRenew', caKeyAvailable: true },

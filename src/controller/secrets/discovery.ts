@@ -365,6 +365,11 @@ function judge(c: Candidate, secrets: Map<string, SecretInfo>, now: Date): Secre
   if (c.builtIn) {
     return { ...common, action: 'Regenerate', reason: withNote(BUILT_IN[c.builtIn].procedure) };
   }
+  // A pair whose halves do not belong together (tls.crt replaced alone) cannot
+  // be what a server loaded; renewing it would hide the break, not mend it.
+  if (!keyMatches(c.secret.data[pair.key], leaf)) {
+    return { ...common, action: 'CannotRenew', reason: withNote(`${pair.key} is not the private key of the certificate in ${pair.cert}: no server can load this pair; put the matching pair back first`) };
+  }
   if (leaf.checkIssued(leaf) && leaf.verify(leaf.publicKey)) {
     return { ...common, action: 'CannotRenew', reason: withNote('the certificate is self-signed: a new one would need a new caBundle in every front, which certrotator does not do yet') };
   }
