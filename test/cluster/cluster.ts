@@ -197,6 +197,11 @@ async function startComponents(dir: string, binDir: string, progress: (m: string
       '--authorization-mode=Node,RBAC',
       '--allow-privileged=true',
       '--service-cluster-ip-range=10.96.0.0/16',
+      // Webhooks, conversion webhooks and APIServices are dialled at their
+      // Service's endpoints (an EndpointSlice address), not its ClusterIP: with no
+      // kube-proxy here a ClusterIP leads nowhere. The same flag reaches all
+      // three (cmd/kube-apiserver buildServiceResolver; test/secrets/webhook-server.ts).
+      '--enable-aggregator-routing=true',
       `--cert-dir=${join(dir, 'apiserver-certs')}`,
       '--profiling=false',
     ],

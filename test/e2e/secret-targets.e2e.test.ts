@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { CHART } from '../../scripts/deploy-render.js';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
 import { issueServing, makeCa, type Pem } from '../secrets/webhook-pki.js';
+import { claimWebhookAddress, WebhookServer } from '../secrets/webhook-server.js';
 import { ControllerProcess, getRotation, waitFor } from './support/controller.js';
 import { installCrds } from './support/crds.js';
 import { tokenKubeconfig } from './support/service-account.js';
@@ -287,5 +288,125 @@ describe('scope: Secrets, mode: Plan, on the real control plane', () => {
     for (const args of [['create', 'secrets', '-n', NS], ['update', 'secrets', '-n', NS], ['delete', 'secrets', '-n', NS], ['patch', 'validatingwebhookconfigurations'], ['patch', 'deployments.apps', '-n', NS], ['delete', 'pods', '-n', NS], ['update', 'customresourcedefinitions'], ['update', 'apiservices']]) {
       expect({ args, allowed: await can(...args) }).toEqual({ args, allowed: false });
     }
+  });
+});
+
+// The API server is the judge: a real HTTPS webhook that the real
+// kube-apiserver calls through its caBundle, and a plan of the same Secret.
+// Where the API server's TLS verification fails (a caBundle of another CA, an
+// expired certificate), the plan must say so too.
+describe("scope: Secrets agrees with the API server's own TLS verification", () => {
+  const LIVE = 'crt-live';
+  const TARGET_NS = 'crt-live-target'; // the namespace whose ConfigMap creates the webhook sees
+  const VWC = 'crt-e2e-live.certrotator.io';
+  const PLAN = 'live-plan';
+  let claim: ReturnType<typeof claimWebhookAddress>;
+  let server: WebhookServer;
+  let port: number;
+  let liveCa: Pem;
+  let otherCa: Pem;
+  let livePair: Pem;
+
+  const secret = (pair: Pem) => ({ ...tlsSecret('live-tls', pair), metadata: { name: 'live-tls', namespace: LIVE } });
+  const dryRunCreate = () => kubectl(['create', 'configmap', `probe-${Date.now()}`, '-n', TARGET_NS, '--dry-run=server']);
+
+  async function plan(): Promise<any> {
+    await kubectl(['delete', 'certificaterotation', PLAN, '--ignore-not-found', '--wait=true']);
+    await kubectlOk(['apply', '-f', '-'], { input: stringify({ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name: PLAN }, spec: { scope: 'Secrets', mode: 'Plan', secrets: { namespaces: [LIVE] } } }) });
+    await kubectlOk(['wait', `certificaterotation/${PLAN}`, '--for=condition=Ready', '--timeout=60s']);
+    return (await getRotation(PLAN)).status;
+  }
+
+  async function setCaBundle(ca: Pem): Promise<void> {
+    await kubectlOk(['patch', 'validatingwebhookconfiguration', VWC, '--type=json', '-p', JSON.stringify([{ op: 'replace', path: '/webhooks/0/clientConfig/caBundle', value: b64(ca.certPem) }])]);
+  }
+
+  beforeAll(async () => {
+    claim = claimWebhookAddress();
+    server = new WebhookServer(claim.address);
+    liveCa = makeCa({ cn: 'live-ca' });
+    otherCa = makeCa({ cn: 'live-ca' });
+    livePair = issueServing(liveCa, { cn: `live.${LIVE}.svc`, dns: [`live.${LIVE}.svc`], days: 200 });
+    port = await server.serve(livePair);
+    for (const ns of [LIVE, TARGET_NS]) await kubectl(['delete', 'namespace', ns, '--ignore-not-found', '--wait=true', '--timeout=60s']);
+    await kubectlOk(['create', 'namespace', LIVE]);
+    await kubectlOk(['create', 'namespace', TARGET_NS]);
+    await kubectlOk(['label', 'namespace', TARGET_NS, 'certrotator-e2e/live=true']);
+    await apply([{ ...tlsSecret('live-ca', liveCa), metadata: { name: 'live-ca', namespace: LIVE } }, secret(livePair), { ...deployment('live', 'live-tls'), metadata: { name: 'live', namespace: LIVE } }]);
+    await kubectlOk(['-n', LIVE, 'rollout', 'status', 'deployment/live', '--timeout=60s']);
+    const pod = (await kubectlOk(['-n', LIVE, 'get', 'pods', '-l', 'app=live', '-o', 'jsonpath={.items[0].metadata.name}'])).trim();
+    // A Service without a selector, its one endpoint this process's server (the pod's stand-in, named by targetRef).
+    await apply([
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'live', namespace: LIVE }, spec: { ports: [{ name: 'https', port: 443, targetPort: port }] } },
+      {
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: { name: 'live-1', namespace: LIVE, labels: { 'kubernetes.io/service-name': 'live', 'endpointslice.kubernetes.io/managed-by': 'certrotator-e2e' } },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: [claim.address], conditions: { ready: true }, targetRef: { kind: 'Pod', namespace: LIVE, name: pod } }],
+        ports: [{ name: 'https', port, protocol: 'TCP' }],
+      },
+      {
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'ValidatingWebhookConfiguration',
+        metadata: { name: VWC },
+        webhooks: [
+          {
+            name: VWC,
+            clientConfig: { service: { namespace: LIVE, name: 'live', path: '/validate', port: 443 }, caBundle: b64(liveCa.certPem) },
+            rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['configmaps'] }],
+            namespaceSelector: { matchLabels: { 'certrotator-e2e/live': 'true' } },
+            failurePolicy: 'Fail',
+            sideEffects: 'None',
+            admissionReviewVersions: ['v1'],
+            timeoutSeconds: 5,
+          },
+        ],
+      },
+    ]);
+  }, 180_000);
+
+  afterAll(async () => {
+    await kubectl(['delete', 'certificaterotation', PLAN, '--ignore-not-found', '--wait=true']);
+    await kubectl(['delete', 'validatingwebhookconfiguration', VWC, '--ignore-not-found']);
+    await kubectl(['delete', 'namespace', LIVE, TARGET_NS, '--ignore-not-found', '--wait=false']);
+    await server?.stop();
+    claim?.release();
+  }, 120_000);
+
+  it('a current pair: the API server calls the webhook and the plan says RenewInPlace with the caBundle current (the Deployment found through the EndpointSlice)', async () => {
+    const before = server.calls;
+    // The webhook configuration takes effect shortly after it is created: the first calls may not reach it yet.
+    await waitFor('the API server calling the webhook', async () => (await dryRunCreate()).code === 0 && server.calls > before, 30_000);
+    const status = await plan();
+    expect(status.secretPlan.targets).toEqual([
+      expect.objectContaining({ secret: { namespace: LIVE, name: 'live-tls' }, fronts: [`ValidatingWebhookConfiguration/${VWC}`], workload: 'Deployment/live', caBundleCurrent: true, caKeyAvailable: true, action: 'RenewInPlace' }),
+    ]);
+  });
+
+  it('a caBundle of another CA with the same name: the API server refuses the certificate, and the plan says the caBundle is not current', async () => {
+    await setCaBundle(otherCa);
+    let r: Awaited<ReturnType<typeof dryRunCreate>> | undefined;
+    await waitFor('the API server refusing the certificate', async () => (r = await dryRunCreate()).code !== 0, 30_000);
+    expect(r!.stderr).toMatch(/failed calling webhook "crt-e2e-live\.certrotator\.io".*x509: certificate signed by unknown authority/);
+    const status = await plan();
+    expect(status.secretPlan.targets[0]).toMatchObject({ secret: { name: 'live-tls' }, caBundleCurrent: false, action: 'RenewInPlace' });
+    expect(status.conditions.find((c: any) => c.type === 'Ready').message).toContain('1 with a caBundle that does not trust the certificate served');
+    await setCaBundle(liveCa);
+    await waitFor('the API server calling the webhook again', async () => (await dryRunCreate()).code === 0, 30_000);
+  });
+
+  it('an expired certificate, served: the API server refuses it as expired, and the plan lists it expired, renewable in place', async () => {
+    const expired = issueServing(liveCa, { cn: `live.${LIVE}.svc`, dns: [`live.${LIVE}.svc`], days: 30, back: 40 });
+    await apply([secret(expired)]);
+    await server.serve(expired, port); // the pod restarted with what the Secret holds
+    let r: Awaited<ReturnType<typeof dryRunCreate>> | undefined;
+    await waitFor('the API server refusing the expired certificate', async () => (r = await dryRunCreate()).code !== 0, 30_000);
+    expect(r!.stderr).toMatch(/failed calling webhook "crt-e2e-live\.certrotator\.io".*x509: certificate has expired or is not yet valid/);
+    const status = await plan();
+    const t = status.secretPlan.targets[0];
+    expect(Date.parse(t.notAfter)).toBeLessThan(Date.now());
+    expect(t).toMatchObject({ secret: { name: 'live-tls' }, caBundleCurrent: true, action: 'RenewInPlace' });
+    expect(status.conditions.find((c: any) => c.type === 'Ready').message).toContain('1 already expired');
   });
 });

@@ -41,7 +41,7 @@ export async function planSecretTargets(deps: ControllerDeps, rotation: Certific
   }
 
   const result = discoverSecretTargets(input, spec);
-  const message = describeSecretPlan(result.plan);
+  const message = describeSecretPlan(result.plan, now);
   const next: CertificateRotationStatus = {
     ...prev,
     observedGeneration: generation,
@@ -60,12 +60,15 @@ export async function planSecretTargets(deps: ControllerDeps, rotation: Certific
 }
 
 /** The Ready message: what the rotation covers, what it would do, what needs a person first. */
-export function describeSecretPlan(plan: SecretPlanStatus): string {
+export function describeSecretPlan(plan: SecretPlanStatus, now: Date): string {
   const parts = [
     `planned ${plan.total} Secret-backed certificate(s): ${plan.renewInPlace} renew in place, ${plan.regenerate} regenerate, ${plan.leaveAlone} left alone, ${plan.cannotRenew} cannot renew; nothing changed`,
   ];
   const first = plan.targets[0];
   if (first?.notAfter) parts.push(`earliest notAfter ${first.notAfter} (${first.secret.namespace}/${first.secret.name})`);
+  // Listed earliest first, so the expired ones are at the head of the list.
+  const expired = plan.targets.filter((t) => t.notAfter !== undefined && Date.parse(t.notAfter) <= now.getTime()).length;
+  if (expired > 0) parts.push(`${expired}${plan.targets.length < plan.total && expired === plan.targets.length ? '+' : ''} already expired`);
   const stale = plan.targets.filter((t) => !t.caBundleCurrent && t.fronts.length > 0).length;
   if (stale > 0) parts.push(`${stale} with a caBundle that does not trust the certificate served`);
   if (plan.unresolvedCount) parts.push(`${plan.unresolvedCount} front(s) could not be followed to a Secret (status.secretPlan.unresolved)`);
