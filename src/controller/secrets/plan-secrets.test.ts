@@ -6,6 +6,7 @@ import { b64, issueServing, makeCa } from '../../../test/secrets/webhook-pki.js'
 import { FakeCluster } from '../fake-cluster.js';
 import { reconcileRotation } from '../reconcile-rotation.js';
 import type { SecretTargetSource } from './cluster-read.js';
+import { describeSecretPlan } from './plan-secrets.js';
 import type { DiscoveryInput } from './discovery.js';
 
 function world(): DiscoveryInput {
@@ -76,5 +77,20 @@ describe('scope: Secrets, mode: Plan', () => {
     const { fake, run } = setup({ read: async () => Promise.reject(new Error('connection reset')) });
     await expect(run()).rejects.toThrow('connection reset');
     expect(fake.writes).toEqual([]);
+  });
+});
+
+describe('describeSecretPlan', () => {
+  const target = (name: string, notAfter: string, caBundleCurrent = true) => ({
+    secret: { namespace: 'web', name }, fronts: ['ValidatingWebhookConfiguration/x'], notAfter, ca: 'unknown', caKeyAvailable: false, caBundleCurrent, action: 'CannotRenew' as const, reason: 'r',
+  });
+  const now = new Date('2026-12-01T00:00:00Z');
+  it.each([
+    { name: 'nothing expired', targets: [target('a', '2027-01-01T00:00:00Z')], total: 1, want: /^planned 1 .*; earliest notAfter 2027-01-01T00:00:00Z \(web\/a\)$/ },
+    { name: 'two expired, one stale caBundle', targets: [target('a', '2026-11-01T00:00:00Z', false), target('b', '2026-12-01T00:00:00Z'), target('c', '2027-01-01T00:00:00Z')], total: 3, want: /; 2 already expired; 1 with a caBundle that does not trust the certificate served$/ },
+    { name: 'every listed one expired and more not listed: at least that many', targets: [target('a', '2026-11-01T00:00:00Z')], total: 5, want: /; 1\+ already expired$/ },
+  ])('$name', ({ targets, total, want }) => {
+    const message = describeSecretPlan({ total, renewInPlace: 0, regenerate: 0, leaveAlone: 0, cannotRenew: total, targets }, now);
+    expect(message).toMatch(want);
   });
 });
