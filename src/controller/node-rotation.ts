@@ -4,8 +4,7 @@
 // builds the very same object under the very same name: the create either
 // succeeds once or answers AlreadyExists.
 import { API_VERSION, CERTIFICATE_ROTATION, NODE_ROTATION, type NodeAction } from '../api/constants.js';
-import type { CertificateRotation } from '../api/certificaterotation.js';
-import { nodeScope } from '../api/certificaterotation.js';
+import { nodeScope, type CertificateRotation } from '../api/certificaterotation.js';
 import type { NodeRotation } from '../api/noderotation.js';
 import { nodeRotationLabels, nodeRotationName, runID } from '../api/names.js';
 import type { Distribution } from '../distributions/services.js';

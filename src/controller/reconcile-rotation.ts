@@ -16,8 +16,7 @@
 //   8. mode Plan               → publish the plan, ask every node for a read-only check
 //   9. another rotation runs   → Queued
 //  10. start the run           → record what it rotates (runSpec), first node in the same write
-import type { CertificateRotation, CertificateRotationStatus } from '../api/certificaterotation.js';
-import { nodeScope } from '../api/certificaterotation.js';
+import { nodeScope, type CertificateRotation, type CertificateRotationStatus } from '../api/certificaterotation.js';
 import { MAX_PLANNED_NODES, REASONS } from '../api/constants.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
 import { decideCascade, rfc3339 } from './cascade.js';
@@ -33,7 +32,7 @@ import { parseDuration } from '../api/duration.js';
 import { slotHolder } from './queue-gate.js';
 import { clearSealedBundles, commitRkeState, discardRkeBundle, ensureRkeBundle, failedRunStateNote, isPermanentIssueError, sealBundleForWaitingNodes, withBundleRef } from './rke-run.js';
 import { compactRun, countRun, describePlan, FINISHED_BY_AGENT, planFromStatus, planInProgress, rebuildRun, runActive, runFingerprint, runSpecOf, settled } from './run-state.js';
-import { planSecretTargets } from './secrets/plan-secrets.js';
+import { FORBIDDEN_RETRY_MS, planSecretTargets } from './secrets/plan-secrets.js';
 import { writeStatus } from './status-writer.js';
 
 /**
@@ -66,7 +65,12 @@ export async function reconcileRotation(deps: ControllerDeps, name: string): Pro
   const generation = rotation.metadata.generation!;
   const spec = rotation.spec;
   // 6'. Secret-backed serving certificates: discovered and planned by the controller itself.
-  if (spec.scope === 'Secrets') return planSecretTargets(deps, rotation);
+  if (spec.scope === 'Secrets') {
+    const problem = await planSecretTargets(deps, rotation);
+    if (!problem) return;
+    await writeProblem(deps, rotation, problem);
+    return { requeueAfterMs: FORBIDDEN_RETRY_MS };
+  }
   const nodes = deps.read.nodes();
 
   // 6. The distribution: as the spec says, or as the Nodes show.

@@ -12,8 +12,7 @@
 // next run, and one that leaves before its turn drops out of the plan.
 import type { V1Node } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
-import type { CertificateRotation, CertificateRotationSpec, CertificateRotationStatus, NodeStatus, RoleCounts, RunSpec } from '../api/certificaterotation.js';
-import { nodeScope } from '../api/certificaterotation.js';
+import { nodeScope, type CertificateRotation, type CertificateRotationSpec, type CertificateRotationStatus, type NodeStatus, type RoleCounts, type RunSpec } from '../api/certificaterotation.js';
 import { MAX_SKIPPED_LISTED, REASONS, type NodePhase } from '../api/constants.js';
 import type { NodeRotation } from '../api/noderotation.js';
 import type { Distribution, NodeRole } from '../distributions/services.js';

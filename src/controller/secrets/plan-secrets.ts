@@ -6,7 +6,6 @@ import type { CertificateRotation, CertificateRotationStatus } from '../../api/c
 import { REASONS } from '../../api/constants.js';
 import type { SecretPlanStatus } from '../../api/secret-targets.js';
 import { describeError, statusCode } from '../../kube/client.js';
-import type { ReconcileResult } from '../../kube/workqueue.js';
 import { rfc3339 } from '../cascade.js';
 import { kstatus, mergeConditions } from '../conditions.js';
 import type { ControllerDeps } from '../deps.js';
@@ -15,9 +14,14 @@ import { writeStatus } from '../status-writer.js';
 import { discoverSecretTargets } from './discovery.js';
 
 /** A plan the controller may not read for is retried this often (RBAC may be fixed any time). */
-const FORBIDDEN_RETRY_MS = 60_000;
+export const FORBIDDEN_RETRY_MS = 60_000;
 
-export async function planSecretTargets(deps: ControllerDeps, rotation: CertificateRotation): Promise<ReconcileResult | void> {
+/**
+ * Publishes the plan, or returns the problem that stops it (the controller
+ * may not read what discovery needs) for the caller to record as any other
+ * pre-run problem. Other errors are thrown: the work queue retries them.
+ */
+export async function planSecretTargets(deps: ControllerDeps, rotation: CertificateRotation): Promise<{ reason: string; message: string } | undefined> {
   const generation = rotation.metadata.generation!;
   const spec = rotation.spec.secrets ?? {};
   if (!deps.secretTargets) throw new Error('scope Secrets needs a SecretTargetSource (the controller wires the API server)');
@@ -28,16 +32,11 @@ export async function planSecretTargets(deps: ControllerDeps, rotation: Certific
   try {
     input = await deps.secretTargets.read(spec);
   } catch (err) {
-    if (statusCode(err) !== 403) throw err; // transient: the work queue retries with backoff
-    const message = `discovery may not read what spec.secrets covers: ${describeError(err)}. Grant the controller's ClusterRole get and list on it (the chart does: values secretTargets.enabled)`;
-    const { rotation: stored, written } = await writeStatus(deps, rotation, {
-      ...prev,
-      observedGeneration: generation,
-      phase: 'Failed',
-      conditions: mergeConditions(prev.conditions, kstatus('stalled', REASONS.discoveryForbidden, message), { now, observedGeneration: generation }),
-    });
-    if (written) deps.events.warning(stored, EVENT_REASONS.invalid, message);
-    return { requeueAfterMs: FORBIDDEN_RETRY_MS };
+    if (statusCode(err) !== 403) throw err;
+    return {
+      reason: REASONS.discoveryForbidden,
+      message: `discovery may not read what spec.secrets covers: ${describeError(err)}. Grant the controller's ClusterRole get and list on it (the chart does: values secretTargets.enabled)`,
+    };
   }
 
   const result = discoverSecretTargets(input, spec);
@@ -54,9 +53,10 @@ export async function planSecretTargets(deps: ControllerDeps, rotation: Certific
     conditions: mergeConditions(prev.conditions, kstatus('ready', REASONS.planned, message), { now, observedGeneration: generation }),
   };
   const { rotation: stored, written } = await writeStatus(deps, rotation, next);
-  if (!written) return;
+  if (!written) return undefined;
   deps.log.info({ generation, total: result.plan.total, unresolved: result.unresolved.length }, 'published the plan of Secret-backed certificates');
   deps.events.normal(stored, EVENT_REASONS.planned, message);
+  return undefined;
 }
 
 /** The Ready message: what the rotation covers, what it would do, what needs a person first. */
