@@ -8,7 +8,7 @@
 // anything in the Secret, so the chain is followed the way the API server and
 // the kubelet would: Service selector (or the EndpointSlices of a Service
 // without one) → pods → their Secret volumes. The CA is looked for where
-// projects put it (see CA_LOOKUP below); "unknown" is an answer, not a guess.
+// projects put it (caSecretCandidates in known-layouts.ts); "unknown" is an answer, not a guess.
 import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import {
   BUILT_IN_SECRET_TARGETS,
@@ -298,7 +298,7 @@ interface FoundCa {
 }
 
 /**
- * The CA that signed `leaf`: in the order of CA_LOOKUP, the first place whose
+ * The CA that signed `leaf`: in the order of caSecretCandidates, the first place whose
  * certificate verifies the leaf's signature, preferring one that also holds
  * the CA's key; otherwise a caBundle or the Secret's own ca.crt that verifies
  * it (known, but without a key).
