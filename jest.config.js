@@ -6,15 +6,17 @@ const preset = createDefaultEsmPreset({ tsconfig: 'tsconfig.json' });
 const common = {
   ...preset,
   testEnvironment: 'node',
-  // Tests assert behaviour, not speed (benchmarks do that). Jest's 5 s default
-  // failed tests that run openssl or start processes when both lanes of
-  // `npm test` load the two cores (src/host/failures.test.ts, seen in a
-  // clean-clone run); a hang still fails, after a minute.
-  testTimeout: 60_000,
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
 };
 
 export default {
+  // Tests assert behaviour, not speed (benchmarks do that). Jest's 5 s default
+  // failed tests that run openssl or start processes when both lanes of
+  // `npm test` load the two cores (src/host/failures.test.ts, seen in a
+  // clean-clone run); a hang still fails, after a minute. A global option:
+  // inside a project entry jest ignores it (it did, in b78bc06). The e2e
+  // project's per-file setup raises it further (jest-e2e-setup.ts).
+  testTimeout: 60_000,
   projects: [
     {
       ...common,
