@@ -110,7 +110,7 @@ describe('RKE2 with real etcd, kube-apiserver, kube-controller-manager and kube-
       // run (93.6% acknowledged in one CI run, 14 of 219), which says nothing about
       // certrotator. What does is asserted below, per window: none fails outside it,
       // and inside it the other two servers keep taking writes.
-      minAvailability: 'per-window',
+      availability: 'own',
     });
     const stalled = condition(rotation, 'Stalled');
     process.stderr.write(`real-fault: Stalled: ${stalled?.message}\n`);

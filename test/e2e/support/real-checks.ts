@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
+import { WriteLog } from './write-log.js';
 
 export interface ClientPair {
   readonly cert: string | Buffer;
@@ -61,17 +62,19 @@ export function leasesRenewedSince(before: Record<string, Lease>, now: Record<st
 }
 
 // A ConfigMap every 200 ms through the load balancer; etcd members' health every 500 ms.
-export class Traffic {
+// A refused write as one line: the API server's own message when it sent a
+// Status (its 503s say why: starting, or etcd not answering), else the client's.
+function describeFailure(e: Error & { cause?: { code?: string } }): string {
+  const status = /HTTP-Code: (\d+)/.exec(e.message)?.[1];
+  const said = /\\?"message\\?":\s*\\?"(.*?)\\?"/.exec(e.message)?.[1];
+  if (status) return `HTTP ${status}${said ? ` ${said.slice(0, 160)}` : ''}`;
+  return `${e.message.slice(0, 120)}${e.cause?.code ? ` (${e.cause.code})` : ''}`;
+}
+
+export class Traffic extends WriteLog {
   private readonly core: CoreV1Api;
   private stopped = false;
   private loops: Promise<void>[] = [];
-  attempted = 0;
-  acked: string[] = [];
-  /** When each acknowledged write was sent (ms since the epoch). */
-  ackedAt: number[] = [];
-  failures: string[] = [];
-  /** When each failed write was sent (ms since the epoch), to say which window the failures fell in. */
-  failedAt: number[] = [];
   // Samples in a row without a healthy majority. etcd's /health also says false
   // for the moment a leader hands over (a graceful stop: "leader changed"), one
   // sample; a lost quorum or leader lasts at least an election timeout (5 s here,
@@ -90,6 +93,7 @@ export class Traffic {
     // One health check per etcd member: healthy, or why not.
     private readonly members: readonly (() => Promise<{ status: number; body: string }>)[],
   ) {
+    super();
     const kc = new KubeConfig();
     kc.loadFromFile(kubeconfig);
     this.core = kc.makeApiClient(CoreV1Api);
@@ -110,14 +114,8 @@ export class Traffic {
           this.core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name }, data: { i: String(i) } } }),
           new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in 10 s')), 10_000)),
         ]).then(
-          () => {
-            this.acked.push(name);
-            this.ackedAt.push(sentAt);
-          },
-          (e: Error & { cause?: { code?: string } }) => {
-            this.failedAt.push(sentAt);
-            this.failures.push(`${name}: ${e.message.slice(0, 120)}${e.cause?.code ? ` (${e.cause.code})` : ''}`);
-          },
+          () => this.recordAck(name, sentAt),
+          (e: Error & { cause?: { code?: string } }) => this.recordFailure(`${name}: ${describeFailure(e)}`, sentAt),
         ),
       );
       await new Promise((r) => setTimeout(r, 200));
@@ -145,18 +143,6 @@ export class Traffic {
   async stop(): Promise<void> {
     this.stopped = true;
     await Promise.all(this.loops);
-  }
-
-  availability(): number {
-    return this.acked.length / this.attempted;
-  }
-
-  /** The share of the writes sent between `start` and `end` (ms) that were acknowledged; 1 if none were sent. */
-  availabilityBetween(start: number, end: number): number {
-    const inside = (t: number): boolean => t >= start && t <= end;
-    const acked = this.ackedAt.filter(inside).length;
-    const sent = acked + this.failedAt.filter(inside).length;
-    return sent === 0 ? 1 : acked / sent;
   }
 
   async unreadable(): Promise<string[]> {

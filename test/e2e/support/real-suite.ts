@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import type { BaseNode, RealCluster } from '../../realnode/real-cluster.js';
 import { ControllerProcess, waitFor } from './controller.js';
 import { getTls, leases, leasesRenewedSince, Traffic, type Lease } from './real-checks.js';
-import { applyRotation, getJson, nodeRotations, pemSerial, servedPem, waitRotationCondition } from './rotation.js';
+import { applyRotation, getJson, intervals, nodeRotations, pemSerial, servedPem, waitRotationCondition } from './rotation.js';
+import { unexplainedWriteFailures } from './write-log.js';
 
 export interface RealSuite<N extends BaseNode, C extends RealCluster<N>> {
   cluster(): C;
@@ -21,12 +22,13 @@ export interface RealSuite<N extends BaseNode, C extends RealCluster<N>> {
   debug(): string;
   /**
    * A writer and etcd's quorum watch running from before the rotation is applied
-   * until its condition holds; then: the writes were acknowledged and readable and
-   * quorum was never lost. Returns the rotation as the API server has it.
-   * `minAvailability` (default 0.99) is the share of writes that must be acknowledged;
-   * `'per-window'` leaves it to the test, which knows the window in which writes may fail.
+   * until its condition holds; then: quorum was never lost, every acknowledged
+   * write is readable, and the writes that failed are the ones one restarting
+   * server explains (`unexplainedWriteFailures`). `availability: 'own'`
+   * leaves the failed writes to the test, which knows its own window.
+   * Returns the rotation as the API server has it.
    */
-  run(name: string, spec: Record<string, unknown>, o: { condition: 'Ready' | 'Stalled'; timeout: string; traffic: Traffic; minAvailability?: number | 'per-window' }): Promise<any>;
+  run(name: string, spec: Record<string, unknown>, o: { condition: 'Ready' | 'Stalled'; timeout: string; traffic: Traffic; availability?: 'own' }): Promise<any>;
 }
 
 /** Registers the suite's beforeAll/afterAll: cluster, agents, a leading controller; and their teardown. */
@@ -104,7 +106,7 @@ export function realSuite<N extends BaseNode, C extends RealCluster<N>>(
       timings[name] = (Date.now() - t0) / 1000;
       process.stderr.write(`${name}: ${timings[name]} s; ${o.traffic.summary()}\n`);
       expect(o.traffic.quorumLost).toBe(0);
-      if (o.minAvailability !== 'per-window') expect(o.traffic.availability()).toBeGreaterThanOrEqual(o.minAvailability ?? 0.99);
+      if (o.availability !== 'own') expect(unexplainedWriteFailures(o.traffic, intervals(await nodeRotations(name, cluster!.kubeconfig)))).toEqual([]);
       expect(await o.traffic.unreadable()).toEqual([]);
       return getJson('certrotation', name, cluster!.kubeconfig);
     },
