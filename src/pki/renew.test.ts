@@ -14,6 +14,7 @@ import { randomSerialHex, renewCertificate, renewKeyOnly, signCertificate, valid
 import { authorityKeyIdentifierExtension, certificateFields, keyAlgorithmOfSpki, keyIdentifierOf, subjectKeyIdentifierExtension } from './tbs.js';
 import { x509 } from './x509.js';
 import { loadSigningCa } from './ca.js';
+import { opensslVerify, opensslWith } from '../../test/secrets/webhook-pki.js';
 
 const P256: KeyAlgorithm = { name: 'ECDSA', namedCurve: 'P-256' };
 const RSA: KeyAlgorithm = { name: 'RSA', modulusLength: 2048 };
@@ -180,7 +181,7 @@ describe('renewCertificate copies the old certificate byte for byte where it sho
     expect(Buffer.from(r.extensions[1]!.der)).not.toEqual(Buffer.from(o.extensions[1]!.der));
     // openssl agrees: key identifiers line up, chains to the unchanged CA (openssl
     // verify refuses critical SKI/AKI as unhandled critical extensions, as it should).
-    const text = openssl(['x509', '-noout', '-text'], renewed.certPem);
+    const text = opensslWith(['x509', '-noout', '-text'], renewed.certPem);
     expect(text).toContain(algorithm.name === 'ECDSA' ? 'Signature Algorithm: ecdsa-with-SHA256' : 'Signature Algorithm: sha256WithRSAEncryption');
     expect(text).toContain(`X509v3 Subject Key Identifier: ${critical ? 'critical' : ''}`.trim());
     expect(text.replace(/\s+/g, ' ')).toContain(`X509v3 Authority Key Identifier: ${critical ? 'critical ' : ''}${ca.subjectKeyId!.toUpperCase().match(/../g)!.join(':')}`);
@@ -226,7 +227,7 @@ describe('renewCertificate copies the old certificate byte for byte where it sho
     const r = new X509Certificate(renewed.certPem);
     expect(r.subject).toBe('CN=bare');
     expect(certificateFields(r.raw).extensions).toHaveLength(0);
-    expect(openssl(['x509', '-noout', '-text'], renewed.certPem)).toContain('Version: 1 (0x0)');
+    expect(opensslWith(['x509', '-noout', '-text'], renewed.certPem)).toContain('Version: 1 (0x0)');
     expect(opensslVerify(ca.cert.toString(), renewed.certPem)).toBe('OK');
   });
 
@@ -271,7 +272,7 @@ describe('the CA bounds what it signs (CA and leaf made by openssl)', () => {
     const ca = await loadSigningCa(m.caCert, 'tls/server-ca.crt', m.caKey, 'tls/server-ca.key');
     const renewed = await renewCertificate({ certText: m.leafCert, certFile: 'tls/serving.crt', keyText: m.leafKey, keyFile: 'tls/serving.key', ca, validity: RKE2, chained: false });
     expect(renewed.clampedToCa).toBe(true);
-    const enddate = (pem: string) => openssl(['x509', '-noout', '-enddate'], pem).trim();
+    const enddate = (pem: string) => opensslWith(['x509', '-noout', '-enddate'], pem).trim();
     expect(enddate(renewed.certPem)).toBe(enddate(m.caCert));
     expect(opensslVerify(m.caCert, renewed.certPem)).toBe('OK');
   });
@@ -294,20 +295,6 @@ describe('the CA bounds what it signs (CA and leaf made by openssl)', () => {
   });
 });
 
-function openssl(args: string[], input: string): string {
-  return execFileSync('openssl', args, { input, encoding: 'utf8' });
-}
-
-function opensslVerify(caPem: string, certPem: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'renew-test-'));
-  try {
-    writeFileSync(join(dir, 'ca.crt'), caPem);
-    writeFileSync(join(dir, 'leaf.crt'), certPem);
-    return execFileSync('openssl', ['verify', '-CAfile', join(dir, 'ca.crt'), join(dir, 'leaf.crt')], { encoding: 'utf8' }).trim().split(': ').pop()!;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 describe('what a renewal does not redo', () => {
   test.each([

@@ -15,6 +15,12 @@ import { claimWebhookAddress, WebhookServer } from '../secrets/webhook-server.js
 import { ControllerProcess, getRotation, waitFor } from './support/controller.js';
 import { installCrds } from './support/crds.js';
 import { tokenKubeconfig } from './support/service-account.js';
+import { normSerial, pemSerial, servedPem } from './support/rotation.js';
+import type { SecretInfo } from '../../src/controller/secrets/discovery.js';
+import { renewServingSecret } from '../../src/controller/secrets/renew-in-place.js';
+import { restartPatch, rolloutOf, SERVING_SERIAL_ANNOTATION, type WorkloadState } from '../../src/controller/secrets/rollout.js';
+
+const n = (v: number | undefined): number => v ?? 0;
 
 const NS = 'crt-web';
 const RELEASE = 'secrets-e2e';
@@ -291,6 +297,32 @@ describe('scope: Secrets, mode: Plan, on the real control plane', () => {
   });
 });
 
+// Issue 13 §5 as a building block (not yet run by the controller): the patch and
+// the judgement against the real kube-controller-manager, kwok running the pods.
+describe('rolling the owning workload (rollout.ts) on the real control plane', () => {
+  it('the restart patch rolls the Deployment; rolloutOf says Done when kubectl rollout status does; the new pod carries the serial', async () => {
+    const get = async (): Promise<WorkloadState> => ({ kind: 'Deployment', ...JSON.parse(await kubectlOk(['-n', NS, 'get', 'deployment', 'hook', '-o', 'json'])) });
+    const before = await get();
+    expect(rolloutOf(before).state).toBe('Done');
+    const patch = join(work, 'restart.json');
+    writeFileSync(patch, JSON.stringify(restartPatch('0A1B2C3D', new Date())));
+    await kubectlOk(['-n', NS, 'patch', 'deployment', 'hook', '--type=strategic', '--patch-file', patch]);
+    const seen: string[] = [];
+    await waitFor('rolloutOf saying Done', async () => {
+      const r = rolloutOf(await get());
+      if (seen.at(-1) !== r.message) seen.push(r.message);
+      return r.state === 'Done';
+    }, 60_000, () => seen.join('\n'));
+    const after = await get();
+    expect(after.metadata.generation).toBe(n(before.metadata.generation) + 1);
+    expect(after.status?.observedGeneration).toBe(after.metadata.generation);
+    // kubectl's own judgement, without waiting: the same answer.
+    expect(await kubectlOk(['-n', NS, 'rollout', 'status', 'deployment/hook', '--watch=false'])).toMatch(/successfully rolled out/);
+    const pods = JSON.parse(await kubectlOk(['-n', NS, 'get', 'pods', '-l', 'app=hook', '-o', 'json'])).items.filter((p: any) => !p.metadata.deletionTimestamp);
+    expect(pods.map((p: any) => p.metadata.annotations?.[SERVING_SERIAL_ANNOTATION])).toEqual(['0A1B2C3D']);
+  });
+});
+
 // The API server is the judge: a real HTTPS webhook that the real
 // kube-apiserver calls through its caBundle, and a plan of the same Secret.
 // Where the API server's TLS verification fails (a caBundle of another CA, an
@@ -408,5 +440,33 @@ describe("scope: Secrets agrees with the API server's own TLS verification", () 
     expect(Date.parse(t.notAfter)).toBeLessThan(Date.now());
     expect(t).toMatchObject({ secret: { name: 'live-tls' }, caBundleCurrent: true, action: 'RenewInPlace' });
     expect(status.conditions.find((c: any) => c.type === 'Ready').message).toContain('1 already expired');
+  });
+
+  // Issue 13 §3a as a building block: the run does not call it yet (the scope is
+  // Plan only), so the test does the write the run will do, and the API server judges.
+  it('the expired pair renewed in place by renewServingSecret, once served, is what the API server calls again; openssl sees the new serial; the next plan finds it current', async () => {
+    const read = async (name: string): Promise<SecretInfo> => {
+      const o = JSON.parse(await kubectlOk(['-n', LIVE, 'get', 'secret', name, '-o', 'json']));
+      return { namespace: LIVE, name, labels: {}, annotations: {}, data: o.data };
+    };
+    const renewed = await renewServingSecret(await read('live-tls'), { secret: await read('live-ca'), certKey: 'tls.crt', keyKey: 'tls.key' }, new Date());
+    // Through a 0600 file, not an argument: a failing kubectl's message must not carry the key.
+    const patch = join(work, 'live-tls.patch.json');
+    writeFileSync(patch, JSON.stringify({ data: renewed.data }), { mode: 0o600 });
+    try {
+      await kubectlOk(['-n', LIVE, 'patch', 'secret', 'live-tls', '--type=merge', '--patch-file', patch]);
+    } finally {
+      rmSync(patch, { force: true });
+    }
+    // The pod restarted with what the Secret now holds, as the API server returns it.
+    const stored = await read('live-tls');
+    const text = (k: string): string => Buffer.from(stored.data[k]!, 'base64').toString('utf8');
+    await server.serve({ certPem: text('tls.crt'), keyPem: text('tls.key') }, port);
+    await waitFor('the API server calling the renewed webhook', async () => (await dryRunCreate()).code === 0, 30_000);
+    expect(normSerial(await pemSerial(await servedPem(claim.address, port)))).toBe(normSerial(renewed.serial));
+    const t = (await plan()).secretPlan.targets[0];
+    expect(t).toMatchObject({ secret: { name: 'live-tls' }, caBundleCurrent: true, action: 'RenewInPlace' });
+    // The expired one lived 30 days; so does the renewal, from an hour back.
+    expect(Date.parse(t.notAfter) - Date.now()).toBeGreaterThan(29 * 86_400_000);
   });
 });

@@ -95,3 +95,17 @@ export function issueServing(ca: Pem, req: ServingRequest): Pem {
 }
 
 export const b64 = (text: string): string => Buffer.from(text).toString('base64');
+
+/** `openssl <args>` with `input` on stdin; its stdout. */
+export function opensslWith(args: string[], input: string): string {
+  return execFileSync('openssl', args, { input, encoding: 'utf8' });
+}
+
+/** What `openssl verify -CAfile` says of `certPem` (its first certificate) against `caPem`: "OK" or the error. */
+export function opensslVerify(caPem: string, certPem: string): string {
+  return inTemp((dir) => {
+    writeFileSync(join(dir, 'ca.crt'), caPem);
+    writeFileSync(join(dir, 'leaf.crt'), certPem);
+    return execFileSync('openssl', ['verify', '-CAfile', join(dir, 'ca.crt'), join(dir, 'leaf.crt')], { encoding: 'utf8' }).trim().split(': ').pop()!;
+  });
+}

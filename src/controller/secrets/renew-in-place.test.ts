@@ -2,12 +2,8 @@
 // chain verifies against the CA the fixtures made with `openssl ca`, and the
 // subject, SANs, usages and key type read back from `openssl x509 -text`.
 import { describe, expect, test } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { b64, issueServing, makeCa, type Pem } from '../../../test/secrets/webhook-pki.js';
+import { b64, issueServing, makeCa, opensslVerify, opensslWith, type Pem } from '../../../test/secrets/webhook-pki.js';
 import type { SecretInfo } from './discovery.js';
 import { renewServingSecret, type CaSource } from './renew-in-place.js';
 
@@ -17,31 +13,17 @@ const NOW = new Date();
 const secret = (name: string, data: Record<string, string>): SecretInfo => ({ namespace: 'hooks', name, labels: {}, annotations: {}, data });
 const text = (b: string | undefined): string => Buffer.from(b ?? '', 'base64').toString('utf8');
 
-function openssl(args: string[], input: string): string {
-  return execFileSync('openssl', args, { input, encoding: 'utf8' });
-}
-
-function opensslVerify(caPem: string, certPem: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'renew-secret-'));
-  try {
-    writeFileSync(join(dir, 'ca.crt'), caPem);
-    writeFileSync(join(dir, 'leaf.crt'), certPem);
-    return execFileSync('openssl', ['verify', '-CAfile', join(dir, 'ca.crt'), join(dir, 'leaf.crt')], { encoding: 'utf8' }).trim().split(': ').pop()!;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 // What a client checks of a serving certificate, as openssl prints it.
 function identity(certPem: string): { subject: string; san: string; eku: string; keyUsage: string; key: string } {
-  const out = openssl(['x509', '-noout', '-text', '-nameopt', 'RFC2253'], certPem);
+  const out = opensslWith(['x509', '-noout', '-text', '-nameopt', 'RFC2253'], certPem);
   const lines = out.split('\n');
   const after = (heading: string): string => {
     const i = lines.findIndex((l) => l.includes(heading));
     return i >= 0 ? lines[i + 1]!.trim() : '';
   };
   return {
-    subject: openssl(['x509', '-noout', '-subject', '-nameopt', 'RFC2253'], certPem).trim(),
+    subject: opensslWith(['x509', '-noout', '-subject', '-nameopt', 'RFC2253'], certPem).trim(),
     san: after('X509v3 Subject Alternative Name'),
     eku: after('X509v3 Extended Key Usage'),
     keyUsage: after('X509v3 Key Usage'),
