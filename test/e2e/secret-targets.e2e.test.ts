@@ -18,6 +18,7 @@ import { tokenKubeconfig } from './support/service-account.js';
 import { normSerial, pemSerial, servedPem } from './support/rotation.js';
 import type { SecretInfo } from '../../src/controller/secrets/discovery.js';
 import { renewServingSecret } from '../../src/controller/secrets/renew-in-place.js';
+import { dropCaPatch, trustCaPatch, type JsonPatchOp, type LiveFront } from '../../src/controller/secrets/ca-bundle.js';
 import { restartPatch, rolloutOf, SERVING_SERIAL_ANNOTATION, type WorkloadState } from '../../src/controller/secrets/rollout.js';
 
 const n = (v: number | undefined): number => v ?? 0;
@@ -468,5 +469,47 @@ describe("scope: Secrets agrees with the API server's own TLS verification", () 
     expect(t).toMatchObject({ secret: { name: 'live-tls' }, caBundleCurrent: true, action: 'RenewInPlace' });
     // The expired one lived 30 days; so does the renewal, from an hour back.
     expect(Date.parse(t.notAfter) - Date.now()).toBeGreaterThan(29 * 86_400_000);
+  });
+
+  // Issue 13 §4 as a building block (not yet run by the controller): the caBundle
+  // patches applied as they are computed, and the API server's TLS as the judge.
+  it('caBundle patches on the real API server: a new CA trusted beside the old while pods of both serve, the old dropped after; a patch from a stale read is refused', async () => {
+    const svc = { namespace: LIVE, name: 'live' };
+    const read = async (): Promise<LiveFront> => ({ kind: 'ValidatingWebhookConfiguration', ...JSON.parse(await kubectlOk(['get', 'validatingwebhookconfiguration', VWC, '-o', 'json'])) });
+    const patchFile = join(work, 'bundle.patch.json');
+    const patch = (ops: JsonPatchOp[]) => {
+      writeFileSync(patchFile, JSON.stringify(ops));
+      return kubectl(['patch', 'validatingwebhookconfiguration', VWC, '--type=json', '--patch-file', patchFile]);
+    };
+    const calls = async (what: string, ok: boolean) => waitFor(what, async () => ((await dryRunCreate()).code === 0) === ok, 30_000);
+    const oldPair = server.serving!;
+    const nextCa = makeCa({ cn: 'live-ca' });
+    const nextPair = issueServing(nextCa, { cn: `live.${LIVE}.svc`, dns: [`live.${LIVE}.svc`], days: 90 });
+
+    // Computed from a read, then someone else (a cainjector) writes the bundle first: the `test` op refuses the write.
+    const stale = trustCaPatch(await read(), svc, nextCa.certPem);
+    await kubectlOk(['patch', 'validatingwebhookconfiguration', VWC, '--type=json', '-p', JSON.stringify([{ op: 'replace', path: '/webhooks/0/clientConfig/caBundle', value: b64(liveCa.certPem + otherCa.certPem) }])]);
+    const refused = await patch(stale);
+    // A failed `test` op is a 422 Invalid, which kubectl prints without the detail.
+    expect({ code: refused.code, stderr: refused.stderr }).toEqual({ code: 1, stderr: expect.stringMatching(/The request is invalid/) });
+    expect(trustCaPatch(await read(), svc, liveCa.certPem)).toEqual([]); // unchanged: both CAs the other writer put there
+
+    // Recomputed from a fresh read: the new CA is added, the others kept; pods of either CA are called.
+    expect((await patch(trustCaPatch(await read(), svc, nextCa.certPem))).code).toBe(0);
+    expect(trustCaPatch(await read(), svc, nextCa.certPem)).toEqual([]);
+    await calls('the API server calling the old pod', true);
+    await server.serve(nextPair, port);
+    await calls('the API server calling the new pod', true);
+
+    // Rolled: the old CA (and the stray one) dropped; a pod still serving the old pair would now be refused.
+    for (const ca of [liveCa, otherCa]) expect((await patch(dropCaPatch(await read(), svc, ca.certPem))).code).toBe(0);
+    expect(dropCaPatch(await read(), svc, nextCa.certPem)).toEqual([]); // the last CA is never dropped
+    await calls('the API server still calling the new pod', true);
+    await server.serve(oldPair, port);
+    await calls('the API server refusing a pod of the dropped CA', false);
+    expect((await dryRunCreate()).stderr).toMatch(/x509: certificate signed by unknown authority/);
+    await server.serve(nextPair, port);
+    await calls('the API server calling the new pod again', true);
+    rmSync(patchFile, { force: true });
   });
 });

@@ -39,6 +39,8 @@ export function claimWebhookAddress(): { address: string; release: () => void } 
 
 export class WebhookServer {
   calls = 0;
+  /** The pair being served (what the "pod" loaded). */
+  serving: Pair | undefined;
   private server: Server | undefined;
 
   constructor(private readonly address: string) {}
@@ -66,6 +68,7 @@ export class WebhookServer {
       server.listen(port, this.address, () => resolve());
     });
     this.server = server;
+    this.serving = pair;
     return (server.address() as AddressInfo).port;
   }
 
