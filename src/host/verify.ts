@@ -86,9 +86,11 @@ export async function servedSerial(
   address: string,
   port: number,
   timeoutMs = 3000,
+  // `identity` is also sent as the TLS server name when it is a DNS name, as an API
+  // server calling a webhook's Service does (a server may pick its certificate by it).
   trust?: { readonly caFile: string; readonly ca: Buffer; readonly identity: string },
 ): Promise<string> {
-  const { peer, chainError } = await handshake(address, port, timeoutMs, trust?.ca);
+  const { peer, chainError } = await handshake(address, port, timeoutMs, trust?.ca, trust && !isIP(trust.identity) ? trust.identity : undefined);
   // The chain is judged by OpenSSL (authorizationError); the name separately here,
   // against the identity a client of this listener dials rather than `address`.
   const nameError = trust && !(isIP(trust.identity) ? peer.checkIP(trust.identity) : peer.checkHost(trust.identity)) ? new Error(`no subjectAltName matches (${peer.subjectAltName ?? 'none'})`) : undefined;
@@ -103,9 +105,9 @@ export async function servedCertificate(addrs: NodeAddresses, served: ServedPort
   return onEachAddress(addrs, served.on, `port ${served.port}`, async (address) => ({ address, certificate: (await handshake(address, served.port, timeoutMs)).peer }));
 }
 
-function handshake(address: string, port: number, timeoutMs: number, ca?: Buffer): Promise<{ peer: X509Certificate; chainError: Error | undefined }> {
+function handshake(address: string, port: number, timeoutMs: number, ca?: Buffer, servername?: string): Promise<{ peer: X509Certificate; chainError: Error | undefined }> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: address, port, rejectUnauthorized: false, timeout: timeoutMs, checkServerIdentity: () => undefined, ...(ca ? { ca } : {}) }, () => {
+    const socket = connect({ host: address, port, rejectUnauthorized: false, timeout: timeoutMs, checkServerIdentity: () => undefined, ...(ca ? { ca } : {}), ...(servername ? { servername } : {}) }, () => {
       const peer = socket.getPeerX509Certificate();
       const chainError = socket.authorizationError;
       socket.destroy();

@@ -4,6 +4,7 @@
 // RBAC (secretTargets.enabled=true), and kubectl is the client.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,7 @@ import { tokenKubeconfig } from './support/service-account.js';
 import { normSerial, pemSerial, servedPem } from './support/rotation.js';
 import type { SecretInfo } from '../../src/controller/secrets/discovery.js';
 import { renewServingSecret } from '../../src/controller/secrets/renew-in-place.js';
+import { verifyServed } from '../../src/controller/secrets/verify-served.js';
 import { dropCaPatch, trustCaPatch, type JsonPatchOp, type LiveFront } from '../../src/controller/secrets/ca-bundle.js';
 import { restartPatch, rolloutOf, SERVING_SERIAL_ANNOTATION, type WorkloadState } from '../../src/controller/secrets/rollout.js';
 
@@ -508,8 +510,13 @@ describe("scope: Secrets agrees with the API server's own TLS verification", () 
     await server.serve(oldPair, port);
     await calls('the API server refusing a pod of the dropped CA', false);
     expect((await dryRunCreate()).stderr).toMatch(/x509: certificate signed by unknown authority/);
+    // verify-served.ts (§6) judges the endpoint as the API server just did, for the same reason.
+    const bundle = Buffer.from((await read()).webhooks![0]!.clientConfig!.caBundle!, 'base64').toString('utf8');
+    const judge = (pair: Pem) => verifyServed([{ address: claim.address, port }], svc, { name: VWC, caBundle: bundle }, new X509Certificate(pair.certPem).serialNumber);
+    expect(await judge(oldPair)).toEqual([{ endpoint: `${claim.address}:${port}`, ok: false, reason: expect.stringMatching(/does not verify against the caBundle of crt-e2e-live/) }]);
     await server.serve(nextPair, port);
     await calls('the API server calling the new pod again', true);
+    expect(await judge(nextPair)).toEqual([{ endpoint: `${claim.address}:${port}`, ok: true }]);
     rmSync(patchFile, { force: true });
   });
 });
