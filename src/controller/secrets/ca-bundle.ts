@@ -77,18 +77,23 @@ function guarded(slot: BundleSlot, next: string): JsonPatchOp[] {
   return slot.b64 === undefined ? [{ op: 'add', path: slot.path, value: next }] : [{ op: 'test', path: slot.path, value: slot.b64 }, { op: 'replace', path: slot.path, value: next }];
 }
 
+// Each caBundle of `front` that calls `service`, rewritten by `next` (undefined: leave it as it is).
+function rewrite(front: LiveFront, service: ServiceRef, caPem: string, next: (blocks: string[], ca: X509Certificate) => string[] | undefined): JsonPatchOp[] {
+  const ca = new X509Certificate(caPem);
+  return slotsOf(front)
+    .filter((slot) => calls(slot, service))
+    .flatMap((slot) => {
+      const blocks = next(blocksOf(slot.b64), ca);
+      return blocks ? guarded(slot, encode(blocks)) : [];
+    });
+}
+
 /**
  * Ops that make every caBundle of `front` that calls `service` trust `caPem`,
  * keeping what each already holds. Empty when all of them already do.
  */
 export function trustCaPatch(front: LiveFront, service: ServiceRef, caPem: string): JsonPatchOp[] {
-  const ca = new X509Certificate(caPem);
-  return slotsOf(front)
-    .filter((slot) => calls(slot, service))
-    .flatMap((slot) => {
-      const blocks = blocksOf(slot.b64);
-      return blocks.some((b) => sameCertificate(b, ca)) ? [] : guarded(slot, encode([...blocks, ca.toString()]));
-    });
+  return rewrite(front, service, caPem, (blocks, ca) => (blocks.some((b) => sameCertificate(b, ca)) ? undefined : [...blocks, ca.toString()]));
 }
 
 /**
@@ -98,12 +103,8 @@ export function trustCaPatch(front: LiveFront, service: ServiceRef, caPem: strin
  * trust store, which is a different answer, not a smaller one.
  */
 export function dropCaPatch(front: LiveFront, service: ServiceRef, caPem: string): JsonPatchOp[] {
-  const ca = new X509Certificate(caPem);
-  return slotsOf(front)
-    .filter((slot) => calls(slot, service))
-    .flatMap((slot) => {
-      const blocks = blocksOf(slot.b64);
-      const kept = blocks.filter((b) => !sameCertificate(b, ca));
-      return kept.length === blocks.length || kept.length === 0 ? [] : guarded(slot, encode(kept));
-    });
+  return rewrite(front, service, caPem, (blocks, ca) => {
+    const kept = blocks.filter((b) => !sameCertificate(b, ca));
+    return kept.length === blocks.length || kept.length === 0 ? undefined : kept;
+  });
 }
