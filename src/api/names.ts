@@ -35,6 +35,17 @@ export function nodeRotationName(rotation: string, generation: number, node: str
 }
 
 /**
+ * `<secret>-crbak-g<generation>-<hash>`: the backup of a Secret-backed target's
+ * Secret, kept beside it (same namespace) until the renewal is verified. The same
+ * inputs give the same name, so a controller that restarts after creating it
+ * meets AlreadyExists instead of making a second copy.
+ */
+export function secretBackupName(secret: string, rotation: string, generation: number): string {
+  const hash = shortHash(`${rotation}/${generation}/${secret}`);
+  return `${fit(`${secret}-crbak-g${generation}`, MAX_NAME - hash.length - 1)}-${hash}`;
+}
+
+/**
  * The agent's journal key for one run. Includes the rotation's UID, so a
  * rotation deleted and re-created under the same name never resumes an old
  * journal.

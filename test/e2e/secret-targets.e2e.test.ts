@@ -4,7 +4,7 @@
 // RBAC (secretTargets.enabled=true), and kubectl is the client.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,8 @@ import { normSerial, pemSerial, servedPem } from './support/rotation.js';
 import type { SecretInfo } from '../../src/controller/secrets/discovery.js';
 import { renewServingSecret } from '../../src/controller/secrets/renew-in-place.js';
 import { verifyServed } from '../../src/controller/secrets/verify-served.js';
+import { probeForWebhook } from '../../src/controller/secrets/probe-request.js';
+import { backupOf, restoredFrom } from '../../src/controller/secrets/backup.js';
 import { dropCaPatch, trustCaPatch, type JsonPatchOp, type LiveFront } from '../../src/controller/secrets/ca-bundle.js';
 import { restartPatch, rolloutOf, SERVING_SERIAL_ANNOTATION, type WorkloadState } from '../../src/controller/secrets/rollout.js';
 
@@ -300,6 +302,40 @@ describe('scope: Secrets, mode: Plan, on the real control plane', () => {
   });
 });
 
+// Issue 13 §3/§6 as a building block (not yet run by the controller): the backup
+// Secret as the real API server stores it, and its garbage collection.
+describe('the backup of a Secret (backup.ts) on the real control plane', () => {
+  it('is stored beside the original, restores it exactly, and goes with the rotation that owns it (the real garbage collector)', async () => {
+    const OWNER = 'crt-e2e-backup-owner';
+    await kubectlOk(['apply', '-f', '-'], { input: stringify({ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name: OWNER }, spec: { scope: 'Secrets', mode: 'Plan', secrets: { namespaces: [NS] } } }) });
+    const owner = JSON.parse(await kubectlOk(['get', 'certificaterotation', OWNER, '-o', 'json']));
+    const original = JSON.parse(await kubectlOk(['-n', NS, 'get', 'secret', 'hook-tls', '-o', 'json']));
+    const backup = backupOf(original, { name: OWNER, uid: owner.metadata.uid, generation: owner.metadata.generation });
+    const file = join(work, 'backup.json');
+    writeFileSync(file, JSON.stringify(backup), { mode: 0o600 });
+    try {
+      await kubectlOk(['create', '-f', file]);
+      // Created again with the same name (a controller that restarted): AlreadyExists, not a second copy.
+      expect((await kubectl(['create', '-f', file])).stderr).toMatch(/AlreadyExists/);
+    } finally {
+      rmSync(file, { force: true });
+    }
+    const stored = JSON.parse(await kubectlOk(['-n', NS, 'get', 'secret', backup.metadata.name, '-o', 'json']));
+    expect(stored.type).toBe('Opaque');
+    const restored = restoredFrom(stored);
+    // Compared by digest: a failing comparison must not print a private key.
+    const digest = (data: Record<string, string>) => createHash('sha256').update(JSON.stringify(Object.entries(data).sort())).digest('hex');
+    expect({ type: restored.type, data: digest(restored.data!), labels: restored.metadata.labels }).toEqual({ type: original.type, data: digest(original.data), labels: original.metadata.labels ?? {} });
+    // The plan does not take a backup for a target: no pod mounts it.
+    await kubectlOk(['wait', `certificaterotation/${OWNER}`, '--for=condition=Ready', '--timeout=60s']);
+    const names = (await getRotation(OWNER)).status.secretPlan.targets.map((t: any) => t.secret.name);
+    expect(names).toContain('hook-tls');
+    expect(names).not.toContain(backup.metadata.name);
+    await kubectlOk(['delete', 'certificaterotation', OWNER, '--wait=true']);
+    await waitFor('the backup garbage-collected with its rotation', async () => (await kubectl(['-n', NS, 'get', 'secret', backup.metadata.name])).code !== 0, 60_000);
+  });
+});
+
 // Issue 13 §5 as a building block (not yet run by the controller): the patch and
 // the judgement against the real kube-controller-manager, kwok running the pods.
 describe('rolling the owning workload (rollout.ts) on the real control plane', () => {
@@ -518,5 +554,20 @@ describe("scope: Secrets agrees with the API server's own TLS verification", () 
     await calls('the API server calling the new pod again', true);
     expect(await judge(nextPair)).toEqual([{ endpoint: `${claim.address}:${port}`, ok: true }]);
     rmSync(patchFile, { force: true });
+  });
+
+  it('the probe request chosen for the webhook (probe-request.ts) is one the API server really sends through it: the server counts the call', async () => {
+    const vwc = JSON.parse(await kubectlOk(['get', 'validatingwebhookconfiguration', VWC, '-o', 'json']));
+    const namespaces = JSON.parse(await kubectlOk(['get', 'namespaces', '-o', 'json'])).items.map((n: any) => ({ name: n.metadata.name, labels: n.metadata.labels ?? {} }));
+    const probe = probeForWebhook(vwc.webhooks[0], namespaces);
+    expect(probe).toEqual({ ok: true, request: { kind: 'DryRunCreateConfigMap', namespace: TARGET_NS, labels: {} } });
+    const before = server.calls;
+    const sent = await kubectl(['create', 'configmap', `certrotator-probe-${Date.now()}`, '-n', TARGET_NS, '--dry-run=server']);
+    expect(sent.code).toBe(0);
+    expect(server.calls).toBe(before + 1);
+    // Nothing was stored.
+    expect((await kubectlOk(['get', 'configmaps', '-n', TARGET_NS, '-o', 'name'])).trim().split('\n').filter((l) => l.includes('certrotator-probe'))).toEqual([]);
+    // And the same webhook with failurePolicy Ignore is refused as a probe: a passing request would prove nothing.
+    expect(probeForWebhook({ ...vwc.webhooks[0], failurePolicy: 'Ignore' }, namespaces)).toMatchObject({ ok: false });
   });
 });
