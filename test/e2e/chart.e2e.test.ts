@@ -21,7 +21,7 @@ import { REPO_ROOT } from '../cluster/paths.js';
 import type { SimulatedNode as ClusterNode } from '../cluster/nodes.js';
 import { argoHealth } from '../gitops/health.js';
 import { kstatus } from '../gitops/kstatus.js';
-import { ControllerProcess, getRotation, waitFor } from './support/controller.js';
+import { CONTROLLER_START_MS, ControllerProcess, getRotation, waitFor } from './support/controller.js';
 import { installCrds } from './support/crds.js';
 import { runPhases } from './support/rotation.js';
 import { tokenKubeconfig as tokenKubeconfigFor } from './support/service-account.js';
@@ -545,7 +545,7 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
         kubeconfig: agentKc,
       });
       await fleet.start();
-      await waitFor('controller leading', () => controller.leading(), 40_000, () => controller.debug());
+      await waitFor('controller leading', () => controller.leading(), CONTROLLER_START_MS, () => controller.debug());
     }, 180_000);
 
     afterAll(async () => {

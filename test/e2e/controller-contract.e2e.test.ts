@@ -5,7 +5,7 @@ import { nodeRotationName } from '../../src/api/names.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { stringify } from 'yaml';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
-import { ContractAgent, ControllerProcess, getRotation, nodeRotationsOf, waitFor } from './support/controller.js';
+import { ContractAgent, CONTROLLER_START_MS, ControllerProcess, getRotation, nodeRotationsOf, waitFor } from './support/controller.js';
 import { installCrds } from './support/crds.js';
 import { allIn, runPhases } from './support/rotation.js';
 
@@ -42,9 +42,9 @@ function cond(obj: any, type: string): any {
 beforeAll(async () => {
   await installCrds();
   controller = new ControllerProcess('cc-a', { leaseName: LEASE });
-  await waitFor('controller leading', () => controller.leading(), 40_000, () => controller.debug());
+  await waitFor('controller leading', () => controller.leading(), CONTROLLER_START_MS, () => controller.debug());
   await deleteMine();
-}, 90_000);
+}, 150_000);
 
 afterEach(async () => {
   await Promise.all(agents.splice(0).map((a) => { a.release('*'); return a.stop(); }));

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { stringify } from 'yaml';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
-import { ContractAgent, ControllerProcess, getRotation, waitFor } from './support/controller.js';
+import { ContractAgent, CONTROLLER_START_MS, ControllerProcess, getRotation, waitFor } from './support/controller.js';
 import { installCrds } from './support/crds.js';
 
 const POLICY = 'pol-e2e';
@@ -77,8 +77,8 @@ beforeAll(async () => {
   await kubectl(['delete', 'crpol', POLICY, '--ignore-not-found', '--wait=true']);
   await kubectl(['delete', 'certinv', NODE, '--ignore-not-found']);
   controller = new ControllerProcess('pol-a', { leaseName: LEASE });
-  await waitFor('controller leading', () => controller.leading(), 40_000, () => controller.debug());
-}, 90_000);
+  await waitFor('controller leading', () => controller.leading(), CONTROLLER_START_MS, () => controller.debug());
+}, 150_000);
 
 afterAll(async () => {
   // No policy may outlive the suite: a later suite's controller would act on it.

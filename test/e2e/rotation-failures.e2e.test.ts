@@ -12,7 +12,7 @@ import { SimulatedFleet } from '../../src/simulation/fleet.js';
 import { changedPaths, snapshotTree, type TreeEntry } from '../../src/simulation/tree.js';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
 import type { SimulatedNode as ClusterNode } from '../cluster/nodes.js';
-import { ControllerProcess, waitFor } from './support/controller.js';
+import { CONTROLLER_START_MS, ControllerProcess, waitFor } from './support/controller.js';
 import { installCrds } from './support/crds.js';
 import { allIn, applyRotation, condition, deleteRotations, getJson, intervals, nodeRotations, overlappingServers, rke2Backups, runPhases, servedSerial } from './support/rotation.js';
 import { inBlock } from '../../src/simulation/loopback.js';
@@ -51,7 +51,7 @@ beforeAll(async () => {
   fleet = await SimulatedFleet.create({ workDir: work, distribution: 'rke2', nodes: nodes.map((n) => ({ name: n.name, ip: hostIP(n.ip), roles: n.roles })), kubeconfig: process.env.KUBECONFIG! });
   await fleet.start();
   controller = startController();
-  await waitFor('controller leading', () => controller.leading(), 40_000, () => controller.debug());
+  await waitFor('controller leading', () => controller.leading(), CONTROLLER_START_MS, () => controller.debug());
   await deleteRotations(P);
 }, 180_000);
 

@@ -13,7 +13,7 @@ import { CHART } from '../../scripts/deploy-render.js';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
 import { issueServing, makeCa, type Pem } from '../secrets/webhook-pki.js';
 import { claimWebhookAddress, WebhookServer } from '../secrets/webhook-server.js';
-import { ControllerProcess, getRotation, waitFor } from './support/controller.js';
+import { CONTROLLER_START_MS, ControllerProcess, getRotation, waitFor } from './support/controller.js';
 import { installCrds } from './support/crds.js';
 import { tokenKubeconfig } from './support/service-account.js';
 import { normSerial, pemSerial, servedPem } from './support/rotation.js';
@@ -189,7 +189,7 @@ beforeAll(async () => {
   controllerKc = tokenKubeconfig(process.env.KUBECONFIG!, work, 'secrets-controller', token);
   // The chart's Role allows its own Lease only (controller.leaderElection.leaseName), in the release namespace.
   controller = new ControllerProcess('secrets-e2e', { leaseName: 'certrotator-controller', extraArgs: [`--kubeconfig=${controllerKc}`, `--lease-namespace=${RELEASE_NS}`] });
-  await waitFor('controller leading', () => controller.leading(), 40_000, () => controller.debug());
+  await waitFor('controller leading', () => controller.leading(), CONTROLLER_START_MS, () => controller.debug());
 }, 240_000);
 
 afterAll(async () => {

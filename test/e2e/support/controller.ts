@@ -13,6 +13,13 @@ export interface LogLine {
   [k: string]: unknown;
 }
 
+// How long a controller may take from spawn to leading. It starts through tsx,
+// which compiles src/ on a cold cache, while the other lane starts a fleet of
+// agents the same way on the same two cores: one start in a clean-clone run
+// printed nothing for 40 s (the rotation suite beside the chaos suite's fleet).
+// A controller that cannot lead still fails the suite, later.
+export const CONTROLLER_START_MS = 90_000;
+
 export class ControllerProcess {
   readonly child: ChildProcess;
   readonly lines: LogLine[] = [];

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BaseNode, RealCluster } from '../../realnode/real-cluster.js';
-import { ControllerProcess, waitFor } from './controller.js';
+import { CONTROLLER_START_MS, ControllerProcess, waitFor } from './controller.js';
 import { getTls, leases, leasesRenewedSince, Traffic, type Lease } from './real-checks.js';
 import { applyRotation, getJson, intervals, nodeRotations, pemSerial, servedPem, waitRotationCondition } from './rotation.js';
 import { unexplainedWriteFailures } from './write-log.js';
@@ -65,7 +65,7 @@ export function realSuite<N extends BaseNode, C extends RealCluster<N>>(
       return c;
     };
     controller = startController();
-    await waitFor('controller leading', () => controller!.leading(), 60_000, () => controller!.debug());
+    await waitFor('controller leading', () => controller!.leading(), CONTROLLER_START_MS, () => controller!.debug());
     timings.setup = (Date.now() - t0) / 1000;
   }, 420_000);
 

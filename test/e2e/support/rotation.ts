@@ -13,7 +13,7 @@ import { runCommand, type CommandResult } from '../../cluster/command.js';
 import type { Topology } from '../../cluster/nodes.js';
 import { installCrds } from './crds.js';
 import { kubectl, kubectlOk } from '../../cluster/kubectl.js';
-import { ControllerProcess, waitFor } from './controller.js';
+import { CONTROLLER_START_MS, ControllerProcess, waitFor } from './controller.js';
 
 export type RunResult = CommandResult;
 
@@ -172,7 +172,7 @@ export async function startFleetAndController(o: {
     leaseName: o.leaseName,
     ...(o.kubeconfig ? { extraArgs: [`--kubeconfig=${o.kubeconfig}`] } : {}),
   });
-  await waitFor('controller leading', () => controller.leading(), 40_000, () => controller.debug());
+  await waitFor('controller leading', () => controller.leading(), CONTROLLER_START_MS, () => controller.debug());
   return { fleet, controller };
 }
 
