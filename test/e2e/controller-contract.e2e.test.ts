@@ -156,9 +156,13 @@ describe('controller with the NodeRotation contract played by the test', () => {
     for (const n of SERVERS) first.release(n);
     await kubectlOk(['wait', '--for=condition=Ready', '--timeout=60s', `certificaterotation/${P}q1`]);
     await kubectlOk(['wait', '--for=condition=Ready', '--timeout=60s', `certificaterotation/${P}q2`]);
-    // Never overlapping: q2's first node appeared after q1's last node had reported finished.
-    expect(first.finishedAt.size).toBe(first.firstSeen.size);
-    expect(Math.min(...second.firstSeen.values())).toBeGreaterThan(Math.max(...first.finishedAt.values()));
+    // Never overlapping: q2's first node appeared after q1's last node had sent its
+    // final report. Not after that write returned: a clean-clone run saw q2's node
+    // 179 ms before q1's kubectl patch returned, the controller having acted on the
+    // report in between. (q1's nodes are held until after q2 was seen Queued, above,
+    // so a controller that started q2 early would be seen long before this.)
+    expect(first.reportSentAt.size).toBe(first.firstSeen.size);
+    expect(Math.min(...second.firstSeen.values())).toBeGreaterThan(Math.max(...first.reportSentAt.values()));
   }, 120_000);
 
   it('deleting mid-run waits for the node in flight, then leaves no NodeRotation behind', async () => {

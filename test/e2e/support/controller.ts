@@ -154,8 +154,12 @@ const isServer = (role: string): boolean => role.includes('etcd') || role.includ
 export class ContractAgent {
   readonly firstSeen = new Map<string, number>();
   readonly finished = new Map<string, string>();
-  /** When this agent reported each node finished (ms since the epoch, after the API server took the report). */
-  readonly finishedAt = new Map<string, number>();
+  /**
+   * When this agent sent each node's final report (ms since the epoch, before the
+   * write, not after it returns: a kubectl call under load takes hundreds of ms, in
+   * which the controller can already act on the report).
+   */
+  readonly reportSentAt = new Map<string, number>();
   readonly uidsByNode = new Map<string, Set<string>>();
   readonly violations: string[] = [];
   readonly order: string[] = [];
@@ -220,13 +224,14 @@ export class ContractAgent {
       if (verdict === 'hold' && !this.released.has(node)) continue;
       if (verdict === 'rotate' || verdict === 'hold') {
         if (Date.now() - this.firstSeen.get(node)! < this.holdMs && !this.released.has(node)) continue;
+        this.reportSentAt.set(node, Date.now());
         await this.patch(nr, { phase: 'Rotated', step: 'Done', runID: nr.spec.runID, message: 'rotated by the contract agent' });
         this.finished.set(node, 'Rotated');
       } else {
+        this.reportSentAt.set(node, Date.now());
         await this.patch(nr, { ...verdict, runID: nr.spec.runID });
         this.finished.set(node, verdict.phase);
       }
-      this.finishedAt.set(node, Date.now());
     }
   }
 
