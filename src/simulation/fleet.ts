@@ -47,6 +47,8 @@ function cliCommand(): { command: string; args: string[] } {
 
 const isServer = (roles: readonly NodeRole[]): boolean => roles.includes('etcd') || roles.includes('controlplane');
 
+const AGENT_START_MS = 150_000;
+
 export class SimulatedFleet {
   private constructor(
     private readonly o: FleetOptions,
@@ -138,10 +140,14 @@ export class SimulatedFleet {
     );
     closeSync(fd);
     m.agent = child;
-    const deadline = Date.now() + 60_000;
+    // Generous: a fleet starts all its agents at once, each compiling src/ through tsx
+    // and listing NodeRotations, on the cores the other test lane uses too; in a
+    // clean-clone run one of the chaos suite's 23 agents had not finished its first
+    // list after 60 s. An agent that cannot start still fails, later.
+    const deadline = Date.now() + AGENT_START_MS;
     while (!this.agentLog(name).includes('watching NodeRotations of node')) {
       if (child.exitCode !== null) throw new Error(`agent of ${name} exited with ${child.exitCode}:\n${this.agentLog(name).slice(-2000)}`);
-      if (Date.now() > deadline) throw new Error(`agent of ${name} did not start watching within 60 s:\n${this.agentLog(name).slice(-2000)}`);
+      if (Date.now() > deadline) throw new Error(`agent of ${name} did not start watching within ${AGENT_START_MS / 1000} s:\n${this.agentLog(name).slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
