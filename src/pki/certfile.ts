@@ -64,6 +64,10 @@ export function readCertificateFile(text: string, file: string, format: FileForm
 }
 
 // Serial as Go and openssl print it: uppercase hex without leading zeros.
+export function normalSerial(hex: string): string {
+  return hex.replace(/^0+(?=.)/, '').toUpperCase();
+}
+
 export function serialOf(cert: X509Certificate): string {
-  return cert.serialNumber.replace(/^0+(?=.)/, '').toUpperCase();
+  return normalSerial(cert.serialNumber);
 }

@@ -11,7 +11,7 @@ import { randomBytes, sign as nodeSign, type KeyObject, type X509Certificate } f
 import { promisify } from 'node:util';
 import type { KeyEncoding, ValidityProfile } from '../distributions/types.js';
 import { CertificateFileError } from './errors.js';
-import { readCertificateFile, serialOf } from './certfile.js';
+import { normalSerial, readCertificateFile, serialOf } from './certfile.js';
 import type { SigningCa } from './ca.js';
 import { encodePrivateKey, generateEncodedKeyPair, generateKeyPair, keyAlgorithmOf, loadPrivateKey, parsePrivateKey } from './keys.js';
 import { encodePem } from './pem.js';
@@ -175,7 +175,7 @@ function tbsFor(p: SignParams): { tbs: Buffer; serial: string } {
     subjectPublicKeyInfo: p.subjectPublicKeyInfo,
     extensions: p.extensions,
   });
-  return { tbs, serial: serial.toUpperCase().replace(/^0+(?=.)/, '') };
+  return { tbs, serial: normalSerial(serial) };
 }
 
 // The signed certificate, sliced again before anyone sees it: a check on our own

@@ -23,7 +23,7 @@ import {
 } from '../../api/secret-targets.js';
 import { rfc3339 } from '../cascade.js';
 import { matchesSelector } from '../plan.js';
-import { BUILT_IN, SERVING_PAIR_KEYS, CA_SECRET_ANNOTATION, CERT_MANAGER_ANNOTATION, caSecretCandidates } from './known-layouts.js';
+import { BUILT_IN, SERVING_PAIR_KEYS, CA_SECRET_ANNOTATION, CERT_MANAGER_ANNOTATION, caSecretCandidates, serviceDnsName } from './known-layouts.js';
 
 export interface ServiceRef {
   namespace: string;
@@ -226,7 +226,7 @@ function followFront(
     return { reason: `the pods behind Service ${svcKey} mount no Secret with a serving pair (${SERVING_PAIR_KEYS.map((k) => `${k.cert}/${k.key}`).join(', ')})${mounted.length ? `; they mount ${mounted.join(', ')}` : ''}` };
   }
   // Several serving pairs mounted: the one made for this Service's DNS name, else the one the caBundle trusts.
-  const dns = new Set([`${service.name}.${service.namespace}.svc`, `${service.name}.${service.namespace}.svc.cluster.local`]);
+  const dns = new Set([serviceDnsName(service), `${serviceDnsName(service)}.cluster.local`]);
   const forService = pairs.filter((s) => leafOf(s)?.subjectAltName?.split(', ').some((n) => dns.has(n.replace(/^DNS:/, ''))));
   const trusted = pairs.filter((s) => trustedBy(leafOf(s), front.caBundle));
   const chosen = forService[0] ?? trusted[0] ?? pairs[0]!;

@@ -24,6 +24,9 @@ export const READ_KEYS: ReadonlySet<string> = new Set(SERVING_PAIR_KEYS.flatMap(
 /** On a serving Secret: where its CA (certificate and key) is, as "namespace/name" or "name" (same namespace). */
 export const CA_SECRET_ANNOTATION = `${GROUP}/ca-secret`;
 
+/** The DNS name the API server dials for a Service-backed webhook, APIService or conversion webhook. */
+export const serviceDnsName = (svc: ServiceRef): string => `${svc.name}.${svc.namespace}.svc`;
+
 /** cert-manager writes this on every Secret it issues; such a Secret is cert-manager's to renew. */
 export const CERT_MANAGER_ANNOTATION = 'cert-manager.io/certificate-name';
 

@@ -9,6 +9,8 @@
 // Not wired yet: the scope's mode is Plan only.
 import { ServedCertificateError, servedSerial } from '../../host/verify.js';
 import type { ServiceRef } from './discovery.js';
+import { serviceDnsName } from './known-layouts.js';
+import { normalSerial } from '../../pki/certfile.js';
 
 export interface Endpoint {
   address: string;
@@ -17,10 +19,6 @@ export interface Endpoint {
 
 export type EndpointVerdict = { endpoint: string; ok: true } | { endpoint: string; ok: false; reason: string };
 
-/** The DNS name the API server dials for a Service-backed webhook, APIService or conversion webhook. */
-export const serviceDnsName = (svc: ServiceRef): string => `${svc.name}.${svc.namespace}.svc`;
-
-const normal = (serial: string): string => serial.toUpperCase().replace(/^0+(?=.)/, '');
 
 /** One verdict per endpoint; the renewal is served only when every one is ok. */
 export async function verifyServed(endpoints: readonly Endpoint[], service: ServiceRef, front: { name: string; caBundle: string }, wantSerial: string, timeoutMs = 3000): Promise<EndpointVerdict[]> {
@@ -30,7 +28,7 @@ export async function verifyServed(endpoints: readonly Endpoint[], service: Serv
       const endpoint = `${address}:${port}`;
       try {
         const serial = await servedSerial(address, port, timeoutMs, trust);
-        if (normal(serial) !== normal(wantSerial)) return { endpoint, ok: false, reason: `${endpoint} serves serial ${serial}, not the renewed ${wantSerial} (its pod has not loaded the new Secret)` };
+        if (normalSerial(serial) !== normalSerial(wantSerial)) return { endpoint, ok: false, reason: `${endpoint} serves serial ${serial}, not the renewed ${wantSerial} (its pod has not loaded the new Secret)` };
         return { endpoint, ok: true };
       } catch (e) {
         // A served certificate the API server would refuse, or no answer at all: both are "not served".
