@@ -263,7 +263,8 @@ function leafOf(s: SecretInfo): X509Certificate | undefined {
   return cert ?? undefined;
 }
 
-const decode = (b64: string): string => Buffer.from(b64, 'base64').toString('utf8');
+/** A Secret or caBundle value as text; an absent value is empty. */
+export const decode = (b64: string | undefined): string => (b64 ? Buffer.from(b64, 'base64').toString('utf8') : '');
 
 function certificatesIn(pem: string | undefined): X509Certificate[] {
   if (!pem) return [];
@@ -310,7 +311,7 @@ function findCa(c: Candidate, leaf: X509Certificate, secrets: Map<string, Secret
     if (!s) continue;
     for (const layout of SERVING_PAIR_KEYS) {
       for (const [certKey, keyKey] of [[layout.cert, layout.key], [layout.ca, layout.caKey]] as const) {
-        const cert = firstCertificate(s.data[certKey] ? decode(s.data[certKey]) : '');
+        const cert = firstCertificate(decode(s.data[certKey]));
         if (!cert || !issuedBy(leaf, cert)) continue;
         const found = { where: `${key(s.namespace, s.name)} ${certKey}`, cert, keyAvailable: keyMatches(s.data[keyKey], cert) };
         if (found.keyAvailable) return found;

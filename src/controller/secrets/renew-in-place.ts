@@ -9,7 +9,7 @@
 // keeping its backup, the caBundle, the rollout and verification are the
 // callers' (not built yet; the scope's mode is Plan only).
 import type { SecretInfo } from './discovery.js';
-import { servingPairOf } from './discovery.js';
+import { decode, servingPairOf } from './discovery.js';
 import { loadSigningCa } from '../../pki/ca.js';
 import { parseCertificates } from '../../pki/certfile.js';
 import { CertificateFileError } from '../../pki/errors.js';
@@ -35,7 +35,6 @@ export interface RenewedServingSecret {
   clampedToCa: boolean;
 }
 
-const decode = (b64: string | undefined): string => (b64 ? Buffer.from(b64, 'base64').toString('utf8') : '');
 const encode = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
 // How a message names one value of a Secret: never its contents.
 const label = (s: SecretInfo, dataKey: string): string => `Secret ${s.namespace}/${s.name} ${dataKey}`;
