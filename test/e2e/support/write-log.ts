@@ -40,8 +40,8 @@ export class WriteLog {
 // kube-apiserver accepts connections but cannot answer: it is starting (503) or
 // its own etcd member, the only one it talks to, is not serving yet (the write
 // waits). How long that moment lasts is the machine's speed, not certrotator's
-// (0-2 failed writes of ~550 on the development machine, 10 of 626 in one CI
-// run), so a fixed 99% of all writes was not the oracle. What certrotator
+// (0 to 6 failed writes of 500-800 per scope All run on the development
+// machine, 10 of 626 in one CI run), so a fixed 99% of all writes was not the oracle. What certrotator
 // answers for is:
 //   - no write fails outside a server's window (its NodeRotation's start to its
 //     report): no restart it did not order, hand-offs and workers invisible;
