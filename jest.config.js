@@ -17,6 +17,8 @@ export default {
   // inside a project entry jest ignores it (it did, in b78bc06). The e2e
   // project's per-file setup raises it further (jest-e2e-setup.ts).
   testTimeout: 60_000,
+  // The run ends with its slowest tests: where the time of `npm test` goes.
+  reporters: ['default', '<rootDir>/test/cluster/slowest-tests-reporter.cjs'],
   projects: [
     {
       ...common,
