@@ -158,6 +158,11 @@ export const REASONS = {
   planTooLarge: 'PlanTooLarge',
   // scope Secrets: the controller may not read what discovery needs (RBAC).
   discoveryForbidden: 'DiscoveryForbidden',
+  // scope Secrets, Apply: a target in scope cannot be renewed in place (or too many are); nothing changed.
+  secretTargetsNotRenewable: 'SecretTargetsNotRenewable',
+  // scope Secrets, Apply: a target's step failed; it was rolled back, or the rollback failed too.
+  secretTargetRolledBack: 'SecretTargetRolledBack',
+  secretTargetFailed: 'SecretTargetFailed',
   // Cascade conditions
   pending: 'Pending',
   inProgress: 'InProgress',

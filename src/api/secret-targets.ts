@@ -126,3 +126,82 @@ export const secretPlanSchema = s
   })
   .describe('scope: Secrets: what the rotation covers and what it would do with each Secret.');
 export type SecretPlanStatus = Out<typeof secretPlanSchema>;
+
+// ---- the run (scope: Secrets, mode: Apply) --------------------------------
+
+/** The most targets one run renews; a larger scope is refused at the start with the count (narrow spec.secrets). */
+export const MAX_RUN_SECRET_TARGETS = 100;
+
+/**
+ * Where a target is:
+ *   Pending     — not started;
+ *   Renewing    — its steps are running (status.secretRun.targets[].step is the next one);
+ *   Rotated     — renewed, rolled, served and called through the API server; backup deleted;
+ *   RollingBack — a step failed; the old Secret, caBundle and pod template are being put back;
+ *   RolledBack  — put back as it was; the run stopped here;
+ *   Failed      — a step failed and the rollback did not finish: the message says what to restore by hand.
+ */
+export const SECRET_TARGET_PHASES = ['Pending', 'Renewing', 'Rotated', 'RollingBack', 'RolledBack', 'Failed'] as const;
+export type SecretTargetPhase = (typeof SECRET_TARGET_PHASES)[number];
+
+/**
+ * The steps of one target, in order; the last three undo the first ones:
+ *   Backup (copy the Secret) → Renew (write the new pair) → Trust (every caBundle
+ *   that fronts it holds the CA) → Roll (patch the pod template) → Rollout (wait
+ *   for the workload's own strategy) → Verify (the endpoints serve the new serial
+ *   and the API server's own call through the front succeeds) → Cleanup (delete
+ *   the backup); Restore (the Secret from its backup, the caBundle as it was) →
+ *   Undo (the pod template's annotations as they were, so the workload goes back
+ *   to its earlier pods) → UndoRollout (wait for that).
+ */
+export const SECRET_STEPS = ['Backup', 'Renew', 'Trust', 'Roll', 'Rollout', 'Verify', 'Cleanup', 'Restore', 'Undo', 'UndoRollout'] as const;
+export type SecretStep = (typeof SECRET_STEPS)[number];
+
+const optionalText = (maxLength: number, description: string) => s.string({ maxLength, description }).optional();
+
+export const secretRunTargetSchema = s.object({
+  secret: secretRefSchema,
+  workload: s.string({ maxLength: 320, description: 'Kind/name of the workload rolled, e.g. Deployment/policy-webhook.' }),
+  fronts: s.array(s.string({ maxLength: 320 }), { maxItems: 16 }).describe('Kind/name of every object whose caBundle trusts it.'),
+  services: s.array(secretRefSchema, { maxItems: 16 }).describe('The Services those fronts call, whose endpoints must serve the renewed certificate.'),
+  ca: s
+    .object({
+      namespace: s.string({ maxLength: 63 }),
+      name: dnsName('The Secret that holds the CA.'),
+      certKey: s.string({ maxLength: 253 }),
+      keyKey: s.string({ maxLength: 253 }),
+    })
+    .describe('Where the signing CA and its key are, read again at the Renew step (never copied into the status).'),
+  phase: s.enum(SECRET_TARGET_PHASES),
+  step: s.enum(SECRET_STEPS).describe('The next step to run (Renewing, RollingBack), or the step that failed (RolledBack, Failed).').optional(),
+  stepSince: s.time('When the step began: Rollout, Verify and UndoRollout are bounded by spec.strategy.nodeTimeout from here.').optional(),
+  failedStep: s.enum(SECRET_STEPS).describe('The step whose failure started the rollback.').optional(),
+  oldSerial: optionalText(64, 'The serial of the certificate before the run.'),
+  serial: optionalText(64, 'The serial of the renewed certificate.'),
+  notAfter: s.time('When the renewed certificate expires.').optional(),
+  clampedToCa: s.boolean("The old lifetime would have outlived the CA, so notAfter is the CA's.").optional(),
+  caAddedTo: s
+    .array(s.string({ maxLength: 320 }), { maxItems: 16 })
+    .describe('Fronts whose caBundle lacked the CA and had it added at the Trust step (a rollback takes it out again).')
+    .optional(),
+  templateBefore: s
+    .object({
+      rolled: s.boolean('The Roll step patched the pod template.'),
+      restartedAt: optionalText(64, 'The restartedAt annotation before the run; absent: there was none.'),
+      servingSerial: optionalText(64, 'The serving-serial annotation before the run; absent: there was none.'),
+    })
+    .describe("The pod template's annotations before the Roll step, which Undo puts back.")
+    .optional(),
+  message: optionalText(2048, 'What happened at the last step, or why it failed.'),
+});
+export type SecretRunTarget = Out<typeof secretRunTargetSchema>;
+
+export const secretRunSchema = s
+  .object({
+    targets: s
+      .array(secretRunTargetSchema, { maxItems: MAX_RUN_SECRET_TARGETS })
+      .with({ 'x-kubernetes-list-type': 'atomic' })
+      .describe('The targets this run renews in place, in the order it takes them (the earliest to expire first), one at a time.'),
+  })
+  .describe('scope: Secrets, mode: Apply: where each target of the run is.');
+export type SecretRunStatus = Out<typeof secretRunSchema>;

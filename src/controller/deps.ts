@@ -9,6 +9,7 @@ import type { NodeRotation, SealedBundle } from '../api/noderotation.js';
 import type { CreatePipeline } from './create-pipeline.js';
 import type { RkeClusterAccess } from './rke-run.js';
 import type { SecretTargetSource } from './secrets/cluster-read.js';
+import type { SecretRunCluster } from './secrets/target-steps.js';
 
 /** The cache view: what the informers hold, plus our own writes they have not delivered yet. */
 export interface ClusterReader {
@@ -77,4 +78,6 @@ export interface ControllerDeps {
   rke?: RkeClusterAccess;
   /** scope Secrets: where discovery reads webhook configurations, Services, Pods and Secrets (secrets/cluster-read.ts). */
   secretTargets?: SecretTargetSource;
+  /** scope Secrets, Apply: what the run writes (secrets/cluster-write.ts). */
+  secretRun?: SecretRunCluster;
 }

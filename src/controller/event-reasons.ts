@@ -17,6 +17,9 @@ export const EVENT_REASONS = {
   planned: 'Planned',
   invalid: 'InvalidRotation',
   deleting: 'WaitingForNodeInFlight',
+  // scope Secrets: one Secret-backed certificate renewed, rolled and verified; or one rolled back.
+  secretRenewed: 'SecretRenewed',
+  secretRolledBack: 'SecretRolledBack',
   // RKE scope All: kube-admin renewed in full-cluster-state; the admin's local
   // kube_config_cluster.yml and cluster.rkestate are stale.
   rkeKubeAdminRenewed: 'KubeAdminRenewed',

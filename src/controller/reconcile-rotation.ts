@@ -7,10 +7,11 @@
 //   1. gone                    → nothing (NodeRotations left with it)
 //   2. being deleted           → finalizer: wait for the node in flight, clean up
 //   3. no finalizer yet        → add it (Apply mode)
-//   4. a run in progress       → continue it (the cascade), whatever else changed
+//   4. a run in progress       → continue it (the cascade, or the Secrets run), whatever else changed
 //      a plan in progress      → take in its checks (plan-mode.ts)
 //   5. this generation settled → nothing
-//   6. scope Secrets           → discover and publish status.secretPlan (secrets/plan-secrets.ts)
+//   6. scope Secrets           → Plan: discover and publish status.secretPlan (secrets/plan-secrets.ts);
+//                                Apply: one rotation at a time, then renew in place (secrets/run-secrets.ts)
 //      distribution            → spec, or detected from the Nodes; else Stalled
 //   7. plan                    → select/order nodes; else Stalled
 //   8. mode Plan               → publish the plan, ask every node for a read-only check
@@ -33,6 +34,7 @@ import { slotHolder } from './queue-gate.js';
 import { clearSealedBundles, commitRkeState, discardRkeBundle, ensureRkeBundle, failedRunStateNote, isPermanentIssueError, sealBundleForWaitingNodes, withBundleRef } from './rke-run.js';
 import { compactRun, countRun, describePlan, FINISHED_BY_AGENT, planFromStatus, planInProgress, rebuildRun, runActive, runFingerprint, runSpecOf, settled } from './run-state.js';
 import { FORBIDDEN_RETRY_MS, planSecretTargets } from './secrets/plan-secrets.js';
+import { continueSecretRun, secretRunActive, startSecretRun, targetInFlight } from './secrets/run-secrets.js';
 import { writeStatus } from './status-writer.js';
 
 /**
@@ -47,8 +49,11 @@ export async function reconcileRotation(deps: ControllerDeps, name: string): Pro
   // 1. Gone: the finalizer already removed its NodeRotations.
   if (!rotation) return;
 
-  // 2. Being deleted: never start anything; wait for the node in flight, clean up, release.
-  if (rotation.metadata.deletionTimestamp) return finalizeRotation(deps, rotation);
+  // 2. Being deleted: never start anything; wait for the node (or Secret) in flight, clean up, release.
+  if (rotation.metadata.deletionTimestamp) {
+    if (targetInFlight(rotation.status)) return continueSecretRun(deps, rotation, rotation.status!, true);
+    return finalizeRotation(deps, rotation);
+  }
 
   // 3. An Apply rotation may create NodeRotations: hold a finalizer before the first one exists.
   if (rotation.spec.mode === 'Apply' && !hasFinalizer(rotation)) rotation = await addFinalizer(deps, rotation);
@@ -56,6 +61,7 @@ export async function reconcileRotation(deps: ControllerDeps, name: string): Pro
   const status: CertificateRotationStatus = rotation.status ?? { observedGeneration: -1 };
   // 4. A started run continues first: a spec change mid-run steers it (paused,
   //    strategy) or waits for it to end (what to rotate), never forks a second run.
+  if (secretRunActive(status)) return continueSecretRun(deps, rotation, status);
   if (runActive(status)) return continueRun(deps, rotation, status, false);
   if (planInProgress(rotation)) return continuePlan(deps, rotation, status);
 
@@ -64,12 +70,17 @@ export async function reconcileRotation(deps: ControllerDeps, name: string): Pro
 
   const generation = rotation.metadata.generation!;
   const spec = rotation.spec;
-  // 6'. Secret-backed serving certificates: discovered and planned by the controller itself.
+  // 6'. Secret-backed serving certificates: discovered, planned and renewed by the controller itself.
   if (spec.scope === 'Secrets') {
-    const problem = await planSecretTargets(deps, rotation);
-    if (!problem) return;
-    await writeProblem(deps, rotation, problem);
-    return { requeueAfterMs: FORBIDDEN_RETRY_MS };
+    if (spec.mode === 'Apply') {
+      const holder = slotHolder(rotation, deps.read.rotations(), (r) => deps.read.nodeRotationsOf(r), nodeExistsIn(deps));
+      if (holder) return writeQueued(deps, rotation, holder, undefined);
+    }
+    const outcome = spec.mode === 'Plan' ? await planSecretTargets(deps, rotation) : await startSecretRun(deps, rotation);
+    if (!outcome || !('reason' in outcome)) return outcome;
+    await writeProblem(deps, rotation, outcome);
+    // Forbidden may be mended by RBAC at any time; anything else waits for a new generation.
+    return outcome.reason === REASONS.discoveryForbidden ? { requeueAfterMs: FORBIDDEN_RETRY_MS } : undefined;
   }
   const nodes = deps.read.nodes();
 

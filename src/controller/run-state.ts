@@ -28,12 +28,14 @@ export function runFingerprint(spec: CertificateRotationSpec): string {
     service: spec.service ?? null,
     mode: spec.mode,
     nodeSelector: spec.strategy?.nodeSelector ?? null,
+    // scope Secrets: which targets; absent for node scopes, so their fingerprints are as before.
+    ...(spec.secrets ? { secrets: spec.secrets } : {}),
   };
   return createHash('sha256').update(JSON.stringify(what)).digest('hex').slice(0, 16);
 }
 
 /** Conditions the controller sets before any node started: recomputed every pass, never "settled". */
-const PRE_RUN_PROBLEMS: readonly string[] = [REASONS.serviceNotInDistribution, REASONS.distributionUnknown, REASONS.noNodesSelected, REASONS.discoveryForbidden];
+const PRE_RUN_PROBLEMS: readonly string[] = [REASONS.serviceNotInDistribution, REASONS.distributionUnknown, REASONS.noNodesSelected, REASONS.discoveryForbidden, REASONS.secretTargetsNotRenewable];
 
 export function preRunProblem(status: CertificateRotationStatus | undefined): boolean {
   const stalled = status?.conditions?.find((c) => c.type === 'Stalled');

@@ -25,6 +25,7 @@ import { reuseConnections } from './connection-reuse.js';
 import { CreatePipeline } from './create-pipeline.js';
 import { KubeReader, KubeWriter, type WriteCounter } from './kube-adapter.js';
 import { ApiSecretTargetSource } from './secrets/cluster-read.js';
+import { ApiSecretRunCluster } from './secrets/cluster-write.js';
 import { reconcileRotation } from './reconcile-rotation.js';
 import { detectDistribution, plannerView } from './detect.js';
 import { PolicyController } from './policy/controller.js';
@@ -161,6 +162,8 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     rke: kubeRkeAccess(clients.core, opts.leaseNamespace, countWrite),
     // scope Secrets: read once per plan, never cached (secrets/cluster-read.ts).
     secretTargets: new ApiSecretTargetSource(kc),
+    // scope Secrets, Apply: every step reads and writes the API server directly (secrets/cluster-write.ts).
+    secretRun: new ApiSecretRunCluster(kc),
   };
 
   const reconcile = async (key: string): Promise<ReconcileResult | void> => {

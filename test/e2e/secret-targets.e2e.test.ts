@@ -275,10 +275,10 @@ describe('scope: Secrets, mode: Plan, on the real control plane', () => {
     expect(r.status.secretPlan.unresolved).toBeUndefined();
   });
 
-  it('admission refuses Apply for scope Secrets, secrets without the scope, and node fields with it, each naming the field', async () => {
+  it('admission refuses builtIn targets with Apply, secrets without the scope, and node fields with it, each naming the field', async () => {
     const tryCreate = (spec: object) => kubectl(['create', '--dry-run=server', '-f', '-'], { input: stringify({ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name: 'crt-e2e-bad' }, spec }) });
     const cases: [object, RegExp][] = [
-      [{ scope: 'Secrets', secrets: {} }, /spec\.mode must be Plan when spec\.scope is Secrets/],
+      [{ scope: 'Secrets', secrets: { builtIn: ['rancher-webhook'] } }, /spec\.secrets\.builtIn needs spec\.mode: Plan/],
       [{ scope: 'Secrets', mode: 'Plan' }, /spec\.secrets is required when spec\.scope is Secrets/],
       [{ scope: 'All', secrets: {} }, /spec\.secrets is only allowed with spec\.scope: Secrets/],
       [{ scope: 'Secrets', mode: 'Plan', secrets: {}, distribution: 'rke2' }, /spec\.distribution does not apply to spec\.scope: Secrets/],
@@ -302,7 +302,7 @@ describe('scope: Secrets, mode: Plan, on the real control plane', () => {
   });
 });
 
-// Issue 13 §3/§6 as a building block (not yet run by the controller): the backup
+// Issue 13 §3/§6 as a piece (the run's Backup and Restore steps use it): the backup
 // Secret as the real API server stores it, and its garbage collection.
 describe('the backup of a Secret (backup.ts) on the real control plane', () => {
   it('is stored beside the original, restores it exactly, and goes with the rotation that owns it (the real garbage collector)', async () => {
@@ -336,7 +336,7 @@ describe('the backup of a Secret (backup.ts) on the real control plane', () => {
   });
 });
 
-// Issue 13 §5 as a building block (not yet run by the controller): the patch and
+// Issue 13 §5 as a piece (the run's Roll and Rollout steps use it): the patch and
 // the judgement against the real kube-controller-manager, kwok running the pods.
 describe('rolling the owning workload (rollout.ts) on the real control plane', () => {
   it('the restart patch rolls the Deployment; rolloutOf says Done when kubectl rollout status does; the new pod carries the serial', async () => {
@@ -481,8 +481,8 @@ describe("scope: Secrets agrees with the API server's own TLS verification", () 
     expect(status.conditions.find((c: any) => c.type === 'Ready').message).toContain('1 already expired');
   });
 
-  // Issue 13 §3a as a building block: the run does not call it yet (the scope is
-  // Plan only), so the test does the write the run will do, and the API server judges.
+  // Issue 13 §3a as a piece: the test does the write the run does (secret-run.e2e
+  // runs the whole path), and the API server judges.
   it('the expired pair renewed in place by renewServingSecret, once served, is what the API server calls again; openssl sees the new serial; the next plan finds it current', async () => {
     const read = async (name: string): Promise<SecretInfo> => {
       const o = JSON.parse(await kubectlOk(['-n', LIVE, 'get', 'secret', name, '-o', 'json']));
@@ -509,7 +509,7 @@ describe("scope: Secrets agrees with the API server's own TLS verification", () 
     expect(Date.parse(t.notAfter) - Date.now()).toBeGreaterThan(29 * 86_400_000);
   });
 
-  // Issue 13 §4 as a building block (not yet run by the controller): the caBundle
+  // Issue 13 §4 as a piece (the run's Trust and Restore steps use it): the caBundle
   // patches applied as they are computed, and the API server's TLS as the judge.
   it('caBundle patches on the real API server: a new CA trusted beside the old while pods of both serve, the old dropped after; a patch from a stale read is refused', async () => {
     const svc = { namespace: LIVE, name: 'live' };

@@ -8,7 +8,7 @@
 // namespace (a copy elsewhere would widen who can read it) and is owned by the
 // CertificateRotation, so deleting the rotation cannot leave copies of keys
 // behind; the run deletes it itself once the target is verified.
-// Not wired yet: the scope's mode is Plan only.
+// Run by target-steps.ts (scope: Secrets, mode: Apply).
 import { API_VERSION, CERTIFICATE_ROTATION, GROUP } from '../../api/constants.js';
 import { labelValue, secretBackupName } from '../../api/names.js';
 

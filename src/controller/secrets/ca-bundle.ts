@@ -10,7 +10,7 @@
 //
 // Adding before rolling, removing after: while the pods roll, old and new pods
 // serve certificates of different CAs (only when the CA changes: Regenerate),
-// and the API server must trust both. Not wired yet: the scope's mode is Plan only.
+// and the API server must trust both. Run by target-steps.ts (Trust, Restore).
 import { X509Certificate } from 'node:crypto';
 import type { FrontKind } from '../../api/secret-targets.js';
 import type { ServiceRef } from './discovery.js';

@@ -81,11 +81,21 @@ export interface Unresolved {
   reason: string;
 }
 
+/** Where a CA and its key are: a Secret and the two data keys (the run reads them again when it renews). */
+export interface CaLocation {
+  namespace: string;
+  name: string;
+  certKey: string;
+  keyKey: string;
+}
+
 export interface DiscoveryResult {
   plan: SecretPlanStatus;
   /** Every target in scope, the earliest to expire first (plan.targets is its head). */
   targets: SecretTargetStatus[];
   unresolved: Unresolved[];
+  /** "namespace/name" of each RenewInPlace target's Secret → where its CA and key are, and the Services its fronts call. */
+  renewals: Map<string, { ca: CaLocation; services: ServiceRef[] }>;
 }
 
 const key = (namespace: string, name: string): string => `${namespace}/${name}`;
@@ -166,9 +176,17 @@ export function discoverSecretTargets(input: DiscoveryInput, spec: SecretTargets
     );
   };
 
+  const renewals = new Map<string, { ca: CaLocation; services: ServiceRef[] }>();
   const targets = [...candidates.values()]
     .filter(inScope)
-    .map((c) => judge(c, secrets, input.now))
+    .map((c) => {
+      const { target, ca } = judge(c, secrets, input.now);
+      if (target.action === 'RenewInPlace' && ca?.location) {
+        const services = [...new Map(c.fronts.map((f) => [key(f.service.namespace, f.service.name), f.service])).values()];
+        renewals.set(key(c.secret.namespace, c.secret.name), { ca: ca.location, services });
+      }
+      return target;
+    })
     .sort(byUrgency);
   const counts = { renewInPlace: 0, regenerate: 0, leaveAlone: 0, cannotRenew: 0 };
   for (const t of targets) counts[COUNT_FIELD[t.action]]++;
@@ -183,6 +201,7 @@ export function discoverSecretTargets(input: DiscoveryInput, spec: SecretTargets
     },
     targets,
     unresolved: reported,
+    renewals,
   };
 }
 
@@ -296,6 +315,8 @@ interface FoundCa {
   where: string;
   cert: X509Certificate;
   keyAvailable: boolean;
+  /** Set when the CA came from a Secret (not only a caBundle). */
+  location?: CaLocation;
 }
 
 /**
@@ -313,7 +334,7 @@ function findCa(c: Candidate, leaf: X509Certificate, secrets: Map<string, Secret
       for (const [certKey, keyKey] of [[layout.cert, layout.key], [layout.ca, layout.caKey]] as const) {
         const cert = firstCertificate(decode(s.data[certKey]));
         if (!cert || !issuedBy(leaf, cert)) continue;
-        const found = { where: `${key(s.namespace, s.name)} ${certKey}`, cert, keyAvailable: keyMatches(s.data[keyKey], cert) };
+        const found = { where: `${key(s.namespace, s.name)} ${certKey}`, cert, keyAvailable: keyMatches(s.data[keyKey], cert), location: { namespace: s.namespace, name: s.name, certKey, keyKey } };
         if (found.keyAvailable) return found;
         withoutKey ??= found;
       }
@@ -341,7 +362,13 @@ function keyMatches(b64: string | undefined, cert: X509Certificate): boolean {
 
 const DAY = 86_400_000;
 
-function judge(c: Candidate, secrets: Map<string, SecretInfo>, now: Date): SecretTargetStatus {
+function judge(c: Candidate, secrets: Map<string, SecretInfo>, now: Date): { target: SecretTargetStatus; ca?: FoundCa } {
+  const leaf = leafOf(c.secret);
+  const ca = leaf ? findCa(c, leaf, secrets) : undefined;
+  return { target: judgeWith(c, ca, now), ...(ca ? { ca } : {}) };
+}
+
+function judgeWith(c: Candidate, ca: FoundCa | undefined, now: Date): SecretTargetStatus {
   const leaf = leafOf(c.secret);
   const base = {
     secret: { namespace: c.secret.namespace, name: c.secret.name },
@@ -354,7 +381,6 @@ function judge(c: Candidate, secrets: Map<string, SecretInfo>, now: Date): Secre
     return { ...base, ca: 'unknown', caKeyAvailable: false, caBundleCurrent: false, action: 'CannotRenew', reason: `Secret ${key(c.secret.namespace, c.secret.name)}: ${what}` };
   }
   const notAfter = rfc3339(new Date(leaf.validTo));
-  const ca = findCa(c, leaf, secrets);
   const caBundleCurrent = c.fronts.every((f) => trustedBy(leaf, f.caBundle));
   const common = { ...base, notAfter, ca: ca?.where ?? 'unknown', caKeyAvailable: ca?.keyAvailable ?? false, caBundleCurrent };
   const withNote = (reason: string): string => (c.note ? `${reason} (${c.note})` : reason);

@@ -1,7 +1,7 @@
 // The second half of verifying a Secret-backed renewal (issue 13 §6): a request
 // the API server itself sends through the front, so its own TLS client, with the
 // front's caBundle, is the judge. Chosen here, as a pure function over the live
-// front; sending it is the run's. Not wired yet: the scope's mode is Plan only.
+// front; target-steps.ts sends it at the Verify step.
 //
 //   - APIService: GET /apis/<group>/<version>. The aggregator proxies it to the
 //     Service; any answer from there means the TLS handshake passed.

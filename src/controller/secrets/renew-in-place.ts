@@ -7,7 +7,7 @@
 //
 // Pure: it returns the new data and touches no object. Writing the Secret,
 // keeping its backup, the caBundle, the rollout and verification are the
-// callers' (not built yet; the scope's mode is Plan only).
+// steps' (target-steps.ts).
 import type { SecretInfo } from './discovery.js';
 import { decode, servingPairOf } from './discovery.js';
 import { loadSigningCa } from '../../pki/ca.js';

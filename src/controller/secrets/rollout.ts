@@ -9,7 +9,7 @@
 //   - DaemonSet and StatefulSet only roll by themselves with RollingUpdate:
 //     with OnDelete a template change replaces no pod, so waiting would only
 //     run out the clock; that is a failure with the reason, at once.
-// Not wired yet: the scope's mode is Plan only.
+// Run by target-steps.ts (scope: Secrets, mode: Apply).
 import { GROUP } from '../../api/constants.js';
 
 export type WorkloadKind = 'Deployment' | 'DaemonSet' | 'StatefulSet';

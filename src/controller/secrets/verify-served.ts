@@ -6,7 +6,7 @@
 // served-certificate check the agents make on nodes (src/host/verify.ts),
 // pointed at a Service's endpoints. The second half, a request that the API
 // server really sends through the webhook (a server-side dry run), is the run's.
-// Not wired yet: the scope's mode is Plan only.
+// Run by target-steps.ts (scope: Secrets, mode: Apply).
 import { ServedCertificateError, servedSerial } from '../../host/verify.js';
 import type { ServiceRef } from './discovery.js';
 import { serviceDnsName } from './known-layouts.js';

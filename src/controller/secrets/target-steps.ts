@@ -1,0 +1,394 @@
+// One step of one Secret-backed target of a run (issue 13 §3a–§6), over the
+// SecretRunCluster interface, so the same code runs against the API server
+// (cluster-write.ts) and against the fake of its table test.
+//
+// Level-based like the node cascade: status.secretRun.targets[i].step is the
+// durable cursor, written after every step. A controller that stops between a
+// step's write to the cluster and its status write runs the step again, so
+// every step is idempotent: Backup meets AlreadyExists and checks the copy is
+// this rotation's, Renew finds its own mark on the Secret, Roll records the
+// pod template's annotations (status write) before it patches them, Restore
+// writes the same backup again.
+//
+// The order is the one that keeps the endpoint callable at every moment:
+// the caBundle trusts the CA before any pod serves what it signed (Trust
+// before Roll), and nothing is deleted until the API server itself has called
+// the new pods (Cleanup after Verify). A failure anywhere puts back the Secret,
+// the caBundle and the pod template, in that order, so the workload returns
+// to its earlier pods (as `kubectl rollout undo` would) with the old pair.
+import { X509Certificate } from 'node:crypto';
+import { GROUP } from '../../api/constants.js';
+import { rfc3339 } from '../cascade.js';
+import type { SecretRef, SecretRunTarget, SecretStep } from '../../api/secret-targets.js';
+import { parseDuration } from '../../api/duration.js';
+import { describeError, isConflict, statusCode } from '../../kube/client.js';
+import { normalSerial } from '../../pki/certfile.js';
+import { secretBackupName } from '../../api/names.js';
+import { backupOf, restoredFrom, BACKUP_LABELS, type SecretObject } from './backup.js';
+import { dropCaPatch, trustCaPatch, type JsonPatchOp, type LiveFront } from './ca-bundle.js';
+import { decode, servingPairOf, type SecretInfo, type ServiceRef } from './discovery.js';
+import { probeForApiService, probeForWebhook, type LiveWebhook, type NamespaceInfo, type ProbeRequest } from './probe-request.js';
+import { renewServingSecret } from './renew-in-place.js';
+import { RESTARTED_AT_ANNOTATION, rolloutOf, SERVING_SERIAL_ANNOTATION, type WorkloadState } from './rollout.js';
+import { verifyServed, type Endpoint } from './verify-served.js';
+
+/** Put on the renewed Secret: a Renew step run again after a crash finds its own work instead of renewing twice. */
+export const RENEWED_BY_ANNOTATION = `${GROUP}/renewed-by`;
+
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/** How often a waiting step (Rollout, Verify, UndoRollout) looks again. */
+export const WAIT_POLL_MS = 2000;
+
+export interface LiveWorkload extends WorkloadState {
+  spec?: WorkloadState['spec'] & { template?: { metadata?: { annotations?: Record<string, string> } } };
+}
+
+/** A front as the API returns it: where its caBundles are, and for webhooks what the probe needs. */
+export type LiveFrontObject = Omit<LiveFront, 'webhooks' | 'spec'> & {
+  webhooks?: (LiveWebhook & { clientConfig?: { service?: { namespace?: string; name?: string; port?: number }; caBundle?: string } })[];
+  spec?: LiveFront['spec'] & { group?: string; version?: string; service?: { namespace?: string; name?: string; port?: number } };
+};
+
+/** What the run does to the cluster; the controller's is cluster-write.ts. */
+export interface SecretRunCluster {
+  getSecret(ref: SecretRef): Promise<SecretObject | undefined>;
+  /** 'exists' when a Secret of that name is already there (its content is not compared). */
+  createSecret(secret: SecretObject & { metadata: { ownerReferences?: object[] } }): Promise<'created' | 'exists'>;
+  /** A full replace; metadata.resourceVersion makes the API server refuse it (409) if the Secret changed since it was read. */
+  updateSecret(secret: SecretObject): Promise<void>;
+  /** An absent Secret is not an error. */
+  deleteSecret(ref: SecretRef): Promise<void>;
+  /** `workload` is Kind/name, e.g. Deployment/policy-webhook. */
+  getWorkload(namespace: string, workload: string): Promise<LiveWorkload | undefined>;
+  /** A merge patch of the pod template's annotations; null removes one. */
+  patchTemplateAnnotations(namespace: string, workload: string, annotations: Record<string, string | null>): Promise<void>;
+  /** `front` is Kind/name, as status lists it. */
+  getFront(front: string): Promise<LiveFrontObject | undefined>;
+  patchFront(front: string, ops: JsonPatchOp[]): Promise<void>;
+  /** The ready addresses and port that a Service's port leads to (its EndpointSlices). */
+  endpoints(service: ServiceRef, port: number): Promise<Endpoint[]>;
+  namespaces(): Promise<NamespaceInfo[]>;
+  /** Sends the request through the API server; rejects with the API server's message. */
+  send(request: ProbeRequest): Promise<void>;
+}
+
+export interface StepContext {
+  cluster: SecretRunCluster;
+  owner: { name: string; uid: string; generation: number };
+  now: Date;
+  /** spec.strategy.nodeTimeout: how long a rollout and its verification may take. */
+  nodeTimeout: string;
+  /** spec.strategy.onFailure: Rollback (default) or Halt (leave the target as the failure left it). */
+  onFailure?: 'Rollback' | 'Halt';
+}
+
+export interface StepResult {
+  target: SecretRunTarget;
+  /** Look again after this long (a waiting step); undefined: the next step may run at once. */
+  waitMs?: number;
+}
+
+const ref = (t: SecretRunTarget): string => `${t.secret.namespace}/${t.secret.name}`;
+const backupRef = (t: SecretRunTarget, owner: StepContext['owner']): SecretRef => ({ namespace: t.secret.namespace, name: secretBackupName(t.secret.name, owner.name, owner.generation) });
+const mark = (owner: StepContext['owner']): string => `${owner.uid}/g${owner.generation}`;
+
+function toInfo(s: SecretObject): SecretInfo {
+  return { namespace: s.metadata.namespace, name: s.metadata.name, labels: s.metadata.labels ?? {}, annotations: s.metadata.annotations ?? {}, data: s.data ?? {} };
+}
+
+/** The serial and notAfter of the serving certificate in a Secret, or undefined when it has none readable. */
+function leafIn(s: SecretObject): X509Certificate | undefined {
+  const pair = servingPairOf(toInfo(s));
+  if (!pair) return undefined;
+  try {
+    return new X509Certificate(decode(s.data?.[pair.cert]));
+  } catch {
+    return undefined;
+  }
+}
+
+async function caPemOf(ctx: StepContext, t: SecretRunTarget): Promise<string> {
+  const ca = await ctx.cluster.getSecret({ namespace: t.ca.namespace, name: t.ca.name });
+  const pem = ca?.data?.[t.ca.certKey];
+  if (!pem) throw new Error(`the CA Secret ${t.ca.namespace}/${t.ca.name} (${t.ca.certKey}) is gone`);
+  return decode(pem);
+}
+
+const elapsed = (t: SecretRunTarget, now: Date): number => now.getTime() - Date.parse(t.stepSince ?? now.toISOString());
+
+/** A step failed: roll back from Restore, or, before anything changed (Backup), stop with nothing to undo. */
+function failed(t: SecretRunTarget, step: SecretStep, why: string, now: Date): StepResult {
+  if (step === 'Backup') return { target: { ...t, phase: 'RolledBack', step, failedStep: step, message: `${step} failed: ${why}; nothing was changed` } };
+  return { target: { ...t, phase: 'RollingBack', step: 'Restore', failedStep: step, stepSince: now.toISOString(), message: `${step} failed: ${why}` } };
+}
+
+/** The rollback itself failed: what is left, and what to put back by hand. */
+function stuck(t: SecretRunTarget, step: SecretStep, why: string, owner: StepContext['owner']): StepResult {
+  const backup = backupRef(t, owner);
+  return {
+    target: {
+      ...t,
+      phase: 'Failed',
+      step,
+      message: `${t.message ?? 'the run failed'}; the rollback failed at ${step}: ${why}. Restore by hand: the original Secret is kept in Secret ${backup.namespace}/${backup.name} (labels ${BACKUP_LABELS.of}, ${BACKUP_LABELS.rotation}); put its data back into ${ref(t)}, then restore the pod template annotations of ${t.workload} and check kubectl rollout status`,
+    },
+  };
+}
+
+/** Runs the target's next step. Throws only for errors worth a retry (the API server unreachable); a refusal is a failed step. */
+export async function stepTarget(target: SecretRunTarget, ctx: StepContext): Promise<StepResult> {
+  const t: SecretRunTarget = target.phase === 'Pending' ? { ...target, phase: 'Renewing', step: 'Backup' } : target;
+  const step = t.step ?? 'Backup';
+  const rollingBack = t.phase === 'RollingBack';
+  let result: StepResult;
+  try {
+    result = await STEPS[step](t, ctx);
+  } catch (err) {
+    if (isRetryable(err)) throw err;
+    const why = describeError(err);
+    result = rollingBack ? stuck(t, step, why, ctx.owner) : failed(t, step, why, ctx.now);
+  }
+  // onFailure: Halt: a person wants to look at the target as the failure left it, so no rollback starts.
+  if (ctx.onFailure === 'Halt' && !rollingBack && result.target.phase === 'RollingBack') {
+    const backup = backupRef(t, ctx.owner);
+    return { target: { ...result.target, phase: 'Failed', step, message: `${result.target.message}; onFailure is Halt, so it was left as it is: the original Secret is kept in Secret ${backup.namespace}/${backup.name}` } };
+  }
+  return result;
+}
+
+/** Connection trouble, throttling and conflicts are retried by the work queue; anything else is the step's answer. */
+function isRetryable(err: unknown): boolean {
+  const code = statusCode(err);
+  if (isConflict(err) || code === 429 || (code !== undefined && code >= 500)) return true;
+  return code === undefined && /ECONNREFUSED|ECONNRESET|ETIMEDOUT|fetch failed|socket hang up/.test(describeError(err));
+}
+
+type Step = (t: SecretRunTarget, ctx: StepContext) => Promise<StepResult>;
+
+const STEPS: Record<SecretStep, Step> = {
+  async Backup(t, ctx) {
+    const secret = await ctx.cluster.getSecret(t.secret);
+    if (!secret) return failed(t, 'Backup', `Secret ${ref(t)} not found`, ctx.now);
+    const leaf = leafIn(secret);
+    if (!leaf) return failed(t, 'Backup', `Secret ${ref(t)} holds no readable serving certificate`, ctx.now);
+    const copy = backupOf(secret, ctx.owner);
+    if ((await ctx.cluster.createSecret(copy)) === 'exists') {
+      // Ours from a pass that stopped before its status write, or someone else's object under our name.
+      const there = await ctx.cluster.getSecret({ namespace: copy.metadata.namespace, name: copy.metadata.name });
+      const ownedBy = (there?.metadata as { ownerReferences?: { uid?: string }[] } | undefined)?.ownerReferences?.some((o) => o.uid === ctx.owner.uid);
+      if (!ownedBy) return failed(t, 'Backup', `Secret ${copy.metadata.namespace}/${copy.metadata.name} exists and is not this rotation's backup`, ctx.now);
+    }
+    return { target: { ...t, step: 'Renew', oldSerial: normalSerial(leaf.serialNumber), message: `backed up to Secret ${copy.metadata.namespace}/${copy.metadata.name}` } };
+  },
+
+  async Renew(t, ctx) {
+    const secret = await ctx.cluster.getSecret(t.secret);
+    if (!secret) return failed(t, 'Renew', `Secret ${ref(t)} is gone`, ctx.now);
+    const next = (serial: string, notAfter: Date, clampedToCa: boolean): StepResult => ({
+      target: { ...t, step: 'Trust', serial, notAfter: rfc3339(notAfter), clampedToCa, message: `renewed: serial ${t.oldSerial} → ${serial}, notAfter ${notAfter.toISOString()}${clampedToCa ? " (clamped to the CA's notAfter)" : ''}` },
+    });
+    if (secret.metadata.annotations?.[RENEWED_BY_ANNOTATION] === mark(ctx.owner)) {
+      const leaf = leafIn(secret)!;
+      return next(normalSerial(leaf.serialNumber), new Date(leaf.validTo), Date.parse(leaf.validTo) === Date.parse(new X509Certificate(await caPemOf(ctx, t)).validTo));
+    }
+    const ca = await ctx.cluster.getSecret({ namespace: t.ca.namespace, name: t.ca.name });
+    if (!ca) return failed(t, 'Renew', `the CA Secret ${t.ca.namespace}/${t.ca.name} is gone`, ctx.now);
+    const renewed = await renewServingSecret(toInfo(secret), { secret: toInfo(ca), certKey: t.ca.certKey, keyKey: t.ca.keyKey }, ctx.now);
+    await ctx.cluster.updateSecret({
+      ...secret,
+      metadata: { ...secret.metadata, annotations: { ...(secret.metadata.annotations ?? {}), [RENEWED_BY_ANNOTATION]: mark(ctx.owner) } },
+      data: { ...(secret.data ?? {}), ...renewed.data },
+    });
+    return next(normalSerial(renewed.serial), renewed.notAfter, renewed.clampedToCa);
+  },
+
+  async Trust(t, ctx) {
+    const caPem = await caPemOf(ctx, t);
+    const added: string[] = [...(t.caAddedTo ?? [])];
+    for (const front of t.fronts) {
+      const live = await ctx.cluster.getFront(front);
+      if (!live) return failed(t, 'Trust', `${front} is gone`, ctx.now);
+      const ops = t.services.flatMap((svc) => trustCaPatch(live, svc, caPem));
+      if (ops.length === 0) continue;
+      await ctx.cluster.patchFront(front, ops);
+      if (!added.includes(front)) added.push(front);
+    }
+    return { target: { ...t, step: 'Roll', ...(added.length ? { caAddedTo: added } : {}), message: added.length ? `the CA added to the caBundle of ${added.join(', ')}` : 'every caBundle already trusts the CA' } };
+  },
+
+  async Roll(t, ctx) {
+    const w = await ctx.cluster.getWorkload(t.secret.namespace, t.workload);
+    if (!w) return failed(t, 'Roll', `${t.workload} in namespace ${t.secret.namespace} not found`, ctx.now);
+    // First pass: what the template carries now goes into the status before it is changed, so Undo can put it back.
+    if (!t.templateBefore) {
+      const a = w.spec?.template?.metadata?.annotations ?? {};
+      const before = { rolled: false, ...(a[RESTARTED_AT_ANNOTATION] ? { restartedAt: a[RESTARTED_AT_ANNOTATION] } : {}), ...(a[SERVING_SERIAL_ANNOTATION] ? { servingSerial: a[SERVING_SERIAL_ANNOTATION] } : {}) };
+      return { target: { ...t, templateBefore: before } };
+    }
+    await ctx.cluster.patchTemplateAnnotations(t.secret.namespace, t.workload, { [RESTARTED_AT_ANNOTATION]: ctx.now.toISOString(), [SERVING_SERIAL_ANNOTATION]: t.serial! });
+    return { target: { ...t, step: 'Rollout', stepSince: ctx.now.toISOString(), templateBefore: { ...t.templateBefore, rolled: true }, message: `rolling ${t.workload}` } };
+  },
+
+  async Rollout(t, ctx) {
+    return waitForRollout(t, ctx, 'Rollout', (done) => ({ target: { ...t, step: 'Verify', stepSince: ctx.now.toISOString(), message: done } }));
+  },
+
+  async Verify(t, ctx) {
+    const problems: string[] = [];
+    const called: string[] = [];
+    const notProbed: string[] = [];
+    const namespaces = await ctx.cluster.namespaces();
+    for (const front of t.fronts) {
+      const live = await ctx.cluster.getFront(front);
+      if (!live) return failed(t, 'Verify', `${front} is gone`, ctx.now);
+      for (const slot of callsOf(live, t.services)) {
+        const endpoints = await ctx.cluster.endpoints(slot.service, slot.port);
+        if (endpoints.length === 0) {
+          problems.push(`${front}: Service ${slot.service.namespace}/${slot.service.name} has no ready endpoint on port ${slot.port}`);
+          continue;
+        }
+        const verdicts = await verifyServed(endpoints, slot.service, { name: front, caBundle: decode(slot.caBundle) }, t.serial!);
+        for (const v of verdicts) if (!v.ok) problems.push(`${front}: ${v.reason}`);
+      }
+    }
+    // The API server's own call, only once every endpoint serves the new certificate.
+    if (problems.length === 0) {
+      for (const front of t.fronts) {
+        const live = (await ctx.cluster.getFront(front))!;
+        for (const probe of probesOf(front, live, t.services, namespaces)) {
+          if (!probe.ok) {
+            notProbed.push(probe.reason);
+            continue;
+          }
+          const answer = await sendProbe(ctx.cluster, probe.request);
+          if (answer.called) called.push(`${front} (${answer.how})`);
+          else problems.push(`${front}: the API server could not call it: ${answer.how}`);
+        }
+      }
+    }
+    if (problems.length > 0) {
+      const timeoutMs = parseDuration(ctx.nodeTimeout);
+      if (elapsed(t, ctx.now) < timeoutMs) return { target: { ...t, message: `verifying: ${problems[0]}` }, waitMs: WAIT_POLL_MS };
+      return failed(t, 'Verify', `not verified within nodeTimeout ${ctx.nodeTimeout}: ${problems.slice(0, 3).join('; ')}`, ctx.now);
+    }
+    const parts = [`serial ${t.serial} served by every endpoint`];
+    if (called.length) parts.push(`the API server called ${called.join(', ')}`);
+    if (notProbed.length) parts.push(`not probed: ${notProbed.join('; ')}`);
+    return { target: { ...t, step: 'Cleanup', message: parts.join('; ') } };
+  },
+
+  async Cleanup(t, ctx) {
+    await ctx.cluster.deleteSecret(backupRef(t, ctx.owner));
+    const done: SecretRunTarget = { ...t, phase: 'Rotated', message: `${t.message ?? 'verified'}; backup deleted` };
+    delete done.step;
+    delete done.stepSince;
+    return { target: done };
+  },
+
+  async Restore(t, ctx) {
+    const backup = await ctx.cluster.getSecret(backupRef(t, ctx.owner));
+    if (!backup) return stuck(t, 'Restore', `its backup ${backupRef(t, ctx.owner).name} is gone`, ctx.owner);
+    const original = restoredFrom(backup);
+    const live = await ctx.cluster.getSecret(t.secret);
+    // The backup leaves out kubectl's last-applied annotation (it repeats the key in clear); the live Secret still has the original's.
+    const lastApplied = live?.metadata.annotations?.[LAST_APPLIED];
+    if (lastApplied) original.metadata.annotations = { ...original.metadata.annotations, [LAST_APPLIED]: lastApplied };
+    if (live) await ctx.cluster.updateSecret({ ...original, metadata: { ...original.metadata, resourceVersion: live.metadata.resourceVersion } });
+    else await ctx.cluster.createSecret(original);
+    if (t.caAddedTo?.length) {
+      const caPem = await caPemOf(ctx, t);
+      for (const front of t.caAddedTo) {
+        const liveFront = await ctx.cluster.getFront(front);
+        const ops = liveFront ? t.services.flatMap((svc) => dropCaPatch(liveFront, svc, caPem)) : [];
+        if (ops.length) await ctx.cluster.patchFront(front, ops);
+      }
+    }
+    return { target: { ...t, step: 'Undo', message: `${t.message}; Secret ${ref(t)} restored from its backup` } };
+  },
+
+  async Undo(t, ctx) {
+    const before = t.templateBefore;
+    if (!before?.rolled) return { target: { ...t, phase: 'RolledBack', step: t.failedStep, message: `${t.message}; the pods were not rolled, nothing else to undo` } };
+    await ctx.cluster.patchTemplateAnnotations(t.secret.namespace, t.workload, { [RESTARTED_AT_ANNOTATION]: before.restartedAt ?? null, [SERVING_SERIAL_ANNOTATION]: before.servingSerial ?? null });
+    return { target: { ...t, step: 'UndoRollout', stepSince: ctx.now.toISOString() } };
+  },
+
+  async UndoRollout(t, ctx) {
+    return waitForRollout(t, ctx, 'UndoRollout', (done) => ({ target: { ...t, phase: 'RolledBack', step: t.failedStep, message: `${t.message}; pod template put back, ${done}` } }));
+  },
+};
+
+async function waitForRollout(t: SecretRunTarget, ctx: StepContext, step: 'Rollout' | 'UndoRollout', done: (message: string) => StepResult): Promise<StepResult> {
+  const w = await ctx.cluster.getWorkload(t.secret.namespace, t.workload);
+  const fail = (why: string): StepResult => (step === 'Rollout' ? failed(t, step, why, ctx.now) : stuck(t, step, why, ctx.owner));
+  if (!w) return fail(`${t.workload} in namespace ${t.secret.namespace} not found`);
+  const r = rolloutOf(w);
+  if (r.state === 'Done') return done(r.message);
+  if (r.state === 'Failed') return fail(r.message);
+  if (elapsed(t, ctx.now) >= parseDuration(ctx.nodeTimeout)) return fail(`the rollout did not finish within nodeTimeout ${ctx.nodeTimeout}: ${r.message}`);
+  // While rolling back, the message keeps the story of the failure; the wait shows only on the way forward.
+  return { target: step === 'Rollout' ? { ...t, message: r.message } : t, waitMs: WAIT_POLL_MS };
+}
+
+interface Call {
+  service: ServiceRef;
+  port: number;
+  caBundle?: string;
+}
+
+/** Each call of a front into one of the target's Services, with its port and caBundle. */
+function callsOf(front: LiveFrontObject, services: readonly ServiceRef[]): Call[] {
+  const ours = (svc: { namespace?: string; name?: string } | undefined): ServiceRef | undefined => services.find((s) => s.namespace === svc?.namespace && s.name === svc?.name);
+  const out: Call[] = [];
+  const add = (svc: { namespace?: string; name?: string; port?: number } | undefined, caBundle: string | undefined) => {
+    const s = ours(svc);
+    if (s) out.push({ service: s, port: svc?.port ?? 443, ...(caBundle ? { caBundle } : {}) });
+  };
+  switch (front.kind) {
+    case 'ValidatingWebhookConfiguration':
+    case 'MutatingWebhookConfiguration':
+      for (const w of front.webhooks ?? []) add(w.clientConfig?.service, w.clientConfig?.caBundle);
+      break;
+    case 'APIService':
+      add(front.spec?.service, front.spec?.caBundle);
+      break;
+    case 'CustomResourceDefinition': {
+      const cfg = front.spec?.conversion?.webhook?.clientConfig as { service?: { namespace?: string; name?: string; port?: number }; caBundle?: string } | undefined;
+      add(cfg?.service, cfg?.caBundle);
+      break;
+    }
+  }
+  return out;
+}
+
+function probesOf(frontName: string, front: LiveFrontObject, services: readonly ServiceRef[], namespaces: readonly NamespaceInfo[]) {
+  switch (front.kind) {
+    case 'ValidatingWebhookConfiguration':
+    case 'MutatingWebhookConfiguration':
+      return (front.webhooks ?? []).filter((w) => callsOf({ ...front, webhooks: [w] }, services).length > 0).map((w) => probeForWebhook(w, namespaces));
+    case 'APIService':
+      return [probeForApiService(front)];
+    case 'CustomResourceDefinition':
+      // A list converts only objects that exist: the served-certificate check is the evidence (probe-request.ts).
+      return [{ ok: false as const, reason: `${frontName}: a conversion webhook has no harmless request; the served certificate was checked` }];
+  }
+}
+
+/**
+ * Whether the API server reached the endpoint. A webhook that denies the dry
+ * run was called all the same (the TLS handshake passed); "failed calling
+ * webhook" and an aggregated API that cannot be reached are the failures.
+ */
+async function sendProbe(cluster: SecretRunCluster, request: ProbeRequest): Promise<{ called: boolean; how: string }> {
+  const what = request.kind === 'Get' ? `GET ${request.path}` : `dry-run create of a ConfigMap in ${request.namespace}`;
+  try {
+    await cluster.send(request);
+    return { called: true, how: `${what} succeeded` };
+  } catch (err) {
+    const message = describeError(err);
+    if (/failed calling webhook|x509|certificate|tls:|connection refused|no endpoints available|service unavailable|the server is currently unable/i.test(message)) return { called: false, how: `${what}: ${message}` };
+    if (request.kind === 'DryRunCreateConfigMap' && /admission webhook .* denied the request/i.test(message)) return { called: true, how: `${what} denied by the webhook, so it was called` };
+    return { called: false, how: `${what}: ${message}` };
+  }
+}
