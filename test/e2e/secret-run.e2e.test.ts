@@ -25,6 +25,8 @@ import { normSerial, pemSerial, servedPem } from './support/rotation.js';
 const NS = 'crt-run';
 const TARGET_NS = 'crt-run-target'; // where the probe's and the test's ConfigMap creates go
 const VWC = 'crt-e2e-run.certrotator.io';
+const API_GROUP = 'run.crt-e2e.certrotator.io';
+const APISERVICE = `v1beta1.${API_GROUP}`;
 const RELEASE = 'secret-run-e2e';
 const RELEASE_NS = 'crt-secret-run-e2e';
 const SA = `${RELEASE}-certrotator-controller`;
@@ -34,61 +36,118 @@ const text = (s: string) => Buffer.from(s, 'base64').toString('utf8');
 
 let work: string;
 let claim: ReturnType<typeof claimWebhookAddress>;
-let server: WebhookServer;
-let port: number;
 let ca: Pem;
-let original: Pem;
 let controller: ControllerProcess;
 let node: string;
-let watching = true;
-let podWatch: Promise<void>;
-const started: string[] = []; // pod names in the order "their" server started
+let run: ServedWorkload;
 
-const secretData = async (): Promise<Record<string, string>> => JSON.parse(await kubectlOk(['-n', NS, 'get', 'secret', 'run-tls', '-o', 'json'])).data;
-const templateAnnotations = async (): Promise<Record<string, string>> => JSON.parse(await kubectlOk(['-n', NS, 'get', 'deployment', 'run', '-o', 'json'])).spec.template.metadata.annotations ?? {};
 const dryRunCreate = () => kubectl(['create', 'configmap', `probe-${Date.now()}`, '-n', TARGET_NS, '--dry-run=server']);
-const servedSerial = async () => pemSerial(await servedPem(claim.address, port));
 const backups = async () => (await kubectlOk(['-n', NS, 'get', 'secrets', '-l', 'certrotator.io/backup-of', '-o', 'name'])).trim();
 
-/** A pod of the Deployment that is running and not being deleted: what the endpoint's "container" is. */
-async function runningPod(): Promise<string | undefined> {
-  const pods = JSON.parse(await kubectlOk(['-n', NS, 'get', 'pods', '-l', 'app=run', '-o', 'json'])).items as { metadata: { name: string; deletionTimestamp?: string; creationTimestamp: string }; status?: { phase?: string } }[];
-  const live = pods.filter((p) => !p.metadata.deletionTimestamp && p.status?.phase === 'Running').sort((a, b) => (a.metadata.creationTimestamp < b.metadata.creationTimestamp ? 1 : -1));
-  return live[0]?.metadata.name;
-}
-
 /**
- * What the kubelet and the EndpointSlice controller would do for a real pod:
- * when the newest running pod changes, the server restarts with what the
- * Secret holds now and the EndpointSlice names the new pod.
+ * A Deployment whose "container" is an HTTPS server of this process: what the
+ * kubelet and the EndpointSlice controller would do for a real pod is done
+ * here. When the newest running pod changes, the server restarts with what
+ * the Secret holds now, and the Service's EndpointSlice names the new pod.
  */
-async function followPods(): Promise<void> {
-  let current: string | undefined;
-  while (watching) {
-    const pod = await runningPod().catch(() => undefined);
-    if (pod && pod !== current) {
-      const data = await secretData();
-      await server.serve({ certPem: text(data['tls.crt']!), keyPem: text(data['tls.key']!) }, port);
-      await apply([endpointSlice(pod)]);
-      current = pod;
-      started.push(pod);
+class ServedWorkload {
+  readonly server: WebhookServer;
+  port = 0;
+  /** Pod names, in the order "their" server started. */
+  readonly started: string[] = [];
+  private watching = true;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    readonly app: string,
+    readonly secret: string,
+  ) {
+    this.server = new WebhookServer(claim.address);
+  }
+
+  /** Serves `pair`, applies the Deployment and its Service, and follows the Deployment's pods. */
+  async start(pair: Pem): Promise<void> {
+    this.port = await this.server.serve(pair);
+    await apply([this.deployment(), { apiVersion: 'v1', kind: 'Service', metadata: { name: this.app, namespace: NS }, spec: { ports: [{ name: 'https', port: 443, targetPort: this.port }] } }]);
+    await kubectlOk(['-n', NS, 'rollout', 'status', `deployment/${this.app}`, '--timeout=60s']);
+    this.loop = this.follow();
+    await waitFor(`the ${this.app} pod followed by its server`, () => this.started.length > 0, 30_000);
+  }
+
+  async stop(): Promise<void> {
+    this.watching = false;
+    await this.loop;
+    await this.server.stop();
+  }
+
+  async secretData(): Promise<Record<string, string>> {
+    return JSON.parse(await kubectlOk(['-n', NS, 'get', 'secret', this.secret, '-o', 'json'])).data;
+  }
+
+  async templateAnnotations(): Promise<Record<string, string>> {
+    return JSON.parse(await kubectlOk(['-n', NS, 'get', 'deployment', this.app, '-o', 'json'])).spec.template.metadata.annotations ?? {};
+  }
+
+  async servedSerial(): Promise<string> {
+    return normSerial(await pemSerial(await servedPem(claim.address, this.port)));
+  }
+
+  private deployment() {
+    return {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: this.app, namespace: NS },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: this.app } },
+        template: {
+          metadata: { labels: { app: this.app } },
+          spec: {
+            automountServiceAccountToken: false,
+            nodeSelector: { [NODE_LABEL]: 'true' },
+            containers: [{ name: 'server', image: 'example.invalid/webhook:1', volumeMounts: [{ name: 'tls', mountPath: '/tls', readOnly: true }] }],
+            volumes: [{ name: 'tls', secret: { secretName: this.secret } }],
+          },
+        },
+      },
+    };
+  }
+
+  private async runningPod(): Promise<string | undefined> {
+    const pods = JSON.parse(await kubectlOk(['-n', NS, 'get', 'pods', '-l', `app=${this.app}`, '-o', 'json'])).items as { metadata: { name: string; deletionTimestamp?: string; creationTimestamp: string }; status?: { phase?: string } }[];
+    const live = pods.filter((p) => !p.metadata.deletionTimestamp && p.status?.phase === 'Running').sort((a, b) => (a.metadata.creationTimestamp < b.metadata.creationTimestamp ? 1 : -1));
+    return live[0]?.metadata.name;
+  }
+
+  private async follow(): Promise<void> {
+    let current: string | undefined;
+    while (this.watching) {
+      const pod = await this.runningPod().catch(() => undefined);
+      if (pod && pod !== current) {
+        const data = await this.secretData();
+        await this.server.serve({ certPem: text(data['tls.crt']!), keyPem: text(data['tls.key']!) }, this.port);
+        await apply([this.endpointSlice(pod)]);
+        current = pod;
+        this.started.push(pod);
+      }
+      await new Promise((r) => setTimeout(r, 300));
     }
-    await new Promise((r) => setTimeout(r, 300));
+  }
+
+  private endpointSlice(pod: string) {
+    return {
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: `${this.app}-1`, namespace: NS, labels: { 'kubernetes.io/service-name': this.app, 'endpointslice.kubernetes.io/managed-by': 'certrotator-e2e' } },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: [claim.address], conditions: { ready: true }, targetRef: { kind: 'Pod', namespace: NS, name: pod } }],
+      ports: [{ name: 'https', port: this.port, protocol: 'TCP' }],
+    };
   }
 }
 
-function endpointSlice(pod: string) {
-  return {
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name: 'run-1', namespace: NS, labels: { 'kubernetes.io/service-name': 'run', 'endpointslice.kubernetes.io/managed-by': 'certrotator-e2e' } },
-    addressType: 'IPv4',
-    endpoints: [{ addresses: [claim.address], conditions: { ready: true }, targetRef: { kind: 'Pod', namespace: NS, name: pod } }],
-    ports: [{ name: 'https', port, protocol: 'TCP' }],
-  };
-}
-
 const apply = (objects: object[]) => kubectlOk(['apply', '-f', '-'], { input: objects.map((o) => stringify(o)).join('---\n') });
+const tlsSecret = (name: string, pair: Pem) => ({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name, namespace: NS }, data: { 'tls.crt': b64(pair.certPem), 'tls.key': b64(pair.keyPem) } });
 
 function rotation(name: string, nodeTimeout: string) {
   return { apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name }, spec: { scope: 'Secrets', mode: 'Apply', secrets: { namespaces: [NS] }, strategy: { nodeTimeout } } };
@@ -96,53 +155,26 @@ function rotation(name: string, nodeTimeout: string) {
 
 beforeAll(async () => {
   await installCrds();
-  for (const r of ['run-ok', 'run-stuck']) await kubectl(['delete', 'certificaterotation', r, '--ignore-not-found', '--wait=true']);
+  for (const r of ['run-ok', 'run-stuck', 'run-expired', 'run-apiservice']) await kubectl(['delete', 'certificaterotation', r, '--ignore-not-found', '--wait=true']);
   await kubectl(['delete', 'validatingwebhookconfiguration', VWC, '--ignore-not-found']);
+  await kubectl(['delete', 'apiservice', APISERVICE, '--ignore-not-found']);
   for (const ns of [NS, TARGET_NS]) await kubectl(['delete', 'namespace', ns, '--ignore-not-found', '--wait=true', '--timeout=60s']);
   work = mkdtempSync(join(tmpdir(), 'secret-run-e2e-'));
 
   // Made by openssl: the CA (its key in the cluster, so the Secret is renewable in place) and a pair 20 days into its 30.
   ca = makeCa({ cn: 'run-ca' });
-  original = issueServing(ca, { cn: `run.${NS}.svc`, dns: ['run', `run.${NS}`, `run.${NS}.svc`], days: 30, back: 20 });
+  const original = issueServing(ca, { cn: `run.${NS}.svc`, dns: ['run', `run.${NS}`, `run.${NS}.svc`], days: 30, back: 20 });
   claim = claimWebhookAddress();
-  server = new WebhookServer(claim.address);
-  port = await server.serve(original);
 
-  // One node carries the label the Deployment's pods need: taking it away later makes new pods unschedulable.
+  // One node carries the label the Deployments' pods need: taking it away later makes new pods unschedulable.
   node = (await kubectlOk(['get', 'nodes', '-o', 'jsonpath={.items[0].metadata.name}'])).trim();
   await kubectlOk(['label', 'node', node, `${NODE_LABEL}=true`, '--overwrite']);
   await kubectlOk(['create', 'namespace', NS]);
   await kubectlOk(['create', 'namespace', TARGET_NS]);
   await kubectlOk(['label', 'namespace', TARGET_NS, 'certrotator-e2e/run=true']);
-  const tls = (name: string, pair: Pem) => ({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name, namespace: NS }, data: { 'tls.crt': b64(pair.certPem), 'tls.key': b64(pair.keyPem) } });
-  await apply([
-    tls('run-ca', ca),
-    tls('run-tls', original),
-    {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'run', namespace: NS },
-      spec: {
-        replicas: 1,
-        // Fails fast when new pods cannot start (the stuck test), as kubectl rollout status would report.
-        progressDeadlineSeconds: 600,
-        selector: { matchLabels: { app: 'run' } },
-        template: {
-          metadata: { labels: { app: 'run' } },
-          spec: {
-            automountServiceAccountToken: false,
-            nodeSelector: { [NODE_LABEL]: 'true' },
-            containers: [{ name: 'server', image: 'example.invalid/webhook:1', volumeMounts: [{ name: 'tls', mountPath: '/tls', readOnly: true }] }],
-            volumes: [{ name: 'tls', secret: { secretName: 'run-tls' } }],
-          },
-        },
-      },
-    },
-    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'run', namespace: NS }, spec: { ports: [{ name: 'https', port: 443, targetPort: port }] } },
-  ]);
-  await kubectlOk(['-n', NS, 'rollout', 'status', 'deployment/run', '--timeout=60s']);
-  podWatch = followPods();
-  await waitFor('the pod followed by the webhook server', () => started.length > 0, 30_000);
+  await apply([tlsSecret('run-ca', ca), tlsSecret('run-tls', original)]);
+  run = new ServedWorkload('run', 'run-tls');
+  await run.start(original);
   await apply([
     {
       apiVersion: 'admissionregistration.k8s.io/v1',
@@ -162,8 +194,8 @@ beforeAll(async () => {
       ],
     },
   ]);
-  const before = server.calls;
-  await waitFor('the API server calling the webhook', async () => (await dryRunCreate()).code === 0 && server.calls > before, 30_000);
+  const before = run.server.calls;
+  await waitFor('the API server calling the webhook', async () => (await dryRunCreate()).code === 0 && run.server.calls > before, 30_000);
 
   // The chart's controller ServiceAccount and RBAC, with secretTargets enabled and renew on, under a release of its own.
   const helm = join(process.env.CERTROTATOR_BIN_DIR ?? '', 'helm');
@@ -179,12 +211,13 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  watching = false;
-  await podWatch;
-  for (const r of ['run-ok', 'run-stuck']) await kubectl(['delete', 'certificaterotation', r, '--ignore-not-found', '--wait=true']);
+  await run?.stop();
+  for (const r of ['run-ok', 'run-stuck', 'run-expired', 'run-apiservice']) await kubectl(['delete', 'certificaterotation', r, '--ignore-not-found', '--wait=true']);
   await controller?.stop();
   if (controller) expect(controller.stderr + JSON.stringify(controller.lines)).not.toMatch(/PRIVATE KEY/);
   await kubectl(['delete', 'validatingwebhookconfiguration', VWC, '--ignore-not-found']);
+  // An APIService whose server is gone makes every discovery warn: it goes first.
+  await kubectl(['delete', 'apiservice', APISERVICE, '--ignore-not-found']);
   await kubectl(['delete', 'namespace', NS, TARGET_NS, '--ignore-not-found', '--wait=false']);
   if (node) await kubectl(['label', 'node', node, `${NODE_LABEL}-`]);
   if (work) {
@@ -192,14 +225,13 @@ afterAll(async () => {
     rmSync(work, { recursive: true, force: true });
   }
   await kubectl(['delete', 'namespace', RELEASE_NS, '--ignore-not-found', '--wait=false']);
-  await server?.stop();
   claim?.release();
 }, 180_000);
 
 describe('scope: Secrets, mode: Apply, on the real control plane', () => {
   it('renews the webhook Secret in place: same CA, rolled, served by the new pod, called by the API server; backup gone; Ready', async () => {
-    const oldSerial = normSerial(await servedSerial());
-    const podsBefore = started.length;
+    const oldSerial = await run.servedSerial();
+    const podsBefore = run.started.length;
     await apply([rotation('run-ok', '90s')]);
     await kubectlOk(['wait', 'certificaterotation/run-ok', '--for=condition=Ready', '--timeout=180s']);
     const status = (await getRotation('run-ok')).status;
@@ -213,16 +245,16 @@ describe('scope: Secrets, mode: Apply, on the real control plane', () => {
     expect(t.message).toMatch(new RegExp(`the API server called ValidatingWebhookConfiguration/${VWC.replace(/\./g, '\\.')}`));
 
     // The Secret: a certificate openssl verifies against the same CA, with the serial the status reports.
-    const data = await secretData();
+    const data = await run.secretData();
     expect(opensslVerify(ca.certPem, text(data['tls.crt']!))).toBe('OK');
     expect(await pemSerial(text(data['tls.crt']!))).toBe(serial);
     // The pods were replaced, and the new one serves it; the API server calls it through the unchanged caBundle.
-    expect(started.length).toBeGreaterThan(podsBefore);
-    expect(normSerial(await servedSerial())).toBe(serial);
-    const calls = server.calls;
+    expect(run.started.length).toBeGreaterThan(podsBefore);
+    expect(await run.servedSerial()).toBe(serial);
+    const calls = run.server.calls;
     expect((await dryRunCreate()).code).toBe(0);
-    expect(server.calls).toBeGreaterThan(calls);
-    expect((await templateAnnotations())['certrotator.io/serving-serial']).toBe(t.serial);
+    expect(run.server.calls).toBeGreaterThan(calls);
+    expect((await run.templateAnnotations())['certrotator.io/serving-serial']).toBe(t.serial);
     expect(await backups()).toBe('');
     // kubectl get shows it, and no key material is in the status or the Events.
     expect(await kubectlOk(['get', 'certificaterotation', 'run-ok'])).toMatch(/run-ok\s+Secrets\s+.*Succeeded\s+1\/1/);
@@ -232,9 +264,9 @@ describe('scope: Secrets, mode: Apply, on the real control plane', () => {
   });
 
   it('a rollout that cannot finish is rolled back: the old Secret and pod template, the old pods serve, Stalled names the target and the step', async () => {
-    const dataBefore = await secretData();
-    const templateBefore = await templateAnnotations();
-    const servedBefore = normSerial(await servedSerial());
+    const dataBefore = await run.secretData();
+    const templateBefore = await run.templateAnnotations();
+    const servedBefore = await run.servedSerial();
     // New pods cannot be scheduled; the running one stays (maxUnavailable rounds down to 0 for one replica).
     await kubectlOk(['label', 'node', node, `${NODE_LABEL}-`]);
     try {
@@ -247,10 +279,10 @@ describe('scope: Secrets, mode: Apply, on the real control plane', () => {
       expect(status.phase).toBe('Failed');
       expect(status.secretRun.targets[0]).toMatchObject({ phase: 'RolledBack', failedStep: 'Rollout' });
       // Everything as it was: the Secret byte for byte, the pod template, the old pod serving the old certificate.
-      expect(await secretData()).toEqual(dataBefore);
-      expect(await templateAnnotations()).toEqual(templateBefore);
+      expect(await run.secretData()).toEqual(dataBefore);
+      expect(await run.templateAnnotations()).toEqual(templateBefore);
       await kubectlOk(['-n', NS, 'rollout', 'status', 'deployment/run', '--timeout=60s']);
-      expect(normSerial(await servedSerial())).toBe(servedBefore);
+      expect(await run.servedSerial()).toBe(servedBefore);
       expect((await dryRunCreate()).code).toBe(0);
       // The backup stays with its rotation, and goes with it (the real garbage collector).
       expect(await backups()).toMatch(/secret\/run-tls-crbak-g1-/);
@@ -259,5 +291,77 @@ describe('scope: Secrets, mode: Apply, on the real control plane', () => {
     }
     await kubectlOk(['delete', 'certificaterotation', 'run-stuck', '--wait=true', '--timeout=60s']);
     await waitFor('the backup garbage-collected with its rotation', async () => (await backups()) === '', 60_000);
+  });
+
+  it('an expired webhook certificate: the API server refuses to call it before, and calls the renewed one after', async () => {
+    // Ten days of life, over ten days ago, from the same CA: what a cluster meets when nobody renewed it.
+    const expired = issueServing(ca, { cn: `run.${NS}.svc`, dns: ['run', `run.${NS}`, `run.${NS}.svc`], days: 10, back: 20 });
+    const patch = join(work, 'expired.patch.json');
+    writeFileSync(patch, JSON.stringify({ data: { 'tls.crt': b64(expired.certPem), 'tls.key': b64(expired.keyPem) } }), { mode: 0o600 });
+    try {
+      await kubectlOk(['-n', NS, 'patch', 'secret', 'run-tls', '--type=merge', '--patch-file', patch]);
+    } finally {
+      rmSync(patch, { force: true });
+    }
+    // The pod restarted with it (a node reboot, say): the webhook now serves the expired certificate.
+    await run.server.serve(expired, run.port);
+    await waitFor('the API server refusing the expired certificate', async () => /failed calling webhook .*x509: certificate has expired/.test((await dryRunCreate()).stderr), 30_000);
+
+    await apply([rotation('run-expired', '90s')]);
+    await kubectlOk(['wait', 'certificaterotation/run-expired', '--for=condition=Ready', '--timeout=180s']);
+    const [t] = (await getRotation('run-expired')).status.secretRun.targets;
+    expect(t.phase).toBe('Rotated');
+    const renewed = text((await run.secretData())['tls.crt']!);
+    expect(opensslVerify(ca.certPem, renewed)).toBe('OK');
+    // The old lifetime (ten days), counted from an hour ago.
+    expect(Date.parse(t.notAfter) - Date.now()).toBeGreaterThan(9 * 86_400_000);
+    expect(await run.servedSerial()).toBe(normSerial(t.serial));
+    const r = await dryRunCreate();
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+  });
+});
+
+describe('scope: Secrets, mode: Apply, an aggregated API (APIService)', () => {
+  let metrics: ServedWorkload;
+  let metricsCa: Pem;
+
+  beforeAll(async () => {
+    // Its CA found by convention (<name without -tls>-ca), its key beside it.
+    metricsCa = makeCa({ cn: 'metrics-run-ca' });
+    const pair = issueServing(metricsCa, { cn: `metrics-run.${NS}.svc`, dns: [`metrics-run.${NS}.svc`], days: 60, back: 5 });
+    await apply([tlsSecret('metrics-run-ca', metricsCa), tlsSecret('metrics-run-tls', pair)]);
+    metrics = new ServedWorkload('metrics-run', 'metrics-run-tls');
+    await metrics.start(pair);
+    await apply([
+      {
+        apiVersion: 'apiregistration.k8s.io/v1',
+        kind: 'APIService',
+        metadata: { name: APISERVICE },
+        spec: { group: API_GROUP, version: 'v1beta1', groupPriorityMinimum: 100, versionPriority: 100, service: { namespace: NS, name: 'metrics-run', port: 443 }, caBundle: b64(metricsCa.certPem) },
+      },
+    ]);
+    await kubectlOk(['wait', `apiservice/${APISERVICE}`, '--for=condition=Available', '--timeout=60s']);
+  }, 180_000);
+
+  afterAll(async () => {
+    await kubectl(['delete', 'apiservice', APISERVICE, '--ignore-not-found']);
+    await metrics?.stop();
+  }, 60_000);
+
+  it('renews its Secret in place, and the aggregator proxies GET /apis/<group>/<version> to the new pod through the caBundle', async () => {
+    const oldSerial = await metrics.servedSerial();
+    await apply([{ ...rotation('run-apiservice', '90s'), spec: { scope: 'Secrets', mode: 'Apply', secrets: { apiServices: [APISERVICE] }, strategy: { nodeTimeout: '90s' } } }]);
+    await kubectlOk(['wait', 'certificaterotation/run-apiservice', '--for=condition=Ready', '--timeout=180s']);
+    const [t] = (await getRotation('run-apiservice')).status.secretRun.targets;
+    expect(t).toMatchObject({ secret: { namespace: NS, name: 'metrics-run-tls' }, fronts: [`APIService/${APISERVICE}`], workload: 'Deployment/metrics-run', phase: 'Rotated', ca: { namespace: NS, name: 'metrics-run-ca' } });
+    expect(t.message).toContain(`the API server called APIService/${APISERVICE} (GET /apis/${API_GROUP}/v1beta1 succeeded)`);
+    const serial = normSerial(t.serial);
+    expect(serial).not.toBe(oldSerial);
+    expect(opensslVerify(metricsCa.certPem, text((await metrics.secretData())['tls.crt']!))).toBe('OK');
+    expect(await metrics.servedSerial()).toBe(serial);
+    // Through the aggregator, as any client reaches it.
+    const calls = metrics.server.calls;
+    expect(JSON.parse(await kubectlOk(['get', '--raw', `/apis/${API_GROUP}/v1beta1`]))).toMatchObject({ kind: 'APIResourceList', groupVersion: `${API_GROUP}/v1beta1` });
+    expect(metrics.server.calls).toBeGreaterThan(calls);
   });
 });

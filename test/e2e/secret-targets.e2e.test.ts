@@ -300,6 +300,23 @@ describe('scope: Secrets, mode: Plan, on the real control plane', () => {
       expect({ args, allowed: await can(...args) }).toEqual({ args, allowed: false });
     }
   });
+
+  it('without secretTargets.renew an Apply run stops at its first write, the backup, refused by RBAC: Stalled names it, nothing changed', async () => {
+    const name = 'webhooks-apply-readonly';
+    await kubectl(['delete', 'certificaterotation', name, '--ignore-not-found', '--wait=true']);
+    await kubectlOk(['apply', '-f', '-'], { input: stringify({ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name }, spec: { scope: 'Secrets', mode: 'Apply', secrets: { secretRefs: [{ namespace: NS, name: 'hook-tls' }] } } }) });
+    try {
+      await kubectlOk(['wait', `certificaterotation/${name}`, '--for=condition=Stalled', '--timeout=90s']);
+      const stalled = (await getRotation(name)).status.conditions.find((c: { type: string }) => c.type === 'Stalled');
+      expect({ reason: stalled.reason, message: stalled.message }).toEqual({
+        reason: 'SecretTargetRolledBack',
+        message: expect.stringMatching(new RegExp(`^Secret ${NS}/hook-tls \\(Deployment/hook\\) failed at step Backup and was rolled back: Backup failed: HTTP 403: secrets is forbidden: User "system:serviceaccount:${RELEASE_NS}:${SA}" cannot create resource "secrets".*; nothing was changed`)),
+      });
+      expect((await kubectlOk(['-n', NS, 'get', 'secret', 'hook-tls', '-o', 'jsonpath={.metadata.resourceVersion}'])).trim()).toBe(resourceVersions.get('hook-tls'));
+    } finally {
+      await kubectl(['delete', 'certificaterotation', name, '--ignore-not-found', '--wait=true']);
+    }
+  });
 });
 
 // Issue 13 §3/§6 as a piece (the run's Backup and Restore steps use it): the backup

@@ -1,6 +1,7 @@
 // A real HTTPS admission webhook for the tests: it serves the pair it is
 // given (as a webhook's pod serves the Secret it mounts) and allows every
-// AdmissionReview, counting them. The real kube-apiserver calls it through a
+// AdmissionReview, counting them; a GET (through an APIService) gets an empty
+// APIResourceList, so it can also stand in for an aggregated API server. The real kube-apiserver calls it through a
 // Service whose EndpointSlice points at its address, and verifies it with the
 // webhook configuration's caBundle: whether that call succeeds is the API
 // server's judgement, not certrotator's.
@@ -53,13 +54,18 @@ export class WebhookServer {
       req.on('data', (d: Buffer) => (body += d.toString()));
       req.on('end', () => {
         this.calls++;
+        res.setHeader('Content-Type', 'application/json');
+        // A discovery GET (the aggregator's availability check, or a client through an APIService): an empty resource list.
+        if (req.method === 'GET') {
+          res.end(JSON.stringify({ kind: 'APIResourceList', apiVersion: 'v1', groupVersion: (req.url ?? '').replace(/^\/apis\//, '').replace(/\?.*$/, ''), resources: [] }));
+          return;
+        }
         let uid = '';
         try {
           uid = (JSON.parse(body) as { request?: { uid?: string } }).request?.uid ?? '';
         } catch {
           /* not an AdmissionReview: answered all the same */
         }
-        res.setHeader('Content-Type', 'application/json');
         res.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true } }));
       });
     });

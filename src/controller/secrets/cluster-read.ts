@@ -85,11 +85,15 @@ export class ApiSecretTargetSource implements SecretTargetSource {
     return input;
   }
 
-  /** Every front, or only the kinds spec.secrets names when it names some (fewer objects to read). */
+  /**
+   * Every front, or only the kinds spec.secrets names when it names some (fewer objects to read).
+   * A Secret named by reference may be fronted by any kind, and its fronts are what say which
+   * Service serves it and which caBundle trusts it: with secretRefs every kind is read.
+   */
   private async fronts(spec: SecretTargetsSpec): Promise<FrontInfo[]> {
     const namesFronts = !!(spec.webhookConfigurations?.length || spec.apiServices?.length || spec.conversionWebhooks?.length);
     const namesAnything = namesFronts || !!(spec.secretRefs?.length || spec.builtIn?.length);
-    const all = !namesAnything;
+    const all = !namesAnything || !!spec.secretRefs?.length;
     const out: FrontInfo[] = [];
     const webhooks = all || !!spec.webhookConfigurations?.length || !!spec.builtIn?.length;
     const reads: Promise<void>[] = [];

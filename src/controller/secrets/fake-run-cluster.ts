@@ -53,6 +53,22 @@ export class FakeSecretRunCluster implements SecretRunCluster {
     });
   }
 
+  /** A ValidatingWebhookConfiguration with one webhook that calls `service` on 443 and covers ConfigMap CREATE (so it can be probed). */
+  putValidatingWebhook(name: string, service: ServiceRef, caBundleB64: string): void {
+    this.fronts.set(`ValidatingWebhookConfiguration/${name}`, {
+      kind: 'ValidatingWebhookConfiguration',
+      webhooks: [
+        {
+          name,
+          clientConfig: { service: { ...service, port: 443 }, caBundle: caBundleB64 },
+          rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['configmaps'] }],
+          sideEffects: 'None',
+          failurePolicy: 'Fail',
+        },
+      ],
+    });
+  }
+
   async getSecret(ref: SecretRef): Promise<SecretObject | undefined> {
     const s = this.secrets.get(key(ref));
     return s ? clone(s) : undefined;
@@ -119,8 +135,12 @@ export class FakeSecretRunCluster implements SecretRunCluster {
     return f ? clone(f) : undefined;
   }
 
+  /** Runs before a front's patch is applied: another writer's change in between. */
+  beforePatchFront: (front: LiveFrontObject) => void = () => undefined;
+
   async patchFront(front: string, ops: JsonPatchOp[]): Promise<void> {
     const f = this.fronts.get(front);
+    if (f) this.beforePatchFront(f);
     if (!f) throw Object.assign(new Error(`${front} not found`), { code: 404 });
     this.writes.push(`patch ${front}`);
     for (const op of ops) {

@@ -18,7 +18,6 @@ const ca = makeCa({ cn: 'hook-ca', back: 10 });
 const hookLeaf = issueServing(ca, { cn: 'hook.web.svc', dns: ['hook.web.svc'], days: 60, back: 50 });
 const otherCa = makeCa({ cn: 'other-ca' });
 const orphanLeaf = issueServing(otherCa, { cn: 'orphan.web.svc', dns: ['orphan.web.svc'] });
-const FRONT = 'ValidatingWebhookConfiguration/hook.example.com';
 const pair = (p: { certPem: string; keyPem: string }) => ({ 'tls.crt': b64(p.certPem), 'tls.key': b64(p.keyPem) });
 
 /** What discovery reads: one webhook whose CA key is in the cluster; optionally one whose CA is nowhere. */
@@ -82,17 +81,7 @@ beforeEach(async () => {
   runCluster.putSecret({ metadata: { namespace: 'web', name: 'hook-tls' }, type: 'kubernetes.io/tls', data: pair(hookLeaf) });
   runCluster.putSecret({ metadata: { namespace: 'web', name: 'hook-ca' }, type: 'kubernetes.io/tls', data: pair(ca) });
   runCluster.putDeployment('web', 'hook');
-  runCluster.fronts.set(FRONT, {
-    kind: 'ValidatingWebhookConfiguration',
-    webhooks: [
-      {
-        name: 'hook.example.com',
-        clientConfig: { service: { namespace: 'web', name: 'hook', port: 443 }, caBundle: b64(ca.certPem) },
-        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['configmaps'] }],
-        sideEffects: 'None',
-      },
-    ],
-  });
+  runCluster.putValidatingWebhook('hook.example.com', { namespace: 'web', name: 'hook' }, b64(ca.certPem));
   const serve = async (p = 0) => {
     const s = (await runCluster.getSecret({ namespace: 'web', name: 'hook-tls' }))!;
     return server.serve({ certPem: decode(s.data!['tls.crt']), keyPem: decode(s.data!['tls.key']) }, p);
@@ -136,6 +125,14 @@ describe('scope: Secrets, mode: Apply', () => {
     fake.apply('other', { ...SPEC, secrets: { secretRefs: [{ namespace: 'web', name: 'hook-tls' }] } });
     await settle('other');
     expect(fake.rotation('other')!.status!.phase).toBe('Succeeded');
+  });
+
+  it('a Secret named by reference that no front calls into is refused: nothing could verify its renewal', async () => {
+    fake.apply('renew', { ...SPEC, secrets: { secretRefs: [{ namespace: 'web', name: 'hook-tls' }] } });
+    await reconcileRotation({ ...fake.deps(), secretTargets: { read: async () => ({ ...world(), fronts: [] }) }, secretRun: runCluster }, 'renew');
+    expect(condition('Stalled')).toMatchObject({ status: 'True', reason: 'SecretTargetsNotRenewable' });
+    expect(condition('Stalled').message).toMatch(/web\/hook-tls \(CannotRenew: no webhook configuration, APIService or conversion webhook calls a Service that serves it, so a renewal could not be verified\)/);
+    expect(runCluster.writes).toEqual([]);
   });
 
   it('one rotation at a time: a second Apply waits Queued behind the running one, then runs', async () => {

@@ -97,9 +97,18 @@ export async function startSecretRun(deps: ControllerDeps, rotation: Certificate
 
 /** In scope but not renewable in place: the run refuses to start rather than leave them out silently. */
 function refusedTargets(targets: readonly SecretTargetStatus[]): SecretTargetStatus[] {
-  return targets.filter((t) => t.action === 'Regenerate' || t.action === 'CannotRenew' || (t.action === 'RenewInPlace' && !t.workload)).map((t) =>
-    t.action === 'RenewInPlace' ? { ...t, action: 'CannotRenew' as const, reason: 'no Deployment, DaemonSet or StatefulSet owns the pods that mount it, so nothing would load a renewed pair' } : t,
-  );
+  const refusal = (t: SecretTargetStatus): string | undefined => {
+    if (t.action === 'Regenerate' || t.action === 'CannotRenew') return t.reason;
+    if (t.action !== 'RenewInPlace') return undefined;
+    // Verification is the API server calling the new pods through a front; without one a renewal could not be checked.
+    if (t.fronts.length === 0) return 'no webhook configuration, APIService or conversion webhook calls a Service that serves it, so a renewal could not be verified';
+    if (!t.workload) return 'no Deployment, DaemonSet or StatefulSet owns the pods that mount it, so nothing would load a renewed pair';
+    return undefined;
+  };
+  return targets.flatMap((t) => {
+    const reason = refusal(t);
+    return reason === undefined ? [] : [{ ...t, action: t.action === 'RenewInPlace' ? ('CannotRenew' as const) : t.action, reason }];
+  });
 }
 
 /**

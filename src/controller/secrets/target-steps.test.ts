@@ -16,6 +16,7 @@ import { stepTarget, type StepContext } from './target-steps.js';
 
 const ca = makeCa({ cn: 'hooks-ca', days: 3650, back: 30 });
 const otherCa = makeCa({ cn: 'hooks-ca', days: 3650, back: 30 });
+const thirdCa = makeCa({ cn: 'third-ca', days: 3650, back: 30 });
 const leaf = issueServing(ca, { cn: 'hook.hooks.svc', dns: ['hook', 'hook.hooks', 'hook.hooks.svc'], days: 90, back: 80 });
 const OWNER = { name: 'renew-hooks', uid: '0c6f3e2a-1111-4c4c-9c9c-000000000001', generation: 3 };
 const FRONT = 'ValidatingWebhookConfiguration/hook';
@@ -43,18 +44,7 @@ beforeEach(async () => {
   cluster.putSecret({ metadata: { namespace: 'hooks', name: 'hook-tls', labels: { app: 'hook' } }, type: 'kubernetes.io/tls', data: { ...ORIGINAL } });
   cluster.putSecret({ metadata: { namespace: 'hooks', name: 'hook-ca' }, type: 'kubernetes.io/tls', data: { 'tls.crt': b64(ca.certPem), 'tls.key': b64(ca.keyPem) } });
   cluster.putDeployment('hooks', 'hook');
-  cluster.fronts.set(FRONT, {
-    kind: 'ValidatingWebhookConfiguration',
-    webhooks: [
-      {
-        name: 'hook.example.com',
-        clientConfig: { service: { namespace: 'hooks', name: 'hook', port: 443 }, caBundle: b64(ca.certPem) },
-        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['configmaps'] }],
-        sideEffects: 'None',
-        failurePolicy: 'Fail',
-      },
-    ],
-  });
+  cluster.putValidatingWebhook('hook', { namespace: 'hooks', name: 'hook' }, b64(ca.certPem));
   const port = await servedFromSecret();
   cluster.endpointList = [{ address: '127.0.0.1', port }];
   // The pods are replaced: the new ones load whatever the Secret holds now.
@@ -169,6 +159,21 @@ describe('a Secret renewed in place, step by step', () => {
     expect(cluster.writes.indexOf(`patch ${FRONT}`)).toBeLessThan(cluster.writes.indexOf('patch Deployment/hook hooks'));
     expect(target.phase).toBe('RolledBack');
     expect(cluster.fronts.get(FRONT)!.webhooks![0]!.clientConfig!.caBundle).toBe(b64(otherCa.certPem));
+  });
+
+  test('a caBundle changed by another writer between read and patch: the test op refuses the patch, the step reads again and keeps both', async () => {
+    const front = cluster.fronts.get(FRONT)!;
+    front.webhooks![0]!.clientConfig!.caBundle = b64(otherCa.certPem);
+    let raced = false;
+    cluster.beforePatchFront = (f) => {
+      if (raced) return;
+      raced = true;
+      f.webhooks![0]!.clientConfig!.caBundle = b64(otherCa.certPem + thirdCa.certPem);
+    };
+    const { target } = await drive(pending());
+    expect(target.phase).toBe('Rotated');
+    expect(raced).toBe(true);
+    expect(decode(cluster.fronts.get(FRONT)!.webhooks![0]!.clientConfig!.caBundle)).toBe(otherCa.certPem + thirdCa.certPem + new X509Certificate(ca.certPem).toString());
   });
 
   test("a backup name taken by someone else's Secret stops at Backup with nothing changed", async () => {

@@ -207,12 +207,9 @@ const STEPS: Record<SecretStep, Step> = {
     const caPem = await caPemOf(ctx, t);
     const added: string[] = [...(t.caAddedTo ?? [])];
     for (const front of t.fronts) {
-      const live = await ctx.cluster.getFront(front);
-      if (!live) return failed(t, 'Trust', `${front} is gone`, ctx.now);
-      const ops = t.services.flatMap((svc) => trustCaPatch(live, svc, caPem));
-      if (ops.length === 0) continue;
-      await ctx.cluster.patchFront(front, ops);
-      if (!added.includes(front)) added.push(front);
+      const patched = await patchBundles(ctx, front, (live) => t.services.flatMap((svc) => trustCaPatch(live, svc, caPem)));
+      if (patched === 'gone') return failed(t, 'Trust', `${front} is gone`, ctx.now);
+      if (patched === 'patched' && !added.includes(front)) added.push(front);
     }
     return { target: { ...t, step: 'Roll', ...(added.length ? { caAddedTo: added } : {}), message: added.length ? `the CA added to the caBundle of ${added.join(', ')}` : 'every caBundle already trusts the CA' } };
   },
@@ -298,11 +295,7 @@ const STEPS: Record<SecretStep, Step> = {
     else await ctx.cluster.createSecret(original);
     if (t.caAddedTo?.length) {
       const caPem = await caPemOf(ctx, t);
-      for (const front of t.caAddedTo) {
-        const liveFront = await ctx.cluster.getFront(front);
-        const ops = liveFront ? t.services.flatMap((svc) => dropCaPatch(liveFront, svc, caPem)) : [];
-        if (ops.length) await ctx.cluster.patchFront(front, ops);
-      }
+      for (const front of t.caAddedTo) await patchBundles(ctx, front, (live) => t.services.flatMap((svc) => dropCaPatch(live, svc, caPem)));
     }
     return { target: { ...t, step: 'Undo', message: `${t.message}; Secret ${ref(t)} restored from its backup` } };
   },
@@ -318,6 +311,26 @@ const STEPS: Record<SecretStep, Step> = {
     return waitForRollout(t, ctx, 'UndoRollout', (done) => ({ target: { ...t, phase: 'RolledBack', step: t.failedStep, message: `${t.message}; pod template put back, ${done}` } }));
   },
 };
+
+/**
+ * Reads the front, computes the patch, applies it. The patch tests each bundle as read, so a
+ * write by someone else in between (a cainjector, an operator re-registering its webhooks) is
+ * refused with 422; the front is read again and the patch recomputed, a few times, then it fails.
+ */
+async function patchBundles(ctx: StepContext, front: string, opsFor: (live: LiveFrontObject) => JsonPatchOp[]): Promise<'gone' | 'unchanged' | 'patched'> {
+  for (let attempt = 1; ; attempt++) {
+    const live = await ctx.cluster.getFront(front);
+    if (!live) return 'gone';
+    const ops = opsFor(live);
+    if (ops.length === 0) return 'unchanged';
+    try {
+      await ctx.cluster.patchFront(front, ops);
+      return 'patched';
+    } catch (err) {
+      if (statusCode(err) !== 422 || attempt >= 3) throw err;
+    }
+  }
+}
 
 async function waitForRollout(t: SecretRunTarget, ctx: StepContext, step: 'Rollout' | 'UndoRollout', done: (message: string) => StepResult): Promise<StepResult> {
   const w = await ctx.cluster.getWorkload(t.secret.namespace, t.workload);
