@@ -27,6 +27,8 @@ const TARGET_NS = 'crt-run-target'; // where the probe's and the test's ConfigMa
 const VWC = 'crt-e2e-run.certrotator.io';
 const API_GROUP = 'run.crt-e2e.certrotator.io';
 const APISERVICE = `v1beta1.${API_GROUP}`;
+const CONV_GROUP = 'conv.crt-e2e.certrotator.io';
+const CRD = `gadgets.${CONV_GROUP}`;
 const RELEASE = 'secret-run-e2e';
 const RELEASE_NS = 'crt-secret-run-e2e';
 const SA = `${RELEASE}-certrotator-controller`;
@@ -40,6 +42,7 @@ let ca: Pem;
 let controller: ControllerProcess;
 let node: string;
 let run: ServedWorkload;
+let controllerKc: string;
 
 const dryRunCreate = () => kubectl(['create', 'configmap', `probe-${Date.now()}`, '-n', TARGET_NS, '--dry-run=server']);
 const backups = async () => (await kubectlOk(['-n', NS, 'get', 'secrets', '-l', 'certrotator.io/backup-of', '-o', 'name'])).trim();
@@ -155,9 +158,10 @@ function rotation(name: string, nodeTimeout: string) {
 
 beforeAll(async () => {
   await installCrds();
-  for (const r of ['run-ok', 'run-stuck', 'run-expired', 'run-apiservice']) await kubectl(['delete', 'certificaterotation', r, '--ignore-not-found', '--wait=true']);
+  for (const r of ['run-ok', 'run-stuck', 'run-expired', 'run-apiservice', 'run-conversion']) await kubectl(['delete', 'certificaterotation', r, '--ignore-not-found', '--wait=true']);
   await kubectl(['delete', 'validatingwebhookconfiguration', VWC, '--ignore-not-found']);
   await kubectl(['delete', 'apiservice', APISERVICE, '--ignore-not-found']);
+  await kubectl(['delete', 'crd', CRD, '--ignore-not-found']);
   for (const ns of [NS, TARGET_NS]) await kubectl(['delete', 'namespace', ns, '--ignore-not-found', '--wait=true', '--timeout=60s']);
   work = mkdtempSync(join(tmpdir(), 'secret-run-e2e-'));
 
@@ -205,14 +209,14 @@ beforeAll(async () => {
   writeFileSync(join(work, 'rbac.yaml'), rendered);
   await kubectlOk(['apply', '-f', join(work, 'rbac.yaml')]);
   const token = (await kubectlOk(['create', 'token', SA, '-n', RELEASE_NS, '--duration=1h'])).trim();
-  const kc = tokenKubeconfig(process.env.KUBECONFIG!, work, 'secret-run-controller', token);
-  controller = new ControllerProcess('secret-run-e2e', { leaseName: 'certrotator-controller', extraArgs: [`--kubeconfig=${kc}`, `--lease-namespace=${RELEASE_NS}`] });
+  controllerKc = tokenKubeconfig(process.env.KUBECONFIG!, work, 'secret-run-controller', token);
+  controller = new ControllerProcess('secret-run-e2e', { leaseName: 'certrotator-controller', extraArgs: [`--kubeconfig=${controllerKc}`, `--lease-namespace=${RELEASE_NS}`] });
   await waitFor('controller leading', () => controller.leading(), CONTROLLER_START_MS, () => controller.debug());
 }, 300_000);
 
 afterAll(async () => {
   await run?.stop();
-  for (const r of ['run-ok', 'run-stuck', 'run-expired', 'run-apiservice']) await kubectl(['delete', 'certificaterotation', r, '--ignore-not-found', '--wait=true']);
+  for (const r of ['run-ok', 'run-stuck', 'run-expired', 'run-apiservice', 'run-conversion']) await kubectl(['delete', 'certificaterotation', r, '--ignore-not-found', '--wait=true']);
   await controller?.stop();
   if (controller) expect(controller.stderr + JSON.stringify(controller.lines)).not.toMatch(/PRIVATE KEY/);
   await kubectl(['delete', 'validatingwebhookconfiguration', VWC, '--ignore-not-found']);
@@ -229,6 +233,24 @@ afterAll(async () => {
 }, 180_000);
 
 describe('scope: Secrets, mode: Apply, on the real control plane', () => {
+  it("the chart's secretTargets.renew grant: the writes a run makes, and not the ones it does not", async () => {
+    const can = async (...args: string[]) => (await kubectl(['auth', 'can-i', ...args], { kubeconfig: controllerKc })).code === 0;
+    const allowed = [
+      ['create', 'secrets', '-n', NS], ['update', 'secrets', '-n', NS], ['delete', 'secrets', '-n', NS],
+      ['get', 'deployments.apps', '-n', NS], ['patch', 'deployments.apps', '-n', NS], ['patch', 'daemonsets.apps', '-n', NS], ['patch', 'statefulsets.apps', '-n', NS],
+      ['patch', 'validatingwebhookconfigurations'], ['patch', 'mutatingwebhookconfigurations'], ['patch', 'apiservices'], ['patch', 'customresourcedefinitions'],
+      ['get', 'services', '-n', NS], ['list', 'namespaces'], ['create', 'configmaps', '-n', TARGET_NS],
+    ];
+    const refused = [
+      ['patch', 'secrets', '-n', NS], ['create', 'deployments.apps', '-n', NS], ['update', 'deployments.apps', '-n', NS], ['delete', 'deployments.apps', '-n', NS],
+      ['delete', 'pods', '-n', NS], ['create', 'pods', '-n', NS], ['create', 'validatingwebhookconfigurations'], ['delete', 'validatingwebhookconfigurations'],
+      ['delete', 'customresourcedefinitions'], ['delete', 'apiservices'], ['update', 'configmaps', '-n', TARGET_NS], ['delete', 'configmaps', '-n', TARGET_NS],
+      ['patch', 'services', '-n', NS], ['delete', 'namespaces'], ['patch', 'nodes'],
+    ];
+    for (const args of allowed) expect({ args, allowed: await can(...args) }).toEqual({ args, allowed: true });
+    for (const args of refused) expect({ args, allowed: await can(...args) }).toEqual({ args, allowed: false });
+  });
+
   it('renews the webhook Secret in place: same CA, rolled, served by the new pod, called by the API server; backup gone; Ready', async () => {
     const oldSerial = await run.servedSerial();
     const podsBefore = run.started.length;
@@ -363,5 +385,59 @@ describe('scope: Secrets, mode: Apply, an aggregated API (APIService)', () => {
     const calls = metrics.server.calls;
     expect(JSON.parse(await kubectlOk(['get', '--raw', `/apis/${API_GROUP}/v1beta1`]))).toMatchObject({ kind: 'APIResourceList', groupVersion: `${API_GROUP}/v1beta1` });
     expect(metrics.server.calls).toBeGreaterThan(calls);
+  });
+});
+
+describe('scope: Secrets, mode: Apply, a CRD conversion webhook', () => {
+  let convert: ServedWorkload;
+  let convertCa: Pem;
+  // Reading a stored v1 object as v2 is a conversion: the API server calls the webhook for it.
+  const readAsV2 = () => kubectl(['get', `gadgets.v2.${CONV_GROUP}`, 'g1', '-n', NS, '-o', 'jsonpath={.apiVersion}']);
+
+  beforeAll(async () => {
+    convertCa = makeCa({ cn: 'convert-run-ca' });
+    const pair = issueServing(convertCa, { cn: `convert-run.${NS}.svc`, dns: [`convert-run.${NS}.svc`], days: 45, back: 40 });
+    await apply([tlsSecret('convert-run-ca', convertCa), tlsSecret('convert-run-tls', pair)]);
+    convert = new ServedWorkload('convert-run', 'convert-run-tls');
+    await convert.start(pair);
+    const version = (name: string, storage: boolean) => ({ name, served: true, storage, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } });
+    await apply([
+      {
+        apiVersion: 'apiextensions.k8s.io/v1',
+        kind: 'CustomResourceDefinition',
+        metadata: { name: CRD },
+        spec: {
+          group: CONV_GROUP,
+          scope: 'Namespaced',
+          names: { plural: 'gadgets', singular: 'gadget', kind: 'Gadget' },
+          versions: [version('v1', true), version('v2', false)],
+          conversion: { strategy: 'Webhook', webhook: { conversionReviewVersions: ['v1'], clientConfig: { service: { namespace: NS, name: 'convert-run', path: '/convert', port: 443 }, caBundle: b64(convertCa.certPem) } } },
+        },
+      },
+    ]);
+    await kubectlOk(['wait', `crd/${CRD}`, '--for=condition=Established', '--timeout=60s']);
+    await waitFor('gadget g1 created', async () => (await kubectl(['apply', '-f', '-'], { input: stringify({ apiVersion: `${CONV_GROUP}/v1`, kind: 'Gadget', metadata: { name: 'g1', namespace: NS } }) })).code === 0, 30_000);
+    await waitFor('the API server converting through the webhook', async () => (await readAsV2()).stdout === `${CONV_GROUP}/v2`, 30_000);
+  }, 180_000);
+
+  afterAll(async () => {
+    await kubectl(['delete', 'crd', CRD, '--ignore-not-found']);
+    await convert?.stop();
+  }, 60_000);
+
+  it('renews its Secret in place; the served certificate is the evidence (no request is sent), and the API server converts through the new pod', async () => {
+    const oldSerial = await convert.servedSerial();
+    await apply([{ ...rotation('run-conversion', '90s'), spec: { scope: 'Secrets', mode: 'Apply', secrets: { conversionWebhooks: [CRD] }, strategy: { nodeTimeout: '90s' } } }]);
+    await kubectlOk(['wait', 'certificaterotation/run-conversion', '--for=condition=Ready', '--timeout=180s']);
+    const [t] = (await getRotation('run-conversion')).status.secretRun.targets;
+    expect(t).toMatchObject({ secret: { namespace: NS, name: 'convert-run-tls' }, fronts: [`CustomResourceDefinition/${CRD}`], workload: 'Deployment/convert-run', phase: 'Rotated' });
+    expect(t.message).toContain(`not probed: CustomResourceDefinition/${CRD}: a conversion webhook has no harmless request; the served certificate was checked`);
+    const serial = normSerial(t.serial);
+    expect(serial).not.toBe(oldSerial);
+    expect(await convert.servedSerial()).toBe(serial);
+    const calls = convert.server.calls;
+    const r = await readAsV2();
+    expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 0, stdout: `${CONV_GROUP}/v2` });
+    expect(convert.server.calls).toBeGreaterThan(calls);
   });
 });

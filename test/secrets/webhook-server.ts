@@ -1,7 +1,9 @@
 // A real HTTPS admission webhook for the tests: it serves the pair it is
 // given (as a webhook's pod serves the Secret it mounts) and allows every
-// AdmissionReview, counting them; a GET (through an APIService) gets an empty
-// APIResourceList, so it can also stand in for an aggregated API server. The real kube-apiserver calls it through a
+// AdmissionReview, counting them; a ConversionReview is answered by renaming
+// each object's apiVersion, and a GET (through an APIService) gets an empty
+// APIResourceList, so it also stands in for a conversion webhook and an
+// aggregated API server. The real kube-apiserver calls it through a
 // Service whose EndpointSlice points at its address, and verifies it with the
 // webhook configuration's caBundle: whether that call succeeds is the API
 // server's judgement, not certrotator's.
@@ -60,11 +62,18 @@ export class WebhookServer {
           res.end(JSON.stringify({ kind: 'APIResourceList', apiVersion: 'v1', groupVersion: (req.url ?? '').replace(/^\/apis\//, '').replace(/\?.*$/, ''), resources: [] }));
           return;
         }
-        let uid = '';
+        let review: { apiVersion?: string; kind?: string; request?: { uid?: string; desiredAPIVersion?: string; objects?: object[] } } = {};
         try {
-          uid = (JSON.parse(body) as { request?: { uid?: string } }).request?.uid ?? '';
+          review = JSON.parse(body) as typeof review;
         } catch {
-          /* not an AdmissionReview: answered all the same */
+          /* not a review: answered as an admission webhook all the same */
+        }
+        const uid = review.request?.uid ?? '';
+        // A CRD conversion webhook: every object converted by renaming its apiVersion (the versions share a schema).
+        if (review.kind === 'ConversionReview') {
+          const convertedObjects = (review.request?.objects ?? []).map((o) => ({ ...o, apiVersion: review.request?.desiredAPIVersion }));
+          res.end(JSON.stringify({ apiVersion: review.apiVersion, kind: 'ConversionReview', response: { uid, convertedObjects, result: { status: 'Success' } } }));
+          return;
         }
         res.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true } }));
       });

@@ -135,6 +135,20 @@ describe('scope: Secrets, mode: Apply', () => {
     expect(runCluster.writes).toEqual([]);
   });
 
+  it('spec.paused holds the run before its next target; unpausing (a new generation, same targets) continues the same run', async () => {
+    fake.apply('renew', { ...SPEC, paused: true });
+    await settle();
+    expect(fake.rotation('renew')!.status!.phase).toBe('Paused');
+    expect(condition('Reconciling')).toMatchObject({ status: 'True', reason: 'Paused', message: 'paused by spec.paused at 0/1; set spec.paused: false to continue' });
+    expect(runCluster.writes).toEqual([]);
+    fake.updateSpec('renew', (spec) => {
+      spec.paused = false;
+    });
+    await settle();
+    const status = fake.rotation('renew')!.status!;
+    expect(status).toMatchObject({ phase: 'Succeeded', runGeneration: 1, observedGeneration: 2 });
+  });
+
   it('one rotation at a time: a second Apply waits Queued behind the running one, then runs', async () => {
     runCluster.rolls = () => false; // the first run's rollout waits
     fake.apply('renew', SPEC);

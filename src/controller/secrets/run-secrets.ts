@@ -129,7 +129,7 @@ export async function continueSecretRun(deps: ControllerDeps, rotation: Certific
     }
     if (index < 0 && (finishing || rotation.spec.paused)) {
       if (finishing) return;
-      return write(deps, stored, { ...status, phase: 'Paused' }, 'reconciling', REASONS.paused, `paused after ${progressOf(status)} Secret-backed certificate(s); unpause to go on`).then(() => undefined);
+      return write(deps, stored, { ...status, phase: 'Paused' }, 'reconciling', REASONS.paused, `paused by spec.paused at ${progressOf(status)}; set spec.paused: false to continue`).then(() => undefined);
     }
     const at = index >= 0 ? index : targets.findIndex((t) => t.phase === 'Pending');
     const before = targets[at]!;
