@@ -32,7 +32,7 @@ import { buildNodeRotation } from './node-rotation.js';
 import { parseDuration } from '../api/duration.js';
 import { slotHolder } from './queue-gate.js';
 import { clearSealedBundles, commitRkeState, discardRkeBundle, ensureRkeBundle, failedRunStateNote, isPermanentIssueError, sealBundleForWaitingNodes, withBundleRef } from './rke-run.js';
-import { compactRun, countRun, describePlan, FINISHED_BY_AGENT, planFromStatus, planInProgress, rebuildRun, runActive, runFingerprint, runSpecOf, settled } from './run-state.js';
+import { compactRun, countRun, describePlan, FINISHED_BY_AGENT, planFromStatus, observedGenerationOf, planInProgress, rebuildRun, runActive, runFingerprint, runSpecOf, settled } from './run-state.js';
 import { FORBIDDEN_RETRY_MS, planSecretTargets } from './secrets/plan-secrets.js';
 import { continueSecretRun, secretRunActive, startSecretRun, targetInFlight } from './secrets/run-secrets.js';
 import { writeStatus } from './status-writer.js';
@@ -73,7 +73,7 @@ export async function reconcileRotation(deps: ControllerDeps, name: string): Pro
   // 6'. Secret-backed serving certificates: discovered, planned and renewed by the controller itself.
   if (spec.scope === 'Secrets') {
     if (spec.mode === 'Apply') {
-      const holder = slotHolder(rotation, deps.read.rotations(), (r) => deps.read.nodeRotationsOf(r), nodeExistsIn(deps));
+      const holder = slotHolderFor(deps, rotation);
       if (holder) return writeQueued(deps, rotation, holder, undefined);
     }
     const outcome = spec.mode === 'Plan' ? await planSecretTargets(deps, rotation) : await startSecretRun(deps, rotation);
@@ -119,7 +119,7 @@ export async function reconcileRotation(deps: ControllerDeps, name: string): Pro
   }
 
   // 9. One rotation at a time.
-  const holder = slotHolder(rotation, deps.read.rotations(), (r) => deps.read.nodeRotationsOf(r), nodeExistsIn(deps));
+  const holder = slotHolderFor(deps, rotation);
   if (holder) return writeQueued(deps, rotation, holder, distribution);
 
   // 10. Start: what the run rotates is frozen into status.runSpec here; its nodes
@@ -171,11 +171,7 @@ async function continueRun(
   });
   const d = decideCascade({ rotation: run, distribution, runGeneration, nodes: entries, nodeRotations, now, nodeExists });
 
-  // A spec change that keeps WHAT is rotated is absorbed into this run; one
-  // that changes it is not observed yet (kstatus then reads "in progress"),
-  // and starts its own run when this one ends.
-  const absorbed = base.runFingerprint === runFingerprint(spec);
-  const observedGeneration = absorbed ? rotation.metadata.generation! : base.observedGeneration;
+  const observedGeneration = observedGenerationOf(rotation, base);
   const summary = summarizeRun({
     generation: observedGeneration,
     mode: 'Apply',
@@ -387,6 +383,11 @@ async function writeSummary(
 }
 
 /** Whether a Node is in the cache. */
+/** The rotation `rotation` must wait for (queue-gate.ts), from the cache. */
+function slotHolderFor(deps: ControllerDeps, rotation: CertificateRotation): string | undefined {
+  return slotHolder(rotation, deps.read.rotations(), (r) => deps.read.nodeRotationsOf(r), nodeExistsIn(deps));
+}
+
 function nodeExistsIn(deps: ControllerDeps): (name: string) => boolean {
   return (name) => deps.read.nodeExists(name);
 }

@@ -34,6 +34,16 @@ export function runFingerprint(spec: CertificateRotationSpec): string {
   return createHash('sha256').update(JSON.stringify(what)).digest('hex').slice(0, 16);
 }
 
+/**
+ * The generation a running run's status observes. A spec change that keeps WHAT
+ * is rotated (paused, maxUnavailable, nodeTimeout, onFailure) is absorbed into
+ * the run; one that changes it is not observed yet (kstatus then reads "in
+ * progress") and starts its own run when this one ends. Node and Secrets runs alike.
+ */
+export function observedGenerationOf(rotation: CertificateRotation, status: CertificateRotationStatus): number {
+  return status.runFingerprint === runFingerprint(rotation.spec) ? rotation.metadata.generation! : status.observedGeneration;
+}
+
 /** Conditions the controller sets before any node started: recomputed every pass, never "settled". */
 const PRE_RUN_PROBLEMS: readonly string[] = [REASONS.serviceNotInDistribution, REASONS.distributionUnknown, REASONS.noNodesSelected, REASONS.discoveryForbidden, REASONS.secretTargetsNotRenewable];
 

@@ -17,8 +17,14 @@ import type { ServiceRef } from './discovery.js';
 
 export type JsonPatchOp = { op: 'test' | 'replace' | 'add'; path: string; value: string } | { op: 'remove'; path: string };
 
+interface ServiceCall {
+  namespace?: string;
+  name?: string;
+  port?: number;
+}
+
 interface ClientConfig {
-  service?: { namespace?: string; name?: string };
+  service?: ServiceCall;
   caBundle?: string;
 }
 
@@ -27,24 +33,29 @@ export interface LiveFront {
   kind: FrontKind;
   webhooks?: { clientConfig?: ClientConfig }[];
   spec?: {
-    service?: { namespace?: string; name?: string };
+    service?: ServiceCall;
     caBundle?: string;
     conversion?: { strategy?: string; webhook?: { clientConfig?: ClientConfig } };
   };
 }
 
-interface BundleSlot {
+/** One call of a front to a Service, and where its caBundle is. */
+export interface BundleSlot {
+  /** The JSON pointer of the caBundle (the API's own field path). */
   path: string;
-  service?: { namespace?: string; name?: string };
+  service?: ServiceCall;
+  /** The caBundle as stored (base64); undefined when empty. */
   b64?: string;
+  /** For a webhook configuration: the index of the webhook the call is made for. */
+  webhook?: number;
 }
 
-// Where each kind keeps the caBundle of a call to a Service (the API's own field paths).
-function slotsOf(front: LiveFront): BundleSlot[] {
+/** Where each kind keeps its calls to Services and their caBundles. */
+export function bundleSlots(front: LiveFront): BundleSlot[] {
   switch (front.kind) {
     case 'ValidatingWebhookConfiguration':
     case 'MutatingWebhookConfiguration':
-      return (front.webhooks ?? []).map((w, i) => ({ path: `/webhooks/${i}/clientConfig/caBundle`, service: w.clientConfig?.service, b64: w.clientConfig?.caBundle }));
+      return (front.webhooks ?? []).map((w, i) => ({ path: `/webhooks/${i}/clientConfig/caBundle`, service: w.clientConfig?.service, b64: w.clientConfig?.caBundle, webhook: i }));
     case 'APIService':
       return [{ path: '/spec/caBundle', service: front.spec?.service, b64: front.spec?.caBundle }];
     case 'CustomResourceDefinition': {
@@ -54,7 +65,7 @@ function slotsOf(front: LiveFront): BundleSlot[] {
   }
 }
 
-const calls = (slot: BundleSlot, svc: ServiceRef): boolean => slot.service?.namespace === svc.namespace && slot.service?.name === svc.name;
+export const calls = (slot: BundleSlot, svc: ServiceRef): boolean => slot.service?.namespace === svc.namespace && slot.service?.name === svc.name;
 
 /** The PEM blocks of a bundle, in order; a block that is not a certificate is kept as it is, never dropped silently. */
 function blocksOf(b64: string | undefined): string[] {
@@ -80,7 +91,7 @@ function guarded(slot: BundleSlot, next: string): JsonPatchOp[] {
 // Each caBundle of `front` that calls `service`, rewritten by `next` (undefined: leave it as it is).
 function rewrite(front: LiveFront, service: ServiceRef, caPem: string, next: (blocks: string[], ca: X509Certificate) => string[] | undefined): JsonPatchOp[] {
   const ca = new X509Certificate(caPem);
-  return slotsOf(front)
+  return bundleSlots(front)
     .filter((slot) => calls(slot, service))
     .flatMap((slot) => {
       const blocks = next(blocksOf(slot.b64), ca);

@@ -20,7 +20,7 @@ import {
 } from '@kubernetes/client-node';
 import type { SecretTargetsSpec } from '../../api/secret-targets.js';
 import { isNotFound } from '../../kube/client.js';
-import type { DiscoveryInput, FrontInfo, PodInfo, SecretInfo, ServiceInfo, ServiceRef } from './discovery.js';
+import { decode, type DiscoveryInput, type FrontInfo, type PodInfo, type SecretInfo, type ServiceInfo, type ServiceRef } from './discovery.js';
 import { BUILT_IN, CA_SECRET_ANNOTATION, CERT_MANAGER_ANNOTATION, READ_KEYS } from './known-layouts.js';
 
 const READ_ANNOTATIONS: ReadonlySet<string> = new Set([CA_SECRET_ANNOTATION, CERT_MANAGER_ANNOTATION]);
@@ -49,8 +49,6 @@ async function eachItem<T>(list: (cont: string | undefined) => Promise<Page<T>>,
     cont = page.metadata?._continue || undefined;
   } while (cont);
 }
-
-const decodeBundle = (b64: string | undefined): string | undefined => (b64 ? Buffer.from(b64, 'base64').toString('utf8') : undefined);
 
 export class ApiSecretTargetSource implements SecretTargetSource {
   private readonly admission: AdmissionregistrationV1Api;
@@ -182,7 +180,7 @@ export class ApiSecretTargetSource implements SecretTargetSource {
 }
 
 function front(kind: FrontInfo['kind'], name: string, service: { namespace: string; name: string }, caBundle: string | undefined): FrontInfo {
-  const pem = decodeBundle(caBundle);
+  const pem = decode(caBundle);
   return { kind, name, service: { namespace: service.namespace, name: service.name }, ...(pem ? { caBundle: pem } : {}) };
 }
 

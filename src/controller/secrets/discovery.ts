@@ -246,8 +246,8 @@ function followFront(
   }
   // Several serving pairs mounted: the one made for this Service's DNS name, else the one the caBundle trusts.
   const dns = new Set([serviceDnsName(service), `${serviceDnsName(service)}.cluster.local`]);
-  const forService = pairs.filter((s) => leafOf(s)?.subjectAltName?.split(', ').some((n) => dns.has(n.replace(/^DNS:/, ''))));
-  const trusted = pairs.filter((s) => trustedBy(leafOf(s), front.caBundle));
+  const forService = pairs.filter((s) => servingLeafOf(s)?.subjectAltName?.split(', ').some((n) => dns.has(n.replace(/^DNS:/, ''))));
+  const trusted = pairs.filter((s) => trustedBy(servingLeafOf(s), front.caBundle));
   const chosen = forService[0] ?? trusted[0] ?? pairs[0]!;
   const note =
     pairs.length > 1 && forService.length !== 1
@@ -272,7 +272,8 @@ export function servingPairOf(s: SecretInfo): (typeof SERVING_PAIR_KEYS)[number]
 }
 
 const leafCache = new WeakMap<SecretInfo, X509Certificate | null>();
-function leafOf(s: SecretInfo): X509Certificate | undefined {
+/** The first certificate of the Secret's serving pair, or undefined when it has none readable (cached per object). */
+export function servingLeafOf(s: SecretInfo): X509Certificate | undefined {
   let cert = leafCache.get(s);
   if (cert === undefined) {
     const pair = servingPairOf(s);
@@ -363,13 +364,12 @@ function keyMatches(b64: string | undefined, cert: X509Certificate): boolean {
 const DAY = 86_400_000;
 
 function judge(c: Candidate, secrets: Map<string, SecretInfo>, now: Date): { target: SecretTargetStatus; ca?: FoundCa } {
-  const leaf = leafOf(c.secret);
+  const leaf = servingLeafOf(c.secret);
   const ca = leaf ? findCa(c, leaf, secrets) : undefined;
-  return { target: judgeWith(c, ca, now), ...(ca ? { ca } : {}) };
+  return { target: judgeWith(c, leaf, ca, now), ...(ca ? { ca } : {}) };
 }
 
-function judgeWith(c: Candidate, ca: FoundCa | undefined, now: Date): SecretTargetStatus {
-  const leaf = leafOf(c.secret);
+function judgeWith(c: Candidate, leaf: X509Certificate | undefined, ca: FoundCa | undefined, now: Date): SecretTargetStatus {
   const base = {
     secret: { namespace: c.secret.namespace, name: c.secret.name },
     fronts: [...new Set(c.fronts.map(frontName))].sort().slice(0, 16),

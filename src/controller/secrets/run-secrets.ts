@@ -17,7 +17,7 @@ import { rfc3339 } from '../cascade.js';
 import { kstatus, mergeConditions } from '../conditions.js';
 import type { ControllerDeps } from '../deps.js';
 import { EVENT_REASONS } from '../event-reasons.js';
-import { runFingerprint } from '../run-state.js';
+import { observedGenerationOf, runFingerprint } from '../run-state.js';
 import { writeStatus } from '../status-writer.js';
 import { discoverSecretTargets } from './discovery.js';
 import { describeSecretPlan } from './plan-secrets.js';
@@ -157,9 +157,7 @@ function currentOf(status: CertificateRotationStatus): string | undefined {
 
 async function write(deps: ControllerDeps, rotation: CertificateRotation, status: CertificateRotationStatus, state: 'ready' | 'reconciling' | 'stalled', reason: string, message: string): Promise<CertificateRotation> {
   const now = deps.now();
-  // A spec change that keeps what the run renews (paused, nodeTimeout, onFailure) steers this run and is
-  // observed by it; one that changes it (spec.secrets, mode) starts a new run after this one ends.
-  const observedGeneration = status.runFingerprint === runFingerprint(rotation.spec) ? rotation.metadata.generation! : status.observedGeneration;
+  const observedGeneration = observedGenerationOf(rotation, status);
   const next: CertificateRotationStatus = {
     ...status,
     observedGeneration,

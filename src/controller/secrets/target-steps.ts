@@ -25,8 +25,8 @@ import { describeError, isConflict, statusCode } from '../../kube/client.js';
 import { normalSerial } from '../../pki/certfile.js';
 import { secretBackupName } from '../../api/names.js';
 import { backupOf, restoredFrom, BACKUP_LABELS, type SecretObject } from './backup.js';
-import { dropCaPatch, trustCaPatch, type JsonPatchOp, type LiveFront } from './ca-bundle.js';
-import { decode, servingPairOf, type SecretInfo, type ServiceRef } from './discovery.js';
+import { bundleSlots, calls, dropCaPatch, trustCaPatch, type JsonPatchOp, type LiveFront } from './ca-bundle.js';
+import { decode, servingLeafOf, type SecretInfo, type ServiceRef } from './discovery.js';
 import { probeForApiService, probeForWebhook, type LiveWebhook, type NamespaceInfo, type ProbeRequest } from './probe-request.js';
 import { renewServingSecret } from './renew-in-place.js';
 import { RESTARTED_AT_ANNOTATION, rolloutOf, SERVING_SERIAL_ANNOTATION, type WorkloadState } from './rollout.js';
@@ -44,10 +44,10 @@ export interface LiveWorkload extends WorkloadState {
   spec?: WorkloadState['spec'] & { template?: { metadata?: { annotations?: Record<string, string> } } };
 }
 
-/** A front as the API returns it: where its caBundles are, and for webhooks what the probe needs. */
+/** A front as the API returns it: where its caBundles are (ca-bundle.ts), and what the probe needs. */
 export type LiveFrontObject = Omit<LiveFront, 'webhooks' | 'spec'> & {
-  webhooks?: (LiveWebhook & { clientConfig?: { service?: { namespace?: string; name?: string; port?: number }; caBundle?: string } })[];
-  spec?: LiveFront['spec'] & { group?: string; version?: string; service?: { namespace?: string; name?: string; port?: number } };
+  webhooks?: (LiveWebhook & NonNullable<LiveFront['webhooks']>[number])[];
+  spec?: LiveFront['spec'] & { group?: string; version?: string };
 };
 
 /** What the run does to the cluster; the controller's is cluster-write.ts. */
@@ -97,16 +97,8 @@ function toInfo(s: SecretObject): SecretInfo {
   return { namespace: s.metadata.namespace, name: s.metadata.name, labels: s.metadata.labels ?? {}, annotations: s.metadata.annotations ?? {}, data: s.data ?? {} };
 }
 
-/** The serial and notAfter of the serving certificate in a Secret, or undefined when it has none readable. */
-function leafIn(s: SecretObject): X509Certificate | undefined {
-  const pair = servingPairOf(toInfo(s));
-  if (!pair) return undefined;
-  try {
-    return new X509Certificate(decode(s.data?.[pair.cert]));
-  } catch {
-    return undefined;
-  }
-}
+/** The serving certificate in a Secret, or undefined when it has none readable. */
+const leafIn = (s: SecretObject): X509Certificate | undefined => servingLeafOf(toInfo(s));
 
 async function caPemOf(ctx: StepContext, t: SecretRunTarget): Promise<string> {
   const ca = await ctx.cluster.getSecret({ namespace: t.ca.namespace, name: t.ca.name });
@@ -348,38 +340,22 @@ interface Call {
   service: ServiceRef;
   port: number;
   caBundle?: string;
+  webhook?: number;
 }
 
-/** Each call of a front into one of the target's Services, with its port and caBundle. */
+/** Each call of a front into one of the target's Services, with its port and caBundle (ca-bundle.ts's slots). */
 function callsOf(front: LiveFrontObject, services: readonly ServiceRef[]): Call[] {
-  const ours = (svc: { namespace?: string; name?: string } | undefined): ServiceRef | undefined => services.find((s) => s.namespace === svc?.namespace && s.name === svc?.name);
-  const out: Call[] = [];
-  const add = (svc: { namespace?: string; name?: string; port?: number } | undefined, caBundle: string | undefined) => {
-    const s = ours(svc);
-    if (s) out.push({ service: s, port: svc?.port ?? 443, ...(caBundle ? { caBundle } : {}) });
-  };
-  switch (front.kind) {
-    case 'ValidatingWebhookConfiguration':
-    case 'MutatingWebhookConfiguration':
-      for (const w of front.webhooks ?? []) add(w.clientConfig?.service, w.clientConfig?.caBundle);
-      break;
-    case 'APIService':
-      add(front.spec?.service, front.spec?.caBundle);
-      break;
-    case 'CustomResourceDefinition': {
-      const cfg = front.spec?.conversion?.webhook?.clientConfig as { service?: { namespace?: string; name?: string; port?: number }; caBundle?: string } | undefined;
-      add(cfg?.service, cfg?.caBundle);
-      break;
-    }
-  }
-  return out;
+  return bundleSlots(front).flatMap((slot) => {
+    const service = services.find((svc) => calls(slot, svc));
+    return service ? [{ service, port: slot.service?.port ?? 443, ...(slot.b64 ? { caBundle: slot.b64 } : {}), ...(slot.webhook !== undefined ? { webhook: slot.webhook } : {}) }] : [];
+  });
 }
 
 function probesOf(frontName: string, front: LiveFrontObject, services: readonly ServiceRef[], namespaces: readonly NamespaceInfo[]) {
   switch (front.kind) {
     case 'ValidatingWebhookConfiguration':
     case 'MutatingWebhookConfiguration':
-      return (front.webhooks ?? []).filter((w) => callsOf({ ...front, webhooks: [w] }, services).length > 0).map((w) => probeForWebhook(w, namespaces));
+      return callsOf(front, services).map((c) => probeForWebhook(front.webhooks![c.webhook!]!, namespaces));
     case 'APIService':
       return [probeForApiService(front)];
     case 'CustomResourceDefinition':
