@@ -145,17 +145,25 @@ export const SECRET_TARGET_PHASES = ['Pending', 'Renewing', 'Rotated', 'RollingB
 export type SecretTargetPhase = (typeof SECRET_TARGET_PHASES)[number];
 
 /**
- * The steps of one target, in order; the last three undo the first ones:
- *   Backup (copy the Secret) → Renew (write the new pair) → Trust (every caBundle
- *   that fronts it holds the CA) → Roll (patch the pod template) → Rollout (wait
- *   for the workload's own strategy) → Verify (the endpoints serve the new serial
- *   and the API server's own call through the front succeeds) → Cleanup (delete
- *   the backup); Restore (the Secret from its backup, the caBundle as it was) →
- *   Undo (the pod template's annotations as they were, so the workload goes back
- *   to its earlier pods) → UndoRollout (wait for that).
+ * The steps of a target (target-steps.ts's STEP_ORDER gives each action's order):
+ *   Backup (copy the Secret; for Regenerate its CA Secret and the fronts the
+ *   owner registers again too) → Renew (write the new pair: RenewInPlace) or
+ *   Remove (delete the Secret and those fronts: Regenerate) → Trust (every
+ *   caBundle that fronts it holds the CA) → Roll (patch the pod template) →
+ *   Rollout (wait for the workload's own strategy) → Reissued (Regenerate: the
+ *   owner has written a new pair and registered its fronts again) → Verify (the
+ *   endpoints serve the new serial and the API server's own call through the
+ *   front succeeds) → Cleanup (delete the backups). To undo: Restore (the
+ *   Secrets and fronts from their backups, the caBundle as it was) → Undo (the
+ *   pod template's annotations as they were, so the workload goes back to its
+ *   earlier pods) → UndoRollout (wait for that).
  */
-export const SECRET_STEPS = ['Backup', 'Renew', 'Trust', 'Roll', 'Rollout', 'Verify', 'Cleanup', 'Restore', 'Undo', 'UndoRollout'] as const;
+export const SECRET_STEPS = ['Backup', 'Renew', 'Remove', 'Trust', 'Roll', 'Rollout', 'Reissued', 'Verify', 'Cleanup', 'Restore', 'Undo', 'UndoRollout'] as const;
 export type SecretStep = (typeof SECRET_STEPS)[number];
+
+/** What a run does with a target: renew it with the CA in the cluster, or have its owner make a new one. */
+export const SECRET_RUN_ACTIONS = ['RenewInPlace', 'Regenerate'] as const;
+export type SecretRunAction = (typeof SECRET_RUN_ACTIONS)[number];
 
 const optionalText = (maxLength: number, description: string) => s.string({ maxLength, description }).optional();
 
@@ -171,7 +179,12 @@ export const secretRunTargetSchema = s.object({
       certKey: s.string({ maxLength: 253 }),
       keyKey: s.string({ maxLength: 253 }),
     })
-    .describe('Where the signing CA and its key are, read again at the Renew step (never copied into the status).'),
+    .describe('Where the signing CA and its key are, read again at the Renew step (never copied into the status); for Regenerate, where the owner keeps its CA.'),
+  action: s.enum(SECRET_RUN_ACTIONS).describe('RenewInPlace (absent means this too) or Regenerate (the owner makes the new pair).').optional(),
+  removes: s
+    .array(s.string({ maxLength: 320 }), { maxItems: 16 })
+    .describe('Regenerate: the fronts (Kind/name) its owner registers again when it starts, deleted at Remove as its procedure says and put back from the backup by a rollback.')
+    .optional(),
   phase: s.enum(SECRET_TARGET_PHASES),
   step: s.enum(SECRET_STEPS).describe('The next step to run (Renewing, RollingBack), or the step that failed (RolledBack, Failed).').optional(),
   stepSince: s.time('When the step began: Rollout, Verify and UndoRollout are bounded by spec.strategy.nodeTimeout from here.').optional(),
@@ -201,7 +214,7 @@ export const secretRunSchema = s
     targets: s
       .array(secretRunTargetSchema, { maxItems: MAX_RUN_SECRET_TARGETS })
       .with({ 'x-kubernetes-list-type': 'atomic' })
-      .describe('The targets this run renews in place, in the order it takes them (the earliest to expire first), one at a time.'),
+      .describe('The targets this run renews or has regenerated, in the order it takes them (the earliest to expire first), one at a time.'),
   })
   .describe('scope: Secrets, mode: Apply: where each target of the run is.');
 export type SecretRunStatus = Out<typeof secretRunSchema>;

@@ -37,6 +37,8 @@ const ORIGINAL_TYPE = `${GROUP}/backup-of-type`;
 const ORIGINAL_LABELS = `${GROUP}/backup-of-labels`;
 const ORIGINAL_ANNOTATIONS = `${GROUP}/backup-of-annotations`;
 const ORIGINAL_RESOURCE_VERSION = `${GROUP}/backup-of-resource-version`;
+// Regenerate: the webhook configurations deleted with the Secret, as JSON by Kind/name (they hold no key).
+const REMOVED_FRONTS = `${GROUP}/backup-of-fronts`;
 
 // Never copied: kubectl's last-applied annotation repeats the Secret's data, keys included, in clear.
 const NOT_COPIED = new Set(['kubectl.kubernetes.io/last-applied-configuration']);
@@ -54,7 +56,7 @@ export interface BackupOwner {
  * that lists them (and to certrotator's own discovery). `data` is copied whole,
  * not only the serving pair: a rollback must give back exactly what was there.
  */
-export function backupOf(original: SecretObject, owner: BackupOwner): SecretObject & { apiVersion: 'v1'; kind: 'Secret'; metadata: { ownerReferences: object[] } } {
+export function backupOf(original: SecretObject, owner: BackupOwner, fronts?: Record<string, object>): SecretObject & { apiVersion: 'v1'; kind: 'Secret'; metadata: { ownerReferences: object[] } } {
   const { namespace, name } = original.metadata;
   return {
     apiVersion: 'v1',
@@ -69,6 +71,7 @@ export function backupOf(original: SecretObject, owner: BackupOwner): SecretObje
         [ORIGINAL_LABELS]: JSON.stringify(original.metadata.labels ?? {}),
         [ORIGINAL_ANNOTATIONS]: JSON.stringify(copied(original.metadata.annotations)),
         ...(original.metadata.resourceVersion ? { [ORIGINAL_RESOURCE_VERSION]: original.metadata.resourceVersion } : {}),
+        ...(fronts && Object.keys(fronts).length ? { [REMOVED_FRONTS]: JSON.stringify(fronts) } : {}),
       },
       ownerReferences: [{ apiVersion: API_VERSION, kind: CERTIFICATE_ROTATION.kind, name: owner.name, uid: owner.uid, controller: true, blockOwnerDeletion: false }],
     },
@@ -101,4 +104,15 @@ export function restoredFrom(backup: SecretObject): SecretObject & { apiVersion:
     type: a[ORIGINAL_TYPE],
     data: { ...(backup.data ?? {}) },
   };
+}
+
+/** The fronts a Regenerate backup keeps (Kind/name → the object as it was), for a rollback to put back. */
+export function frontsIn(backup: SecretObject): Record<string, object> {
+  const raw = backup.metadata.annotations?.[REMOVED_FRONTS];
+  if (!raw) return {};
+  try {
+    return JSON.parse(raw) as Record<string, object>;
+  } catch {
+    throw new Error(`Secret ${backup.metadata.namespace}/${backup.metadata.name}: annotation ${REMOVED_FRONTS} is not the JSON object certrotator wrote`);
+  }
 }

@@ -170,6 +170,26 @@ export class ApiSecretRunCluster implements SecretRunCluster {
     else throw new Error(`${front}: not a kind whose caBundle certrotator keeps`);
   }
 
+  async deleteFront(front: string): Promise<void> {
+    const { kind, name } = splitKind(front);
+    if (kind === 'ValidatingWebhookConfiguration') await orUndefined(this.admission.deleteValidatingWebhookConfiguration({ name }));
+    else if (kind === 'MutatingWebhookConfiguration') await orUndefined(this.admission.deleteMutatingWebhookConfiguration({ name }));
+    else throw new Error(`${front}: certrotator deletes only webhook configurations (a Regenerate procedure's)`);
+  }
+
+  async putFront(front: string, object: object): Promise<void> {
+    const { kind, name } = splitKind(front);
+    if (kind !== 'ValidatingWebhookConfiguration' && kind !== 'MutatingWebhookConfiguration') throw new Error(`${front}: certrotator puts back only webhook configurations (a Regenerate procedure's)`);
+    const live = (await this.getFront(front)) as { metadata?: { resourceVersion?: string } } | undefined;
+    const o = object as { metadata?: object };
+    const body = { ...o, apiVersion: 'admissionregistration.k8s.io/v1', kind, metadata: { ...(o.metadata ?? {}), name, ...(live?.metadata?.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {}) } };
+    if (kind === 'ValidatingWebhookConfiguration') {
+      if (live) await this.admission.replaceValidatingWebhookConfiguration({ name, body: body as never });
+      else await this.admission.createValidatingWebhookConfiguration({ body: body as never });
+    } else if (live) await this.admission.replaceMutatingWebhookConfiguration({ name, body: body as never });
+    else await this.admission.createMutatingWebhookConfiguration({ body: body as never });
+  }
+
   async endpoints(service: ServiceRef, port: number): Promise<Endpoint[]> {
     const svc = await orUndefined(this.core.readNamespacedService(service));
     const servicePort = svc?.spec?.ports?.find((p) => p.port === port);

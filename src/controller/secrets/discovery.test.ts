@@ -11,6 +11,7 @@ let expiredCa: Pem;
 let leafOfExpiredCa: Pem;
 let shortCa: Pem;
 let leafOfShortCa: Pem;
+let leafDue: Pem;
 beforeAll(() => {
   ca = makeCa({ cn: 'hook-ca' });
   otherCa = makeCa({ cn: 'hook-ca' }); // same name, other key: must not count as the signer
@@ -20,6 +21,7 @@ beforeAll(() => {
   leafOfExpiredCa = issueServing(expiredCa, { cn: 'hook.web.svc', dns: ['hook.web.svc'], days: 20, back: 35 });
   shortCa = makeCa({ cn: 'short-ca', days: 100 });
   leafOfShortCa = issueServing(shortCa, { cn: 'hook.web.svc', dns: ['hook.web.svc'], days: 365 });
+  leafDue = issueServing(ca, { cn: 'rancher-webhook.cattle-system.svc', dns: ['rancher-webhook.cattle-system.svc'], days: 365, back: 300 });
 });
 
 const NOW = () => new Date();
@@ -125,23 +127,42 @@ describe('discoverSecretTargets', () => {
       want: { fronts: ['MutatingWebhookConfiguration/b.example.com', 'ValidatingWebhookConfiguration/a.example.com'] },
     },
     {
-      name: 'builtIn rancher-webhook: regenerate, CA in cattle-webhook-ca',
-      input: () => ({
-        ...world([], []),
-        fronts: [{ kind: 'MutatingWebhookConfiguration', name: 'rancher.cattle.io', service: { namespace: 'cattle-system', name: 'rancher-webhook' }, caBundle: ca.certPem }],
-        services: [{ namespace: 'cattle-system', name: 'rancher-webhook', selector: { app: 'rancher-webhook' }, endpointPods: [] }],
-        pods: [{ namespace: 'cattle-system', name: 'rancher-webhook-1', labels: { app: 'rancher-webhook' }, owner: { kind: 'ReplicaSet', name: 'rancher-webhook-5d' }, secretNames: ['cattle-webhook-tls'] }],
-        replicaSetOwners: new Map([['cattle-system/rancher-webhook-5d', { kind: 'Deployment', name: 'rancher-webhook' }]]),
-        secrets: [
-          { ...secret('cattle-webhook-tls', tlsPair(leaf)), namespace: 'cattle-system' },
-          { ...secret('cattle-webhook-ca', tlsPair(ca)), namespace: 'cattle-system' },
-        ],
-      }),
+      name: 'builtIn rancher-webhook within 90 days of expiry: regenerate, CA in cattle-webhook-ca',
+      input: () => rancherWorld(leafDue, ca),
       spec: { builtIn: ['rancher-webhook'] },
       want: { action: 'Regenerate', ca: 'cattle-system/cattle-webhook-ca tls.crt', workload: 'Deployment/rancher-webhook', fronts: ['MutatingWebhookConfiguration/rancher.cattle.io'] },
       reason: /back up cattle-webhook-tls, delete it and the rancher.cattle.io MutatingWebhookConfiguration, restart the app=rancher-webhook pods/,
     },
+    {
+      name: 'builtIn rancher-webhook with a year left: left to its owner, which renews it within 90 days (restarted now it would load the same one)',
+      input: () => rancherWorld(leaf, ca),
+      spec: { builtIn: ['rancher-webhook'] },
+      want: { action: 'LeaveAlone', workload: 'Deployment/rancher-webhook' },
+      reason: /^expires in 36[45] days: rancher-webhook makes a new certificate only within 90 days of expiry, and then renews it by itself/,
+    },
+    {
+      name: 'builtIn rancher-webhook whose CA expired: cannot be regenerated (the owner never replaces an expired CA)',
+      input: () => rancherWorld(leafOfExpiredCa, expiredCa),
+      spec: { builtIn: ['rancher-webhook'] },
+      want: { action: 'CannotRenew' },
+      reason: /^its CA \(cattle-system\/cattle-webhook-ca tls.crt\) expired on .*: rancher-webhook makes a new CA only when cattle-system\/cattle-webhook-ca is absent, never for an expired one/,
+    },
   ];
+
+  /** rancher-webhook as Rancher installs it: Deployment, Service, the mutating configuration, cattle-webhook-tls and cattle-webhook-ca. */
+  function rancherWorld(pair: Pem, caPair: Pem): DiscoveryInput {
+    return {
+      ...world([], []),
+      fronts: [{ kind: 'MutatingWebhookConfiguration', name: 'rancher.cattle.io', service: { namespace: 'cattle-system', name: 'rancher-webhook' }, caBundle: caPair.certPem }],
+      services: [{ namespace: 'cattle-system', name: 'rancher-webhook', selector: { app: 'rancher-webhook' }, endpointPods: [] }],
+      pods: [{ namespace: 'cattle-system', name: 'rancher-webhook-1', labels: { app: 'rancher-webhook' }, owner: { kind: 'ReplicaSet', name: 'rancher-webhook-5d' }, secretNames: ['cattle-webhook-tls'] }],
+      replicaSetOwners: new Map([['cattle-system/rancher-webhook-5d', { kind: 'Deployment', name: 'rancher-webhook' }]]),
+      secrets: [
+        { ...secret('cattle-webhook-tls', tlsPair(pair)), namespace: 'cattle-system' },
+        { ...secret('cattle-webhook-ca', tlsPair(caPair)), namespace: 'cattle-system' },
+      ],
+    };
+  }
 
   it.each(cases)('$name', ({ input, spec, want, reason }) => {
     const r = discoverSecretTargets(input(), spec ?? {});

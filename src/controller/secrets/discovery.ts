@@ -89,13 +89,20 @@ export interface CaLocation {
   keyKey: string;
 }
 
+/** What a run needs of a target beyond its status: where the CA is (or where the owner keeps it), the Services its fronts call, the fronts its owner registers again. */
+export interface Renewal {
+  ca: CaLocation;
+  services: ServiceRef[];
+  removes?: string[];
+}
+
 export interface DiscoveryResult {
   plan: SecretPlanStatus;
   /** Every target in scope, the earliest to expire first (plan.targets is its head). */
   targets: SecretTargetStatus[];
   unresolved: Unresolved[];
-  /** "namespace/name" of each RenewInPlace target's Secret → where its CA and key are, and the Services its fronts call. */
-  renewals: Map<string, { ca: CaLocation; services: ServiceRef[] }>;
+  /** "namespace/name" of each RenewInPlace or Regenerate target's Secret → how a run takes it. */
+  renewals: Map<string, Renewal>;
 }
 
 const key = (namespace: string, name: string): string => `${namespace}/${name}`;
@@ -176,14 +183,16 @@ export function discoverSecretTargets(input: DiscoveryInput, spec: SecretTargets
     );
   };
 
-  const renewals = new Map<string, { ca: CaLocation; services: ServiceRef[] }>();
+  const renewals = new Map<string, Renewal>();
   const targets = [...candidates.values()]
     .filter(inScope)
     .map((c) => {
       const { target, ca } = judge(c, secrets, input.now);
-      if (target.action === 'RenewInPlace' && ca?.location) {
-        const services = [...new Map(c.fronts.map((f) => [key(f.service.namespace, f.service.name), f.service])).values()];
-        renewals.set(key(c.secret.namespace, c.secret.name), { ca: ca.location, services });
+      const services = [...new Map(c.fronts.map((f) => [key(f.service.namespace, f.service.name), f.service])).values()];
+      if (target.action === 'RenewInPlace' && ca?.location) renewals.set(key(c.secret.namespace, c.secret.name), { ca: ca.location, services });
+      if (target.action === 'Regenerate' && c.builtIn) {
+        const layout = BUILT_IN[c.builtIn];
+        renewals.set(key(c.secret.namespace, c.secret.name), { ca: layout.ca, services, removes: layout.reregisters.filter((f) => target.fronts.includes(f)) });
       }
       return target;
     })
@@ -286,7 +295,8 @@ export function servingLeafOf(s: SecretInfo): X509Certificate | undefined {
 /** A Secret or caBundle value as text; an absent value is empty. */
 export const decode = (b64: string | undefined): string => (b64 ? Buffer.from(b64, 'base64').toString('utf8') : '');
 
-function certificatesIn(pem: string | undefined): X509Certificate[] {
+/** Every readable certificate of a PEM text, in order. */
+export function certificatesIn(pem: string | undefined): X509Certificate[] {
   if (!pem) return [];
   const out: X509Certificate[] = [];
   for (const m of pem.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)) {
@@ -304,7 +314,7 @@ function firstCertificate(pem: string): X509Certificate | null {
 }
 
 /** Signature verification, not issuer-name matching (every RKE2 cluster has a CA of the same name). */
-function issuedBy(leaf: X509Certificate, ca: X509Certificate): boolean {
+export function issuedBy(leaf: X509Certificate, ca: X509Certificate): boolean {
   return leaf.checkIssued(ca) && leaf.verify(ca.publicKey);
 }
 
@@ -390,7 +400,15 @@ function judgeWith(c: Candidate, leaf: X509Certificate | undefined, ca: FoundCa 
     return { ...common, action: 'LeaveAlone', reason: withNote(`managed by the cert-manager Certificate ${c.secret.namespace}/${certManager}: cert-manager renews it (cmctl renew to force it)`) };
   }
   if (c.builtIn) {
-    return { ...common, action: 'Regenerate', reason: withNote(BUILT_IN[c.builtIn].procedure) };
+    const layout = BUILT_IN[c.builtIn];
+    const days = Math.floor((Date.parse(leaf.validTo) - now.getTime()) / DAY);
+    if (ca && Date.parse(ca.cert.validTo) <= now.getTime()) {
+      return { ...common, action: 'CannotRenew', reason: withNote(`its CA (${ca.where}) expired on ${ca.cert.validTo}: ${c.builtIn} makes a new CA only when ${key(layout.ca.namespace, layout.ca.name)} is absent, never for an expired one, so a regenerated certificate would be signed by it too; rotate the CA first`) };
+    }
+    if (days > layout.reissuesWithinDays) {
+      return { ...common, action: 'LeaveAlone', reason: withNote(`expires in ${days} days: ${c.builtIn} makes a new certificate only within ${layout.reissuesWithinDays} days of expiry, and then renews it by itself; restarted now, its pods would load this one again`) };
+    }
+    return { ...common, action: 'Regenerate', reason: withNote(layout.procedure) };
   }
   // A pair whose halves do not belong together (tls.crt replaced alone) cannot
   // be what a server loaded; renewing it would hide the break, not mend it.

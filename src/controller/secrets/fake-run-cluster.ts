@@ -154,6 +154,15 @@ export class FakeSecretRunCluster implements SecretRunCluster {
     }
   }
 
+  async deleteFront(front: string): Promise<void> {
+    if (this.fronts.delete(front)) this.writes.push(`delete ${front}`);
+  }
+
+  async putFront(front: string, object: object): Promise<void> {
+    this.writes.push(`put ${front}`);
+    this.fronts.set(front, { ...(clone(object) as LiveFrontObject), kind: front.slice(0, front.indexOf('/')) as LiveFrontObject['kind'] });
+  }
+
   async endpoints(_service: ServiceRef, _port: number): Promise<Endpoint[]> {
     return [...this.endpointList];
   }

@@ -2,7 +2,7 @@
 // a new layout is a row here and the discovery table in the README follows it.
 import type { BuiltInSecretTarget } from '../../api/secret-targets.js';
 import { GROUP } from '../../api/constants.js';
-import type { ServiceRef, SecretInfo } from './discovery.js';
+import type { CaLocation, ServiceRef, SecretInfo } from './discovery.js';
 
 /**
  * The data keys of a serving pair and of its CA, in the order discovery
@@ -32,7 +32,16 @@ export const CERT_MANAGER_ANNOTATION = 'cert-manager.io/certificate-name';
 
 export interface BuiltInLayout {
   secret: ServiceRef;
-  ca: ServiceRef;
+  /** Where the owner keeps its CA (backed up with the Secret: an owner that finds it gone or expired makes a new one). */
+  ca: CaLocation;
+  /** Fronts (Kind/name) the owner registers when it starts, with its CA as caBundle: the procedure deletes them with the Secret. */
+  reregisters: string[];
+  /**
+   * The owner makes a new certificate at start only when its own expires within
+   * this many days (and renews it by itself then); outside it, restarted pods
+   * load the same one again, so Regenerate would change nothing.
+   */
+  reissuesWithinDays: number;
   /** What Regenerate does, in the words of the plan. */
   procedure: string;
 }
@@ -45,7 +54,11 @@ export interface BuiltInLayout {
 export const BUILT_IN: Record<BuiltInSecretTarget, BuiltInLayout> = {
   'rancher-webhook': {
     secret: { namespace: 'cattle-system', name: 'cattle-webhook-tls' },
-    ca: { namespace: 'cattle-system', name: 'cattle-webhook-ca' },
+    ca: { namespace: 'cattle-system', name: 'cattle-webhook-ca', certKey: 'tls.crt', keyKey: 'tls.key' },
+    // Rancher's doc deletes only the mutating one; the validating one of the same name is updated in place by the owner.
+    reregisters: ['MutatingWebhookConfiguration/rancher.cattle.io'],
+    // dynamiclistener listener.go: ExpirationDaysCheck defaults to 90 (checked when a pod loads the Secret, and every 6 h).
+    reissuesWithinDays: 90,
     // rancher/webhook pkg/server/server.go: Secret cattle-webhook-tls (tls.crt = leaf + CA, tls.key),
     // CA Secret cattle-webhook-ca (tls.crt/tls.key), Service rancher-webhook, pods app=rancher-webhook,
     // webhook configurations rancher.cattle.io whose caBundle the leader fills from the CA Secret.

@@ -104,7 +104,7 @@ describe('scope: Secrets, mode: Apply', () => {
     expect(status).toMatchObject({ phase: 'Succeeded', progress: '1/1', observedGeneration: 1, runGeneration: 1 });
     expect(status.secretRun!.targets).toEqual([expect.objectContaining({ secret: { namespace: 'web', name: 'hook-tls' }, workload: 'Deployment/hook', phase: 'Rotated' })]);
     expect(condition('Ready')).toMatchObject({ status: 'True', reason: 'Succeeded' });
-    expect(condition('Ready').message).toMatch(/^1 Secret-backed certificate\(s\) renewed in place, rolled and verified: web\/hook-tls/);
+    expect(condition('Ready').message).toMatch(/^1 Secret-backed certificate\(s\) renewed, rolled and verified: web\/hook-tls/);
     expect(fake.events.map((e) => e.reason)).toEqual(['SecretRenewed', 'RunSucceeded']);
     expect(fake.rotation('renew')!.metadata.finalizers).toEqual([FINALIZER]);
     expect(JSON.stringify(status) + JSON.stringify(fake.events)).not.toMatch(/PRIVATE KEY|LS0tLS1CRUdJTi/);
@@ -119,7 +119,7 @@ describe('scope: Secrets, mode: Apply', () => {
     fake.apply('renew', SPEC);
     await reconcile();
     expect(condition('Stalled')).toMatchObject({ status: 'True', reason: 'SecretTargetsNotRenewable' });
-    expect(condition('Stalled').message).toMatch(/^1 Secret-backed certificate\(s\) in scope cannot be renewed in place: web\/orphan-tls \(CannotRenew: its CA is known \(caBundle of ValidatingWebhookConfiguration\/orphan\.example\.com only\) but its private key is not in the cluster.*\)\. Nothing was changed; narrow spec\.secrets/);
+    expect(condition('Stalled').message).toMatch(/^1 Secret-backed certificate\(s\) in scope cannot be renewed: web\/orphan-tls \(CannotRenew: its CA is known \(caBundle of ValidatingWebhookConfiguration\/orphan\.example\.com only\) but its private key is not in the cluster.*\)\. Nothing was changed; narrow spec\.secrets/);
     expect(runCluster.writes).toEqual([]);
     // A pre-run problem holds no slot: another rotation may start.
     fake.apply('other', { ...SPEC, secrets: { secretRefs: [{ namespace: 'web', name: 'hook-tls' }] } });

@@ -1,5 +1,5 @@
 // `scope: Secrets`, `mode: Apply`: the run that renews Secret-backed serving
-// certificates in place, one target at a time (so never two targets of one
+// certificates, in place or by their owner (Regenerate), one target at a time (so never two targets of one
 // workload at once), each through target-steps.ts. The sync reads as the node
 // run's does: start (discover, refuse what cannot be renewed, freeze the
 // targets into status.secretRun), then on every pass the next step of the
@@ -58,7 +58,7 @@ export async function startSecretRun(deps: ControllerDeps, rotation: Certificate
     const listed = refused.slice(0, 5).map((t) => `${t.secret.namespace}/${t.secret.name} (${t.action}: ${t.reason})`);
     return {
       reason: REASONS.secretTargetsNotRenewable,
-      message: `${refused.length} Secret-backed certificate(s) in scope cannot be renewed in place: ${listed.join('; ')}${refused.length > 5 ? `; and ${refused.length - 5} more` : ''}. Nothing was changed; narrow spec.secrets to the ones that can (mode: Plan lists them)`,
+      message: `${refused.length} Secret-backed certificate(s) in scope cannot be renewed: ${listed.join('; ')}${refused.length > 5 ? `; and ${refused.length - 5} more` : ''}. Nothing was changed; narrow spec.secrets to the ones that can (mode: Plan lists them)`,
     };
   }
   // Something named in spec.secrets that could not be followed to a Secret: renewing the rest would look like success.
@@ -69,13 +69,14 @@ export async function startSecretRun(deps: ControllerDeps, rotation: Certificate
       message: `${result.unresolved.length} of what spec.secrets names could not be followed to a serving Secret: ${result.unresolved.slice(0, 5).map((u) => `${u.front} (${u.reason})`).join('; ')}. Nothing was changed`,
     };
   }
-  const renewable = result.targets.filter((t) => t.action === 'RenewInPlace');
+  const renewable = result.targets.filter((t) => t.action === 'RenewInPlace' || t.action === 'Regenerate');
   if (renewable.length > MAX_RUN_SECRET_TARGETS) {
     return { reason: REASONS.secretTargetsNotRenewable, message: `${renewable.length} Secret-backed certificates in scope; one run renews at most ${MAX_RUN_SECRET_TARGETS}: narrow spec.secrets (namespaces, selector) and run it in parts` };
   }
   const targets: SecretRunTarget[] = renewable.map((t) => {
     const renewal = result.renewals.get(`${t.secret.namespace}/${t.secret.name}`)!;
-    return { secret: t.secret, workload: t.workload!, fronts: t.fronts, services: renewal.services, ca: renewal.ca, phase: 'Pending' };
+    const regenerate = t.action === 'Regenerate' ? { action: 'Regenerate' as const, ...(renewal.removes?.length ? { removes: renewal.removes } : {}) } : {};
+    return { secret: t.secret, workload: t.workload!, fronts: t.fronts, services: renewal.services, ca: renewal.ca, ...regenerate, phase: 'Pending' };
   });
   const base: CertificateRotationStatus = {
     ...(rotation.status ?? { observedGeneration: -1 }),
@@ -89,7 +90,7 @@ export async function startSecretRun(deps: ControllerDeps, rotation: Certificate
     secretRun: { targets },
   };
   if (targets.length === 0) {
-    return finish(deps, rotation, base, 'ready', REASONS.succeeded, `nothing to renew in place: ${describeSecretPlan(result.plan, now)}`);
+    return finish(deps, rotation, base, 'ready', REASONS.succeeded, `nothing to renew: ${describeSecretPlan(result.plan, now)}`);
   }
   deps.log.info({ generation, targets: targets.length }, 'starting a run of Secret-backed certificates');
   return continueSecretRun(deps, rotation, base);
@@ -98,8 +99,8 @@ export async function startSecretRun(deps: ControllerDeps, rotation: Certificate
 /** In scope but not renewable in place: the run refuses to start rather than leave them out silently. */
 function refusedTargets(targets: readonly SecretTargetStatus[]): SecretTargetStatus[] {
   const refusal = (t: SecretTargetStatus): string | undefined => {
-    if (t.action === 'Regenerate' || t.action === 'CannotRenew') return t.reason;
-    if (t.action !== 'RenewInPlace') return undefined;
+    if (t.action === 'CannotRenew') return t.reason;
+    if (t.action !== 'RenewInPlace' && t.action !== 'Regenerate') return undefined;
     // Verification is the API server calling the new pods through a front; without one a renewal could not be checked.
     if (t.fronts.length === 0) return 'no webhook configuration, APIService or conversion webhook calls a Service that serves it, so a renewal could not be verified';
     if (!t.workload) return 'no Deployment, DaemonSet or StatefulSet owns the pods that mount it, so nothing would load a renewed pair';
@@ -107,7 +108,7 @@ function refusedTargets(targets: readonly SecretTargetStatus[]): SecretTargetSta
   };
   return targets.flatMap((t) => {
     const reason = refusal(t);
-    return reason === undefined ? [] : [{ ...t, action: t.action === 'RenewInPlace' ? ('CannotRenew' as const) : t.action, reason }];
+    return reason === undefined ? [] : [{ ...t, action: 'CannotRenew' as const, reason }];
   });
 }
 
@@ -125,7 +126,7 @@ export async function continueSecretRun(deps: ControllerDeps, rotation: Certific
     const stopped = targets.find((t) => t.phase === 'RolledBack' || t.phase === 'Failed');
     if (index < 0 && stopped) return end(deps, stored, status, stopped);
     if (index < 0 && targets.every((t) => t.phase === 'Rotated')) {
-      return finish(deps, stored, status, 'ready', REASONS.succeeded, `${targets.length} Secret-backed certificate(s) renewed in place, rolled and verified: ${targets.map((t) => `${t.secret.namespace}/${t.secret.name}`).join(', ')}`.slice(0, 1000));
+      return finish(deps, stored, status, 'ready', REASONS.succeeded, `${targets.length} Secret-backed certificate(s) renewed, rolled and verified: ${targets.map((t) => `${t.secret.namespace}/${t.secret.name}${t.action === 'Regenerate' ? ' (regenerated by its owner)' : ''}`).join(', ')}`.slice(0, 1000));
     }
     if (index < 0 && (finishing || rotation.spec.paused)) {
       if (finishing) return;
@@ -139,7 +140,7 @@ export async function continueSecretRun(deps: ControllerDeps, rotation: Certific
     if (target.phase !== before.phase || target.step !== before.step) deps.log.info({ secret: label, phase: target.phase, step: target.step }, 'Secret-backed target stepped');
     stored = await write(deps, stored, next, 'reconciling', REASONS.progressing, `${label}: ${target.phase === 'RollingBack' ? 'rolling back' : 'renewing'} (${target.step ?? target.phase}): ${target.message ?? ''}`.slice(0, 1000));
     status = next;
-    if (target.phase === 'Rotated') deps.events.normal(stored, EVENT_REASONS.secretRenewed, `Secret ${label} renewed in place: ${target.message}`);
+    if (target.phase === 'Rotated') deps.events.normal(stored, EVENT_REASONS.secretRenewed, `Secret ${label} ${target.action === 'Regenerate' ? 'regenerated by its owner' : 'renewed in place'}: ${target.message}`);
     if (waitMs !== undefined) return { requeueAfterMs: waitMs };
   }
   return { requeueAfterMs: 0 };

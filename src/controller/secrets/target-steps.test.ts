@@ -119,7 +119,7 @@ describe('a Secret renewed in place, step by step', () => {
     expect(target.phase).toBe('RolledBack');
     expect(target.failedStep).toBe('Rollout');
     expect(target.message).toMatch(/Rollout failed: the rollout did not finish within nodeTimeout 10s: Deployment hooks\/hook: 1 old replicas pending termination/);
-    expect(target.message).toMatch(/restored from its backup; pod template put back/);
+    expect(target.message).toMatch(/restored from the backup; pod template put back/);
     expect(steps.slice(-5)).toEqual(['Restore', 'Undo', 'UndoRollout', 'UndoRollout', 'UndoRollout']);
     expect(await secretData()).toEqual(ORIGINAL);
     expect(await templateAnnotations()).toEqual({});

@@ -16,17 +16,25 @@
 // the new pods (Cleanup after Verify). A failure anywhere puts back the Secret,
 // the caBundle and the pod template, in that order, so the workload returns
 // to its earlier pods (as `kubectl rollout undo` would) with the old pair.
+//
+// Regenerate (an owner that makes its own certificate, known-layouts.ts) runs
+// the owner's documented procedure in the same frame: the Secret, its CA
+// Secret and the webhook configurations the owner registers again are backed
+// up; the Secret and those configurations are deleted; the pods are rolled,
+// and the new ones make a pair and register again; only then is the new CA
+// known, so Trust comes after the rollout and adds it to any front that still
+// lacks it, beside the old one. Nothing is deleted for good until Verify.
 import { X509Certificate } from 'node:crypto';
 import { GROUP } from '../../api/constants.js';
 import { rfc3339 } from '../cascade.js';
-import type { SecretRef, SecretRunTarget, SecretStep } from '../../api/secret-targets.js';
+import type { SecretRef, SecretRunAction, SecretRunTarget, SecretStep } from '../../api/secret-targets.js';
 import { parseDuration } from '../../api/duration.js';
 import { describeError, isConflict, statusCode } from '../../kube/client.js';
 import { normalSerial } from '../../pki/certfile.js';
 import { secretBackupName } from '../../api/names.js';
-import { backupOf, restoredFrom, BACKUP_LABELS, type SecretObject } from './backup.js';
+import { backupOf, frontsIn, restoredFrom, BACKUP_LABELS, type SecretObject } from './backup.js';
 import { bundleSlots, calls, dropCaPatch, trustCaPatch, type JsonPatchOp, type LiveFront } from './ca-bundle.js';
-import { decode, servingLeafOf, type SecretInfo, type ServiceRef } from './discovery.js';
+import { certificatesIn, decode, issuedBy, servingLeafOf, servingPairOf, type SecretInfo, type ServiceRef } from './discovery.js';
 import { probeForApiService, probeForWebhook, type LiveWebhook, type NamespaceInfo, type ProbeRequest } from './probe-request.js';
 import { renewServingSecret } from './renew-in-place.js';
 import { RESTARTED_AT_ANNOTATION, rolloutOf, SERVING_SERIAL_ANNOTATION, type WorkloadState } from './rollout.js';
@@ -66,6 +74,10 @@ export interface SecretRunCluster {
   /** `front` is Kind/name, as status lists it. */
   getFront(front: string): Promise<LiveFrontObject | undefined>;
   patchFront(front: string, ops: JsonPatchOp[]): Promise<void>;
+  /** Regenerate only, webhook configurations only; an absent one is not an error. */
+  deleteFront(front: string): Promise<void>;
+  /** Puts a deleted front back as the backup holds it: created, or replaced over what the owner registered since. */
+  putFront(front: string, object: object): Promise<void>;
   /** The ready addresses and port that a Service's port leads to (its EndpointSlices). */
   endpoints(service: ServiceRef, port: number): Promise<Endpoint[]>;
   namespaces(): Promise<NamespaceInfo[]>;
@@ -89,8 +101,33 @@ export interface StepResult {
   waitMs?: number;
 }
 
+/**
+ * Each action's steps in order (the undo steps are the same for both). Renewing in
+ * place, the CA is known before the roll, so the caBundle trusts it first; an owner
+ * that regenerates makes its pair (and maybe a CA) only when its new pods start.
+ */
+export const STEP_ORDER: Record<SecretRunAction, readonly SecretStep[]> = {
+  RenewInPlace: ['Backup', 'Renew', 'Trust', 'Roll', 'Rollout', 'Verify', 'Cleanup'],
+  Regenerate: ['Backup', 'Remove', 'Roll', 'Rollout', 'Reissued', 'Trust', 'Verify', 'Cleanup'],
+};
+
+const actionOf = (t: SecretRunTarget): SecretRunAction => t.action ?? 'RenewInPlace';
+
+/** The target moved on from `step` to the step after it, with the time it began (the waiting steps are bounded from there). */
+function advance(t: SecretRunTarget, step: SecretStep, now: Date, fields: Partial<SecretRunTarget>): StepResult {
+  const order = STEP_ORDER[actionOf(t)];
+  const next = order[order.indexOf(step) + 1];
+  if (!next) throw new Error(`${step} is the last step of ${actionOf(t)}`);
+  return { target: { ...t, ...fields, step: next, stepSince: now.toISOString() } };
+}
+
 const ref = (t: SecretRunTarget): string => `${t.secret.namespace}/${t.secret.name}`;
 const backupRef = (t: SecretRunTarget, owner: StepContext['owner']): SecretRef => ({ namespace: t.secret.namespace, name: secretBackupName(t.secret.name, owner.name, owner.generation) });
+/** Regenerate also keeps the owner's CA Secret: an owner that found it gone would make a new CA, and a rollback must give the old one back. */
+const caBackupRef = (t: SecretRunTarget, owner: StepContext['owner']): SecretRef => ({ namespace: t.ca.namespace, name: secretBackupName(t.ca.name, owner.name, owner.generation) });
+const caRef = (t: SecretRunTarget): SecretRef => ({ namespace: t.ca.namespace, name: t.ca.name });
+/** Regenerate with the CA in a Secret of its own: that Secret is backed up too. */
+const keepsCaSecret = (t: SecretRunTarget): boolean => actionOf(t) === 'Regenerate' && ref(t) !== `${t.ca.namespace}/${t.ca.name}`;
 const mark = (owner: StepContext['owner']): string => `${owner.uid}/g${owner.generation}`;
 
 function toInfo(s: SecretObject): SecretInfo {
@@ -101,10 +138,32 @@ function toInfo(s: SecretObject): SecretInfo {
 const leafIn = (s: SecretObject): X509Certificate | undefined => servingLeafOf(toInfo(s));
 
 async function caPemOf(ctx: StepContext, t: SecretRunTarget): Promise<string> {
-  const ca = await ctx.cluster.getSecret({ namespace: t.ca.namespace, name: t.ca.name });
+  const ca = await ctx.cluster.getSecret(caRef(t));
   const pem = ca?.data?.[t.ca.certKey];
   if (!pem) throw new Error(`the CA Secret ${t.ca.namespace}/${t.ca.name} (${t.ca.certKey}) is gone`);
   return decode(pem);
+}
+
+/**
+ * The CA that signed what the Secret holds now: the CA Secret's certificate, else
+ * one the Secret carries after its leaf or as its ca.crt (a regenerating owner may
+ * have made a new CA). Signature verification, not names: a new CA of an owner
+ * usually has the old one's name. Without a readable leaf, the CA Secret's.
+ */
+async function issuerPemOf(ctx: StepContext, t: SecretRunTarget): Promise<string> {
+  const secret = await ctx.cluster.getSecret(t.secret);
+  const leaf = secret ? leafIn(secret) : undefined;
+  if (!leaf) return caPemOf(ctx, t);
+  const caSecret = await ctx.cluster.getSecret(caRef(t));
+  const pair = servingPairOf(toInfo(secret!));
+  const candidates = [
+    ...certificatesIn(decode(caSecret?.data?.[t.ca.certKey])),
+    ...certificatesIn(decode(pair ? secret!.data?.[pair.cert] : undefined)).slice(1),
+    ...certificatesIn(decode(pair ? secret!.data?.[pair.ca] : undefined)),
+  ];
+  const issuer = candidates.find((c) => issuedBy(leaf, c));
+  if (!issuer) throw new Error(`no CA that signed the certificate in Secret ${ref(t)} was found (looked in ${t.ca.namespace}/${t.ca.name} ${t.ca.certKey} and in the Secret's own chain)`);
+  return issuer.toString();
 }
 
 const elapsed = (t: SecretRunTarget, now: Date): number => now.getTime() - Date.parse(t.stepSince ?? now.toISOString());
@@ -123,7 +182,7 @@ function stuck(t: SecretRunTarget, step: SecretStep, why: string, owner: StepCon
       ...t,
       phase: 'Failed',
       step,
-      message: `${t.message ?? 'the run failed'}; the rollback failed at ${step}: ${why}. Restore by hand: the original Secret is kept in Secret ${backup.namespace}/${backup.name} (labels ${BACKUP_LABELS.of}, ${BACKUP_LABELS.rotation}); put its data back into ${ref(t)}, then restore the pod template annotations of ${t.workload} and check kubectl rollout status`,
+      message: `${t.message ?? 'the run failed'}; the rollback failed at ${step}: ${why}. Restore by hand: the original Secret is kept in Secret ${backup.namespace}/${backup.name} (labels ${BACKUP_LABELS.of}, ${BACKUP_LABELS.rotation}); put its data back into ${ref(t)}${t.removes?.length ? `, put back ${t.removes.join(', ')} from its annotation certrotator.io/backup-of-fronts and the CA Secret ${t.ca.namespace}/${t.ca.name} from its backup` : ''}, then restore the pod template annotations of ${t.workload} and check kubectl rollout status`,
     },
   };
 }
@@ -164,22 +223,31 @@ const STEPS: Record<SecretStep, Step> = {
     if (!secret) return failed(t, 'Backup', `Secret ${ref(t)} not found`, ctx.now);
     const leaf = leafIn(secret);
     if (!leaf) return failed(t, 'Backup', `Secret ${ref(t)} holds no readable serving certificate`, ctx.now);
-    const copy = backupOf(secret, ctx.owner);
-    if ((await ctx.cluster.createSecret(copy)) === 'exists') {
-      // Ours from a pass that stopped before its status write, or someone else's object under our name.
-      const there = await ctx.cluster.getSecret({ namespace: copy.metadata.namespace, name: copy.metadata.name });
-      const ownedBy = (there?.metadata as { ownerReferences?: { uid?: string }[] } | undefined)?.ownerReferences?.some((o) => o.uid === ctx.owner.uid);
-      if (!ownedBy) return failed(t, 'Backup', `Secret ${copy.metadata.namespace}/${copy.metadata.name} exists and is not this rotation's backup`, ctx.now);
+    const fronts: Record<string, object> = {};
+    for (const front of t.removes ?? []) {
+      const live = await ctx.cluster.getFront(front);
+      if (live) fronts[front] = keptOf(live);
     }
-    return { target: { ...t, step: 'Renew', oldSerial: normalSerial(leaf.serialNumber), message: `backed up to Secret ${copy.metadata.namespace}/${copy.metadata.name}` } };
+    const copies = [backupOf(secret, ctx.owner, fronts)];
+    const caSecret = keepsCaSecret(t) ? await ctx.cluster.getSecret(caRef(t)) : undefined;
+    if (caSecret) copies.push(backupOf(caSecret, ctx.owner));
+    for (const copy of copies) {
+      if ((await ctx.cluster.createSecret(copy)) === 'exists') {
+        // Ours from a pass that stopped before its status write, or someone else's object under our name.
+        const there = await ctx.cluster.getSecret({ namespace: copy.metadata.namespace, name: copy.metadata.name });
+        const ownedBy = (there?.metadata as { ownerReferences?: { uid?: string }[] } | undefined)?.ownerReferences?.some((o) => o.uid === ctx.owner.uid);
+        if (!ownedBy) return failed(t, 'Backup', `Secret ${copy.metadata.namespace}/${copy.metadata.name} exists and is not this rotation's backup`, ctx.now);
+      }
+    }
+    const kept = copies.map((c) => `${c.metadata.namespace}/${c.metadata.name}`).join(' and ');
+    return advance(t, 'Backup', ctx.now, { oldSerial: normalSerial(leaf.serialNumber), message: `backed up to Secret ${kept}${Object.keys(fronts).length ? ` (with ${Object.keys(fronts).join(', ')})` : ''}` });
   },
 
   async Renew(t, ctx) {
     const secret = await ctx.cluster.getSecret(t.secret);
     if (!secret) return failed(t, 'Renew', `Secret ${ref(t)} is gone`, ctx.now);
-    const next = (serial: string, notAfter: Date, clampedToCa: boolean): StepResult => ({
-      target: { ...t, step: 'Trust', serial, notAfter: rfc3339(notAfter), clampedToCa, message: `renewed: serial ${t.oldSerial} → ${serial}, notAfter ${notAfter.toISOString()}${clampedToCa ? " (clamped to the CA's notAfter)" : ''}` },
-    });
+    const next = (serial: string, notAfter: Date, clampedToCa: boolean): StepResult =>
+      advance(t, 'Renew', ctx.now, { serial, notAfter: rfc3339(notAfter), clampedToCa, message: `renewed: serial ${t.oldSerial} → ${serial}, notAfter ${notAfter.toISOString()}${clampedToCa ? " (clamped to the CA's notAfter)" : ''}` });
     if (secret.metadata.annotations?.[RENEWED_BY_ANNOTATION] === mark(ctx.owner)) {
       const leaf = leafIn(secret)!;
       return next(normalSerial(leaf.serialNumber), new Date(leaf.validTo), Date.parse(leaf.validTo) === Date.parse(new X509Certificate(await caPemOf(ctx, t)).validTo));
@@ -195,15 +263,41 @@ const STEPS: Record<SecretStep, Step> = {
     return next(normalSerial(renewed.serial), renewed.notAfter, renewed.clampedToCa);
   },
 
+  async Remove(t, ctx) {
+    // The running owner may write its Secret back from memory (dynamiclistener does); the new pods decide, at Reissued.
+    await ctx.cluster.deleteSecret(t.secret);
+    for (const front of t.removes ?? []) await ctx.cluster.deleteFront(front);
+    const removed = [`Secret ${ref(t)}`, ...(t.removes ?? [])].join(', ');
+    return advance(t, 'Remove', ctx.now, { message: `deleted ${removed} for ${t.workload} to make again` });
+  },
+
+  async Reissued(t, ctx) {
+    const secret = await ctx.cluster.getSecret(t.secret);
+    const leaf = secret ? leafIn(secret) : undefined;
+    const missing: string[] = [];
+    for (const front of t.removes ?? []) if (!(await ctx.cluster.getFront(front))) missing.push(front);
+    const serial = leaf ? normalSerial(leaf.serialNumber) : undefined;
+    let waiting: string | undefined;
+    if (!secret) waiting = `the owner has not written Secret ${ref(t)} again`;
+    else if (!leaf) waiting = `Secret ${ref(t)} holds no readable serving certificate`;
+    else if (serial === t.oldSerial) waiting = `Secret ${ref(t)} holds the old certificate again (serial ${serial}): the owner wrote back what it had loaded instead of making a new one`;
+    else if (missing.length) waiting = `the owner has not registered ${missing.join(', ')} again`;
+    if (waiting === undefined) {
+      return advance(t, 'Reissued', ctx.now, { serial, notAfter: rfc3339(new Date(leaf!.validTo)), message: `regenerated by ${t.workload}: serial ${t.oldSerial} → ${serial}, notAfter ${new Date(leaf!.validTo).toISOString()}` });
+    }
+    if (elapsed(t, ctx.now) >= parseDuration(ctx.nodeTimeout)) return failed(t, 'Reissued', `not regenerated within nodeTimeout ${ctx.nodeTimeout}: ${waiting}`, ctx.now);
+    return { target: { ...t, message: `waiting for ${t.workload}: ${waiting}` }, waitMs: WAIT_POLL_MS };
+  },
+
   async Trust(t, ctx) {
-    const caPem = await caPemOf(ctx, t);
+    const caPem = await issuerPemOf(ctx, t);
     const added: string[] = [...(t.caAddedTo ?? [])];
     for (const front of t.fronts) {
       const patched = await patchBundles(ctx, front, (live) => t.services.flatMap((svc) => trustCaPatch(live, svc, caPem)));
       if (patched === 'gone') return failed(t, 'Trust', `${front} is gone`, ctx.now);
       if (patched === 'patched' && !added.includes(front)) added.push(front);
     }
-    return { target: { ...t, step: 'Roll', ...(added.length ? { caAddedTo: added } : {}), message: added.length ? `the CA added to the caBundle of ${added.join(', ')}` : 'every caBundle already trusts the CA' } };
+    return advance(t, 'Trust', ctx.now, { ...(added.length ? { caAddedTo: added } : {}), message: added.length ? `the CA added to the caBundle of ${added.join(', ')}` : 'every caBundle already trusts the CA' });
   },
 
   async Roll(t, ctx) {
@@ -215,12 +309,14 @@ const STEPS: Record<SecretStep, Step> = {
       const before = { rolled: false, ...(a[RESTARTED_AT_ANNOTATION] ? { restartedAt: a[RESTARTED_AT_ANNOTATION] } : {}), ...(a[SERVING_SERIAL_ANNOTATION] ? { servingSerial: a[SERVING_SERIAL_ANNOTATION] } : {}) };
       return { target: { ...t, templateBefore: before } };
     }
-    await ctx.cluster.patchTemplateAnnotations(t.secret.namespace, t.workload, { [RESTARTED_AT_ANNOTATION]: ctx.now.toISOString(), [SERVING_SERIAL_ANNOTATION]: t.serial! });
-    return { target: { ...t, step: 'Rollout', stepSince: ctx.now.toISOString(), templateBefore: { ...t.templateBefore, rolled: true }, message: `rolling ${t.workload}` } };
+    // Regenerate does not know the serial yet: the annotation says which one the pods replace.
+    const serving = t.serial ?? `regenerate-${t.oldSerial}`;
+    await ctx.cluster.patchTemplateAnnotations(t.secret.namespace, t.workload, { [RESTARTED_AT_ANNOTATION]: ctx.now.toISOString(), [SERVING_SERIAL_ANNOTATION]: serving.slice(0, 64) });
+    return advance(t, 'Roll', ctx.now, { templateBefore: { ...t.templateBefore, rolled: true }, message: `rolling ${t.workload}` });
   },
 
   async Rollout(t, ctx) {
-    return waitForRollout(t, ctx, 'Rollout', (done) => ({ target: { ...t, step: 'Verify', stepSince: ctx.now.toISOString(), message: done } }));
+    return waitForRollout(t, ctx, 'Rollout', (done) => advance(t, 'Rollout', ctx.now, { message: done }));
   },
 
   async Verify(t, ctx) {
@@ -264,11 +360,12 @@ const STEPS: Record<SecretStep, Step> = {
     const parts = [`serial ${t.serial} served by every endpoint`];
     if (called.length) parts.push(`the API server called ${called.join(', ')}`);
     if (notProbed.length) parts.push(`not probed: ${notProbed.join('; ')}`);
-    return { target: { ...t, step: 'Cleanup', message: parts.join('; ') } };
+    return advance(t, 'Verify', ctx.now, { message: parts.join('; ') });
   },
 
   async Cleanup(t, ctx) {
     await ctx.cluster.deleteSecret(backupRef(t, ctx.owner));
+    if (keepsCaSecret(t)) await ctx.cluster.deleteSecret(caBackupRef(t, ctx.owner));
     const done: SecretRunTarget = { ...t, phase: 'Rotated', message: `${t.message ?? 'verified'}; backup deleted` };
     delete done.step;
     delete done.stepSince;
@@ -278,18 +375,18 @@ const STEPS: Record<SecretStep, Step> = {
   async Restore(t, ctx) {
     const backup = await ctx.cluster.getSecret(backupRef(t, ctx.owner));
     if (!backup) return stuck(t, 'Restore', `its backup ${backupRef(t, ctx.owner).name} is gone`, ctx.owner);
-    const original = restoredFrom(backup);
-    const live = await ctx.cluster.getSecret(t.secret);
-    // The backup leaves out kubectl's last-applied annotation (it repeats the key in clear); the live Secret still has the original's.
-    const lastApplied = live?.metadata.annotations?.[LAST_APPLIED];
-    if (lastApplied) original.metadata.annotations = { ...original.metadata.annotations, [LAST_APPLIED]: lastApplied };
-    if (live) await ctx.cluster.updateSecret({ ...original, metadata: { ...original.metadata, resourceVersion: live.metadata.resourceVersion } });
-    else await ctx.cluster.createSecret(original);
+    // First the CA that Trust added, while the Secret still holds what it signed (a regenerated pair's CA may be new).
     if (t.caAddedTo?.length) {
-      const caPem = await caPemOf(ctx, t);
+      const caPem = await issuerPemOf(ctx, t);
       for (const front of t.caAddedTo) await patchBundles(ctx, front, (live) => t.services.flatMap((svc) => dropCaPatch(live, svc, caPem)));
     }
-    return { target: { ...t, step: 'Undo', message: `${t.message}; Secret ${ref(t)} restored from its backup` } };
+    const caBackup = keepsCaSecret(t) ? await ctx.cluster.getSecret(caBackupRef(t, ctx.owner)) : undefined;
+    if (caBackup) await putBack(ctx, restoredFrom(caBackup));
+    await putBack(ctx, restoredFrom(backup));
+    const fronts = frontsIn(backup);
+    for (const [front, object] of Object.entries(fronts)) await ctx.cluster.putFront(front, object);
+    const what = [`Secret ${ref(t)}`, ...(caBackup ? [`its CA Secret ${t.ca.namespace}/${t.ca.name}`] : []), ...Object.keys(fronts)].join(', ');
+    return { target: { ...t, step: 'Undo', message: `${t.message}; ${what} restored from the backup` } };
   },
 
   async Undo(t, ctx) {
@@ -303,6 +400,22 @@ const STEPS: Record<SecretStep, Step> = {
     return waitForRollout(t, ctx, 'UndoRollout', (done) => ({ target: { ...t, phase: 'RolledBack', step: t.failedStep, message: `${t.message}; pod template put back, ${done}` } }));
   },
 };
+
+/** Writes a Secret back as its backup holds it: over what is there now (kubectl's last-applied annotation kept), or created. */
+async function putBack(ctx: StepContext, original: ReturnType<typeof restoredFrom>): Promise<void> {
+  const live = await ctx.cluster.getSecret(original.metadata);
+  // The backup leaves out kubectl's last-applied annotation (it repeats the key in clear); the live Secret still has the original's.
+  const lastApplied = live?.metadata.annotations?.[LAST_APPLIED];
+  if (lastApplied) original.metadata.annotations = { ...original.metadata.annotations, [LAST_APPLIED]: lastApplied };
+  if (live) await ctx.cluster.updateSecret({ ...original, metadata: { ...original.metadata, resourceVersion: live.metadata.resourceVersion } });
+  else await ctx.cluster.createSecret(original);
+}
+
+/** What a backup keeps of a front it deletes: what was configured, not what the API server added. */
+function keptOf(front: LiveFrontObject): object {
+  const { metadata, ...rest } = front as LiveFrontObject & { metadata?: { name?: string; labels?: object; annotations?: object } };
+  return { ...rest, metadata: { name: metadata?.name, ...(metadata?.labels ? { labels: metadata.labels } : {}), ...(metadata?.annotations ? { annotations: metadata.annotations } : {}) } };
+}
 
 /**
  * Reads the front, computes the patch, applies it. The patch tests each bundle as read, so a
