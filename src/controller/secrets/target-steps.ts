@@ -264,9 +264,10 @@ const STEPS: Record<SecretStep, Step> = {
   },
 
   async Remove(t, ctx) {
+    // The fronts first: a grant that lacks their delete stops the step before the Secret is touched.
     // The running owner may write its Secret back from memory (dynamiclistener does); the new pods decide, at Reissued.
-    await ctx.cluster.deleteSecret(t.secret);
     for (const front of t.removes ?? []) await ctx.cluster.deleteFront(front);
+    await ctx.cluster.deleteSecret(t.secret);
     const removed = [`Secret ${ref(t)}`, ...(t.removes ?? [])].join(', ');
     return advance(t, 'Remove', ctx.now, { message: `deleted ${removed} for ${t.workload} to make again` });
   },
@@ -384,7 +385,11 @@ const STEPS: Record<SecretStep, Step> = {
     if (caBackup) await putBack(ctx, restoredFrom(caBackup));
     await putBack(ctx, restoredFrom(backup));
     const fronts = frontsIn(backup);
-    for (const [front, object] of Object.entries(fronts)) await ctx.cluster.putFront(front, object);
+    for (const [front, object] of Object.entries(fronts)) {
+      // One that is still as it was is left alone: its delete may be what failed.
+      const live = await ctx.cluster.getFront(front);
+      if (!live || JSON.stringify(keptOf(live)) !== JSON.stringify(object)) await ctx.cluster.putFront(front, object);
+    }
     const what = [`Secret ${ref(t)}`, ...(caBackup ? [`its CA Secret ${t.ca.namespace}/${t.ca.name}`] : []), ...Object.keys(fronts)].join(', ');
     return { target: { ...t, step: 'Undo', message: `${t.message}; ${what} restored from the backup` } };
   },
