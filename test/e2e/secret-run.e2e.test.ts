@@ -9,6 +9,7 @@
 // judgement, and openssl judges the renewed certificate.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,10 +61,19 @@ class ServedWorkload {
   readonly started: string[] = [];
   private watching = true;
   private loop: Promise<void> | undefined;
+  /** What the running pod loaded, for an owner that writes its Secret back when it is deleted. */
+  private inMemory: Record<string, string> | undefined;
 
+  /**
+   * `owner`: the pod makes its own pair when it starts (returns the Secret's data to
+   * serve); while it runs it writes the Secret back from memory if it is deleted,
+   * as dynamiclistener does. Without one, the pod loads the Secret as it is.
+   */
   constructor(
     readonly app: string,
     readonly secret: string,
+    readonly namespace = NS,
+    private readonly owner?: () => Promise<Record<string, string>>,
   ) {
     this.server = new WebhookServer(claim.address);
   }
@@ -71,8 +81,8 @@ class ServedWorkload {
   /** Serves `pair`, applies the Deployment and its Service, and follows the Deployment's pods. */
   async start(pair: Pem): Promise<void> {
     this.port = await this.server.serve(pair);
-    await apply([this.deployment(), { apiVersion: 'v1', kind: 'Service', metadata: { name: this.app, namespace: NS }, spec: { ports: [{ name: 'https', port: 443, targetPort: this.port }] } }]);
-    await kubectlOk(['-n', NS, 'rollout', 'status', `deployment/${this.app}`, '--timeout=60s']);
+    await apply([this.deployment(), { apiVersion: 'v1', kind: 'Service', metadata: { name: this.app, namespace: this.namespace }, spec: { ports: [{ name: 'https', port: 443, targetPort: this.port }] } }]);
+    await kubectlOk(['-n', this.namespace, 'rollout', 'status', `deployment/${this.app}`, '--timeout=60s']);
     this.loop = this.follow();
     await waitFor(`the ${this.app} pod followed by its server`, () => this.started.length > 0, 30_000);
   }
@@ -84,11 +94,11 @@ class ServedWorkload {
   }
 
   async secretData(): Promise<Record<string, string>> {
-    return JSON.parse(await kubectlOk(['-n', NS, 'get', 'secret', this.secret, '-o', 'json'])).data;
+    return JSON.parse(await kubectlOk(['-n', this.namespace, 'get', 'secret', this.secret, '-o', 'json'])).data;
   }
 
   async templateAnnotations(): Promise<Record<string, string>> {
-    return JSON.parse(await kubectlOk(['-n', NS, 'get', 'deployment', this.app, '-o', 'json'])).spec.template.metadata.annotations ?? {};
+    return JSON.parse(await kubectlOk(['-n', this.namespace, 'get', 'deployment', this.app, '-o', 'json'])).spec.template.metadata.annotations ?? {};
   }
 
   async servedSerial(): Promise<string> {
@@ -99,7 +109,7 @@ class ServedWorkload {
     return {
       apiVersion: 'apps/v1',
       kind: 'Deployment',
-      metadata: { name: this.app, namespace: NS },
+      metadata: { name: this.app, namespace: this.namespace },
       spec: {
         replicas: 1,
         selector: { matchLabels: { app: this.app } },
@@ -117,7 +127,7 @@ class ServedWorkload {
   }
 
   private async runningPod(): Promise<string | undefined> {
-    const pods = JSON.parse(await kubectlOk(['-n', NS, 'get', 'pods', '-l', `app=${this.app}`, '-o', 'json'])).items as { metadata: { name: string; deletionTimestamp?: string; creationTimestamp: string }; status?: { phase?: string } }[];
+    const pods = JSON.parse(await kubectlOk(['-n', this.namespace, 'get', 'pods', '-l', `app=${this.app}`, '-o', 'json'])).items as { metadata: { name: string; deletionTimestamp?: string; creationTimestamp: string }; status?: { phase?: string } }[];
     const live = pods.filter((p) => !p.metadata.deletionTimestamp && p.status?.phase === 'Running').sort((a, b) => (a.metadata.creationTimestamp < b.metadata.creationTimestamp ? 1 : -1));
     return live[0]?.metadata.name;
   }
@@ -127,11 +137,15 @@ class ServedWorkload {
     while (this.watching) {
       const pod = await this.runningPod().catch(() => undefined);
       if (pod && pod !== current) {
-        const data = await this.secretData();
+        const data = this.owner ? await this.owner() : await this.secretData();
+        this.inMemory = data;
         await this.server.serve({ certPem: text(data['tls.crt']!), keyPem: text(data['tls.key']!) }, this.port);
         await apply([this.endpointSlice(pod)]);
         current = pod;
         this.started.push(pod);
+      } else if (this.owner && this.inMemory) {
+        const there = await kubectl(['-n', this.namespace, 'get', 'secret', this.secret, '-o', 'name']);
+        if (there.code !== 0 && /NotFound/.test(there.stderr)) await kubectl(['create', '-f', '-'], { input: stringify(tlsSecret(this.secret, this.inMemory, this.namespace)) });
       }
       await new Promise((r) => setTimeout(r, 300));
     }
@@ -141,16 +155,23 @@ class ServedWorkload {
     return {
       apiVersion: 'discovery.k8s.io/v1',
       kind: 'EndpointSlice',
-      metadata: { name: `${this.app}-1`, namespace: NS, labels: { 'kubernetes.io/service-name': this.app, 'endpointslice.kubernetes.io/managed-by': 'certrotator-e2e' } },
+      metadata: { name: `${this.app}-1`, namespace: this.namespace, labels: { 'kubernetes.io/service-name': this.app, 'endpointslice.kubernetes.io/managed-by': 'certrotator-e2e' } },
       addressType: 'IPv4',
-      endpoints: [{ addresses: [claim.address], conditions: { ready: true }, targetRef: { kind: 'Pod', namespace: NS, name: pod } }],
+      endpoints: [{ addresses: [claim.address], conditions: { ready: true }, targetRef: { kind: 'Pod', namespace: this.namespace, name: pod } }],
       ports: [{ name: 'https', port: this.port, protocol: 'TCP' }],
     };
   }
 }
 
 const apply = (objects: object[]) => kubectlOk(['apply', '-f', '-'], { input: objects.map((o) => stringify(o)).join('---\n') });
-const tlsSecret = (name: string, pair: Pem) => ({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name, namespace: NS }, data: { 'tls.crt': b64(pair.certPem), 'tls.key': b64(pair.keyPem) } });
+/** A kubernetes.io/tls Secret of a pair, or of data already base64 (what a Secret held). */
+const tlsSecret = (name: string, pair: Pem | Record<string, string>, namespace = NS) => ({
+  apiVersion: 'v1',
+  kind: 'Secret',
+  type: 'kubernetes.io/tls',
+  metadata: { name, namespace },
+  data: 'certPem' in pair ? { 'tls.crt': b64(pair.certPem as string), 'tls.key': b64(pair.keyPem as string) } : pair,
+});
 
 function rotation(name: string, nodeTimeout: string) {
   return { apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name }, spec: { scope: 'Secrets', mode: 'Apply', secrets: { namespaces: [NS] }, strategy: { nodeTimeout } } };
@@ -158,7 +179,7 @@ function rotation(name: string, nodeTimeout: string) {
 
 beforeAll(async () => {
   await installCrds();
-  for (const r of ['run-ok', 'run-stuck', 'run-expired', 'run-apiservice', 'run-conversion']) await kubectl(['delete', 'certificaterotation', r, '--ignore-not-found', '--wait=true']);
+  for (const r of ['run-ok', 'run-stuck', 'run-expired', 'run-apiservice', 'run-conversion', 'run-rancher']) await kubectl(['delete', 'certificaterotation', r, '--ignore-not-found', '--wait=true']);
   await kubectl(['delete', 'validatingwebhookconfiguration', VWC, '--ignore-not-found']);
   await kubectl(['delete', 'apiservice', APISERVICE, '--ignore-not-found']);
   await kubectl(['delete', 'crd', CRD, '--ignore-not-found']);
@@ -201,9 +222,9 @@ beforeAll(async () => {
   const before = run.server.calls;
   await waitFor('the API server calling the webhook', async () => (await dryRunCreate()).code === 0 && run.server.calls > before, 30_000);
 
-  // The chart's controller ServiceAccount and RBAC, with secretTargets enabled and renew on, under a release of its own.
+  // The chart's controller ServiceAccount and RBAC, with secretTargets enabled, renew and regenerate on, under a release of its own.
   const helm = join(process.env.CERTROTATOR_BIN_DIR ?? '', 'helm');
-  const rendered = execFileSync(helm, ['template', RELEASE, CHART, '--namespace', RELEASE_NS, '--set', 'secretTargets.enabled=true', '--set', 'secretTargets.renew=true', '--show-only', 'templates/serviceaccounts.yaml', '--show-only', 'templates/controller-rbac.yaml'], { encoding: 'utf8' });
+  const rendered = execFileSync(helm, ['template', RELEASE, CHART, '--namespace', RELEASE_NS, '--set', 'secretTargets.enabled=true', '--set', 'secretTargets.renew=true', '--set', 'secretTargets.regenerate=true', '--show-only', 'templates/serviceaccounts.yaml', '--show-only', 'templates/controller-rbac.yaml'], { encoding: 'utf8' });
   const ns = await kubectl(['create', 'namespace', RELEASE_NS]);
   if (ns.code !== 0 && !/AlreadyExists/.test(ns.stderr)) throw new Error(ns.stderr);
   writeFileSync(join(work, 'rbac.yaml'), rendered);
@@ -216,7 +237,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await run?.stop();
-  for (const r of ['run-ok', 'run-stuck', 'run-expired', 'run-apiservice', 'run-conversion']) await kubectl(['delete', 'certificaterotation', r, '--ignore-not-found', '--wait=true']);
+  for (const r of ['run-ok', 'run-stuck', 'run-expired', 'run-apiservice', 'run-conversion', 'run-rancher']) await kubectl(['delete', 'certificaterotation', r, '--ignore-not-found', '--wait=true']);
   await controller?.stop();
   if (controller) expect(controller.stderr + JSON.stringify(controller.lines)).not.toMatch(/PRIVATE KEY/);
   await kubectl(['delete', 'validatingwebhookconfiguration', VWC, '--ignore-not-found']);
@@ -233,19 +254,21 @@ afterAll(async () => {
 }, 180_000);
 
 describe('scope: Secrets, mode: Apply, on the real control plane', () => {
-  it("the chart's secretTargets.renew grant: the writes a run makes, and not the ones it does not", async () => {
+  it("the chart's secretTargets.renew and .regenerate grants: the writes a run makes, and not the ones it does not", async () => {
     const can = async (...args: string[]) => (await kubectl(['auth', 'can-i', ...args], { kubeconfig: controllerKc })).code === 0;
     const allowed = [
       ['create', 'secrets', '-n', NS], ['update', 'secrets', '-n', NS], ['delete', 'secrets', '-n', NS],
       ['get', 'deployments.apps', '-n', NS], ['patch', 'deployments.apps', '-n', NS], ['patch', 'daemonsets.apps', '-n', NS], ['patch', 'statefulsets.apps', '-n', NS],
       ['patch', 'validatingwebhookconfigurations'], ['patch', 'mutatingwebhookconfigurations'], ['patch', 'apiservices'], ['patch', 'customresourcedefinitions'],
       ['get', 'services', '-n', NS], ['list', 'namespaces'], ['create', 'configmaps', '-n', TARGET_NS],
+      ['delete', 'mutatingwebhookconfigurations/rancher.cattle.io'], ['update', 'mutatingwebhookconfigurations/rancher.cattle.io'], ['create', 'mutatingwebhookconfigurations'],
     ];
     const refused = [
       ['patch', 'secrets', '-n', NS], ['create', 'deployments.apps', '-n', NS], ['update', 'deployments.apps', '-n', NS], ['delete', 'deployments.apps', '-n', NS],
       ['delete', 'pods', '-n', NS], ['create', 'pods', '-n', NS], ['create', 'validatingwebhookconfigurations'], ['delete', 'validatingwebhookconfigurations'],
       ['delete', 'customresourcedefinitions'], ['delete', 'apiservices'], ['update', 'configmaps', '-n', TARGET_NS], ['delete', 'configmaps', '-n', TARGET_NS],
       ['patch', 'services', '-n', NS], ['delete', 'namespaces'], ['patch', 'nodes'],
+      ['delete', 'mutatingwebhookconfigurations/other.example.com'], ['update', 'mutatingwebhookconfigurations/other.example.com'], ['update', 'validatingwebhookconfigurations/rancher.cattle.io'],
     ];
     for (const args of allowed) expect({ args, allowed: await can(...args) }).toEqual({ args, allowed: true });
     for (const args of refused) expect({ args, allowed: await can(...args) }).toEqual({ args, allowed: false });
@@ -439,5 +462,136 @@ describe('scope: Secrets, mode: Apply, a CRD conversion webhook', () => {
     const r = await readAsV2();
     expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 0, stdout: `${CONV_GROUP}/v2` });
     expect(convert.server.calls).toBeGreaterThan(calls);
+  });
+});
+
+describe('scope: Secrets, builtIn rancher-webhook (Regenerate), on the real control plane', () => {
+  const RANCHER_NS = 'cattle-system';
+  const RANCHER_TARGET_NS = 'crt-run-rancher-target';
+  const MWC = 'rancher.cattle.io';
+  const DNS = `rancher-webhook.${RANCHER_NS}.svc`;
+  const DAY = 86_400_000;
+  let oldCa: Pem;
+  let rancher: ServedWorkload;
+  let starts = 0;
+
+  const secretDataOf = async (name: string): Promise<Record<string, string> | undefined> => {
+    const r = await kubectl(['-n', RANCHER_NS, 'get', 'secret', name, '-o', 'json']);
+    if (r.code === 0) return JSON.parse(r.stdout).data;
+    if (/NotFound/.test(r.stderr)) return undefined;
+    throw new Error(r.stderr);
+  };
+  const mutating = (caBundle: string) => ({
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: MWC },
+    webhooks: [
+      {
+        name: 'rancher.cattle.io.configmaps.crt-e2e',
+        clientConfig: { service: { namespace: RANCHER_NS, name: 'rancher-webhook', path: '/v1/webhook/mutation', port: 443 }, caBundle },
+        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['configmaps'] }],
+        namespaceSelector: { matchLabels: { 'certrotator-e2e/rancher': 'true' } },
+        failurePolicy: 'Fail',
+        sideEffects: 'None',
+        admissionReviewVersions: ['v1'],
+        timeoutSeconds: 5,
+      },
+    ],
+  });
+  const dryRunRancher = () => kubectl(['create', 'configmap', `probe-${Date.now()}`, '-n', RANCHER_TARGET_NS, '--dry-run=server']);
+
+  /**
+   * A pod of rancher-webhook starting, as its dynamiclistener does (rancher/webhook
+   * pkg/server/server.go, dynamiclistener storage/kubernetes and factory): the CA from
+   * cattle-webhook-ca, made only when that Secret is absent; the pair from
+   * cattle-webhook-tls, made (leaf followed by the CA) when it is absent or expires
+   * within 90 days; then, as leader, the mutating configuration registered with the
+   * CA as caBundle. The first pod has run since before its certificate expired, so
+   * it serves what it loaded then and registers nothing.
+   */
+  async function rancherWebhookStarts(): Promise<Record<string, string>> {
+    if (starts++ === 0) return (await secretDataOf('cattle-webhook-tls'))!;
+    let caData = await secretDataOf('cattle-webhook-ca');
+    if (!caData) {
+      const fresh = makeCa({ cn: 'dynamiclistener-ca@crt-e2e' });
+      caData = { 'tls.crt': b64(fresh.certPem), 'tls.key': b64(fresh.keyPem) };
+      await kubectlOk(['create', '-f', '-'], { input: stringify(tlsSecret('cattle-webhook-ca', caData, RANCHER_NS)) });
+    }
+    const caPair = { certPem: text(caData['tls.crt']!), keyPem: text(caData['tls.key']!) };
+    let data = await secretDataOf('cattle-webhook-tls');
+    if (!data || Date.parse(new X509Certificate(text(data['tls.crt']!)).validTo) - Date.now() < 90 * DAY) {
+      const pair = issueServing(caPair, { cn: DNS, dns: [DNS], days: 3650 });
+      data = { 'tls.crt': b64(pair.certPem + caPair.certPem), 'tls.key': b64(pair.keyPem) };
+      await apply([tlsSecret('cattle-webhook-tls', data, RANCHER_NS)]);
+    }
+    await apply([mutating(b64(caPair.certPem))]);
+    return data;
+  }
+
+  beforeAll(async () => {
+    await kubectl(['delete', 'mutatingwebhookconfiguration', MWC, '--ignore-not-found']);
+    for (const ns of [RANCHER_NS, RANCHER_TARGET_NS]) await kubectl(['delete', 'namespace', ns, '--ignore-not-found', '--wait=true', '--timeout=60s']);
+    await kubectlOk(['create', 'namespace', RANCHER_NS]);
+    await kubectlOk(['create', 'namespace', RANCHER_TARGET_NS]);
+    await kubectlOk(['label', 'namespace', RANCHER_TARGET_NS, 'certrotator-e2e/rancher=true']);
+    await kubectlOk(['label', 'node', node, `${NODE_LABEL}=true`, '--overwrite']);
+    // Expired ten days ago; its CA Secret was lost since (the pod loaded the CA when it started).
+    oldCa = makeCa({ cn: 'dynamiclistener-ca@crt-e2e' });
+    const expired = issueServing(oldCa, { cn: DNS, dns: [DNS], days: 365, back: 375 });
+    await apply([tlsSecret('cattle-webhook-tls', { 'tls.crt': b64(expired.certPem + oldCa.certPem), 'tls.key': b64(expired.keyPem) }, RANCHER_NS)]);
+    rancher = new ServedWorkload('rancher-webhook', 'cattle-webhook-tls', RANCHER_NS, rancherWebhookStarts);
+    await rancher.start(expired);
+    await apply([mutating(b64(oldCa.certPem))]);
+  }, 180_000);
+
+  afterAll(async () => {
+    await kubectl(['delete', 'certificaterotation', 'run-rancher', '--ignore-not-found', '--wait=true']);
+    await kubectl(['delete', 'mutatingwebhookconfiguration', MWC, '--ignore-not-found']);
+    await rancher?.stop();
+    await kubectl(['delete', 'namespace', RANCHER_NS, RANCHER_TARGET_NS, '--ignore-not-found', '--wait=false']);
+  }, 60_000);
+
+  it("follows Rancher's procedure safely: the API server's calls fail before; backed up, deleted, rolled; the owner makes a new CA and pair and registers again; verified, then the backups go", async () => {
+    const before = await dryRunRancher();
+    expect(before.code).not.toBe(0);
+    expect(before.stderr).toMatch(/failed calling webhook "rancher\.cattle\.io\.configmaps\.crt-e2e"[\s\S]*(x509|certificate)/);
+    const oldSerial = await rancher.servedSerial();
+    const podsBefore = rancher.started.length;
+
+    await apply([{ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name: 'run-rancher' }, spec: { scope: 'Secrets', mode: 'Apply', secrets: { builtIn: ['rancher-webhook'] }, strategy: { nodeTimeout: '90s' } } }]);
+    await kubectlOk(['wait', 'certificaterotation/run-rancher', '--for=condition=Ready', '--timeout=240s']);
+    const status = (await getRotation('run-rancher')).status;
+    expect(status.phase).toBe('Succeeded');
+    const [t] = status.secretRun.targets;
+    expect(t).toMatchObject({
+      secret: { namespace: RANCHER_NS, name: 'cattle-webhook-tls' },
+      workload: 'Deployment/rancher-webhook',
+      action: 'Regenerate',
+      removes: [`MutatingWebhookConfiguration/${MWC}`],
+      ca: { namespace: RANCHER_NS, name: 'cattle-webhook-ca' },
+      phase: 'Rotated',
+    });
+    expect(normSerial(t.oldSerial)).toBe(oldSerial);
+    expect(t.message).toMatch(/the API server called MutatingWebhookConfiguration\/rancher\.cattle\.io/);
+
+    // The owner made a new CA (its Secret was gone) and a pair it signed; openssl judges both.
+    const newCa = text((await secretDataOf('cattle-webhook-ca'))!['tls.crt']!);
+    expect(new X509Certificate(newCa).fingerprint256).not.toBe(new X509Certificate(oldCa.certPem).fingerprint256);
+    const leafPem = text((await rancher.secretData())['tls.crt']!);
+    expect(opensslVerify(newCa, leafPem)).toBe('OK');
+    expect(normSerial(t.serial)).toBe(await pemSerial(leafPem));
+    // New pods serve it; the re-registered configuration trusts the new CA; the API server calls it now.
+    expect(rancher.started.length).toBeGreaterThan(podsBefore);
+    expect(await rancher.servedSerial()).toBe(normSerial(t.serial));
+    const mwc = JSON.parse(await kubectlOk(['get', 'mutatingwebhookconfiguration', MWC, '-o', 'json']));
+    expect(text(mwc.webhooks[0].clientConfig.caBundle)).toBe(newCa);
+    const calls = rancher.server.calls;
+    expect((await dryRunRancher()).code).toBe(0);
+    expect(rancher.server.calls).toBeGreaterThan(calls);
+    // The backup (the Secret, with the configuration it deleted; the CA Secret was absent) is gone; no key in status or Events.
+    expect((await kubectlOk(['-n', RANCHER_NS, 'get', 'secrets', '-l', 'certrotator.io/backup-of', '-o', 'name'])).trim()).toBe('');
+    const events = await kubectlOk(['get', 'events', '-A', '--field-selector', 'involvedObject.name=run-rancher', '-o', 'json']);
+    expect(events).toMatch(/regenerated by its owner/);
+    expect(JSON.stringify(status) + events).not.toMatch(/PRIVATE KEY|LS0tLS1CRUdJTi/);
   });
 });

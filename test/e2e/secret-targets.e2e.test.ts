@@ -275,10 +275,9 @@ describe('scope: Secrets, mode: Plan, on the real control plane', () => {
     expect(r.status.secretPlan.unresolved).toBeUndefined();
   });
 
-  it('admission refuses builtIn targets with Apply, secrets without the scope, and node fields with it, each naming the field', async () => {
+  it('admission refuses secrets without the scope, the scope without secrets, node fields with it and an unknown builtIn target, each naming the field; builtIn with Apply is admitted', async () => {
     const tryCreate = (spec: object) => kubectl(['create', '--dry-run=server', '-f', '-'], { input: stringify({ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name: 'crt-e2e-bad' }, spec }) });
     const cases: [object, RegExp][] = [
-      [{ scope: 'Secrets', secrets: { builtIn: ['rancher-webhook'] } }, /spec\.secrets\.builtIn needs spec\.mode: Plan/],
       [{ scope: 'Secrets', mode: 'Plan' }, /spec\.secrets is required when spec\.scope is Secrets/],
       [{ scope: 'All', secrets: {} }, /spec\.secrets is only allowed with spec\.scope: Secrets/],
       [{ scope: 'Secrets', mode: 'Plan', secrets: {}, distribution: 'rke2' }, /spec\.distribution does not apply to spec\.scope: Secrets/],
@@ -289,6 +288,8 @@ describe('scope: Secrets, mode: Plan, on the real control plane', () => {
       const r = await tryCreate(spec);
       expect({ spec, code: r.code, stderr: r.stderr }).toEqual({ spec, code: 1, stderr: expect.stringMatching(message) });
     }
+    const regenerate = await tryCreate({ scope: 'Secrets', secrets: { builtIn: ['rancher-webhook'] } });
+    expect({ code: regenerate.code, stderr: regenerate.stderr }).toEqual({ code: 0, stderr: '' });
   });
 
   it("the chart's RBAC with secretTargets enabled reads what discovery needs and writes none of it", async () => {
