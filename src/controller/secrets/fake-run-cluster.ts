@@ -35,6 +35,8 @@ export class FakeSecretRunCluster implements SecretRunCluster {
    */
   rolls: (annotations: Record<string, string>) => boolean = () => true;
   onRolled: (namespace: string, workload: string) => Promise<void> | void = () => undefined;
+  /** Runs when a rollout that takes `rollReads` looks starts: the first new pod is up, old ones still serve. */
+  onRollStarted: (namespace: string, workload: string) => Promise<void> | void = () => undefined;
   /** How many reads of the workload a rollout that rolls stays in progress (0: done at once). */
   rollReads = 0;
   private rv = 1;
@@ -126,8 +128,10 @@ export class FakeSecretRunCluster implements SecretRunCluster {
       ? { observedGeneration: w.metadata.generation, replicas: 2, updatedReplicas: 1, availableReplicas: 1 }
       : { observedGeneration: w.metadata.generation, replicas: 1, updatedReplicas: 1, availableReplicas: 1 };
     this.pending.delete(`${namespace}/${workload}`);
-    if (rolled && this.rollReads > 0) this.pending.set(`${namespace}/${workload}`, this.rollReads);
-    else if (rolled) await this.onRolled(namespace, workload);
+    if (rolled && this.rollReads > 0) {
+      this.pending.set(`${namespace}/${workload}`, this.rollReads);
+      await this.onRollStarted(namespace, workload);
+    } else if (rolled) await this.onRolled(namespace, workload);
   }
 
   async getFront(front: string): Promise<LiveFrontObject | undefined> {

@@ -152,18 +152,52 @@ async function caPemOf(ctx: StepContext, t: SecretRunTarget): Promise<string> {
  */
 async function issuerPemOf(ctx: StepContext, t: SecretRunTarget): Promise<string> {
   const secret = await ctx.cluster.getSecret(t.secret);
-  const leaf = secret ? leafIn(secret) : undefined;
-  if (!leaf) return caPemOf(ctx, t);
-  const caSecret = await ctx.cluster.getSecret(caRef(t));
-  const pair = servingPairOf(toInfo(secret!));
-  const candidates = [
-    ...certificatesIn(decode(caSecret?.data?.[t.ca.certKey])),
-    ...certificatesIn(decode(pair ? secret!.data?.[pair.cert] : undefined)).slice(1),
-    ...certificatesIn(decode(pair ? secret!.data?.[pair.ca] : undefined)),
-  ];
-  const issuer = candidates.find((c) => issuedBy(leaf, c));
+  if (!secret || !leafIn(secret)) return caPemOf(ctx, t);
+  const issuer = issuerIn(secret, await ctx.cluster.getSecret(caRef(t)), t.ca.certKey);
   if (!issuer) throw new Error(`no CA that signed the certificate in Secret ${ref(t)} was found (looked in ${t.ca.namespace}/${t.ca.name} ${t.ca.certKey} and in the Secret's own chain)`);
   return issuer.toString();
+}
+
+/** The certificate among the CA Secret's and the serving Secret's own chain that signed the serving Secret's leaf. */
+function issuerIn(secret: SecretObject, caSecret: SecretObject | undefined, caCertKey: string): X509Certificate | undefined {
+  const leaf = leafIn(secret);
+  const pair = servingPairOf(toInfo(secret));
+  if (!leaf || !pair) return undefined;
+  const candidates = [
+    ...certificatesIn(decode(caSecret?.data?.[caCertKey])),
+    ...certificatesIn(decode(secret.data?.[pair.cert])).slice(1),
+    ...certificatesIn(decode(secret.data?.[pair.ca])),
+  ];
+  return candidates.find((c) => issuedBy(leaf, c));
+}
+
+/** Adds `caPem` to every caBundle of the target's fronts that calls its Services and lacks it; the fronts it added it to, and those that are gone. */
+async function trustInFronts(ctx: StepContext, t: SecretRunTarget, caPem: string): Promise<{ added: string[]; gone: string[] }> {
+  const added: string[] = [...(t.caAddedTo ?? [])];
+  const gone: string[] = [];
+  for (const front of t.fronts) {
+    const patched = await patchBundles(ctx, front, (live) => t.services.flatMap((svc) => trustCaPatch(live, svc, caPem)));
+    if (patched === 'gone') gone.push(front);
+    if (patched === 'patched' && !added.includes(front)) added.push(front);
+  }
+  return { added, gone };
+}
+
+/**
+ * Regenerate, while the pods roll: once the owner has written its new pair (the
+ * first new pod did), the CA that signed it goes into every front there is that
+ * lacks it, beside the old one, so the API server trusts new and old pods alike
+ * until the last old one is gone. The fronts the owner deleted are not there
+ * yet; Reissued waits for them and Trust checks them.
+ */
+async function trustWhileRolling(ctx: StepContext, t: SecretRunTarget): Promise<SecretRunTarget> {
+  const secret = await ctx.cluster.getSecret(t.secret);
+  const leaf = secret ? leafIn(secret) : undefined;
+  if (!leaf || normalSerial(leaf.serialNumber) === t.oldSerial) return t;
+  const issuer = issuerIn(secret!, await ctx.cluster.getSecret(caRef(t)), t.ca.certKey);
+  if (!issuer) return t;
+  const { added } = await trustInFronts(ctx, t, issuer.toString());
+  return added.length ? { ...t, caAddedTo: added } : t;
 }
 
 const elapsed = (t: SecretRunTarget, now: Date): number => now.getTime() - Date.parse(t.stepSince ?? now.toISOString());
@@ -291,13 +325,8 @@ const STEPS: Record<SecretStep, Step> = {
   },
 
   async Trust(t, ctx) {
-    const caPem = await issuerPemOf(ctx, t);
-    const added: string[] = [...(t.caAddedTo ?? [])];
-    for (const front of t.fronts) {
-      const patched = await patchBundles(ctx, front, (live) => t.services.flatMap((svc) => trustCaPatch(live, svc, caPem)));
-      if (patched === 'gone') return failed(t, 'Trust', `${front} is gone`, ctx.now);
-      if (patched === 'patched' && !added.includes(front)) added.push(front);
-    }
+    const { added, gone } = await trustInFronts(ctx, t, await issuerPemOf(ctx, t));
+    if (gone.length) return failed({ ...t, ...(added.length ? { caAddedTo: added } : {}) }, 'Trust', `${gone.join(', ')} is gone`, ctx.now);
     return advance(t, 'Trust', ctx.now, { ...(added.length ? { caAddedTo: added } : {}), message: added.length ? `the CA added to the caBundle of ${added.join(', ')}` : 'every caBundle already trusts the CA' });
   },
 
@@ -317,7 +346,8 @@ const STEPS: Record<SecretStep, Step> = {
   },
 
   async Rollout(t, ctx) {
-    return waitForRollout(t, ctx, 'Rollout', (done) => advance(t, 'Rollout', ctx.now, { message: done }));
+    const current = actionOf(t) === 'Regenerate' ? await trustWhileRolling(ctx, t) : t;
+    return waitForRollout(current, ctx, 'Rollout', (done) => advance(current, 'Rollout', ctx.now, { message: done }));
   },
 
   async Verify(t, ctx) {
@@ -365,9 +395,10 @@ const STEPS: Record<SecretStep, Step> = {
   },
 
   async Cleanup(t, ctx) {
+    const dropped = actionOf(t) === 'Regenerate' ? await dropOldCa(ctx, t) : '';
     await ctx.cluster.deleteSecret(backupRef(t, ctx.owner));
     if (keepsCaSecret(t)) await ctx.cluster.deleteSecret(caBackupRef(t, ctx.owner));
-    const done: SecretRunTarget = { ...t, phase: 'Rotated', message: `${t.message ?? 'verified'}; backup deleted` };
+    const done: SecretRunTarget = { ...t, phase: 'Rotated', message: `${t.message ?? 'verified'}${dropped}; backup deleted` };
     delete done.step;
     delete done.stepSince;
     return { target: done };
@@ -405,6 +436,33 @@ const STEPS: Record<SecretStep, Step> = {
     return waitForRollout(t, ctx, 'UndoRollout', (done) => ({ target: { ...t, phase: 'RolledBack', step: t.failedStep, message: `${t.message}; pod template put back, ${done}` } }));
   },
 };
+
+/**
+ * Regenerate, once verified: if the owner made a new CA, the old one leaves every
+ * caBundle of the target's fronts, since no pod serves what it signed any more.
+ * The old CA is what, in those bundles, signed the backed-up certificate and not
+ * the new one (signatures, not names). Runs before the backups go; a second run
+ * finds nothing left to drop.
+ */
+async function dropOldCa(ctx: StepContext, t: SecretRunTarget): Promise<string> {
+  const backup = await ctx.cluster.getSecret(backupRef(t, ctx.owner));
+  const live = await ctx.cluster.getSecret(t.secret);
+  const oldLeaf = backup ? leafIn(backup) : undefined;
+  const newLeaf = live ? leafIn(live) : undefined;
+  if (!oldLeaf || !newLeaf) return '';
+  const trimmed: string[] = [];
+  for (const front of t.fronts) {
+    const obj = await ctx.cluster.getFront(front);
+    if (!obj) continue;
+    const bundles = callsOf(obj, t.services).flatMap((c) => certificatesIn(decode(c.caBundle)));
+    const old = [...new Map(bundles.filter((c) => issuedBy(oldLeaf, c) && !issuedBy(newLeaf, c)).map((c) => [c.fingerprint256, c])).values()];
+    for (const ca of old) {
+      const patched = await patchBundles(ctx, front, (l) => t.services.flatMap((svc) => dropCaPatch(l, svc, ca.toString())));
+      if (patched === 'patched' && !trimmed.includes(front)) trimmed.push(front);
+    }
+  }
+  return trimmed.length ? `; the old CA dropped from the caBundle of ${trimmed.join(', ')}` : '';
+}
 
 /** Writes a Secret back as its backup holds it: over what is there now (kubectl's last-applied annotation kept), or created. */
 async function putBack(ctx: StepContext, original: ReturnType<typeof restoredFrom>): Promise<void> {
