@@ -53,7 +53,9 @@ let runCluster: FakeSecretRunCluster;
 let withOrphan: boolean;
 
 const SPEC: CertificateRotationSpecInput = { scope: 'Secrets', mode: 'Apply', secrets: { namespaces: ['web'] }, strategy: { nodeTimeout: '20s' } };
-const reconcile = (name = 'renew') => reconcileRotation({ ...fake.deps(), secretTargets: { read: async () => world(withOrphan) }, secretRun: runCluster }, name);
+let finished: string[];
+const reconcile = (name = 'renew') =>
+  reconcileRotation({ ...fake.deps(), secretTargets: { read: async () => world(withOrphan) }, secretRun: runCluster, metrics: { runFinished: (result) => finished.push(result) } }, name);
 
 /** Passes of the sync function until it asks for nothing more, the fake clock following its requeues. */
 async function settle(name = 'renew'): Promise<void> {
@@ -73,6 +75,7 @@ async function settle(name = 'renew'): Promise<void> {
 
 beforeEach(async () => {
   withOrphan = false;
+  finished = [];
   fake = new FakeCluster([]);
   // Real time: the renewed certificate is checked by a real TLS client, which reads the real clock.
   fake.clock = new Date();
@@ -106,6 +109,7 @@ describe('scope: Secrets, mode: Apply', () => {
     expect(condition('Ready')).toMatchObject({ status: 'True', reason: 'Succeeded' });
     expect(condition('Ready').message).toMatch(/^1 Secret-backed certificate\(s\) renewed, rolled and verified: web\/hook-tls/);
     expect(fake.events.map((e) => e.reason)).toEqual(['SecretRenewed', 'RunSucceeded']);
+    expect(finished).toEqual(['succeeded']);
     expect(fake.rotation('renew')!.metadata.finalizers).toEqual([FINALIZER]);
     expect(JSON.stringify(status) + JSON.stringify(fake.events)).not.toMatch(/PRIVATE KEY|LS0tLS1CRUdJTi/);
     // Settled: another pass discovers nothing again and writes nothing.
@@ -171,6 +175,7 @@ describe('scope: Secrets, mode: Apply', () => {
     expect(condition('Stalled').message).toMatch(/^Secret web\/hook-tls \(Deployment\/hook\) failed at step Rollout and was rolled back: Rollout failed: the rollout did not finish within nodeTimeout 20s.*; 0\/1 renewed, the run is stopped$/);
     expect((await runCluster.getSecret({ namespace: 'web', name: 'hook-tls' }))!.data).toEqual(pair(hookLeaf));
     expect(fake.events.map((e) => e.reason)).toEqual(['SecretRolledBack', 'RunFailed']);
+    expect(finished).toEqual(['failed']);
   });
 
   it('deleted mid-run: the target in flight finishes first, then the finalizer is released', async () => {

@@ -173,6 +173,9 @@ async function finish(deps: ControllerDeps, rotation: CertificateRotation, statu
   const stored = await write(deps, rotation, { ...status, phase: state === 'ready' ? 'Succeeded' : 'Failed', completedAt: rfc3339(deps.now()) }, state, reason, message);
   if (state === 'ready') deps.events.normal(stored, EVENT_REASONS.runSucceeded, message);
   else deps.events.warning(stored, EVENT_REASONS.runFailed, message);
+  // The same run metric as a node run's: a dashboard of runs counts these too.
+  const seconds = status.startedAt ? (deps.now().getTime() - Date.parse(status.startedAt)) / 1000 : 0;
+  deps.metrics?.runFinished?.(state === 'ready' ? 'succeeded' : 'failed', seconds);
 }
 
 /** A target rolled back or failed: the run stops there (later targets stay Pending), Stalled naming the target and step. */
