@@ -21,9 +21,10 @@
 // the owner's documented procedure in the same frame: the Secret, its CA
 // Secret and the webhook configurations the owner registers again are backed
 // up; the Secret and those configurations are deleted; the pods are rolled,
-// and the new ones make a pair and register again; only then is the new CA
-// known, so Trust comes after the rollout and adds it to any front that still
-// lacks it, beside the old one. Nothing is deleted for good until Verify.
+// and the new ones make a pair and register again. The new CA is known only
+// once the first new pod wrote its pair: from then on, while the pods roll,
+// every front trusts it beside the old one; once verified the old one goes.
+// Nothing is deleted for good until Verify.
 import { X509Certificate } from 'node:crypto';
 import { GROUP } from '../../api/constants.js';
 import { rfc3339 } from '../cascade.js';
@@ -33,8 +34,9 @@ import { describeError, isConflict, statusCode } from '../../kube/client.js';
 import { normalSerial } from '../../pki/certfile.js';
 import { secretBackupName } from '../../api/names.js';
 import { backupOf, frontsIn, restoredFrom, BACKUP_LABELS, type SecretObject } from './backup.js';
-import { bundleSlots, calls, dropCaPatch, trustCaPatch, type JsonPatchOp, type LiveFront } from './ca-bundle.js';
-import { certificatesIn, decode, issuedBy, servingLeafOf, servingPairOf, type SecretInfo, type ServiceRef } from './discovery.js';
+import type { JsonPatchOp, LiveFront } from './ca-bundle.js';
+import { decode, type ServiceRef } from './discovery.js';
+import { callsOf, dropFromFronts, dropSupersededCa, issuerIn, keptOf, leafIn, toInfo, trustInFronts } from './front-bundles.js';
 import { probeForApiService, probeForWebhook, type LiveWebhook, type NamespaceInfo, type ProbeRequest } from './probe-request.js';
 import { renewServingSecret } from './renew-in-place.js';
 import { RESTARTED_AT_ANNOTATION, rolloutOf, SERVING_SERIAL_ANNOTATION, type WorkloadState } from './rollout.js';
@@ -130,13 +132,6 @@ const caRef = (t: SecretRunTarget): SecretRef => ({ namespace: t.ca.namespace, n
 const keepsCaSecret = (t: SecretRunTarget): boolean => actionOf(t) === 'Regenerate' && ref(t) !== `${t.ca.namespace}/${t.ca.name}`;
 const mark = (owner: StepContext['owner']): string => `${owner.uid}/g${owner.generation}`;
 
-function toInfo(s: SecretObject): SecretInfo {
-  return { namespace: s.metadata.namespace, name: s.metadata.name, labels: s.metadata.labels ?? {}, annotations: s.metadata.annotations ?? {}, data: s.data ?? {} };
-}
-
-/** The serving certificate in a Secret, or undefined when it has none readable. */
-const leafIn = (s: SecretObject): X509Certificate | undefined => servingLeafOf(toInfo(s));
-
 async function caPemOf(ctx: StepContext, t: SecretRunTarget): Promise<string> {
   const ca = await ctx.cluster.getSecret(caRef(t));
   const pem = ca?.data?.[t.ca.certKey];
@@ -158,36 +153,11 @@ async function issuerPemOf(ctx: StepContext, t: SecretRunTarget): Promise<string
   return issuer.toString();
 }
 
-/** The certificate among the CA Secret's and the serving Secret's own chain that signed the serving Secret's leaf. */
-function issuerIn(secret: SecretObject, caSecret: SecretObject | undefined, caCertKey: string): X509Certificate | undefined {
-  const leaf = leafIn(secret);
-  const pair = servingPairOf(toInfo(secret));
-  if (!leaf || !pair) return undefined;
-  const candidates = [
-    ...certificatesIn(decode(caSecret?.data?.[caCertKey])),
-    ...certificatesIn(decode(secret.data?.[pair.cert])).slice(1),
-    ...certificatesIn(decode(secret.data?.[pair.ca])),
-  ];
-  return candidates.find((c) => issuedBy(leaf, c));
-}
-
-/** Adds `caPem` to every caBundle of the target's fronts that calls its Services and lacks it; the fronts it added it to, and those that are gone. */
-async function trustInFronts(ctx: StepContext, t: SecretRunTarget, caPem: string): Promise<{ added: string[]; gone: string[] }> {
-  const added: string[] = [...(t.caAddedTo ?? [])];
-  const gone: string[] = [];
-  for (const front of t.fronts) {
-    const patched = await patchBundles(ctx, front, (live) => t.services.flatMap((svc) => trustCaPatch(live, svc, caPem)));
-    if (patched === 'gone') gone.push(front);
-    if (patched === 'patched' && !added.includes(front)) added.push(front);
-  }
-  return { added, gone };
-}
-
 /**
  * Regenerate, while the pods roll: once the owner has written its new pair (the
  * first new pod did), the CA that signed it goes into every front there is that
  * lacks it, beside the old one, so the API server trusts new and old pods alike
- * until the last old one is gone. The fronts the owner deleted are not there
+ * until the last old one is gone. The fronts the run deleted are not there
  * yet; Reissued waits for them and Trust checks them.
  */
 async function trustWhileRolling(ctx: StepContext, t: SecretRunTarget): Promise<SecretRunTarget> {
@@ -196,7 +166,7 @@ async function trustWhileRolling(ctx: StepContext, t: SecretRunTarget): Promise<
   if (!leaf || normalSerial(leaf.serialNumber) === t.oldSerial) return t;
   const issuer = issuerIn(secret!, await ctx.cluster.getSecret(caRef(t)), t.ca.certKey);
   if (!issuer) return t;
-  const { added } = await trustInFronts(ctx, t, issuer.toString());
+  const { added } = await trustInFronts(ctx.cluster, t, issuer.toString());
   return added.length ? { ...t, caAddedTo: added } : t;
 }
 
@@ -325,7 +295,7 @@ const STEPS: Record<SecretStep, Step> = {
   },
 
   async Trust(t, ctx) {
-    const { added, gone } = await trustInFronts(ctx, t, await issuerPemOf(ctx, t));
+    const { added, gone } = await trustInFronts(ctx.cluster, t, await issuerPemOf(ctx, t));
     if (gone.length) return failed({ ...t, ...(added.length ? { caAddedTo: added } : {}) }, 'Trust', `${gone.join(', ')} is gone`, ctx.now);
     return advance(t, 'Trust', ctx.now, { ...(added.length ? { caAddedTo: added } : {}), message: added.length ? `the CA added to the caBundle of ${added.join(', ')}` : 'every caBundle already trusts the CA' });
   },
@@ -395,10 +365,10 @@ const STEPS: Record<SecretStep, Step> = {
   },
 
   async Cleanup(t, ctx) {
-    const dropped = actionOf(t) === 'Regenerate' ? await dropOldCa(ctx, t) : '';
+    const dropped = actionOf(t) === 'Regenerate' ? await dropOldCa(ctx, t) : [];
     await ctx.cluster.deleteSecret(backupRef(t, ctx.owner));
     if (keepsCaSecret(t)) await ctx.cluster.deleteSecret(caBackupRef(t, ctx.owner));
-    const done: SecretRunTarget = { ...t, phase: 'Rotated', message: `${t.message ?? 'verified'}${dropped}; backup deleted` };
+    const done: SecretRunTarget = { ...t, phase: 'Rotated', message: `${t.message ?? 'verified'}${dropped.length ? `; the old CA dropped from the caBundle of ${dropped.join(', ')}` : ''}; backup deleted` };
     delete done.step;
     delete done.stepSince;
     return { target: done };
@@ -408,10 +378,7 @@ const STEPS: Record<SecretStep, Step> = {
     const backup = await ctx.cluster.getSecret(backupRef(t, ctx.owner));
     if (!backup) return stuck(t, 'Restore', `its backup ${backupRef(t, ctx.owner).name} is gone`, ctx.owner);
     // First the CA that Trust added, while the Secret still holds what it signed (a regenerated pair's CA may be new).
-    if (t.caAddedTo?.length) {
-      const caPem = await issuerPemOf(ctx, t);
-      for (const front of t.caAddedTo) await patchBundles(ctx, front, (live) => t.services.flatMap((svc) => dropCaPatch(live, svc, caPem)));
-    }
+    if (t.caAddedTo?.length) await dropFromFronts(ctx.cluster, t, t.caAddedTo, await issuerPemOf(ctx, t));
     const caBackup = keepsCaSecret(t) ? await ctx.cluster.getSecret(caBackupRef(t, ctx.owner)) : undefined;
     if (caBackup) await putBack(ctx, restoredFrom(caBackup));
     await putBack(ctx, restoredFrom(backup));
@@ -437,31 +404,13 @@ const STEPS: Record<SecretStep, Step> = {
   },
 };
 
-/**
- * Regenerate, once verified: if the owner made a new CA, the old one leaves every
- * caBundle of the target's fronts, since no pod serves what it signed any more.
- * The old CA is what, in those bundles, signed the backed-up certificate and not
- * the new one (signatures, not names). Runs before the backups go; a second run
- * finds nothing left to drop.
- */
-async function dropOldCa(ctx: StepContext, t: SecretRunTarget): Promise<string> {
+/** Regenerate, once verified: a new CA of the owner's replaces the old one in the caBundles (Cleanup runs this before the backup, which holds the old certificate, goes). */
+async function dropOldCa(ctx: StepContext, t: SecretRunTarget): Promise<string[]> {
   const backup = await ctx.cluster.getSecret(backupRef(t, ctx.owner));
   const live = await ctx.cluster.getSecret(t.secret);
   const oldLeaf = backup ? leafIn(backup) : undefined;
   const newLeaf = live ? leafIn(live) : undefined;
-  if (!oldLeaf || !newLeaf) return '';
-  const trimmed: string[] = [];
-  for (const front of t.fronts) {
-    const obj = await ctx.cluster.getFront(front);
-    if (!obj) continue;
-    const bundles = callsOf(obj, t.services).flatMap((c) => certificatesIn(decode(c.caBundle)));
-    const old = [...new Map(bundles.filter((c) => issuedBy(oldLeaf, c) && !issuedBy(newLeaf, c)).map((c) => [c.fingerprint256, c])).values()];
-    for (const ca of old) {
-      const patched = await patchBundles(ctx, front, (l) => t.services.flatMap((svc) => dropCaPatch(l, svc, ca.toString())));
-      if (patched === 'patched' && !trimmed.includes(front)) trimmed.push(front);
-    }
-  }
-  return trimmed.length ? `; the old CA dropped from the caBundle of ${trimmed.join(', ')}` : '';
+  return oldLeaf && newLeaf ? dropSupersededCa(ctx.cluster, t, oldLeaf, newLeaf) : [];
 }
 
 /** Writes a Secret back as its backup holds it: over what is there now (kubectl's last-applied annotation kept), or created. */
@@ -474,32 +423,6 @@ async function putBack(ctx: StepContext, original: ReturnType<typeof restoredFro
   else await ctx.cluster.createSecret(original);
 }
 
-/** What a backup keeps of a front it deletes: what was configured, not what the API server added. */
-function keptOf(front: LiveFrontObject): object {
-  const { metadata, ...rest } = front as LiveFrontObject & { metadata?: { name?: string; labels?: object; annotations?: object } };
-  return { ...rest, metadata: { name: metadata?.name, ...(metadata?.labels ? { labels: metadata.labels } : {}), ...(metadata?.annotations ? { annotations: metadata.annotations } : {}) } };
-}
-
-/**
- * Reads the front, computes the patch, applies it. The patch tests each bundle as read, so a
- * write by someone else in between (a cainjector, an operator re-registering its webhooks) is
- * refused with 422; the front is read again and the patch recomputed, a few times, then it fails.
- */
-async function patchBundles(ctx: StepContext, front: string, opsFor: (live: LiveFrontObject) => JsonPatchOp[]): Promise<'gone' | 'unchanged' | 'patched'> {
-  for (let attempt = 1; ; attempt++) {
-    const live = await ctx.cluster.getFront(front);
-    if (!live) return 'gone';
-    const ops = opsFor(live);
-    if (ops.length === 0) return 'unchanged';
-    try {
-      await ctx.cluster.patchFront(front, ops);
-      return 'patched';
-    } catch (err) {
-      if (statusCode(err) !== 422 || attempt >= 3) throw err;
-    }
-  }
-}
-
 async function waitForRollout(t: SecretRunTarget, ctx: StepContext, step: 'Rollout' | 'UndoRollout', done: (message: string) => StepResult): Promise<StepResult> {
   const w = await ctx.cluster.getWorkload(t.secret.namespace, t.workload);
   const fail = (why: string): StepResult => (step === 'Rollout' ? failed(t, step, why, ctx.now) : stuck(t, step, why, ctx.owner));
@@ -510,21 +433,6 @@ async function waitForRollout(t: SecretRunTarget, ctx: StepContext, step: 'Rollo
   if (elapsed(t, ctx.now) >= parseDuration(ctx.nodeTimeout)) return fail(`the rollout did not finish within nodeTimeout ${ctx.nodeTimeout}: ${r.message}`);
   // While rolling back, the message keeps the story of the failure; the wait shows only on the way forward.
   return { target: step === 'Rollout' ? { ...t, message: r.message } : t, waitMs: WAIT_POLL_MS };
-}
-
-interface Call {
-  service: ServiceRef;
-  port: number;
-  caBundle?: string;
-  webhook?: number;
-}
-
-/** Each call of a front into one of the target's Services, with its port and caBundle (ca-bundle.ts's slots). */
-function callsOf(front: LiveFrontObject, services: readonly ServiceRef[]): Call[] {
-  return bundleSlots(front).flatMap((slot) => {
-    const service = services.find((svc) => calls(slot, svc));
-    return service ? [{ service, port: slot.service?.port ?? 443, ...(slot.b64 ? { caBundle: slot.b64 } : {}), ...(slot.webhook !== undefined ? { webhook: slot.webhook } : {}) }] : [];
-  });
 }
 
 function probesOf(frontName: string, front: LiveFrontObject, services: readonly ServiceRef[], namespaces: readonly NamespaceInfo[]) {
