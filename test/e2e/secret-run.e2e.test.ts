@@ -176,6 +176,30 @@ const tlsSecret = (name: string, pair: Pem | Record<string, string>, namespace =
   data: 'certPem' in pair ? { 'tls.crt': b64(pair.certPem as string), 'tls.key': b64(pair.keyPem as string) } : pair,
 });
 
+/**
+ * A webhook configuration with one webhook on ConfigMap creates in the namespaces
+ * labelled `namespaceLabel=true`, calling `service` on 443 through `caBundle` (base64).
+ */
+function configMapWebhook(kind: 'ValidatingWebhookConfiguration' | 'MutatingWebhookConfiguration', name: string, webhook: string, service: { namespace: string; name: string; path: string }, caBundle: string, namespaceLabel: string, failurePolicy = 'Fail') {
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind,
+    metadata: { name },
+    webhooks: [
+      {
+        name: webhook,
+        clientConfig: { service: { ...service, port: 443 }, caBundle },
+        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['configmaps'] }],
+        namespaceSelector: { matchLabels: { [namespaceLabel]: 'true' } },
+        failurePolicy,
+        sideEffects: 'None',
+        admissionReviewVersions: ['v1'],
+        timeoutSeconds: 5,
+      },
+    ],
+  };
+}
+
 function rotation(name: string, nodeTimeout: string) {
   return { apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name }, spec: { scope: 'Secrets', mode: 'Apply', secrets: { namespaces: [NS] }, strategy: { nodeTimeout } } };
 }
@@ -203,25 +227,7 @@ beforeAll(async () => {
   await apply([tlsSecret('run-ca', ca), tlsSecret('run-tls', original)]);
   run = new ServedWorkload('run', 'run-tls');
   await run.start(original);
-  await apply([
-    {
-      apiVersion: 'admissionregistration.k8s.io/v1',
-      kind: 'ValidatingWebhookConfiguration',
-      metadata: { name: VWC },
-      webhooks: [
-        {
-          name: VWC,
-          clientConfig: { service: { namespace: NS, name: 'run', path: '/validate', port: 443 }, caBundle: b64(ca.certPem) },
-          rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['configmaps'] }],
-          namespaceSelector: { matchLabels: { 'certrotator-e2e/run': 'true' } },
-          failurePolicy: 'Fail',
-          sideEffects: 'None',
-          admissionReviewVersions: ['v1'],
-          timeoutSeconds: 5,
-        },
-      ],
-    },
-  ]);
+  await apply([configMapWebhook('ValidatingWebhookConfiguration', VWC, VWC, { namespace: NS, name: 'run', path: '/validate' }, b64(ca.certPem), 'certrotator-e2e/run')]);
   const before = run.server.calls;
   await waitFor('the API server calling the webhook', async () => (await dryRunCreate()).code === 0 && run.server.calls > before, 30_000);
 
@@ -231,25 +237,7 @@ beforeAll(async () => {
   await apply([tlsSecret('cm-run-ca', cmCa), { ...cmSecret, metadata: { ...cmSecret.metadata, annotations: { 'cert-manager.io/certificate-name': 'cm-run' } } }]);
   certManaged = new ServedWorkload('cm-run', 'cm-run-tls');
   await certManaged.start(cmPair);
-  await apply([
-    {
-      apiVersion: 'admissionregistration.k8s.io/v1',
-      kind: 'ValidatingWebhookConfiguration',
-      metadata: { name: CM_VWC },
-      webhooks: [
-        {
-          name: CM_VWC,
-          clientConfig: { service: { namespace: NS, name: 'cm-run', path: '/validate', port: 443 }, caBundle: b64(cmCa.certPem) },
-          rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['configmaps'] }],
-          namespaceSelector: { matchLabels: { 'certrotator-e2e/never': 'true' } },
-          failurePolicy: 'Ignore',
-          sideEffects: 'None',
-          admissionReviewVersions: ['v1'],
-          timeoutSeconds: 5,
-        },
-      ],
-    },
-  ]);
+  await apply([configMapWebhook('ValidatingWebhookConfiguration', CM_VWC, CM_VWC, { namespace: NS, name: 'cm-run', path: '/validate' }, b64(cmCa.certPem), 'certrotator-e2e/never', 'Ignore')]);
 
   // The chart's controller ServiceAccount and RBAC, with secretTargets enabled, renew and regenerate on, under a release of its own.
   const helm = join(process.env.CERTROTATOR_BIN_DIR ?? '', 'helm');
@@ -522,23 +510,8 @@ describe('scope: Secrets, builtIn rancher-webhook (Regenerate), on the real cont
     if (/NotFound/.test(r.stderr)) return undefined;
     throw new Error(r.stderr);
   };
-  const mutating = (caBundle: string) => ({
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'MutatingWebhookConfiguration',
-    metadata: { name: MWC },
-    webhooks: [
-      {
-        name: 'rancher.cattle.io.configmaps.crt-e2e',
-        clientConfig: { service: { namespace: RANCHER_NS, name: 'rancher-webhook', path: '/v1/webhook/mutation', port: 443 }, caBundle },
-        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['configmaps'] }],
-        namespaceSelector: { matchLabels: { 'certrotator-e2e/rancher': 'true' } },
-        failurePolicy: 'Fail',
-        sideEffects: 'None',
-        admissionReviewVersions: ['v1'],
-        timeoutSeconds: 5,
-      },
-    ],
-  });
+  const mutating = (caBundle: string) =>
+    configMapWebhook('MutatingWebhookConfiguration', MWC, 'rancher.cattle.io.configmaps.crt-e2e', { namespace: RANCHER_NS, name: 'rancher-webhook', path: '/v1/webhook/mutation' }, caBundle, 'certrotator-e2e/rancher');
   const dryRunRancher = () => kubectl(['create', 'configmap', `probe-${Date.now()}`, '-n', RANCHER_TARGET_NS, '--dry-run=server']);
 
   /**
