@@ -356,7 +356,8 @@ async function killAt(point: string, args: string[]): Promise<string> {
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`child never reached ${point}: ${out}`)), 30_000);
+    // Generous: a child that loads the CLI through tsx took over 30 s on a machine busy with two more control planes.
+    const timer = setTimeout(() => reject(new Error(`child never reached ${point}: ${out}`)), 75_000);
     const check = () => {
       if (out.includes(`paused at ${point}`)) {
         clearTimeout(timer);
@@ -414,7 +415,7 @@ describe('a run killed at any step resumes without renewing twice', () => {
     } finally {
       await sim.stop();
     }
-  }, 90_000);
+  }, 150_000);
 
   test('killed while the backup is being made (a partial directory on disk): the next run removes it and rotates once', async () => {
     const node = await copyOf(server);
@@ -428,7 +429,7 @@ describe('a run killed at any step resumes without renewing twice', () => {
     expect((await fs.readdir(join(node.root, D, 'server'))).filter((d) => d.startsWith('.certrotator-partial-') || /^tls-\d+$/.test(d))).toHaveLength(1);
     expect((await readJournalOf(node)).step).toBe('done');
     expect(changedPaths(before, await snapshotTree(node.root, isBackup))).toEqual([`${S}/client-admin.crt`, `${S}/client-admin.key`]);
-  }, 60_000);
+  }, 120_000);
 
   test('an unfinished rotation of another scope: refused before anything changes, naming it and how to finish it', async () => {
     const node = await copyOf(server);
@@ -438,7 +439,7 @@ describe('a run killed at any step resumes without renewing twice', () => {
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/an unfinished rotation \(scope admin, no restart\) is recorded in var\/lib\/rancher\/rke2\/server\/tls-\d+; run it again with the same scope to finish it/);
     expect(changedPaths(before, await snapshotTree(node.root))).toEqual([]);
-  }, 60_000);
+  }, 120_000);
 
   test('killed in the middle of a rollback, the resumed run finishes the rollback', async () => {
     const node = await copyOf(server);
@@ -458,7 +459,7 @@ describe('a run killed at any step resumes without renewing twice', () => {
     } finally {
       await sim.stop();
     }
-  }, 90_000);
+  }, 150_000);
 });
 
 test.each([
