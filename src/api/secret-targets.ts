@@ -201,6 +201,7 @@ export const secretRunTargetSchema = s.object({
     .object({
       rolled: s.boolean('The Roll step patched the pod template.'),
       restartedAt: optionalText(64, 'The restartedAt annotation before the run; absent: there was none.'),
+      rotation: optionalText(256, 'The rotation annotation before the run; absent: there was none.'),
       servingSerial: optionalText(64, 'The serving-serial annotation before the run; absent: there was none.'),
     })
     .describe("The pod template's annotations before the Roll step, which Undo puts back.")

@@ -321,7 +321,7 @@ describe('scope: Secrets, mode: Apply, on the real control plane', () => {
     const calls = run.server.calls;
     expect((await dryRunCreate()).code).toBe(0);
     expect(run.server.calls).toBeGreaterThan(calls);
-    expect((await run.templateAnnotations())['certrotator.io/serving-serial']).toBe(t.serial);
+    expect(await run.templateAnnotations()).toMatchObject({ 'certrotator.io/serving-serial': t.serial, 'certrotator.io/rotation': 'run-ok/g1' });
     expect(await backups()).toBe('');
     // kubectl get shows it, and no key material is in the status or the Events.
     expect(await kubectlOk(['get', 'certificaterotation', 'run-ok'])).toMatch(/run-ok\s+Secrets\s+.*Succeeded\s+1\/1/);

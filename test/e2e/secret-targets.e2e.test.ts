@@ -23,7 +23,7 @@ import { verifyServed } from '../../src/controller/secrets/verify-served.js';
 import { probeForWebhook } from '../../src/controller/secrets/probe-request.js';
 import { backupOf, restoredFrom } from '../../src/controller/secrets/backup.js';
 import { dropCaPatch, trustCaPatch, type JsonPatchOp, type LiveFront } from '../../src/controller/secrets/ca-bundle.js';
-import { restartPatch, rolloutOf, SERVING_SERIAL_ANNOTATION, type WorkloadState } from '../../src/controller/secrets/rollout.js';
+import { rollAnnotations, rolloutOf, SERVING_SERIAL_ANNOTATION, type WorkloadState } from '../../src/controller/secrets/rollout.js';
 
 const n = (v: number | undefined): number => v ?? 0;
 
@@ -362,7 +362,7 @@ describe('rolling the owning workload (rollout.ts) on the real control plane', (
     const before = await get();
     expect(rolloutOf(before).state).toBe('Done');
     const patch = join(work, 'restart.json');
-    writeFileSync(patch, JSON.stringify(restartPatch('0A1B2C3D', new Date())));
+    writeFileSync(patch, JSON.stringify({ spec: { template: { metadata: { annotations: rollAnnotations('crt-e2e/g1', '0A1B2C3D', new Date()) } } } }));
     await kubectlOk(['-n', NS, 'patch', 'deployment', 'hook', '--type=strategic', '--patch-file', patch]);
     const seen: string[] = [];
     await waitFor('rolloutOf saying Done', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { restartPatch, rolloutOf, RESTARTED_AT_ANNOTATION, SERVING_SERIAL_ANNOTATION, type WorkloadState } from './rollout.js';
+import { rollAnnotations, rolloutOf, RESTARTED_AT_ANNOTATION, ROTATION_ANNOTATION, SERVING_SERIAL_ANNOTATION, type WorkloadState } from './rollout.js';
 
 const meta = { namespace: 'hooks', name: 'hook', generation: 3 };
 const deployment = (status: WorkloadState['status'], replicas = 2): WorkloadState => ({ kind: 'Deployment', metadata: meta, spec: { replicas }, status: { observedGeneration: 3, ...status } });
@@ -43,10 +43,12 @@ describe('rolloutOf', () => {
   });
 });
 
-test('restartPatch changes only the pod template annotations, with the time and the serial to be served', () => {
+test('rollAnnotations: the time, the rotation and the serial to be served', () => {
   const now = new Date('2026-12-04T10:00:00Z');
-  expect(restartPatch('6956014809AE071C', now)).toEqual({
-    spec: { template: { metadata: { annotations: { [RESTARTED_AT_ANNOTATION]: '2026-12-04T10:00:00.000Z', [SERVING_SERIAL_ANNOTATION]: '6956014809AE071C' } } } },
+  expect(rollAnnotations('renew-hooks/g3', '6956014809AE071C', now)).toEqual({
+    [RESTARTED_AT_ANNOTATION]: '2026-12-04T10:00:00.000Z',
+    [ROTATION_ANNOTATION]: 'renew-hooks/g3',
+    [SERVING_SERIAL_ANNOTATION]: '6956014809AE071C',
   });
-  expect(RESTARTED_AT_ANNOTATION).toBe('certrotator.io/restartedAt');
+  expect([RESTARTED_AT_ANNOTATION, ROTATION_ANNOTATION, SERVING_SERIAL_ANNOTATION]).toEqual(['certrotator.io/restartedAt', 'certrotator.io/rotation', 'certrotator.io/serving-serial']);
 });

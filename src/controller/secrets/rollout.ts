@@ -16,15 +16,19 @@ export type WorkloadKind = 'Deployment' | 'DaemonSet' | 'StatefulSet';
 
 /** The annotations put on the pod template; a changed template is what makes the controller replace the pods. */
 export const RESTARTED_AT_ANNOTATION = `${GROUP}/restartedAt`;
+export const ROTATION_ANNOTATION = `${GROUP}/rotation`;
 export const SERVING_SERIAL_ANNOTATION = `${GROUP}/serving-serial`;
 
+/** Each roll annotation, by the field of status.secretRun.targets[].templateBefore that keeps its value from before the run. */
+export const ROLL_ANNOTATIONS = { restartedAt: RESTARTED_AT_ANNOTATION, rotation: ROTATION_ANNOTATION, servingSerial: SERVING_SERIAL_ANNOTATION } as const;
+
 /**
- * The strategic-merge (or merge) patch that rolls the workload, as `kubectl rollout
- * restart` does with its own annotation; ours also carries the serial the new pods
- * must serve, so a person reading the pod template sees why it changed.
+ * The pod template annotations that roll the workload, as `kubectl rollout restart`
+ * does with its own; ours also say which rotation (name/g<generation>) and the serial
+ * the new pods must serve, so a person reading the pod template sees why it changed.
  */
-export function restartPatch(serial: string, now: Date): { spec: { template: { metadata: { annotations: Record<string, string> } } } } {
-  return { spec: { template: { metadata: { annotations: { [RESTARTED_AT_ANNOTATION]: now.toISOString(), [SERVING_SERIAL_ANNOTATION]: serial } } } } };
+export function rollAnnotations(rotation: string, serial: string, now: Date): Record<string, string> {
+  return { [RESTARTED_AT_ANNOTATION]: now.toISOString(), [ROTATION_ANNOTATION]: rotation.slice(0, 256), [SERVING_SERIAL_ANNOTATION]: serial.slice(0, 64) };
 }
 
 /** The fields of a workload the judgement reads (as the API returns them). */

@@ -98,6 +98,7 @@ describe('a Secret renewed in place, step by step', () => {
     ]);
     expect(cluster.sent).toEqual([{ kind: 'DryRunCreateConfigMap', namespace: 'hooks', labels: {} }]);
     expect((await templateAnnotations())[SERVING_SERIAL_ANNOTATION]).toBe(target.serial);
+    expect((await templateAnnotations())['certrotator.io/rotation']).toBe('renew-hooks/g3');
     expect(target.message).toMatch(/served by every endpoint; the API server called ValidatingWebhookConfiguration\/hook/);
   });
 

@@ -39,7 +39,7 @@ import { decode, type ServiceRef } from './discovery.js';
 import { callsOf, dropFromFronts, dropSupersededCa, issuerIn, keptOf, leafIn, toInfo, trustInFronts } from './front-bundles.js';
 import { probeForApiService, probeForWebhook, type LiveWebhook, type NamespaceInfo, type ProbeRequest } from './probe-request.js';
 import { renewServingSecret } from './renew-in-place.js';
-import { RESTARTED_AT_ANNOTATION, rolloutOf, SERVING_SERIAL_ANNOTATION, type WorkloadState } from './rollout.js';
+import { ROLL_ANNOTATIONS, rollAnnotations, rolloutOf, type WorkloadState } from './rollout.js';
 import { verifyServed, type Endpoint } from './verify-served.js';
 
 /** Put on the renewed Secret: a Renew step run again after a crash finds its own work instead of renewing twice. */
@@ -306,12 +306,12 @@ const STEPS: Record<SecretStep, Step> = {
     // First pass: what the template carries now goes into the status before it is changed, so Undo can put it back.
     if (!t.templateBefore) {
       const a = w.spec?.template?.metadata?.annotations ?? {};
-      const before = { rolled: false, ...(a[RESTARTED_AT_ANNOTATION] ? { restartedAt: a[RESTARTED_AT_ANNOTATION] } : {}), ...(a[SERVING_SERIAL_ANNOTATION] ? { servingSerial: a[SERVING_SERIAL_ANNOTATION] } : {}) };
-      return { target: { ...t, templateBefore: before } };
+      const before = Object.fromEntries(Object.entries(ROLL_ANNOTATIONS).flatMap(([field, key]) => (a[key] ? [[field, a[key]]] : [])));
+      return { target: { ...t, templateBefore: { rolled: false, ...before } } };
     }
     // Regenerate does not know the serial yet: the annotation says which one the pods replace.
     const serving = t.serial ?? `regenerate-${t.oldSerial}`;
-    await ctx.cluster.patchTemplateAnnotations(t.secret.namespace, t.workload, { [RESTARTED_AT_ANNOTATION]: ctx.now.toISOString(), [SERVING_SERIAL_ANNOTATION]: serving.slice(0, 64) });
+    await ctx.cluster.patchTemplateAnnotations(t.secret.namespace, t.workload, rollAnnotations(`${ctx.owner.name}/g${ctx.owner.generation}`, serving, ctx.now));
     return advance(t, 'Roll', ctx.now, { templateBefore: { ...t.templateBefore, rolled: true }, message: `rolling ${t.workload}` });
   },
 
@@ -395,7 +395,7 @@ const STEPS: Record<SecretStep, Step> = {
   async Undo(t, ctx) {
     const before = t.templateBefore;
     if (!before?.rolled) return { target: { ...t, phase: 'RolledBack', step: t.failedStep, message: `${t.message}; the pods were not rolled, nothing else to undo` } };
-    await ctx.cluster.patchTemplateAnnotations(t.secret.namespace, t.workload, { [RESTARTED_AT_ANNOTATION]: before.restartedAt ?? null, [SERVING_SERIAL_ANNOTATION]: before.servingSerial ?? null });
+    await ctx.cluster.patchTemplateAnnotations(t.secret.namespace, t.workload, Object.fromEntries(Object.entries(ROLL_ANNOTATIONS).map(([field, key]) => [key, before[field as keyof typeof ROLL_ANNOTATIONS] ?? null])));
     return { target: { ...t, step: 'UndoRollout', stepSince: ctx.now.toISOString() } };
   },
 
