@@ -200,8 +200,8 @@ function configMapWebhook(kind: 'ValidatingWebhookConfiguration' | 'MutatingWebh
   };
 }
 
-function rotation(name: string, nodeTimeout: string) {
-  return { apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name }, spec: { scope: 'Secrets', mode: 'Apply', secrets: { namespaces: [NS] }, strategy: { nodeTimeout } } };
+function rotation(name: string, nodeTimeout: string, secrets: object = { namespaces: [NS] }) {
+  return { apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name }, spec: { scope: 'Secrets', mode: 'Apply', secrets, strategy: { nodeTimeout } } };
 }
 
 beforeAll(async () => {
@@ -422,7 +422,7 @@ describe('scope: Secrets, mode: Apply, an aggregated API (APIService)', () => {
 
   it('renews its Secret in place, and the aggregator proxies GET /apis/<group>/<version> to the new pod through the caBundle', async () => {
     const oldSerial = await metrics.servedSerial();
-    await apply([{ ...rotation('run-apiservice', '90s'), spec: { scope: 'Secrets', mode: 'Apply', secrets: { apiServices: [APISERVICE] }, strategy: { nodeTimeout: '90s' } } }]);
+    await apply([rotation('run-apiservice', '90s', { apiServices: [APISERVICE] })]);
     await kubectlOk(['wait', 'certificaterotation/run-apiservice', '--for=condition=Ready', '--timeout=180s']);
     const [t] = (await getRotation('run-apiservice')).status.secretRun.targets;
     expect(t).toMatchObject({ secret: { namespace: NS, name: 'metrics-run-tls' }, fronts: [`APIService/${APISERVICE}`], workload: 'Deployment/metrics-run', phase: 'Rotated', ca: { namespace: NS, name: 'metrics-run-ca' } });
@@ -477,7 +477,7 @@ describe('scope: Secrets, mode: Apply, a CRD conversion webhook', () => {
 
   it('renews its Secret in place; the served certificate is the evidence (no request is sent), and the API server converts through the new pod', async () => {
     const oldSerial = await convert.servedSerial();
-    await apply([{ ...rotation('run-conversion', '90s'), spec: { scope: 'Secrets', mode: 'Apply', secrets: { conversionWebhooks: [CRD] }, strategy: { nodeTimeout: '90s' } } }]);
+    await apply([rotation('run-conversion', '90s', { conversionWebhooks: [CRD] })]);
     await kubectlOk(['wait', 'certificaterotation/run-conversion', '--for=condition=Ready', '--timeout=180s']);
     const [t] = (await getRotation('run-conversion')).status.secretRun.targets;
     expect(t).toMatchObject({ secret: { namespace: NS, name: 'convert-run-tls' }, fronts: [`CustomResourceDefinition/${CRD}`], workload: 'Deployment/convert-run', phase: 'Rotated' });
@@ -577,7 +577,7 @@ describe('scope: Secrets, builtIn rancher-webhook (Regenerate), on the real cont
     const oldSerial = await rancher.servedSerial();
     const podsBefore = rancher.started.length;
 
-    await apply([{ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name: 'run-rancher' }, spec: { scope: 'Secrets', mode: 'Apply', secrets: { builtIn: ['rancher-webhook'] }, strategy: { nodeTimeout: '90s' } } }]);
+    await apply([rotation('run-rancher', '90s', { builtIn: ['rancher-webhook'] })]);
     await kubectlOk(['wait', 'certificaterotation/run-rancher', '--for=condition=Ready', '--timeout=240s']);
     const status = (await getRotation('run-rancher')).status;
     expect(status.phase).toBe('Succeeded');
@@ -630,7 +630,7 @@ describe('scope: Secrets, builtIn rancher-webhook (Regenerate), on the real cont
     const templateBefore = await rancher.templateAnnotations();
     expect((await dryRunRancher()).code).toBe(0);
 
-    await apply([{ apiVersion: 'certrotator.io/v1alpha1', kind: 'CertificateRotation', metadata: { name: 'run-rancher-broken' }, spec: { scope: 'Secrets', mode: 'Apply', secrets: { builtIn: ['rancher-webhook'] }, strategy: { nodeTimeout: '15s' } } }]);
+    await apply([rotation('run-rancher-broken', '15s', { builtIn: ['rancher-webhook'] })]);
     await kubectlOk(['wait', 'certificaterotation/run-rancher-broken', '--for=condition=Stalled', '--timeout=240s']);
     const status = (await getRotation('run-rancher-broken')).status;
     const stalled = status.conditions.find((c: { type: string }) => c.type === 'Stalled');

@@ -146,11 +146,19 @@ async function caPemOf(ctx: StepContext, t: SecretRunTarget): Promise<string> {
  * usually has the old one's name. Without a readable leaf, the CA Secret's.
  */
 async function issuerPemOf(ctx: StepContext, t: SecretRunTarget): Promise<string> {
-  const secret = await ctx.cluster.getSecret(t.secret);
-  if (!secret || !leafIn(secret)) return caPemOf(ctx, t);
-  const issuer = issuerIn(secret, await ctx.cluster.getSecret(caRef(t)), t.ca.certKey);
+  const { leaf, issuer } = await liveIssuer(ctx, t);
+  if (!leaf) return caPemOf(ctx, t);
   if (!issuer) throw new Error(`no CA that signed the certificate in Secret ${ref(t)} was found (looked in ${t.ca.namespace}/${t.ca.name} ${t.ca.certKey} and in the Secret's own chain)`);
   return issuer.toString();
+}
+
+/** The certificate the Secret holds now, and the CA that signed it (issuerIn), as the cluster has them now. */
+async function liveIssuer(ctx: StepContext, t: SecretRunTarget): Promise<{ leaf?: X509Certificate; issuer?: X509Certificate }> {
+  const secret = await ctx.cluster.getSecret(t.secret);
+  const leaf = secret ? leafIn(secret) : undefined;
+  if (!leaf) return {};
+  const issuer = issuerIn(secret!, await ctx.cluster.getSecret(caRef(t)), t.ca.certKey);
+  return issuer ? { leaf, issuer } : { leaf };
 }
 
 /**
@@ -161,11 +169,8 @@ async function issuerPemOf(ctx: StepContext, t: SecretRunTarget): Promise<string
  * yet; Reissued waits for them and Trust checks them.
  */
 async function trustWhileRolling(ctx: StepContext, t: SecretRunTarget): Promise<SecretRunTarget> {
-  const secret = await ctx.cluster.getSecret(t.secret);
-  const leaf = secret ? leafIn(secret) : undefined;
-  if (!leaf || normalSerial(leaf.serialNumber) === t.oldSerial) return t;
-  const issuer = issuerIn(secret!, await ctx.cluster.getSecret(caRef(t)), t.ca.certKey);
-  if (!issuer) return t;
+  const { leaf, issuer } = await liveIssuer(ctx, t);
+  if (!leaf || !issuer || normalSerial(leaf.serialNumber) === t.oldSerial) return t;
   const { added } = await trustInFronts(ctx.cluster, t, issuer.toString());
   return added.length ? { ...t, caAddedTo: added } : t;
 }
@@ -256,7 +261,7 @@ const STEPS: Record<SecretStep, Step> = {
       const leaf = leafIn(secret)!;
       return next(normalSerial(leaf.serialNumber), new Date(leaf.validTo), Date.parse(leaf.validTo) === Date.parse(new X509Certificate(await caPemOf(ctx, t)).validTo));
     }
-    const ca = await ctx.cluster.getSecret({ namespace: t.ca.namespace, name: t.ca.name });
+    const ca = await ctx.cluster.getSecret(caRef(t));
     if (!ca) return failed(t, 'Renew', `the CA Secret ${t.ca.namespace}/${t.ca.name} is gone`, ctx.now);
     const renewed = await renewServingSecret(toInfo(secret), { secret: toInfo(ca), certKey: t.ca.certKey, keyKey: t.ca.keyKey }, ctx.now);
     await ctx.cluster.updateSecret({
