@@ -7,6 +7,8 @@ const common = {
   ...preset,
   testEnvironment: 'node',
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  // `npm test` emits dist/ first (the CLI the suites start, src/simulation/cli-entry.ts); jest reads only the sources.
+  modulePathIgnorePatterns: ['<rootDir>/dist/'],
 };
 
 export default {

@@ -21,6 +21,7 @@ import { ensureBinaries } from '../test/cluster/binaries.js';
 import { startCluster, stopCluster } from '../test/cluster/cluster.js';
 import { kubectl, kubectlOk } from '../test/cluster/kubectl.js';
 import { cacheRoot, REPO_ROOT } from '../test/cluster/paths.js';
+import { cliEntry } from '../src/simulation/cli-entry.js';
 
 const ROTATION = 'demo-rotate-all';
 const started = Date.now();
@@ -37,7 +38,7 @@ function table(header: string[], rows: string[][]): string {
 function startController(kubeconfig: string): ChildProcess {
   return spawn(
     process.execPath,
-    ['--import', 'tsx', join(REPO_ROOT, 'src/cli/main.ts'), 'controller', `--kubeconfig=${kubeconfig}`,
+    [...cliEntry(), 'controller', `--kubeconfig=${kubeconfig}`,
       '--metrics-addr=127.0.0.1:0', '--lease-namespace=default', '--lease-name=certrotator-demo'],
     { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
   );

@@ -3,23 +3,33 @@
 // one file at a time: they share one control plane.
 //
 // `npm test` (no arguments) runs two lanes at once, because the real-component
-// suites (test/e2e/*-real-*) and the chaos suite spend most of their time
+// suites (test/e2e/*-real-*) and the chaos suite spend much of their time
 // waiting on restarts (etcd's graceful stop, leader hand-overs, lease
-// renewals) with the CPU idle, and they bring their own clusters instead of
-// the shared one:
-//   real:  the real-component suites, the chaos suite and the CLI's rotation suite, one after the other, no shared control plane;
+// renewals), and they bring their own clusters instead of the shared one:
+//   real:  the real-component suites, the chaos suite, the CLI's rotation suite
+//          and the other suites that need no shared control plane (image
+//          stages, build cache, upstream trees, capabilities, netns), one after
+//          the other;
 //   main:  every other suite, unit and e2e, on the shared control plane.
-// Each lane is its own jest process; the real lane's lines are prefixed with
-// `[real] `. The exit code is non-zero if either lane failed.
+// The two take about the same time (each prints its slowest tests at the end);
+// a third lane was tried and was slower: the two cores are already busy about
+// 90% of the time with two. Each lane is its own jest process; the real lane's
+// lines are prefixed with `[real] `. The exit code is non-zero if either failed.
 import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const jestBin = require.resolve('jest/bin/jest');
-// The own-cluster suites, plus the CLI's rotation suite (simulated nodes on
-// loopback, no control plane: about 100 s, moved here to even out the lanes).
-const REAL_SUITES = 'test/e2e/([a-z]+-real-|chaos\\.)|src/cli/rotate\\.test\\.ts';
+// The suites that bring their own clusters or need none, and the CLI's rotation
+// suite (simulated nodes on loopback, about 100 s): the real lane.
+const REAL_SUITES = [
+  'test/e2e/([a-z]+-real-|chaos\\.|upstream-trees\\.|agent-capabilities\\.)',
+  'test/image/build-stage\\.',
+  'test/cluster/build-cache\\.',
+  'test/realnode/netns\\.',
+  'src/cli/rotate\\.test\\.ts',
+].join('|');
 
 const env = {
   ...process.env,

@@ -14,6 +14,7 @@ import { changedPaths, copyDir, snapshotTree } from '../simulation/tree.js';
 import { readCertificateFile, serialOf } from '../pki/certfile.js';
 import { redateCa } from '../../test/realnode/expire.js';
 import { runIp } from '../simulation/loopback.js';
+import { cliEntry } from '../simulation/cli-entry.js';
 
 const D = 'var/lib/rancher/rke2';
 const DAY = 86_400_000;
@@ -346,7 +347,7 @@ async function readJournalOf(node: FixtureNode) {
 
 // Runs the real CLI as a child process that pauses at `point`, then SIGKILLs it.
 async function killAt(point: string, args: string[]): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+  const child = spawn(process.execPath, [...cliEntry(), ...args], {
     cwd: process.cwd(),
     env: { ...process.env, CERTROTATOR_TEST_PAUSE_AT: point, NODE_OPTIONS: '' },
     stdio: ['ignore', 'pipe', 'pipe'],

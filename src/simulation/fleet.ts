@@ -9,6 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Distribution, NodeRole } from '../distributions/services.js';
+import { cliEntry } from './cli-entry.js';
 import { clusterCas, rke2Agent, rke2Server, rkeNode, type FixtureNode } from './fixtures.js';
 import { SimulatedNode } from './node.js';
 
@@ -38,12 +39,6 @@ interface Member {
 const THIS_FILE = fileURLToPath(import.meta.url);
 const REPO_ROOT = join(dirname(THIS_FILE), '..', '..', ...(extname(THIS_FILE) === '.js' ? ['..'] : []));
 
-/** How to run the CLI from here: the TypeScript source through tsx, or the built JavaScript. */
-function cliCommand(): { command: string; args: string[] } {
-  const ext = extname(THIS_FILE);
-  const main = join(dirname(THIS_FILE), '..', 'cli', `main${ext}`);
-  return { command: process.execPath, args: ext === '.ts' ? ['--import', 'tsx', main] : [main] };
-}
 
 const isServer = (roles: readonly NodeRole[]): boolean => roles.includes('etcd') || roles.includes('controlplane');
 
@@ -118,12 +113,11 @@ export class SimulatedFleet {
 
   async startAgent(name: string, env: Record<string, string> = {}): Promise<void> {
     const m = this.member(name);
-    const { command, args } = cliCommand();
     const fd = openSync(m.agentLog, 'a');
     const child = spawn(
-      command,
+      process.execPath,
       [
-        ...args, 'agent',
+        ...cliEntry(), 'agent',
         '--node-name', name,
         '--host-root', m.fixture.root,
         '--node-ip', m.spec.ip,

@@ -20,6 +20,7 @@ import { parseAllDocuments } from 'yaml';
 import { helmTemplate } from '../../scripts/deploy-render.js';
 import { rke2Server, type FixtureNode } from '../../src/simulation/fixtures.js';
 import { diskSerial } from './support/real-suite.js';
+import { cliEntry } from '../../src/simulation/cli-entry.js';
 
 const HELM = join(process.env.CERTROTATOR_BIN_DIR ?? '', 'helm');
 const ETCD_TLS = 'var/lib/rancher/rke2/server/tls/etcd';
@@ -133,7 +134,7 @@ describe("the chart's capability set for agent.privileged=false", () => {
     return root;
   }
   const renewEtcd = (caps: readonly string[], root: string) =>
-    run(withCapabilities(caps, [process.execPath, '--import', 'tsx', 'src/cli/main.ts', 'node', 'rotate', '--host-root', root, '--distribution', 'rke2', '--service', 'etcd', '--no-restart']));
+    run(withCapabilities(caps, [process.execPath, ...cliEntry(), 'node', 'rotate', '--host-root', root, '--distribution', 'rke2', '--service', 'etcd', '--no-restart']));
 
   test("renews etcd's pairs owned by the etcd user, keeping owner and mode", async () => {
     const root = await cisNode('cis-ok');

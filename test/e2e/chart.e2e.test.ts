@@ -25,6 +25,7 @@ import { CONTROLLER_START_MS, ControllerProcess, getRotation, waitFor } from './
 import { installCrds } from './support/crds.js';
 import { runPhases } from './support/rotation.js';
 import { tokenKubeconfig as tokenKubeconfigFor } from './support/service-account.js';
+import { cliEntry } from '../../src/simulation/cli-entry.js';
 
 const HELM = join(process.env.CERTROTATOR_BIN_DIR ?? '', 'helm');
 const CHART = join(REPO_ROOT, 'charts', 'certrotator');
@@ -499,7 +500,7 @@ describe('RBAC of the chart\'s ServiceAccounts (tokens from TokenRequest)', () =
     const sa = await serviceAccountWith(who, NAMESPACE, [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }]);
     try {
       const kc = sa.kubeconfig;
-      const cli = (args: string[]) => runCommand('timeout', ['60', process.execPath, '--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'main.ts'), ...args]);
+      const cli = (args: string[]) => runCommand('timeout', ['60', process.execPath, ...cliEntry(), ...args]);
       const [agent, controller] = await Promise.all([
         cli(['agent', '--node-name', NODE, '--node-ip', '127.0.0.1', '--kubeconfig', kc, '--health-port', '0', '--health-host', '127.0.0.1', '--cache-sync-timeout', '3', '--restarter', 'simulation', '--simulation-url', 'http://127.0.0.1:9']),
         cli(['controller', `--kubeconfig=${kc}`, '--metrics-addr=127.0.0.1:0', `--lease-namespace=${NAMESPACE}`, `--lease-name=${who}`, `--identity=${who}`, '--cache-sync-timeout=3']),

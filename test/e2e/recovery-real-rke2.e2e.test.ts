@@ -16,7 +16,6 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../cluster/paths.js';
 import { RealRke2Cluster, type RealNode } from '../realnode/cluster.js';
 import { expireLeaves } from '../realnode/expire.js';
 import { tls } from '../realnode/rke2-layout.js';
@@ -25,6 +24,7 @@ import { etcdIsHealthy } from './support/real-checks.js';
 import { diskSerial } from './support/real-suite.js';
 import { apiReadyz, embeddedAdminSerial, etcdHealth } from './support/rke2-oracles.js';
 import { opensslVerify, servedPem } from './support/rotation.js';
+import { cliEntry } from '../../src/simulation/cli-entry.js';
 
 let work: string;
 let cluster: RealRke2Cluster | undefined;
@@ -48,7 +48,7 @@ const worker = (): RealNode => cluster!.nodes.find((n) => !n.server)!;
 
 /** `certrotator node …` run inside the node as root, with the node's tree where rke2 keeps it. */
 async function certrotator(n: RealNode, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await cluster!.exec(n, [process.execPath, '--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'node', ...args, '--distribution', 'rke2', '--data-dir', n.dataDir]);
+  const r = await cluster!.exec(n, [process.execPath, ...cliEntry(), 'node', ...args, '--distribution', 'rke2', '--data-dir', n.dataDir]);
   expect(r.stdout + r.stderr).not.toContain('PRIVATE KEY');
   return r;
 }

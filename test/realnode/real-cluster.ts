@@ -22,6 +22,7 @@ import { issueWithOpenssl } from './openssl.js';
 import { kubeconfigYaml } from './rke2-layout.js';
 import { LoadBalancer } from './load-balancer.js';
 import { readUnitConfig, runningPod, unitConfigPath, unitLogFile, unitPidFile } from './unit-config.js';
+import { cliEntry } from '../../src/simulation/cli-entry.js';
 
 export const API_PORT = 6443;
 
@@ -143,7 +144,7 @@ export abstract class RealCluster<N extends BaseNode> {
     for (const n of this.nodes) {
       const log = join(n.dir, 'run', 'logs', 'certrotator-agent.log');
       const argv = [
-        process.execPath, '--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'agent',
+        process.execPath, ...cliEntry(), 'agent',
         '--node-name', n.name,
         '--host-root', '/',
         ...this.agentArgs(n),

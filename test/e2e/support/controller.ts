@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { kubectl, kubectlOk } from '../../cluster/kubectl.js';
+import { cliEntry } from '../../../src/simulation/cli-entry.js';
 
 export interface LogLine {
   level: string;
@@ -34,7 +35,7 @@ export class ControllerProcess {
     this.child = spawn(
       process.execPath,
       [
-        '--import', 'tsx', 'src/cli/main.ts', 'controller',
+        ...cliEntry(), 'controller',
         ...(process.env.KUBECONFIG ? [`--kubeconfig=${process.env.KUBECONFIG}`] : []),
         '--metrics-addr=127.0.0.1:0',
         '--lease-namespace=default',
