@@ -7,9 +7,9 @@
 // waiting on restarts (etcd's graceful stop, leader hand-overs, lease
 // renewals), and they bring their own clusters instead of the shared one:
 //   real:  the real-component suites, the chaos suite, the CLI's rotation suite
-//          and the other suites that need no shared control plane (image
-//          stages, build cache, upstream trees, capabilities, netns), one after
-//          the other;
+//          and the other suites that need no shared control plane (RKE's own
+//          cluster, image stages, build cache, upstream trees, capabilities,
+//          netns), one after the other;
 //   main:  every other suite, unit and e2e, on the shared control plane.
 // The two take about the same time (each prints its slowest tests at the end);
 // a third lane was tried and was slower: the two cores are already busy about
@@ -24,7 +24,7 @@ const jestBin = require.resolve('jest/bin/jest');
 // The suites that bring their own clusters or need none, and the CLI's rotation
 // suite (simulated nodes on loopback, about 100 s): the real lane.
 const REAL_SUITES = [
-  'test/e2e/([a-z]+-real-|chaos\\.|upstream-trees\\.|agent-capabilities\\.)',
+  'test/e2e/([a-z]+-real-|chaos\\.|rke\\.|upstream-trees\\.|agent-capabilities\\.)',
   'test/image/build-stage\\.',
   'test/cluster/build-cache\\.',
   'test/realnode/netns\\.',

@@ -116,11 +116,17 @@ export class ControllerProcess {
   }
 }
 
+/**
+ * Polls `cond` until it holds. Every 100 ms for the first 2 s, then every 500 ms:
+ * most conditions start a kubectl, and back-to-back kubectl processes through a
+ * long wait took CPU that both lanes of `npm test` share.
+ */
 export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, debug: () => string = () => ''): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const start = Date.now();
+  const deadline = start + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${debug()}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, Date.now() - start < 2_000 ? 100 : 500));
   }
 }
 
