@@ -39,7 +39,6 @@ interface Member {
 const THIS_FILE = fileURLToPath(import.meta.url);
 const REPO_ROOT = join(dirname(THIS_FILE), '..', '..', ...(extname(THIS_FILE) === '.js' ? ['..'] : []));
 
-
 const isServer = (roles: readonly NodeRole[]): boolean => roles.includes('etcd') || roles.includes('controlplane');
 
 const AGENT_START_MS = 150_000;
