@@ -219,7 +219,8 @@ export async function teardown(workDir: string, procs: RecordedProcess[], lb: Lo
   await lb?.close();
   // Recorded by the harness (kwok, agents, dockerd), then the units, then what they ran.
   await stopProcesses([...procs, ...readPids(workDir)].filter(isRunning));
-  await stopNodeProcesses(workDir);
+  // The cluster is thrown away: no grace to wait out (kube-apiserver would hold its open watches for up to 60 s).
+  await stopNodeProcesses(workDir, 2_000);
   await destroyHostNetwork(join(workDir, 'network.json'));
 }
 

@@ -23,7 +23,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { issueWithOpenssl, type Pair } from './openssl.js';
-import { tls, writeAdminKubeconfig } from './rke2-layout.js';
+import { tls, writeAdminKubeconfig, type StaticPod } from './rke2-layout.js';
 import { stopProcesses } from '../cluster/processes.js';
 import { podPidFile, readUnitConfig, runningPod, unitReadyFile, type UnitConfig } from './unit-config.js';
 
@@ -33,11 +33,22 @@ function log(message: string): void {
   process.stderr.write(`${new Date().toISOString()} ${message}\n`);
 }
 
-async function stopPod(c: UnitConfig, pod: string): Promise<void> {
+// The kubelet's grace between SIGTERM and SIGKILL. kube-apiserver does not exit
+// on SIGTERM while watches are open: its HTTP server waits for them for up to
+// --request-timeout (60 s; k8s.io/apiserver pkg/server/config.go ShutdownTimeout),
+// and RKE2's static pods set no terminationGracePeriodSeconds (rancher/rke2
+// pkg/executor/staticpod), so a real kubelet kills it at 30 s. It has stopped
+// listening by then and certrotator waits for the unit whatever it takes, so the
+// length proves nothing: 5 s here, where 20 s cost every server restart 20 s.
+// etcd keeps a long grace: its graceful stop hands leadership over, and a kill
+// would leave the members without a leader for an election timeout.
+const POD_STOP_GRACE_MS: Partial<Record<StaticPod['name'], number>> = { 'kube-apiserver': 5_000 };
+
+async function stopPod(c: UnitConfig, pod: StaticPod['name']): Promise<void> {
   const proc = runningPod(c, pod);
   if (!proc) return;
   log(`stopping static pod ${pod} (pid ${proc.pid})`);
-  await stopProcesses([proc], 20_000);
+  await stopProcesses([proc], POD_STOP_GRACE_MS[pod] ?? 20_000);
 }
 
 function startPod(c: UnitConfig, pod: UnitConfig['staticPods'][number]): void {
