@@ -6,10 +6,10 @@
 // suites (test/e2e/*-real-*) and the chaos suite spend much of their time
 // waiting on restarts (etcd's graceful stop, leader hand-overs, lease
 // renewals), and they bring their own clusters instead of the shared one:
-//   real:  the real-component suites, the chaos suite, the CLI's rotation suite
-//          and the other suites that need no shared control plane (RKE's own
-//          cluster, image stages, build cache, upstream trees, capabilities,
-//          netns), one after the other;
+//   real:  the real-component suites, the chaos suite, the CLI's rotation suites,
+//          the host's fault injection and the other suites that need no shared
+//          control plane (RKE's own cluster, image stages, build cache, upstream
+//          trees, capabilities, netns), one after the other;
 //   main:  every other suite, unit and e2e, on the shared control plane.
 // The two take about the same time (each prints its slowest tests at the end);
 // a third lane was tried and was slower: the two cores are already busy about
@@ -21,14 +21,17 @@ import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const jestBin = require.resolve('jest/bin/jest');
-// The suites that bring their own clusters or need none, and the CLI's rotation
-// suite (simulated nodes on loopback, about 100 s): the real lane.
+// The suites that bring their own clusters or need none, and three slow unit
+// suites that need no cluster either (the CLI's rotations on simulated nodes,
+// the host's fault injection; about 170 s together), to even the lanes out: the real lane.
 const REAL_SUITES = [
   'test/e2e/([a-z]+-real-|chaos\\.|rke\\.|upstream-trees\\.|agent-capabilities\\.)',
   'test/image/build-stage\\.',
   'test/cluster/build-cache\\.',
   'test/realnode/netns\\.',
   'src/cli/rotate\\.test\\.ts',
+  'src/cli/rotate-rke2\\.test\\.ts',
+  'src/host/failures\\.test\\.ts',
 ].join('|');
 
 const env = {

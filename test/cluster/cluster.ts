@@ -71,8 +71,10 @@ export function clusterIsRunning(state: ClusterState): boolean {
 
 /** Stops every process recorded for the cluster in `dir` (by PID) and removes its state. */
 export async function stopCluster(dir = defaultClusterDir()): Promise<void> {
-  const procs = [...readPids(dir)].reverse(); // kwok first, etcd last
-  await stopProcesses(procs);
+  // One at a time, kwok first, etcd last: kube-apiserver exits in about a second
+  // once its clients have gone, but stopped together with etcd it waits out the
+  // whole grace period.
+  for (const proc of [...readPids(dir)].reverse()) await stopProcesses([proc]);
   writePids(dir, []);
   rmSync(join(dir, STATE_FILE), { force: true });
 }
