@@ -5,6 +5,8 @@ import { parseArgs } from 'node:util';
 import { clusterIsRunning, readClusterState, startCluster, stopCluster } from './cluster.js';
 import { defaultClusterDir } from './paths.js';
 
+let interrupted = false;
+
 async function main(): Promise<number> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
@@ -31,11 +33,11 @@ async function main(): Promise<number> {
       log(`--distribution must be rke2 or rke, not ${distribution}`);
       return 2;
     }
-    // An interrupted `up` must leave nothing running.
-    let stopping = false;
+    // An interrupted `up` must leave nothing running. The start fails as its
+    // processes are stopped; the exit is this handler's, when the stop is done.
     const interrupt = (): void => {
-      if (stopping) return;
-      stopping = true;
+      if (interrupted) return;
+      interrupted = true;
       log('interrupted: stopping what was started');
       void stopCluster(dir).finally(() => process.exit(130));
     };
@@ -61,8 +63,11 @@ async function main(): Promise<number> {
 }
 
 main().then(
-  (code) => process.exit(code),
+  (code) => {
+    if (!interrupted) process.exit(code);
+  },
   (err: unknown) => {
+    if (interrupted) return;
     process.stderr.write(`[cluster] ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   },

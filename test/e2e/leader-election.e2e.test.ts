@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
 import { loadKubeConfig } from '../../src/kube/client.js';
-import { ControllerProcess } from './support/controller.js';
+import { ControllerProcess, waitFor as waitForShared } from './support/controller.js';
 import { installCrds } from './support/crds.js';
 import { kubeConfigVia, TcpProxy } from './support/tcp-proxy.js';
 
@@ -71,13 +71,9 @@ class Candidate {
   }
 }
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, debug: () => string = () => ''): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} ${debug()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+// The takeover times are measured: poll the processes' own output every 25 ms.
+const waitFor = (what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, debug: () => string = () => ''): Promise<void> =>
+  waitForShared(what, cond, timeoutMs, debug, 25);
 
 interface LeaseJson {
   spec: { holderIdentity?: string; leaseDurationSeconds?: number; leaseTransitions?: number; renewTime?: string };

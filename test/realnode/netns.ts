@@ -24,6 +24,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { dirname, join } from 'node:path';
 import { runCommand } from '../cluster/command.js';
 import { sleep } from '../cluster/processes.js';
+import { listForCleanup } from './cleanup-list.js';
 
 export interface HostNetwork {
   readonly name: string;
@@ -91,6 +92,7 @@ export async function createHostNetwork(opts: {
   const runId = randomBytes(3).toString('hex');
   const state: State = { version: 1, runId, nodes: [] };
   writeState(stateFile, state);
+  listForCleanup('network', stateFile);
   try {
     const bridge = `cr${runId}br`;
     state.bridge = bridge;

@@ -23,6 +23,7 @@ import { kubeconfigYaml } from './rke2-layout.js';
 import { LoadBalancer } from './load-balancer.js';
 import { readUnitConfig, runningPod, unitConfigPath, unitLogFile, unitPidFile } from './unit-config.js';
 import { cliEntry } from '../../src/simulation/cli-entry.js';
+import { listForCleanup } from './cleanup-list.js';
 
 export const API_PORT = 6443;
 
@@ -261,6 +262,7 @@ export interface RealClusterRecipe<N extends BaseNode, C extends RealCluster<N>>
 export async function startRealCluster<N extends BaseNode, C extends RealCluster<N>>(o: RealClusterOptions, r: RealClusterRecipe<N, C>): Promise<C> {
   const progress = o.onProgress ?? (() => {});
   await mkdir(o.workDir, { recursive: true });
+  listForCleanup('cluster', o.workDir);
   const names = [...Array.from({ length: o.servers }, (_, i) => r.serverName(i + 1)), ...Array.from({ length: o.workers }, (_, i) => r.workerName(i + 1))];
   const network = await createHostNetwork({ stateFile: join(o.workDir, 'network.json'), nodes: names });
   const procs: RecordedProcess[] = [];

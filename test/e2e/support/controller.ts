@@ -119,14 +119,15 @@ export class ControllerProcess {
 /**
  * Polls `cond` until it holds. Every 100 ms for the first 2 s, then every 500 ms:
  * most conditions start a kubectl, and back-to-back kubectl processes through a
- * long wait took CPU that both lanes of `npm test` share.
+ * long wait took CPU that both lanes of `npm test` share. `pollMs` sets one
+ * interval instead, for a cheap condition whose time is itself measured.
  */
-export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, debug: () => string = () => ''): Promise<void> {
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs: number, debug: () => string = () => '', pollMs?: number): Promise<void> {
   const start = Date.now();
   const deadline = start + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${debug()}`);
-    await new Promise((r) => setTimeout(r, Date.now() - start < 2_000 ? 100 : 500));
+    await new Promise((r) => setTimeout(r, pollMs ?? (Date.now() - start < 2_000 ? 100 : 500)));
   }
 }
 
