@@ -7,10 +7,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCommand } from '../cluster/command.js';
 import { REPO_ROOT } from '../cluster/paths.js';
 import { isRunning, sleep, startProcess, stopProcesses, writePids, type RecordedProcess } from '../cluster/processes.js';
 import { listForCleanup } from './cleanup-list.js';
+import { linkNames, namespaceNames } from './ip-names.js';
 import { createHostNetwork, destroyHostNetwork, inNode, type HostNetwork } from './netns.js';
 
 const NODE = process.execPath;
@@ -31,9 +31,7 @@ async function network(dir: string, node: string): Promise<HostNetwork> {
 }
 
 async function present(net: HostNetwork): Promise<{ netns: boolean; bridge: boolean }> {
-  const namespaces = (JSON.parse((await runCommand('ip', ['-j', 'netns', 'list'])).stdout || '[]') as { name: string }[]).map((n) => n.name);
-  const links = (JSON.parse((await runCommand('ip', ['-j', 'link', 'show'])).stdout) as { ifname: string }[]).map((l) => l.ifname);
-  return { netns: namespaces.includes(net.hosts[0]!.netns), bridge: links.includes(net.bridge) };
+  return { netns: (await namespaceNames()).includes(net.hosts[0]!.netns), bridge: (await linkNames()).includes(net.bridge) };
 }
 
 it("stops a listed cluster's recorded processes, deletes its network and directory, and a listed network; an unlisted network stays", async () => {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCommand } from '../cluster/command.js';
 import { freePort, sleep, startProcess, stopProcesses, tail, type RecordedProcess } from '../cluster/processes.js';
+import { linkNames, namespaceNames } from './ip-names.js';
 import { createHostNetwork, destroyHostNetwork, inNode, type HostNetwork, type NodeHost } from './netns.js';
 
 const NODE = process.execPath;
@@ -39,16 +40,6 @@ async function probe(from: NodeHost | 'root', host: string, port: number): Promi
   const res = await runCommand(cmd!, args);
   if (res.code !== 0) throw new Error(`probe from ${from === 'root' ? 'root' : from.name}: ${res.stderr}`);
   return res.stdout.trim();
-}
-
-async function linkNames(): Promise<string[]> {
-  const res = await runCommand('ip', ['-j', 'link', 'show']);
-  return (JSON.parse(res.stdout) as { ifname: string }[]).map((l) => l.ifname);
-}
-
-async function namespaceNames(): Promise<string[]> {
-  const res = await runCommand('ip', ['-j', 'netns', 'list']);
-  return (JSON.parse(res.stdout || '[]') as { name: string }[]).map((n) => n.name);
 }
 
 const work = mkdtempSync(join(tmpdir(), 'netns-e2e-'));
