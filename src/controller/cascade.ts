@@ -17,11 +17,11 @@ import { REASONS } from '../api/constants.js';
 import { parseDuration } from '../api/duration.js';
 import type { FileReport, NodeRotation } from '../api/noderotation.js';
 import type { Distribution } from '../distributions/services.js';
-import type { RunNodeProgress } from './conditions.js';
 import { EVENT_REASONS } from './event-reasons.js';
 import { buildNodeRotation } from './node-rotation.js';
 import { nextStep, type Plan } from './plan.js';
-import { FINISHED_BY_AGENT, planFromStatus, progressFromStatus, progressOf, reportIsCurrent } from './run-state.js';
+import { basisOf, ProgressOverlay, type RunBasis } from './run-index.js';
+import { FINISHED_BY_AGENT, progressOf, reportIsCurrent } from './run-state.js';
 
 export interface CascadeInput {
   rotation: CertificateRotation;
@@ -29,11 +29,16 @@ export interface CascadeInput {
   runGeneration: number;
   /** Every node of the run with its phase, in plan order (rebuildRun). */
   nodes: readonly NodeStatus[];
-  /** The NodeRotations of this run (spec.generation === runGeneration). */
+  /** The NodeRotations of this run (spec.generation === runGeneration); those of the nodes in flight suffice. */
   nodeRotations: readonly NodeRotation[];
   now: Date;
   /** Whether the Node still exists (the Node cache); every node does when absent. */
   nodeExists?: (name: string) => boolean;
+  /**
+   * `nodes` with its plan and progress, kept from the previous pass
+   * (run-index.ts); built from `nodes` when absent.
+   */
+  basis?: RunBasis;
 }
 
 export interface NodeEvent {
@@ -60,8 +65,8 @@ export interface FinishedNode {
 export interface CascadeDecision {
   plan: Plan;
   nodes: NodeStatus[];
-  /** `nodes` as the progress map summarizeRun takes. */
-  progress: Map<string, RunNodeProgress>;
+  /** `nodes` as the progress map summarizeRun takes: the basis's, with this pass's changes apart. */
+  progress: ProgressOverlay;
   /** NodeRotations to create AFTER the status write succeeded. */
   create: NodeRotation[];
   events: NodeEvent[];
@@ -90,14 +95,16 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
   const { rotation, distribution, runGeneration, now } = input;
   const spec = rotation.spec;
   const nodeTimeoutMs = parseDuration(spec.strategy.nodeTimeout);
-  const plan = planFromStatus(distribution, spec, input.nodes);
-  const planned = new Map(plan.nodes.map((n) => [n.name, n]));
+  const basis = input.basis ?? basisOf(distribution, spec, input.nodes);
+  const plan = basis.plan;
+  // The plan lists the entries' nodes in the entries' order (planFromStatus).
+  const planned = { get: (name: string) => plan.nodes[basis.position.get(name)!] };
   // Copied on first change only: at 5,000 nodes most entries are Rotated or
   // Pending and stay as they are, and copying all of them on every pass was a
   // tenth of the controller's CPU.
   const entries = [...input.nodes];
-  const index = new Map(entries.map((e, i) => [e.name, i]));
-  const progress = progressFromStatus(entries);
+  const index = basis.position;
+  const progress = new ProgressOverlay(basis.progress);
   const own = (e: NodeStatus): NodeStatus => {
     const i = index.get(e.name)!;
     if (entries[i] !== input.nodes[i]) return entries[i]!;

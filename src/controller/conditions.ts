@@ -16,10 +16,9 @@ import {
   CONDITION_TYPES,
   REASONS,
   type Mode,
-  type NodePhase,
   type RotationPhase,
 } from '../api/constants.js';
-import type { NodeProgress, Plan, PlannedNode } from './plan.js';
+import { tallyRun, type NodeProgress, type Plan, type PlannedNode, type RunTally } from './plan.js';
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
@@ -115,6 +114,8 @@ export interface RunState {
   /** Absent until planned. */
   plan?: Plan;
   progress: ReadonlyMap<string, RunNodeProgress>;
+  /** tallyRun(plan, progress), when the caller has it already. */
+  tally?: RunTally;
   /** Plan mode: how the read-only checks of the planned nodes stand (plan-mode.ts). */
   checks?: PlanChecks;
 }
@@ -141,8 +142,6 @@ export interface RunSummary {
   conditions: DesiredCondition[];
 }
 
-const FINISHED: readonly NodePhase[] = ['Rotated', 'Skipped'];
-const BROKEN: readonly NodePhase[] = ['Failed', 'RolledBack'];
 const MAX_CURRENT_NAMES = 3;
 
 /** `a, b, c +2`: short enough for a printer column, honest about the rest. */
@@ -204,35 +203,30 @@ function failureReason(p: RunNodeProgress): string {
   return p.phase === 'RolledBack' ? REASONS.nodeRolledBack : REASONS.nodeFailed;
 }
 
-function cascadeConditions(plan: Plan, phase: (n: PlannedNode) => NodePhase): DesiredCondition[] {
-  const servers = plan.nodes.filter((n) => n.kind === 'server');
-  const workers = plan.nodes.filter((n) => n.kind === 'worker');
-  const count = (ns: PlannedNode[]): number => ns.filter((n) => FINISHED.includes(phase(n))).length;
-  const broken = (ns: PlannedNode[]): PlannedNode | undefined => ns.find((n) => BROKEN.includes(phase(n)));
-
-  const serversDone = count(servers);
-  const serverFailed = broken(servers);
+function cascadeConditions(t: RunTally): DesiredCondition[] {
+  const servers = t.servers;
+  const workers = t.workers;
+  const serverFailed = servers.firstBroken;
   const servers_: DesiredCondition =
-    servers.length === 0
+    servers.total === 0
       ? cond(CONDITION_TYPES.serversRotated, 'True', REASONS.noneInPlan, 'no etcd or control-plane node in the plan')
-      : serversDone === servers.length
-        ? cond(CONDITION_TYPES.serversRotated, 'True', REASONS.rotated, `${servers.length}/${servers.length} server node(s) rotated`)
+      : servers.done === servers.total
+        ? cond(CONDITION_TYPES.serversRotated, 'True', REASONS.rotated, `${servers.total}/${servers.total} server node(s) rotated`)
         : serverFailed
-          ? cond(CONDITION_TYPES.serversRotated, 'False', REASONS.failed, `server node ${serverFailed.name} did not rotate; ${serversDone}/${servers.length} rotated`)
-          : cond(CONDITION_TYPES.serversRotated, 'False', serversDone > 0 || servers.some((n) => phase(n) === 'Updating') ? REASONS.inProgress : REASONS.pending, `${serversDone}/${servers.length} server node(s) rotated`);
+          ? cond(CONDITION_TYPES.serversRotated, 'False', REASONS.failed, `server node ${serverFailed.name} did not rotate; ${servers.done}/${servers.total} rotated`)
+          : cond(CONDITION_TYPES.serversRotated, 'False', servers.done > 0 || servers.updating > 0 ? REASONS.inProgress : REASONS.pending, `${servers.done}/${servers.total} server node(s) rotated`);
 
-  const workersDone = count(workers);
-  const workerFailed = broken(workers);
+  const workerFailed = workers.firstBroken;
   const workers_: DesiredCondition =
-    workers.length === 0
+    workers.total === 0
       ? cond(CONDITION_TYPES.workersRestarted, 'True', REASONS.noneInPlan, 'no worker node in the plan')
-      : workersDone === workers.length
-        ? cond(CONDITION_TYPES.workersRestarted, 'True', REASONS.restarted, `${workers.length}/${workers.length} worker node(s) restarted`)
+      : workers.done === workers.total
+        ? cond(CONDITION_TYPES.workersRestarted, 'True', REASONS.restarted, `${workers.total}/${workers.total} worker node(s) restarted`)
         : workerFailed
-          ? cond(CONDITION_TYPES.workersRestarted, 'False', REASONS.failed, `worker node ${workerFailed.name} did not restart; ${workersDone}/${workers.length} restarted`)
-          : serversDone < servers.length
+          ? cond(CONDITION_TYPES.workersRestarted, 'False', REASONS.failed, `worker node ${workerFailed.name} did not restart; ${workers.done}/${workers.total} restarted`)
+          : servers.done < servers.total
             ? cond(CONDITION_TYPES.workersRestarted, 'False', REASONS.pending, 'waiting for the server nodes')
-            : cond(CONDITION_TYPES.workersRestarted, 'False', REASONS.inProgress, `${workersDone}/${workers.length} worker node(s) restarted`);
+            : cond(CONDITION_TYPES.workersRestarted, 'False', REASONS.inProgress, `${workers.done}/${workers.total} worker node(s) restarted`);
   return [servers_, workers_];
 }
 
@@ -268,12 +262,12 @@ export function summarizeRun(state: RunState): RunSummary {
     return { ...base, phase: 'Planned', progress, conditions: kstatus('ready', REASONS.planned, parts.join('; ')) };
   }
 
-  const phase = (n: PlannedNode): NodePhase => state.progress.get(n.name)?.phase ?? 'Pending';
-  const finished = plan.nodes.filter((n) => FINISHED.includes(phase(n))).length;
-  const inFlight = plan.nodes.filter((n) => phase(n) === 'Updating').map((n) => n.name);
-  const broken = plan.nodes.filter((n) => BROKEN.includes(phase(n)));
+  const tally = state.tally ?? tallyRun(plan, state.progress);
+  const finished = tally.servers.done + tally.workers.done;
+  const inFlight = tally.inFlight.map((n) => n.name);
+  const broken = tally.broken;
   const summary = { ...base, progress: `${finished}/${total}`, current: currentNodes(inFlight) };
-  const cascade = cascadeConditions(plan, phase);
+  const cascade = cascadeConditions(tally);
 
   if (broken.length > 0) {
     const first = broken[0]!;

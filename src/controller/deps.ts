@@ -8,6 +8,7 @@ import type { CertificateRotation, CertificateRotationStatus } from '../api/cert
 import type { NodeRotation, SealedBundle } from '../api/noderotation.js';
 import type { CreatePipeline } from './create-pipeline.js';
 import type { RkeClusterAccess } from './rke-run.js';
+import type { RunIndex } from './run-index.js';
 import type { SecretTargetSource } from './secrets/cluster-read.js';
 import type { SecretRunCluster } from './secrets/target-steps.js';
 
@@ -17,6 +18,8 @@ export interface ClusterReader {
   rotations(): readonly CertificateRotation[];
   /** Every NodeRotation of this rotation (all generations). */
   nodeRotationsOf(rotation: string): readonly NodeRotation[];
+  /** One NodeRotation by name (one lookup, not a scan). */
+  nodeRotation(name: string): NodeRotation | undefined;
   nodes(): readonly V1Node[];
   /** Whether the Node is in the cache (one lookup, not a scan of every Node). */
   nodeExists(name: string): boolean;
@@ -80,4 +83,6 @@ export interface ControllerDeps {
   secretTargets?: SecretTargetSource;
   /** scope Secrets, Apply: what the run writes (secrets/cluster-write.ts). */
   secretRun?: SecretRunCluster;
+  /** Runs kept between passes (run-index.ts); without it every pass rebuilds its run. */
+  runs?: RunIndex;
 }

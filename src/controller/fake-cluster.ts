@@ -11,6 +11,7 @@ import type { NodeRotation, NodeRotationStatus, SealedBundle } from '../api/node
 import { labelValue } from '../api/names.js';
 import { ConflictError } from '../kube/client.js';
 import type { ClusterReader, ControllerDeps, ControllerWriter, EventSink } from './deps.js';
+import { RunIndex } from './run-index.js';
 
 const clone = <T>(x: T): T => structuredClone(x);
 
@@ -110,6 +111,11 @@ export class FakeCluster implements ClusterReader, ControllerWriter, EventSink {
     return [...this.nodeRotationsByName.values()].filter((nr) => nr.metadata.labels?.[LABELS.rotation] === labelValue(rotation)).map(clone);
   }
 
+  nodeRotation(name: string): NodeRotation | undefined {
+    const nr = this.nodeRotationsByName.get(name);
+    return nr ? clone(nr) : undefined;
+  }
+
   nodes(): readonly V1Node[] {
     return this.nodeList;
   }
@@ -193,6 +199,9 @@ export class FakeCluster implements ClusterReader, ControllerWriter, EventSink {
 
   // --- wiring ---------------------------------------------------------------
 
+  /** One per fake, like the controller process's: every pass checks it against a full rebuild. */
+  readonly runs = new RunIndex({ verify: true });
+
   deps(): ControllerDeps {
     const quiet = () => {};
     return {
@@ -201,6 +210,7 @@ export class FakeCluster implements ClusterReader, ControllerWriter, EventSink {
       events: this,
       now: () => this.clock,
       log: { debug: quiet, info: quiet, warn: quiet, error: quiet },
+      runs: this.runs,
     };
   }
 

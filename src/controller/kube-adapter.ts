@@ -98,6 +98,10 @@ export class KubeReader implements ClusterReader {
     return [...cached, ...created];
   }
 
+  nodeRotation(name: string): NodeRotation | undefined {
+    return this.createdNodeRotations.pick(name, this.src.nodeRotations.get(name));
+  }
+
   /** True when the cache holds the NodeRotation or we created it and the cache has not caught up. */
   nodeRotationExists(name: string): boolean {
     return this.src.nodeRotations.get(name) !== undefined || this.createdNodeRotations.pick(name, undefined) !== undefined;

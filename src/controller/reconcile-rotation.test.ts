@@ -156,7 +156,7 @@ describe('restarts and races', () => {
     await reconcileRotation(fake.deps(), 'all'); // s2 in flight
     // Now a pass that still sees s1 in flight and s1 finished: it would start s2 — or, worse, s3.
     const deps = fake.deps();
-    deps.read = { ...fake, rotation: () => structuredClone(stale), rotations: () => [stale], nodeRotationsOf: (n: string) => fake.nodeRotationsOf(n), nodes: () => fake.nodes(), nodeExists: (n: string) => fake.nodeExists(n) };
+    deps.read = { ...fake, rotation: () => structuredClone(stale), rotations: () => [stale], nodeRotationsOf: (n: string) => fake.nodeRotationsOf(n), nodeRotation: (n: string) => fake.nodeRotation(n), nodes: () => fake.nodes(), nodeExists: (n: string) => fake.nodeExists(n) };
     const before = fake.created.length;
     const err = await reconcileRotation(deps, 'all').then(() => undefined, (e: unknown) => e);
     expect(isConflict(err)).toBe(true);

@@ -17,7 +17,10 @@
 //   8. mode Plan               → publish the plan, ask every node for a read-only check
 //   9. another rotation runs   → Queued
 //  10. start the run           → record what it rotates (runSpec), first node in the same write
-import { nodeScope, type CertificateRotation, type CertificateRotationStatus } from '../api/certificaterotation.js';
+import type { V1Node } from '@kubernetes/client-node';
+import { nodeScope, type CertificateRotation, type CertificateRotationStatus, type RunSpec } from '../api/certificaterotation.js';
+import type { NodeRotation } from '../api/noderotation.js';
+import { nodeRotationName } from '../api/names.js';
 import { MAX_PLANNED_NODES, REASONS } from '../api/constants.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
 import { decideCascade, rfc3339 } from './cascade.js';
@@ -36,6 +39,7 @@ import { compactRun, countRun, describePlan, FINISHED_BY_AGENT, planFromStatus, 
 import { FORBIDDEN_RETRY_MS, planSecretTargets } from './secrets/plan-secrets.js';
 import { continueSecretRun, secretRunActive, startSecretRun, targetInFlight } from './secrets/run-secrets.js';
 import { writeStatus } from './status-writer.js';
+import { advanceBasis, basisOf, sameRun, type RunBasis } from './run-index.js';
 
 /**
  * How many NodeRotations to create at once after one status write. A whole
@@ -154,22 +158,25 @@ async function continueRun(
   const now = deps.now();
   const runGeneration = base.runGeneration!;
   const distribution = base.distribution!;
-  const nodeRotations = deps.read.nodeRotationsOf(name).filter((nr) => nr.spec.generation === runGeneration && nr.spec.rotation === name);
   const nodeExists = nodeExistsIn(deps);
   // The run rotates what its runSpec says, even if the spec changed since (that
   // change starts its own run when this one ends); the knobs that steer a run
   // (paused, strategy) are read from the spec as it is now.
   const runSpec = base.runSpec ?? runSpecOf(spec);
   const run: CertificateRotation = { ...rotation, spec: { ...spec, scope: runSpec.scope, service: runSpec.service } };
-  const entries = rebuildRun({
+  const here = runBasisFor(deps, rotation, base, run, runSpec, starting);
+  const { basis } = here;
+  const d = decideCascade({
+    rotation: run,
     distribution,
-    runSpec,
-    startedAt: base.startedAt ?? rfc3339(now),
-    recorded: base.nodes ?? [],
-    nodes: deps.read.nodes(),
-    nodeRotations,
+    runGeneration,
+    nodes: basis.entries,
+    basis,
+    nodeRotations: here.nodeRotations,
+    now,
+    // A kept basis was built against these very Nodes, and its pass skipped any that were gone.
+    nodeExists: here.kept ? undefined : nodeExists,
   });
-  const d = decideCascade({ rotation: run, distribution, runGeneration, nodes: entries, nodeRotations, now, nodeExists });
 
   const observedGeneration = observedGenerationOf(rotation, base);
   const summary = summarizeRun({
@@ -200,6 +207,8 @@ async function continueRun(
   // RKE: a run ends only after its certificates are in full-cluster-state
   // (success) or its bundle is gone (failure); see rke-run.ts for the order.
   const rke = distribution === 'rke' && deps.rke !== undefined;
+  // Every NodeRotation of the run, for the RKE steps only (an RKE cluster is small; a kept basis does not list them).
+  const nodeRotations = !rke ? [] : here.kept ? runNodeRotations(deps, name, runGeneration) : here.nodeRotations;
   const stateNote = rke && summary.phase === 'Failed' ? failedRunStateNote(d.nodes) : undefined;
   if (stateNote) next.conditions = next.conditions!.map((c) => (c.type === 'Stalled' && c.status === 'True' ? { ...c, message: `${c.message}. ${stateNote}` } : c));
   if (rke && terminal && base.phase !== summary.phase) {
@@ -207,7 +216,10 @@ async function continueRun(
     else await discardRkeBundle(deps, rotation, runGeneration);
     await clearSealedBundles(deps, nodeRotations);
   }
+  // Forgotten until the write is through: a refused or failed write leaves nothing kept.
+  deps.runs?.forget(name);
   const { rotation: stored, written } = await writeStatus(deps, rotation, next);
+  if (deps.runs && !terminal) deps.runs.keep(name, here.run, stored.metadata.resourceVersion, here.nodes, advanceBasis(basis, d.nodes, d.progress), here.rebuiltAt);
   // RKE: the certificates are issued once per run, after its intent is recorded and before the first node gets its instruction.
   if (rke && d.create.length > 0) {
     let ref;
@@ -257,6 +269,65 @@ async function continueRun(
     deps.log.info({ phase: summary.phase, progress: summary.progress, seconds }, 'rotation run finished');
   }
   return { requeueAfterMs: d.requeueAfterMs };
+}
+
+/** The NodeRotations of this rotation's run `runGeneration`, from the cache. */
+function runNodeRotations(deps: ControllerDeps, name: string, runGeneration: number): NodeRotation[] {
+  return deps.read.nodeRotationsOf(name).filter((nr) => nr.spec.generation === runGeneration && nr.spec.rotation === name);
+}
+
+interface PassBasis {
+  basis: RunBasis;
+  /** Whether `basis` was kept from the previous pass (else rebuilt now). */
+  kept: boolean;
+  /** The run's NodeRotations: all of them when rebuilt, those of the nodes in flight when kept. */
+  nodeRotations: NodeRotation[];
+  /** The run's key in the index, the Node cache it was built against, and when it was last rebuilt. */
+  run: string;
+  nodes: readonly V1Node[];
+  rebuiltAt: number;
+}
+
+/**
+ * The run as this pass decides from it: kept from the previous pass when
+ * nothing it stands on changed (run-index.ts), else rebuilt from the status,
+ * the Node cache and the NodeRotations. A kept basis is checked against a
+ * rebuild now and then; a difference is logged and the rebuild wins.
+ */
+function runBasisFor(
+  deps: ControllerDeps,
+  rotation: CertificateRotation,
+  base: CertificateRotationStatus,
+  run: CertificateRotation,
+  runSpec: RunSpec,
+  starting: boolean,
+): PassBasis {
+  const name = rotation.metadata.name!;
+  const runGeneration = base.runGeneration!;
+  const distribution = base.distribution!;
+  const now = deps.now().getTime();
+  const startedAt = base.startedAt ?? rfc3339(deps.now());
+  const key = `${runGeneration}/${startedAt}`;
+  const nodes = deps.read.nodes();
+  const found = starting ? undefined : deps.runs?.lookup(name, key, rotation.metadata.resourceVersion, nodes, now);
+  const inFlight = (basis: RunBasis): NodeRotation[] =>
+    basis.entries
+      .filter((e) => e.phase === 'Updating')
+      .map((e) => deps.read.nodeRotation(nodeRotationName(name, runGeneration, e.name)))
+      .filter((nr): nr is NodeRotation => nr !== undefined && nr.spec.generation === runGeneration && nr.spec.rotation === name);
+  const kept = (basis: RunBasis, rebuiltAt: number): PassBasis => ({ basis, kept: true, nodeRotations: inFlight(basis), run: key, nodes, rebuiltAt });
+  if (found && !found.due) return kept(found.basis, deps.runs!.rebuiltAt(name)!);
+
+  const nodeRotations = runNodeRotations(deps, name, runGeneration);
+  const entries = rebuildRun({ distribution, runSpec, startedAt, recorded: base.nodes ?? [], nodes, nodeRotations });
+  const rebuilt = basisOf(distribution, run.spec, entries);
+  if (found) {
+    const drift = sameRun(found.basis, rebuilt);
+    if (drift === undefined) return kept(found.basis, now);
+    if (deps.runs!.verify) throw new Error(`the kept run of ${name} differs from its rebuild: ${drift}`);
+    deps.log.warn({ drift }, 'the kept run differs from its rebuild; using the rebuild');
+  }
+  return { basis: rebuilt, kept: false, nodeRotations, run: key, nodes, rebuiltAt: now };
 }
 
 /**

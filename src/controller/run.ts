@@ -27,6 +27,7 @@ import { KubeReader, KubeWriter, type WriteCounter } from './kube-adapter.js';
 import { ApiSecretTargetSource } from './secrets/cluster-read.js';
 import { ApiSecretRunCluster } from './secrets/cluster-write.js';
 import { reconcileRotation } from './reconcile-rotation.js';
+import { RunIndex } from './run-index.js';
 import { detectDistribution, plannerView } from './detect.js';
 import { PolicyController } from './policy/controller.js';
 import { SecretInventory } from './secret-inventory.js';
@@ -164,6 +165,8 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     secretTargets: new ApiSecretTargetSource(kc),
     // scope Secrets, Apply: every step reads and writes the API server directly (secrets/cluster-write.ts).
     secretRun: new ApiSecretRunCluster(kc),
+    // A run kept between passes: a hand-off costs what changed, not the fleet (run-index.ts).
+    runs: new RunIndex(),
   };
 
   const reconcile = async (key: string): Promise<ReconcileResult | void> => {

@@ -1,0 +1,219 @@
+// The run as the last written pass left it, kept between passes so that a
+// pass costs what changed rather than the fleet.
+//
+// Rebuilding a run from what is durable (run-state.ts rebuildRun: the status,
+// every NodeRotation and the Node cache) is linear in the fleet, and a run has
+// about one pass per hand-off: at 5,000 nodes that made a run quadratic (20 ms
+// a pass). The rebuild stays the definition of the run's state; this index is
+// a copy of its result that a pass may use instead while nothing it was built
+// from has changed except what the pass itself looks at:
+// - the rotation is exactly the object our last pass wrote (same
+//   resourceVersion: nobody else changed its spec or status since);
+// - the Node cache selects the same nodes with the same roles (compared object
+//   by object; a kubelet heartbeat replaces a Node object but changes none of
+//   what planning reads);
+// - the nodes in flight are read from their own NodeRotations every pass.
+// What it cannot see cheaply, a NodeRotation of a finished node deleted by
+// hand, a full rebuild every `fullEveryMs` catches: it is compared with the
+// index, a difference is logged and the rebuild wins. In unit tests every pass
+// rebuilds and compares (`verify`), so every scenario the controller's tests
+// drive checks the index against the rebuild.
+import type { V1Node } from '@kubernetes/client-node';
+import type { CertificateRotationSpec, NodeStatus } from '../api/certificaterotation.js';
+import type { Distribution } from '../distributions/services.js';
+import type { RunNodeProgress } from './conditions.js';
+import type { Plan } from './plan.js';
+import { planFromStatus, progressFromStatus } from './run-state.js';
+
+/** What a pass decides from: every node of the run in plan order, the plan, and each node's progress. */
+export interface RunBasis {
+  entries: readonly NodeStatus[];
+  plan: Plan;
+  progress: ReadonlyMap<string, RunNodeProgress>;
+  /** Index of each node in `entries`. */
+  position: ReadonlyMap<string, number>;
+}
+
+/** The basis of a run rebuilt in full (rebuildRun's entries). */
+export function basisOf(distribution: Distribution, spec: CertificateRotationSpec, entries: readonly NodeStatus[]): RunBasis {
+  return {
+    entries,
+    plan: planFromStatus(distribution, spec, entries),
+    progress: progressFromStatus(entries),
+    position: new Map(entries.map((e, i) => [e.name, i])),
+  };
+}
+
+/**
+ * Whether two bases describe the same run: the same nodes in the same order
+ * with the same role and phase, and the same entry for every node that
+ * status.nodes lists (in flight or stopped). Rotated and Pending entries carry
+ * times that no decision reads and that the two sources spell differently
+ * (the agent's report, or the time the controller took it in).
+ */
+export function sameRun(a: RunBasis, b: RunBasis): string | undefined {
+  if (a.entries.length !== b.entries.length) return `${a.entries.length} nodes, rebuilt ${b.entries.length}`;
+  for (let i = 0; i < a.entries.length; i++) {
+    const x = a.entries[i]!;
+    const y = b.entries[i]!;
+    if (x.name !== y.name || x.role !== y.role || x.phase !== y.phase) return `node ${i}: ${x.name} (${x.role}) ${x.phase}, rebuilt ${y.name} (${y.role}) ${y.phase}`;
+    if (x.phase === 'Rotated' || x.phase === 'Pending') continue;
+    if (!sameFields(x, y)) return `node ${x.name}: ${JSON.stringify(x)}, rebuilt ${JSON.stringify(y)}`;
+  }
+  if (a.plan.maxUnavailable !== b.plan.maxUnavailable) return `maxUnavailable ${a.plan.maxUnavailable}, rebuilt ${b.plan.maxUnavailable}`;
+  return undefined;
+}
+
+/** Field by field (the entries' fields are strings); an absent field and an undefined one are the same. */
+function sameFields(x: NodeStatus, y: NodeStatus): boolean {
+  const a = x as unknown as Record<string, unknown>;
+  const b = y as unknown as Record<string, unknown>;
+  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) if (a[k] !== b[k]) return false;
+  return true;
+}
+
+export interface RunIndexOptions {
+  /** Rebuild and compare on every pass; a difference throws (unit tests). */
+  verify?: boolean;
+  /** Rebuild at least this often and compare (production: a difference is logged, the rebuild used). */
+  fullEveryMs?: number;
+}
+
+interface Kept {
+  /** The run: runGeneration and startedAt. */
+  run: string;
+  resourceVersion: string;
+  nodes: readonly V1Node[];
+  rebuiltAt: number;
+  basis: RunBasis;
+}
+
+export class RunIndex {
+  private readonly kept = new Map<string, Kept>();
+  readonly verify: boolean;
+  private readonly fullEveryMs: number;
+
+  constructor(opts: RunIndexOptions = {}) {
+    this.verify = opts.verify ?? false;
+    this.fullEveryMs = opts.fullEveryMs ?? 10_000;
+  }
+
+  /**
+   * The basis kept for this rotation's run, if it still stands for what a
+   * rebuild would give; else undefined (rebuild). `due` says a rebuild is owed
+   * for comparison even though the basis is returned.
+   */
+  lookup(rotation: string, run: string, resourceVersion: string | undefined, nodes: readonly V1Node[], nowMs: number): { basis: RunBasis; due: boolean } | undefined {
+    const k = this.kept.get(rotation);
+    if (!k || k.run !== run || resourceVersion === undefined || k.resourceVersion !== resourceVersion) return undefined;
+    if (!samePlannerNodes(k.nodes, nodes)) return undefined;
+    return { basis: k.basis, due: this.verify || nowMs - k.rebuiltAt >= this.fullEveryMs };
+  }
+
+  /** Keeps what a written pass decided; `rebuiltAt` is when its basis was last rebuilt in full. */
+  keep(rotation: string, run: string, resourceVersion: string | undefined, nodes: readonly V1Node[], basis: RunBasis, rebuiltAt: number): void {
+    if (resourceVersion === undefined) return void this.kept.delete(rotation);
+    this.kept.set(rotation, { run, resourceVersion, nodes: [...nodes], rebuiltAt, basis });
+  }
+
+  /** When the last full rebuild of this rotation's kept run was (to carry it over to the next keep). */
+  rebuiltAt(rotation: string): number | undefined {
+    return this.kept.get(rotation)?.rebuiltAt;
+  }
+
+  forget(rotation: string): void {
+    this.kept.delete(rotation);
+  }
+}
+
+/**
+ * The basis as a pass leaves it: its entries, with the progress of the nodes
+ * it changed folded into the kept map (the pass's own view was an overlay, so
+ * nothing kept changes before the write that makes it true).
+ */
+export function advanceBasis(prev: RunBasis, entries: readonly NodeStatus[], progress: ProgressOverlay): RunBasis {
+  const merged = prev.progress as Map<string, RunNodeProgress>;
+  for (const [name, p] of progress.changes) merged.set(name, p);
+  return { entries, plan: prev.plan, progress: merged, position: prev.position };
+}
+
+/**
+ * A progress map that reads through to a kept one and records its own
+ * changes apart, so a pass that is refused (409) leaves the kept one as it was.
+ */
+export class ProgressOverlay implements ReadonlyMap<string, RunNodeProgress> {
+  readonly changes = new Map<string, RunNodeProgress>();
+
+  constructor(private readonly base: ReadonlyMap<string, RunNodeProgress>) {}
+
+  get(name: string): RunNodeProgress | undefined {
+    // Read once per node per walk over the plan: skip the empty overlay.
+    if (this.changes.size === 0) return this.base.get(name);
+    return this.changes.get(name) ?? this.base.get(name);
+  }
+
+  has(name: string): boolean {
+    return this.changes.has(name) || this.base.has(name);
+  }
+
+  set(name: string, p: RunNodeProgress): this {
+    this.changes.set(name, p);
+    return this;
+  }
+
+  get size(): number {
+    let extra = 0;
+    for (const k of this.changes.keys()) if (!this.base.has(k)) extra++;
+    return this.base.size + extra;
+  }
+
+  *entries(): MapIterator<[string, RunNodeProgress]> {
+    for (const [k, v] of this.base) yield [k, this.changes.get(k) ?? v];
+    for (const [k, v] of this.changes) if (!this.base.has(k)) yield [k, v];
+  }
+
+  *keys(): MapIterator<string> {
+    for (const [k] of this.entries()) yield k;
+  }
+
+  *values(): MapIterator<RunNodeProgress> {
+    for (const [, v] of this.entries()) yield v;
+  }
+
+  forEach(f: (value: RunNodeProgress, key: string, map: ReadonlyMap<string, RunNodeProgress>) => void): void {
+    for (const [k, v] of this.entries()) f(v, k, this);
+  }
+
+  [Symbol.iterator](): MapIterator<[string, RunNodeProgress]> {
+    return this.entries();
+  }
+}
+
+const sameRecord = (a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean => {
+  if (a === b) return true;
+  const ka = Object.keys(a ?? {});
+  if (ka.length !== Object.keys(b ?? {}).length) return false;
+  return ka.every((k) => a![k] === b?.[k]);
+};
+
+/** Whether two Node objects are the same for planning (name, creation, labels, annotations, kubelet version). */
+function samePlannerFacts(a: V1Node, b: V1Node): boolean {
+  const ma = a.metadata ?? {};
+  const mb = b.metadata ?? {};
+  return (
+    ma.name === mb.name &&
+    String(ma.creationTimestamp) === String(mb.creationTimestamp) &&
+    a.status?.nodeInfo?.kubeletVersion === b.status?.nodeInfo?.kubeletVersion &&
+    sameRecord(ma.labels, mb.labels) &&
+    sameRecord(ma.annotations, mb.annotations)
+  );
+}
+
+/** The same Nodes, in the same order, each the same object or the same for planning. */
+export function samePlannerNodes(before: readonly V1Node[], now: readonly V1Node[]): boolean {
+  if (before.length !== now.length) return false;
+  for (let i = 0; i < now.length; i++) {
+    if (before[i] !== now[i] && !samePlannerFacts(before[i]!, now[i]!)) return false;
+  }
+  return true;
+}
