@@ -21,6 +21,7 @@ import { EVENT_REASONS } from './event-reasons.js';
 import { buildNodeRotation } from './node-rotation.js';
 import { nextStep, type Plan } from './plan.js';
 import { basisOf, ProgressOverlay, type RunBasis } from './run-index.js';
+import { copyTally, moveNode, type RunTally } from './run-tally.js';
 import { FINISHED_BY_AGENT, progressOf, reportIsCurrent } from './run-state.js';
 
 export interface CascadeInput {
@@ -67,6 +68,10 @@ export interface CascadeDecision {
   nodes: NodeStatus[];
   /** `nodes` as the progress map summarizeRun takes: the basis's, with this pass's changes apart. */
   progress: ProgressOverlay;
+  /** tallyRun(plan, progress), moved along with this pass's changes. */
+  tally: RunTally;
+  /** Index of each node in `nodes` (and in `plan.nodes`). */
+  position: ReadonlyMap<string, number>;
   /** NodeRotations to create AFTER the status write succeeded. */
   create: NodeRotation[];
   events: NodeEvent[];
@@ -111,20 +116,23 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
     return (entries[i] = { ...e });
   };
   /** Changes a node's entry (a copy, made first) and its progress; returns the changed entry. */
+  const tally = copyTally(basis.tally);
   const change = (e: NodeStatus, f: (mine: NodeStatus) => void): NodeStatus => {
+    const from = e.phase;
     const mine = own(e);
     f(mine);
     progress.set(mine.name, progressOf(mine));
+    moveNode(tally, plan, index, progress, mine.name, from, mine.phase);
     return mine;
   };
   const byName = { get: (name: string) => entries[index.get(name)!] };
   const reports = new Map(input.nodeRotations.map((nr) => [nr.spec.nodeName, nr]));
-  const decision: CascadeDecision = { plan, nodes: entries, progress, create: [], events: [], finished: [] };
+  const decision: CascadeDecision = { plan, nodes: entries, progress, tally, position: index, create: [], events: [], finished: [] };
   const nowText = rfc3339(now);
 
   // 1. Take in what the agents reported for the nodes in flight.
-  for (const recorded of input.nodes) {
-    if (recorded.phase !== 'Updating') continue;
+  // The nodes in flight, as the pass found them (the tally changes as they finish).
+  for (const recorded of tally.inFlight.map((n) => input.nodes[index.get(n.name)!]!)) {
     const nr = reports.get(recorded.name);
     if (!nr) {
       // Intent recorded, object missing: we crashed (or someone deleted it) between the two writes.
@@ -166,9 +174,10 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
   //     start or while in flight, so the run goes on and the slot is not held by
   //     a node that will never report. Its agent went with it; a node that comes
   //     back under the same name is rotated by the next run.
-  const exists = input.nodeExists ?? (() => true);
-  for (const current of entries) {
-    if ((current.phase !== 'Pending' && current.phase !== 'Updating') || exists(current.name)) continue;
+  //     Without nodeExists every node exists (a kept run's Nodes are the ones its last pass checked).
+  const exists = input.nodeExists;
+  for (const current of exists ? entries : []) {
+    if ((current.phase !== 'Pending' && current.phase !== 'Updating') || exists!(current.name)) continue;
     const inFlight = current.phase === 'Updating';
     const e = change(current, (mine) => {
       Object.assign(mine, {
@@ -195,7 +204,7 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
     nodeTimeoutMs,
     now,
   });
-  let step = nextStep(cascadeInput());
+  let step = nextStep(cascadeInput(), tally);
 
   // 2. Nodes that overran nodeTimeout have failed: recorded so the run stops and says which and where.
   if (step.kind === 'timedOut') {
@@ -215,7 +224,7 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
         message: `node ${name} (${e.role}) timed out after ${spec.strategy.nodeTimeout}${lastStep ? ` at step ${lastStep}` : ''}`,
       });
     }
-    step = nextStep(cascadeInput());
+    step = nextStep(cascadeInput(), tally);
   }
 
   // 3. Start what the rules allow: record intent here; the caller creates after writing it.
@@ -244,8 +253,9 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
   }
 
   // 4. Wake up at the earliest deadline of a node in flight (+1 s: startedAt has second precision).
-  const deadlines = entries
-    .filter((e) => e.phase === 'Updating' && e.startedAt)
+  const deadlines = tally.inFlight
+    .map((n) => entries[index.get(n.name)!]!)
+    .filter((e) => e.startedAt)
     .map((e) => Date.parse(e.startedAt!) + nodeTimeoutMs - now.getTime() + 1000);
   if (deadlines.length > 0) decision.requeueAfterMs = Math.max(1000, Math.min(...deadlines));
   decision.events = combineEvents(decision.events);

@@ -18,7 +18,8 @@ import {
   type Mode,
   type RotationPhase,
 } from '../api/constants.js';
-import { tallyRun, type NodeProgress, type Plan, type PlannedNode, type RunTally } from './plan.js';
+import type { NodeProgress, Plan, PlannedNode } from './plan.js';
+import { tallyRun, type RunTally } from './run-tally.js';
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 

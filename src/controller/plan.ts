@@ -22,6 +22,7 @@ import {
   type NodeRole,
 } from '../distributions/services.js';
 import { isServer, nodeRoles, roleString } from './detect.js';
+import { tallyRun, type RunTally } from './run-tally.js';
 
 export interface PlanInput {
   nodes: readonly V1Node[];
@@ -253,69 +254,8 @@ export type NextStep =
   /** Every planned node is Rotated or Skipped. */
   | { kind: 'done' };
 
-const DONE: readonly NodePhase[] = ['Rotated', 'Skipped'];
-const BROKEN: readonly NodePhase[] = ['Failed', 'RolledBack'];
-
 export function phaseOf(progress: ReadonlyMap<string, NodeProgress>, name: string): NodePhase {
   return progress.get(name)?.phase ?? 'Pending';
-}
-
-/** One kind of node (servers or workers) of a run, counted. */
-export interface KindTally {
-  total: number;
-  /** Rotated or Skipped. */
-  done: number;
-  /** The first Failed or RolledBack, in plan order. */
-  firstBroken?: PlannedNode;
-  updating: number;
-}
-
-/**
- * Where every node of the run is, in ONE walk over the plan: what nextStep
- * and the run's summary read. At 5,000 nodes each separate filter over the
- * plan cost as much as the rest of a pass.
- */
-export interface RunTally {
-  /** Updating, in plan order. */
-  inFlight: PlannedNode[];
-  /** Failed or RolledBack, in plan order. */
-  broken: PlannedNode[];
-  servers: KindTally;
-  workers: KindTally;
-  /** Neither done, nor in flight, nor broken. */
-  pending: number;
-  /** The first pending server, and the first pending workers (up to maxUnavailable), in plan order. */
-  nextServer?: PlannedNode;
-  nextWorkers: PlannedNode[];
-}
-
-export function tallyRun(plan: Plan, progress: ReadonlyMap<string, NodeProgress>): RunTally {
-  const t: RunTally = {
-    inFlight: [],
-    broken: [],
-    servers: { total: 0, done: 0, updating: 0 },
-    workers: { total: 0, done: 0, updating: 0 },
-    pending: 0,
-    nextWorkers: [],
-  };
-  for (const n of plan.nodes) {
-    const phase = phaseOf(progress, n.name);
-    const k = n.kind === 'server' ? t.servers : t.workers;
-    k.total++;
-    if (DONE.includes(phase)) k.done++;
-    else if (phase === 'Updating') {
-      k.updating++;
-      t.inFlight.push(n);
-    } else if (BROKEN.includes(phase)) {
-      t.broken.push(n);
-      k.firstBroken ??= n;
-    } else {
-      t.pending++;
-      if (n.kind === 'server') t.nextServer ??= n;
-      else if (t.nextWorkers.length < plan.maxUnavailable) t.nextWorkers.push(n);
-    }
-  }
-  return t;
 }
 
 export function nextStep(input: CascadeInput, tally: RunTally = tallyRun(input.plan, input.progress)): NextStep {

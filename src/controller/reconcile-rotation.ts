@@ -18,12 +18,12 @@
 //   9. another rotation runs   → Queued
 //  10. start the run           → record what it rotates (runSpec), first node in the same write
 import type { V1Node } from '@kubernetes/client-node';
-import { nodeScope, type CertificateRotation, type CertificateRotationStatus, type RunSpec } from '../api/certificaterotation.js';
+import { nodeScope, type CertificateRotation, type CertificateRotationStatus, type NodeStatus, type RunSpec } from '../api/certificaterotation.js';
 import type { NodeRotation } from '../api/noderotation.js';
 import { nodeRotationName } from '../api/names.js';
 import { MAX_PLANNED_NODES, REASONS } from '../api/constants.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
-import { decideCascade, rfc3339 } from './cascade.js';
+import { decideCascade, rfc3339, type CascadeDecision } from './cascade.js';
 import { mergeConditions, summarizeRun, type RunState } from './conditions.js';
 import type { ControllerDeps } from './deps.js';
 import { detectDistribution } from './detect.js';
@@ -35,11 +35,11 @@ import { buildNodeRotation } from './node-rotation.js';
 import { parseDuration } from '../api/duration.js';
 import { slotHolder } from './queue-gate.js';
 import { clearSealedBundles, commitRkeState, discardRkeBundle, ensureRkeBundle, failedRunStateNote, isPermanentIssueError, sealBundleForWaitingNodes, withBundleRef } from './rke-run.js';
-import { compactRun, countRun, describePlan, FINISHED_BY_AGENT, planFromStatus, observedGenerationOf, planInProgress, rebuildRun, runActive, runFingerprint, runSpecOf, settled } from './run-state.js';
+import { compactRun, describePlan, FINISHED_BY_AGENT, planFromStatus, observedGenerationOf, planInProgress, rebuildRun, runActive, runFingerprint, runSpecOf, settled } from './run-state.js';
 import { FORBIDDEN_RETRY_MS, planSecretTargets } from './secrets/plan-secrets.js';
 import { continueSecretRun, secretRunActive, startSecretRun, targetInFlight } from './secrets/run-secrets.js';
 import { writeStatus } from './status-writer.js';
-import { advanceBasis, basisOf, sameRun, type RunBasis } from './run-index.js';
+import { advanceBasis, basisOf, passDrift, sameRun, type RunBasis } from './run-index.js';
 
 /**
  * How many NodeRotations to create at once after one status write. A whole
@@ -178,6 +178,11 @@ async function continueRun(
     nodeExists: here.kept ? undefined : nodeExists,
   });
 
+  const listed = listedEntries(d);
+  if (deps.runs?.verify) {
+    const drift = passDrift(d, listed);
+    if (drift !== undefined) throw new Error(`the pass's tally of ${name} differs from a walk over its nodes: ${drift}`);
+  }
   const observedGeneration = observedGenerationOf(rotation, base);
   const summary = summarizeRun({
     generation: observedGeneration,
@@ -185,6 +190,7 @@ async function continueRun(
     paused: spec.paused,
     plan: d.plan,
     progress: d.progress,
+    tally: d.tally,
   });
   const terminal = summary.phase === 'Succeeded' || summary.phase === 'Failed';
   const next: CertificateRotationStatus = {
@@ -195,8 +201,8 @@ async function continueRun(
     current: summary.current,
     runSpec,
     planDescription: describePlan(d.plan),
-    counts: countRun(d.nodes),
-    nodes: compactRun(d.nodes),
+    counts: d.tally.roles,
+    nodes: compactRun(listed),
     conditions: mergeConditions(base.conditions, summary.conditions, { now, observedGeneration }),
     completedAt: terminal ? (base.completedAt ?? rfc3339(now)) : undefined,
   };
@@ -219,7 +225,7 @@ async function continueRun(
   // Forgotten until the write is through: a refused or failed write leaves nothing kept.
   deps.runs?.forget(name);
   const { rotation: stored, written } = await writeStatus(deps, rotation, next);
-  if (deps.runs && !terminal) deps.runs.keep(name, here.run, stored.metadata.resourceVersion, here.nodes, advanceBasis(basis, d.nodes, d.progress), here.rebuiltAt);
+  if (deps.runs && !terminal) deps.runs.keep(name, here.run, stored.metadata.resourceVersion, here.nodes, advanceBasis(basis, d.nodes, d.progress, d.tally), here.rebuiltAt);
   // RKE: the certificates are issued once per run, after its intent is recorded and before the first node gets its instruction.
   if (rke && d.create.length > 0) {
     let ref;
@@ -271,6 +277,17 @@ async function continueRun(
   return { requeueAfterMs: d.requeueAfterMs };
 }
 
+/**
+ * The entries status.nodes may list (in flight, stopped, skipped), in plan
+ * order: compactRun keeps no other, and at 5,000 nodes the rest is most of them.
+ */
+function listedEntries(d: CascadeDecision): NodeStatus[] {
+  return [...d.tally.inFlight, ...d.tally.broken, ...d.tally.skipped]
+    .map((n) => d.position.get(n.name)!)
+    .sort((x, y) => x - y)
+    .map((i) => d.nodes[i]!);
+}
+
 /** The NodeRotations of this rotation's run `runGeneration`, from the cache. */
 function runNodeRotations(deps: ControllerDeps, name: string, runGeneration: number): NodeRotation[] {
   return deps.read.nodeRotationsOf(name).filter((nr) => nr.spec.generation === runGeneration && nr.spec.rotation === name);
@@ -310,10 +327,14 @@ function runBasisFor(
   const key = `${runGeneration}/${startedAt}`;
   const nodes = deps.read.nodes();
   const found = starting ? undefined : deps.runs?.lookup(name, key, rotation.metadata.resourceVersion, nodes, now);
+  const nameOf = (basis: RunBasis, node: string): string => {
+    let nr = basis.nodeRotationNames.get(node);
+    if (nr === undefined) basis.nodeRotationNames.set(node, (nr = nodeRotationName(name, runGeneration, node)));
+    return nr;
+  };
   const inFlight = (basis: RunBasis): NodeRotation[] =>
-    basis.entries
-      .filter((e) => e.phase === 'Updating')
-      .map((e) => deps.read.nodeRotation(nodeRotationName(name, runGeneration, e.name)))
+    basis.tally.inFlight
+      .map((n) => deps.read.nodeRotation(nameOf(basis, n.name)))
       .filter((nr): nr is NodeRotation => nr !== undefined && nr.spec.generation === runGeneration && nr.spec.rotation === name);
   const kept = (basis: RunBasis, rebuiltAt: number): PassBasis => ({ basis, kept: true, nodeRotations: inFlight(basis), run: key, nodes, rebuiltAt });
   if (found && !found.due) return kept(found.basis, deps.runs!.rebuiltAt(name)!);

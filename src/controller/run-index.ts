@@ -23,7 +23,8 @@ import type { CertificateRotationSpec, NodeStatus } from '../api/certificaterota
 import type { Distribution } from '../distributions/services.js';
 import type { RunNodeProgress } from './conditions.js';
 import type { Plan } from './plan.js';
-import { planFromStatus, progressFromStatus } from './run-state.js';
+import { compactRun, countRun, planFromStatus, progressFromStatus } from './run-state.js';
+import { tallyDrift, tallyRun, type RunTally } from './run-tally.js';
 
 /** What a pass decides from: every node of the run in plan order, the plan, and each node's progress. */
 export interface RunBasis {
@@ -32,16 +33,17 @@ export interface RunBasis {
   progress: ReadonlyMap<string, RunNodeProgress>;
   /** Index of each node in `entries`. */
   position: ReadonlyMap<string, number>;
+  /** tallyRun(plan, progress), moved along with the entries. */
+  tally: RunTally;
+  /** Node name → its NodeRotation's name in this run, as computed (a hash each). */
+  nodeRotationNames: Map<string, string>;
 }
 
 /** The basis of a run rebuilt in full (rebuildRun's entries). */
 export function basisOf(distribution: Distribution, spec: CertificateRotationSpec, entries: readonly NodeStatus[]): RunBasis {
-  return {
-    entries,
-    plan: planFromStatus(distribution, spec, entries),
-    progress: progressFromStatus(entries),
-    position: new Map(entries.map((e, i) => [e.name, i])),
-  };
+  const plan = planFromStatus(distribution, spec, entries);
+  const progress = progressFromStatus(entries);
+  return { entries, plan, progress, position: new Map(entries.map((e, i) => [e.name, i])), tally: tallyRun(plan, progress), nodeRotationNames: new Map() };
 }
 
 /**
@@ -61,7 +63,8 @@ export function sameRun(a: RunBasis, b: RunBasis): string | undefined {
     if (!sameFields(x, y)) return `node ${x.name}: ${JSON.stringify(x)}, rebuilt ${JSON.stringify(y)}`;
   }
   if (a.plan.maxUnavailable !== b.plan.maxUnavailable) return `maxUnavailable ${a.plan.maxUnavailable}, rebuilt ${b.plan.maxUnavailable}`;
-  return undefined;
+  const tally = tallyDrift(a.tally, b.tally);
+  return tally === undefined ? undefined : `tally ${tally}`;
 }
 
 /** Field by field (the entries' fields are strings); an absent field and an undefined one are the same. */
@@ -70,6 +73,21 @@ function sameFields(x: NodeStatus, y: NodeStatus): boolean {
   const b = y as unknown as Record<string, unknown>;
   for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) if (a[k] !== b[k]) return false;
   return true;
+}
+
+/**
+ * What a pass derived from its moved tally, against the same derived by
+ * walking every entry: the tally itself, status.counts and status.nodes.
+ * Undefined when they agree. Run on every pass in verify mode (unit tests).
+ */
+export function passDrift(d: { plan: Plan; nodes: readonly NodeStatus[]; progress: ReadonlyMap<string, RunNodeProgress>; tally: RunTally }, listed: readonly NodeStatus[]): string | undefined {
+  const tally = tallyDrift(d.tally, tallyRun(d.plan, d.progress));
+  if (tally !== undefined) return `tally ${tally}`;
+  const counts = [JSON.stringify(d.tally.roles), JSON.stringify(countRun(d.nodes))];
+  if (counts[0] !== counts[1]) return `counts ${counts[0]}, walked ${counts[1]}`;
+  const nodes = [JSON.stringify(compactRun(listed)), JSON.stringify(compactRun(d.nodes))];
+  if (nodes[0] !== nodes[1]) return `status.nodes ${nodes[0]}, walked ${nodes[1]}`;
+  return undefined;
 }
 
 export interface RunIndexOptions {
@@ -131,10 +149,10 @@ export class RunIndex {
  * it changed folded into the kept map (the pass's own view was an overlay, so
  * nothing kept changes before the write that makes it true).
  */
-export function advanceBasis(prev: RunBasis, entries: readonly NodeStatus[], progress: ProgressOverlay): RunBasis {
+export function advanceBasis(prev: RunBasis, entries: readonly NodeStatus[], progress: ProgressOverlay, tally: RunTally): RunBasis {
   const merged = prev.progress as Map<string, RunNodeProgress>;
   for (const [name, p] of progress.changes) merged.set(name, p);
-  return { entries, plan: prev.plan, progress: merged, position: prev.position };
+  return { ...prev, entries, progress: merged, tally };
 }
 
 /**

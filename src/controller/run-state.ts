@@ -259,8 +259,17 @@ export function countRun(entries: readonly NodeStatus[]): RoleCounts[] {
   return [...out.values()];
 }
 
+// A run keeps its plan object between passes (run-index.ts): described once.
+const described = new WeakMap<Plan, string>();
+
 /** status.planDescription: the run's order in words. */
 export function describePlan(plan: Plan): string {
+  let text = described.get(plan);
+  if (text === undefined) described.set(plan, (text = describeOrder(plan)));
+  return text;
+}
+
+function describeOrder(plan: Plan): string {
   const servers = plan.nodes.filter((n) => n.kind === 'server');
   const workers = plan.nodes.length - servers.length;
   const names = servers.slice(0, 5).map((n) => n.name).join(', ') + (servers.length > 5 ? ` and ${servers.length - 5} more` : '');
