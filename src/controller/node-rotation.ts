@@ -5,7 +5,8 @@
 // succeeds once or answers AlreadyExists.
 import { API_VERSION, CERTIFICATE_ROTATION, NODE_ROTATION, type NodeAction } from '../api/constants.js';
 import { nodeScope, type CertificateRotation } from '../api/certificaterotation.js';
-import type { NodeRotation } from '../api/noderotation.js';
+import type { FileReport, NodeRotation, NodeRotationStatus } from '../api/noderotation.js';
+import { stripManagedFields } from '../kube/informer.js';
 import { nodeRotationLabels, nodeRotationName, runID } from '../api/names.js';
 import type { Distribution } from '../distributions/services.js';
 import type { PlannedNode } from './plan.js';
@@ -46,4 +47,31 @@ export function buildNodeRotation(
       onFailure: spec.strategy.onFailure,
     },
   };
+}
+
+/**
+ * What the controller's NodeRotation cache keeps of each object: what it reads
+ * (spec, phase, step, times, message, the run's ID, the sealing key, and per
+ * file the service, path, new serial and notAfter). A worker's report lists
+ * every certificate file with its old serial, backup path and served check,
+ * which only people and the agent read; at 5,000 nodes, two runs of them were
+ * the larger part of the controller's heap. The managed fields go too.
+ */
+export function cacheView(nr: NodeRotation): NodeRotation {
+  const obj = stripManagedFields(nr);
+  const st = obj.status;
+  if (!st) return obj;
+  const { backupPath: _backupPath, agent: _agent, files, ...kept } = st;
+  if (files === undefined && _backupPath === undefined && _agent === undefined) return obj;
+  const status: NodeRotationStatus = kept;
+  if (files !== undefined) {
+    status.files = files.map((f) => {
+      const out: FileReport = { service: f.service, path: f.path };
+      if (f.newSerial !== undefined) out.newSerial = f.newSerial;
+      if (f.newNotAfter !== undefined) out.newNotAfter = f.newNotAfter;
+      if (f.notAfter !== undefined) out.notAfter = f.notAfter;
+      return out;
+    });
+  }
+  return { ...obj, status };
 }

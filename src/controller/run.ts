@@ -22,6 +22,7 @@ import { createMetrics, NodeCertificateSeries, workQueueHooks, type CertrotatorM
 import { startObservabilityServer, type ObservabilityServer } from '../observability/server.js';
 import type { ControllerDeps, ControllerMetricsSink } from './deps.js';
 import { reuseConnections } from './connection-reuse.js';
+import { cacheView } from './node-rotation.js';
 import { CreatePipeline } from './create-pipeline.js';
 import { KubeReader, KubeWriter, type WriteCounter } from './kube-adapter.js';
 import { ApiSecretTargetSource } from './secrets/cluster-read.js';
@@ -101,7 +102,8 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   const rotationsClient = clients.certificateRotations as unknown as ClusterCustomResource<Rot>;
   const nodeRotationsClient = clients.nodeRotations as unknown as ClusterCustomResource<NR>;
   const rotations: Informer<Rot> = customResourceInformer(kc, rotationsClient, { logger: log, onError: onError('certificaterotations') });
-  const nodeRotations: Informer<NR> = customResourceInformer(kc, nodeRotationsClient, { logger: log, onError: onError('noderotations') });
+  // NodeRotations as the controller reads them (node-rotation.ts cacheView): a report's per-file detail stays in the API.
+  const nodeRotations: Informer<NR> = customResourceInformer(kc, nodeRotationsClient, { logger: log, onError: onError('noderotations'), transform: (nr) => cacheView(nr) as NR });
   const nodes: Informer<V1Node> = nodeInformer(kc, { logger: log, onError: onError('nodes'), transform: plannerView });
   // Series of nodes that left the cluster are removed each minute (level-based, from the Node cache).
   const certificateSeries = new NodeCertificateSeries(metrics.certificateNotAfter);
