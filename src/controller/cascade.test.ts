@@ -125,6 +125,22 @@ describe('decideCascade', () => {
     expect(Number(text.match(/and (\d+) more$/)![1]) + shown).toBe(200);
   });
 
+  it('only workers\' routine starts and finishes may wait for a window (event-window.ts); servers and failures never', () => {
+    const r = rotation({ maxUnavailable: 2 });
+    const last = decideCascade({
+      rotation: r, distribution: 'rke2', runGeneration: 1, now: NOW,
+      nodes: [n('s1', S, 'Updating', T0), n('w1', W, 'Pending'), n('w2', W, 'Pending')],
+      nodeRotations: [nr(r, n('s1', S, 'Updating'), { phase: 'Rotated' })],
+    });
+    expect(last.events.map((e) => [e.reason, e.window === true])).toEqual([['NodeRotated', false], ['NodeStarted', true]]);
+    const workers = decideCascade({
+      rotation: r, distribution: 'rke2', runGeneration: 1, now: NOW,
+      nodes: [n('w1', W, 'Updating', T0), n('w2', W, 'Updating', T0), n('w3', W, 'Pending')],
+      nodeRotations: [nr(r, n('w1', W, 'Updating'), { phase: 'Rotated' }), nr(r, n('w2', W, 'Updating'), { phase: 'Failed' })],
+    });
+    expect(workers.events.map((e) => [e.reason, e.window === true, e.parts?.length])).toEqual([['NodeRotated', true, 1], ['NodeFailed', false, undefined]]);
+  });
+
   it('asks to be woken at the earliest deadline of a node in flight', () => {
     const r = rotation({ nodeTimeout: '5m' });
     const d = decideCascade({ rotation: r, distribution: 'rke2', runGeneration: 1, now: NOW, nodes: [n('s1', S, 'Updating', T0)], nodeRotations: [nr(r, n('s1', S, 'Updating'), {})] });

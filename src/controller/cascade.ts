@@ -54,6 +54,13 @@ export interface NodeEvent {
    * Failures are never combined.
    */
   combine?: { key: string; head: (count: number) => string; item: string };
+  /**
+   * A worker's routine start or finish: a sink may gather these over a few
+   * seconds, across passes (event-window.ts). After combineEvents, `parts`
+   * holds the events a combined one was made of.
+   */
+  window?: boolean;
+  parts?: readonly NodeEvent[];
 }
 
 export interface FinishedNode {
@@ -162,6 +169,7 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
         reason: EVENT_REASONS.nodeRotated,
         message: `node ${e.name} (${e.role}) rotated in ${Math.round(seconds)}s`,
         combine: { key: e.role, head: (count) => `${count} ${e.role} nodes rotated: `, item: `${e.name} in ${Math.round(seconds)}s` },
+        window: planned.get(e.name)?.kind === 'worker',
       });
     } else if (st.phase === 'RolledBack') {
       decision.events.push({ type: 'Warning', reason: EVENT_REASONS.nodeRolledBack, message: `node ${e.name} (${e.role}) failed${at} and was rolled back${why}` });
@@ -243,6 +251,7 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
         type: 'Normal',
         reason: EVENT_REASONS.nodeStarted,
         message: `rotating node ${node.name} (${node.role}): ${node.services.join(', ')}`,
+        window: node.kind === 'worker',
         combine: {
           key: `${node.role}: ${node.services.join(', ')}`,
           head: (count) => `rotating ${count} ${node.role} nodes (${node.services.join(', ')}): `,
@@ -283,8 +292,8 @@ export function combineEvents(events: readonly NodeEvent[]): NodeEvent[] {
   return out.map((g) => {
     if (!Array.isArray(g)) return g;
     const first = g[0]!;
-    if (g.length === 1) return { type: first.type, reason: first.reason, message: first.message };
-    return { type: first.type, reason: first.reason, message: listMessage(first.combine!.head(g.length), g.map((e) => e.combine!.item)) };
+    const message = g.length === 1 ? first.message : listMessage(first.combine!.head(g.length), g.map((e) => e.combine!.item));
+    return { type: first.type, reason: first.reason, message, ...(first.window ? { window: true, parts: g } : {}) };
   });
 }
 

@@ -6,6 +6,7 @@
 import type { V1Node } from '@kubernetes/client-node';
 import type { CertificateRotation, CertificateRotationStatus } from '../api/certificaterotation.js';
 import type { NodeRotation, SealedBundle } from '../api/noderotation.js';
+import type { NodeEvent } from './cascade.js';
 import type { CreatePipeline } from './create-pipeline.js';
 import type { RkeClusterAccess } from './rke-run.js';
 import type { RunIndex } from './run-index.js';
@@ -44,6 +45,10 @@ export interface ControllerWriter {
 export interface EventSink {
   normal(obj: CertificateRotation, reason: string, message: string): void;
   warning(obj: CertificateRotation, reason: string, message: string): void;
+  /** Workers' routine starts and finishes, which the sink may gather over a few seconds (event-window.ts); absent: sent at once. */
+  routine?(obj: CertificateRotation, events: readonly NodeEvent[]): void;
+  /** Sends what routine() gathered for `obj` (before a run's last Event). */
+  flushRoutine?(obj: CertificateRotation): void;
 }
 
 /** What the controller reports to metrics; all optional so tests need not care. */

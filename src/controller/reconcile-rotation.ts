@@ -256,7 +256,10 @@ async function continueRun(
       `run of generation ${runGeneration} started: ${servers} server node(s) one at a time, then ${d.plan.nodes.length - servers} worker node(s) ${d.plan.maxUnavailable} at a time`,
     );
   }
-  for (const e of d.events) deps.events[e.type === 'Normal' ? 'normal' : 'warning'](stored, e.reason, e.message);
+  for (const e of d.events) {
+    if (e.window && deps.events.routine) deps.events.routine(stored, e.parts ?? [e]);
+    else deps.events[e.type === 'Normal' ? 'normal' : 'warning'](stored, e.reason, e.message);
+  }
   for (const f of d.finished) {
     deps.metrics?.nodeFinished?.(f.phase, f.durationSeconds);
     for (const [service, t] of earliestByService(f.files, 'newNotAfter')) deps.metrics?.certificateNotAfter?.(f.name, service, Date.parse(t) / 1000);
@@ -265,6 +268,7 @@ async function continueRun(
   if (summary.phase === 'Paused' && before !== 'Paused') deps.events.normal(stored, EVENT_REASONS.runPaused, summary.conditions[0]!.message);
   if (before === 'Paused' && summary.phase === 'Progressing') deps.events.normal(stored, EVENT_REASONS.runResumed, `resumed at ${summary.progress}`);
   if (terminal && before !== summary.phase) {
+    deps.events.flushRoutine?.(stored);
     const seconds = base.startedAt ? (now.getTime() - Date.parse(base.startedAt)) / 1000 : 0;
     const ready = summary.conditions.find((c) => c.type === 'Ready')!;
     const stalled = summary.conditions.find((c) => c.type === 'Stalled')!;

@@ -27,6 +27,7 @@ import { CreatePipeline } from './create-pipeline.js';
 import { KubeReader, KubeWriter, type WriteCounter } from './kube-adapter.js';
 import { ApiSecretTargetSource } from './secrets/cluster-read.js';
 import { ApiSecretRunCluster } from './secrets/cluster-write.js';
+import { EventWindow } from './event-window.js';
 import { reconcileRotation } from './reconcile-rotation.js';
 import { RunIndex } from './run-index.js';
 import { detectDistribution, plannerView } from './detect.js';
@@ -143,6 +144,8 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     patchNamespacedEvent: (p, o) => (countWrite('patch', 'events'), clients.core.patchNamespacedEvent(p, o)),
   };
   const recorder = new EventRecorder({ client: countingEvents, component: COMPONENT, logger: log });
+  // Workers' routine starts and finishes: one Event per kind every 5 s, not one per node (event-window.ts).
+  const routineEvents = new EventWindow({ normal: (o, r, m) => recorder.normal(o, r, m), warning: (o, r, m) => recorder.warning(o, r, m) });
   // CertificateRotationPolicies: a second controller with its own queue (policy/controller.ts).
   const policies = new PolicyController({ clients, rotations, nodes, nodeRotationsOf: (r) => reader.nodeRotationsOf(r), recorder, metrics, countWrite, log, onWatchError: onError });
   // NodeRotation creates run behind the pass that recorded their intent (create-pipeline.ts).
@@ -157,7 +160,12 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   const baseDeps: Omit<ControllerDeps, 'log'> = {
     read: reader,
     write: writer,
-    events: { normal: (o, r, m) => recorder.normal(o, r, m), warning: (o, r, m) => recorder.warning(o, r, m) },
+    events: {
+      normal: (o, r, m) => recorder.normal(o, r, m),
+      warning: (o, r, m) => recorder.warning(o, r, m),
+      routine: (o, events) => routineEvents.add(o, events),
+      flushRoutine: (o) => routineEvents.flush(o),
+    },
     now: () => new Date(),
     metrics: metricsSink(metrics, certificateSeries),
     creates,
@@ -232,6 +240,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     await policies.stopLeading();
     if (q) await q.shutDown(); // waits for the reconcile in flight
     await workers;
+    routineEvents.close(); // what the last passes gathered, before the recorder closes
     await creates.settled(); // and for the creates it started: no write after this
   };
 
