@@ -17,13 +17,10 @@
 //   8. mode Plan               → publish the plan, ask every node for a read-only check
 //   9. another rotation runs   → Queued
 //  10. start the run           → record what it rotates (runSpec), first node in the same write
-import type { V1Node } from '@kubernetes/client-node';
-import { nodeScope, type CertificateRotation, type CertificateRotationStatus, type NodeStatus, type RunSpec } from '../api/certificaterotation.js';
-import type { NodeRotation } from '../api/noderotation.js';
-import { nodeRotationName } from '../api/names.js';
+import { nodeScope, type CertificateRotation, type CertificateRotationStatus } from '../api/certificaterotation.js';
 import { MAX_PLANNED_NODES, REASONS } from '../api/constants.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
-import { decideCascade, rfc3339, type CascadeDecision } from './cascade.js';
+import { decideCascade, rfc3339 } from './cascade.js';
 import { mergeConditions, summarizeRun, type RunState } from './conditions.js';
 import type { ControllerDeps } from './deps.js';
 import { detectDistribution } from './detect.js';
@@ -35,11 +32,11 @@ import { buildNodeRotation } from './node-rotation.js';
 import { parseDuration } from '../api/duration.js';
 import { slotHolder } from './queue-gate.js';
 import { clearSealedBundles, commitRkeState, discardRkeBundle, ensureRkeBundle, failedRunStateNote, isPermanentIssueError, sealBundleForWaitingNodes, withBundleRef } from './rke-run.js';
-import { compactRun, describePlan, FINISHED_BY_AGENT, planFromStatus, observedGenerationOf, planInProgress, rebuildRun, runActive, runFingerprint, runSpecOf, settled } from './run-state.js';
+import { compactRun, describePlan, FINISHED_BY_AGENT, planFromStatus, observedGenerationOf, planInProgress, runActive, runFingerprint, runSpecOf, settled } from './run-state.js';
 import { FORBIDDEN_RETRY_MS, planSecretTargets } from './secrets/plan-secrets.js';
 import { continueSecretRun, secretRunActive, startSecretRun, targetInFlight } from './secrets/run-secrets.js';
 import { writeStatus } from './status-writer.js';
-import { advanceBasis, basisOf, passDrift, sameRun, type RunBasis } from './run-index.js';
+import { advanceBasis, listedEntries, passDrift, runBasisFor, runNodeRotations } from './run-index.js';
 
 /**
  * How many NodeRotations to create at once after one status write. A whole
@@ -164,7 +161,7 @@ async function continueRun(
   // (paused, strategy) are read from the spec as it is now.
   const runSpec = base.runSpec ?? runSpecOf(spec);
   const run: CertificateRotation = { ...rotation, spec: { ...spec, scope: runSpec.scope, service: runSpec.service } };
-  const here = runBasisFor(deps, rotation, base, run, runSpec, starting);
+  const here = runBasisFor(deps, rotation, base, run, runSpec, base.startedAt ?? rfc3339(now), starting);
   const { basis } = here;
   const d = decideCascade({
     rotation: run,
@@ -279,80 +276,6 @@ async function continueRun(
     deps.log.info({ phase: summary.phase, progress: summary.progress, seconds }, 'rotation run finished');
   }
   return { requeueAfterMs: d.requeueAfterMs };
-}
-
-/**
- * The entries status.nodes may list (in flight, stopped, skipped), in plan
- * order: compactRun keeps no other, and at 5,000 nodes the rest is most of them.
- */
-function listedEntries(d: CascadeDecision): NodeStatus[] {
-  return [...d.tally.inFlight, ...d.tally.broken, ...d.tally.skipped]
-    .map((n) => d.position.get(n.name)!)
-    .sort((x, y) => x - y)
-    .map((i) => d.nodes[i]!);
-}
-
-/** The NodeRotations of this rotation's run `runGeneration`, from the cache. */
-function runNodeRotations(deps: ControllerDeps, name: string, runGeneration: number): NodeRotation[] {
-  return deps.read.nodeRotationsOf(name).filter((nr) => nr.spec.generation === runGeneration && nr.spec.rotation === name);
-}
-
-interface PassBasis {
-  basis: RunBasis;
-  /** Whether `basis` was kept from the previous pass (else rebuilt now). */
-  kept: boolean;
-  /** The run's NodeRotations: all of them when rebuilt, those of the nodes in flight when kept. */
-  nodeRotations: NodeRotation[];
-  /** The run's key in the index, the Node cache it was built against, and when it was last rebuilt. */
-  run: string;
-  nodes: readonly V1Node[];
-  rebuiltAt: number;
-}
-
-/**
- * The run as this pass decides from it: kept from the previous pass when
- * nothing it stands on changed (run-index.ts), else rebuilt from the status,
- * the Node cache and the NodeRotations. A kept basis is checked against a
- * rebuild now and then; a difference is logged and the rebuild wins.
- */
-function runBasisFor(
-  deps: ControllerDeps,
-  rotation: CertificateRotation,
-  base: CertificateRotationStatus,
-  run: CertificateRotation,
-  runSpec: RunSpec,
-  starting: boolean,
-): PassBasis {
-  const name = rotation.metadata.name!;
-  const runGeneration = base.runGeneration!;
-  const distribution = base.distribution!;
-  const now = deps.now().getTime();
-  const startedAt = base.startedAt ?? rfc3339(deps.now());
-  const key = `${runGeneration}/${startedAt}`;
-  const nodes = deps.read.nodes();
-  const found = starting ? undefined : deps.runs?.lookup(name, key, rotation.metadata.resourceVersion, nodes, now);
-  const nameOf = (basis: RunBasis, node: string): string => {
-    let nr = basis.nodeRotationNames.get(node);
-    if (nr === undefined) basis.nodeRotationNames.set(node, (nr = nodeRotationName(name, runGeneration, node)));
-    return nr;
-  };
-  const inFlight = (basis: RunBasis): NodeRotation[] =>
-    basis.tally.inFlight
-      .map((n) => deps.read.nodeRotation(nameOf(basis, n.name)))
-      .filter((nr): nr is NodeRotation => nr !== undefined && nr.spec.generation === runGeneration && nr.spec.rotation === name);
-  const kept = (basis: RunBasis, rebuiltAt: number): PassBasis => ({ basis, kept: true, nodeRotations: inFlight(basis), run: key, nodes, rebuiltAt });
-  if (found && !found.due) return kept(found.basis, deps.runs!.rebuiltAt(name)!);
-
-  const nodeRotations = runNodeRotations(deps, name, runGeneration);
-  const entries = rebuildRun({ distribution, runSpec, startedAt, recorded: base.nodes ?? [], nodes, nodeRotations });
-  const rebuilt = basisOf(distribution, run.spec, entries);
-  if (found) {
-    const drift = sameRun(found.basis, rebuilt);
-    if (drift === undefined) return kept(found.basis, now);
-    if (deps.runs!.verify) throw new Error(`the kept run of ${name} differs from its rebuild: ${drift}`);
-    deps.log.warn({ drift }, 'the kept run differs from its rebuild; using the rebuild');
-  }
-  return { basis: rebuilt, kept: false, nodeRotations, run: key, nodes, rebuiltAt: now };
 }
 
 /**

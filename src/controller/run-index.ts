@@ -19,11 +19,15 @@
 // rebuilds and compares (`verify`), so every scenario the controller's tests
 // drive checks the index against the rebuild.
 import type { V1Node } from '@kubernetes/client-node';
-import type { CertificateRotationSpec, NodeStatus } from '../api/certificaterotation.js';
+import type { CertificateRotation, CertificateRotationSpec, CertificateRotationStatus, NodeStatus, RunSpec } from '../api/certificaterotation.js';
+import { nodeRotationName } from '../api/names.js';
+import type { NodeRotation } from '../api/noderotation.js';
 import type { Distribution } from '../distributions/services.js';
 import type { RunNodeProgress } from './conditions.js';
 import type { Plan } from './plan.js';
-import { compactRun, countRun, planFromStatus, progressFromStatus } from './run-state.js';
+import type { CascadeDecision } from './cascade.js';
+import type { ControllerDeps } from './deps.js';
+import { compactRun, countRun, planFromStatus, progressFromStatus, rebuildRun } from './run-state.js';
 import { tallyDrift, tallyRun, type RunTally } from './run-tally.js';
 
 /** What a pass decides from: every node of the run in plan order, the plan, and each node's progress. */
@@ -234,4 +238,81 @@ export function samePlannerNodes(before: readonly V1Node[], now: readonly V1Node
     if (before[i] !== now[i] && !samePlannerFacts(before[i]!, now[i]!)) return false;
   }
   return true;
+}
+
+// --- used by a pass (reconcile-rotation.ts continueRun) ---------------------
+
+/**
+ * The entries status.nodes may list (in flight, stopped, skipped), in plan
+ * order: compactRun keeps no other, and at 5,000 nodes the rest is most of them.
+ */
+export function listedEntries(d: CascadeDecision): NodeStatus[] {
+  return [...d.tally.inFlight, ...d.tally.broken, ...d.tally.skipped]
+    .map((n) => d.position.get(n.name)!)
+    .sort((x, y) => x - y)
+    .map((i) => d.nodes[i]!);
+}
+
+/** The NodeRotations of this rotation's run `runGeneration`, from the cache. */
+export function runNodeRotations(deps: ControllerDeps, name: string, runGeneration: number): NodeRotation[] {
+  return deps.read.nodeRotationsOf(name).filter((nr) => nr.spec.generation === runGeneration && nr.spec.rotation === name);
+}
+
+export interface PassBasis {
+  basis: RunBasis;
+  /** Whether `basis` was kept from the previous pass (else rebuilt now). */
+  kept: boolean;
+  /** The run's NodeRotations: all of them when rebuilt, those of the nodes in flight when kept. */
+  nodeRotations: NodeRotation[];
+  /** The run's key in the index, the Node cache it was built against, and when it was last rebuilt. */
+  run: string;
+  nodes: readonly V1Node[];
+  rebuiltAt: number;
+}
+
+/**
+ * The run as this pass decides from it: kept from the previous pass when
+ * nothing it stands on changed (run-index.ts), else rebuilt from the status,
+ * the Node cache and the NodeRotations. A kept basis is checked against a
+ * rebuild now and then; a difference is logged and the rebuild wins.
+ */
+export function runBasisFor(
+  deps: ControllerDeps,
+  rotation: CertificateRotation,
+  base: CertificateRotationStatus,
+  run: CertificateRotation,
+  runSpec: RunSpec,
+  /** status.startedAt of the run (now, for the pass that starts it). */
+  startedAt: string,
+  starting: boolean,
+): PassBasis {
+  const name = rotation.metadata.name!;
+  const runGeneration = base.runGeneration!;
+  const distribution = base.distribution!;
+  const now = deps.now().getTime();
+  const key = `${runGeneration}/${startedAt}`;
+  const nodes = deps.read.nodes();
+  const found = starting ? undefined : deps.runs?.lookup(name, key, rotation.metadata.resourceVersion, nodes, now);
+  const nameOf = (basis: RunBasis, node: string): string => {
+    let nr = basis.nodeRotationNames.get(node);
+    if (nr === undefined) basis.nodeRotationNames.set(node, (nr = nodeRotationName(name, runGeneration, node)));
+    return nr;
+  };
+  const inFlight = (basis: RunBasis): NodeRotation[] =>
+    basis.tally.inFlight
+      .map((n) => deps.read.nodeRotation(nameOf(basis, n.name)))
+      .filter((nr): nr is NodeRotation => nr !== undefined && nr.spec.generation === runGeneration && nr.spec.rotation === name);
+  const kept = (basis: RunBasis, rebuiltAt: number): PassBasis => ({ basis, kept: true, nodeRotations: inFlight(basis), run: key, nodes, rebuiltAt });
+  if (found && !found.due) return kept(found.basis, deps.runs!.rebuiltAt(name)!);
+
+  const nodeRotations = runNodeRotations(deps, name, runGeneration);
+  const entries = rebuildRun({ distribution, runSpec, startedAt, recorded: base.nodes ?? [], nodes, nodeRotations });
+  const rebuilt = basisOf(distribution, run.spec, entries);
+  if (found) {
+    const drift = sameRun(found.basis, rebuilt);
+    if (drift === undefined) return kept(found.basis, now);
+    if (deps.runs!.verify) throw new Error(`the kept run of ${name} differs from its rebuild: ${drift}`);
+    deps.log.warn({ drift }, 'the kept run differs from its rebuild; using the rebuild');
+  }
+  return { basis: rebuilt, kept: false, nodeRotations, run: key, nodes, rebuiltAt: now };
 }

@@ -2,10 +2,11 @@
 // and the run's NodeRotations. The status holds what the run rotates (runSpec,
 // frozen at its start), the nodes in flight and the ones that stopped
 // (status.nodes, bounded); each node the run finished has its NodeRotation
-// with the agent's report. Every pass rebuilds the whole run from those and
-// the Node cache (rebuildRun), decides, and writes back only the bounded part
+// with the agent's report. The run is what rebuildRun makes of those and the
+// Node cache; a pass decides from it and writes back only the bounded part
 // (compactRun): the status does not grow with the fleet, and a hand-off at
-// 5,000 nodes rewrites as little as one at 5.
+// 5,000 nodes rewrites as little as one at 5. (The controller keeps the
+// rebuilt run between passes rather than rebuilding it each time: run-index.ts.)
 //
 // The run's nodes are the Nodes runSpec selects that existed when it started,
 // plus every node it already touched: a node that joins mid-run waits for the
