@@ -22,7 +22,7 @@ import {
   type NodeRole,
 } from '../distributions/services.js';
 import { isServer, nodeRoles, roleString } from './detect.js';
-import { tallyRun, type RunTally } from './run-tally.js';
+import { phaseOf, tallyRun, type RunTally } from './run-tally.js';
 
 export interface PlanInput {
   nodes: readonly V1Node[];
@@ -253,10 +253,6 @@ export type NextStep =
   | { kind: 'failed'; failed: { name: string; phase: NodePhase; message?: string }[]; inFlight: string[]; onFailure: FailurePolicy }
   /** Every planned node is Rotated or Skipped. */
   | { kind: 'done' };
-
-export function phaseOf(progress: ReadonlyMap<string, NodeProgress>, name: string): NodePhase {
-  return progress.get(name)?.phase ?? 'Pending';
-}
 
 export function nextStep(input: CascadeInput, tally: RunTally = tallyRun(input.plan, input.progress)): NextStep {
   const { plan, progress, now } = input;

@@ -125,22 +125,17 @@ export class RunIndex {
    * rebuild would give; else undefined (rebuild). `due` says a rebuild is owed
    * for comparison even though the basis is returned.
    */
-  lookup(rotation: string, run: string, resourceVersion: string | undefined, nodes: readonly V1Node[], nowMs: number): { basis: RunBasis; due: boolean } | undefined {
+  lookup(rotation: string, run: string, resourceVersion: string | undefined, nodes: readonly V1Node[], nowMs: number): { basis: RunBasis; due: boolean; rebuiltAt: number } | undefined {
     const k = this.kept.get(rotation);
     if (!k || k.run !== run || resourceVersion === undefined || k.resourceVersion !== resourceVersion) return undefined;
     if (!samePlannerNodes(k.nodes, nodes)) return undefined;
-    return { basis: k.basis, due: this.verify || nowMs - k.rebuiltAt >= this.fullEveryMs };
+    return { basis: k.basis, due: this.verify || nowMs - k.rebuiltAt >= this.fullEveryMs, rebuiltAt: k.rebuiltAt };
   }
 
   /** Keeps what a written pass decided; `rebuiltAt` is when its basis was last rebuilt in full. */
   keep(rotation: string, run: string, resourceVersion: string | undefined, nodes: readonly V1Node[], basis: RunBasis, rebuiltAt: number): void {
     if (resourceVersion === undefined) return void this.kept.delete(rotation);
     this.kept.set(rotation, { run, resourceVersion, nodes: [...nodes], rebuiltAt, basis });
-  }
-
-  /** When the last full rebuild of this rotation's kept run was (to carry it over to the next keep). */
-  rebuiltAt(rotation: string): number | undefined {
-    return this.kept.get(rotation)?.rebuiltAt;
   }
 
   forget(rotation: string): void {
@@ -303,7 +298,7 @@ export function runBasisFor(
       .map((n) => deps.read.nodeRotation(nameOf(basis, n.name)))
       .filter((nr): nr is NodeRotation => nr !== undefined && nr.spec.generation === runGeneration && nr.spec.rotation === name);
   const kept = (basis: RunBasis, rebuiltAt: number): PassBasis => ({ basis, kept: true, nodeRotations: inFlight(basis), run: key, nodes, rebuiltAt });
-  if (found && !found.due) return kept(found.basis, deps.runs!.rebuiltAt(name)!);
+  if (found && !found.due) return kept(found.basis, found.rebuiltAt);
 
   const nodeRotations = runNodeRotations(deps, name, runGeneration);
   const entries = rebuildRun({ distribution, runSpec, startedAt, recorded: base.nodes ?? [], nodes, nodeRotations });

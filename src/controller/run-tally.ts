@@ -58,7 +58,10 @@ const roleField = (phase: NodePhase): keyof Omit<RoleCounts, 'role' | 'planned'>
             ? 'skipped'
             : 'pending';
 
-const phaseIn = (progress: ReadonlyMap<string, NodeProgress>, name: string): NodePhase => progress.get(name)?.phase ?? 'Pending';
+/** A node's phase in a run's progress; a planned node with no entry is Pending. */
+export function phaseOf(progress: ReadonlyMap<string, NodeProgress>, name: string): NodePhase {
+  return progress.get(name)?.phase ?? 'Pending';
+}
 
 /** The tally of the whole plan, by walking it. */
 export function tallyRun(plan: Plan, progress: ReadonlyMap<string, NodeProgress>): RunTally {
@@ -75,7 +78,7 @@ export function tallyRun(plan: Plan, progress: ReadonlyMap<string, NodeProgress>
   };
   const roles = new Map<string, RoleCounts>();
   plan.nodes.forEach((n, i) => {
-    const phase = phaseIn(progress, n.name);
+    const phase = phaseOf(progress, n.name);
     const k = n.kind === 'server' ? t.servers : t.workers;
     k.total++;
     let c = roles.get(n.role);
@@ -167,7 +170,7 @@ export function moveNode(
 
 /** nextServer and nextWorkers from the cursor on (the cursor first moved past what is no longer pending). */
 function findNext(t: RunTally, plan: Plan, progress: ReadonlyMap<string, NodeProgress>): void {
-  const pending = (i: number): boolean => bucketOf(phaseIn(progress, plan.nodes[i]!.name)) === 'pending';
+  const pending = (i: number): boolean => bucketOf(phaseOf(progress, plan.nodes[i]!.name)) === 'pending';
   while (t.cursor < plan.nodes.length && !pending(t.cursor)) t.cursor++;
   t.nextServer = undefined;
   t.nextWorkers = [];
