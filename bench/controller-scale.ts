@@ -181,7 +181,8 @@ async function main(): Promise<void> {
         if (l.msg.startsWith('serving /metrics')) port = l.port;
         if ((l as { level?: string }).level !== 'info') process.stderr.write(`[controller] ${line}\n`);
       } catch {
-        /* ignore */
+        // Not a log line: Node's own output (a warning, `--node-arg=--trace-gc`).
+        process.stderr.write(`[controller] ${line}\n`);
       }
     });
     const kc = reuseConnections(loadKubeConfig({ kubeconfig: state.kubeconfig }));

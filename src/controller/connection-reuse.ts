@@ -19,18 +19,10 @@
 // of the controller's CPU. A file replaced on disk (a renewed client
 // certificate, a new service-account CA) is picked up within the TTL.
 //
-import { createHash } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { tlsIdentity as identity } from '../kube/transport.js';
 
 type CreateDispatcher = (cluster: unknown, agentOptions: Record<string, unknown>) => unknown;
-
-function identity(agentOptions: Record<string, unknown>): string {
-  const h = createHash('sha256');
-  for (const k of ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername']) {
-    h.update(`${k}=${String(agentOptions[k] ?? '')};`);
-  }
-  return h.digest('hex');
-}
 
 /** How long the TLS files read for one request serve the next ones. */
 export const FILE_TTL_MS = 10_000;

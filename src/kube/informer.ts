@@ -31,6 +31,7 @@
 // reads the current object from the cache, never the event payload.
 import { CoreV1Api, ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Node } from '@kubernetes/client-node';
 import type { ClusterCustomResource, CustomObject } from './client.js';
+import { transportFor, type ApiTransport } from './transport.js';
 
 /** Minimal logger (pino's signature) so this file does not depend on a logging setup. */
 export interface InformerLogger {
@@ -92,13 +93,19 @@ export function stripManagedFields<T extends KubernetesObject>(obj: T): T {
   return obj;
 }
 
-/** A Watch whose events carry transformed objects. */
+/**
+ * A Watch whose events carry transformed objects, read through the lean
+ * transport (src/kube/transport.ts) when the kubeconfig allows it.
+ */
 class TransformingWatch<T extends KubernetesObject> extends Watch {
+  private readonly transport: ApiTransport | undefined;
+
   constructor(
     kc: KubeConfig,
     private readonly transform: (obj: T) => T,
   ) {
     super(kc);
+    this.transport = transportFor(kc);
   }
 
   override watch(
@@ -107,7 +114,9 @@ class TransformingWatch<T extends KubernetesObject> extends Watch {
     callback: (phase: string, apiObj: T, watchObj?: unknown) => void,
     done: (err: unknown) => void,
   ): Promise<AbortController> {
-    return super.watch(path, queryParams, (phase, obj: T, watchObj) => callback(phase, obj && typeof obj === 'object' ? this.transform(obj) : obj, watchObj), done);
+    const transformed = (phase: string, obj: unknown, watchObj?: unknown): void =>
+      callback(phase, (obj && typeof obj === 'object' ? this.transform(obj as T) : obj) as T, watchObj);
+    return this.transport ? this.transport.watch(path, queryParams, transformed, done) : super.watch(path, queryParams, transformed, done);
   }
 }
 
@@ -304,13 +313,17 @@ export function nodeInformer(
   kc: KubeConfig,
   opts: Omit<InformerOptions<V1Node>, 'kc' | 'path' | 'list'> = {},
 ): Informer<V1Node> {
-  const core = kc.makeApiClient(CoreV1Api);
+  const transport = transportFor(kc);
+  const core = transport ? undefined : kc.makeApiClient(CoreV1Api);
   return new Informer<V1Node>({
     name: 'nodes',
     ...opts,
     kc,
     path: '/api/v1/nodes',
-    list: (labelSelector) => core.listNode({ labelSelector }) as Promise<KubernetesListObject<V1Node>>,
+    // Through the transport the list's Nodes are plain JSON, as the watch's are
+    // (client-node's list would turn timestamps into Dates).
+    list: (labelSelector) =>
+      transport ? transport.list<KubernetesListObject<V1Node>>('/api/v1/nodes', { labelSelector }) : (core!.listNode({ labelSelector }) as Promise<KubernetesListObject<V1Node>>),
   });
 }
 
