@@ -21,6 +21,11 @@ export interface ClusterReader {
   nodeRotationsOf(rotation: string): readonly NodeRotation[];
   /** One NodeRotation by name (one lookup, not a scan). */
   nodeRotation(name: string): NodeRotation | undefined;
+  /**
+   * Every Node, as the planner sees them. The array is never changed after it
+   * is handed out, and the same array comes back while the Nodes stay the
+   * same (the informer's list is memoised), so a kept run compares by reference.
+   */
   nodes(): readonly V1Node[];
   /** Whether the Node is in the cache (one lookup, not a scan of every Node). */
   nodeExists(name: string): boolean;

@@ -128,14 +128,15 @@ export class RunIndex {
   lookup(rotation: string, run: string, resourceVersion: string | undefined, nodes: readonly V1Node[], nowMs: number): { basis: RunBasis; due: boolean; rebuiltAt: number } | undefined {
     const k = this.kept.get(rotation);
     if (!k || k.run !== run || resourceVersion === undefined || k.resourceVersion !== resourceVersion) return undefined;
-    if (!samePlannerNodes(k.nodes, nodes)) return undefined;
+    // The same array: the Node cache has not changed since (ClusterReader.nodes).
+    if (k.nodes !== nodes && !samePlannerNodes(k.nodes, nodes)) return undefined;
     return { basis: k.basis, due: this.verify || nowMs - k.rebuiltAt >= this.fullEveryMs, rebuiltAt: k.rebuiltAt };
   }
 
   /** Keeps what a written pass decided; `rebuiltAt` is when its basis was last rebuilt in full. */
   keep(rotation: string, run: string, resourceVersion: string | undefined, nodes: readonly V1Node[], basis: RunBasis, rebuiltAt: number): void {
     if (resourceVersion === undefined) return void this.kept.delete(rotation);
-    this.kept.set(rotation, { run, resourceVersion, nodes: [...nodes], rebuiltAt, basis });
+    this.kept.set(rotation, { run, resourceVersion, nodes, rebuiltAt, basis });
   }
 
   forget(rotation: string): void {

@@ -70,3 +70,32 @@ describe('Informer transform', () => {
     }
   });
 });
+
+describe('Informer list', () => {
+  it('hands out the same array while the cache is unchanged, and a new one after any change', async () => {
+    let later: (() => void) | undefined;
+    server = createServer((req, res) => {
+      if (!req.url?.includes('watch=true')) return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(`${JSON.stringify({ type: 'ADDED', object: object('b', '11') })}\n`);
+      later = () => res.write(`${JSON.stringify({ type: 'DELETED', object: object('a', '12') })}\n`);
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const list = async (): Promise<KubernetesListObject<KubernetesObject>> => ({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '10' }, items: [object('a', '10')] });
+    const informer = new Informer<KubernetesObject>({ kc: kubeConfig(url), path: '/api/v1/namespaces/ns/configmaps', list, resyncPeriodMs: 0 });
+    informer.start();
+    await informer.waitForSync(5000);
+    await waitFor(() => informer.get('b', 'ns') !== undefined && later !== undefined);
+    const first = informer.list();
+    expect(first.map((o) => o.metadata!.name).sort()).toEqual(['a', 'b']);
+    expect(informer.list()).toBe(first);
+    later!();
+    await waitFor(() => informer.get('a', 'ns') === undefined);
+    const second = informer.list();
+    informer.stop();
+    expect(second).not.toBe(first);
+    expect(second.map((o) => o.metadata!.name)).toEqual(['b']);
+    expect(first.map((o) => o.metadata!.name).sort()).toEqual(['a', 'b']); // what was handed out stays as it was
+  });
+});
