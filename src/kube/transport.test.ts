@@ -6,7 +6,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { issueServing, makeCa } from '../../test/secrets/webhook-pki.js';
 import { ConflictError, isAlreadyExists, isConflict, statusReason } from './client.js';
@@ -92,6 +95,30 @@ describe('ApiTransport.request', () => {
     expect(isAlreadyExists(conflict)).toBe(false);
     expect(conflict).not.toBeInstanceOf(ConflictError); // ClusterCustomResource makes that, knowing the object
     t.close();
+  });
+
+  it('authenticates in-cluster: the service-account token is read from its file, the CA from its file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'transport-sa-'));
+    try {
+      writeFileSync(join(dir, 'token'), 'sa-token');
+      writeFileSync(join(dir, 'ca.crt'), ca.certPem);
+      // What KubeConfig.loadFromCluster builds from the pod's service account.
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [{ name: 'inCluster', server: `https://127.0.0.1:${port}`, caFile: join(dir, 'ca.crt'), tlsServerName: NAME, skipTLSVerify: false }],
+        users: [{ name: 'inClusterUser', authProvider: { name: 'tokenFile', config: { tokenFile: join(dir, 'token') } } }],
+        contexts: [{ name: 'inClusterContext', cluster: 'inCluster', user: 'inClusterUser' }],
+        currentContext: 'inClusterContext',
+      });
+      handler = (_req, _body, res) => json(res, 200, {});
+      seen.length = 0;
+      const t = new ApiTransport(kc);
+      await t.request('GET', '/api/v1/nodes');
+      expect(seen[0]!.headers.authorization).toBe('Bearer sa-token');
+      t.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('re-reads credentials from the kubeconfig once they are OPTIONS_TTL_MS old', async () => {
