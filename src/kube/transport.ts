@@ -14,8 +14,10 @@
 // authenticate (client certificates, tokens, token files that rotate, exec
 // plugins, auth providers), which `applyToHTTPSOptions` turns into TLS
 // options and headers. Those are re-read every OPTIONS_TTL_MS, so a rotated
-// client certificate or service-account token is picked up within it, and
-// each TLS identity keeps one keep-alive connection pool.
+// client certificate or service-account token is picked up within it (within
+// twice that in the controller, whose KubeConfig also caches the TLS files for
+// 10 s: src/controller/connection-reuse.ts), and each TLS identity keeps one
+// keep-alive connection pool.
 //
 // A kubeconfig this does not speak (a proxy-url, a plain-http server) gets no
 // transport (`transportFor` returns undefined), and callers keep using
@@ -47,10 +49,13 @@ interface RequestOptions {
   contentType?: string;
 }
 
+/** The TLS options that make a connection's identity (what a pool is kept for). */
+const TLS_OPTIONS = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername'] as const;
+
 /** The TLS identity a connection pool serves: requests with another identity need their own pool. */
 export function tlsIdentity(options: Record<string, unknown>): string {
   const h = createHash('sha256');
-  for (const k of ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername']) {
+  for (const k of TLS_OPTIONS) {
     h.update(`${k}=${String(options[k] ?? '')};`);
   }
   return h.digest('hex');
@@ -214,7 +219,7 @@ export class ApiTransport {
     const opts: https.RequestOptions & Record<string, unknown> = {};
     await this.kc.applyToHTTPSOptions(opts);
     const tls: https.AgentOptions = {};
-    for (const k of ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername'] as const) {
+    for (const k of TLS_OPTIONS) {
       if (opts[k] !== undefined) (tls as Record<string, unknown>)[k] = opts[k];
     }
     const id = tlsIdentity(tls as Record<string, unknown>);
