@@ -219,15 +219,20 @@ export class ClusterCustomResource<T extends CustomObject = CustomObject> {
     }
   }
 
-  /** Every object (in pages of 500 through the transport), optionally only those matching `labelSelector`. */
-  async list(labelSelector?: string): Promise<KubernetesListObject<T>> {
-    if (this.transport) return this.transport.list<KubernetesListObject<T>>(this.path, { labelSelector });
-    return (await this.api.listClusterCustomObject({
+  /**
+   * Every object (in pages of 500 through the transport), optionally only
+   * those matching `labelSelector`, each passed through `mapItem` (page by page
+   * through the transport).
+   */
+  async list(labelSelector?: string, mapItem?: (obj: T) => T): Promise<KubernetesListObject<T>> {
+    if (this.transport) return this.transport.list<KubernetesListObject<T>>(this.path, { labelSelector }, { mapItem });
+    const list = (await this.api.listClusterCustomObject({
       group: this.group,
       version: this.version,
       plural: this.plural,
       labelSelector,
     })) as KubernetesListObject<T>;
+    return mapItem ? { ...list, items: list.items.map(mapItem) } : list;
   }
 
   async create(body: T): Promise<T> {

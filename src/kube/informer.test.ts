@@ -58,7 +58,12 @@ describe('Informer transform', () => {
 
   it('caches list items and watched objects without managedFields by default; a custom transform replaces it', async () => {
     const url = await fakeWatchServer();
-    const list = async (): Promise<KubernetesListObject<KubernetesObject>> => ({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '10' }, items: [object('a', '10')] });
+    const list = async (_: unknown, transform: (o: KubernetesObject) => KubernetesObject): Promise<KubernetesListObject<KubernetesObject>> => ({
+      apiVersion: 'v1',
+      kind: 'List',
+      metadata: { resourceVersion: '10' },
+      items: [object('a', '10')].map(transform),
+    });
     for (const [transform, expectManaged] of [[undefined, false], [(o: KubernetesObject) => o, true]] as const) {
       const informer = new Informer<KubernetesObject>({ kc: kubeConfig(url), path: '/api/v1/namespaces/ns/configmaps', list, resyncPeriodMs: 0, transform });
       informer.start();

@@ -67,8 +67,12 @@ export interface InformerOptions<T extends KubernetesObject> {
   kc: KubeConfig;
   /** Collection path, e.g. `/api/v1/nodes` or `/apis/certrotator.io/v1alpha1/noderotations`. */
   path: string;
-  /** Lists the collection; receives the label selector and must apply it. */
-  list: (labelSelector: string | undefined) => Promise<KubernetesListObject<T>>;
+  /**
+   * Lists the collection; receives the label selector and must apply it, and
+   * the cache's transform, which it applies to each object (page by page, where
+   * it can, so a large list never holds every whole object at once).
+   */
+  list: (labelSelector: string | undefined, transform: (obj: T) => T) => Promise<KubernetesListObject<T>>;
   /** e.g. `certrotator.io/node=rke2-worker-1`: the agent sees only its own node's objects. */
   labelSelector?: string;
   /** Name for logs. */
@@ -232,11 +236,7 @@ export class Informer<T extends KubernetesObject> {
   private makeListWatch(): ListWatch<T> {
     const { path, labelSelector, list } = this.opts;
     const transform = this.opts.transform ?? stripManagedFields;
-    const listTransformed = async (): Promise<KubernetesListObject<T>> => {
-      const result = await list(labelSelector);
-      result.items = result.items.map(transform);
-      return result;
-    };
+    const listTransformed = async (): Promise<KubernetesListObject<T>> => list(labelSelector, transform);
     // autoStart false: we start it ourselves and observe the result.
     return new ListWatch<T>(path, new TransformingWatch<T>(this.opts.kc, transform), listTransformed, false, labelSelector);
   }
@@ -340,8 +340,11 @@ export function nodeInformer(
     path: '/api/v1/nodes',
     // Through the transport the list's Nodes are plain JSON, as the watch's are
     // (client-node's list would turn timestamps into Dates).
-    list: (labelSelector) =>
-      transport ? transport.list<KubernetesListObject<V1Node>>('/api/v1/nodes', { labelSelector }) : (core!.listNode({ labelSelector }) as Promise<KubernetesListObject<V1Node>>),
+    list: async (labelSelector, transform) => {
+      if (transport) return transport.list<KubernetesListObject<V1Node>>('/api/v1/nodes', { labelSelector }, { mapItem: transform });
+      const list = (await core!.listNode({ labelSelector })) as KubernetesListObject<V1Node>;
+      return { ...list, items: list.items.map(transform) };
+    },
   });
 }
 
@@ -356,6 +359,6 @@ export function customResourceInformer<T extends CustomObject>(
     ...opts,
     kc,
     path: resource.path,
-    list: (labelSelector) => resource.list(labelSelector),
+    list: (labelSelector, transform) => resource.list(labelSelector, transform),
   });
 }

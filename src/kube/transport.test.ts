@@ -152,13 +152,30 @@ describe('ApiTransport.list', () => {
     };
     const t = new ApiTransport(kubeConfig());
     seen.length = 0;
-    const list = await t.list<{ items: number[]; metadata?: { resourceVersion?: string; continue?: string } }>('/api/v1/nodes', { labelSelector: 'a=b' }, 2);
+    const list = await t.list<{ items: number[]; metadata?: { resourceVersion?: string; continue?: string } }>('/api/v1/nodes', { labelSelector: 'a=b' }, { pageSize: 2 });
     expect(list).toEqual({ items: [1, 2, 3, 4, 5], metadata: { resourceVersion: '100' } });
     expect(seen.map((s) => new URL(s.url, 'https://x').searchParams.toString())).toEqual([
       'labelSelector=a%3Db&limit=2',
       'labelSelector=a%3Db&limit=2&continue=c1',
       'labelSelector=a%3Db&limit=2&continue=c2',
     ]);
+    t.close();
+  });
+
+  it('maps each page as it arrives, before the next page is asked for', async () => {
+    const order: string[] = [];
+    handler = (req, _body, res) => {
+      const next = new URL(req.url!, 'https://x').searchParams.get('continue') ?? '';
+      order.push(`GET ${next || 'first'}`);
+      json(res, 200, next ? { items: [3], metadata: { resourceVersion: '7' } } : { items: [1, 2], metadata: { resourceVersion: '7', continue: 'c1' } });
+    };
+    const t = new ApiTransport(kubeConfig());
+    const list = await t.list<{ items: number[]; metadata?: { resourceVersion?: string; continue?: string } }>('/api/v1/nodes', {}, {
+      pageSize: 2,
+      mapItem: (n) => (order.push(`map ${n}`), n * 10),
+    });
+    expect(list.items).toEqual([10, 20, 30]);
+    expect(order).toEqual(['GET first', 'map 1', 'map 2', 'GET c1', 'map 3']);
     t.close();
   });
 });

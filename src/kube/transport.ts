@@ -116,18 +116,26 @@ export class ApiTransport {
    * Lists a collection page by page and returns one list, as client-go's
    * reflector does. The pages come from one snapshot (the continue token pins
    * it), whose resourceVersion is the first page's.
+   *
+   * `mapItem` is applied to each page as it arrives, so only one page of
+   * whole objects is alive at a time: at 5,000 Nodes (about 4 KB of JSON
+   * each) keeping every whole Node until the end of the list, to cut them down
+   * afterwards, grew the controller's heap by tens of MB at start, and the
+   * process kept that memory.
    */
   async list<L extends { items: unknown[]; metadata?: { resourceVersion?: string; continue?: string } }>(
     path: string,
     query: Query = {},
-    pageSize = LIST_PAGE_SIZE,
+    opts: { pageSize?: number; mapItem?: (item: L['items'][number]) => L['items'][number] } = {},
   ): Promise<L> {
+    const { pageSize = LIST_PAGE_SIZE, mapItem } = opts;
     let first: L | undefined;
     let next: string | undefined;
     do {
       const page: L = await this.request<L>('GET', path, { query: { ...query, limit: pageSize, continue: next } });
-      if (first) first.items.push(...page.items);
-      else first = page;
+      const items = mapItem ? page.items.map(mapItem) : page.items;
+      if (first) for (const item of items) first.items.push(item);
+      else first = { ...page, items };
       next = page.metadata?.continue || undefined;
     } while (next);
     if (first!.metadata) delete first!.metadata.continue;

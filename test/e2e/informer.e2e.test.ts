@@ -41,7 +41,10 @@ function configMapInformer(kc: KubeConfig, opts: Partial<ConstructorParameters<t
     kc,
     name: 'configmaps',
     path: `/api/v1/namespaces/${NS}/configmaps`,
-    list: (labelSelector) => core.listNamespacedConfigMap({ namespace: NS, labelSelector }) as Promise<KubernetesListObject<V1ConfigMap>>,
+    list: async (labelSelector, transform) => {
+      const list = (await core.listNamespacedConfigMap({ namespace: NS, labelSelector })) as KubernetesListObject<V1ConfigMap>;
+      return { ...list, items: list.items.map(transform) };
+    },
     labelSelector: SELECTOR,
     ...opts,
   });

@@ -126,7 +126,7 @@ describe('ApiTransport against the real API server', () => {
     const steps = new ClusterCustomResource<Step>(kc.makeApiClient(CustomObjectsApi), GROUP, 'v1', 'steps', transport);
     const names = ['p-1', 'p-2', 'p-3', 'p-4', 'p-5'];
     for (const name of names) await steps.create(step(name, 'paged'));
-    const list = await transport.list<{ items: Step[]; metadata?: { resourceVersion?: string; continue?: string } }>(steps.path, { labelSelector: 'certrotator.io/node=paged' }, 2);
+    const list = await transport.list<{ items: Step[]; metadata?: { resourceVersion?: string; continue?: string } }>(steps.path, { labelSelector: 'certrotator.io/node=paged' }, { pageSize: 2 });
     expect(list.items.map((s) => s.metadata!.name).sort()).toEqual(names);
     expect(list.metadata?.resourceVersion).toMatch(/^\d+$/);
     expect(list.metadata?.continue).toBeUndefined();
