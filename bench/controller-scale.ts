@@ -17,7 +17,9 @@
 // - total wall time from `kubectl apply` to Ready=True;
 // - hand-off latency: from the API server accepting a node's Rotated report
 //   to this process seeing the NodeRotation of the node that report freed a
-//   slot for (both on this process's clock);
+//   slot for (both on this process's clock); the last server's report frees M
+//   slots at once, and the M - 1 starts after the first are the wave start,
+//   reported apart (with the old measure, every start, beside it);
 // - controller API writes per node, from its own counter
 //   (certrotator_controller_api_writes_total, Events included), cross-checked
 //   against the API server's apiserver_request_total for mutating verbs;
