@@ -62,7 +62,8 @@ describe('Informer transform', () => {
       apiVersion: 'v1',
       kind: 'List',
       metadata: { resourceVersion: '10' },
-      items: [object('a', '10')].map(transform),
+      // 'c' only ever comes from the list: what is cached of it is what the list made of it.
+      items: [object('a', '10'), object('c', '10')].map(transform),
     });
     for (const [transform, expectManaged] of [[undefined, false], [(o: KubernetesObject) => o, true]] as const) {
       const informer = new Informer<KubernetesObject>({ kc: kubeConfig(url), path: '/api/v1/namespaces/ns/configmaps', list, resyncPeriodMs: 0, transform });
@@ -71,7 +72,7 @@ describe('Informer transform', () => {
       await waitFor(() => informer.get('b', 'ns') !== undefined && informer.get('a', 'ns')?.metadata?.resourceVersion === '12');
       informer.stop();
       expect((informer.get('a', 'ns') as { data?: string }).data).toBe('changed');
-      for (const name of ['a', 'b']) expect(informer.get(name, 'ns')!.metadata!.managedFields !== undefined).toBe(expectManaged);
+      for (const name of ['a', 'b', 'c']) expect(informer.get(name, 'ns')!.metadata!.managedFields !== undefined).toBe(expectManaged);
     }
   });
 });
