@@ -41,7 +41,6 @@ import { parse, stringify } from 'yaml';
 import type { NodeRotation } from '../src/api/noderotation.js';
 import { loadKubeConfig, makeClients, type ClusterCustomResource, type CustomObject } from '../src/kube/client.js';
 import { customResourceInformer } from '../src/kube/informer.js';
-import { reuseConnections } from '../src/controller/connection-reuse.js';
 import { startCluster, stopCluster } from '../test/cluster/cluster.js';
 import { kubectlOk } from '../test/cluster/kubectl.js';
 import { seededRandom } from '../test/cluster/random.js';
@@ -202,7 +201,7 @@ async function main(): Promise<void> {
         process.stderr.write(`[controller] ${line}\n`);
       }
     });
-    const kc = reuseConnections(loadKubeConfig({ kubeconfig: state.kubeconfig }));
+    const kc = loadKubeConfig({ kubeconfig: state.kubeconfig });
     const clients = makeClients(kc);
     const nrClient = clients.nodeRotations as unknown as ClusterCustomResource<NodeRotation & CustomObject>;
 

@@ -26,7 +26,7 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parse } from 'yaml';
-import { AdmissionregistrationV1Api, CoreV1Api } from '@kubernetes/client-node';
+import type { AdmissionregistrationV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { reuseConnections } from '../src/controller/connection-reuse.js';
 import { ApiSecretTargetSource } from '../src/controller/secrets/cluster-read.js';
 import { discoverSecretTargets } from '../src/controller/secrets/discovery.js';
@@ -125,8 +125,8 @@ async function main(): Promise<void> {
   log(`starting a control plane in ${dir}`);
   const state = await startCluster({ dir, topology: { distribution: 'rke2', servers: 1, workers: 3, ipPrefix: '127.4' }, onProgress: log });
   try {
-    const kc = reuseConnections(loadKubeConfig({ kubeconfig: state.kubeconfig }));
-    if (!values.dir) await populate(kc.makeApiClient(CoreV1Api), kc.makeApiClient(AdmissionregistrationV1Api));
+    const kc = loadKubeConfig({ kubeconfig: state.kubeconfig }).onClientNode(reuseConnections);
+    if (!values.dir) await populate(kc.api((m) => m.CoreV1Api), kc.api((m) => m.AdmissionregistrationV1Api));
     const source = new ApiSecretTargetSource(kc);
     const rounds: { seconds: number; targets: number; peakExtraMB: number; heldExtraMB: number; total: number; renewInPlace: number; unresolved: number }[] = [];
     // A first round warms up (code, connections, the young generation a busy

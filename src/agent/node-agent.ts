@@ -1,7 +1,7 @@
 // The agent process's wiring: an informer over this node's NodeRotations that
 // only enqueues names, a work queue that runs one at a time (a node is rotated
 // by one instruction at a time), and the reconcile function.
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from '../kube/kubeconfig.js';
 import type { Logger } from 'pino';
 import { FINISHED_NODE_PHASES, LABELS } from '../api/constants.js';
 import { labelValue } from '../api/names.js';
@@ -16,7 +16,7 @@ import { reconcileNodeRotation } from './reconcile.js';
 import { SealingKeys } from './sealing-keys.js';
 
 export interface NodeAgentOptions {
-  kc: KubeConfig;
+  kc: KubeAccess;
   nodeName: string;
   agentName: string;
   runner: HostRunner;

@@ -11,8 +11,11 @@
 // Bearer tokens travel in headers, not in the dispatcher, so a re-read
 // service-account token is unaffected.
 //
-// This belongs in src/kube/client.ts for every component (the agent too);
-// it lives here until that file's owner takes it over.
+// Since the controller's hot path left client-node (src/kube/kubeconfig.ts,
+// transport.ts), this serves what still goes through it: the core reads and
+// writes of RKE bundles and Secrets-scope runs, and everything when the
+// kubeconfig names a proxy. run.ts applies it when client-node is first
+// needed (KubeAccess.onClientNode).
 // It also reads the TLS files (CA, client certificate and key) once per
 // FILE_TTL_MS instead of on every request: client-node reads all three from
 // disk for each call (applyHTTPSOptions), which at 5,000 nodes was a twentieth

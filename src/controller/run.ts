@@ -13,7 +13,7 @@ import type { CertificateRotation } from '../api/certificaterotation.js';
 import type { NodeRotation } from '../api/noderotation.js';
 import { kubeRkeAccess } from './rke-kube.js';
 import { describeError, isConflict, isNotFound, loadKubeConfig, makeClients, type ClusterCustomResource, type CustomObject } from '../kube/client.js';
-import { EventRecorder, type EventClient } from '../kube/events.js';
+import { EventRecorder, eventClientFor, type EventClient } from '../kube/events.js';
 import { customResourceInformer, nodeInformer, type Informer } from '../kube/informer.js';
 import { LeaderElector } from '../kube/leader-election.js';
 import { WorkQueue, type ReconcileResult } from '../kube/workqueue.js';
@@ -86,7 +86,8 @@ function parseAddr(addr: string): { host: string; port: number } {
 /** Runs until `signal` aborts (exit code 0) or leadership is lost (exit code 1: client-go's convention, the pod restarts). */
 export async function runController(opts: ControllerOptions): Promise<number> {
   const log = opts.logger ?? createLogger({ name: COMPONENT, level: opts.logLevel });
-  const kc = reuseConnections(loadKubeConfig({ kubeconfig: opts.kubeconfig }));
+  // client-node is imported only if something needs it (kubeconfig.ts); if so, with one connection pool per identity.
+  const kc = loadKubeConfig({ kubeconfig: opts.kubeconfig }).onClientNode(reuseConnections);
   const clients = makeClients(kc);
   const metrics = createMetrics();
   const apiWrites = new Counter({
@@ -139,9 +140,10 @@ export async function runController(opts: ControllerOptions): Promise<number> {
 
   const reader = new KubeReader({ rotations, nodeRotations, nodes });
   const writer = new KubeWriter(rotationsClient, nodeRotationsClient, reader, countWrite);
+  const events = eventClientFor(kc);
   const countingEvents: EventClient = {
-    createNamespacedEvent: (p) => (countWrite('create', 'events'), clients.core.createNamespacedEvent(p)),
-    patchNamespacedEvent: (p, o) => (countWrite('patch', 'events'), clients.core.patchNamespacedEvent(p, o)),
+    createNamespacedEvent: (p) => (countWrite('create', 'events'), events.createNamespacedEvent(p)),
+    patchNamespacedEvent: (p, o) => (countWrite('patch', 'events'), events.patchNamespacedEvent(p, o)),
   };
   const recorder = new EventRecorder({ client: countingEvents, component: COMPONENT, logger: log });
   // Workers' routine starts and finishes: one Event per kind every 5 s, not one per node (event-window.ts).

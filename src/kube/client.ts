@@ -1,4 +1,4 @@
-// API access shared by the controller and the agent: one KubeConfig, typed
+// API access shared by the controller and the agent: one kubeconfig, the
 // clients, and the write helpers that make every write to our custom
 // resources fenced (optimistic concurrency on metadata.resourceVersion).
 //
@@ -6,19 +6,15 @@
 // `.code` and the Status object as a JSON *string* in `.body`; transport
 // failures are `TypeError: fetch failed` with `cause.code`. Everything here
 // classifies errors by those fields, never by message text.
-import {
-  ApiException,
-  CoordinationV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  EventsV1Api,
-  KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-  type KubernetesListObject,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+import type { CoreV1Api, CustomObjectsApi, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+// Modules of the class and constants alone: the package's index would load all of client-node (kubeconfig.ts).
+import { ApiException } from '@kubernetes/client-node/dist/gen/apis/exception.js';
+import { setHeaderOptions } from '@kubernetes/client-node/dist/middleware.js';
+import { PatchStrategy } from '@kubernetes/client-node/dist/patch.js';
+import type { KubeAccess } from './kubeconfig.js';
 import { transportFor, type ApiTransport } from './transport.js';
+
+export { loadKubeConfig, type LoadKubeConfigOptions } from './kubeconfig.js';
 
 export const CERTROTATOR_GROUP = 'certrotator.io';
 export const CERTROTATOR_VERSION = 'v1alpha1';
@@ -27,59 +23,24 @@ export const NODE_ROTATIONS = 'noderotations';
 export const CERTIFICATE_INVENTORIES = 'certificateinventories';
 export const CERTIFICATE_ROTATION_POLICIES = 'certificaterotationpolicies';
 
-export interface LoadKubeConfigOptions {
-  /** Explicit kubeconfig file (the `--kubeconfig` flag); wins over everything. */
-  kubeconfig?: string;
-}
-
-/**
- * Builds a KubeConfig the way kubectl and client-go do: `--kubeconfig`, then
- * `$KUBECONFIG`, then in-cluster service account. In a pod there is usually
- * no kubeconfig, so `loadFromDefault` would fall through to `~/.kube/config`
- * only if one was mounted, then to the service account; we prefer the
- * service account explicitly when KUBERNETES_SERVICE_HOST is set, because it
- * re-reads the projected token file (bound tokens rotate hourly).
- */
-export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): KubeConfig {
-  const env = process.env;
-  const kc = new KubeConfig();
-  if (opts.kubeconfig) {
-    kc.loadFromFile(opts.kubeconfig);
-  } else if (env.KUBECONFIG) {
-    // loadFromDefault handles the colon-separated list semantics of KUBECONFIG.
-    kc.loadFromDefault();
-  } else if (env.KUBERNETES_SERVICE_HOST) {
-    kc.loadFromCluster();
-  } else {
-    kc.loadFromDefault();
-  }
-  if (!kc.getCurrentCluster()) throw new Error('no Kubernetes cluster configured (in-cluster, KUBECONFIG or --kubeconfig)');
-  return kc;
-}
-
-/** The typed clients a component needs, built once from one KubeConfig. */
+/** The clients a component needs, built once from one kubeconfig. */
 export interface KubeClients {
-  kc: KubeConfig;
+  kc: KubeAccess;
+  /** core/v1, through client-node (imported on its first call: KubeAccess.api). */
   core: CoreV1Api;
-  coordination: CoordinationV1Api;
-  events: EventsV1Api;
-  custom: CustomObjectsApi;
   certificateRotations: ClusterCustomResource;
   nodeRotations: ClusterCustomResource;
   certificateInventories: ClusterCustomResource;
   certificateRotationPolicies: ClusterCustomResource;
 }
 
-export function makeClients(kc: KubeConfig): KubeClients {
-  const custom = kc.makeApiClient(CustomObjectsApi);
+export function makeClients(kc: KubeAccess): KubeClients {
+  const custom = kc.api((m) => m.CustomObjectsApi);
   const transport = transportFor(kc);
   const resource = (plural: string) => new ClusterCustomResource(custom, CERTROTATOR_GROUP, CERTROTATOR_VERSION, plural, transport);
   return {
     kc,
-    core: kc.makeApiClient(CoreV1Api),
-    coordination: kc.makeApiClient(CoordinationV1Api),
-    events: kc.makeApiClient(EventsV1Api),
-    custom,
+    core: kc.api((m) => m.CoreV1Api),
     certificateRotations: resource(CERTIFICATE_ROTATIONS),
     nodeRotations: resource(NODE_ROTATIONS),
     certificateInventories: resource(CERTIFICATE_INVENTORIES),
@@ -179,8 +140,8 @@ const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
  *
  * Requests go through the lean transport when the kubeconfig allows it
  * (src/kube/transport.ts: a quarter to a half of client-node's CPU per
- * request), else through client-node's CustomObjectsApi; both throw the same
- * ApiException.
+ * request), else (a proxy) through client-node's CustomObjectsApi; both throw
+ * the same ApiException.
  */
 export class ClusterCustomResource<T extends CustomObject = CustomObject> {
   constructor(

@@ -11,9 +11,13 @@
 //
 // Recording never throws and never blocks the reconcile: writes happen in the
 // background; failures are logged and dropped (an Event is best effort).
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
+import type { CoreV1Api, CoreV1Event } from '@kubernetes/client-node';
+import { setHeaderOptions } from '@kubernetes/client-node/dist/middleware.js';
+import { PatchStrategy } from '@kubernetes/client-node/dist/patch.js';
 import { hostname } from 'node:os';
 import { isNotFound } from './client.js';
+import type { KubeAccess } from './kubeconfig.js';
+import { transportFor } from './transport.js';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -26,12 +30,33 @@ export interface InvolvedObject {
 
 export type EventClient = Pick<CoreV1Api, 'createNamespacedEvent' | 'patchNamespacedEvent'>;
 
+/**
+ * The Event writes of a kubeconfig: through the lean transport (a component
+ * that records Events all the time need not load client-node for them), or
+ * client-node's CoreV1Api for a kubeconfig the transport does not speak.
+ */
+export function eventClientFor(kc: KubeAccess): EventClient {
+  const transport = transportFor(kc);
+  if (!transport) return kc.api((m) => m.CoreV1Api);
+  const events = (namespace: string) => `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`;
+  const client: {
+    createNamespacedEvent(p: { namespace: string; body: CoreV1Event }): Promise<CoreV1Event>;
+    patchNamespacedEvent(p: { name: string; namespace: string; body: object }): Promise<CoreV1Event>;
+  } = {
+    createNamespacedEvent: ({ namespace, body }) => transport.request<CoreV1Event>('POST', events(namespace), { body }),
+    // Only merge patches are sent (EventRecorder.send).
+    patchNamespacedEvent: ({ name, namespace, body }) =>
+      transport.request<CoreV1Event>('PATCH', `${events(namespace)}/${encodeURIComponent(name)}`, { body, contentType: PatchStrategy.MergePatch }),
+  };
+  return client as EventClient;
+}
+
 export interface EventRecorderLogger {
   warn(obj: object, msg: string): void;
 }
 
 export interface EventRecorderOptions {
-  kc?: KubeConfig;
+  kc?: KubeAccess;
   client?: EventClient;
   /** `source.component` / `reportingComponent`, e.g. `certrotator-controller`. */
   component: string;
@@ -88,7 +113,7 @@ export class EventRecorder {
   constructor(opts: EventRecorderOptions) {
     if (!opts.client && !opts.kc) throw new Error('EventRecorder needs kc or client');
     this.opts = opts;
-    this.client = opts.client ?? opts.kc!.makeApiClient(CoreV1Api);
+    this.client = opts.client ?? eventClientFor(opts.kc!);
     this.instance = opts.instance ?? hostname();
     this.window = opts.aggregationWindowMs ?? 10 * 60 * 1000;
     this.minInterval = opts.minUpdateIntervalMs ?? 5000;

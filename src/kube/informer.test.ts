@@ -5,8 +5,9 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
-import { Informer, stripManagedFields } from './informer.js';
+import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import { Informer, stripManagedFields, watcherFor } from './informer.js';
+import { kubeAccessFromConfig, type KubeAccess } from './kubeconfig.js';
 
 const managedFields = [{ manager: 'kubectl', operation: 'Update', fieldsType: 'FieldsV1', fieldsV1: { 'f:data': {} } }];
 
@@ -34,15 +35,8 @@ async function fakeWatchServer(): Promise<string> {
   return `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
 }
 
-function kubeConfig(server: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server, skipTLSVerify: true }],
-    users: [{ name: 'u' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  return kc;
+function kubeConfig(server: string): KubeAccess {
+  return kubeAccessFromConfig({ clusters: [{ name: 'c', cluster: { server } }], contexts: [{ name: 'x', context: { cluster: 'c' } }], 'current-context': 'x' });
 }
 
 async function waitFor(cond: () => boolean): Promise<void> {
@@ -66,7 +60,7 @@ describe('Informer transform', () => {
       items: [object('a', '10'), object('c', '10')].map(transform),
     });
     for (const [transform, expectManaged] of [[undefined, false], [(o: KubernetesObject) => o, true]] as const) {
-      const informer = new Informer<KubernetesObject>({ kc: kubeConfig(url), path: '/api/v1/namespaces/ns/configmaps', list, resyncPeriodMs: 0, transform });
+      const informer = new Informer<KubernetesObject>({ watcher: watcherFor(kubeConfig(url)), path: '/api/v1/namespaces/ns/configmaps', list, resyncPeriodMs: 0, transform });
       informer.start();
       await informer.waitForSync(5000);
       await waitFor(() => informer.get('b', 'ns') !== undefined && informer.get('a', 'ns')?.metadata?.resourceVersion === '12');
@@ -89,7 +83,7 @@ describe('Informer list', () => {
     await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const list = async (): Promise<KubernetesListObject<KubernetesObject>> => ({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '10' }, items: [object('a', '10')] });
-    const informer = new Informer<KubernetesObject>({ kc: kubeConfig(url), path: '/api/v1/namespaces/ns/configmaps', list, resyncPeriodMs: 0 });
+    const informer = new Informer<KubernetesObject>({ watcher: watcherFor(kubeConfig(url)), path: '/api/v1/namespaces/ns/configmaps', list, resyncPeriodMs: 0 });
     informer.start();
     await informer.waitForSync(5000);
     await waitFor(() => informer.get('b', 'ns') !== undefined && later !== undefined);

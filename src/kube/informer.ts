@@ -1,5 +1,5 @@
-// A shared-informer-like cache over client-node 2.x `ListWatch` (what
-// `makeInformer` returns), hardened for a long-running controller.
+// A shared-informer-like cache over a ListWatch (list-watch.ts, which keeps
+// client-node's ListWatch's contract), hardened for a long-running controller.
 //
 // What ListWatch does not do, and this wrapper adds:
 // - ListWatch STOPS on any error other than 410 Gone or a client timeout
@@ -29,9 +29,11 @@
 //
 // Handlers only enqueue keys (sample-controller style): reconcile always
 // reads the current object from the cache, never the event payload.
-import { CoreV1Api, ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Node } from '@kubernetes/client-node';
+import type { KubernetesListObject, KubernetesObject, V1Node } from '@kubernetes/client-node';
 import type { ClusterCustomResource, CustomObject } from './client.js';
-import { transportFor, type ApiTransport } from './transport.js';
+import type { KubeAccess } from './kubeconfig.js';
+import { ListWatch, type Watcher } from './list-watch.js';
+import { transportFor } from './transport.js';
 
 /** Minimal logger (pino's signature) so this file does not depend on a logging setup. */
 export interface InformerLogger {
@@ -64,7 +66,8 @@ export function splitKey(key: string): { namespace?: string; name: string } {
 }
 
 export interface InformerOptions<T extends KubernetesObject> {
-  kc: KubeConfig;
+  /** Starts the watches (`watcherFor(kc)`). */
+  watcher: Watcher;
   /** Collection path, e.g. `/api/v1/nodes` or `/apis/certrotator.io/v1alpha1/noderotations`. */
   path: string;
   /**
@@ -98,30 +101,27 @@ export function stripManagedFields<T extends KubernetesObject>(obj: T): T {
 }
 
 /**
- * A Watch whose events carry transformed objects, read through the lean
- * transport (src/kube/transport.ts) when the kubeconfig allows it.
+ * The watcher of a kubeconfig: the lean transport (src/kube/transport.ts), or
+ * client-node's Watch for a kubeconfig the transport does not speak (a proxy),
+ * imported only then.
  */
-class TransformingWatch<T extends KubernetesObject> extends Watch {
-  private readonly transport: ApiTransport | undefined;
+export function watcherFor(kc: KubeAccess): Watcher {
+  const transport = transportFor(kc);
+  if (transport) return transport;
+  return {
+    async watch(path, query, callback, done) {
+      const [{ Watch }, config] = await Promise.all([import('@kubernetes/client-node'), kc.clientNode()]);
+      return new Watch(config).watch(path, query, callback, done);
+    },
+  };
+}
 
-  constructor(
-    kc: KubeConfig,
-    private readonly transform: (obj: T) => T,
-  ) {
-    super(kc);
-    this.transport = transportFor(kc);
-  }
-
-  override watch(
-    path: string,
-    queryParams: Record<string, string | number | boolean | undefined>,
-    callback: (phase: string, apiObj: T, watchObj?: unknown) => void,
-    done: (err: unknown) => void,
-  ): Promise<AbortController> {
-    const transformed = (phase: string, obj: unknown, watchObj?: unknown): void =>
-      callback(phase, (obj && typeof obj === 'object' ? this.transform(obj as T) : obj) as T, watchObj);
-    return this.transport ? this.transport.watch(path, queryParams, transformed, done) : super.watch(path, queryParams, transformed, done);
-  }
+/** A watcher whose events carry transformed objects. */
+function transforming<T extends KubernetesObject>(watcher: Watcher, transform: (obj: T) => T): Watcher {
+  return {
+    watch: (path, query, callback, done) =>
+      watcher.watch(path, query, (type, obj, event) => callback(type, obj && typeof obj === 'object' ? transform(obj as T) : obj, event), done),
+  };
 }
 
 export class Informer<T extends KubernetesObject> {
@@ -237,8 +237,7 @@ export class Informer<T extends KubernetesObject> {
     const { path, labelSelector, list } = this.opts;
     const transform = this.opts.transform ?? stripManagedFields;
     const listTransformed = async (): Promise<KubernetesListObject<T>> => list(labelSelector, transform);
-    // autoStart false: we start it ourselves and observe the result.
-    return new ListWatch<T>(path, new TransformingWatch<T>(this.opts.kc, transform), listTransformed, false, labelSelector);
+    return new ListWatch<T>(path, transforming(this.opts.watcher, transform), listTransformed, labelSelector);
   }
 
   private attach(lw: ListWatch<T>): void {
@@ -327,22 +326,19 @@ function errorText(err: unknown): string {
 }
 
 /** Informer over core v1 Nodes (the controller plans from them). */
-export function nodeInformer(
-  kc: KubeConfig,
-  opts: Omit<InformerOptions<V1Node>, 'kc' | 'path' | 'list'> = {},
-): Informer<V1Node> {
+export function nodeInformer(kc: KubeAccess, opts: Omit<InformerOptions<V1Node>, 'watcher' | 'path' | 'list'> = {}): Informer<V1Node> {
   const transport = transportFor(kc);
-  const core = transport ? undefined : kc.makeApiClient(CoreV1Api);
+  const core = kc.api((m) => m.CoreV1Api);
   return new Informer<V1Node>({
     name: 'nodes',
     ...opts,
-    kc,
+    watcher: watcherFor(kc),
     path: '/api/v1/nodes',
     // Through the transport the list's Nodes are plain JSON, as the watch's are
     // (client-node's list would turn timestamps into Dates).
     list: async (labelSelector, transform) => {
       if (transport) return transport.list<KubernetesListObject<V1Node>>('/api/v1/nodes', { labelSelector }, { mapItem: transform });
-      const list = (await core!.listNode({ labelSelector })) as KubernetesListObject<V1Node>;
+      const list = (await core.listNode({ labelSelector })) as KubernetesListObject<V1Node>;
       return { ...list, items: list.items.map(transform) };
     },
   });
@@ -350,14 +346,14 @@ export function nodeInformer(
 
 /** Informer over one of our cluster-scoped custom resources (see ClusterCustomResource). */
 export function customResourceInformer<T extends CustomObject>(
-  kc: KubeConfig,
+  kc: KubeAccess,
   resource: ClusterCustomResource<T>,
-  opts: Omit<InformerOptions<T>, 'kc' | 'path' | 'list'> = {},
+  opts: Omit<InformerOptions<T>, 'watcher' | 'path' | 'list'> = {},
 ): Informer<T> {
   return new Informer<T>({
     name: resource.plural,
     ...opts,
-    kc,
+    watcher: watcherFor(kc),
     path: resource.path,
     list: (labelSelector, transform) => resource.list(labelSelector, transform),
   });

@@ -20,9 +20,14 @@
 // only every retryPeriod), which keeps the worst case at ~17 s, under the
 // 20 s the design requires. A graceful stop releases the lease (empty
 // holder), so the standby takes over at its next attempt (≤ retryPeriod).
-import { ApiException, CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
+// Modules of the classes alone: the package's index would load all of client-node (kubeconfig.ts).
+import { ApiException } from '@kubernetes/client-node/dist/gen/apis/exception.js';
+import { V1MicroTime } from '@kubernetes/client-node/dist/types.js';
 import { hostname } from 'node:os';
 import { isNotFound, statusCode } from './client.js';
+import type { KubeAccess } from './kubeconfig.js';
+import { transportFor } from './transport.js';
 
 export interface LeaderElectionLogger {
   info(obj: object, msg: string): void;
@@ -35,8 +40,32 @@ const silentLogger: LeaderElectionLogger = { info() {}, warn() {}, debug() {} };
 /** The Lease operations we need; CoordinationV1Api satisfies it. */
 export type LeaseClient = Pick<CoordinationV1Api, 'readNamespacedLease' | 'createNamespacedLease' | 'replaceNamespacedLease'>;
 
+/**
+ * The Lease requests of a kubeconfig: through the lean transport (the elector
+ * renews every 2 s for the life of the process; it need not load client-node
+ * for that), or client-node's CoordinationV1Api for a kubeconfig the
+ * transport does not speak. Times go out as MicroTime (V1MicroTime's JSON);
+ * through the transport they come back as strings, which is all `observe`
+ * compares.
+ */
+export function leaseClientFor(kc: KubeAccess): LeaseClient {
+  const transport = transportFor(kc);
+  if (!transport) return kc.api((m) => m.CoordinationV1Api);
+  const leases = (namespace: string) => `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
+  const client: {
+    readNamespacedLease(p: { name: string; namespace: string }): Promise<V1Lease>;
+    createNamespacedLease(p: { namespace: string; body: V1Lease }): Promise<V1Lease>;
+    replaceNamespacedLease(p: { name: string; namespace: string; body: V1Lease }): Promise<V1Lease>;
+  } = {
+    readNamespacedLease: ({ name, namespace }) => transport.request<V1Lease>('GET', `${leases(namespace)}/${encodeURIComponent(name)}`),
+    createNamespacedLease: ({ namespace, body }) => transport.request<V1Lease>('POST', leases(namespace), { body }),
+    replaceNamespacedLease: ({ name, namespace, body }) => transport.request<V1Lease>('PUT', `${leases(namespace)}/${encodeURIComponent(name)}`, { body }),
+  };
+  return client as LeaseClient;
+}
+
 export interface LeaderElectorOptions {
-  kc?: KubeConfig;
+  kc?: KubeAccess;
   /** Injected client (tests); otherwise built from `kc`. */
   client?: LeaseClient;
   namespace: string;
@@ -99,7 +128,7 @@ export class LeaderElector {
     if (!(this.leaseDurationMs > this.renewDeadlineMs)) throw new Error('leaseDuration must be greater than renewDeadline');
     if (!(this.renewDeadlineMs > this.retryPeriodMs * 1.2)) throw new Error('renewDeadline must be greater than retryPeriod*1.2');
     if (!opts.client && !opts.kc) throw new Error('LeaderElector needs kc or client');
-    this.client = opts.client ?? opts.kc!.makeApiClient(CoordinationV1Api);
+    this.client = opts.client ?? leaseClientFor(opts.kc!);
     this.log = opts.logger ?? silentLogger;
   }
 

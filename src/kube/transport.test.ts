@@ -10,14 +10,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { issueServing, makeCa } from '../../test/secrets/webhook-pki.js';
 import { ConflictError, isAlreadyExists, isConflict, statusReason } from './client.js';
+import { kubeAccessFromConfig, loadKubeConfig, type KubeAccess } from './kubeconfig.js';
 import { ApiTransport, OPTIONS_TTL_MS, transportFor } from './transport.js';
 
 const NAME = 'api.transport.test';
 const ca = makeCa({ cn: 'transport-test-ca' });
-const serving = issueServing(ca, { cn: NAME, dns: [NAME] });
+const serving = issueServing(ca, { cn: NAME, dns: [NAME, 'localhost'] });
 
 type Handler = (req: IncomingMessage, body: string, res: ServerResponse) => void;
 let handler: Handler = (_req, _body, res) => res.end('{}');
@@ -43,15 +43,13 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
-function kubeConfig(cluster: Record<string, unknown> = {}): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server: `https://127.0.0.1:${port}`, caData: Buffer.from(ca.certPem).toString('base64'), tlsServerName: NAME, skipTLSVerify: false, ...cluster }],
-    users: [{ name: 'u', token: 'token-1' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
+function kubeConfig(cluster: Record<string, unknown> = {}, user: Record<string, unknown> = { token: 'token-1' }): KubeAccess {
+  return kubeAccessFromConfig({
+    clusters: [{ name: 'c', cluster: { server: `https://127.0.0.1:${port}`, 'certificate-authority-data': Buffer.from(ca.certPem).toString('base64'), 'tls-server-name': NAME, ...cluster } }],
+    users: [{ name: 'u', user }],
+    contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+    'current-context': 'x',
   });
-  return kc;
 }
 
 const json = (res: ServerResponse, code: number, obj: unknown): void => {
@@ -60,12 +58,12 @@ const json = (res: ServerResponse, code: number, obj: unknown): void => {
 };
 
 describe('transportFor', () => {
-  it('gives one transport per kubeconfig, and none for what only client-node speaks', () => {
+  it('gives one transport per kubeconfig, also for a plain-http server, and none for a proxy, which only client-node speaks', () => {
     const kc = kubeConfig();
     expect(transportFor(kc)).toBeDefined();
     expect(transportFor(kc)).toBe(transportFor(kc));
-    expect(transportFor(kubeConfig({ proxyUrl: 'http://127.0.0.1:3128' }))).toBeUndefined();
-    expect(transportFor(kubeConfig({ server: 'http://127.0.0.1:8080', skipTLSVerify: true }))).toBeUndefined();
+    expect(transportFor(kubeConfig({ server: 'http://127.0.0.1:8080' }))).toBeDefined();
+    expect(transportFor(kubeConfig({ 'proxy-url': 'http://127.0.0.1:3128' }))).toBeUndefined();
   });
 });
 
@@ -102,14 +100,8 @@ describe('ApiTransport.request', () => {
     try {
       writeFileSync(join(dir, 'token'), 'sa-token');
       writeFileSync(join(dir, 'ca.crt'), ca.certPem);
-      // What KubeConfig.loadFromCluster builds from the pod's service account.
-      const kc = new KubeConfig();
-      kc.loadFromOptions({
-        clusters: [{ name: 'inCluster', server: `https://127.0.0.1:${port}`, caFile: join(dir, 'ca.crt'), tlsServerName: NAME, skipTLSVerify: false }],
-        users: [{ name: 'inClusterUser', authProvider: { name: 'tokenFile', config: { tokenFile: join(dir, 'token') } } }],
-        contexts: [{ name: 'inClusterContext', cluster: 'inCluster', user: 'inClusterUser' }],
-        currentContext: 'inClusterContext',
-      });
+      // A pod's view: the service host and port from the environment, the files of its service account.
+      const kc = loadKubeConfig({ serviceAccountDir: dir }, { KUBERNETES_SERVICE_HOST: 'localhost', KUBERNETES_SERVICE_PORT: String(port) });
       handler = (_req, _body, res) => json(res, 200, {});
       seen.length = 0;
       const t = new ApiTransport(kc);
@@ -123,18 +115,21 @@ describe('ApiTransport.request', () => {
 
   it('re-reads credentials from the kubeconfig once they are OPTIONS_TTL_MS old', async () => {
     let now = 1_000_000;
-    const kc = kubeConfig();
+    const dir = mkdtempSync(join(tmpdir(), 'transport-token-'));
+    writeFileSync(join(dir, 'token'), 'token-1');
+    const kc = kubeConfig({}, { tokenFile: join(dir, 'token') });
     const t = new ApiTransport(kc, () => now);
     handler = (_req, _body, res) => json(res, 200, {});
     seen.length = 0;
     await t.request('GET', '/a');
-    (kc.users[0] as { token?: string }).token = 'token-2';
+    writeFileSync(join(dir, 'token'), 'token-2');
     now += OPTIONS_TTL_MS - 1;
     await t.request('GET', '/b');
     now += 1;
     await t.request('GET', '/c');
     expect(seen.map((s) => s.headers.authorization)).toEqual(['Bearer token-1', 'Bearer token-1', 'Bearer token-2']);
     t.close();
+    rmSync(dir, { recursive: true, force: true });
   });
 });
 

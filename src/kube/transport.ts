@@ -10,26 +10,35 @@
 // keep-alive): 4.5 ms of CPU per request through client-node, 1.8 ms through
 // node:https. At 5,000 nodes that difference is most of the controller's CPU.
 //
-// What stays with client-node: loading the kubeconfig and every way it can
-// authenticate (client certificates, tokens, token files that rotate, exec
-// plugins, auth providers), which `applyToHTTPSOptions` turns into TLS
-// options and headers. Those are re-read every OPTIONS_TTL_MS, so a rotated
-// client certificate or service-account token is picked up within it (within
-// twice that in the controller, whose KubeConfig also caches the TLS files for
-// 10 s: src/controller/connection-reuse.ts), and each TLS identity keeps one
-// keep-alive connection pool.
+// Credentials come from the kubeconfig (kubeconfig.ts, which reads
+// certificates and tokens itself and asks client-node only for exec plugins
+// and auth providers): `applyToHTTPSOptions` turns them into TLS options and
+// headers. Those are re-read every OPTIONS_TTL_MS, so a rotated client
+// certificate or service-account token is picked up within it, and each TLS
+// identity keeps one keep-alive connection pool.
 //
-// A kubeconfig this does not speak (a proxy-url, a plain-http server) gets no
-// transport (`transportFor` returns undefined), and callers keep using
-// client-node for it.
+// A kubeconfig with a proxy-url gets no transport (`transportFor` returns
+// undefined), and callers use client-node for it, which speaks proxies.
 //
 // Errors look like client-node's, so one set of classifiers serves both:
 // an HTTP error is an ApiException with the status in `.code` and the body as
 // a string; a watch that the server refuses is an Error with `.statusCode`.
 import { createHash } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
+import http from 'node:http';
 import https from 'node:https';
-import { ApiException, type KubeConfig } from '@kubernetes/client-node';
+// The module of the class alone: importing the package's index would load all of client-node (kubeconfig.ts says why not).
+import { ApiException } from '@kubernetes/client-node/dist/gen/apis/exception.js';
+
+/**
+ * Where the API server is and how to authenticate: kubeconfig.ts's KubeAccess,
+ * or client-node's KubeConfig (both have these methods).
+ */
+export interface ApiCredentials {
+  getCurrentContext(): string;
+  getCurrentCluster(): { server: string; proxyUrl?: string } | null;
+  applyToHTTPSOptions(opts: Record<string, unknown>): Promise<void>;
+}
 
 /** How long TLS options and headers read from the kubeconfig serve later requests. */
 export const OPTIONS_TTL_MS = 10_000;
@@ -64,17 +73,17 @@ export function tlsIdentity(options: Record<string, unknown>): string {
 interface Credentials {
   context: string;
   at: number;
-  agent: https.Agent;
+  agent: http.Agent;
   headers: Record<string, string>;
   auth?: string;
 }
 
 export class ApiTransport {
   private credentials: Credentials | undefined;
-  private readonly pools = new Map<string, https.Agent>();
+  private readonly pools = new Map<string, http.Agent>();
 
   constructor(
-    private readonly kc: KubeConfig,
+    private readonly kc: ApiCredentials,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -88,7 +97,8 @@ export class ApiTransport {
       headers['Content-Length'] = Buffer.byteLength(payload);
     }
     return new Promise<T>((resolve, reject) => {
-      const req = https.request(this.url(path, opts.query), { method, agent: c.agent, auth: c.auth, headers }, (res) => {
+      const url = this.url(path, opts.query);
+      const req = clientOf(url).request(url, { method, agent: c.agent, auth: c.auth, headers }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (d: Buffer) => chunks.push(d));
         res.on('error', reject);
@@ -158,7 +168,7 @@ export class ApiTransport {
     let finished = false;
     let timer: NodeJS.Timeout | undefined;
     // Assigned synchronously below; `finish` only runs after that.
-    let req!: ReturnType<typeof https.request>;
+    let req!: http.ClientRequest;
     const finish = (err: unknown): void => {
       if (finished) return;
       finished = true;
@@ -172,7 +182,8 @@ export class ApiTransport {
       timer.unref();
     };
     controller.signal.addEventListener('abort', () => finish(new DOMException('This operation was aborted', 'AbortError')), { once: true });
-    req = https.request(this.url(path, { ...query, watch: true }), { method: 'GET', agent: c.agent, auth: c.auth, headers: { ...c.headers, Accept: 'application/json' } }, (res) => {
+    const url = this.url(path, { ...query, watch: true });
+    req = clientOf(url).request(url, { method: 'GET', agent: c.agent, auth: c.auth, headers: { ...c.headers, Accept: 'application/json' } }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
         finish(Object.assign(new Error(STATUS_CODES[res.statusCode ?? 0] ?? `HTTP ${res.statusCode}`), { statusCode: res.statusCode }));
@@ -230,11 +241,13 @@ export class ApiTransport {
     for (const k of TLS_OPTIONS) {
       if (opts[k] !== undefined) (tls as Record<string, unknown>)[k] = opts[k];
     }
-    const id = tlsIdentity(tls as Record<string, unknown>);
+    const plain = this.url('').protocol === 'http:';
+    const id = plain ? 'http' : tlsIdentity(tls as Record<string, unknown>);
     let agent = this.pools.get(id);
     if (!agent) {
       // One pool per identity; the old one's idle sockets close on their own (keep-alive timeout).
-      agent = new https.Agent({ ...tls, keepAlive: true, keepAliveMsecs: 30_000 });
+      const keepAlive = { keepAlive: true, keepAliveMsecs: 30_000 };
+      agent = plain ? new http.Agent(keepAlive) : new https.Agent({ ...tls, ...keepAlive });
       this.pools.set(id, agent);
     }
     const headers: Record<string, string> = {};
@@ -250,18 +263,23 @@ export class ApiTransport {
   }
 }
 
-const transports = new WeakMap<KubeConfig, ApiTransport | null>();
+/** node:http for a plain-http server (a test's, or kubectl proxy's), node:https otherwise. */
+function clientOf(url: URL): { request: typeof http.request } {
+  return url.protocol === 'http:' ? http : https;
+}
+
+const transports = new WeakMap<ApiCredentials, ApiTransport | null>();
 
 /**
  * The one transport of `kc` (shared by its clients and informers, so they
  * share connections), or undefined when the kubeconfig needs something only
- * client-node does: a proxy, or a plain-http server.
+ * client-node does: a proxy.
  */
-export function transportFor(kc: KubeConfig): ApiTransport | undefined {
+export function transportFor(kc: ApiCredentials): ApiTransport | undefined {
   let t = transports.get(kc);
   if (t === undefined) {
     const cluster = kc.getCurrentCluster();
-    t = cluster && !cluster.proxyUrl && cluster.server.startsWith('https://') ? new ApiTransport(kc) : null;
+    t = cluster && !cluster.proxyUrl && /^https?:\/\//.test(cluster.server) ? new ApiTransport(kc) : null;
     transports.set(kc, t);
   }
   return t ?? undefined;

@@ -4,9 +4,10 @@
 // unreachable for a while, and its periodic resync re-enqueues every key from
 // its cache without listing again.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { CoreV1Api, KubeConfig, type KubernetesListObject, type V1ConfigMap } from '@kubernetes/client-node';
+import type { KubernetesListObject, V1ConfigMap } from '@kubernetes/client-node';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
-import { Informer, nodeInformer } from '../../src/kube/informer.js';
+import { Informer, nodeInformer, watcherFor } from '../../src/kube/informer.js';
+import type { KubeAccess } from '../../src/kube/kubeconfig.js';
 import { loadKubeConfig } from '../../src/kube/client.js';
 import { kubeConfigVia, TcpProxy } from './support/tcp-proxy.js';
 
@@ -35,10 +36,10 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 30_000): P
   }
 }
 
-function configMapInformer(kc: KubeConfig, opts: Partial<ConstructorParameters<typeof Informer<V1ConfigMap>>[0]> = {}): Informer<V1ConfigMap> {
-  const core = kc.makeApiClient(CoreV1Api);
+function configMapInformer(kc: KubeAccess, opts: Partial<ConstructorParameters<typeof Informer<V1ConfigMap>>[0]> = {}): Informer<V1ConfigMap> {
+  const core = kc.api((m) => m.CoreV1Api);
   return new Informer<V1ConfigMap>({
-    kc,
+    watcher: watcherFor(kc),
     name: 'configmaps',
     path: `/api/v1/namespaces/${NS}/configmaps`,
     list: async (labelSelector, transform) => {
@@ -185,7 +186,7 @@ describe('Informer against the real API server', () => {
 
   it('resyncs periodically from its cache: every key enqueued again, no LIST sent to the API server', async () => {
     const kc = loadKubeConfig();
-    const core = kc.makeApiClient(CoreV1Api);
+    const core = kc.api((m) => m.CoreV1Api);
     let lists = 0;
     const sink = new RecordingSink();
     const inf = track(

@@ -6,7 +6,6 @@
 // what every component uses) and client-node's CustomObjectsApi (what a
 // kubeconfig with a proxy-url falls back to) must behave the same.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { CustomObjectsApi } from '@kubernetes/client-node';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
 import { ClusterCustomResource, ConflictError, isAlreadyExists, isConflict, isNotFound, loadKubeConfig, type CustomObject } from '../../src/kube/client.js';
 import { customResourceInformer } from '../../src/kube/informer.js';
@@ -57,7 +56,7 @@ describe.each([
     const kc = loadKubeConfig();
     const transport = lean ? transportFor(kc) : undefined;
     if (lean) expect(transport).toBeDefined();
-    steps = new ClusterCustomResource<Step>(kc.makeApiClient(CustomObjectsApi), GROUP, 'v1', 'steps', transport);
+    steps = new ClusterCustomResource<Step>(kc.api((m) => m.CustomObjectsApi), GROUP, 'v1', 'steps', transport);
   });
   // Each way has its own objects: the CRD is shared.
   const n = (name: string): string => `${prefix}-${name}`;
@@ -123,7 +122,7 @@ describe('ApiTransport against the real API server', () => {
   it('lists in pages from one snapshot: every object once, the first page\'s resourceVersion, no continue token left', async () => {
     const kc = loadKubeConfig();
     const transport = transportFor(kc)!;
-    const steps = new ClusterCustomResource<Step>(kc.makeApiClient(CustomObjectsApi), GROUP, 'v1', 'steps', transport);
+    const steps = new ClusterCustomResource<Step>(kc.api((m) => m.CustomObjectsApi), GROUP, 'v1', 'steps', transport);
     const names = ['p-1', 'p-2', 'p-3', 'p-4', 'p-5'];
     for (const name of names) await steps.create(step(name, 'paged'));
     const list = await transport.list<{ items: Step[]; metadata?: { resourceVersion?: string; continue?: string } }>(steps.path, { labelSelector: 'certrotator.io/node=paged' }, { pageSize: 2 });

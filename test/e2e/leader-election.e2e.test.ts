@@ -167,7 +167,7 @@ describe('a controller leader cut off from the API server (not killed)', () => {
     const port = await proxy.open();
     const viaProxy = join(mkdtempSync(join(tmpdir(), 'le-cut-')), 'kubeconfig');
     const kc = kubeConfigVia(base, port);
-    writeFileSync(viaProxy, kc.exportConfig(), { mode: 0o600 });
+    writeFileSync(viaProxy, (await kc.clientNode()).exportConfig(), { mode: 0o600 });
     // Lease 6 s, renew deadline 3 s, retry 1 s: the leader must be gone 3 s before the standby may take over.
     const timing = ['--leader-elect-lease-duration=6', '--leader-elect-renew-deadline=3', '--leader-elect-retry-period=1'];
     const a = new ControllerProcess('le-cut-a', { leaseName: 'le-cut', extraArgs: [`--kubeconfig=${viaProxy}`, ...timing] });

@@ -7,17 +7,17 @@
 // Secrets costs one page at a time, not the whole list. Only the namespaces
 // the fronts call into (and spec.secrets names) are read, which is also what
 // the RBAC needs to allow.
-import {
+import type {
   AdmissionregistrationV1Api,
   ApiextensionsV1Api,
   ApiregistrationV1Api,
   AppsV1Api,
   CoreV1Api,
   DiscoveryV1Api,
-  type KubeConfig,
-  type V1Pod,
-  type V1Secret,
+  V1Pod,
+  V1Secret,
 } from '@kubernetes/client-node';
+import type { KubeAccess } from '../../kube/kubeconfig.js';
 import type { SecretTargetsSpec } from '../../api/secret-targets.js';
 import { isNotFound } from '../../kube/client.js';
 import { decode, type DiscoveryInput, type FrontInfo, type PodInfo, type SecretInfo, type ServiceInfo, type ServiceRef } from './discovery.js';
@@ -58,13 +58,13 @@ export class ApiSecretTargetSource implements SecretTargetSource {
   private readonly core: CoreV1Api;
   private readonly discovery: DiscoveryV1Api;
 
-  constructor(kc: KubeConfig, private readonly now: () => Date = () => new Date()) {
-    this.admission = kc.makeApiClient(AdmissionregistrationV1Api);
-    this.registration = kc.makeApiClient(ApiregistrationV1Api);
-    this.extensions = kc.makeApiClient(ApiextensionsV1Api);
-    this.apps = kc.makeApiClient(AppsV1Api);
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.discovery = kc.makeApiClient(DiscoveryV1Api);
+  constructor(kc: KubeAccess, private readonly now: () => Date = () => new Date()) {
+    this.admission = kc.api((m) => m.AdmissionregistrationV1Api);
+    this.registration = kc.api((m) => m.ApiregistrationV1Api);
+    this.extensions = kc.api((m) => m.ApiextensionsV1Api);
+    this.apps = kc.api((m) => m.AppsV1Api);
+    this.core = kc.api((m) => m.CoreV1Api);
+    this.discovery = kc.api((m) => m.DiscoveryV1Api);
   }
 
   async read(spec: SecretTargetsSpec): Promise<DiscoveryInput> {

@@ -8,7 +8,7 @@
 // again on the fresh object. Only data, type, labels and annotations come
 // from the step; ownerReferences, finalizers and the rest stay as they are,
 // so a Helm- or operator-owned Secret keeps its owner.
-import {
+import type {
   AdmissionregistrationV1Api,
   ApiextensionsV1Api,
   ApiregistrationV1Api,
@@ -16,11 +16,11 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   DiscoveryV1Api,
-  PatchStrategy,
-  setHeaderOptions,
-  type KubeConfig,
-  type V1Secret,
+  V1Secret,
 } from '@kubernetes/client-node';
+import { setHeaderOptions } from '@kubernetes/client-node/dist/middleware.js';
+import { PatchStrategy } from '@kubernetes/client-node/dist/patch.js';
+import type { KubeAccess } from '../../kube/kubeconfig.js';
 import { ConflictError, isAlreadyExists, isNotFound } from '../../kube/client.js';
 import type { SecretRef } from '../../api/secret-targets.js';
 import type { SecretObject } from './backup.js';
@@ -71,14 +71,14 @@ export class ApiSecretRunCluster implements SecretRunCluster {
   private readonly discovery: DiscoveryV1Api;
   private readonly custom: CustomObjectsApi;
 
-  constructor(kc: KubeConfig) {
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.apps = kc.makeApiClient(AppsV1Api);
-    this.admission = kc.makeApiClient(AdmissionregistrationV1Api);
-    this.registration = kc.makeApiClient(ApiregistrationV1Api);
-    this.extensions = kc.makeApiClient(ApiextensionsV1Api);
-    this.discovery = kc.makeApiClient(DiscoveryV1Api);
-    this.custom = kc.makeApiClient(CustomObjectsApi);
+  constructor(kc: KubeAccess) {
+    this.core = kc.api((m) => m.CoreV1Api);
+    this.apps = kc.api((m) => m.AppsV1Api);
+    this.admission = kc.api((m) => m.AdmissionregistrationV1Api);
+    this.registration = kc.api((m) => m.ApiregistrationV1Api);
+    this.extensions = kc.api((m) => m.ApiextensionsV1Api);
+    this.discovery = kc.api((m) => m.DiscoveryV1Api);
+    this.custom = kc.api((m) => m.CustomObjectsApi);
   }
 
   async getSecret(ref: SecretRef): Promise<SecretObject | undefined> {

@@ -1,7 +1,7 @@
 // A loopback TCP proxy in front of the API server, so a test can break a
 // client's connections the way a network blip or an apiserver restart does
 // (TLS passes through untouched; the serving cert has IP:127.0.0.1).
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeAccess } from '../../../src/kube/kubeconfig.js';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
 export class TcpProxy {
@@ -50,13 +50,6 @@ export class TcpProxy {
 }
 
 /** `base` (same users and contexts) pointed at a TcpProxy listening on `port`. */
-export function kubeConfigVia(base: KubeConfig, port: number): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: base.clusters.map((c) => ({ ...c, server: `https://127.0.0.1:${port}` })),
-    users: base.users,
-    contexts: base.contexts,
-    currentContext: base.currentContext,
-  });
-  return kc;
+export function kubeConfigVia(base: KubeAccess, port: number): KubeAccess {
+  return base.withServer(`https://127.0.0.1:${port}`);
 }
