@@ -12,7 +12,7 @@ import { Counter } from 'prom-client';
 import type { CertificateRotation } from '../api/certificaterotation.js';
 import type { NodeRotation } from '../api/noderotation.js';
 import { kubeRkeAccess } from './rke-kube.js';
-import { describeError, isConflict, isNotFound, loadKubeConfig, makeClients, type ClusterCustomResource, type CustomObject } from '../kube/client.js';
+import { describeError, isConflict, loadKubeConfig, makeClients, secretReader, type ClusterCustomResource, type CustomObject } from '../kube/client.js';
 import { EventRecorder, eventClientFor, type EventClient } from '../kube/events.js';
 import { customResourceInformer, nodeInformer, type Informer } from '../kube/informer.js';
 import { LeaderElector } from '../kube/leader-election.js';
@@ -118,7 +118,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
 
   // The distribution's certificate Secrets, read by the leader (secret-inventory.ts).
   const secrets = new SecretInventory({
-    readSecret: (namespace, name) => clients.core.readNamespacedSecret({ namespace, name }).catch((e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e))),
+    readSecret: secretReader(kc),
     distribution: () => {
       const d = detectDistribution(nodes.list());
       return d.ok ? d.distribution : undefined;

@@ -6,7 +6,7 @@
 // `.code` and the Status object as a JSON *string* in `.body`; transport
 // failures are `TypeError: fetch failed` with `cause.code`. Everything here
 // classifies errors by those fields, never by message text.
-import type { CoreV1Api, CustomObjectsApi, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import type { CoreV1Api, CustomObjectsApi, KubernetesListObject, KubernetesObject, V1Secret } from '@kubernetes/client-node';
 // Modules of the class and constants alone: the package's index would load all of client-node (kubeconfig.ts).
 import { ApiException } from '@kubernetes/client-node/dist/gen/apis/exception.js';
 import { setHeaderOptions } from '@kubernetes/client-node/dist/middleware.js';
@@ -46,6 +46,22 @@ export function makeClients(kc: KubeAccess): KubeClients {
     certificateInventories: resource(CERTIFICATE_INVENTORIES),
     certificateRotationPolicies: resource(CERTIFICATE_ROTATION_POLICIES),
   };
+}
+
+/**
+ * Reads a Secret; undefined when there is none. Through the transport: the
+ * controller reads its distribution's certificate Secrets when it starts
+ * leading and every few hours after (secret-inventory.ts), and that alone
+ * should not load client-node.
+ */
+export function secretReader(kc: KubeAccess): (namespace: string, name: string) => Promise<V1Secret | undefined> {
+  const transport = transportFor(kc);
+  const core = kc.api((m) => m.CoreV1Api);
+  return (namespace, name) =>
+    (transport
+      ? transport.request<V1Secret>('GET', `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`)
+      : core.readNamespacedSecret({ namespace, name })
+    ).catch((e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e)));
 }
 
 // ---------------------------------------------------------------------------

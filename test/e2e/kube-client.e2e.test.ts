@@ -7,7 +7,7 @@
 // kubeconfig with a proxy-url falls back to) must behave the same.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { kubectl, kubectlOk } from '../cluster/kubectl.js';
-import { ClusterCustomResource, ConflictError, isAlreadyExists, isConflict, isNotFound, loadKubeConfig, type CustomObject } from '../../src/kube/client.js';
+import { ClusterCustomResource, ConflictError, isAlreadyExists, isConflict, isNotFound, loadKubeConfig, secretReader, type CustomObject } from '../../src/kube/client.js';
 import { customResourceInformer } from '../../src/kube/informer.js';
 import { transportFor } from '../../src/kube/transport.js';
 
@@ -131,4 +131,15 @@ describe('ApiTransport against the real API server', () => {
     expect(list.metadata?.continue).toBeUndefined();
   });
 
+  it('reads a Secret as the API server stores it, and a missing one as undefined', async () => {
+    await kubectlOk(['create', 'secret', 'generic', 'kube-e2e-read', '-n', 'default', '--from-literal=tls.crt=PEM']);
+    try {
+      const read = secretReader(loadKubeConfig());
+      const secret = await read('default', 'kube-e2e-read');
+      expect(secret?.data?.['tls.crt']).toBe(Buffer.from('PEM').toString('base64'));
+      expect(await read('default', 'kube-e2e-absent')).toBeUndefined();
+    } finally {
+      await kubectl(['delete', 'secret', 'kube-e2e-read', '-n', 'default']);
+    }
+  });
 });
