@@ -99,3 +99,29 @@ describe('Informer list', () => {
     expect(first.map((o) => o.metadata!.name).sort()).toEqual(['a', 'b']); // what was handed out stays as it was
   });
 });
+
+describe('Informer watch errors', () => {
+  it('relists after a watch ERROR event of 410 Gone, even with a transform that keeps only what a planner reads', async () => {
+    const watches: string[] = [];
+    server = createServer((req, res) => {
+      if (!req.url?.includes('watch=true')) return void res.writeHead(404).end();
+      watches.push(new URL(req.url, 'http://x').searchParams.get('resourceVersion') ?? '');
+      res.writeHead(200, { 'content-type': 'application/json' });
+      // What kube-apiserver sends for a resourceVersion compacted away, then it ends the watch.
+      if (watches.length === 1) res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410 } })}\n`);
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    let lists = 0;
+    const list = async (): Promise<KubernetesListObject<KubernetesObject>> => ({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(10 * ++lists) }, items: [object('a', '10')] });
+    // Like the controller's plannerView: a new object with the fields it names, so a Status loses its code.
+    const transform = (o: KubernetesObject): KubernetesObject => ({ metadata: { name: o.metadata?.name, namespace: o.metadata?.namespace, resourceVersion: o.metadata?.resourceVersion } });
+    const informer = new Informer<KubernetesObject>({ watcher: watcherFor(kubeConfig(url)), path: '/api/v1/namespaces/ns/configmaps', list, resyncPeriodMs: 0, transform });
+    informer.start();
+    await informer.waitForSync(5000);
+    await waitFor(() => watches.length >= 2);
+    informer.stop();
+    expect(lists).toBe(2);
+    expect(watches).toEqual(['10', '20']);
+  });
+});

@@ -116,13 +116,20 @@ export function watcherFor(kc: KubeAccess): Watcher {
   };
 }
 
-/** A watcher whose events carry transformed objects. */
+/**
+ * A watcher whose events carry transformed objects. Only objects: an ERROR
+ * event's Status must reach ListWatch whole (its `code` 410 is what makes it
+ * relist; a planner's view of a Status has no code), and a BOOKMARK carries
+ * nothing but a resourceVersion.
+ */
 function transforming<T extends KubernetesObject>(watcher: Watcher, transform: (obj: T) => T): Watcher {
   return {
     watch: (path, query, callback, done) =>
-      watcher.watch(path, query, (type, obj, event) => callback(type, obj && typeof obj === 'object' ? transform(obj as T) : obj, event), done),
+      watcher.watch(path, query, (type, obj, event) => callback(type, OBJECT_EVENTS.has(type) && obj && typeof obj === 'object' ? transform(obj as T) : obj, event), done),
   };
 }
+
+const OBJECT_EVENTS: ReadonlySet<string> = new Set(['ADDED', 'MODIFIED', 'DELETED']);
 
 export class Informer<T extends KubernetesObject> {
   readonly name: string;
