@@ -12,7 +12,7 @@ import { ApiException } from '@kubernetes/client-node/dist/gen/apis/exception.js
 import { setHeaderOptions } from '@kubernetes/client-node/dist/middleware.js';
 import { PatchStrategy } from '@kubernetes/client-node/dist/patch.js';
 import type { KubeAccess } from './kubeconfig.js';
-import { transportFor, type ApiTransport } from './transport.js';
+import { namespacedPath, transportFor, type ApiTransport } from './transport.js';
 
 export { loadKubeConfig, type LoadKubeConfigOptions } from './kubeconfig.js';
 
@@ -59,7 +59,7 @@ export function secretReader(kc: KubeAccess): (namespace: string, name: string) 
   const core = kc.api((m) => m.CoreV1Api);
   return (namespace, name) =>
     (transport
-      ? transport.request<V1Secret>('GET', `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`)
+      ? transport.request<V1Secret>('GET', namespacedPath('/api/v1', 'secrets', namespace, name))
       : core.readNamespacedSecret({ namespace, name })
     ).catch((e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e)));
 }
@@ -146,7 +146,8 @@ export interface CustomObject<Spec = unknown, Status = unknown> extends Kubernet
   status?: Status;
 }
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+/** client-node's request options that make a typed API's patch a JSON merge patch. */
+export const MERGE_PATCH = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 /**
  * One cluster-scoped custom resource (CustomObjectsApi returns `any`; this is
@@ -275,7 +276,7 @@ export class ClusterCustomResource<T extends CustomObject = CustomObject> {
     return this.fenced(name, rv, async () => {
       if (this.transport) return this.transport.request<T>('PATCH', this.objectPath(name, subresource), { body: patch, contentType: PatchStrategy.MergePatch });
       const params = { ...this.params(name), body: patch };
-      return (await (subresource ? this.api.patchClusterCustomObjectStatus(params, mergePatch) : this.api.patchClusterCustomObject(params, mergePatch))) as T;
+      return (await (subresource ? this.api.patchClusterCustomObjectStatus(params, MERGE_PATCH) : this.api.patchClusterCustomObject(params, MERGE_PATCH))) as T;
     });
   }
 

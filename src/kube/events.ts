@@ -12,12 +12,11 @@
 // Recording never throws and never blocks the reconcile: writes happen in the
 // background; failures are logged and dropped (an Event is best effort).
 import type { CoreV1Api, CoreV1Event } from '@kubernetes/client-node';
-import { setHeaderOptions } from '@kubernetes/client-node/dist/middleware.js';
 import { PatchStrategy } from '@kubernetes/client-node/dist/patch.js';
 import { hostname } from 'node:os';
-import { isNotFound } from './client.js';
+import { isNotFound, MERGE_PATCH } from './client.js';
 import type { KubeAccess } from './kubeconfig.js';
-import { transportFor } from './transport.js';
+import { namespacedPath, transportFor } from './transport.js';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -38,15 +37,14 @@ export type EventClient = Pick<CoreV1Api, 'createNamespacedEvent' | 'patchNamesp
 export function eventClientFor(kc: KubeAccess): EventClient {
   const transport = transportFor(kc);
   if (!transport) return kc.api((m) => m.CoreV1Api);
-  const events = (namespace: string) => `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`;
   const client: {
     createNamespacedEvent(p: { namespace: string; body: CoreV1Event }): Promise<CoreV1Event>;
     patchNamespacedEvent(p: { name: string; namespace: string; body: object }): Promise<CoreV1Event>;
   } = {
-    createNamespacedEvent: ({ namespace, body }) => transport.request<CoreV1Event>('POST', events(namespace), { body }),
+    createNamespacedEvent: ({ namespace, body }) => transport.request<CoreV1Event>('POST', namespacedPath('/api/v1', 'events', namespace), { body }),
     // Only merge patches are sent (EventRecorder.send).
     patchNamespacedEvent: ({ name, namespace, body }) =>
-      transport.request<CoreV1Event>('PATCH', `${events(namespace)}/${encodeURIComponent(name)}`, { body, contentType: PatchStrategy.MergePatch }),
+      transport.request<CoreV1Event>('PATCH', namespacedPath('/api/v1', 'events', namespace, name), { body, contentType: PatchStrategy.MergePatch }),
   };
   return client as EventClient;
 }
@@ -93,7 +91,6 @@ interface Aggregate {
   template: CoreV1Event;
 }
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 /** Kubernetes limits an Event message to 1 KiB in events.k8s.io; keep core Events the same size. */
 const MAX_MESSAGE = 1024;
 
@@ -245,7 +242,7 @@ export class EventRecorder {
       try {
         await this.client.patchNamespacedEvent(
           { name: agg.eventName, namespace: agg.namespace, body: { count, lastTimestamp: last } },
-          mergePatch,
+          MERGE_PATCH,
         );
         return;
       } catch (err) {

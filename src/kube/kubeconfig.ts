@@ -74,6 +74,8 @@ interface Doc {
 export class KubeAccess {
   private clientNodeConfig: Promise<KubeConfig> | undefined;
   private prepare: (kc: KubeConfig) => KubeConfig = (kc) => kc;
+  /** The cluster without its CA: what every request asks for (transport.ts builds each URL from it). */
+  private readonly endpoint: Readonly<ClusterEndpoint>;
 
   constructor(
     /** Where it came from, for errors: a file path, `$KUBECONFIG`, or `in-cluster`. */
@@ -84,15 +86,17 @@ export class KubeAccess {
     private readonly user: Entry,
     /** The context entry as written (cluster, user, namespace). */
     private readonly contextEntry: Entry,
-  ) {}
+  ) {
+    const { caFile: _f, caData: _d, ...endpoint } = cluster;
+    this.endpoint = endpoint;
+  }
 
   getCurrentContext(): string {
     return this.context;
   }
 
-  getCurrentCluster(): ClusterEndpoint {
-    const { caFile: _f, caData: _d, ...endpoint } = this.cluster;
-    return endpoint;
+  getCurrentCluster(): Readonly<ClusterEndpoint> {
+    return this.endpoint;
   }
 
   /**

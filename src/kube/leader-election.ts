@@ -27,7 +27,7 @@ import { V1MicroTime } from '@kubernetes/client-node/dist/types.js';
 import { hostname } from 'node:os';
 import { isNotFound, statusCode } from './client.js';
 import type { KubeAccess } from './kubeconfig.js';
-import { transportFor } from './transport.js';
+import { namespacedPath, transportFor } from './transport.js';
 
 export interface LeaderElectionLogger {
   info(obj: object, msg: string): void;
@@ -51,15 +51,15 @@ export type LeaseClient = Pick<CoordinationV1Api, 'readNamespacedLease' | 'creat
 export function leaseClientFor(kc: KubeAccess): LeaseClient {
   const transport = transportFor(kc);
   if (!transport) return kc.api((m) => m.CoordinationV1Api);
-  const leases = (namespace: string) => `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
+  const leases = (namespace: string, name?: string) => namespacedPath('/apis/coordination.k8s.io/v1', 'leases', namespace, name);
   const client: {
     readNamespacedLease(p: { name: string; namespace: string }): Promise<V1Lease>;
     createNamespacedLease(p: { namespace: string; body: V1Lease }): Promise<V1Lease>;
     replaceNamespacedLease(p: { name: string; namespace: string; body: V1Lease }): Promise<V1Lease>;
   } = {
-    readNamespacedLease: ({ name, namespace }) => transport.request<V1Lease>('GET', `${leases(namespace)}/${encodeURIComponent(name)}`),
+    readNamespacedLease: ({ name, namespace }) => transport.request<V1Lease>('GET', leases(namespace, name)),
     createNamespacedLease: ({ namespace, body }) => transport.request<V1Lease>('POST', leases(namespace), { body }),
-    replaceNamespacedLease: ({ name, namespace, body }) => transport.request<V1Lease>('PUT', `${leases(namespace)}/${encodeURIComponent(name)}`, { body }),
+    replaceNamespacedLease: ({ name, namespace, body }) => transport.request<V1Lease>('PUT', leases(namespace, name), { body }),
   };
   return client as LeaseClient;
 }

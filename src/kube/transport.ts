@@ -24,8 +24,7 @@
 // an HTTP error is an ApiException with the status in `.code` and the body as
 // a string; a watch that the server refuses is an Error with `.statusCode`.
 import { createHash } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
-import http from 'node:http';
+import http, { STATUS_CODES } from 'node:http';
 import https from 'node:https';
 // The module of the class alone: importing the package's index would load all of client-node (kubeconfig.ts says why not).
 import { ApiException } from '@kubernetes/client-node/dist/gen/apis/exception.js';
@@ -261,6 +260,12 @@ export class ApiTransport {
     for (const agent of this.pools.values()) agent.destroy();
     this.pools.clear();
   }
+}
+
+/** The API path of a namespaced resource's collection, or of one object with `name`. */
+export function namespacedPath(groupVersion: string, plural: string, namespace: string, name?: string): string {
+  const collection = `${groupVersion}/namespaces/${encodeURIComponent(namespace)}/${plural}`;
+  return name === undefined ? collection : `${collection}/${encodeURIComponent(name)}`;
 }
 
 /** node:http for a plain-http server (a test's, or kubectl proxy's), node:https otherwise. */

@@ -21,7 +21,7 @@ import type {
 import { setHeaderOptions } from '@kubernetes/client-node/dist/middleware.js';
 import { PatchStrategy } from '@kubernetes/client-node/dist/patch.js';
 import type { KubeAccess } from '../../kube/kubeconfig.js';
-import { ConflictError, isAlreadyExists, isNotFound } from '../../kube/client.js';
+import { ConflictError, isAlreadyExists, isNotFound, MERGE_PATCH } from '../../kube/client.js';
 import type { SecretRef } from '../../api/secret-targets.js';
 import type { SecretObject } from './backup.js';
 import type { JsonPatchOp } from './ca-bundle.js';
@@ -30,7 +30,6 @@ import type { NamespaceInfo, ProbeRequest } from './probe-request.js';
 import type { LiveFrontObject, LiveWorkload, SecretRunCluster } from './target-steps.js';
 import type { Endpoint } from './verify-served.js';
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
 
 async function orUndefined<T>(read: Promise<T>): Promise<T | undefined> {
@@ -134,9 +133,9 @@ export class ApiSecretRunCluster implements SecretRunCluster {
   async patchTemplateAnnotations(namespace: string, workload: string, annotations: Record<string, string | null>): Promise<void> {
     const { kind, name } = splitKind(workload);
     const body = { spec: { template: { metadata: { annotations } } } };
-    if (kind === 'Deployment') await this.apps.patchNamespacedDeployment({ namespace, name, body }, mergePatch);
-    else if (kind === 'DaemonSet') await this.apps.patchNamespacedDaemonSet({ namespace, name, body }, mergePatch);
-    else if (kind === 'StatefulSet') await this.apps.patchNamespacedStatefulSet({ namespace, name, body }, mergePatch);
+    if (kind === 'Deployment') await this.apps.patchNamespacedDeployment({ namespace, name, body }, MERGE_PATCH);
+    else if (kind === 'DaemonSet') await this.apps.patchNamespacedDaemonSet({ namespace, name, body }, MERGE_PATCH);
+    else if (kind === 'StatefulSet') await this.apps.patchNamespacedStatefulSet({ namespace, name, body }, MERGE_PATCH);
     else throw new Error(`${workload}: certrotator rolls Deployments, DaemonSets and StatefulSets only`);
   }
 
