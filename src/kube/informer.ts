@@ -243,8 +243,7 @@ export class Informer<T extends KubernetesObject> {
   private makeListWatch(): ListWatch<T> {
     const { path, labelSelector, list } = this.opts;
     const transform = this.opts.transform ?? stripManagedFields;
-    const listTransformed = async (): Promise<KubernetesListObject<T>> => list(labelSelector, transform);
-    return new ListWatch<T>(path, transforming(this.opts.watcher, transform), listTransformed, labelSelector);
+    return new ListWatch<T>(path, transforming(this.opts.watcher, transform), () => list(labelSelector, transform), labelSelector);
   }
 
   private attach(lw: ListWatch<T>): void {

@@ -60,7 +60,10 @@ describe('ListWatch', () => {
     expect(lw.get('a', 'ns')!.data).toBe('new');
     expect(lw.list('ns')).toHaveLength(2);
     expect(lw.list('other')).toEqual([]);
-    expect(lw.latestResourceVersion()).toBe('6');
+    // The bookmark's resourceVersion is where the next watch resumes.
+    watcher.last().end(new DOMException('nothing for 30 s', 'TimeoutError'));
+    await tick();
+    expect(watcher.last().query.resourceVersion).toBe('6');
   });
 
   it('resumes a watch that timed out from the last resourceVersion at once, without listing', async () => {

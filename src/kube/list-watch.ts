@@ -86,10 +86,6 @@ export class ListWatch<T extends KubernetesObject> {
     return all;
   }
 
-  latestResourceVersion(): string {
-    return this.resourceVersion;
-  }
-
   private abort(): void {
     const r = this.request;
     this.request = undefined;
