@@ -30,9 +30,9 @@
 // tsconfig.build.json) with the chart's NODE_OPTIONS (controller.nodeOptions
 // in charts/certrotator/values.yaml). `--tsx` runs the sources instead.
 //
-// Usage: npm run bench:scale [-- --workers 500 (or --nodes 500) --max-unavailable 50 --keep --dir DIR --tsx --node-arg=--cpu-prof]
+// Usage: npm run bench:scale [-- --workers 500 (or --nodes 500) --max-unavailable 50 --keep --dir DIR --tsx --node-arg=--cpu-prof --samples FILE]
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -73,6 +73,8 @@ const { values } = parseArgs({
     /** ± this many seconds around --agent-seconds, uniform, from --seed. */
     'agent-jitter': { type: 'string', default: '0.5' },
     seed: { type: 'string', default: '1' },
+    /** Write every hand-off (when its enabling report landed, ms after the apply, and how long it took) to this file, one JSON object a line. */
+    samples: { type: 'string' },
   },
 });
 const SERVERS = Number(values.servers);
@@ -298,6 +300,7 @@ async function main(): Promise<void> {
     const serverHandoffs: number[] = [];
     const waveStart: number[] = [];
     const every: number[] = [];
+    const sampleLines: string[] = [];
     for (let j = 1; j < starts.length; j++) {
       const enabling = j < SERVERS ? finishes[j - 1] : j < SERVERS + M ? finishes[SERVERS - 1] : finishes[j - M];
       if (enabling === undefined) continue;
@@ -307,7 +310,10 @@ async function main(): Promise<void> {
       else handoffs.push(ms);
       // Server to server, and the last server to the first worker: one at a time, straight onto the wall time.
       if (j <= SERVERS) serverHandoffs.push(ms);
+      const kind = j <= SERVERS ? 'server' : j < SERVERS + M ? 'wave' : 'worker';
+      sampleLines.push(JSON.stringify({ atMs: Math.round(enabling - t0), epochMs: Math.round(performance.timeOrigin + enabling), ms: Number(ms.toFixed(1)), kind, node: startOrder[j] }));
     }
+    if (values.samples) writeFileSync(values.samples, `${sampleLines.join('\n')}\n`);
     for (const samples of [handoffs, serverHandoffs, waveStart, every]) samples.sort((a, b) => a - b);
     // The agents finish at once, so this is a closed loop: a node's cycle is
     // hand-off + report (its agent seeing it, reporting, the API server

@@ -17,6 +17,7 @@ import {
   FAILURE_POLICIES,
   MAX_PLANNED_NODES,
   MAX_STATUS_NODES,
+  NEXT_NODES,
   MAX_UNAVAILABLE,
   MODES,
   NODE_PHASES,
@@ -296,6 +297,13 @@ export const certificateRotationStatusSchema = s
       .optional(),
     planDescription: s
       .string({ maxLength: 1024, description: 'The order of the run in words: the servers one at a time, then the workers by name, maxUnavailable at a time.' })
+      .optional(),
+    nextNodes: s
+      .array(s.string({ maxLength: 253 }), { maxItems: NEXT_NODES })
+      .with({ 'x-kubernetes-list-type': 'atomic' })
+      .describe(
+        'The nodes the run starts next, in order (the first few). Recorded before any of them starts: a node listed here may be started as soon as a slot frees, before the status write that moves it to status.nodes.',
+      )
       .optional(),
     runSpec: runSpecSchema.optional(),
     plan: s

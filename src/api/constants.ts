@@ -134,6 +134,14 @@ export const MAX_UNAVAILABLE = 500;
 export const MAX_SKIPPED_LISTED = 20;
 /** status.nodes maxItems: every node in flight (one server, or MAX_UNAVAILABLE workers), the ones that stopped with them, and the skipped ones listed. */
 export const MAX_STATUS_NODES = 2 * MAX_UNAVAILABLE + MAX_SKIPPED_LISTED;
+/**
+ * status.nextNodes: how many of the nodes a run starts next are recorded ahead
+ * of time. A node so recorded can be started the moment a slot frees, with its
+ * status write after the create instead of before it (cascade.ts). A constant,
+ * not maxUnavailable: a node once recorded must stay recorded until it starts,
+ * whatever the strategy is changed to meanwhile.
+ */
+export const NEXT_NODES = 32;
 
 export const REASONS = {
   // Reconciling=True

@@ -39,7 +39,14 @@ interface Row {
   rotation?: CertificateRotation;
   now?: Date;
   phases: string[];
+  /** Created after the status write (their intent is this pass's). */
   create: string[];
+  /** status.nextNodes of the status the pass reads. */
+  reserved?: string[];
+  /** Created before the write: their intent an earlier write recorded (in flight, or named next). None when absent. */
+  createFirst?: string[];
+  /** status.nextNodes the pass writes; not checked when absent. */
+  next?: string[];
   /** The Events the pass emits, by reason; none when absent (checked either way). */
   events?: string[];
   /** Nodes whose Node object is gone. */
@@ -54,7 +61,16 @@ const rows: Row[] = [
   { name: 'workers finishing and starting in one pass: one Event per kind, not one per node', nodes: [n('w1', W, 'Updating', T0), n('w2', W, 'Updating', T0), n('w3', W, 'Pending'), n('w4', W, 'Pending')], reports: [['w1', { phase: 'Rotated' }], ['w2', { phase: 'Rotated' }]], phases: ['Rotated', 'Rotated', 'Updating', 'Updating'], create: ['r-g1-w3', 'r-g1-w4'], events: ['NodeRotated', 'NodeStarted'] },
   { name: 'failures are never combined', nodes: [n('w1', W, 'Updating', T0), n('w2', W, 'Updating', T0)], reports: [['w1', { phase: 'Failed' }], ['w2', { phase: 'RolledBack' }]], phases: ['Failed', 'RolledBack'], create: [], events: ['NodeFailed', 'NodeRolledBack'] },
   { name: 'one worker slot frees: one more starts (rolling window)', nodes: [n('w1', W, 'Updating', T0), n('w2', W, 'Updating', T0), n('w3', W, 'Pending')], reports: [['w1', { phase: 'Rotated' }], ['w2', { phase: 'Updating' }]], phases: ['Rotated', 'Updating', 'Updating'], create: ['r-g1-w3'], events: ['NodeRotated', 'NodeStarted'] },
-  { name: 'intent recorded, object missing (crash between writes): create it again', nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], phases: ['Updating', 'Pending'], create: ['r-g1-s1'] },
+  { name: 'intent recorded, object missing (crash between writes): create it again, before the write', nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], phases: ['Updating', 'Pending'], create: [], createFirst: ['r-g1-s1'], next: ['s2'] },
+  // status.nextNodes: a node an earlier write named next starts without waiting for this pass's write.
+  { name: 'server rotated, the next server named next: created before the write', nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending'), n('w1', W, 'Pending')], reserved: ['s2', 'w1'], reports: [['s1', { phase: 'Rotated' }]], phases: ['Rotated', 'Updating', 'Pending'], create: [], createFirst: ['r-g1-s2'], next: ['w1'], events: ['NodeRotated', 'NodeStarted'] },
+  { name: 'last server rotated: the workers named next go first, the others after the write', nodes: [n('s1', S, 'Updating', T0), n('w1', W, 'Pending'), n('w2', W, 'Pending'), n('w3', W, 'Pending')], reserved: ['w1'], reports: [['s1', { phase: 'Rotated' }]], phases: ['Rotated', 'Updating', 'Updating', 'Pending'], create: ['r-g1-w2'], createFirst: ['r-g1-w1'], next: ['w3'], events: ['NodeRotated', 'NodeStarted'] },
+  { name: 'named next but no slot free: nothing is created', nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], reserved: ['s2'], reports: [['s1', { phase: 'Updating' }]], phases: ['Updating', 'Pending'], create: [], next: ['s2'] },
+  { name: 'paused: a node named next is not started, and stays named', rotation: rotation({}, true), nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], reserved: ['s2'], reports: [['s1', { phase: 'Rotated' }]], phases: ['Rotated', 'Pending'], create: [], next: ['s2'], events: ['NodeRotated'] },
+  // Adoption: a pass created a node named next, then lost its write (409, crash).
+  { name: 'a node named next has a NodeRotation: it started (its write was lost), so it holds the slot', rotation: rotation({}, true), nodes: [n('s1', S, 'Rotated'), n('s2', S, 'Pending'), n('s3', S, 'Pending')], reserved: ['s2', 's3'], reports: [['s2', { phase: 'Updating' }]], phases: ['Rotated', 'Updating', 'Pending'], create: [], next: ['s3'], events: ['NodeStarted'] },
+  { name: 'a node named next that already reported: adopted and taken in the same pass, the next one starts', nodes: [n('s1', S, 'Rotated'), n('s2', S, 'Pending'), n('s3', S, 'Pending')], reserved: ['s2', 's3'], reports: [['s2', { phase: 'Rotated' }]], phases: ['Rotated', 'Rotated', 'Updating'], create: [], createFirst: ['r-g1-s3'], next: [], events: ['NodeStarted', 'NodeRotated'] },
+  { name: 'a NodeRotation of a node not named next is not adopted (the status never said it may start)', nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], reports: [['s1', { phase: 'Updating' }], ['s2', { phase: 'Updating' }]], phases: ['Updating', 'Pending'], create: [], next: ['s2'] },
   { name: 'rolled back: nothing more starts', nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], reports: [['s1', { phase: 'RolledBack', step: 'Verifying', message: 'no' }]], phases: ['RolledBack', 'Pending'], create: [], events: ['NodeRolledBack'] },
   { name: 'a worker failed while others fly: they finish, nothing new', nodes: [n('w1', W, 'Updating', T0), n('w2', W, 'Updating', T0), n('w3', W, 'Pending')], reports: [['w1', { phase: 'Failed' }], ['w2', { phase: 'Updating' }]], phases: ['Failed', 'Updating', 'Pending'], create: [], events: ['NodeFailed'] },
   { name: 'paused: the finished node is recorded, nothing starts', rotation: rotation({}, true), nodes: [n('s1', S, 'Updating', T0), n('s2', S, 'Pending')], reports: [['s1', { phase: 'Rotated' }]], phases: ['Rotated', 'Pending'], create: [], events: ['NodeRotated'] },
@@ -77,10 +93,13 @@ describe('decideCascade', () => {
     }
     const before = structuredClone(row.nodes);
     const deleted = new Set(row.deleted ?? []);
-    const d = decideCascade({ rotation: r, distribution: 'rke2', runGeneration: 1, nodes: row.nodes, nodeRotations: reports, now: row.now ?? NOW, nodeExists: (x) => !deleted.has(x) });
+    const d = decideCascade({ rotation: r, distribution: 'rke2', runGeneration: 1, nodes: row.nodes, nodeRotations: reports, now: row.now ?? NOW, nodeExists: (x) => !deleted.has(x), reserved: row.reserved });
     expect(d.nodes.map((x) => x.phase)).toEqual(row.phases);
     for (const x of d.nodes.filter((e) => e.phase === 'Skipped')) expect(x).toMatchObject({ reason: 'NodeDeleted', message: expect.stringMatching(/^the Node was deleted/) });
-    expect(d.create.map((x) => x.metadata.name)).toEqual(row.create.map((c) => nodeRotationName('r', 1, c.replace(/^r-g1-/, ''))));
+    const names = (list: string[]) => list.map((c) => nodeRotationName('r', 1, c.replace(/^r-g1-/, '')));
+    expect(d.create.map((x) => x.metadata.name)).toEqual(names(row.create));
+    expect(d.createFirst.map((x) => x.metadata.name)).toEqual(names(row.createFirst ?? []));
+    if (row.next) expect(d.next).toEqual(row.next);
     expect(d.events.map((e) => e.reason)).toEqual(row.events ?? []);
     // Input is never mutated: the caller may retry with it after a conflict.
     expect(row.nodes).toEqual(before);

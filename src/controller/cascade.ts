@@ -4,16 +4,25 @@
 // the clock.
 //
 // The caller applies the decision in this order, and that order is the
-// crash-safety argument:
-//   1. write status.nodes (fenced by resourceVersion): finished nodes AND the
-//      intent for the nodes about to start, in ONE write;
-//   2. only then create their NodeRotations.
-// A crash after 1 leaves a node Updating without a NodeRotation: the next pass
+// crash-safety argument: no NodeRotation is created before a status write,
+// fenced by resourceVersion, has recorded that its node may start.
+//   1. a node that status already records (in flight, or in status.nextNodes,
+//      the next few in plan order) is created at once, when the rules free
+//      its slot: its intent was written by an earlier pass;
+//   2. write status (fenced): finished nodes, the nodes started now, and the
+//      next few nodes (nextNodes), in ONE write;
+//   3. only then create the started nodes that 1 could not.
+// A crash after 2 leaves a node Updating without a NodeRotation: the next pass
 // sees exactly that and creates it (same deterministic name). A crash before
-// 1 leaves nothing. A pass on a stale cache decides from old status and its
-// write is refused (409), so two passes can never both start a server.
+// 2 leaves at most nodes of 1 created and still Pending in status: the next
+// pass adopts them (a NodeRotation of a node in nextNodes means it started).
+// A pass on a stale cache decides from old status and its write is refused
+// (409); what it created in 1 was already recorded as next, and started only
+// after the report that freed its slot, which every watcher of NodeRotations
+// sees first (one resource, one order of events). So two passes can never
+// both start a server, nor more than maxUnavailable workers.
 import type { CertificateRotation, NodeStatus } from '../api/certificaterotation.js';
-import { REASONS } from '../api/constants.js';
+import { NEXT_NODES, REASONS } from '../api/constants.js';
 import { parseDuration } from '../api/duration.js';
 import type { FileReport, NodeRotation } from '../api/noderotation.js';
 import type { Distribution } from '../distributions/services.js';
@@ -21,7 +30,7 @@ import { EVENT_REASONS } from './event-reasons.js';
 import { buildNodeRotation } from './node-rotation.js';
 import { nextStep, type Plan } from './plan.js';
 import { basisOf, ProgressOverlay, type RunBasis } from './run-index.js';
-import { copyTally, moveNode, type RunTally } from './run-tally.js';
+import { copyTally, moveNode, nextPending, type RunTally } from './run-tally.js';
 import { FINISHED_BY_AGENT, progressOf, reportIsCurrent } from './run-state.js';
 
 export interface CascadeInput {
@@ -40,6 +49,8 @@ export interface CascadeInput {
    * (run-index.ts); built from `nodes` when absent.
    */
   basis?: RunBasis;
+  /** status.nextNodes of the status this pass decides from: recorded as next, so they may be created before this pass's write. */
+  reserved?: readonly string[];
 }
 
 export interface NodeEvent {
@@ -81,6 +92,10 @@ export interface CascadeDecision {
   position: ReadonlyMap<string, number>;
   /** NodeRotations to create AFTER the status write succeeded. */
   create: NodeRotation[];
+  /** NodeRotations whose intent the status this pass read already records (in flight, or in nextNodes): created BEFORE the write. */
+  createFirst: NodeRotation[];
+  /** status.nextNodes after this pass: the next NEXT_NODES pending nodes in plan order. */
+  next: string[];
   events: NodeEvent[];
   finished: FinishedNode[];
   /** Come back by then even if nothing reports (the earliest node deadline). */
@@ -125,8 +140,8 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
   /** Changes a node's entry (a copy, made first) and its progress; returns the changed entry. */
   const tally = copyTally(basis.tally);
   const change = (e: NodeStatus, f: (mine: NodeStatus) => void): NodeStatus => {
-    const from = e.phase;
     const mine = own(e);
+    const from = mine.phase; // this pass may have changed it already (an adopted node that finished)
     f(mine);
     progress.set(mine.name, progressOf(mine));
     moveNode(tally, plan, index, progress, mine.name, from, mine.phase);
@@ -134,8 +149,27 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
   };
   const byName = { get: (name: string) => entries[index.get(name)!] };
   const reports = new Map(input.nodeRotations.map((nr) => [nr.spec.nodeName, nr]));
-  const decision: CascadeDecision = { plan, nodes: entries, progress, tally, position: index, create: [], events: [], finished: [] };
+  const decision: CascadeDecision = { plan, nodes: entries, progress, tally, position: index, create: [], createFirst: [], next: [], events: [], finished: [] };
   const nowText = rfc3339(now);
+  // Intent the status already records: the nodes it has in flight and the ones it names as next.
+  const reserved = new Set(input.reserved ?? []);
+  const intentRecorded = (name: string): boolean => reserved.has(name) || input.nodes[index.get(name)!]?.phase === 'Updating';
+  const toCreate = (nr: NodeRotation): void => void (intentRecorded(nr.spec.nodeName) ? decision.createFirst : decision.create).push(nr);
+
+  // 0. A node named next whose NodeRotation exists has started: a pass created it
+  //    (step 1 of the caller's order) and then lost its status write (a 409, a
+  //    crash). Recorded as in flight so that it holds its slot and its report is taken.
+  for (const name of reserved) {
+    const nr = reports.get(name);
+    const e = index.has(name) ? byName.get(name) : undefined;
+    if (!nr || e?.phase !== 'Pending') continue;
+    const created = Date.parse(String(nr.metadata.creationTimestamp ?? ''));
+    change(e, (mine) => {
+      mine.phase = 'Updating';
+      mine.startedAt = Number.isNaN(created) ? nowText : rfc3339(new Date(created));
+    });
+    decision.events.push(startedEvent(planned.get(name)!));
+  }
 
   // 1. Take in what the agents reported for the nodes in flight.
   // The nodes in flight, as the pass found them (the tally changes as they finish).
@@ -143,7 +177,7 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
     const nr = reports.get(recorded.name);
     if (!nr) {
       // Intent recorded, object missing: we crashed (or someone deleted it) between the two writes.
-      decision.create.push(buildNodeRotation(rotation, runGeneration, distribution, planned.get(recorded.name)!));
+      toCreate(buildNodeRotation(rotation, runGeneration, distribution, planned.get(recorded.name)!));
       continue;
     }
     const st = nr.status;
@@ -246,20 +280,11 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
         delete mine.step;
         delete mine.reason;
       });
-      decision.create.push(buildNodeRotation(rotation, runGeneration, distribution, node));
-      decision.events.push({
-        type: 'Normal',
-        reason: EVENT_REASONS.nodeStarted,
-        message: `rotating node ${node.name} (${node.role}): ${node.services.join(', ')}`,
-        window: node.kind === 'worker',
-        combine: {
-          key: `${node.role}: ${node.services.join(', ')}`,
-          head: (count) => `rotating ${count} ${node.role} nodes (${node.services.join(', ')}): `,
-          item: node.name,
-        },
-      });
+      toCreate(buildNodeRotation(rotation, runGeneration, distribution, node));
+      decision.events.push(startedEvent(node));
     }
   }
+  decision.next = nextPending(tally, plan, progress, NEXT_NODES).map((n) => n.name);
 
   // 4. Wake up at the earliest deadline of a node in flight (+1 s: startedAt has second precision).
   const deadlines = tally.inFlight
@@ -269,6 +294,20 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
   if (deadlines.length > 0) decision.requeueAfterMs = Math.max(1000, Math.min(...deadlines));
   decision.events = combineEvents(decision.events);
   return decision;
+}
+
+function startedEvent(node: Plan['nodes'][number]): NodeEvent {
+  return {
+    type: 'Normal',
+    reason: EVENT_REASONS.nodeStarted,
+    message: `rotating node ${node.name} (${node.role}): ${node.services.join(', ')}`,
+    window: node.kind === 'worker',
+    combine: {
+      key: `${node.role}: ${node.services.join(', ')}`,
+      head: (count) => `rotating ${count} ${node.role} nodes (${node.services.join(', ')}): `,
+      item: node.name,
+    },
+  };
 }
 
 /** One Event per reason and `combine.key` (in first-seen order); a group of one keeps its own message. */

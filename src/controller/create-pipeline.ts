@@ -8,9 +8,10 @@
 //
 // So the pass hands the creates to this pipeline and returns once its status
 // write is done. What keeps this as safe as before:
-// - Intent before create still holds: a create is only ever started after the
-//   status write that records it succeeded (the caller's order), and the
-//   objects are deterministic (same name on every pass and after a restart).
+// - Intent before create still holds: a create is only ever started after a
+//   status write that records it succeeded (this pass's, or for a node in
+//   status.nextNodes an earlier one: cascade.ts), and the objects are
+//   deterministic (same name on every pass and after a restart).
 // - A later pass that sees an Updating node without its NodeRotation (its
 //   create still in flight) does not send it again: `pending(name)` says so.
 //   After a crash nothing is pending and the create is sent again, as before.

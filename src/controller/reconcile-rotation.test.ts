@@ -162,6 +162,40 @@ describe('restarts and races', () => {
     expect(isConflict(err)).toBe(true);
     expect(fake.created.length).toBe(before);
   });
+
+  it('a stale pass that started the node status named next, then lost its write: the node holds its slot, never two servers', async () => {
+    const fake = cluster();
+    fake.apply('all');
+    await reconcileRotation(fake.deps(), 'all'); // s1 in flight; s2, s3 and the workers named next
+    expect(fake.rotation('all')!.status!.nextNodes).toEqual(['s2', 's3', ...WORKERS]);
+    const stale = structuredClone(fake.rotation('all')!);
+    const staleDeps = () => {
+      const deps = fake.deps();
+      deps.read = { ...fake, rotation: () => structuredClone(stale), rotations: () => [stale], nodeRotationsOf: (n: string) => fake.nodeRotationsOf(n), nodeRotation: (n: string) => fake.nodeRotation(n), nodes: () => fake.nodes(), nodeExists: (n: string) => fake.nodeExists(n) };
+      return deps;
+    };
+    fake.updateSpec('all', (spec) => (spec.paused = true)); // a person pauses: the stale pass does not know, and its write will be refused
+    const refused = (p: Promise<unknown>) => p.then(() => false, (e: unknown) => isConflict(e));
+    // Before s1 reports, the stale pass has no slot to fill: nothing is created.
+    await reconcileRotation(staleDeps(), 'all');
+    expect(fake.created).toEqual([nodeRotationName('all', 1, 's1')]);
+    // s1 reports; the stale pass starts s2, which status named next, before its write, which is refused.
+    fake.report(nodeRotationName('all', 1, 's1'), { phase: 'Rotated' });
+    expect(await refused(reconcileRotation(staleDeps(), 'all'))).toBe(true);
+    expect(fake.created).toEqual(['s1', 's2'].map((n) => nodeRotationName('all', 1, n)));
+    checkInFlightObjects(fake);
+    // The next pass (paused) finds s2's NodeRotation: s2 is in flight, and nothing else starts.
+    await reconcileRotation(fake.deps(), 'all');
+    expect(phases(fake, 'all')).toMatchObject({ s1: 'Rotated', s2: 'Updating', s3: 'Pending' });
+    expect(fake.rotation('all')!.status!.nextNodes).toEqual(['s3', ...WORKERS]);
+    // Unpaused, the run goes on from there: each node once, one server at a time.
+    fake.updateSpec('all', (spec) => (spec.paused = false));
+    await drive(fake, ['all']);
+    expect(fake.rotation('all')!.status!.phase).toBe('Succeeded');
+    expect(new Set(fake.created).size).toBe(7);
+    expect(fake.created).toHaveLength(7);
+    for (const st of fake.statusHistory) checkStatus(st, 1);
+  });
 });
 
 describe('failure', () => {

@@ -173,6 +173,7 @@ async function continueRun(
     now,
     // A kept basis was built against these very Nodes, and its pass skipped any that were gone.
     nodeExists: here.kept ? undefined : nodeExists,
+    reserved: base.nextNodes,
   });
 
   const listed = listedEntries(d);
@@ -198,6 +199,7 @@ async function continueRun(
     current: summary.current,
     runSpec,
     planDescription: describePlan(d.plan),
+    nextNodes: terminal || d.next.length === 0 ? undefined : d.next,
     counts: d.tally.roles,
     nodes: compactRun(listed),
     conditions: mergeConditions(base.conditions, summary.conditions, { now, observedGeneration }),
@@ -206,7 +208,9 @@ async function continueRun(
 
   // Intent first (fenced), then the objects it announces: in the background
   // when the process has a create pipeline, so the next pass (the next
-  // hand-off) need not wait for this pass's creates.
+  // hand-off) need not wait for this pass's creates. A node whose intent an
+  // earlier write recorded (d.createFirst) need not wait for this write either:
+  // its create goes out first, so a hand-off costs one API round trip, not two.
   // RKE: a run ends only after its certificates are in full-cluster-state
   // (success) or its bundle is gone (failure); see rke-run.ts for the order.
   const rke = distribution === 'rke' && deps.rke !== undefined;
@@ -219,28 +223,34 @@ async function continueRun(
     else await discardRkeBundle(deps, rotation, runGeneration);
     await clearSealedBundles(deps, nodeRotations);
   }
+  // RKE nodes get the run's bundle reference on their NodeRotation, which exists only after the write: nothing goes first.
+  const createFirst = rke ? [] : d.createFirst;
+  const createAfter = rke ? [...d.createFirst, ...d.create] : d.create;
+  if (deps.creates) deps.creates.start(name, createFirst);
+  else await createAll(deps, createFirst);
   // Forgotten until the write is through: a refused or failed write leaves nothing kept.
   deps.runs?.forget(name);
   const { rotation: stored, written } = await writeStatus(deps, rotation, next);
   if (deps.runs && !terminal) deps.runs.keep(name, here.run, stored.metadata.resourceVersion, here.nodes, advanceBasis(basis, d.nodes, d.progress, d.tally), here.rebuiltAt);
   // RKE: the certificates are issued once per run, after its intent is recorded and before the first node gets its instruction.
-  if (rke && d.create.length > 0) {
+  let creates = createAfter;
+  if (rke && creates.length > 0) {
     let ref;
     try {
       ref = await ensureRkeBundle(deps, stored, runGeneration, nodeRotations);
     } catch (err) {
       if (!isPermanentIssueError(err)) throw err;
-      return failUnissued(deps, stored, next, d.create, (err as Error).message);
+      return failUnissued(deps, stored, next, creates, (err as Error).message);
     }
-    if (ref) d.create = withBundleRef(d.create, ref);
+    if (ref) creates = withBundleRef(creates, ref);
   }
   // RKE: a node in flight whose agent published its key gets its certificates sealed to it.
   if (rke && !terminal) {
     const inFlight = new Set(d.nodes.filter((n) => n.phase === 'Updating').map((n) => n.name));
     await sealBundleForWaitingNodes(deps, stored, runGeneration, nodeRotations, inFlight);
   }
-  if (deps.creates) deps.creates.start(name, d.create);
-  else await createAll(deps, d.create);
+  if (deps.creates) deps.creates.start(name, creates);
+  else await createAll(deps, creates);
   if (starting && written) await pruneOldNodeRotations(deps, name, runGeneration, nodeExists);
 
   if (!written) return { requeueAfterMs: d.requeueAfterMs };

@@ -294,15 +294,16 @@ export function runBasisFor(
     if (nr === undefined) basis.nodeRotationNames.set(node, (nr = nodeRotationName(name, runGeneration, node)));
     return nr;
   };
-  const inFlight = (basis: RunBasis): NodeRotation[] =>
-    basis.tally.inFlight
-      .map((n) => deps.read.nodeRotation(nameOf(basis, n.name)))
+  // A kept pass reads the NodeRotations of the nodes in flight (their reports) and of the nodes named next (a create whose status write was lost: cascade.ts adopts it).
+  const watched = (basis: RunBasis): NodeRotation[] =>
+    [...basis.tally.inFlight.map((n) => n.name), ...(base.nextNodes ?? [])]
+      .map((node) => deps.read.nodeRotation(nameOf(basis, node)))
       .filter((nr): nr is NodeRotation => nr !== undefined && nr.spec.generation === runGeneration && nr.spec.rotation === name);
-  const kept = (basis: RunBasis, rebuiltAt: number): PassBasis => ({ basis, kept: true, nodeRotations: inFlight(basis), run: key, nodes, rebuiltAt });
+  const kept = (basis: RunBasis, rebuiltAt: number): PassBasis => ({ basis, kept: true, nodeRotations: watched(basis), run: key, nodes, rebuiltAt });
   if (found && !found.due) return kept(found.basis, found.rebuiltAt);
 
   const nodeRotations = runNodeRotations(deps, name, runGeneration);
-  const entries = rebuildRun({ distribution, runSpec, startedAt, recorded: base.nodes ?? [], nodes, nodeRotations });
+  const entries = rebuildRun({ distribution, runSpec, startedAt, recorded: base.nodes ?? [], nodes, nodeRotations, next: base.nextNodes });
   const rebuilt = basisOf(distribution, run.spec, entries);
   if (found) {
     const drift = sameRun(found.basis, rebuilt);

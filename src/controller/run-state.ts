@@ -179,12 +179,15 @@ export interface RunSources {
   nodes: readonly V1Node[];
   /** The run's NodeRotations (spec.generation is the run's). */
   nodeRotations: readonly NodeRotation[];
+  /** status.nextNodes: Pending here even if their NodeRotation reports; the cascade adopts them (cascade.ts step 0). */
+  next?: readonly string[];
 }
 
 /**
  * Every node of the run with its phase, in plan order (role group, then name):
  * what status.nodes once held whole. A recorded entry wins; else a node whose
- * NodeRotation reports Rotated is Rotated; else a node of the plan is Pending.
+ * NodeRotation reports Rotated is Rotated (unless status names it next: the
+ * cascade takes its report, as a kept run does); else a node of the plan is Pending.
  */
 export function rebuildRun(src: RunSources): NodeStatus[] {
   const planned = planRotation({
@@ -204,8 +207,9 @@ export function rebuildRun(src: RunSources): NodeStatus[] {
     if (!entriesByName.has(e.name)) outside = true;
     entriesByName.set(e.name, e);
   };
+  const next = new Set(src.next ?? []);
   for (const nr of src.nodeRotations) {
-    if (nr.status?.phase !== 'Rotated' || !reportIsCurrent(nr)) continue;
+    if (nr.status?.phase !== 'Rotated' || !reportIsCurrent(nr) || next.has(nr.spec.nodeName)) continue;
     const e: NodeStatus = { name: nr.spec.nodeName, role: nr.spec.role, phase: 'Rotated' };
     if (nr.status.startedAt) e.startedAt = nr.status.startedAt;
     if (nr.status.finishedAt) e.finishedAt = nr.status.finishedAt;

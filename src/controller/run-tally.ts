@@ -184,6 +184,20 @@ function findNext(t: RunTally, plan: Plan, progress: ReadonlyMap<string, NodePro
   }
 }
 
+/**
+ * The first `count` pending nodes in plan order: the nodes the run starts next
+ * (servers come first in the plan and start one at a time before any worker,
+ * and workers start in plan order), whatever maxUnavailable allows now.
+ */
+export function nextPending(t: RunTally, plan: Plan, progress: ReadonlyMap<string, NodeProgress>, count: number): PlannedNode[] {
+  const out: PlannedNode[] = [];
+  for (let i = t.cursor; i < plan.nodes.length && out.length < count; i++) {
+    const n = plan.nodes[i]!;
+    if (phaseOf(progress, n.name) === 'Pending') out.push(n);
+  }
+  return out;
+}
+
 /** The first field in which two tallies differ (undefined: none), both values cut short for a log line. */
 export function tallyDrift(a: RunTally, b: RunTally): string | undefined {
   const view = (t: RunTally): Record<string, unknown> => ({

@@ -187,9 +187,11 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     // had its chance at this state" (tests wait on it before asserting that
     // nothing happened; a person debugging sees every pass).
     const resourceVersion = reader.rotation(key)?.metadata?.resourceVersion;
+    const began = performance.now();
     try {
       const result = await reconcileRotation({ ...baseDeps, log: rlog }, key);
-      rlog.debug({ resourceVersion, requeueAfterMs: result ? result.requeueAfterMs : undefined }, 'reconciled');
+      const ms = Math.round(performance.now() - began);
+      rlog.debug({ resourceVersion, ms, requeueAfterMs: result ? result.requeueAfterMs : undefined }, 'reconciled');
       return result;
     } catch (err) {
       if (isConflict(err)) {
