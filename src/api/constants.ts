@@ -141,7 +141,7 @@ export const MAX_STATUS_NODES = 2 * MAX_UNAVAILABLE + MAX_SKIPPED_LISTED;
  * not maxUnavailable: a node once recorded must stay recorded until it starts,
  * whatever the strategy is changed to meanwhile.
  */
-export const NEXT_NODES = 32;
+export const NEXT_NODES = 16;
 
 export const REASONS = {
   // Reconciling=True

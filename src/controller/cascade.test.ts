@@ -160,6 +160,15 @@ describe('decideCascade', () => {
     expect(workers.events.map((e) => [e.reason, e.window === true, e.parts?.length])).toEqual([['NodeRotated', true, 1], ['NodeFailed', false, undefined]]);
   });
 
+  it('does not adopt a NodeRotation of a node named next that another run made (a rotation deleted and made again under its name)', () => {
+    const r = rotation({}, true);
+    const old = nr(r, n('s2', S, 'Pending'), { phase: 'Updating' });
+    old.spec = { ...old.spec, runID: 'uid-of-the-deleted-one-g1' };
+    const d = decideCascade({ rotation: r, distribution: 'rke2', runGeneration: 1, now: NOW, nodes: [n('s1', S, 'Rotated'), n('s2', S, 'Pending')], nodeRotations: [old], reserved: ['s2'] });
+    expect(d.nodes.map((x) => x.phase)).toEqual(['Rotated', 'Pending']);
+    expect(d.events).toEqual([]);
+  });
+
   it('asks to be woken at the earliest deadline of a node in flight', () => {
     const r = rotation({ nodeTimeout: '5m' });
     const d = decideCascade({ rotation: r, distribution: 'rke2', runGeneration: 1, now: NOW, nodes: [n('s1', S, 'Updating', T0)], nodeRotations: [nr(r, n('s1', S, 'Updating'), {})] });

@@ -23,6 +23,7 @@
 // both start a server, nor more than maxUnavailable workers.
 import type { CertificateRotation, NodeStatus } from '../api/certificaterotation.js';
 import { NEXT_NODES, REASONS } from '../api/constants.js';
+import { runID } from '../api/names.js';
 import { parseDuration } from '../api/duration.js';
 import type { FileReport, NodeRotation } from '../api/noderotation.js';
 import type { Distribution } from '../distributions/services.js';
@@ -159,10 +160,12 @@ export function decideCascade(input: CascadeInput): CascadeDecision {
   // 0. A node named next whose NodeRotation exists has started: a pass created it
   //    (step 1 of the caller's order) and then lost its status write (a 409, a
   //    crash). Recorded as in flight so that it holds its slot and its report is taken.
+  const thisRun = runID(rotation.metadata.uid!, runGeneration);
   for (const name of reserved) {
     const nr = reports.get(name);
     const e = index.has(name) ? byName.get(name) : undefined;
-    if (!nr || e?.phase !== 'Pending') continue;
+    // (Of this very run: a rotation deleted and made again under its name starts at generation 1 too.)
+    if (!nr || nr.spec.runID !== thisRun || e?.phase !== 'Pending') continue;
     const created = Date.parse(String(nr.metadata.creationTimestamp ?? ''));
     change(e, (mine) => {
       mine.phase = 'Updating';
