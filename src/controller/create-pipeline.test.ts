@@ -147,8 +147,9 @@ async function driveLate(fake: FakeCluster, name: string, opts: { lag: number; m
     const n = all ? g.held.length : Math.max(0, g.held.length - opts.lag * opts.maxUnavailable);
     for (const h of g.held.splice(0, n)) {
       const node = h.nr.spec.nodeName;
-      // The status the API server holds records this node's intent before its object exists.
-      expect(fake.rotation(name)!.status!.nodes!.find((e) => e.name === node)?.phase).not.toBe('Pending');
+      // The status the API server holds records this node's intent before its object exists: in flight, or named next.
+      const st = fake.rotation(name)!.status!;
+      expect(st.nodes?.some((e) => e.name === node && e.phase === 'Updating') || st.nextNodes?.includes(node)).toBe(true);
       try {
         h.resolve(await fake.createNodeRotation(h.nr));
       } catch (err) {
