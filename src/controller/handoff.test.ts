@@ -10,7 +10,7 @@ import { isConflict } from '../kube/client.js';
 import { CreatePipeline } from './create-pipeline.js';
 import type { ControllerDeps } from './deps.js';
 import { FakeCluster } from './fake-cluster.js';
-import { startNamedNext } from './handoff.js';
+import { DECISIONS_PER_STATUS, startNamedNext } from './handoff.js';
 import { reconcileRotation } from './reconcile-rotation.js';
 import { RunIndex } from './run-index.js';
 import { checkInFlightObjects, checkStatus, rke2Node, runPhases } from './testing.js';
@@ -63,6 +63,35 @@ describe('startNamedNext', () => {
     expect(startNamedNext(deps, 'all')).toBe(0);
     await flush();
     expect(fake.created).toEqual(names('s1'));
+  });
+
+  it(`decides at most ${DECISIONS_PER_STATUS} times per written status; the pass that follows takes in the rest`, async () => {
+    const workers = Array.from({ length: 10 }, (_, i) => `w${i}`);
+    const fake = new FakeCluster([...SERVERS.map((n) => rke2Node(n, { etcd: true, cp: true })), ...workers.map((n) => rke2Node(n))]);
+    fake.apply('all', { strategy: { maxUnavailable: 4 } });
+    const deps = depsOf(fake);
+    for (let i = 0; i < SERVERS.length; i++) {
+      await reconcileRotation(deps, 'all');
+      await flush();
+      reportOne(fake);
+    }
+    await reconcileRotation(deps, 'all'); // the servers are done: four workers in flight
+    await flush();
+    expect(fake.created).toHaveLength(SERVERS.length + 4);
+    const decided = new Map<string, { at: string; n: number }>();
+    const started: number[] = [];
+    for (const w of workers.slice(0, 4)) {
+      fake.report(nodeRotationName('all', 1, w), { phase: 'Rotated' });
+      started.push(startNamedNext(deps, 'all', decided));
+      await flush();
+    }
+    // One report each: three decisions start a node each, the fourth report waits for the pass.
+    expect(started).toEqual([...Array<number>(DECISIONS_PER_STATUS).fill(1), 0]);
+    await reconcileRotation(deps, 'all'); // a new status: it starts the fourth report's node
+    await flush();
+    expect(fake.created).toHaveLength(SERVERS.length + 8);
+    fake.report(nodeRotationName('all', 1, 'w4'), { phase: 'Rotated' });
+    expect(startNamedNext(deps, 'all', decided)).toBe(1); // and the path decides again
   });
 
   it('paused: nothing starts', async () => {

@@ -24,14 +24,30 @@ import { keptBasisFor } from './run-index.js';
 import { runActive } from './run-state.js';
 import { secretRunActive } from './secrets/run-secrets.js';
 
-/** Creates the nodes named next whose slots reports have freed; returns how many it handed to the create pipeline. */
-export function startNamedNext(deps: ControllerDeps, name: string): number {
+/** Decisions per written status at most: see startNamedNext. */
+export const DECISIONS_PER_STATUS = 3;
+
+/**
+ * Creates the nodes named next whose slots reports have freed; returns how many
+ * it handed to the create pipeline. `decided` counts, per rotation, the
+ * decisions taken at the resourceVersion the cache holds: at most
+ * DECISIONS_PER_STATUS. Each decision goes over every report since that
+ * status, so when reports come much faster than passes (agents that finish at
+ * once), deciding on every one cost more CPU than the passes did; the pass
+ * that follows takes in the rest, as it batches them anyway.
+ */
+export function startNamedNext(deps: ControllerDeps, name: string, decided: Map<string, { at: string; n: number }> = new Map()): number {
   const rotation = deps.read.rotation(name);
   const base = rotation?.status;
+  if (!rotation) decided.delete(name);
   if (!rotation || !base?.startedAt || !deps.creates || rotation.metadata.deletionTimestamp) return 0;
   if (!runActive(base) || secretRunActive(base) || !base.nextNodes?.length || bundledRun(deps, base.distribution)) return 0;
+  const at = rotation.metadata.resourceVersion ?? '';
+  const seen = decided.get(name);
+  if (seen?.at === at && seen.n >= DECISIONS_PER_STATUS) return 0;
   const here = keptBasisFor(deps, rotation, base, base.startedAt);
   if (!here) return 0;
+  decided.set(name, { at, n: seen?.at === at ? seen.n + 1 : 1 });
   const d = decideFrom(deps, runOf(rotation, base).run, base, here, deps.now());
   deps.creates.start(name, d.createFirst);
   return d.createFirst.length;

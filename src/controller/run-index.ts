@@ -133,6 +133,17 @@ export class RunIndex {
     return { basis: k.basis, due: this.verify || nowMs - k.rebuiltAt >= this.fullEveryMs, rebuiltAt: k.rebuiltAt };
   }
 
+  /**
+   * The basis kept for this run at this resourceVersion, without asking whether
+   * the Node cache changed since: for the hand-off path (handoff.ts), which only
+   * starts nodes named next; a pass that follows checks the Nodes.
+   */
+  peek(rotation: string, run: string, resourceVersion: string | undefined): { basis: RunBasis; nodes: readonly V1Node[]; rebuiltAt: number } | undefined {
+    const k = this.kept.get(rotation);
+    if (!k || k.run !== run || resourceVersion === undefined || k.resourceVersion !== resourceVersion) return undefined;
+    return k;
+  }
+
   /** Keeps what a written pass decided; `rebuiltAt` is when its basis was last rebuilt in full. */
   keep(rotation: string, run: string, resourceVersion: string | undefined, nodes: readonly V1Node[], basis: RunBasis, rebuiltAt: number): void {
     if (resourceVersion === undefined) return void this.kept.delete(rotation);
@@ -307,9 +318,8 @@ export function runBasisFor(
 export function keptBasisFor(deps: ControllerDeps, rotation: CertificateRotation, base: CertificateRotationStatus, startedAt: string): PassBasis | undefined {
   const name = rotation.metadata.name!;
   const key = `${base.runGeneration!}/${startedAt}`;
-  const nodes = deps.read.nodes();
-  const found = deps.runs?.lookup(name, key, rotation.metadata.resourceVersion, nodes, deps.now().getTime());
-  return found && keptPass(deps, name, base, found.basis, key, nodes, found.rebuiltAt);
+  const found = deps.runs?.peek(name, key, rotation.metadata.resourceVersion);
+  return found && keptPass(deps, name, base, found.basis, key, found.nodes, found.rebuiltAt);
 }
 
 /**

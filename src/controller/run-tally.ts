@@ -142,9 +142,18 @@ export function moveNode(
   const i = position.get(name)!;
   const n = plan.nodes[i]!;
   const k = n.kind === 'server' ? t.servers : t.workers;
-  const before = (a: PlannedNode, b: PlannedNode): number => position.get(a.name)! - position.get(b.name)!;
   const without = (list: PlannedNode[]): PlannedNode[] => list.filter((x) => x.name !== name);
-  const withIt = (list: PlannedNode[]): PlannedNode[] => [...list, n].sort(before);
+  // Inserted at its place in plan order (the lists are kept in that order): a pass moves a few nodes of 5,000.
+  const withIt = (list: PlannedNode[]): PlannedNode[] => {
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (position.get(list[mid]!.name)! < i) lo = mid + 1;
+      else hi = mid;
+    }
+    return [...list.slice(0, lo), n, ...list.slice(lo)];
+  };
 
   const c = t.roles.find((r) => r.role === n.role)!;
   c[roleField(from)]--;

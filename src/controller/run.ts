@@ -243,7 +243,8 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     const h = new WorkQueue({ name: HANDOFF_QUEUE, hooks: workQueueHooks(metrics, HANDOFF_QUEUE) });
     handoffs = h;
     const handoffDeps = { ...baseDeps, log };
-    handoffWorker = h.run(1, async (key) => void startNamedNext(handoffDeps, key));
+    const decided = new Map<string, { at: string; n: number }>();
+    handoffWorker = h.run(1, async (key) => void startNamedNext(handoffDeps, key, decided));
     policies.lead();
     if (inventoryMs > 0) secrets.start(inventoryMs);
     signal.addEventListener('abort', () => void stopWork(), { once: true });
