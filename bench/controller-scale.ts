@@ -347,9 +347,7 @@ async function main(): Promise<void> {
       const n = a.n - b.n;
       return { n, meanMs: Number((n > 0 ? (a.ms * a.n - (Number.isNaN(b.ms) ? 0 : b.ms * b.n)) / n : NaN).toFixed(1)) };
     };
-    // The rotation's passes, and the hand-off path's (handoff.ts: creates a node named next when a report frees its slot).
     const passes = mean(text, 'certrotator_reconcile_duration_seconds', (l) => l.includes('controller="certificaterotation"'));
-    const handoffPasses = mean(text, 'certrotator_reconcile_duration_seconds', (l) => l.includes('controller="certificaterotation-handoff"'));
     const loop = {
       workersPerSecond: Number(throughput.toFixed(1)),
       workersPerSecondPerCore: Number((throughput / cpus().length).toFixed(1)),
@@ -362,7 +360,6 @@ async function main(): Promise<void> {
       apiserverCpuMsPerNodeAboveIdle: Number((((cpuDuringRun['kube-apiserver']! - apiserverIdleCores * wall) / TOTAL) * 1000).toFixed(1)),
       [OPEN_LOOP ? 'openLoop' : 'closedLoop']: loop,
       controllerPasses: { n: passes.n, meanMs: Number(passes.ms.toFixed(1)) },
-      handoffPasses: { n: handoffPasses.n, meanMs: Number(handoffPasses.ms.toFixed(2)) },
       putRotationStatus: request('PUT', 'certificaterotations', 'status'),
       createNodeRotation: request('POST', 'noderotations', ''),
       patchNodeRotationStatus: request('PATCH', 'noderotations', 'status'),

@@ -17,10 +17,10 @@
 //   8. mode Plan               → publish the plan, ask every node for a read-only check
 //   9. another rotation runs   → Queued
 //  10. start the run           → record what it rotates (runSpec), first node in the same write
-import { nodeScope, type CertificateRotation, type CertificateRotationStatus, type RunSpec } from '../api/certificaterotation.js';
+import { nodeScope, type CertificateRotation, type CertificateRotationStatus } from '../api/certificaterotation.js';
 import { MAX_PLANNED_NODES, REASONS } from '../api/constants.js';
 import type { ReconcileResult } from '../kube/workqueue.js';
-import { decideCascade, rfc3339, type CascadeDecision } from './cascade.js';
+import { decideCascade, rfc3339 } from './cascade.js';
 import { mergeConditions, summarizeRun, type RunState } from './conditions.js';
 import type { ControllerDeps } from './deps.js';
 import { detectDistribution } from './detect.js';
@@ -36,7 +36,7 @@ import { compactRun, describePlan, FINISHED_BY_AGENT, planFromStatus, observedGe
 import { FORBIDDEN_RETRY_MS, planSecretTargets } from './secrets/plan-secrets.js';
 import { continueSecretRun, secretRunActive, startSecretRun, targetInFlight } from './secrets/run-secrets.js';
 import { writeStatus } from './status-writer.js';
-import { advanceBasis, listedEntries, passDrift, runBasisFor, runNodeRotations, type PassBasis } from './run-index.js';
+import { advanceBasis, listedEntries, passDrift, runBasisFor, runNodeRotations } from './run-index.js';
 
 /**
  * How many NodeRotations to create at once after one status write. A whole
@@ -156,10 +156,25 @@ async function continueRun(
   const runGeneration = base.runGeneration!;
   const distribution = base.distribution!;
   const nodeExists = nodeExistsIn(deps);
-  const { run, runSpec } = runOf(rotation, base);
+  // The run rotates what its runSpec says, even if the spec changed since (that
+  // change starts its own run when this one ends); the knobs that steer a run
+  // (paused, strategy) are read from the spec as it is now.
+  const runSpec = base.runSpec ?? runSpecOf(spec);
+  const run: CertificateRotation = { ...rotation, spec: { ...spec, scope: runSpec.scope, service: runSpec.service } };
   const here = runBasisFor(deps, rotation, base, run, runSpec, base.startedAt ?? rfc3339(now), starting);
   const { basis } = here;
-  const d = decideFrom(deps, run, base, here, now);
+  const d = decideCascade({
+    rotation: run,
+    distribution,
+    runGeneration,
+    nodes: basis.entries,
+    basis,
+    nodeRotations: here.nodeRotations,
+    now,
+    // A kept basis was built against these very Nodes, and its pass skipped any that were gone.
+    nodeExists: here.kept ? undefined : nodeExists,
+    reserved: base.nextNodes,
+  });
 
   const listed = listedEntries(d);
   if (deps.runs?.verify) {
@@ -198,7 +213,7 @@ async function continueRun(
   // its create goes out first, so a hand-off costs one API round trip, not two.
   // RKE: a run ends only after its certificates are in full-cluster-state
   // (success) or its bundle is gone (failure); see rke-run.ts for the order.
-  const rke = bundledRun(deps, distribution);
+  const rke = distribution === 'rke' && deps.rke !== undefined;
   // Every NodeRotation of the run, for the RKE steps only (an RKE cluster is small; a kept basis does not list them).
   const nodeRotations = !rke ? [] : here.kept ? runNodeRotations(deps, name, runGeneration) : here.nodeRotations;
   const stateNote = rke && summary.phase === 'Failed' ? failedRunStateNote(d.nodes) : undefined;
@@ -213,19 +228,10 @@ async function continueRun(
   const createAfter = rke ? [...d.createFirst, ...d.create] : d.create;
   if (deps.creates) deps.creates.start(name, createFirst);
   else await createAll(deps, createFirst);
-  // The kept run stays while the write is in flight: it is still what the
-  // cached status says, and the hand-off path decides from it (handoff.ts).
-  // A refused or failed write leaves nothing kept.
-  let outcome;
-  try {
-    outcome = await writeStatus(deps, rotation, next);
-  } catch (err) {
-    deps.runs?.forget(name);
-    throw err;
-  }
-  const { rotation: stored, written } = outcome;
-  if (terminal) deps.runs?.forget(name);
-  else deps.runs?.keep(name, here.run, stored.metadata.resourceVersion, here.nodes, advanceBasis(basis, d.nodes, d.progress, d.tally), here.rebuiltAt);
+  // Forgotten until the write is through: a refused or failed write leaves nothing kept.
+  deps.runs?.forget(name);
+  const { rotation: stored, written } = await writeStatus(deps, rotation, next);
+  if (deps.runs && !terminal) deps.runs.keep(name, here.run, stored.metadata.resourceVersion, here.nodes, advanceBasis(basis, d.nodes, d.progress, d.tally), here.rebuiltAt);
   // RKE: the certificates are issued once per run, after its intent is recorded and before the first node gets its instruction.
   let creates = createAfter;
   if (rke && creates.length > 0) {
@@ -280,37 +286,6 @@ async function continueRun(
     deps.log.info({ phase: summary.phase, progress: summary.progress, seconds }, 'rotation run finished');
   }
   return { requeueAfterMs: d.requeueAfterMs };
-}
-
-/**
- * The run this status records: the rotation with what its runSpec rotates, even
- * if the spec changed since (that change starts its own run when this one
- * ends); the knobs that steer a run (paused, strategy) are the spec's as it is now.
- */
-export function runOf(rotation: CertificateRotation, base: CertificateRotationStatus): { run: CertificateRotation; runSpec: RunSpec } {
-  const runSpec = base.runSpec ?? runSpecOf(rotation.spec);
-  return { run: { ...rotation, spec: { ...rotation.spec, scope: runSpec.scope, service: runSpec.service } }, runSpec };
-}
-
-/** The cascade's step for a pass's basis (run-index.ts). */
-export function decideFrom(deps: ControllerDeps, run: CertificateRotation, base: CertificateRotationStatus, here: PassBasis, now: Date): CascadeDecision {
-  return decideCascade({
-    rotation: run,
-    distribution: base.distribution!,
-    runGeneration: base.runGeneration!,
-    nodes: here.basis.entries,
-    basis: here.basis,
-    nodeRotations: here.nodeRotations,
-    now,
-    // A kept basis was built against these very Nodes, and its pass skipped any that were gone.
-    nodeExists: here.kept ? undefined : nodeExistsIn(deps),
-    reserved: base.nextNodes,
-  });
-}
-
-/** RKE: the run's certificates are issued into a bundle after its intent is written, and every NodeRotation names it (rke-run.ts). */
-export function bundledRun(deps: ControllerDeps, distribution: CertificateRotationStatus['distribution']): boolean {
-  return distribution === 'rke' && deps.rke !== undefined;
 }
 
 /**

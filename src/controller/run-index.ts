@@ -133,17 +133,6 @@ export class RunIndex {
     return { basis: k.basis, due: this.verify || nowMs - k.rebuiltAt >= this.fullEveryMs, rebuiltAt: k.rebuiltAt };
   }
 
-  /**
-   * The basis kept for this run at this resourceVersion, without asking whether
-   * the Node cache changed since: for the hand-off path (handoff.ts), which only
-   * starts nodes named next; a pass that follows checks the Nodes.
-   */
-  peek(rotation: string, run: string, resourceVersion: string | undefined): { basis: RunBasis; nodes: readonly V1Node[]; rebuiltAt: number } | undefined {
-    const k = this.kept.get(rotation);
-    if (!k || k.run !== run || resourceVersion === undefined || k.resourceVersion !== resourceVersion) return undefined;
-    return k;
-  }
-
   /** Keeps what a written pass decided; `rebuiltAt` is when its basis was last rebuilt in full. */
   keep(rotation: string, run: string, resourceVersion: string | undefined, nodes: readonly V1Node[], basis: RunBasis, rebuiltAt: number): void {
     if (resourceVersion === undefined) return void this.kept.delete(rotation);
@@ -300,42 +289,27 @@ export function runBasisFor(
   const key = `${runGeneration}/${startedAt}`;
   const nodes = deps.read.nodes();
   const found = starting ? undefined : deps.runs?.lookup(name, key, rotation.metadata.resourceVersion, nodes, now);
-  if (found && !found.due) return keptPass(deps, name, base, found.basis, key, nodes, found.rebuiltAt);
+  const nameOf = (basis: RunBasis, node: string): string => {
+    let nr = basis.nodeRotationNames.get(node);
+    if (nr === undefined) basis.nodeRotationNames.set(node, (nr = nodeRotationName(name, runGeneration, node)));
+    return nr;
+  };
+  // A kept pass reads the NodeRotations of the nodes in flight (their reports) and of the nodes named next (a create whose status write was lost: cascade.ts adopts it).
+  const watched = (basis: RunBasis): NodeRotation[] =>
+    [...basis.tally.inFlight.map((n) => n.name), ...(base.nextNodes ?? [])]
+      .map((node) => deps.read.nodeRotation(nameOf(basis, node)))
+      .filter((nr): nr is NodeRotation => nr !== undefined && nr.spec.generation === runGeneration && nr.spec.rotation === name);
+  const kept = (basis: RunBasis, rebuiltAt: number): PassBasis => ({ basis, kept: true, nodeRotations: watched(basis), run: key, nodes, rebuiltAt });
+  if (found && !found.due) return kept(found.basis, found.rebuiltAt);
 
   const nodeRotations = runNodeRotations(deps, name, runGeneration);
   const entries = rebuildRun({ distribution, runSpec, startedAt, recorded: base.nodes ?? [], nodes, nodeRotations, next: base.nextNodes });
   const rebuilt = basisOf(distribution, run.spec, entries);
   if (found) {
     const drift = sameRun(found.basis, rebuilt);
-    if (drift === undefined) return keptPass(deps, name, base, found.basis, key, nodes, now);
+    if (drift === undefined) return kept(found.basis, now);
     if (deps.runs!.verify) throw new Error(`the kept run of ${name} differs from its rebuild: ${drift}`);
     deps.log.warn({ drift }, 'the kept run differs from its rebuild; using the rebuild');
   }
   return { basis: rebuilt, kept: false, nodeRotations, run: key, nodes, rebuiltAt: now };
-}
-
-/** The run as the last written pass left it, if it still stands for this status; never a rebuild (handoff.ts). */
-export function keptBasisFor(deps: ControllerDeps, rotation: CertificateRotation, base: CertificateRotationStatus, startedAt: string): PassBasis | undefined {
-  const name = rotation.metadata.name!;
-  const key = `${base.runGeneration!}/${startedAt}`;
-  const found = deps.runs?.peek(name, key, rotation.metadata.resourceVersion);
-  return found && keptPass(deps, name, base, found.basis, key, found.nodes, found.rebuiltAt);
-}
-
-/**
- * A kept basis with the NodeRotations a pass reads: those of the nodes in
- * flight (their reports) and of the nodes named next (a create whose status
- * write was lost: cascade.ts adopts it).
- */
-function keptPass(deps: ControllerDeps, name: string, base: CertificateRotationStatus, basis: RunBasis, run: string, nodes: readonly V1Node[], rebuiltAt: number): PassBasis {
-  const runGeneration = base.runGeneration!;
-  const nameOf = (node: string): string => {
-    let nr = basis.nodeRotationNames.get(node);
-    if (nr === undefined) basis.nodeRotationNames.set(node, (nr = nodeRotationName(name, runGeneration, node)));
-    return nr;
-  };
-  const nodeRotations = [...basis.tally.inFlight.map((n) => n.name), ...(base.nextNodes ?? [])]
-    .map((node) => deps.read.nodeRotation(nameOf(node)))
-    .filter((nr): nr is NodeRotation => nr !== undefined && nr.spec.generation === runGeneration && nr.spec.rotation === name);
-  return { basis, kept: true, nodeRotations, run, nodes, rebuiltAt };
 }

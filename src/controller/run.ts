@@ -1,13 +1,12 @@
 // The controller process: informers on CertificateRotation, NodeRotation and
-// Node; one keyed work queue (and the hand-off path's, handoff.ts, and the
-// policy controller's, policy/); leader election on a Lease; /metrics, /healthz,
+// Node; one keyed work queue (and the policy controller's, policy/); leader election on a Lease; /metrics, /healthz,
 // /readyz; graceful SIGTERM.
 //
 // Only the leader reconciles. A standby runs its informers too (warm caches:
 // when it takes over it can act at once) but enqueues nothing. The queue runs
 // ONE worker: rotations are serialised cluster-wide anyway (one at a time),
 // and a single worker is what makes the one-at-a-time gate race-free without
-// a lock object. (The hand-off path only continues a run that holds the slot.)
+// a lock object.
 import type { V1Node } from '@kubernetes/client-node';
 import { Counter } from 'prom-client';
 import type { CertificateRotation } from '../api/certificaterotation.js';
@@ -34,11 +33,9 @@ import { RunIndex } from './run-index.js';
 import { detectDistribution, plannerView } from './detect.js';
 import { PolicyController } from './policy/controller.js';
 import { SecretInventory } from './secret-inventory.js';
-import { FINISHED_BY_AGENT, runActive, settled } from './run-state.js';
-import { startNamedNext } from './handoff.js';
+import { runActive, settled } from './run-state.js';
 
 export const CONTROLLER_NAME = 'certificaterotation';
-const HANDOFF_QUEUE = 'certificaterotation-handoff';
 export const COMPONENT = 'certrotator-controller';
 
 export interface ControllerOptions {
@@ -103,8 +100,6 @@ export async function runController(opts: ControllerOptions): Promise<number> {
 
   let queue: WorkQueue | undefined;
   const enqueue = { add: (key: string) => queue?.add(key) };
-  // The hand-off path (handoff.ts): its own queue and worker, so a report's freed slot is filled while a pass is writing.
-  let handoffs: WorkQueue | undefined;
   const onError = (resource: string) => () => metrics.watchErrorsTotal.inc({ resource });
   const rotationsClient = clients.certificateRotations as unknown as ClusterCustomResource<Rot>;
   const nodeRotationsClient = clients.nodeRotations as unknown as ClusterCustomResource<NR>;
@@ -140,9 +135,6 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   rotations.enqueueTo(enqueue, (r) => [r.metadata!.name!, ...queued()]);
   // So does the last report of a node whose run already ended (timed out): see queue-gate.ts.
   nodeRotations.enqueueTo(enqueue, (nr) => [nr.spec?.rotation, ...queued()].filter((k): k is string => !!k));
-  // A node's final report may free a slot for a node named next.
-  const finished = (nr: NR): boolean => nr.status?.phase !== undefined && FINISHED_BY_AGENT.includes(nr.status.phase);
-  nodeRotations.enqueueTo({ add: (key) => handoffs?.add(key) }, (nr) => (nr.spec?.rotation && finished(nr) ? [nr.spec.rotation] : []));
   // Nodes matter only before a run starts (a running run's plan is frozen).
   nodes.enqueueTo(enqueue, () => rotations.list().filter((r) => !runActive(r.status) && !settled(r)).map((r) => r.metadata!.name!));
 
@@ -217,7 +209,6 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   let elector: LeaderElector | undefined;
   let lost = false;
   let workers: Promise<void> | undefined;
-  let handoffWorker: Promise<void> | undefined;
 
   // Set once the shutdown below exists: a leader that cannot start its work exits.
   let exitWith: ((code: number) => Promise<void>) | undefined;
@@ -240,11 +231,6 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     log.info({ identity: elector?.identity }, 'leading: reconciling');
     for (const key of rotations.keys()) q.add(key);
     workers = q.run(1, reconcile);
-    const h = new WorkQueue({ name: HANDOFF_QUEUE, hooks: workQueueHooks(metrics, HANDOFF_QUEUE) });
-    handoffs = h;
-    const handoffDeps = { ...baseDeps, log };
-    const decided = new Map<string, { at: string; n: number }>();
-    handoffWorker = h.run(1, async (key) => void startNamedNext(handoffDeps, key, decided));
     policies.lead();
     if (inventoryMs > 0) secrets.start(inventoryMs);
     signal.addEventListener('abort', () => void stopWork(), { once: true });
@@ -256,11 +242,8 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     metrics.leader.set({ lease: opts.leaseName }, 0);
     await secrets.stop();
     await policies.stopLeading();
-    const h = handoffs;
-    handoffs = undefined;
     if (q) await q.shutDown(); // waits for the reconcile in flight
-    if (h) await h.shutDown();
-    await Promise.all([workers, handoffWorker]);
+    await workers;
     routineEvents.close(); // what the last passes gathered, before the recorder closes
     await creates.settled(); // and for the creates it started: no write after this
   };
