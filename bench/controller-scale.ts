@@ -73,7 +73,7 @@ const { values } = parseArgs({
     /** ± this many seconds around --agent-seconds, uniform, from --seed. */
     'agent-jitter': { type: 'string', default: '0.5' },
     seed: { type: 'string', default: '1' },
-    /** Write every hand-off (when its enabling report landed, ms after the apply, and how long it took) to this file, one JSON object a line. */
+    /** Write every hand-off to this file, one JSON object a line: when its enabling report landed (ms after the apply, and epoch ms to line up with the controller's log), how long it took, its kind and node. */
     samples: { type: 'string' },
   },
 });

@@ -225,7 +225,6 @@ async function continueRun(
   }
   // RKE nodes get the run's bundle reference on their NodeRotation, which exists only after the write: nothing goes first.
   const createFirst = rke ? [] : d.createFirst;
-  const createAfter = rke ? [...d.createFirst, ...d.create] : d.create;
   if (deps.creates) deps.creates.start(name, createFirst);
   else await createAll(deps, createFirst);
   // Forgotten until the write is through: a refused or failed write leaves nothing kept.
@@ -233,7 +232,7 @@ async function continueRun(
   const { rotation: stored, written } = await writeStatus(deps, rotation, next);
   if (deps.runs && !terminal) deps.runs.keep(name, here.run, stored.metadata.resourceVersion, here.nodes, advanceBasis(basis, d.nodes, d.progress, d.tally), here.rebuiltAt);
   // RKE: the certificates are issued once per run, after its intent is recorded and before the first node gets its instruction.
-  let creates = createAfter;
+  let creates = rke ? [...d.createFirst, ...d.create] : d.create;
   if (rke && creates.length > 0) {
     let ref;
     try {

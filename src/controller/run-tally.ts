@@ -179,7 +179,7 @@ export function moveNode(
 
 /** nextServer and nextWorkers from the cursor on (the cursor first moved past what is no longer pending). */
 function findNext(t: RunTally, plan: Plan, progress: ReadonlyMap<string, NodeProgress>): void {
-  const pending = (i: number): boolean => bucketOf(phaseOf(progress, plan.nodes[i]!.name)) === 'pending';
+  const pending = (i: number): boolean => pendingAt(plan, progress, i);
   while (t.cursor < plan.nodes.length && !pending(t.cursor)) t.cursor++;
   t.nextServer = undefined;
   t.nextWorkers = [];
@@ -200,11 +200,13 @@ function findNext(t: RunTally, plan: Plan, progress: ReadonlyMap<string, NodePro
  */
 export function nextPending(t: RunTally, plan: Plan, progress: ReadonlyMap<string, NodeProgress>, count: number): PlannedNode[] {
   const out: PlannedNode[] = [];
-  for (let i = t.cursor; i < plan.nodes.length && out.length < count; i++) {
-    const n = plan.nodes[i]!;
-    if (phaseOf(progress, n.name) === 'Pending') out.push(n);
-  }
+  for (let i = t.cursor; i < plan.nodes.length && out.length < count; i++) if (pendingAt(plan, progress, i)) out.push(plan.nodes[i]!);
   return out;
+}
+
+/** Whether the plan's i-th node is in the tally's pending bucket (what findNext and nextPending walk for). */
+function pendingAt(plan: Plan, progress: ReadonlyMap<string, NodeProgress>, i: number): boolean {
+  return bucketOf(phaseOf(progress, plan.nodes[i]!.name)) === 'pending';
 }
 
 /** The first field in which two tallies differ (undefined: none), both values cut short for a log line. */
