@@ -105,7 +105,7 @@ function jest(args, extraEnv = {}, prefix = '') {
       createInterface(stream).on('line', (line) => out.write(`${prefix}${line}\n`));
     }
   }
-  return new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code: code ?? 1, signal })));
+  return new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code: code ?? 1, signal, pid: child.pid })));
 }
 
 async function finish(code) {
@@ -137,8 +137,8 @@ if (upstream.status !== 0) await finish(upstream.status ?? 1);
 
 async function lane(name, args, extraEnv, prefix) {
   const t0 = Date.now();
-  const { code, signal } = await jest(args, extraEnv, prefix);
-  return { name, code, signal, seconds: (Date.now() - t0) / 1000 };
+  const { code, signal, pid } = await jest(args, extraEnv, prefix);
+  return { name, code, signal, pid, seconds: (Date.now() - t0) / 1000 };
 }
 
 const results = await Promise.all([
@@ -147,5 +147,13 @@ const results = await Promise.all([
 ]);
 for (const r of results) {
   process.stderr.write(`lane ${r.name}: ${r.code === 0 ? 'passed' : `FAILED (exit ${r.code}${r.signal ? `, ${r.signal}` : ''})`} in ${r.seconds.toFixed(0)} s\n`);
+  // What failed, written by the lane's reporter (test/cluster/slowest-tests-reporter.cjs): the last lines of the log name it.
+  if (r.code !== 0) {
+    try {
+      process.stderr.write(`${readFileSync(join(runDir, `failures-${r.pid}.txt`), 'utf8').trimEnd().replace(/^/gm, `  [${r.name}] `)}\n`);
+    } catch {
+      process.stderr.write(`  [${r.name}] its reporter recorded no failed test: see the lane's own output above\n`);
+    }
+  }
 }
 await finish(results.some((r) => r.code !== 0) ? 1 : 0);
