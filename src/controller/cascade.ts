@@ -12,6 +12,12 @@
 //   2. write status (fenced): finished nodes, the nodes started now, and the
 //      next few nodes (nextNodes), in ONE write;
 //   3. only then create the started nodes that 1 could not.
+// A pass that has nothing for 3 and changes only bookkeeping may stop after 1
+// and leave 2 to a later pass (status-hold.ts): that pass decides from the
+// same written status, re-reads the same reports, adopts what 1 created, and
+// writes it all at once. Every step of the argument below holds unchanged: a
+// held pass creates only nodes named next, in plan order, into slots reports
+// freed.
 // A crash after 2 leaves a node Updating without a NodeRotation: the next pass
 // sees exactly that and creates it (same deterministic name). A crash before
 // 2 leaves at most nodes of 1 created and still Pending in status: the next

@@ -40,8 +40,13 @@ export class FakeCluster implements ClusterReader, ControllerWriter, EventSink {
   crashAtWrite: number | undefined;
   clock = new Date('2026-09-01T10:00:00Z');
 
-  constructor(nodes: V1Node[] = []) {
+  /** One per fake, like the controller process's: every pass checks it against a full rebuild. */
+  readonly runs: RunIndex;
+
+  /** `statusHoldMs`: let passes hold their status writes, as the controller process does (status-hold.ts); off by default. */
+  constructor(nodes: V1Node[] = [], opts: { statusHoldMs?: number } = {}) {
     this.nodeList = nodes;
+    this.runs = new RunIndex({ verify: true, statusHoldMs: opts.statusHoldMs });
   }
 
   private nextRV(): string {
@@ -198,9 +203,6 @@ export class FakeCluster implements ClusterReader, ControllerWriter, EventSink {
   }
 
   // --- wiring ---------------------------------------------------------------
-
-  /** One per fake, like the controller process's: every pass checks it against a full rebuild. */
-  readonly runs = new RunIndex({ verify: true });
 
   deps(): ControllerDeps {
     const quiet = () => {};

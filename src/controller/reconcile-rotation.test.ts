@@ -14,11 +14,12 @@ import { checkInFlightObjects, checkStatus, plannedCount, rke2Node, runPhases } 
 const SERVERS = ['s1', 's2', 's3'];
 const WORKERS = ['w1', 'w2', 'w3', 'w4'];
 
-function cluster(): FakeCluster {
+/** `statusHoldMs`: passes may hold their status writes, as in the controller process (status-hold.ts). */
+function cluster(statusHoldMs = 0): FakeCluster {
   return new FakeCluster([
     ...SERVERS.map((n) => rke2Node(n, { etcd: true, cp: true })),
     ...WORKERS.map((n) => rke2Node(n)),
-  ]);
+  ], { statusHoldMs });
 }
 
 type Agent = (nr: NodeRotation) => Partial<NodeRotationStatus> | undefined;
@@ -30,9 +31,11 @@ async function drive(fake: FakeCluster, names: string[], agent: Agent | undefine
     const writesBefore = fake.writes.length;
     let agentActed = false;
     let retry = false;
+    let heldFor = Infinity;
     for (const name of names) {
       try {
-        await reconcileRotation(fake.deps(), name);
+        const r = await reconcileRotation(fake.deps(), name);
+        if (r?.requeueAfterMs !== undefined) heldFor = Math.min(heldFor, r.requeueAfterMs);
       } catch (err) {
         if (!(err instanceof CrashError) && !isConflict(err)) throw err;
         retry = true;
@@ -47,7 +50,11 @@ async function drive(fake: FakeCluster, names: string[], agent: Agent | undefine
         agentActed = true;
       }
     }
-    if (!agentActed && !retry && fake.writes.length === writesBefore) return;
+    if (!agentActed && !retry && fake.writes.length === writesBefore) {
+      // A held write is due within the hold: the work queue would come back then.
+      if (fake.runs.statusHoldMs === 0 || heldFor > fake.runs.statusHoldMs) return;
+      fake.advance(heldFor);
+    }
   }
   throw new Error('did not settle');
 }
@@ -58,9 +65,9 @@ function condition(fake: FakeCluster, name: string, type: string) {
   return fake.rotation(name)!.status!.conditions!.find((c) => c.type === type)!;
 }
 
-describe('a whole run', () => {
+describe.each([0, 1_000])('a whole run, status writes held up to %i ms', (holdMs) => {
   it.each([1, 2, 10])('rotates 3 servers one at a time, then 4 workers %i at a time, and ends Ready', async (maxUnavailable) => {
-    const fake = cluster();
+    const fake = cluster(holdMs);
     fake.apply('all', { strategy: { maxUnavailable } });
     await drive(fake, ['all']);
     const r = fake.rotation('all')!;
@@ -85,8 +92,8 @@ describe('a whole run', () => {
     expect(reasons.at(-1)).toBe('RunSucceeded');
   });
 
-  it('writes few times per node: one status write per hand-off, one create per node', async () => {
-    const fake = cluster();
+  it('writes few times per node: at most one status write per hand-off, one create per node', async () => {
+    const fake = cluster(holdMs);
     fake.apply('all', { strategy: { maxUnavailable: 4 } });
     await drive(fake, ['all']);
     const statusWrites = fake.writes.filter((w) => w.startsWith('status')).length;
@@ -98,7 +105,7 @@ describe('a whole run', () => {
   });
 
   it('a single-service rotation touches only the nodes the service is relevant to', async () => {
-    const fake = cluster();
+    const fake = cluster(holdMs);
     fake.apply('api', { scope: 'Service', service: 'scheduler' });
     await drive(fake, ['api']);
     expect(plannedCount(fake.rotation('api')!.status!)).toBe(SERVERS.length);
@@ -109,7 +116,7 @@ describe('a whole run', () => {
   });
 
   it('re-reconciling a finished run writes nothing', async () => {
-    const fake = cluster();
+    const fake = cluster(holdMs);
     fake.apply('all');
     await drive(fake, ['all']);
     const writes = fake.writes.length;
@@ -118,14 +125,50 @@ describe('a whole run', () => {
   });
 });
 
+describe('held status writes (status-hold.ts)', () => {
+  // 3 servers and 24 workers, 4 at a time; one agent reports per pass, 50 ms apart, as real agents that take different times do.
+  async function oneReportPerPass(holdMs: number) {
+    const workers = Array.from({ length: 24 }, (_, i) => `w${i}`);
+    const fake = new FakeCluster([...SERVERS.map((n) => rke2Node(n, { etcd: true, cp: true })), ...workers.map((n) => rke2Node(n))], { statusHoldMs: holdMs });
+    fake.apply('all', { strategy: { maxUnavailable: 4 } });
+    for (let pass = 0; pass < 500 && fake.rotation('all')!.status?.phase !== 'Succeeded'; pass++) {
+      await reconcileRotation(fake.deps(), 'all');
+      checkInFlightObjects(fake);
+      fake.advance(50);
+      const nr = [...fake.nodeRotationsByName.values()].find((n) => n.status?.phase === 'Pending');
+      if (nr) fake.report(nr.metadata.name!, { phase: 'Rotated', step: 'Done', finishedAt: '2026-09-01T10:00:00Z' });
+    }
+    return { fake, nodes: [...SERVERS, ...workers] };
+  }
+
+  it('gather a busy worker phase into few writes: the same run, each node started once and named in one start and one finish Event', async () => {
+    const held = await oneReportPerPass(1_000);
+    const every = await oneReportPerPass(0);
+    const statusWrites = (f: FakeCluster) => f.writes.filter((w) => w.startsWith('status')).length;
+    for (const { fake, nodes } of [held, every]) {
+      expect(fake.rotation('all')!.status).toMatchObject({ phase: 'Succeeded', progress: '27/27' });
+      expect([...fake.created].sort()).toEqual(nodes.map((n) => nodeRotationName('all', 1, n)).sort());
+      for (const s of fake.statusHistory) checkStatus(s, 4);
+      for (const reason of ['NodeStarted', 'NodeRotated']) {
+        const messages = fake.events.filter((e) => e.reason === reason).map((e) => e.message);
+        for (const node of nodes) expect([reason, node, messages.filter((m) => new RegExp(`\\b${node}\\b`).test(m)).length]).toEqual([reason, node, 1]);
+      }
+    }
+    // Every pass writes (27 hand-offs and more) when not held; held, the worker phase writes when
+    // the named window runs low or the hold is up. The servers, one at a time, write at every hand-off.
+    expect(statusWrites(every.fake)).toBeGreaterThanOrEqual(27);
+    expect(statusWrites(held.fake)).toBeLessThan(statusWrites(every.fake) / 2);
+  });
+});
+
 describe('restarts and races', () => {
-  it('a crash before ANY single write resumes to the same end: each node once, never two servers in flight', async () => {
-    const reference = cluster();
+  it.each([0, 1_000])('a crash before ANY single write resumes to the same end: each node once, never two servers in flight (writes held up to %i ms)', async (holdMs) => {
+    const reference = cluster(holdMs);
     reference.apply('all', { strategy: { maxUnavailable: 2 } });
     await drive(reference, ['all']);
     const total = reference.writes.length;
     for (let k = 1; k <= total; k++) {
-      const fake = cluster();
+      const fake = cluster(holdMs);
       fake.apply('all', { strategy: { maxUnavailable: 2 } });
       fake.crashAtWrite = k;
       await drive(fake, ['all']);

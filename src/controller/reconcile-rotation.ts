@@ -35,6 +35,7 @@ import { clearSealedBundles, commitRkeState, discardRkeBundle, ensureRkeBundle, 
 import { compactRun, describePlan, FINISHED_BY_AGENT, planFromStatus, observedGenerationOf, planInProgress, runActive, runFingerprint, runSpecOf, settled } from './run-state.js';
 import { FORBIDDEN_RETRY_MS, planSecretTargets } from './secrets/plan-secrets.js';
 import { continueSecretRun, secretRunActive, startSecretRun, targetInFlight } from './secrets/run-secrets.js';
+import { holdVerdict } from './status-hold.js';
 import { writeStatus } from './status-writer.js';
 import { advanceBasis, listedEntries, passDrift, runBasisFor, runNodeRotations } from './run-index.js';
 
@@ -214,6 +215,15 @@ async function continueRun(
   // RKE: a run ends only after its certificates are in full-cluster-state
   // (success) or its bundle is gone (failure); see rke-run.ts for the order.
   const rke = distribution === 'rke' && deps.rke !== undefined;
+  // Only bookkeeping changed, and this process wrote the status it decided
+  // from a moment ago: the named nodes' creates go out, and the write waits
+  // for a later pass, which decides the same changes again (status-hold.ts).
+  const hold = holdVerdict({ base, next, decision: d, writtenAtMs: here.writtenAt, holdMs: deps.runs?.statusHoldMs ?? 0, nowMs: now.getTime(), stepsFollowWrite: rke });
+  if (hold.hold) {
+    if (deps.creates) deps.creates.start(name, d.createFirst);
+    else await createAll(deps, d.createFirst);
+    return { requeueAfterMs: Math.min(d.requeueAfterMs ?? Infinity, hold.untilMs - now.getTime()) };
+  }
   // Every NodeRotation of the run, for the RKE steps only (an RKE cluster is small; a kept basis does not list them).
   const nodeRotations = !rke ? [] : here.kept ? runNodeRotations(deps, name, runGeneration) : here.nodeRotations;
   const stateNote = rke && summary.phase === 'Failed' ? failedRunStateNote(d.nodes) : undefined;
@@ -230,7 +240,7 @@ async function continueRun(
   // Forgotten until the write is through: a refused or failed write leaves nothing kept.
   deps.runs?.forget(name);
   const { rotation: stored, written } = await writeStatus(deps, rotation, next);
-  if (deps.runs && !terminal) deps.runs.keep(name, here.run, stored.metadata.resourceVersion, here.nodes, advanceBasis(basis, d.nodes, d.progress, d.tally), here.rebuiltAt);
+  if (deps.runs && !terminal) deps.runs.keep(name, here.run, stored.metadata.resourceVersion, here.nodes, advanceBasis(basis, d.nodes, d.progress, d.tally), here.rebuiltAt, now.getTime());
   // RKE: the certificates are issued once per run, after its intent is recorded and before the first node gets its instruction.
   let creates = rke ? [...d.createFirst, ...d.create] : d.create;
   if (rke && creates.length > 0) {

@@ -74,7 +74,7 @@ describe('RunIndex.lookup', () => {
   const basis = basisOf('rke2', SPEC, RUN);
   const index = (): RunIndex => {
     const i = new RunIndex({ fullEveryMs: 10_000 });
-    i.keep('r', '1/2026-12-01T00:00:00Z', '7', nodes, basis, 1_000);
+    i.keep('r', '1/2026-12-01T00:00:00Z', '7', nodes, basis, 1_000, 1_000);
     return i;
   };
   it.each<[string, Parameters<RunIndex['lookup']>, 'kept' | 'due' | 'rebuild']>([

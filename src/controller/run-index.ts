@@ -99,6 +99,8 @@ export interface RunIndexOptions {
   verify?: boolean;
   /** Rebuild at least this often and compare (production: a difference is logged, the rebuild used). */
   fullEveryMs?: number;
+  /** How long a pass may leave its status write to a later one (status-hold.ts); 0, the default, writes on every pass. */
+  statusHoldMs?: number;
 }
 
 interface Kept {
@@ -107,6 +109,8 @@ interface Kept {
   resourceVersion: string;
   nodes: readonly V1Node[];
   rebuiltAt: number;
+  /** When this process wrote the status of `resourceVersion` (or found it already said what it would write). */
+  writtenAt: number;
   basis: RunBasis;
 }
 
@@ -114,10 +118,12 @@ export class RunIndex {
   private readonly kept = new Map<string, Kept>();
   readonly verify: boolean;
   private readonly fullEveryMs: number;
+  readonly statusHoldMs: number;
 
   constructor(opts: RunIndexOptions = {}) {
     this.verify = opts.verify ?? false;
     this.fullEveryMs = opts.fullEveryMs ?? 10_000;
+    this.statusHoldMs = opts.statusHoldMs ?? 0;
   }
 
   /**
@@ -125,18 +131,18 @@ export class RunIndex {
    * rebuild would give; else undefined (rebuild). `due` says a rebuild is owed
    * for comparison even though the basis is returned.
    */
-  lookup(rotation: string, run: string, resourceVersion: string | undefined, nodes: readonly V1Node[], nowMs: number): { basis: RunBasis; due: boolean; rebuiltAt: number } | undefined {
+  lookup(rotation: string, run: string, resourceVersion: string | undefined, nodes: readonly V1Node[], nowMs: number): { basis: RunBasis; due: boolean; rebuiltAt: number; writtenAt: number } | undefined {
     const k = this.kept.get(rotation);
     if (!k || k.run !== run || resourceVersion === undefined || k.resourceVersion !== resourceVersion) return undefined;
     // The same array: the Node cache has not changed since (ClusterReader.nodes).
     if (k.nodes !== nodes && !samePlannerNodes(k.nodes, nodes)) return undefined;
-    return { basis: k.basis, due: this.verify || nowMs - k.rebuiltAt >= this.fullEveryMs, rebuiltAt: k.rebuiltAt };
+    return { basis: k.basis, due: this.verify || nowMs - k.rebuiltAt >= this.fullEveryMs, rebuiltAt: k.rebuiltAt, writtenAt: k.writtenAt };
   }
 
-  /** Keeps what a written pass decided; `rebuiltAt` is when its basis was last rebuilt in full. */
-  keep(rotation: string, run: string, resourceVersion: string | undefined, nodes: readonly V1Node[], basis: RunBasis, rebuiltAt: number): void {
+  /** Keeps what a written pass decided; `rebuiltAt` is when its basis was last rebuilt in full, `writtenAt` when its status was written. */
+  keep(rotation: string, run: string, resourceVersion: string | undefined, nodes: readonly V1Node[], basis: RunBasis, rebuiltAt: number, writtenAt: number): void {
     if (resourceVersion === undefined) return void this.kept.delete(rotation);
-    this.kept.set(rotation, { run, resourceVersion, nodes, rebuiltAt, basis });
+    this.kept.set(rotation, { run, resourceVersion, nodes, rebuiltAt, writtenAt, basis });
   }
 
   forget(rotation: string): void {
@@ -264,6 +270,8 @@ export interface PassBasis {
   run: string;
   nodes: readonly V1Node[];
   rebuiltAt: number;
+  /** When this process wrote the status the pass decides from (status-hold.ts); undefined when not known. */
+  writtenAt?: number;
 }
 
 /**
@@ -299,7 +307,7 @@ export function runBasisFor(
     [...basis.tally.inFlight.map((n) => n.name), ...(base.nextNodes ?? [])]
       .map((node) => deps.read.nodeRotation(nameOf(basis, node)))
       .filter((nr): nr is NodeRotation => nr !== undefined && nr.spec.generation === runGeneration && nr.spec.rotation === name);
-  const kept = (basis: RunBasis, rebuiltAt: number): PassBasis => ({ basis, kept: true, nodeRotations: watched(basis), run: key, nodes, rebuiltAt });
+  const kept = (basis: RunBasis, rebuiltAt: number): PassBasis => ({ basis, kept: true, nodeRotations: watched(basis), run: key, nodes, rebuiltAt, writtenAt: found?.writtenAt });
   if (found && !found.due) return kept(found.basis, found.rebuiltAt);
 
   const nodeRotations = runNodeRotations(deps, name, runGeneration);
@@ -311,5 +319,5 @@ export function runBasisFor(
     if (deps.runs!.verify) throw new Error(`the kept run of ${name} differs from its rebuild: ${drift}`);
     deps.log.warn({ drift }, 'the kept run differs from its rebuild; using the rebuild');
   }
-  return { basis: rebuilt, kept: false, nodeRotations, run: key, nodes, rebuiltAt: now };
+  return { basis: rebuilt, kept: false, nodeRotations, run: key, nodes, rebuiltAt: now, writtenAt: found?.writtenAt };
 }

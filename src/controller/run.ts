@@ -30,6 +30,7 @@ import { ApiSecretRunCluster } from './secrets/cluster-write.js';
 import { EventWindow } from './event-window.js';
 import { reconcileRotation } from './reconcile-rotation.js';
 import { RunIndex } from './run-index.js';
+import { STATUS_HOLD_MS } from './status-hold.js';
 import { detectDistribution, plannerView } from './detect.js';
 import { PolicyController } from './policy/controller.js';
 import { SecretInventory } from './secret-inventory.js';
@@ -177,8 +178,9 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     secretTargets: new ApiSecretTargetSource(kc),
     // scope Secrets, Apply: every step reads and writes the API server directly (secrets/cluster-write.ts).
     secretRun: new ApiSecretRunCluster(kc),
-    // A run kept between passes: a hand-off costs what changed, not the fleet (run-index.ts).
-    runs: new RunIndex(),
+    // A run kept between passes: a hand-off costs what changed, not the fleet (run-index.ts);
+    // a pass that changes only bookkeeping leaves its write to a later one (status-hold.ts).
+    runs: new RunIndex({ statusHoldMs: STATUS_HOLD_MS }),
   };
 
   const reconcile = async (key: string): Promise<ReconcileResult | void> => {
