@@ -222,6 +222,7 @@ async function continueRun(
   if (hold.hold) {
     if (deps.creates) deps.creates.start(name, d.createFirst);
     else await createAll(deps, d.createFirst);
+    deps.log.debug({ started: d.createFirst.length, finished: d.finished.length, writeBy: new Date(hold.untilMs).toISOString() }, 'status write held');
     return { requeueAfterMs: Math.min(d.requeueAfterMs ?? Infinity, hold.untilMs - now.getTime()) };
   }
   // Every NodeRotation of the run, for the RKE steps only (an RKE cluster is small; a kept basis does not list them).
