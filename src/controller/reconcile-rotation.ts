@@ -220,8 +220,7 @@ async function continueRun(
   // for a later pass, which decides the same changes again (status-hold.ts).
   const hold = holdVerdict({ base, next, decision: d, writtenAtMs: here.writtenAt, holdMs: deps.runs?.statusHoldMs ?? 0, nowMs: now.getTime(), stepsFollowWrite: rke });
   if (hold.hold) {
-    if (deps.creates) deps.creates.start(name, d.createFirst);
-    else await createAll(deps, d.createFirst);
+    await sendCreates(deps, name, d.createFirst);
     deps.log.debug({ started: d.createFirst.length, finished: d.finished.length, writeBy: new Date(hold.untilMs).toISOString() }, 'status write held');
     return { requeueAfterMs: Math.min(d.requeueAfterMs ?? Infinity, hold.untilMs - now.getTime()) };
   }
@@ -236,8 +235,7 @@ async function continueRun(
   }
   // RKE nodes get the run's bundle reference on their NodeRotation, which exists only after the write: nothing goes first.
   const createFirst = rke ? [] : d.createFirst;
-  if (deps.creates) deps.creates.start(name, createFirst);
-  else await createAll(deps, createFirst);
+  await sendCreates(deps, name, createFirst);
   // Forgotten until the write is through: a refused or failed write leaves nothing kept.
   deps.runs?.forget(name);
   const { rotation: stored, written } = await writeStatus(deps, rotation, next);
@@ -259,8 +257,7 @@ async function continueRun(
     const inFlight = new Set(d.nodes.filter((n) => n.phase === 'Updating').map((n) => n.name));
     await sealBundleForWaitingNodes(deps, stored, runGeneration, nodeRotations, inFlight);
   }
-  if (deps.creates) deps.creates.start(name, creates);
-  else await createAll(deps, creates);
+  await sendCreates(deps, name, creates);
   if (starting && written) await pruneOldNodeRotations(deps, name, runGeneration, nodeExists);
 
   if (!written) return { requeueAfterMs: d.requeueAfterMs };
@@ -320,7 +317,12 @@ async function failUnissued(
   return { requeueAfterMs: 0 };
 }
 
-async function createAll(deps: ControllerDeps, objects: readonly import('../api/noderotation.js').NodeRotation[]): Promise<void> {
+/** Creates a rotation's NodeRotations: in the background when the process has a create pipeline (create-pipeline.ts), else now, a few at a time. */
+async function sendCreates(deps: ControllerDeps, rotation: string, objects: readonly import('../api/noderotation.js').NodeRotation[]): Promise<void> {
+  if (deps.creates) {
+    deps.creates.start(rotation, objects);
+    return;
+  }
   for (let i = 0; i < objects.length; i += CREATE_CONCURRENCY) {
     await Promise.all(objects.slice(i, i + CREATE_CONCURRENCY).map((nr) => deps.write.createNodeRotation(nr)));
   }
@@ -391,8 +393,7 @@ async function continuePlan(deps: ControllerDeps, rotation: CertificateRotation,
   if (!done) {
     const unsent = new Set(outcome.unsent);
     const ask = plan.nodes.filter((n) => unsent.has(n.name)).map((n) => buildNodeRotation(stored, generation, distribution, n, 'Check'));
-    if (deps.creates) deps.creates.start(name, ask);
-    else await createAll(deps, ask);
+    await sendCreates(deps, name, ask);
     return { requeueAfterMs: Math.max(1000, deadline - now.getTime() + 1000) };
   }
   if (!written) return;
