@@ -88,6 +88,15 @@ describe('RunIndex.lookup', () => {
     const found = index().lookup(...args);
     expect(found === undefined ? 'rebuild' : found.due ? 'due' : 'kept').toBe(want);
   });
+
+  it('a rebuild that agreed owes the next comparison fullEveryMs later; one of another version of the rotation changes nothing', () => {
+    const i = index();
+    const at = (ms: number) => i.lookup('r', '1/2026-12-01T00:00:00Z', '7', nodes, ms)?.due;
+    i.rebuilt('r', '8', 11_000);
+    expect(at(12_000)).toBe(true);
+    i.rebuilt('r', '7', 11_000);
+    expect([at(12_000), at(20_999), at(21_000)]).toEqual([false, false, true]);
+  });
 });
 
 describe('a run through the controller with the index', () => {
@@ -108,5 +117,34 @@ describe('a run through the controller with the index', () => {
     await reconcileRotation(deps, 'r'); // due: the rebuild finds s1 Pending again and wins
     expect(warnings).toEqual([expect.objectContaining({ drift: expect.stringContaining('s1 (etcd,controlplane) Rotated, rebuilt s1 (etcd,controlplane) Pending') })]);
     expect(fake.rotation('r')!.status!.progress).toBe('0/3');
+  });
+
+  it('held passes after a due rebuild do not rebuild again: one full rebuild per fullEveryMs, whether or not the passes write', async () => {
+    const workers = Array.from({ length: 24 }, (_, i) => `w${i}`);
+    const fake = new FakeCluster([rke2Node('s1', { etcd: true, cp: true }), ...workers.map((n) => rke2Node(n))]);
+    fake.apply('r', { strategy: { maxUnavailable: 4 } });
+    const runs = new RunIndex({ fullEveryMs: 500, statusHoldMs: 1_000 });
+    // A rebuild lists every NodeRotation of the rotation (as the pass that starts the run does, more than once);
+    // a kept pass reads those in flight by name. The clock moves between passes: one time, one pass.
+    const listedAt = new Set<number>();
+    const read = Object.create(fake) as FakeCluster;
+    read.nodeRotationsOf = (rotation: string) => (listedAt.add(fake.deps().now().getTime()), fake.nodeRotationsOf(rotation));
+    const statusWrites = () => fake.writes.filter((w) => w.startsWith('status')).length;
+    let held = 0;
+    for (let pass = 0; pass < 500 && fake.rotation('r')!.status?.phase !== 'Succeeded'; pass++) {
+      const before = statusWrites();
+      await reconcileRotation({ ...fake.deps(), read, runs }, 'r');
+      if (statusWrites() === before) held++;
+      fake.advance(50);
+      const nr = [...fake.nodeRotationsByName.values()].find((n) => n.status?.phase === 'Pending');
+      if (nr) fake.report(nr.metadata.name!, { phase: 'Rotated', step: 'Done', finishedAt: '2026-09-01T10:00:00Z' });
+    }
+    expect(fake.rotation('r')!.status).toMatchObject({ phase: 'Succeeded', progress: '25/25' });
+    expect(held).toBeGreaterThan(5);
+    // The pass that starts the run rebuilds (nothing is kept yet); then a rebuild every 500 ms at most.
+    const rebuiltAt = [...listedAt];
+    expect(rebuiltAt.length).toBeGreaterThan(2);
+    const gaps = rebuiltAt.slice(1).map((t, i) => t - rebuiltAt[i]!);
+    expect(gaps.filter((g) => g < 500)).toEqual([]);
   });
 });

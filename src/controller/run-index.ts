@@ -145,6 +145,18 @@ export class RunIndex {
     this.kept.set(rotation, { run, resourceVersion, nodes, rebuiltAt, writtenAt, basis });
   }
 
+  /**
+   * A rebuild just agreed with the basis kept for `resourceVersion`: the next
+   * comparison is owed `fullEveryMs` from now. A held pass (status-hold.ts)
+   * keeps nothing, so without this every held pass after the due time would
+   * rebuild again until the next write: at 5,000 nodes several rebuilds of
+   * tens of milliseconds each, back to back, on the hand-off path.
+   */
+  rebuilt(rotation: string, resourceVersion: string | undefined, nowMs: number): void {
+    const k = this.kept.get(rotation);
+    if (k && resourceVersion !== undefined && k.resourceVersion === resourceVersion) k.rebuiltAt = nowMs;
+  }
+
   forget(rotation: string): void {
     this.kept.delete(rotation);
   }
@@ -315,9 +327,14 @@ export function runBasisFor(
   const rebuilt = basisOf(distribution, run.spec, entries);
   if (found) {
     const drift = sameRun(found.basis, rebuilt);
-    if (drift === undefined) return kept(found.basis, now);
+    if (drift === undefined) {
+      deps.runs!.rebuilt(name, rotation.metadata.resourceVersion, now);
+      return kept(found.basis, now);
+    }
     if (deps.runs!.verify) throw new Error(`the kept run of ${name} differs from its rebuild: ${drift}`);
     deps.log.warn({ drift }, 'the kept run differs from its rebuild; using the rebuild');
+    // Nothing of the drifted run is used again, and the status built from it is corrected now (no hold after it).
+    deps.runs!.forget(name);
   }
-  return { basis: rebuilt, kept: false, nodeRotations, run: key, nodes, rebuiltAt: now, writtenAt: found?.writtenAt };
+  return { basis: rebuilt, kept: false, nodeRotations, run: key, nodes, rebuiltAt: now };
 }

@@ -99,19 +99,23 @@ export function planFromStatus(
   const planned: PlannedNode[] = [];
   let servers = 0;
   let workers = 0;
+  // A fleet has a handful of role strings; what each means is worked out once
+  // (at 5,000 nodes, per node, it was most of a full rebuild of the run).
+  const byRole = new Map<string, Pick<PlannedNode, 'roles' | 'kind' | 'group' | 'services'>>();
   for (const n of nodes) {
-    const roles = rolesOf(n.role);
-    const kind = isServer(roles) ? 'server' : 'worker';
-    const batch = kind === 'server' ? servers++ : -1;
-    planned.push({
-      name: n.name,
-      roles,
-      role: n.role,
-      kind,
-      group: roleGroup(distribution, roles),
-      batch,
-      services: servicesForNode(distribution, nodeScope(spec.scope), spec.service, roles),
-    });
+    let facts = byRole.get(n.role);
+    if (!facts) {
+      const roles = rolesOf(n.role);
+      facts = {
+        roles,
+        kind: isServer(roles) ? 'server' : 'worker',
+        group: roleGroup(distribution, roles),
+        services: servicesForNode(distribution, nodeScope(spec.scope), spec.service, roles),
+      };
+      byRole.set(n.role, facts);
+    }
+    const batch = facts.kind === 'server' ? servers++ : -1;
+    planned.push({ name: n.name, roles: facts.roles, role: n.role, kind: facts.kind, group: facts.group, batch, services: facts.services });
   }
   for (const p of planned) if (p.kind === 'worker') p.batch = servers + Math.floor(workers++ / maxUnavailable);
   return { distribution, maxUnavailable, nodes: planned, skipped: [] };

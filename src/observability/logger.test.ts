@@ -45,6 +45,24 @@ describe('logger', () => {
     expect(a!.reconcileID).not.toBe(b!.reconcileID);
   });
 
+  it('makes the pino child at the first line of an enabled level, once: a pass that logs nothing pays for no child', () => {
+    const out = capture();
+    const log = createLogger({ name: 't', level: 'info', destination: out.stream });
+    let children = 0;
+    const child = log.child.bind(log);
+    log.child = ((...args: Parameters<typeof log.child>) => (children++, child(...args))) as typeof log.child;
+    const rlog = reconcileLogger(log, 'certificaterotation', 'rotate-all');
+    rlog.debug({ ms: 1 }, 'reconciled');
+    expect([children, out.raw()]).toEqual([0, '']);
+    rlog.info({ nodes: 3 }, 'one');
+    rlog.warn({ nodes: 3 }, 'two');
+    expect(children).toBe(1);
+    expect(out.lines()).toEqual([
+      expect.objectContaining({ level: 'info', controller: 'certificaterotation', object: 'rotate-all', nodes: 3, msg: 'one' }),
+      expect.objectContaining({ level: 'warn', msg: 'two' }),
+    ]);
+  });
+
   it('objectRef keeps identity only, never spec, status or data', () => {
     const ref = objectRef({
       kind: 'NodeRotation',

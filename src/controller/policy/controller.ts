@@ -14,7 +14,7 @@ import { describeError, isConflict, isNotFound, type ClusterCustomResource, type
 import type { EventRecorder } from '../../kube/events.js';
 import { customResourceInformer, type Informer } from '../../kube/informer.js';
 import { WorkQueue } from '../../kube/workqueue.js';
-import { reconcileLogger, type Logger } from '../../observability/logger.js';
+import { reconcileLogger, type Logger, type ReconcileLog } from '../../observability/logger.js';
 import { workQueueHooks, type CertrotatorMetrics } from '../../observability/metrics.js';
 import type { WriteCounter } from '../kube-adapter.js';
 import { reconcilePolicy, type PolicyDeps } from './reconcile-policy.js';
@@ -116,7 +116,7 @@ export class PolicyController {
     this.inventories.stop();
   }
 
-  private deps(log: Logger): PolicyDeps {
+  private deps(log: ReconcileLog): PolicyDeps {
     const o = this.o;
     return {
       policy: (name) => this.policies.get(name),
