@@ -102,7 +102,7 @@ const warmUpRandom = seededRandom(Number(values.seed) + 1);
  * with old and new serial, new notAfter, backup path and served check, as
  * src/host reports them. Sizes, not values, are what matter here.
  */
-function reportedFiles(services: readonly string[], node: string, role: string, rng: () => number = random): FileReport[] {
+function reportedFiles(services: readonly string[], node: string, role: string, rng: () => number): FileReport[] {
   const catalog = catalogFor('rke2');
   const serial = () => Array.from({ length: 16 }, () => Math.floor(rng() * 256).toString(16).padStart(2, '0')).join('').toUpperCase();
   const notAfter = new Date(Date.now() + 365 * 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -112,6 +112,13 @@ function reportedFiles(services: readonly string[], node: string, role: string, 
       return { service, path, oldSerial: serial(), newSerial: serial(), newNotAfter: notAfter, backupPath: path.replace('/tls/', `/tls-${Math.floor(Date.now() / 1000)}/`), servedVerified: true };
     }),
   );
+}
+/** An agent's final report on `nr` (a merge patch of its status): Rotated, with the files of its services. */
+function rotatedReport(nr: NodeRotation, message: string, rng: () => number, startedAt?: string) {
+  const { services, nodeName, role, runID } = nr.spec;
+  return {
+    status: { phase: 'Rotated' as const, step: 'Done', runID, message, ...(startedAt ? { startedAt } : {}), finishedAt: new Date().toISOString(), files: reportedFiles(services, nodeName, role, rng) },
+  };
 }
 /** Issue 14's targets for the controller, at every size up to 3 + 5,000 nodes. */
 const TARGETS = { writesPerNode: 1.3, peakRssMB: 200, controllerCpuMsPerNode: 2, statusKiB: 32 };
@@ -232,9 +239,8 @@ async function main(): Promise<void> {
         if (nr.spec.rotation === WARM_UP) {
           // At once, and from its own random numbers: the measured run's host steps stay those of its seed.
           warmedUp.add(name);
-          const files = reportedFiles(nr.spec.services, nr.spec.nodeName, nr.spec.role, warmUpRandom);
           nrClient
-            .mergePatchStatus(name, { status: { phase: 'Rotated', step: 'Done', runID: nr.spec.runID, message: 'bench: warm-up', finishedAt: new Date().toISOString(), files } })
+            .mergePatchStatus(name, rotatedReport(nr, 'bench: warm-up', warmUpRandom))
             .catch((e: unknown) => log(`warm-up report ${name} failed: ${String(e)}`));
           return;
         }
@@ -245,17 +251,7 @@ async function main(): Promise<void> {
           if (OPEN_LOOP) await new Promise((r) => setTimeout(r, AGENT_MS + (random() * 2 - 1) * JITTER_MS));
           agentWrites++;
           const startedAt = new Date(seenAt.get(name)! - performance.now() + Date.now()).toISOString();
-          await nrClient.mergePatchStatus(name, {
-            status: {
-              phase: 'Rotated',
-              step: 'Done',
-              runID: nr.spec.runID,
-              message: OPEN_LOOP ? 'bench: simulated host step' : 'bench: zero-time host step',
-              startedAt,
-              finishedAt: new Date().toISOString(),
-              files: reportedFiles(nr.spec.services, nr.spec.nodeName, nr.spec.role),
-            },
-          });
+          await nrClient.mergePatchStatus(name, rotatedReport(nr, OPEN_LOOP ? 'bench: simulated host step' : 'bench: zero-time host step', random, startedAt));
           finishedAt.set(name, performance.now());
         })().catch((e: unknown) => log(`report ${name} failed: ${String(e)}`));
         inFlightReports.add(p);
@@ -371,20 +367,18 @@ async function main(): Promise<void> {
 
     // Where the hand-off time goes: the controller's passes and the API server's
     // own latency per request kind during the run (means, from histogram sums).
-    const mean = (t: string, name: string, filter: (labels: string) => boolean) => {
-      const n = metricSum(t, `${name}_count`, filter);
-      return { n, ms: n > 0 ? (metricSum(t, `${name}_sum`, filter) / n) * 1000 : NaN };
+    /** How many observations a histogram took between two scrapes of /metrics, and their mean in ms. */
+    const meanBetween = (then: string, now: string, name: string, filter: (labels: string) => boolean) => {
+      const n = metricSum(now, `${name}_count`, filter) - metricSum(then, `${name}_count`, filter);
+      const seconds = metricSum(now, `${name}_sum`, filter) - metricSum(then, `${name}_sum`, filter);
+      return { n, ms: n > 0 ? (seconds / n) * 1000 : NaN };
     };
     const request = (verb: string, resource: string, subresource: string) => {
       const f = (l: string) => l.includes(`verb="${verb}"`) && l.includes(`resource="${resource}"`) && l.includes(`subresource="${subresource}"`);
-      const a = mean(after, 'apiserver_request_duration_seconds', f);
-      const b = mean(before, 'apiserver_request_duration_seconds', f);
-      const n = a.n - b.n;
-      return { n, meanMs: Number((n > 0 ? (a.ms * a.n - (Number.isNaN(b.ms) ? 0 : b.ms * b.n)) / n : NaN).toFixed(1)) };
+      const { n, ms } = meanBetween(before, after, 'apiserver_request_duration_seconds', f);
+      return { n, meanMs: Number(ms.toFixed(1)) };
     };
-    const rotationPasses = (l: string) => l.includes('controller="certificaterotation"');
-    const passCount = since('certrotator_reconcile_duration_seconds_count', rotationPasses);
-    const passes = { n: passCount, ms: passCount > 0 ? (since('certrotator_reconcile_duration_seconds_sum', rotationPasses) / passCount) * 1000 : NaN };
+    const passes = meanBetween(metricsBefore, text, 'certrotator_reconcile_duration_seconds', (l) => l.includes('controller="certificaterotation"'));
     const loop = {
       workersPerSecond: Number(throughput.toFixed(1)),
       workersPerSecondPerCore: Number((throughput / cpus().length).toFixed(1)),
