@@ -12,6 +12,9 @@
 //   hand-off measures what the controller adds (targets p50 < 50 ms, p99 < 150 ms),
 //   reported for the server phase (one at a time: it adds directly to the
 //   run's wall time) and for the whole run.
+// `--floor` runs bench/floor-reactor.ts in the controller's place: it only
+// watches reports and POSTs the next planned NodeRotation, so the same
+// measure then says what this machine allows any controller.
 //
 // Measured:
 // - total wall time from `kubectl apply` to Ready=True;
