@@ -46,6 +46,7 @@ import { loadKubeConfig, makeClients, type ClusterCustomResource, type CustomObj
 import { customResourceInformer } from '../src/kube/informer.js';
 import { startCluster, stopCluster } from '../test/cluster/cluster.js';
 import { kubectlOk } from '../test/cluster/kubectl.js';
+import { waitFor } from '../test/e2e/support/controller.js';
 import { seededRandom } from '../test/cluster/random.js';
 import { catalogFor, fillPath } from '../src/distributions/index.js';
 import type { FileReport } from '../src/api/noderotation.js';
@@ -224,13 +225,12 @@ async function main(): Promise<void> {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let port: number | undefined;
-    let floorReady = (): void => undefined;
-    const floorReadyNow = new Promise<void>((r) => (floorReady = r));
+    let floorReady = false;
     createInterface(controller.stdout!).on('line', (line) => {
       try {
         const l = JSON.parse(line) as { msg: string; port?: number };
         if (l.msg.startsWith('serving /metrics')) port = l.port;
-        if (l.msg === 'floor ready') floorReady();
+        if (l.msg === 'floor ready') floorReady = true;
         if ((l as { level?: string }).level !== 'info') process.stderr.write(`[controller] ${line}\n`);
       } catch {
         // Not a log line: Node's own output (a warning, `--node-arg=--trace-gc`).
@@ -247,9 +247,6 @@ async function main(): Promise<void> {
     const startOrder: string[] = [];
     const warmedUp = new Set<string>();
     let agentWrites = 0;
-    // The floor's finish line (it writes no status): every node's report accepted.
-    let allReported = (): void => undefined;
-    const allReportedNow = new Promise<void>((r) => (allReported = r));
     const inFlightReports = new Set<Promise<void>>();
     const sink = {
       add: (name: string) => {
@@ -272,7 +269,6 @@ async function main(): Promise<void> {
           const startedAt = new Date(seenAt.get(name)! - performance.now() + Date.now()).toISOString();
           await nrClient.mergePatchStatus(name, rotatedReport(nr, OPEN_LOOP ? 'bench: simulated host step' : 'bench: zero-time host step', random, startedAt));
           finishedAt.set(name, performance.now());
-          if (finishedAt.size === TOTAL) allReported();
         })().catch((e: unknown) => log(`report ${name} failed: ${String(e)}`));
         inFlightReports.add(p);
         void p.finally(() => inFlightReports.delete(p));
@@ -294,7 +290,8 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 6000));
       log(`warm-up done: ${warmedUp.size} NodeRotations answered`);
     }
-    if (FLOOR) await floorReadyNow;
+    if (FLOOR) await waitFor('the floor reactor to say it is ready', () => floorReady || controller!.exitCode !== null, 120_000);
+    if (FLOOR && !floorReady) throw new Error(`the floor reactor exited (code ${controller.exitCode}) before it was ready`);
     const metricsBefore = port === undefined ? '' : await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
 
     // The API server's own load with nothing to do (kwok renewing 500 node leases), for comparison.
@@ -317,8 +314,9 @@ async function main(): Promise<void> {
     });
     let peakRssKb = 0;
     const rss = setInterval(() => (peakRssKb = Math.max(peakRssKb, vmKb(controller!.pid!, 'VmHWM'))), 200);
-    // Ready=True is the finish line, read the same way kubectl wait reads it (the floor: the last report).
-    if (FLOOR) await allReportedNow;
+    // Ready=True is the finish line, read the same way kubectl wait reads it (the floor, which writes
+    // no status: every node's report accepted, looked at every 10 ms, with the same bound).
+    if (FLOOR) await waitFor('every node reported', () => finishedAt.size === TOTAL, Math.max(900, TOTAL) * 1000, () => `${finishedAt.size} of ${TOTAL}`, 10);
     else await kubectlOk(['wait', '--for=condition=Ready', `--timeout=${Math.max(900, TOTAL)}s`, `certificaterotation/${NAME}`]);
     const wall = (performance.now() - t0) / 1000;
     clearInterval(rss);
